@@ -1,0 +1,1 @@
+"""The collector, the store, metrics, verdicts and auditors' reports."""

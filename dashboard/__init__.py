@@ -1,0 +1,1 @@
+"""The communications authority's dashboard (Dash + Plotly)."""

@@ -1,0 +1,140 @@
+"""Derived views of an inventory: endpoints, directed paths and scope matching.
+
+Pure functions over a validated :class:`~inventory.schema.Inventory`; used by the testbed (which
+hosts to build), the probe (whom to measure), the analyzer (which paths a policy target covers)
+and the dashboard (carrier and city matrices).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+from inventory.schema import (
+    City,
+    Endpoint,
+    Inventory,
+    MeasurementSpec,
+    PathScope,
+    Probe,
+    Selector,
+    Site,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PathEnds:
+    """A directed path between two (site, carrier) ends."""
+
+    src_site: str
+    src_carrier: str
+    dst_site: str
+    dst_carrier: str
+
+    @property
+    def inter_carrier(self) -> bool:
+        return self.src_carrier != self.dst_carrier
+
+    @property
+    def id(self) -> str:
+        return f"{self.src_site}/{self.src_carrier}>{self.dst_site}/{self.dst_carrier}"
+
+
+class Topology:
+    """Indexes over one inventory."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self.inv = inv
+        self.sites: dict[str, Site] = {s.id: s for s in inv.sites}
+        self.cities: dict[str, City] = {c.id: c for c in inv.cities}
+        self.endpoints: dict[str, Endpoint] = {e.id: e for e in [*inv.probes, *inv.targets]}
+
+    def city_of(self, site_id: str) -> City | None:
+        site = self.sites.get(site_id)
+        return self.cities.get(site.city) if site else None
+
+    def province_of(self, site_id: str) -> str | None:
+        city = self.city_of(site_id)
+        return city.province if city else None
+
+    def endpoint_at(self, site_id: str, carrier: str) -> Endpoint | None:
+        """The first endpoint of ``carrier`` at ``site_id``, if any."""
+        for ep in self.endpoints.values():
+            if ep.site == site_id and ep.carrier == carrier:
+                return ep
+        return None
+
+    def selects(self, sel: Selector, site_id: str, carrier: str) -> bool:
+        """True if the end (site, carrier) matches every non-empty list of ``sel``."""
+        site = self.sites.get(site_id)
+        city = self.city_of(site_id)
+        return all((
+            not sel.carriers or carrier in sel.carriers,
+            not sel.sites or site_id in sel.sites,
+            not sel.kinds or (site is not None and site.kind in sel.kinds),
+            not sel.cities or (site is not None and site.city in sel.cities),
+            not sel.provinces or (city is not None and city.province in sel.provinces),
+        ))
+
+    def in_scope(self, scope: PathScope, path: PathEnds) -> bool:
+        """Does the directed ``path`` belong to ``scope``?"""
+        src_city, dst_city = self.city_of(path.src_site), self.city_of(path.dst_site)
+        if src_city is None or dst_city is None:
+            return False
+        return all((
+            _relation(scope.carriers, path.src_carrier == path.dst_carrier, "intra", "inter"),
+            _relation(scope.cities, src_city.id == dst_city.id, "same", "different"),
+            _relation(scope.clusters, _same_cluster(src_city, dst_city), "same", "different"),
+            scope.within_province is None
+            or src_city.province == dst_city.province == scope.within_province,
+            self.selects(scope.sources, path.src_site, path.src_carrier),
+            self.selects(scope.destinations, path.dst_site, path.dst_carrier),
+        ))
+
+    def spec_paths(self, spec: MeasurementSpec) -> Iterator[tuple[Probe, Endpoint]]:
+        """(probe, destination endpoint) pairs a spec measures; never a probe to itself."""
+        for probe in self.inv.probes:
+            if spec.method not in probe.methods:
+                continue
+            if not self.selects(spec.sources, probe.site, probe.carrier):
+                continue
+            for dst in self.endpoints.values():
+                if dst.id != probe.id and self.selects(spec.destinations, dst.site, dst.carrier):
+                    yield probe, dst
+
+    @cached_property
+    def probe_paths(self) -> list[PathEnds]:
+        """Every directed path between two probes at different (site, carrier) ends."""
+        ends = sorted({(p.site, p.carrier) for p in self.inv.probes})
+        return [PathEnds(s, sc, d, dc) for s, sc in ends for d, dc in ends if (s, sc) != (d, dc)]
+
+    def carrier_of_address(self, address: str) -> str | None:
+        """Map an address (a traceroute hop) to a carrier by the inventory's prefixes."""
+        ip = ipaddress.ip_address(address)
+        for carrier in self.inv.carriers:
+            if any(ip in ipaddress.ip_network(p) for p in carrier.prefixes):
+                return carrier.id
+        return None
+
+    def site_of_address(self, address: str) -> str | None:
+        """Map an address to a site (exchange point, hub) by the sites' prefixes or endpoints."""
+        ip = ipaddress.ip_address(address)
+        for site in self.sites.values():
+            if any(ip in ipaddress.ip_network(p) for p in site.prefixes):
+                return site.id
+        for ep in self.endpoints.values():
+            if address in ep.addresses:
+                return ep.site
+        return None
+
+
+def _relation(wanted: str, same: bool, same_word: str, other_word: str) -> bool:
+    return wanted == "any" or wanted == (same_word if same else other_word)
+
+
+def _same_cluster(a: City, b: City) -> bool:
+    if a.id == b.id:
+        return True
+    return a.cluster is not None and a.cluster == b.cluster

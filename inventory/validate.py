@@ -1,0 +1,123 @@
+"""Cross-reference checks that a schema alone cannot express.
+
+Each check returns ``(location, message)`` pairs; the loader maps locations to lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from inventory.schema import Endpoint, Inventory, PathScope, Selector
+
+Loc = tuple[str | int, ...]
+Issue = tuple[Loc, str]
+
+
+def cross_check(inv: Inventory) -> list[Issue]:
+    """Every cross-reference problem in ``inv``, in file order."""
+    issues: list[Issue] = []
+    for check in (_duplicates, _cities, _sites, _endpoints, _addresses, _specs, _targets):
+        issues.extend(check(inv))
+    return issues
+
+
+def _dupes(section: str, items: Sequence[Any],
+           seen: dict[str, str] | None = None) -> Iterator[Issue]:
+    seen = {} if seen is None else seen
+    for i, item in enumerate(items):
+        if item.id in seen:
+            yield (section, i, "id"), f"duplicate id {item.id!r} (first in {seen[item.id]})"
+        else:
+            seen[item.id] = f"{section}[{i}]"
+
+
+def _duplicates(inv: Inventory) -> Iterator[Issue]:
+    for section in ("carriers", "cities", "sites", "specs", "baselines", "policy_targets"):
+        yield from _dupes(section, getattr(inv, section))
+    endpoints: dict[str, str] = {}
+    yield from _dupes("probes", inv.probes, endpoints)
+    yield from _dupes("targets", inv.targets, endpoints)
+
+
+def _cities(inv: Inventory) -> Iterator[Issue]:
+    provinces = {p.id for p in inv.provinces}
+    for i, city in enumerate(inv.cities):
+        if city.province not in provinces:
+            yield ("cities", i, "province"), f"unknown province {city.province!r}"
+
+
+def _sites(inv: Inventory) -> Iterator[Issue]:
+    carriers = {c.id for c in inv.carriers}
+    cities = {c.id for c in inv.cities}
+    for i, site in enumerate(inv.sites):
+        if site.city not in cities:
+            yield ("sites", i, "city"), f"unknown city {site.city!r}"
+        for j, carrier in enumerate(site.carriers):
+            if carrier not in carriers:
+                yield ("sites", i, "carriers", j), f"unknown carrier {carrier!r}"
+
+
+def _endpoint_issues(section: str, items: Sequence[Endpoint], inv: Inventory) -> Iterator[Issue]:
+    carriers = {c.id for c in inv.carriers}
+    sites = {s.id: s for s in inv.sites}
+    for i, ep in enumerate(items):
+        site = sites.get(ep.site)
+        if site is None:
+            yield (section, i, "site"), f"unknown site {ep.site!r}"
+        if ep.carrier not in carriers:
+            yield (section, i, "carrier"), f"unknown carrier {ep.carrier!r}"
+        elif site is not None and ep.carrier not in site.carriers:
+            yield (section, i, "carrier"), (
+                f"site {site.id!r} lacks carrier {ep.carrier!r} "
+                f"(present: {', '.join(site.carriers)})")
+
+
+def _endpoints(inv: Inventory) -> Iterator[Issue]:
+    yield from _endpoint_issues("probes", inv.probes, inv)
+    yield from _endpoint_issues("targets", inv.targets, inv)
+
+
+def _addresses(inv: Inventory) -> Iterator[Issue]:
+    seen: dict[str, str] = {}
+    for section, items in (("probes", inv.probes), ("targets", inv.targets)):
+        for i, ep in enumerate(items):
+            for j, addr in enumerate(ep.addresses):
+                if addr in seen:
+                    yield (section, i, "addresses", j), (
+                        f"address {addr} already used by {seen[addr]}")
+                seen.setdefault(addr, ep.id)
+
+
+def _selector_issues(loc: Loc, sel: Selector, inv: Inventory) -> Iterator[Issue]:
+    known = {"carriers": {c.id for c in inv.carriers}, "sites": {s.id for s in inv.sites},
+             "cities": {c.id for c in inv.cities}, "provinces": {p.id for p in inv.provinces}}
+    for field, ids in known.items():
+        for j, value in enumerate(getattr(sel, field)):
+            if value not in ids:
+                yield (*loc, field, j), f"unknown {field[:-1]} {value!r}"
+
+
+def _specs(inv: Inventory) -> Iterator[Issue]:
+    for i, spec in enumerate(inv.specs):
+        yield from _selector_issues(("specs", i, "sources"), spec.sources, inv)
+        yield from _selector_issues(("specs", i, "destinations"), spec.destinations, inv)
+
+
+def _scope_issues(loc: Loc, scope: PathScope, inv: Inventory) -> Iterable[Issue]:
+    issues = list(_selector_issues((*loc, "sources"), scope.sources, inv))
+    issues += _selector_issues((*loc, "destinations"), scope.destinations, inv)
+    if scope.within_province and scope.within_province not in {p.id for p in inv.provinces}:
+        issues.append(((*loc, "within_province"), f"unknown province {scope.within_province!r}"))
+    return issues
+
+
+def _targets(inv: Inventory) -> Iterator[Issue]:
+    baselines = {b.id for b in inv.baselines}
+    for i, target in enumerate(inv.policy_targets):
+        yield from _scope_issues(("policy_targets", i, "scope"), target.scope, inv)
+        ref = target.comparison.reference
+        if ref is not None:
+            yield from _scope_issues(("policy_targets", i, "comparison", "reference"), ref, inv)
+        if target.baseline is not None and target.baseline not in baselines:
+            yield ("policy_targets", i, "baseline"), f"unknown baseline {target.baseline!r}"

@@ -1,0 +1,64 @@
+"""The ``ixmeter`` command: a thin dispatcher over each package's own CLI module.
+
+Each subcommand lives in the package that owns it, in a module exposing
+``configure(parser: argparse.ArgumentParser) -> None`` and ``run(args) -> int``.
+Those modules import nothing heavy at import time, so ``ixmeter --help`` stays fast and a probe
+host without the server extra still gets a working ``ixmeter probe``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from ixmeter import __version__
+from ixmeter.errors import IxmeterError
+
+# name -> (module, one-line help). Order is the order ``ixmeter --help`` shows.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "inventory": ("inventory.cli", "validate and summarise inventory files"),
+}
+
+
+class _CommandModule(Protocol):
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, every subcommand configured by its owning module."""
+    parser = argparse.ArgumentParser(
+        prog="ixmeter",
+        description="Measure inter-carrier latency and loss and judge them against policy targets.",
+    )
+    parser.add_argument("--version", action="version", version=f"ixmeter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module: _CommandModule = importlib.import_module(module_name)
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(child)
+        child.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ixmeter`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module: _CommandModule = importlib.import_module(args._module)
+    try:
+        return module.run(args)
+    except IxmeterError as exc:
+        print(f"ixmeter {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ixmeter {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

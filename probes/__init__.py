@@ -1,0 +1,1 @@
+"""The probe agent: ICMP, STAMP and traceroute measurements, scheduler, spool and uploader."""

@@ -1,0 +1,1 @@
+"""The emulated carrier network: namespaces, TUN devices and a user-space link emulator."""
