@@ -1,0 +1,82 @@
+"""The store interface shared by the SQLite and PostgreSQL backends.
+
+One small Protocol (ARCHITECTURE.md): write a batch idempotently, read rollups for paths x window,
+read raw results, the hash-chain head, probe health. Both backends pass one shared test-suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from analyzer.rollup import MinuteRollup
+from ixmeter.record import Result
+from ixmeter.wire import Batch
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReceipt:
+    """What ingest answers once a batch is committed."""
+
+    accepted: int
+    duplicate: bool
+    chain_head: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Head of the hash chain over accepted batches (tamper evidence)."""
+
+    length: int
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeHealth:
+    """A probe as the collector last saw it."""
+
+    probe_id: str
+    last_seen_ns: int | None
+    last_batch_ns: int | None
+    spool_depth: int | None
+    results: int
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Which rollups or results to read: a half-open time window [start_ns, end_ns) and filters.
+    Empty filters mean 'all'."""
+
+    start_ns: int
+    end_ns: int
+    path_ids: Sequence[str] = ()
+    method: str | None = None
+    type_p: str | None = None
+
+
+class Store(Protocol):
+    """Implemented by :class:`analyzer.store.sqlite.SqliteStore` and the PostgreSQL store."""
+
+    def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
+        """Store a batch exactly once (idempotent on probe id + batch id), update rollups,
+        extend the hash chain; commit before returning."""
+        ...
+
+    def read_rollups(self, query: Query) -> list[MinuteRollup]:
+        """Minute rollups in the window, sorted by (path, method, Type-P, minute)."""
+        ...
+
+    def read_results(self, query: Query) -> Iterator[Result]:
+        """Raw results still within retention, in send order."""
+        ...
+
+    def chain_head(self) -> ChainHead: ...
+
+    def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
+                         version: str | None) -> None: ...
+
+    def probe_health(self) -> list[ProbeHealth]: ...
+
+    def close(self) -> None: ...
