@@ -52,9 +52,7 @@ class SystemClock:
 def unix_ns_to_ntp(unix_ns: int) -> int:
     """Unix nanoseconds -> NTP 64-bit timestamp (seconds mod 2^32, fraction rounded to nearest)."""
     sec, rem = divmod(unix_ns, _NS)
-    frac = (rem * _U32 + _NS // 2) // _NS
-    if frac == _U32:  # rounding carried into the seconds
-        sec, frac = sec + 1, 0
+    frac = (rem * _U32 + _NS // 2) // _NS  # at most 2^32 - 4: never carries into seconds
     return (((sec + NTP_UNIX_OFFSET_S) % _U32) << 32) | frac
 
 
