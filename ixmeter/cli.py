@@ -20,6 +20,7 @@ from ixmeter.errors import IxmeterError
 # name -> (module, one-line help). Order is the order ``ixmeter --help`` shows.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "validate and summarise inventory files"),
+    "demo": ("ixmeter.demo", "run the whole system on the built-in emulated network"),
 }
 
 

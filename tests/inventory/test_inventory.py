@@ -1,0 +1,127 @@
+"""The inventory loader: the Hunan seed, and one precise error per kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inventory import InventoryError, Topology, default_inventory, load
+from inventory.cli import summary
+from ixmeter.cli import main
+
+SEED = default_inventory()
+TEXT = SEED.read_text(encoding="utf-8")
+
+
+def _line_of(text: str, needle: str) -> int:
+    """1-based line where ``needle`` (possibly several lines) starts."""
+    index = text.find(needle)
+    assert index >= 0, f"{needle!r} not in text"
+    return text.count("\n", 0, index) + 1 + (1 if needle.startswith("\n") else 0)
+
+
+def test_seed_has_the_plan_entities() -> None:
+    inv = load(SEED)
+    kinds = [s.kind.value for s in inv.sites]
+    assert kinds.count("data_centre") == 15
+    assert kinds.count("exchange_point") == 1
+    assert kinds.count("hub") == 2
+    assert {c.id for c in inv.carriers} == {"CT", "CM", "CU"}
+    names = {s.name.zh for s in inv.sites}
+    assert "长沙国家级互联网骨干直联点" in names
+    assert "国家超级计算长沙中心" in names
+    wanted = {"hn-inter-carrier-latency", "hn-inter-carrier-loss", "sd-intra-city-owd",
+              "sd-inter-cluster-owd"}
+    assert wanted <= {t.id for t in inv.policy_targets}
+
+
+def test_every_probe_sits_where_its_carrier_is_and_is_dual_stack() -> None:
+    inv = load(SEED)
+    topo = Topology(inv)
+    for probe in inv.probes:
+        assert probe.carrier in topo.sites[probe.site].carriers
+        versions = {6 if ":" in a else 4 for a in probe.addresses}
+        assert versions == {4, 6}
+
+
+def test_summary_counts_paths() -> None:
+    text = summary(load(SEED))
+    assert "15 data centre" in text
+    assert "1 exchange point" in text
+    assert "1482 (1012 inter-carrier, 470 intra-carrier)" in text
+
+
+def test_cli_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inventory", "check", str(SEED)]) == 0
+    assert "15 data centre" in capsys.readouterr().out
+
+
+def _broken(tmp_path: Path, old: str, new: str, count: int = 1) -> tuple[Path, str]:
+    assert old in TEXT, old
+    text = TEXT.replace(old, new, count)
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, text
+
+
+CASES = [
+    # (description, old, new, field, message part, line anchor in the broken text)
+    ("unknown carrier", "carriers: [CT, CM, CU]\n    assumption: \"carrier-neutral: all three",
+     "carriers: [CT, CM, XX]\n    assumption: \"carrier-neutral: all three",
+     "sites[1].carriers[2]", "unknown carrier 'XX'", "carriers: [CT, CM, XX]"),
+    ("duplicate id", "  - id: cs-cmcc\n", "  - id: cs-yungu\n", "sites[2].id",
+     "duplicate id 'cs-yungu'", "  - id: cs-yungu\n    kind: data_centre\n    name: {zh: 中国移动"),
+    ("missing coordinates", "    lat: 28.248\n", "", "sites[0]", "missing coordinates",
+     "  - id: cs-tianyi-zn"),
+    ("probe at a site lacking its carrier", "{id: cs-tianyi-zn-ct, site: cs-tianyi-zn, carrier: CT",
+     "{id: cs-tianyi-zn-ct, site: cs-tianyi-zn, carrier: CM", "probes[0].carrier",
+     "site 'cs-tianyi-zn' lacks carrier 'CM'", "{id: cs-tianyi-zn-ct"),
+    ("impossible rate", "method: icmp, rate_pps: 1,", "method: icmp, rate_pps: -5,",
+     "specs[0].rate_pps", "impossible rate -5", "{id: icmp-mesh"),
+    ("unknown statistic", "statistic: rtt_median", "statistic: rtt_median_fast",
+     "policy_targets[0].statistic", "unknown statistic 'rtt_median_fast'", "rtt_median_fast"),
+    ("unknown field", "    per: city_pair\n", "    per: city_pair\n    colour: red\n",
+     "policy_targets[2].colour", "unknown field", "colour: red"),
+    ("bad address", "198.18.1.10,", "198.18.1.300,", "probes[0].addresses",
+     "'198.18.1.300' is not an IPv4 or IPv6 address", "198.18.1.300"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "field", "message", "anchor"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_each_error_names_file_line_and_field(tmp_path: Path, old: str, new: str, field: str,
+                                              message: str, anchor: str) -> None:
+    path, text = _broken(tmp_path, old, new)
+    with pytest.raises(InventoryError) as info:
+        load(path)
+    problems = info.value.problems
+    matching = [p for p in problems if p.field == field]
+    assert matching, [str(p) for p in problems]
+    assert message in matching[0].message
+    assert matching[0].file == str(path)
+    assert matching[0].line == _line_of(text, anchor)
+
+
+def test_yaml_syntax_error_has_its_line(tmp_path: Path) -> None:
+    path, text = _broken(tmp_path, "  - id: cs-cmcc\n", "  - id: [cs-cmcc\n")
+    with pytest.raises(InventoryError) as info:
+        load(path)
+    [problem] = info.value.problems
+    assert problem.field == "(syntax)"
+    assert abs(problem.line - _line_of(text, "[cs-cmcc")) <= 1
+
+
+def test_cli_check_reports_every_problem_and_fails(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = _broken(tmp_path, "statistic: rtt_median", "statistic: nope")
+    assert main(["inventory", "check", str(SEED), str(path)]) == 1
+    out = capsys.readouterr()
+    assert f"{path}:" in out.err
+    assert "unknown statistic 'nope'" in out.err
+    assert "inventory hunan: OK" in out.out
+
+
+def test_missing_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="cannot read"):
+        load(tmp_path / "absent.yaml")
