@@ -51,6 +51,8 @@ def open_udp(bind_host: str, port: int, *, tx_stamps: bool = False,
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
+        if family == socket.AF_INET6:  # keep v4 and v6 listeners apart on the same port
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if dscp:
             _set_dscp(sock, dscp)
         sock.bind((bind_host, port))

@@ -1,0 +1,118 @@
+"""``ixmeter reflector``: a STAMP Session-Reflector (RFC 8762 §4.3) until Ctrl-C or SIGTERM.
+
+Stateful by default (its own sequence counter per session, RFC 8762 §4.2) or ``--stateless``;
+authenticated with ``--auth-key-file`` (HMAC-SHA-256, RFC 8762 §4.4); rate-limited per source
+address so it cannot be used as an amplifier. Prints its counters when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ixmeter.errors import IxmeterError, PermissionProblem
+
+if TYPE_CHECKING:
+    from probes.stamp.session import SessionReflector
+
+DEFAULT_BINDS = ("0.0.0.0", "::")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", action="append", metavar="ADDR",
+                        help="address to listen on; repeat for several "
+                             "(default: 0.0.0.0 and ::)")
+    parser.add_argument("--port", type=int, default=862,
+                        help="UDP port (default 862, RFC 8762 §4.1; below 1024 needs "
+                             "CAP_NET_BIND_SERVICE)")
+    parser.add_argument("--stateless", action="store_true",
+                        help="copy the sender's sequence number instead of counting per session")
+    parser.add_argument("--auth-key-file", type=Path, metavar="F",
+                        help="authenticated mode: HMAC key is this file's content "
+                             "(trailing whitespace stripped)")
+    parser.add_argument("--rate-limit", type=float, default=100.0, metavar="PPS",
+                        help="replies per second per source address (default 100)")
+    parser.add_argument("--burst", type=int, default=20,
+                        help="token-bucket depth per source address (default 20)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds (default: run until Ctrl-C)")
+
+
+def read_key(path: Path) -> bytes:
+    """The HMAC key from a file; an actionable error if it is missing or empty."""
+    try:
+        key = path.read_bytes().rstrip()
+    except OSError as exc:
+        raise IxmeterError(f"cannot read key file {path}: {exc.strerror}",
+                           hint="pass a readable file to --auth-key-file") from None
+    if not key:
+        raise IxmeterError(f"key file {path} is empty", hint="put the shared HMAC key in it")
+    return key
+
+
+def run(args: argparse.Namespace) -> int:
+    import trio
+
+    from probes.stamp.session import ReflectorConfig, SessionReflector
+
+    if not 0 < args.port < 65536:
+        raise IxmeterError(f"--port {args.port} is not a UDP port", hint="use 1-65535")
+    if args.rate_limit <= 0 or args.burst < 1:
+        raise IxmeterError("--rate-limit must be > 0 and --burst >= 1")
+    key = read_key(args.auth_key_file) if args.auth_key_file else None
+    config = ReflectorConfig(stateful=not args.stateless, key=key, rate_pps=args.rate_limit,
+                             burst=args.burst)
+    reflector = SessionReflector(config)
+    trio.run(_serve, args.bind or list(DEFAULT_BINDS), args.port, reflector, args.duration)
+    stats = reflector.statistics()
+    print("reflector stopped: " + ", ".join(
+        f"{name}={getattr(stats, name)}" for name in stats.__slots__), flush=True)
+    return 0
+
+
+async def _serve(binds: list[str], port: int, reflector: SessionReflector,
+                 duration: float | None) -> None:
+    import signal
+
+    import trio
+
+    from probes.stamp.net import serve_reflector
+
+    socks: list[socket.socket] = []
+    try:
+        for addr in binds:
+            socks.append(_open(addr, port))
+        async with trio.open_nursery() as nursery:
+            for sock in socks:
+                await nursery.start(serve_reflector, sock, reflector)
+                host, bound = sock.getsockname()[:2]
+                mode = "stateful" if reflector.config.stateful else "stateless"
+                auth = "authenticated" if reflector.config.key else "unauthenticated"
+                print(f"reflector listening on [{host}]:{bound} ({mode}, {auth})", flush=True)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals, \
+                    trio.move_on_after(duration if duration is not None else float("inf")):
+                async for _ in signals:
+                    break
+            nursery.cancel_scope.cancel()
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _open(addr: str, port: int) -> socket.socket:
+    from probes.stamp.net import open_udp
+
+    try:
+        sock, _info = open_udp(addr, port)
+    except PermissionError:
+        raise PermissionProblem(
+            f"cannot bind UDP port {port} on {addr}",
+            hint="grant CAP_NET_BIND_SERVICE (systemd AmbientCapabilities=) or use --port >= "
+                 "1024") from None
+    except OSError as exc:
+        raise IxmeterError(f"cannot listen on [{addr}]:{port}: {exc.strerror}",
+                           hint="check --bind names a local address and the port is free"
+                           ) from None
+    return sock
