@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from analyzer.rollup import MinuteRollup
+from analyzer.store.chain import ChainReport
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 
@@ -78,5 +79,13 @@ class Store(Protocol):
                          version: str | None) -> None: ...
 
     def probe_health(self) -> list[ProbeHealth]: ...
+
+    def prune(self, before_ns: int) -> int:
+        """Retention: delete raw results sent before ``before_ns``; rollups and chain stay."""
+        ...
+
+    def verify_chain(self) -> ChainReport:
+        """Re-check every link of the hash chain (``ixmeter verify``)."""
+        ...
 
     def close(self) -> None: ...

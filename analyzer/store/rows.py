@@ -1,0 +1,130 @@
+"""Pure codecs between records and table rows, shared by the SQLite and PostgreSQL stores.
+
+A result is split into its *stream* (what stays constant over many results: probe, method,
+path ends, addresses, Type-P per RFC 2330 §13, session) and its per-packet columns. The stream
+key ``skey`` is canonical JSON of the stream tuple; the per-packet row and the stream key
+together rebuild the :class:`~ixmeter.record.Result` exactly (round-trip tested).
+
+The *canonical batch body* hashed into the chain (:mod:`analyzer.store.chain`) is the JSON
+array of ``[skey, idx, <result columns>...]`` in index order: it is rebuilt from stored rows by
+``ixmeter verify``, so any edit of a stored result or stream changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from analyzer.rollup import DelayStats, MinuteRollup
+from analyzer.sketch import DDSketch
+from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+
+STREAM_COLUMNS = ("skey", "probe_id", "method", "src_site", "src_carrier", "dst_site",
+                  "dst_carrier", "src_addr", "dst_addr", "protocol", "ip_version", "size",
+                  "dscp", "dst_port", "session", "path_id", "type_p")
+
+# Per-packet columns after (bid, idx, stream); their order is part of the chain's canonical form.
+RESULT_COLUMNS = ("seq", "sent_at_ns", "status", "tmax_ns", "ts_source", "rtt_ns", "fwd_ns",
+                  "bwd_ns", "clock_error_ns", "src_synced", "dst_synced", "error",
+                  "error_detail", "dup", "reply_ttl", "hops", "v")
+
+_DELAY_FIELDS = ("n", "min", "max", "sum", "sumsq", "sketch", "below")
+ROLLUP_KEY = ("path_id", "method", "type_p", "minute")
+ROLLUP_COLUMNS = ROLLUP_KEY + (
+    "src_site", "src_carrier", "dst_site", "dst_carrier", "sent", "received", "lost", "errors",
+    "duplicated", "reordered", "loss_periods", "loss_period_max", "tmax_ns",
+    "clock_error_max_ns", "unsynced") + tuple(
+    f"{d}_{f}" for d in ("rtt", "fwd", "bwd") for f in _DELAY_FIELDS)
+
+StreamTuple = tuple[Any, ...]
+
+
+def stream_of(r: Result) -> StreamTuple:
+    """The stream columns of a result (``skey`` first)."""
+    t = r.type_p
+    ident = (r.probe_id, r.method.value, r.src_site, r.src_carrier, r.dst_site, r.dst_carrier,
+             r.src_addr, r.dst_addr, t.protocol, t.ip_version, t.size, t.dscp, t.dst_port,
+             r.session)
+    return (skey_of(ident), *ident, r.path_id, t.key())
+
+
+def skey_of(ident: Sequence[Any]) -> str:
+    """The stream key: canonical JSON of the 14 stream identity columns."""
+    return json.dumps(list(ident), separators=(",", ":"), ensure_ascii=False)
+
+
+def result_row(r: Result) -> tuple[Any, ...]:
+    """The per-packet columns of a result, in :data:`RESULT_COLUMNS` order."""
+    hops = (json.dumps([[h.ttl, h.addr, h.rtt_ns] for h in r.hops], separators=(",", ":"))
+            if r.hops else None)
+    return (r.seq, r.sent_at_ns, r.status.value, r.tmax_ns, r.ts_source.value, r.rtt_ns,
+            r.fwd_ns, r.bwd_ns, r.clock_error_ns, _b(r.src_synced), _b(r.dst_synced),
+            r.error.value if r.error is not None else None, r.error_detail, r.dup, r.reply_ttl,
+            hops, r.v)
+
+
+def _b(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _ob(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def build_result(stream: Sequence[Any], row: Sequence[Any]) -> Result:
+    """Inverse of :func:`stream_of` + :func:`result_row` (stream without skey/path/type_p)."""
+    (probe_id, method, src_site, src_carrier, dst_site, dst_carrier, src_addr, dst_addr,
+     protocol, ip_version, size, dscp, dst_port, session) = stream
+    (seq, sent_at_ns, status, tmax_ns, ts_source, rtt_ns, fwd_ns, bwd_ns, clock_error_ns,
+     src_synced, dst_synced, error, error_detail, dup, reply_ttl, hops, v) = row
+    return Result(
+        probe_id=probe_id, method=Method(method), src_site=src_site, src_carrier=src_carrier,
+        dst_site=dst_site, dst_carrier=dst_carrier, src_addr=src_addr, dst_addr=dst_addr,
+        type_p=TypeP(protocol, ip_version, size, dscp, dst_port), seq=seq,
+        sent_at_ns=sent_at_ns, status=Status(status), tmax_ns=tmax_ns,
+        ts_source=TimestampSource(ts_source), rtt_ns=rtt_ns, fwd_ns=fwd_ns, bwd_ns=bwd_ns,
+        clock_error_ns=clock_error_ns, src_synced=_ob(src_synced), dst_synced=_ob(dst_synced),
+        error=ErrorKind(error) if error is not None else None, error_detail=error_detail,
+        dup=dup, reply_ttl=reply_ttl, session=session,
+        hops=tuple(Hop(*h) for h in json.loads(hops)) if hops else (), v=v)
+
+
+def body_digest(items: Iterable[tuple[str, int, Sequence[Any]]]) -> bytes:
+    """sha256 of the canonical batch body: JSON of ``[skey, idx, *result_row]`` in idx order."""
+    body = [[skey, idx, *row] for skey, idx, row in items]
+    return hashlib.sha256(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).digest()
+
+
+def rollup_row(r: MinuteRollup) -> tuple[Any, ...]:
+    """A rollup in :data:`ROLLUP_COLUMNS` order; sketches as ``DDSketch.to_bytes()``."""
+    head = (r.path_id, r.method, r.type_p, r.minute, r.src_site, r.src_carrier, r.dst_site,
+            r.dst_carrier, r.sent, r.received, r.lost, r.errors, r.duplicated, r.reordered,
+            r.loss_periods, r.loss_period_max, r.tmax_ns, r.clock_error_max_ns, r.unsynced)
+    return head + _delay_cols(r.rtt) + _delay_cols(r.fwd) + _delay_cols(r.bwd)
+
+
+def _delay_cols(d: DelayStats) -> tuple[Any, ...]:
+    below = json.dumps({str(k): v for k, v in sorted(d.below.items())}, separators=(",", ":"))
+    return (d.n, d.min, d.max, d.sum, d.sumsq, d.sketch.to_bytes(), below)
+
+
+def build_rollup(row: Sequence[Any]) -> MinuteRollup:
+    """Inverse of :func:`rollup_row`."""
+    path, method, type_p, minute, src_site, src_carrier, dst_site, dst_carrier = row[:8]
+    out = MinuteRollup(path, src_site, src_carrier, dst_site, dst_carrier, method, type_p,
+                       minute)
+    (out.sent, out.received, out.lost, out.errors, out.duplicated, out.reordered,
+     out.loss_periods, out.loss_period_max, out.tmax_ns, out.clock_error_max_ns,
+     out.unsynced) = row[8:19]
+    out.rtt, out.fwd, out.bwd = (_delay(row[19 + 7 * i: 26 + 7 * i]) for i in range(3))
+    return out
+
+
+def _delay(cols: Sequence[Any]) -> DelayStats:
+    n, lo, hi, total, sumsq, sketch, below = cols
+    return DelayStats(n=n, min=lo, max=hi, sum=int(total), sumsq=float(sumsq),
+                      sketch=DDSketch.from_bytes(bytes(sketch)),
+                      below={int(k): v for k, v in json.loads(below).items()})

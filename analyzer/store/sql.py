@@ -1,0 +1,245 @@
+"""The store logic shared by the SQLite and PostgreSQL backends (DB-API, ``?`` placeholders).
+
+A backend supplies the connection, how to open a write transaction that serialises chain
+extension (SQLite ``BEGIN IMMEDIATE``; PostgreSQL an advisory transaction lock), how to bulk
+insert result rows, and its migration runner. Everything else is here, so both backends pass one
+test-suite (tests/store).
+
+Rollups of a minute that later batches add to are merged (:func:`analyzer.rollup.merge`):
+exact for counts, sums, extremes, threshold counts and sketches (DDSketch §2.3). Loss periods
+(RFC 3357 §4.1) and reordering (RFC 4737 §3.3) are computed within each batch, so a loss period
+or a reordering that straddles two batches of the same minute is counted approximately (a period
+split in two counts twice; ``loss_period_max`` is the longest part).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup, build_rollups
+from analyzer.rollup import merge as merge_rollups
+from analyzer.store import chain
+from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
+from analyzer.store.rows import (
+    RESULT_COLUMNS,
+    ROLLUP_COLUMNS,
+    ROLLUP_KEY,
+    STREAM_COLUMNS,
+    body_digest,
+    build_result,
+    build_rollup,
+    result_row,
+    rollup_row,
+    skey_of,
+    stream_of,
+)
+from analyzer.store.schema import BATCH_COLUMNS, PROBE_COLUMNS
+from ixmeter.record import Result
+from ixmeter.wire import Batch
+
+_R_COLS = ", ".join(f"r.{c}" for c in RESULT_COLUMNS)
+_S_COLS = ", ".join(f"s.{c}" for c in STREAM_COLUMNS[1:15])
+_ROLLUP_SELECT = f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups"
+_ROLLUP_UPSERT = (
+    f"INSERT INTO rollups ({', '.join(ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))}) "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in ROLLUP_COLUMNS[len(ROLLUP_KEY):]))
+_RESULT_INSERT = (
+    f"INSERT INTO results (bid, idx, stream, {', '.join(RESULT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (3 + len(RESULT_COLUMNS)))}) ON CONFLICT DO NOTHING")
+_BATCH_INSERT = (f"INSERT INTO batches ({', '.join(BATCH_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(BATCH_COLUMNS))})")
+
+
+class SqlStore:
+    """Common implementation of :class:`analyzer.store.base.Store` over a DB-API connection."""
+
+    placeholder = "?"
+
+    def __init__(self, conn: Any, thresholds_ns: Sequence[int] = DEFAULT_THRESHOLDS_NS) -> None:
+        self._conn = conn
+        self.thresholds_ns = tuple(sorted(set(thresholds_ns)))
+        self._streams: dict[str, int] = {}
+
+    # -- backend hooks -------------------------------------------------------------------
+    def _begin_write(self) -> None:
+        raise NotImplementedError
+
+    def _insert_results(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        cur.executemany(self._sql(_RESULT_INSERT), rows)
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = self._conn.cursor()
+        cur.execute(self._sql(sql), tuple(params))
+        return cur
+
+    def _rollback(self) -> None:
+        self._exec("ROLLBACK")
+        self._streams.clear()
+
+    # -- writing -------------------------------------------------------------------------
+    def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
+        """Store a batch exactly once, merge its minute rollups and extend the chain, in one
+        transaction committed before returning."""
+        streams = [stream_of(r) for r in batch.results]
+        rows = [result_row(r) for r in batch.results]
+        digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
+                                                                              strict=True)))
+        rollups = build_rollups(batch.results, self.thresholds_ns)
+        self._begin_write()
+        try:
+            receipt = self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
+                                         rollups)
+        except BaseException:
+            self._rollback()
+            raise
+        self._exec("ROLLBACK" if receipt.duplicate else "COMMIT")
+        return receipt
+
+    def _write_locked(self, batch: Batch, received_at_ns: int, digest: str,
+                      streams: list[tuple[Any, ...]], rows: list[tuple[Any, ...]],
+                      rollups: list[MinuteRollup]) -> WriteReceipt:
+        old = self._exec("SELECT head FROM batches WHERE probe_id = ? AND batch_id = ?",
+                         (batch.probe_id, batch.batch_id)).fetchone()
+        if old is not None:
+            return WriteReceipt(0, True, old[0])
+        head = self.chain_head()
+        bid = head.length + 1
+        new_head = chain.link(head.head, digest, batch.probe_id, batch.batch_id, received_at_ns)
+        self._exec(_BATCH_INSERT, (bid, batch.probe_id, batch.batch_id, received_at_ns,
+                                   len(rows), digest, head.head, new_head, 0))
+        ids = self._stream_ids(streams)
+        cur = self._conn.cursor()
+        self._insert_results(cur, [(bid, i, ids[s[0]], *row)
+                                   for i, (s, row) in enumerate(zip(streams, rows, strict=True))])
+        for r in rollups:
+            self._merge_rollup(r)
+        self._exec("INSERT INTO probes (probe_id, last_batch_ns, results) VALUES (?, ?, ?) "
+                   "ON CONFLICT (probe_id) DO UPDATE SET last_batch_ns = excluded.last_batch_ns, "
+                   "results = probes.results + excluded.results",
+                   (batch.probe_id, received_at_ns, len(rows)))
+        return WriteReceipt(len(rows), False, new_head)
+
+    def _stream_ids(self, streams: list[tuple[Any, ...]]) -> dict[str, int]:
+        missing = {s[0]: s for s in streams if s[0] not in self._streams}
+        if missing:
+            cols = ", ".join(STREAM_COLUMNS)
+            self._conn.cursor().executemany(self._sql(
+                f"INSERT INTO streams ({cols}) VALUES ({', '.join('?' * len(STREAM_COLUMNS))}) "
+                "ON CONFLICT (skey) DO NOTHING"), list(missing.values()))
+            for skey in missing:
+                row = self._exec("SELECT id FROM streams WHERE skey = ?", (skey,)).fetchone()
+                self._streams[skey] = row[0]
+        return self._streams
+
+    def _merge_rollup(self, new: MinuteRollup) -> None:
+        where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
+        row = self._exec(f"{_ROLLUP_SELECT} WHERE {where}", new.key).fetchone()
+        merged = new if row is None else _merge_minute(build_rollup(row), new)
+        self._exec(_ROLLUP_UPSERT, rollup_row(merged))
+
+    def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
+                         version: str | None) -> None:
+        self._begin_write()
+        try:
+            self._exec(
+                "INSERT INTO probes (probe_id, last_seen_ns, spool_depth, results, version) "
+                "VALUES (?, ?, ?, 0, ?) ON CONFLICT (probe_id) DO UPDATE SET "
+                "last_seen_ns = excluded.last_seen_ns, spool_depth = excluded.spool_depth, "
+                "version = excluded.version", (probe_id, at_ns, spool_depth, version))
+        except BaseException:
+            self._rollback()
+            raise
+        self._exec("COMMIT")
+
+    def prune(self, before_ns: int) -> int:
+        """Delete raw results sent before ``before_ns`` (retention); rollups and the chain stay.
+        Batches that lose rows are marked ``pruned`` so verify checks only their links."""
+        self._begin_write()
+        try:
+            self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
+                       "(SELECT DISTINCT bid FROM results WHERE sent_at_ns < ?)", (before_ns,))
+            n = int(self._exec("DELETE FROM results WHERE sent_at_ns < ?", (before_ns,)).rowcount)
+        except BaseException:
+            self._rollback()
+            raise
+        self._exec("COMMIT")
+        return n
+
+    # -- reading -------------------------------------------------------------------------
+    def read_rollups(self, query: Query) -> list[MinuteRollup]:
+        """Rollups of every minute that overlaps ``[start_ns, end_ns)``, sorted by key."""
+        where, params = _filters(query, "")
+        params = [query.start_ns // NS_PER_MINUTE, (query.end_ns - 1) // NS_PER_MINUTE, *params]
+        cur = self._exec(f"{_ROLLUP_SELECT} WHERE minute >= ? AND minute <= ?{where} "
+                         f"ORDER BY {', '.join(ROLLUP_KEY)}", params)
+        return [build_rollup(row) for row in cur.fetchall()]
+
+    def read_results(self, query: Query) -> Iterator[Result]:
+        """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order."""
+        where, params = _filters(query, "s.")
+        cur = self._exec(
+            f"SELECT {_S_COLS}, {_R_COLS} FROM results r JOIN streams s ON s.id = r.stream "
+            f"WHERE r.sent_at_ns >= ? AND r.sent_at_ns < ?{where} "
+            "ORDER BY r.sent_at_ns, r.bid, r.idx", [query.start_ns, query.end_ns, *params])
+        while chunk := cur.fetchmany(5000):
+            for row in chunk:
+                yield build_result(row[:14], row[14:])
+
+    def chain_head(self) -> ChainHead:
+        row = self._exec("SELECT bid, head FROM batches ORDER BY bid DESC LIMIT 1").fetchone()
+        return ChainHead(0, chain.GENESIS) if row is None else ChainHead(int(row[0]), row[1])
+
+    def probe_health(self) -> list[ProbeHealth]:
+        cur = self._exec(f"SELECT {', '.join(PROBE_COLUMNS)} FROM probes ORDER BY probe_id")
+        return [ProbeHealth(p, seen, batch, depth, results, version)
+                for p, seen, batch, depth, results, version in cur.fetchall()]
+
+    def verify_chain(self) -> chain.ChainReport:
+        """Recompute every link and every body digest still backed by raw results."""
+        return chain.check(self._links())
+
+    def _links(self) -> Iterator[chain.StoredLink]:
+        cur = self._exec(f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches ORDER BY bid")
+        for bid, probe, batch_id, at, _n, body, prev, head, pruned in cur.fetchall():
+            recomputed = None if pruned else self._body_of(bid)
+            yield chain.StoredLink(int(bid), probe, batch_id, int(at), body, prev, head,
+                                   recomputed)
+
+    def _body_of(self, bid: int) -> str:
+        cur = self._exec(f"SELECT {_S_COLS}, r.idx, {_R_COLS} FROM results r "
+                         "JOIN streams s ON s.id = r.stream WHERE r.bid = ? ORDER BY r.idx",
+                         (bid,))
+        return body_digest((skey_of(row[:14]), row[14], row[15:])
+                           for row in cur.fetchall()).hex()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _filters(query: Query, prefix: str) -> tuple[str, list[Any]]:
+    where, params = "", list[Any]()
+    if query.path_ids:
+        where += f" AND {prefix}path_id IN ({', '.join('?' * len(query.path_ids))})"
+        params += list(query.path_ids)
+    for col, value in (("method", query.method), ("type_p", query.type_p)):
+        if value is not None:
+            where += f" AND {prefix}{col} = ?"
+            params.append(value)
+    return where, params
+
+
+def _merge_minute(old: MinuteRollup, new: MinuteRollup) -> MinuteRollup:
+    """Merge two rollups of one key. A threshold count is kept only if both sides have it, so a
+    threshold added to the configuration mid-minute is never reported from a partial count."""
+    merged = merge_rollups([old, new])
+    for name in ("rtt", "fwd", "bwd"):
+        a, b, m = getattr(old, name), getattr(new, name), getattr(merged, name)
+        if a.n and b.n:
+            m.below = {t: c for t, c in m.below.items() if t in a.below and t in b.below}
+    return merged

@@ -1,0 +1,53 @@
+"""Deterministic result batches for the store and collector tests and the benchmarks."""
+
+from __future__ import annotations
+
+import random
+
+from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.wire import Batch
+
+T0 = 29_666_666 * 60 * 10**9  # a fixed UTC instant (2026-05-29), minute-aligned
+NS_MIN = 60 * 10**9
+PATHS = (("csx-a", "CT", "csx-b", "CM"), ("csx-a", "CT", "yy-a", "CU"),
+         ("yy-a", "CU", "csx-a", "CT"))
+
+
+def make_results(probe_id: str, n: int, *, seed: int = 1, start_ns: int = T0,
+                 gap_ns: int = 20_000_000, seq0: int = 0) -> list[Result]:
+    """``n`` results of ``probe_id`` over three paths, two Type-Ps, with losses and errors."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        src_site, src_c, dst_site, dst_c = PATHS[i % len(PATHS)]
+        kind = rng.random()
+        status = (Status.LOST if kind < 0.05 else Status.ERROR if kind < 0.06
+                  else Status.RECEIVED)
+        rtt = int(rng.lognormvariate(14, 0.5)) if status is Status.RECEIVED else None
+        stamp = i % 2 == 1
+        fwd = rtt // 2 if (rtt is not None and stamp) else None
+        out.append(Result(
+            probe_id=probe_id, method=Method.STAMP if stamp else Method.ICMP,
+            src_site=src_site, src_carrier=src_c, dst_site=dst_site, dst_carrier=dst_c,
+            src_addr="198.18.1.10", dst_addr="2001:2::10" if stamp else "198.18.65.10",
+            type_p=TypeP("udp", 6, 44, 46, 862) if stamp else TypeP("icmp", 4, 64),
+            seq=seq0 + i, sent_at_ns=start_ns + i * gap_ns, status=status, tmax_ns=3 * 10**9,
+            ts_source=TimestampSource.KERNEL, rtt_ns=rtt, fwd_ns=fwd,
+            bwd_ns=rtt - fwd if (rtt is not None and fwd is not None) else None,
+            clock_error_ns=50_000 if fwd is not None else None,
+            src_synced=True if fwd is not None else None,
+            dst_synced=(i % 7 != 0) if fwd is not None else None,
+            error=ErrorKind.SEND_ERROR if status is Status.ERROR else None,
+            error_detail="ENOBUFS" if status is Status.ERROR else None,
+            dup=1 if i % 97 == 5 and status is Status.RECEIVED else 0, reply_ttl=60,
+            session="s1", hops=(Hop(1, "198.18.1.1", 100_000), Hop(2, None)) if i == 3 else ()))
+    return out
+
+
+def make_batches(probe_id: str, n_batches: int, size: int, *, seed: int = 1,
+                 start_ns: int = T0, gap_ns: int = 20_000_000) -> list[Batch]:
+    """Consecutive batches of one probe (sequence numbers continue across batches)."""
+    results = make_results(probe_id, n_batches * size, seed=seed, start_ns=start_ns,
+                           gap_ns=gap_ns)
+    return [Batch(probe_id, f"{probe_id}-b{k}", tuple(results[k * size:(k + 1) * size]))
+            for k in range(n_batches)]

@@ -1,0 +1,147 @@
+"""The shared store test-suite: every test runs on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from analyzer.rollup import build_rollups
+from analyzer.store import Query, Store
+from analyzer.store.sql import SqlStore
+from tests.store.conftest import StoreFactory
+from tests.store.factory import NS_MIN, T0, make_batches
+
+ALL = Query(0, 2**62)
+
+
+def _raw(store: Store, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Edit the database behind the store's back (an attacker with write access)."""
+    assert isinstance(store, SqlStore)
+    store._exec(sql, params)
+
+
+def test_write_is_idempotent(store: Store) -> None:
+    b1, b2 = make_batches("p1", 2, 300)
+    first = store.write_batch(b1, T0)
+    assert (first.accepted, first.duplicate) == (300, False)
+    store.write_batch(b2, T0 + 1)
+    again = store.write_batch(b1, T0 + 2)
+    assert (again.accepted, again.duplicate, again.chain_head) == (0, True, first.chain_head)
+    assert store.chain_head().length == 2
+    assert len(list(store.read_results(ALL))) == 600
+    assert sum(r.sent for r in store.read_rollups(ALL)) == sum(
+        r.sent for r in build_rollups(b1.results + b2.results))
+
+
+def test_results_round_trip_in_send_order(store: Store) -> None:
+    batches = make_batches("p1", 3, 200)
+    for b in reversed(batches):
+        store.write_batch(b, T0)
+    assert list(store.read_results(ALL)) == [r for b in batches for r in b.results]
+
+
+def test_rollups_equal_build_rollups_when_batches_hold_whole_minutes(store: Store) -> None:
+    batches = make_batches("p1", 3, 1000, gap_ns=60_000_000)  # one minute per batch
+    for b in batches:
+        store.write_batch(b, T0)
+    expected = build_rollups([r for b in batches for r in b.results])
+    assert store.read_rollups(ALL) == expected
+
+
+def test_minutes_split_over_batches_merge_exactly(store: Store) -> None:
+    batches = make_batches("p1", 6, 500)  # 3,000 results per minute: each minute in 6 batches
+    for b in batches:
+        store.write_batch(b, T0)
+    expected = {r.key: r for r in build_rollups([r for b in batches for r in b.results])}
+    got = store.read_rollups(ALL)
+    assert [r.key for r in got] == sorted(expected)
+    for r in got:
+        e = expected[r.key]
+        exact = ("sent", "received", "lost", "errors", "duplicated", "unsynced", "tmax_ns",
+                 "clock_error_max_ns")
+        assert [getattr(r, f) for f in exact] == [getattr(e, f) for f in exact]
+        for d in ("rtt", "fwd", "bwd"):
+            a, b = getattr(r, d), getattr(e, d)
+            assert (a.n, a.min, a.max, a.sum, a.below, a.sketch) == (
+                b.n, b.min, b.max, b.sum, b.below, b.sketch)
+            assert a.sumsq == pytest.approx(b.sumsq, rel=1e-12)
+        assert r.loss_periods >= e.loss_periods  # a period split by a batch counts twice
+
+
+def test_window_and_filters(store: Store) -> None:
+    for b in make_batches("p1", 12, 500):  # two minutes
+        store.write_batch(b, T0)
+    minutes = {r.minute for r in store.read_rollups(Query(T0 + NS_MIN, T0 + 2 * NS_MIN))}
+    assert minutes == {T0 // NS_MIN + 1}
+    mid = {r.minute for r in store.read_rollups(Query(T0 + NS_MIN // 2, T0 + NS_MIN + 1))}
+    assert mid == {T0 // NS_MIN, T0 // NS_MIN + 1}  # every minute overlapping the window
+    path = "csx-a/CT>yy-a/CU"
+    only = store.read_rollups(Query(0, 2**62, path_ids=[path], method="stamp"))
+    assert only
+    assert {(r.path_id, r.method) for r in only} == {(path, "stamp")}
+    icmp = store.read_rollups(Query(0, 2**62, type_p="icmp/v4/64/dscp0"))
+    assert icmp
+    assert {r.method for r in icmp} == {"icmp"}
+    window = list(store.read_results(Query(T0 + 1000 * 20_000_000, T0 + 1010 * 20_000_000)))
+    assert [r.seq for r in window] == list(range(1000, 1010))
+    assert all(r.path_id == path for r in store.read_results(Query(0, 2**62, path_ids=[path])))
+
+
+def test_prune_keeps_rollups_and_chain(store: Store) -> None:
+    for b in make_batches("p1", 12, 500):  # two minutes, six batches each
+        store.write_batch(b, T0)
+    before = store.read_rollups(ALL)
+    removed = store.prune(T0 + NS_MIN)
+    assert removed == 3000
+    assert min(r.sent_at_ns for r in store.read_results(ALL)) == T0 + NS_MIN
+    assert store.read_rollups(ALL) == before
+    report = store.verify_chain()
+    assert report.ok
+    assert (report.length, report.bodies_checked) == (12, 6)
+
+
+def test_verify_detects_an_edited_result(store: Store) -> None:
+    for b in make_batches("p1", 4, 100):
+        store.write_batch(b, T0)
+    assert store.verify_chain().ok
+    _raw(store, "UPDATE results SET rtt_ns = rtt_ns + 1 WHERE bid = 3 AND idx = 7")
+    report = store.verify_chain()
+    assert not report.ok
+    assert report.broken is not None
+    assert report.broken.startswith("batch #3 (p1/p1-b2)")
+    assert "edited" in report.broken
+
+
+@pytest.mark.parametrize(("sql", "where"), [
+    ("UPDATE batches SET received_at_ns = received_at_ns + 1 WHERE bid = 2", "batch #2"),
+    ("DELETE FROM batches WHERE bid = 2", "batch #3"),
+    ("UPDATE streams SET dst_addr = '198.18.9.9'", "batch #1"),
+])
+def test_verify_detects_edited_batches_and_streams(store: Store, sql: str, where: str) -> None:
+    for b in make_batches("p1", 3, 50):
+        store.write_batch(b, T0)
+    _raw(store, sql)
+    broken = store.verify_chain().broken
+    assert broken is not None
+    assert broken.startswith(where)
+
+
+def test_heartbeat_and_health(store: Store) -> None:
+    store.record_heartbeat("p2", T0, 12, "0.1.0")
+    store.write_batch(make_batches("p2", 1, 10)[0], T0 + 5)
+    store.record_heartbeat("p2", T0 + 9, 0, "0.1.1")
+    [health] = store.probe_health()
+    assert (health.probe_id, health.last_seen_ns, health.last_batch_ns, health.spool_depth,
+            health.results, health.version) == ("p2", T0 + 9, T0 + 5, 0, 10, "0.1.1")
+
+
+def test_configured_thresholds_and_reopen(make_store: StoreFactory) -> None:
+    store = make_store(thresholds_ns=(1_000_000, 3_000_000, 500_000))
+    batch = make_batches("p1", 1, 300)[0]
+    store.write_batch(batch, T0)
+    [first, *_] = store.read_rollups(ALL)
+    assert set(first.rtt.below) == {500_000, 1_000_000, 3_000_000}
+    again = make_store()  # re-open: migrations already applied, data still there
+    assert again.chain_head() == store.chain_head()
+    assert again.write_batch(batch, T0).duplicate
