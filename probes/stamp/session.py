@@ -276,8 +276,11 @@ Event = Reply | Duplicate | Late | Malformed | Unmatched
 
 @dataclass(frozen=True, slots=True)
 class SenderStatistics:
-    """Counters of one sender session; ``forward_lost``/``backward_lost`` need a stateful
-    reflector (RFC 8762 §4: its own counter tells how many packets arrived)."""
+    """Counters of one sender session; ``reordered`` per RFC 4737 §3.3.
+
+    ``forward_lost``/``backward_lost`` need a stateful reflector (RFC 8762 §4: its own counter
+    tells how many packets arrived); they are estimates from the highest reflector seq seen.
+    """
 
     sent: int
     received: int
@@ -290,6 +293,7 @@ class SenderStatistics:
     clock_faults: int
     clock_steps: int
     send_errors: int
+    reordered: int
     forward_lost: int | None
     backward_lost: int | None
 
@@ -316,6 +320,8 @@ class _Counts:
     clock_faults: int = 0
     clock_steps: int = 0
     send_errors: int = 0
+    reordered: int = 0
+    max_seq: int = -1
     reflector_seq_max: int = -1
     done: OrderedDict[int, bool] = field(default_factory=OrderedDict)  # seq -> was received
 
@@ -376,10 +382,18 @@ class SessionSender:
         self._mark_done(r.sender_seq, True)
         self._c.received += 1
         self._c.reflector_seq_max = max(self._c.reflector_seq_max, r.seq)
+        self._note_order(r.sender_seq)
         reply = _compute(r, p, t4_ns, stepped(p.wall_ns, p.mono_ns, wall_ns, mono_ns), ttl)
         self._c.clock_faults += reply.fault is not None
         self._c.clock_steps += reply.stepped
         return reply
+
+    def _note_order(self, seq: int) -> None:
+        """RFC 4737 §3.3: reordered if seq < NextExp (the highest seq received so far + 1)."""
+        if seq < self._c.max_seq:
+            self._c.reordered += 1
+        else:
+            self._c.max_seq = seq
 
     def _not_pending(self, r: ReflectorPacket) -> Event:
         state = self._c.done.get(r.sender_seq)
@@ -433,7 +447,7 @@ class SessionSender:
             fwd, bwd = c.sent - len(self._pending) - arrived, arrived - c.received
         return SenderStatistics(c.sent, c.received, c.lost, len(self._pending), c.duplicates,
                                 c.late, c.malformed, c.unmatched, c.clock_faults, c.clock_steps,
-                                c.send_errors, fwd, bwd)
+                                c.send_errors, c.reordered, fwd, bwd)
 
 
 def _trailer(tlvs: tuple[Tlv, ...], room: int) -> bytes:
