@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     from probes.stamp.session import ReflectorConfig, SessionReflector
 
-    if not 0 < args.port < 65536:
-        raise IxmeterError(f"--port {args.port} is not a UDP port", hint="use 1-65535")
+    if not 0 <= args.port < 65536:
+        raise IxmeterError(f"--port {args.port} is not a UDP port",
+                           hint="use 1-65535 (0: any free port)")
     if args.rate_limit <= 0 or args.burst < 1:
         raise IxmeterError("--rate-limit must be > 0 and --burst >= 1")
     key = read_key(args.auth_key_file) if args.auth_key_file else None

@@ -85,6 +85,9 @@ async def _recv(sock: socket.socket) -> tuple[bytes, Any, int | None, int | None
         except BlockingIOError:
             await trio.lowlevel.wait_readable(sock)
             continue
+        except OSError:  # an ICMP error (port unreachable) reported on a connected socket
+            await trio.lowlevel.checkpoint()
+            continue
         return data, addr, ts.rx_timestamp_ns(anc), ts.ttl_from_ancdata(anc)
 
 
