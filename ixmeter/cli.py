@@ -21,6 +21,7 @@ from ixmeter.errors import IxmeterError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "validate and summarise inventory files"),
     "demo": ("ixmeter.demo", "run the whole system on the built-in emulated network"),
+    "dashboard": ("dashboard.cli", "serve the read-only dashboard (Dash) over a results database"),
     "reflector": ("probes.reflector_cli", "run a STAMP session-reflector (RFC 8762) until Ctrl-C"),
 }
 

@@ -1,0 +1,648 @@
+"""Read-only query functions for the dashboard: the one place between its pages and the store.
+
+Everything here reads through the :class:`~analyzer.store.base.Store` Protocol (no SQL) and the
+inventory's :class:`~inventory.topology.Topology`, and returns plain dataclasses of numbers that
+the dashboard's figure builders draw. Statistics are taken from merged minute rollups
+(:func:`analyzer.rollup.merge`), so they carry the rollups' definitions:
+
+- delay percentiles: RFC 2330 §11.3 inverted-CDF percentiles of the *conditional* (arrived-only)
+  sample (RFC 6703 §5.3), read from a DDSketch (relative error alpha, Masson et al. 2019);
+- medians: RFC 7679 §5.2 (even N: mean of the two central values);
+- loss ratio: mean of the loss indicators, RFC 7680 §4.1, undefined for an empty sample.
+
+Times are bucketed in Asia/Shanghai local time (days start at 00:00 +08:00), the time zone the
+policy documents use. :func:`preview_verdicts` is a verdict preview for when no evaluator is
+installed (day-block bootstrap, methodology §4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analyzer.rollup import MinuteRollup, merge
+from analyzer.sketch import DDSketch
+from analyzer.store.base import Query, Store
+from inventory.schema import PathScope, PolicyTarget, SiteKind
+from inventory.topology import PathEnds, Topology
+from ixmeter.record import Result
+
+TZ = ZoneInfo("Asia/Shanghai")
+NS = 1_000_000_000
+NS_PER_HOUR = 3600 * NS
+NS_PER_DAY = 24 * NS_PER_HOUR
+_TZ_OFFSET_NS = 8 * NS_PER_HOUR  # Asia/Shanghai has had no DST since 1991
+PathKey = tuple[str, str, str]  # (path_id, method, type_p)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open time window [start_ns, end_ns), UTC nanoseconds."""
+
+    start_ns: int
+    end_ns: int
+
+    def query(self, path_ids: Sequence[str] = (), method: str | None = None) -> Query:
+        return Query(self.start_ns, self.end_ns, tuple(path_ids), method)
+
+    @property
+    def days(self) -> float:
+        return (self.end_ns - self.start_ns) / NS_PER_DAY
+
+    @classmethod
+    def from_local_dates(cls, start: str, end: str) -> Window:
+        """Window from two ISO dates read in Asia/Shanghai; ``end`` is inclusive (whole day)."""
+        s = datetime.fromisoformat(start[:10]).replace(tzinfo=TZ)
+        e = datetime.fromisoformat(end[:10]).replace(tzinfo=TZ)
+        return cls(int(s.timestamp()) * NS, int(e.timestamp()) * NS + NS_PER_DAY)
+
+
+def local_hour_start(t_ns: int) -> int:
+    """Start (UTC ns) of the Asia/Shanghai hour containing ``t_ns``."""
+    return t_ns - t_ns % NS_PER_HOUR
+
+
+def local_day_start(t_ns: int) -> int:
+    """Start (UTC ns) of the Asia/Shanghai day containing ``t_ns``."""
+    return t_ns - (t_ns + _TZ_OFFSET_NS) % NS_PER_DAY
+
+
+def local_hour_of_day(t_ns: int) -> int:
+    return ((t_ns + _TZ_OFFSET_NS) % NS_PER_DAY) // NS_PER_HOUR
+
+
+def local_label(t_ns: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(t_ns / NS, TZ).strftime(fmt)
+
+
+# --- statistics of one merged rollup -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Summary of one merged rollup. Delays in ms; ``None`` where the sample is empty."""
+
+    sent: int
+    received: int
+    lost: int
+    loss_ratio: float | None
+    rtt_median_ms: float | None
+    rtt_p95_ms: float | None
+    rtt_mean_ms: float | None
+    fwd_median_ms: float | None
+    bwd_median_ms: float | None
+    clock_error_ms: float | None
+    unsynced: int
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else v / 1e6
+
+
+def stats_of(r: MinuteRollup) -> Stats:
+    """Median and p95 are conditional percentiles (RFC 2330 §11.3, RFC 6703 §5.3)."""
+    return Stats(
+        r.sent, r.received, r.lost, r.loss_ratio,
+        _ms(r.rtt.sketch.median()), _ms(r.rtt.sketch.quantile(0.95)), _ms(r.rtt.mean),
+        _ms(r.fwd.sketch.median()), _ms(r.bwd.sketch.median()),
+        _ms(r.clock_error_max_ns), r.unsynced,
+    )
+
+
+STATISTICS = ("rtt_median", "rtt_p95", "rtt_mean", "loss_ratio", "owd_median")
+
+
+def statistic(r: MinuteRollup, name: str) -> float | None:
+    """One named statistic (inventory.schema.KNOWN_STATISTICS); delays in ms, loss as a ratio.
+    ``owd_median`` is the larger of the two directions' medians (RFC 7679 §5.2)."""
+    if name == "rtt_median":
+        return _ms(r.rtt.sketch.median())
+    if name == "rtt_p95":
+        return _ms(r.rtt.sketch.quantile(0.95))
+    if name == "rtt_p99":
+        return _ms(r.rtt.sketch.quantile(0.99))
+    if name == "rtt_mean":
+        return _ms(r.rtt.mean)
+    if name == "rtt_min":
+        return _ms(r.rtt.min)
+    if name == "loss_ratio":
+        return r.loss_ratio
+    if name == "owd_median":
+        meds = [m for m in (r.fwd.sketch.median(), r.bwd.sketch.median()) if m is not None]
+        return _ms(max(meds)) if meds else None
+    raise ValueError(f"statistic {name!r} is not shown by the dashboard")
+
+
+def distribution(r: MinuteRollup, which: str = "rtt") -> tuple[list[float], list[float]]:
+    """Empirical CDF of a merged sketch: bucket representative values (ms) and F(x)."""
+    sk = getattr(r, which).sketch
+    if sk.count == 0:
+        return [], []
+    xs, ys, seen = [], [], sk.zero
+    if sk.zero:
+        xs.append(0.0)
+        ys.append(seen / sk.count)
+    for k in sorted(sk.buckets):
+        seen += sk.buckets[k]
+        xs.append(sk.value(k) / 1e6)
+        ys.append(seen / sk.count)
+    return xs, ys
+
+
+# --- an index of one window's rollups, bucketed by local hour ------------------------------
+
+
+@dataclass
+class RollupIndex:
+    """One window's rollups merged per (path, method, Type-P) and local hour.
+
+    Built once per window by :func:`load_index` and then queried many times, so the dashboard's
+    callbacks never re-read the store for the same window.
+    """
+
+    window: Window
+    hourly: dict[PathKey, dict[int, MinuteRollup]] = field(default_factory=dict)
+    _totals: dict[PathKey, MinuteRollup] = field(default_factory=dict)
+
+    def select(self, method: str | None = None, type_p: str | None = None) -> list[PathKey]:
+        return sorted(k for k in self.hourly
+                      if (method is None or k[1] == method) and (type_p is None or k[2] == type_p))
+
+    def total(self, key: PathKey) -> MinuteRollup:
+        if key not in self._totals:
+            self._totals[key] = merge(self.hourly[key].values())
+        return self._totals[key]
+
+    def group_total(self, keys: Iterable[PathKey]) -> MinuteRollup | None:
+        parts = [self.total(k) for k in keys if k in self.hourly]
+        return merge(parts) if parts else None
+
+    def buckets(self, keys: Iterable[PathKey], bucket: str = "hour",
+                hours: Sequence[int] = ()) -> list[tuple[int, MinuteRollup]]:
+        """Merged rollups per local hour or day (sorted), optionally only some local hours."""
+        out: dict[int, list[MinuteRollup]] = {}
+        for k in keys:
+            for h, r in self.hourly.get(k, {}).items():
+                if hours and local_hour_of_day(h) not in hours:
+                    continue
+                t = h if bucket == "hour" else local_day_start(h)
+                out.setdefault(t, []).append(r)
+        return [(t, merge(out[t])) for t in sorted(out)]
+
+    def type_ps(self, method: str | None = None) -> list[str]:
+        return sorted({k[2] for k in self.select(method)})
+
+    def last_hour(self) -> int | None:
+        hours = [h for per in self.hourly.values() for h in per]
+        return max(hours) if hours else None
+
+
+def load_index(store: Store, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
+    """Read a window's minute rollups and fold them into local-hour buckets."""
+    index = RollupIndex(window)
+    pending: dict[tuple[PathKey, int], list[MinuteRollup]] = {}
+    for r in store.read_rollups(window.query(path_ids)):
+        hour = local_hour_start(r.minute * 60 * NS)
+        pending.setdefault(((r.path_id, r.method, r.type_p), hour), []).append(r)
+    for (key, hour), parts in pending.items():
+        index.hourly.setdefault(key, {})[hour] = parts[0] if len(parts) == 1 else merge(parts)
+    return index
+
+
+# --- matrices -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """A src x dst grid of a statistic in the baseline and current windows, and their ratio."""
+
+    by: str  # "carrier" | "city"
+    statistic: str
+    rows: list[str]
+    cols: list[str]
+    baseline: list[list[float | None]]
+    current: list[list[float | None]]
+    change: list[list[float | None]]  # current / baseline
+    samples: list[list[int]]  # current sample size N (RFC 2330 §11.3 asks for N)
+
+
+def group_of(topo: Topology, key: PathKey, by: str) -> tuple[str, str] | None:
+    """(row, column) of a path in a carrier x carrier or city x city matrix."""
+    src, dst = key[0].split(">")
+    (s_site, s_car), (d_site, d_car) = src.split("/"), dst.split("/")
+    if by == "carrier":
+        return s_car, d_car
+    sc, dc = topo.city_of(s_site), topo.city_of(d_site)
+    return (sc.id, dc.id) if sc and dc else None
+
+
+def matrix(topo: Topology, base: RollupIndex, cur: RollupIndex, by: str, stat: str,
+           method: str, type_p: str | None) -> Matrix:
+    """Carrier x carrier or city x city matrix; cells merge every path of the pair."""
+    groups: dict[tuple[str, str], list[PathKey]] = {}
+    for key in sorted(set(base.select(method, type_p)) | set(cur.select(method, type_p))):
+        g = group_of(topo, key, by)
+        if g is not None:
+            groups.setdefault(g, []).append(key)
+    order = ([c.id for c in topo.inv.carriers] if by == "carrier"
+             else [c.id for c in topo.inv.cities])
+    present = {g for pair in groups for g in pair}
+    labels = [x for x in order if x in present]
+    grids: dict[str, list[list[float | None]]] = {"b": [], "c": [], "x": []}
+    samples: list[list[int]] = []
+    for row in labels:
+        rb, rc, rx, rn = [], [], [], []
+        for col in labels:
+            keys = groups.get((row, col), [])
+            b, c = base.group_total(keys), cur.group_total(keys)
+            vb = statistic(b, stat) if b else None
+            vc = statistic(c, stat) if c else None
+            rb.append(vb)
+            rc.append(vc)
+            rx.append(vc / vb if vb and vc is not None else None)
+            rn.append(c.received if c else 0)
+        grids["b"].append(rb)
+        grids["c"].append(rc)
+        grids["x"].append(rx)
+        samples.append(rn)
+    return Matrix(by, stat, labels, labels, grids["b"], grids["c"], grids["x"], samples)
+
+
+def paths_of_cell(topo: Topology, index: RollupIndex, by: str, row: str, col: str,
+                  method: str | None = None) -> list[str]:
+    """Path ids of one matrix cell, sorted."""
+    return sorted({k[0] for k in index.select(method) if group_of(topo, k, by) == (row, col)})
+
+
+# --- one path -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Per-bucket statistics of one path (or a group) in one window. Times are bucket starts."""
+
+    t_ns: list[int]
+    median_ms: list[float | None]
+    p95_ms: list[float | None]
+    loss: list[float | None]
+    fwd_ms: list[float | None]
+    bwd_ms: list[float | None]
+    clock_error_ms: list[float | None]
+    n: list[int]
+
+
+def series(index: RollupIndex, keys: Sequence[PathKey], bucket: str = "hour") -> Series:
+    rows = [(t, stats_of(r)) for t, r in index.buckets(keys, bucket)]
+    return Series([t for t, _ in rows], [s.rtt_median_ms for _, s in rows],
+                  [s.rtt_p95_ms for _, s in rows], [s.loss_ratio for _, s in rows],
+                  [s.fwd_median_ms for _, s in rows], [s.bwd_median_ms for _, s in rows],
+                  [s.clock_error_ms for _, s in rows], [s.received for _, s in rows])
+
+
+def path_keys(index: RollupIndex, path_id: str, method: str | None = None,
+              type_p: str | None = None) -> list[PathKey]:
+    return [k for k in index.select(method, type_p) if k[0] == path_id]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHop:
+    ttl: int
+    addr: str | None
+    rtt_ms: float | None
+    carrier: str | None
+    site: str | None
+    site_kind: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The latest traceroute of a path and whether it crosses an in-province exchange point."""
+
+    sent_at_ns: int
+    hops: list[RouteHop]
+    crosses_exchange: bool
+    exchange_sites: list[str]
+
+
+def latest_route(store: Store, topo: Topology, path_id: str, window: Window) -> Route | None:
+    """From results with ``method="traceroute"`` (``Result.hops``); hop owners from the
+    inventory's carrier and site prefixes."""
+    last: Result | None = None
+    for r in store.read_results(window.query([path_id], "traceroute")):
+        if r.hops and (last is None or r.sent_at_ns >= last.sent_at_ns):
+            last = r
+    if last is None:
+        return None
+    hops = [_route_hop(topo, h.ttl, h.addr, h.rtt_ns) for h in last.hops]
+    xs = [h.site for h in hops if h.site and h.site_kind == SiteKind.EXCHANGE_POINT.value]
+    return Route(last.sent_at_ns, hops, bool(xs), sorted(set(xs)))
+
+
+def _route_hop(topo: Topology, ttl: int, addr: str | None, rtt_ns: int | None) -> RouteHop:
+    if addr is None:
+        return RouteHop(ttl, None, None, None, None, None)
+    site = topo.site_of_address(addr)
+    kind = topo.sites[site].kind.value if site in topo.sites else None
+    return RouteHop(ttl, addr, _ms(rtt_ns), topo.carrier_of_address(addr), site, kind)
+
+
+# --- probes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRow:
+    """A probe's health (Store.probe_health) and its data coverage in the current window."""
+
+    probe_id: str
+    site: str
+    carrier: str
+    last_seen_ns: int | None
+    age_s: float | None
+    spool_depth: int | None
+    results: int
+    coverage: float  # share of the window's hours with at least one rollup from this probe
+    status: str  # "ok" | "late" | "silent" | "unknown"
+    version: str | None
+
+
+def probe_rows(store: Store, topo: Topology, cur: RollupIndex, now_ns: int,
+               late_after_s: float = 600.0) -> list[ProbeRow]:
+    """One row per inventory probe (and any unknown probe the collector has seen)."""
+    health = {h.probe_id: h for h in store.probe_health()}
+    hours_by_end: dict[tuple[str, str], set[int]] = {}
+    for key, per in cur.hourly.items():
+        site, carrier = key[0].split(">")[0].split("/")
+        hours_by_end.setdefault((site, carrier), set()).update(per)
+    n_hours = max(1, math.ceil((cur.window.end_ns - cur.window.start_ns) / NS_PER_HOUR))
+    rows = []
+    ids = [p.id for p in topo.inv.probes] + sorted(set(health) - {p.id for p in topo.inv.probes})
+    for pid in ids:
+        ep = topo.endpoints.get(pid)
+        h = health.get(pid)
+        site, carrier = (ep.site, ep.carrier) if ep else ("?", "?")
+        seen = h.last_seen_ns if h else None
+        age = (now_ns - seen) / NS if seen is not None else None
+        status = ("unknown" if h is None else "silent" if age is None
+                  else "ok" if age <= late_after_s else "late")
+        cov = len(hours_by_end.get((site, carrier), ())) / n_hours
+        rows.append(ProbeRow(pid, site, carrier, seen, age, h.spool_depth if h else None,
+                             h.results if h else 0, min(cov, 1.0), status,
+                             h.version if h else None))
+    return rows
+
+
+# --- policy-target verdicts (preview when no evaluator is installed) ------------------------
+
+PASS, FAIL, INCONCLUSIVE, NOT_EVALUABLE = "PASS", "FAIL", "INCONCLUSIVE", "NOT_EVALUABLE"
+MIN_SAMPLES = 30
+BOOT_B = 400
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRow:
+    """One policy target x group x Type-P: estimate, 95% CI and verdict (methodology §4)."""
+
+    target_id: str
+    group: str
+    type_p: str
+    statistic: str
+    kind: str  # relative | absolute | reference
+    baseline: float | None  # baseline (or reference) statistic; ms or ratio
+    current: float | None
+    estimate: float | None  # ratio (relative/reference) or value in ms (absolute)
+    ci_low: float | None
+    ci_high: float | None
+    threshold: float
+    verdict: str
+    gate: str  # which rule decided, or why it is not evaluable
+    n_baseline: int
+    n_current: int
+    method: str
+
+
+def decide(low: float, high: float, threshold: float) -> str:
+    """TOST / non-inferiority rule on a two-sided 95% CI (methodology §4): PASS if U <= theta,
+    FAIL if L > theta, INCONCLUSIVE otherwise."""
+    if high <= threshold:
+        return PASS
+    if low > threshold:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def overall(rows: Sequence[VerdictRow]) -> str:
+    """'All groups meet the target' is an intersection-union test (Berger 1982): PASS only if
+    every evaluable group passes; any FAIL fails."""
+    verdicts = {r.verdict for r in rows}
+    if not rows or verdicts == {NOT_EVALUABLE}:
+        return NOT_EVALUABLE
+    if FAIL in verdicts:
+        return FAIL
+    return PASS if verdicts == {PASS} else INCONCLUSIVE
+
+
+def scope_keys(topo: Topology, target: PolicyTarget, index: RollupIndex,
+               scope: PathScope | None = None) -> list[PathKey]:
+    """Keys of the target's method whose directed path lies in ``scope`` (default: its own)."""
+    m = target.method.value if target.method is not None else None
+    sc = scope if scope is not None else target.scope
+    out = []
+    for key in index.select(m):
+        src, dst = key[0].split(">")
+        (ss, sca), (ds, dca) = src.split("/"), dst.split("/")
+        if topo.in_scope(sc, PathEnds(ss, sca, ds, dca)):
+            out.append(key)
+    return out
+
+
+def _group_name(topo: Topology, key: PathKey, per: str) -> str:
+    if per == "scope":
+        return "all"
+    if per == "path":
+        return key[0]
+    g = group_of(topo, key, "carrier" if per == "carrier_pair" else "city")
+    return f"{g[0]}>{g[1]}" if g else "?"
+
+
+def _groups(topo: Topology, keys: Iterable[PathKey], per: str) -> dict[tuple[str, str],
+                                                                      list[PathKey]]:
+    out: dict[tuple[str, str], list[PathKey]] = {}
+    for k in keys:
+        out.setdefault((_group_name(topo, k, per), k[2]), []).append(k)
+    return out
+
+
+def _busy(target: PolicyTarget) -> list[int]:
+    agg = target.aggregation
+    return list(agg.busy_hours) if agg.window == "busy_hours" else []
+
+
+def preview_verdicts(topo: Topology, base: RollupIndex, cur: RollupIndex,
+                     seed: int = 0) -> list[VerdictRow]:
+    """Every policy target of the inventory, per its ``per`` groups and per Type-P.
+
+    CI: day-block percentile bootstrap (B=400, fixed seed), blocks of one local day resampled
+    within each window; sketch ratios widened by gamma (methodology §3). A preview: the
+    auditor's report uses the analyzer's evaluator (minute blocks, B >= 2000).
+    """
+    rows: list[VerdictRow] = []
+    for target in topo.inv.policy_targets:
+        rows.extend(evaluate_target(topo, target, base, cur, seed))
+    return rows
+
+
+def evaluate_target(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex,
+                    seed: int = 0) -> list[VerdictRow]:
+    """Rows of one policy target (inventory.schema.PolicyTarget)."""
+    comp = target.comparison
+    stat = target.statistic
+    busy = _busy(target)
+    groups = _groups(topo, scope_keys(topo, target, cur) + scope_keys(topo, target, base),
+                     target.per)
+    ref: list[PathKey] = []
+    if comp.kind == "reference":
+        ref = scope_keys(topo, target, cur, comp.reference)
+    rows = []
+    for (gname, type_p), keys in sorted(groups.items()):
+        keys = sorted(set(keys))
+        cur_days = [r for _, r in cur.buckets(keys, "day", busy)]
+        if comp.kind == "relative":
+            other = [r for _, r in base.buckets(keys, "day", busy)]
+            threshold = 1 - (comp.reduction or 0.0)
+        elif comp.kind == "reference":
+            other = [r for _, r in cur.buckets([k for k in ref if k[2] == type_p], "day", busy)]
+            threshold = comp.at_most_ratio or 0.0
+        else:
+            other = []
+            threshold = comp.below_ms if comp.below_ms is not None else comp.below_ratio or 0.0
+        rows.append(_row(target.id, gname, type_p, stat, comp.kind, threshold,
+                         other, cur_days, seed))
+    return rows
+
+
+def _row(tid: str, group: str, type_p: str, stat: str, kind: str, threshold: float,
+         other: list[MinuteRollup], cur_days: list[MinuteRollup], seed: int) -> VerdictRow:
+    method = f"day-block percentile bootstrap B={BOOT_B} seed={seed} (preview)"
+    ob = merge(other) if other else None
+    oc = merge(cur_days) if cur_days else None
+    vb = statistic(ob, stat) if ob else None
+    vc = statistic(oc, stat) if oc else None
+    nb = ob.sent if ob else 0
+    nc = oc.sent if oc else 0
+
+    def row(est: float | None, lo: float | None, hi: float | None, verdict: str,
+            gate: str) -> VerdictRow:
+        return VerdictRow(tid, group, type_p, stat, kind, vb, vc, est, lo, hi, threshold,
+                          verdict, gate, nb, nc, method)
+
+    gate = _gate(stat, kind, ob, oc, vb, vc, other, cur_days)
+    if gate:
+        return row(None, None, None, NOT_EVALUABLE, gate)
+    assert vc is not None
+    assert oc is not None
+    rng_c = _boot_stat(cur_days, stat, seed)
+    if kind == "absolute":
+        e = (oc.clock_error_max_ns or 0) / 1e6 if stat.startswith("owd") else 0.0
+        lo, hi = _pct(rng_c)
+        verdict = PASS if hi + e < threshold else FAIL if lo - e >= threshold else INCONCLUSIVE
+        return row(vc, lo, hi, verdict, f"U+E<T / L-E>=T with E={e:.3f} ms")
+    assert vb is not None
+    ratios = [c / b for c, b in zip(rng_c, _boot_stat(other, stat, seed + 1), strict=True)
+              if b and b > 0]
+    lo, hi = _pct(ratios)
+    if stat != "loss_ratio" and not stat.endswith("mean"):
+        g = cur_days[0].rtt.sketch.gamma
+        lo, hi = lo / g, hi * g
+    return row(vc / vb, lo, hi, decide(lo, hi, threshold), "U<=theta / L>theta")
+
+
+def _gate(stat: str, kind: str, ob: MinuteRollup | None, oc: MinuteRollup | None,
+          vb: float | None, vc: float | None, other: list[MinuteRollup],
+          cur_days: list[MinuteRollup]) -> str:
+    """NOT EVALUABLE gates of methodology §4 and §5 (samples, zero baseline loss, clocks)."""
+    if oc is None or vc is None or oc.received < MIN_SAMPLES or len(cur_days) < 2:
+        return "too few current samples or days"
+    if kind != "absolute" and (ob is None or vb is None or ob.received < MIN_SAMPLES
+                               or len(other) < 2):
+        return "too few baseline/reference samples or days"
+    if kind != "absolute" and stat == "loss_ratio" and not vb:
+        return "zero baseline loss: ratio undefined (report an absolute bound)"
+    if stat.startswith("owd") and oc.unsynced:
+        return "one-way delays from unsynchronised clocks"
+    return ""
+
+
+def _boot_stat(days: list[MinuteRollup], stat: str, seed: int) -> list[float]:
+    """Statistic of each bootstrap replicate: days resampled with replacement (blocks of one
+    local day), replicate = merged counts; quantiles as RFC 2330 §11.3 inverted CDF."""
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(len(days), [1 / len(days)] * len(days), size=BOOT_B).astype(float)
+    if stat == "loss_ratio":
+        lost = w @ np.array([d.lost for d in days], float)
+        n = w @ np.array([d.lost + d.received for d in days], float)
+        return [float(x) for x in np.where(n > 0, lost / np.maximum(n, 1), np.nan)]
+    if stat == "rtt_mean":
+        s = w @ np.array([d.rtt.sum for d in days], float)
+        n = w @ np.array([d.rtt.n for d in days], float)
+        return [float(x) for x in s / np.maximum(n, 1) / 1e6]
+    q = 0.95 if stat == "rtt_p95" else 0.99 if stat == "rtt_p99" else 0.5
+    if stat.startswith("owd"):
+        fwd = _boot_q(w, [d.fwd.sketch for d in days], q)
+        bwd = _boot_q(w, [d.bwd.sketch for d in days], q)
+        return [float(x) for x in np.fmax(fwd, bwd)]
+    return [float(x) for x in _boot_q(w, [d.rtt.sketch for d in days], q)]
+
+
+def _boot_q(w: NDArray[np.float64], sketches: list[DDSketch], q: float) -> NDArray[np.float64]:
+    keys = sorted({k for s in sketches for k in s.buckets})
+    if not keys:
+        return np.full(w.shape[0], np.nan)
+    col = {k: i for i, k in enumerate(keys)}
+    counts = np.zeros((len(sketches), len(keys)))
+    for i, s in enumerate(sketches):
+        for k, c in s.buckets.items():
+            counts[i, col[k]] = c
+    cum = np.cumsum(w @ counts, axis=1)
+    rank = np.maximum(1, np.ceil(q * cum[:, -1] - 1e-9))
+    idx = np.argmax(cum >= rank[:, None], axis=1)
+    values = np.array([sketches[0].value(k) for k in keys]) / 1e6
+    out: NDArray[np.float64] = values[idx]
+    return out
+
+
+def _pct(values: Iterable[float]) -> tuple[float, float]:
+    arr = np.array([v for v in values if not math.isnan(v)], float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    lo, hi = np.percentile(arr, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex
+          ) -> tuple[list[int], list[float | None]]:
+    """Daily value of a target over the current window, pooled over its scope: current/baseline
+    (relative), the statistic (absolute) or scope/reference (reference)."""
+    comp = target.comparison
+    stat = target.statistic
+    busy = _busy(target)
+    keys = scope_keys(topo, target, cur)
+    denom: float | None = 1.0
+    if comp.kind == "relative":
+        b = base.group_total(scope_keys(topo, target, base))
+        denom = statistic(b, stat) if b else None
+    ref = {t: statistic(r, stat) for t, r in
+           cur.buckets(scope_keys(topo, target, cur, comp.reference), "day", busy)
+           } if comp.kind == "reference" else {}
+    ts, vs = [], []
+    for t, r in cur.buckets(keys, "day", busy):
+        v = statistic(r, stat)
+        d = ref.get(t) if comp.kind == "reference" else denom
+        ts.append(t)
+        vs.append(v / d if v is not None and d else None)
+    return ts, vs

@@ -1,0 +1,66 @@
+"""The dashboard shell: ``Dash(use_pages=True)``, the shared stores, the navigation bar and
+``page_container``. Pages live in ``dashboard/pages/``; this module holds no data and nothing
+imports from it but the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dash
+from dash import Dash, Input, Output, dcc, html
+
+from analyzer.views import local_label
+from dashboard import context, ids
+from dashboard.i18n import DEFAULT_LANG, t
+
+HERE = Path(__file__).parent
+PAGE_ORDER = ("overview", "matrix", "path", "probes", "reports")
+
+
+def create_app(ctx: context.Context) -> Dash:
+    """Build the app over one data context (store, inventory, windows)."""
+    context.configure(ctx)
+    app = Dash(__name__, use_pages=True, pages_folder=str(HERE / "pages"),
+               assets_folder=str(HERE / "assets"), title="ixmeter",
+               suppress_callback_exceptions=True, serve_locally=True)
+    app.layout = _shell(ctx)
+    app.callback(Output(ids.LANG, "data"), Input(ids.LANG_SWITCH, "value"))(_store_lang)
+    app.callback(Output(ids.TITLE, "children"), Output(ids.NAV, "children"),
+                 Output(ids.WINDOW_NOTE, "children"), Input(ids.LANG, "data"))(_label_shell)
+    return app
+
+
+def _shell(ctx: context.Context) -> html.Div:
+    window = (f"{local_label(ctx.baseline.start_ns, '%Y-%m-%d')} – "
+              f"{local_label(ctx.baseline.end_ns - 1, '%Y-%m-%d')} | "
+              f"{local_label(ctx.current.start_ns, '%Y-%m-%d')} – "
+              f"{local_label(ctx.current.end_ns - 1, '%Y-%m-%d')}")
+    return html.Div([
+        dcc.Store(id=ids.LANG, data=DEFAULT_LANG),
+        html.Header([
+            html.H1(id=ids.TITLE, className="title"),
+            html.Nav(id=ids.NAV, className="nav"),
+            dcc.RadioItems(id=ids.LANG_SWITCH, className="lang",
+                           options=[{"label": "中文", "value": "zh"},
+                                    {"label": "English", "value": "en"}],
+                           value=DEFAULT_LANG, inline=True, persistence=True,
+                           persistence_type="local"),
+        ], className="header"),
+        html.Div([html.Span(id=ids.WINDOW_NOTE), html.Span(window, className="windows")],
+                 className="subheader"),
+        html.Main(dash.page_container, className="main"),
+    ])
+
+
+def _store_lang(value: str) -> str:
+    return value or DEFAULT_LANG
+
+
+def _label_shell(lang: str) -> tuple[str, list[Any], str]:
+    pages = {p["module"].rsplit(".", 1)[-1]: p for p in dash.page_registry.values()}
+    links = [dcc.Link(t(name, lang), href=pages[name]["relative_path"], id=f"nav-{name}",
+                      className="nav-link") for name in PAGE_ORDER if name in pages]
+    note = f"{t('times_note', lang)} · {t('baseline', lang)} | {t('current', lang)}: "
+    return t("app_title", lang), links, note

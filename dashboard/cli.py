@@ -1,0 +1,83 @@
+"""``ixmeter dashboard``: serve the read-only dashboard over a results database.
+
+Imports nothing heavy at import time (Dash and Plotly load in :func:`run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ixmeter.errors import IxmeterError
+
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, metavar="FILE",
+                        help="results database (SQLite file or postgresql:// URL)")
+    parser.add_argument("--inventory", metavar="FILE",
+                        help="inventory YAML (default: the packaged Hunan seed)")
+    parser.add_argument("--port", type=int, default=8050, help="HTTP port (default 8050)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--baseline", metavar="FROM:TO",
+                        help="baseline window as local dates YYYY-MM-DD:YYYY-MM-DD "
+                             "(default: the inventory's first measured baseline)")
+    parser.add_argument("--current", metavar="FROM:TO",
+                        help="current window as local dates (default: the last 7 days)")
+    parser.add_argument("--demo-data", action="store_true",
+                        help="if the database has no data, fill it with synthetic results "
+                             "first (development and demos only)")
+
+
+def _window(text: str | None, flag: str) -> object:
+    from analyzer.views import Window
+
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise IxmeterError(f"{flag} {text!r}: expected FROM:TO", hint="e.g. 2026-01-05:2026-02-01")
+    try:
+        return Window.from_local_dates(parts[0], parts[1])
+    except ValueError as exc:
+        raise IxmeterError(f"{flag} {text!r}: {exc}", hint="dates are YYYY-MM-DD") from None
+
+
+def build_context(args: argparse.Namespace) -> object:
+    """Open the store and inventory and pick the windows (no server started)."""
+    from analyzer.store import is_postgres_url, open_store
+    from analyzer.views import Window
+    from dashboard import demo
+    from dashboard.context import Context
+    from inventory.loader import default_inventory, load
+    from inventory.topology import Topology
+
+    if not is_postgres_url(args.db) and not args.demo_data and not Path(args.db).exists():
+        raise IxmeterError(f"no database at {args.db!r}",
+                           hint="give the collector's --db file, or add --demo-data")
+    topo = Topology(load(args.inventory or default_inventory()))
+    store = open_store(args.db)
+    now = time.time_ns()
+    plan = demo.default_plan(topo, now)
+    if args.demo_data and store.chain_head().length == 0:
+        demo.fill(store, topo, plan, now)
+    base = _window(args.baseline, "--baseline") or plan.baseline
+    cur = _window(args.current, "--current")
+    if cur is None:
+        end = now - (now + 8 * 3600 * NS) % DAY_NS + DAY_NS
+        cur = Window(end - 7 * DAY_NS, end)
+    return Context(store, topo, base, cur)  # type: ignore[arg-type]
+
+
+def run(args: argparse.Namespace) -> int:
+    from dashboard.app import create_app
+
+    ctx = build_context(args)
+    app = create_app(ctx)  # type: ignore[arg-type]
+    print(f"ixmeter dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
+    app.run(host=args.host, port=args.port, debug=False)
+    return 0

@@ -1,0 +1,62 @@
+"""What every page reads from: the store, the inventory and the two windows, set once by
+:func:`dashboard.app.create_app` (never at import time) and cached per window.
+
+Pages call :func:`get`; they never import from ``app.py``. Store access is serialised with a
+lock because Flask serves callbacks from several threads and one SQLite connection is shared.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from analyzer import views
+from analyzer.store.base import Store
+from analyzer.views import RollupIndex, VerdictRow, Window
+from inventory.topology import Topology
+from ixmeter.errors import IxmeterError
+
+
+@dataclass
+class Context:
+    store: Store
+    topo: Topology
+    baseline: Window
+    current: Window
+    now_ns: Callable[[], int] = field(default=time.time_ns)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _indexes: dict[Window, RollupIndex] = field(default_factory=dict)
+    _verdicts: dict[tuple[Window, Window], list[VerdictRow]] = field(default_factory=dict)
+
+    def index(self, window: Window) -> RollupIndex:
+        with self.lock:
+            if window not in self._indexes:
+                self._indexes[window] = views.load_index(self.store, window)
+            return self._indexes[window]
+
+    def verdicts(self, base: Window | None = None, cur: Window | None = None
+                 ) -> list[VerdictRow]:
+        """Verdict rows of every policy target for two windows (default: the shared ones)."""
+        key = (base or self.baseline, cur or self.current)
+        with self.lock:
+            if key not in self._verdicts:
+                self._verdicts[key] = views.preview_verdicts(
+                    self.topo, self.index(key[0]), self.index(key[1]))
+            return self._verdicts[key]
+
+
+_current: Context | None = None
+
+
+def configure(ctx: Context) -> None:
+    global _current
+    _current = ctx
+
+
+def get() -> Context:
+    if _current is None:
+        raise IxmeterError("the dashboard has no data source",
+                           hint="start it with 'ixmeter dashboard --db FILE'")
+    return _current

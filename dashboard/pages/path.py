@@ -1,0 +1,140 @@
+"""Path: RTT (median, p95) and loss over time with the baseline band and the target line, the
+delay distribution before and after, one-way delays with their clock error, and the latest
+traceroute with whether it crosses the exchange point. The URL carries the selection
+(``?by=carrier&src=CT&dst=CM`` from the matrix, or ``?path=<path id>``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import plotly.graph_objects as go
+from dash import Input, Output, callback, dcc, html
+
+from analyzer import views
+from analyzer.views import RollupIndex
+from dashboard import context, ids
+from dashboard.common import fmt_value, graph, path_label, site_label, table
+from dashboard.figures import cdf_figure, loss_figure, owd_figure, rtt_figure
+from dashboard.i18n import t
+from inventory.topology import PathEnds, Topology
+
+dash.register_page(__name__, path="/path", name="path", order=2)  # type: ignore[no-untyped-call]
+
+
+def layout(by: str | None = None, src: str | None = None, dst: str | None = None,
+           path: str | None = None, **kwargs: Any) -> html.Div:
+    c = context.get()
+    cur = c.index(c.current)
+    if by in ("carrier", "city") and src and dst:
+        paths = views.paths_of_cell(c.topo, cur, by, src, dst)
+    else:
+        paths = sorted({k[0] for k in cur.select()})
+    value = path if path in paths else (paths[0] if paths else None)
+    return html.Div([
+        dcc.Store(id="pa-paths", data=paths),
+        html.Div([html.Label(id="pa-select-label"),
+                  dcc.Dropdown(id=ids.PA_SELECT, options=paths, value=value, clearable=False,
+                               className="control dd xwide")], className="controls"),
+        dcc.Loading(html.Div(id=ids.PA_BODY)),
+    ], className="page")
+
+
+@callback(Output("pa-select-label", "children"), Output(ids.PA_SELECT, "options"),
+          Input(ids.LANG, "data"), Input("pa-paths", "data"))
+def _labels(lang: str, values: list[str]) -> tuple[str, list[dict[str, str]]]:
+    c = context.get()
+    return t("select_path", lang), [{"label": path_label(c.topo, v, lang), "value": v}
+                                    for v in values or []]
+
+
+def _targets(topo: Topology, path_id: str) -> dict[str, float]:
+    """Relative reductions of the policy targets whose scope holds this path, by statistic."""
+    src, dst = path_id.split(">")
+    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+    ends = PathEnds(ss, sc, ds, dc)
+    out: dict[str, float] = {}
+    for tg in topo.inv.policy_targets:
+        if tg.comparison.kind == "relative" and topo.in_scope(tg.scope, ends):
+            out[tg.statistic] = 1 - (tg.comparison.reduction or 0.0)
+    return out
+
+
+@callback(Output(ids.PA_BODY, "children"), Input(ids.PA_SELECT, "value"),
+          Input(ids.LANG, "data"))
+def render(path_id: str | None, lang: str) -> list[Any]:
+    c = context.get()
+    if not path_id:
+        return [html.P(t("no_paths", lang), className="big")]
+    with c.lock:
+        base, cur = c.index(c.baseline), c.index(c.current)
+        route = views.latest_route(c.store, c.topo, path_id, c.current)
+    bucket = "hour" if c.current.days <= 7 else "day"
+    return [
+        html.H2(path_label(c.topo, path_id, lang), id=ids.PA_HEADER),
+        html.Div([
+            graph(ids.PA_RTT, _rtt(c.topo, base, cur, path_id, bucket, lang)),
+            graph(ids.PA_LOSS, _loss(c.topo, base, cur, path_id, bucket, lang)),
+            graph(ids.PA_CDF, _cdf(base, cur, path_id, lang)),
+            graph(ids.PA_OWD, _owd(cur, path_id, bucket, lang)),
+        ], className="grid2"),
+        html.Div(_route(c.topo, route, lang), id=ids.PA_ROUTE),
+    ]
+
+
+def _labels_for(lang: str, title: str) -> dict[str, str]:
+    keys = ("baseline_band", "median", "p95", "target_line", "baseline", "current", "before",
+            "after", "cdf", "forward", "backward")
+    return {"title": t(title, lang), **{k: t(k, lang) for k in keys}}
+
+
+def _rtt(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, bucket: str,
+         lang: str) -> go.Figure:
+    keys = views.path_keys(cur, path_id, "icmp")
+    b = base.group_total(views.path_keys(base, path_id, "icmp"))
+    bm = views.statistic(b, "rtt_median") if b else None
+    bp = views.statistic(b, "rtt_p95") if b else None
+    theta = _targets(topo, path_id).get("rtt_median")
+    target = bm * theta if bm is not None and theta is not None else None
+    return rtt_figure(views.series(cur, keys, bucket), bm, bp, target,
+                      _labels_for(lang, "rtt_series"))
+
+
+def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, bucket: str,
+          lang: str) -> go.Figure:
+    keys = views.path_keys(cur, path_id, "icmp")
+    b = base.group_total(views.path_keys(base, path_id, "icmp"))
+    bl = b.loss_ratio if b else None
+    theta = _targets(topo, path_id).get("loss_ratio")
+    target = bl * theta if bl is not None and theta is not None else None
+    return loss_figure(views.series(cur, keys, bucket), bl, target,
+                       _labels_for(lang, "loss_series"))
+
+
+def _cdf(base: RollupIndex, cur: RollupIndex, path_id: str, lang: str) -> go.Figure:
+    b = base.group_total(views.path_keys(base, path_id, "icmp"))
+    a = cur.group_total(views.path_keys(cur, path_id, "icmp"))
+    empty: tuple[list[float], list[float]] = ([], [])
+    return cdf_figure(views.distribution(b) if b else empty,
+                      views.distribution(a) if a else empty, _labels_for(lang, "delay_dist"))
+
+
+def _owd(cur: RollupIndex, path_id: str, bucket: str, lang: str) -> go.Figure:
+    return owd_figure(views.series(cur, views.path_keys(cur, path_id, "stamp"), bucket),
+                      _labels_for(lang, "owd"))
+
+
+def _route(topo: Topology, route: views.Route | None, lang: str) -> list[Any]:
+    head = html.H3(t("route", lang))
+    if route is None:
+        return [head, html.P(t("no_route", lang))]
+    verdict = t("crosses_ixp" if route.crosses_exchange else "not_crosses_ixp", lang)
+    sites = ", ".join(site_label(topo, s, lang) for s in route.exchange_sites)
+    rows = [[h.ttl, h.addr or "*", fmt_value(h.rtt_ms, "rtt"), h.carrier or "",
+             site_label(topo, h.site, lang) if h.site else ""] for h in route.hops]
+    when = views.local_label(route.sent_at_ns)
+    return [head, html.P(f"{verdict}{': ' + sites if sites else ''} · {when}",
+                         className="big " + ("good" if route.crosses_exchange else "bad")),
+            table([t("hop", lang), t("address", lang), "RTT (ms)", t("carrier", lang),
+                   t("site", lang)], rows, "pa-route-table")]
+
