@@ -20,6 +20,10 @@ from ixmeter.errors import IxmeterError
 # name -> (module, one-line help). Order is the order ``ixmeter --help`` shows.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "validate and summarise inventory files"),
+    "testbed": ("testbed.cli", "build and drive the emulated carrier network for tests and demo"),
+    "collector": ("analyzer.collector.cli", "run the HTTP collector that stores signed batches"),
+    "keys": ("analyzer.collector.keys_cli", "generate, list and rotate per-probe HMAC keys"),
+    "verify": ("analyzer.verify_cli", "re-check the store's hash chain (tamper evidence)"),
     "demo": ("ixmeter.demo", "run the whole system on the built-in emulated network"),
     "dashboard": ("dashboard.cli", "serve the read-only dashboard (Dash) over a results database"),
     "reflector": ("probes.reflector_cli", "run a STAMP session-reflector (RFC 8762) until Ctrl-C"),

@@ -1,0 +1,262 @@
+"""The collector's ASGI app (Starlette, run under hypercorn's trio worker).
+
+Routes: ``POST /v1/batches`` (signed batch ingest, acknowledged only after commit),
+``POST /v1/probes/{id}/heartbeat``, ``GET /v1/probes/{id}/inventory``, ``GET /healthz``,
+``GET /openapi.json`` and ``GET /metrics`` (Prometheus). Blocking store work runs in
+``trio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``: one writer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from contextlib import aclosing
+from typing import Any
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from analyzer.collector.auth import Authenticator
+from analyzer.collector.inventory import probe_plan
+from analyzer.collector.openapi import openapi_document
+from analyzer.store.base import Store, WriteReceipt
+from ixmeter import __version__
+from ixmeter.errors import RecordError
+from ixmeter.wire import AuthError, decode_batch
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+BATCHES_PATH = "/v1/batches"
+log = logging.getLogger("ixmeter.collector")
+
+
+class Problem(Exception):
+    """An HTTP error answer: status, JSON body, and the metric reason it is counted under."""
+
+    def __init__(self, status: int, body: dict[str, Any], reason: str) -> None:
+        super().__init__(body.get("error"))
+        self.status, self.body, self.reason = status, body, reason
+
+
+class Metrics:
+    """The collector's Prometheus metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("ixmeter_collector_requests", "HTTP requests by route and status",
+                                ["route", "status"], registry=r)
+        self.auth_failures = Counter("ixmeter_collector_auth_failures",
+                                     "rejected authentications by reason", ["reason"],
+                                     registry=r)
+        self.rejected = Counter("ixmeter_collector_rejected",
+                                "requests rejected other than by authentication", ["reason"],
+                                registry=r)
+        self.batches = Counter("ixmeter_collector_batches", "batches by outcome", ["outcome"],
+                               registry=r)
+        self.results = Counter("ixmeter_collector_results", "results accepted and committed",
+                               registry=r)
+        self.ingest_seconds = Histogram("ixmeter_collector_ingest_seconds",
+                                        "decode + commit time per batch", registry=r)
+        self.spool_depth = Gauge("ixmeter_probe_spool_depth",
+                                 "spool depth last reported by each probe", ["probe"],
+                                 registry=r)
+
+
+class Collector:
+    """Holds the store, keys, inventory and metrics; :meth:`app` is the ASGI application."""
+
+    def __init__(self, store: Store, auth: Authenticator, inventory: Any = None, *,
+                 max_body: int = DEFAULT_MAX_BODY, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.auth, self.inventory = store, auth, inventory
+        self.max_body, self.clock = max_body, clock
+        self.metrics = Metrics()
+        self.limiter = trio.CapacityLimiter(1)
+
+    def app(self) -> Starlette:
+        routes = [
+            Route(BATCHES_PATH, self._wrap("batches", self.post_batch), methods=["POST"]),
+            Route("/v1/probes/{probe_id}/heartbeat", self._wrap("heartbeat", self.heartbeat),
+                  methods=["POST"]),
+            Route("/v1/probes/{probe_id}/inventory", self._wrap("inventory", self.get_inventory),
+                  methods=["GET"]),
+            Route("/healthz", self._wrap("healthz", self.healthz), methods=["GET"]),
+            Route("/openapi.json", self._wrap("openapi", self.openapi), methods=["GET"]),
+            Route("/metrics", _AsgiApp(make_asgi_app(self.metrics.registry))),
+        ]
+        return Starlette(routes=routes)
+
+    def _wrap(self, name: str, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+            except Problem as p:
+                if p.status in (401, 403) and p.reason != "wrong_probe":
+                    self.metrics.auth_failures.labels(p.reason).inc()
+                else:
+                    self.metrics.rejected.labels(p.reason).inc()
+                response = JSONResponse(p.body, status_code=p.status)
+            self.metrics.requests.labels(name, str(response.status_code)).inc()
+            return response
+        return endpoint
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, refused with 413 as soon as it exceeds ``max_body`` (declared or read)."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise self._too_large(int(declared))
+        chunks, size = [], 0
+        async with aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise self._too_large(size)
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, size: int) -> Problem:
+        return Problem(413, {"error": f"body of {size} bytes or more exceeds the limit of "
+                                      f"{self.max_body} bytes", "field": "body"}, "oversize")
+
+    def _authenticate(self, request: Request, body: bytes, url_probe: str | None = None) -> str:
+        try:
+            return self.auth.authenticate(dict(request.headers), request.method,
+                                          request.url.path, body, self.clock(), url_probe)
+        except AuthError as exc:
+            status = 403 if exc.reason == "wrong_probe" else 401
+            raise Problem(status, {"error": str(exc), "reason": exc.reason},
+                          exc.reason) from None
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # -- routes ----------------------------------------------------------------------------
+    async def post_batch(self, request: Request) -> Response:
+        body = await self._read_body(request)
+        probe_id = self._authenticate(request, body)
+        started = time.perf_counter()
+        receipt: WriteReceipt = await self._in_thread(self._ingest, probe_id, body)
+        self.metrics.ingest_seconds.observe(time.perf_counter() - started)
+        self.metrics.batches.labels("duplicate" if receipt.duplicate else "accepted").inc()
+        self.metrics.results.inc(receipt.accepted)
+        return JSONResponse({"accepted": receipt.accepted, "duplicate": receipt.duplicate,
+                             "chain_head": receipt.chain_head})
+
+    def _ingest(self, probe_id: str, body: bytes) -> WriteReceipt:
+        try:
+            batch = decode_batch(body)
+        except RecordError as exc:
+            raise bad_record(exc) from None
+        if batch.probe_id != probe_id:
+            raise Problem(403, {"error": f"probe {probe_id!r} cannot write results of probe "
+                                         f"{batch.probe_id!r}", "field": "probe_id",
+                                "reason": "wrong_probe"}, "wrong_probe")
+        try:
+            return self.store.write_batch(batch, time.time_ns())
+        except Exception as exc:  # disk full, database locked or gone: nothing acknowledged
+            log.exception("store write failed")
+            raise Problem(503, {"error": f"store unavailable: {exc}"}, "store_error") from None
+
+    async def heartbeat(self, request: Request) -> Response:
+        probe_id = request.path_params["probe_id"]
+        body = await self._read_body(request)
+        self._authenticate(request, body, url_probe=probe_id)
+        version, depth = parse_heartbeat(body)
+        await self._in_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
+                              version)
+        if depth is not None:
+            self.metrics.spool_depth.labels(probe_id).set(depth)
+        return JSONResponse({"ok": True})
+
+    async def get_inventory(self, request: Request) -> Response:
+        probe_id = request.path_params["probe_id"]
+        self._authenticate(request, await self._read_body(request), url_probe=probe_id)
+        if self.inventory is None:
+            raise Problem(404, {"error": "this collector was started without --inventory"},
+                          "no_inventory")
+        plan = probe_plan(self.inventory, probe_id)
+        if plan is None:
+            raise Problem(404, {"error": f"probe {probe_id!r} is not in the inventory",
+                                "field": "probe_id"}, "unknown_in_inventory")
+        return JSONResponse(plan)
+
+    async def healthz(self, request: Request) -> Response:
+        head = await self._in_thread(self.store.chain_head)
+        return JSONResponse({"ok": True, "version": __version__, "chain_length": head.length,
+                             "chain_head": head.head})
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(__version__))
+
+
+class _AsgiApp:
+    """Wraps an ASGI callable so Starlette's Route serves it as an app, not an endpoint."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+
+_FIELD = re.compile(r"field '([^']+)'")
+_RESULT = re.compile(r"(results\[\d+\])(\.[\w.\[\]]+)?: ")
+
+
+def field_of(message: str) -> str:
+    """The field a :class:`RecordError` message names, e.g. ``results[3].type_p.dscp``."""
+    prefix = ""
+    m = _RESULT.match(message)
+    if m:
+        if m.group(2):
+            return m.group(1) + m.group(2)
+        prefix, message = m.group(1), message[m.end():]
+    f = _FIELD.match(message)
+    if f:
+        return f"{prefix}.{f.group(1)}" if prefix else f.group(1)
+    return prefix or "body"
+
+
+def bad_record(exc: RecordError) -> Problem:
+    """400 for a body that is not JSON, 403 for another probe's result, 422 for a bad field."""
+    message = str(exc)
+    field = field_of(message)
+    if field == "body":
+        return Problem(400, {"error": message, "field": "body"}, "malformed_body")
+    if field.endswith(".probe_id") and "is not the batch's probe" in message:
+        return Problem(403, {"error": message, "field": field, "reason": "wrong_probe"},
+                       "wrong_probe")
+    return Problem(422, {"error": message, "field": field}, "bad_field")
+
+
+def parse_heartbeat(body: bytes) -> tuple[str | None, int | None]:
+    """``{"version": str, "spool_depth": int >= 0, "counters": {str: int}}``, all optional."""
+    try:
+        obj = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, {"error": f"body: not valid JSON ({exc})", "field": "body"},
+                      "malformed_body") from None
+    if not isinstance(obj, dict):
+        raise Problem(400, {"error": "body: expected a JSON object", "field": "body"},
+                      "malformed_body")
+    version, depth, counters = obj.get("version"), obj.get("spool_depth"), obj.get("counters")
+    if version is not None and not isinstance(version, str):
+        raise _bad("version", version, "a string")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        raise _bad("spool_depth", depth, "an integer >= 0")
+    if counters is not None and not (isinstance(counters, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in counters.values())):
+        raise _bad("counters", counters, "an object of integer counters")
+    return version, depth
+
+
+def _bad(field: str, value: Any, expected: str) -> Problem:
+    return Problem(422, {"error": f"field {field!r}: expected {expected}, got {value!r}",
+                         "field": field}, "bad_field")

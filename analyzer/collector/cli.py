@@ -1,0 +1,74 @@
+"""``ixmeter collector serve``: the HTTP collector in front of a SQLite or PostgreSQL store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ixmeter.errors import IxmeterError
+
+if TYPE_CHECKING:
+    from analyzer.collector.app import Collector
+
+DEFAULT_BIND = "127.0.0.1:8650"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    serve = sub.add_parser("serve", help="accept signed result batches over HTTP",
+                           description="Accept signed result batches (docs/collector.md).")
+    serve.add_argument("--db", required=True,
+                       help="SQLite file or postgresql://user@host/dbname URL")
+    serve.add_argument("--bind", default=DEFAULT_BIND,
+                       help=f"HOST:PORT to listen on (default {DEFAULT_BIND}; [::1]:PORT for IPv6)")
+    serve.add_argument("--keys", required=True,
+                       help="YAML/JSON file probe_id -> hex key(s); reloaded when it changes")
+    serve.add_argument("--inventory", help="inventory YAML: served to probes, and its absolute "
+                                           "policy thresholds are counted exactly in rollups")
+    serve.add_argument("--max-body-mib", type=float, default=8.0,
+                       help="largest accepted request body in MiB (default 8)")
+    serve.add_argument("--retention-days", type=float, default=90.0,
+                       help="keep raw results this many days, rollups forever (0: keep all)")
+    serve.add_argument("--max-skew-s", type=float, default=300.0,
+                       help="accepted difference between probe and collector clocks (s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import trio
+
+    from analyzer.collector.app import Collector
+    from analyzer.collector.auth import Authenticator
+    from analyzer.collector.inventory import thresholds_ns
+    from analyzer.collector.keys import load_keys
+    from analyzer.store import open_store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    keys = load_keys(args.keys)
+    inv = None
+    if args.inventory:
+        from inventory.loader import load
+        inv = load(args.inventory)
+    if args.max_body_mib <= 0:
+        raise IxmeterError("--max-body-mib must be positive")
+    store = open_store(args.db, thresholds_ns(inv))
+    collector = Collector(store, Authenticator(keys, args.max_skew_s), inv,
+                          max_body=int(args.max_body_mib * 1024 * 1024))
+    retention = args.retention_days * 86400 if args.retention_days > 0 else None
+    try:
+        trio.run(_main, collector, args.bind, retention, args.keys)
+    finally:
+        store.close()
+    return 0
+
+
+async def _main(collector: Collector, bind: str, retention: float | None, keys: str) -> None:
+    import trio
+
+    from analyzer.collector.server import serve
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, collector, bind, retention_s=retention,
+                                            keys_path=keys))
+        logging.getLogger("ixmeter.collector").info("listening on %s", ", ".join(binds))

@@ -1,0 +1,83 @@
+"""The collector's OpenAPI 3.1 document (served at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SIGNED: list[dict[str, list[str]]] = [{"probeSignature": []}]
+_ERROR = {"type": "object", "properties": {
+    "error": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+_AUTH_ERRORS = {"401": _err("unknown probe, bad signature, stale timestamp or replayed nonce"),
+                "403": _err("the signed probe may not act for this probe or these results")}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ixmeter collector", "version": version,
+                 "description": "Signed result batches from probes (docs/collector.md)."},
+        "paths": {
+            "/v1/batches": {"post": {
+                "summary": "Ingest a batch exactly once (acknowledged after commit)",
+                "security": _SIGNED,
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Batch"}}}},
+                "responses": {"200": {"description": "committed (or already stored)",
+                                      "content": {"application/json": {"schema": {
+                                          "$ref": "#/components/schemas/Receipt"}}}},
+                              "400": _err("body is not a JSON object"),
+                              **_AUTH_ERRORS,
+                              "413": _err("body larger than the configured limit"),
+                              "422": _err("a field is invalid; 'field' names it"),
+                              "503": _err("the store could not commit; retry later")}}},
+            "/v1/probes/{probe_id}/heartbeat": {"post": {
+                "summary": "Report liveness, version and spool depth", "security": _SIGNED,
+                "parameters": [_PROBE_PARAM],
+                "requestBody": {"content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Heartbeat"}}}},
+                "responses": {"200": {"description": "recorded"},
+                              "422": _err("a field is invalid"), **_AUTH_ERRORS}}},
+            "/v1/probes/{probe_id}/inventory": {"get": {
+                "summary": "The probe's specs and targets (signed GET, empty body)",
+                "security": _SIGNED, "parameters": [_PROBE_PARAM],
+                "responses": {"200": {"description": "probe, specs and targets"},
+                              "404": _err("no inventory or probe not in it"), **_AUTH_ERRORS}}},
+            "/healthz": {"get": {"summary": "Liveness and the hash-chain head",
+                                 "responses": {"200": {"description": "ok"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text exposition"}}}},
+        },
+        "components": {
+            "securitySchemes": {"probeSignature": {
+                "type": "apiKey", "in": "header", "name": "X-Ixmeter-Signature",
+                "description": "HMAC-SHA256 (RFC 2104) with the probe's key over 'METHOD\\nPATH\\n"
+                               "timestamp\\nnonce\\nsha256(body)'; also send X-Ixmeter-Probe, "
+                               "X-Ixmeter-Timestamp (Unix s) and X-Ixmeter-Nonce."}},
+            "schemas": {
+                "Error": _ERROR,
+                "Batch": {"type": "object", "required": ["v", "probe_id", "batch_id", "results"],
+                          "properties": {"v": {"const": 1}, "probe_id": {"type": "string"},
+                                         "batch_id": {"type": "string"},
+                                         "results": {"type": "array", "items": {
+                                             "type": "object",
+                                             "description": "ixmeter.record.Result.to_dict()"}}}},
+                "Receipt": {"type": "object", "properties": {
+                    "accepted": {"type": "integer"}, "duplicate": {"type": "boolean"},
+                    "chain_head": {"type": "string"}}},
+                "Heartbeat": {"type": "object", "properties": {
+                    "version": {"type": "string"}, "spool_depth": {"type": "integer"},
+                    "counters": {"type": "object",
+                                 "additionalProperties": {"type": "integer"}}}},
+            },
+        },
+    }
+
+
+_PROBE_PARAM = {"name": "probe_id", "in": "path", "required": True, "schema": {"type": "string"}}

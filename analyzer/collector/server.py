@@ -1,0 +1,75 @@
+"""Serve a :class:`~analyzer.collector.app.Collector` with hypercorn's trio worker, plus a
+retention task that prunes raw results older than the configured time (rollups stay) and a
+watcher that reloads the keys file when it changes (key rotation without restart)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from analyzer.collector.app import Collector
+from analyzer.collector.keys import KeysError, load_keys
+
+log = logging.getLogger("ixmeter.collector")
+PRUNE_EVERY_S = 3600.0
+KEYS_POLL_S = 2.0
+
+
+def hypercorn_config(bind: str) -> Config:
+    config = Config()
+    config.bind = [bind]
+    config.accesslog = None
+    config.errorlog = None
+    config.keep_alive_timeout = 75
+    return config
+
+
+async def serve(collector: Collector, bind: str, *, retention_s: float | None = None,
+                keys_path: str | None = None,
+                shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run until ``shutdown_trigger`` returns (or forever); reports the bound URLs."""
+    async with trio.open_nursery() as nursery:
+
+        async def http(task_status: trio.TaskStatus[list[str]]) -> None:
+            await hypercorn_serve(collector.app(), hypercorn_config(bind),  # type: ignore[arg-type]
+                                  shutdown_trigger=shutdown_trigger, task_status=task_status)
+            nursery.cancel_scope.cancel()  # hypercorn has shut down: stop retention too
+
+        if retention_s:
+            nursery.start_soon(_retention, collector, retention_s)
+        if keys_path:
+            nursery.start_soon(_watch_keys, collector, keys_path)
+        binds = await nursery.start(http)
+        task_status.started(binds)
+
+
+async def _retention(collector: Collector, retention_s: float) -> None:
+    while True:
+        cutoff = time.time_ns() - int(retention_s * 1e9)
+        removed = await trio.to_thread.run_sync(collector.store.prune, cutoff,
+                                                limiter=collector.limiter)
+        if removed:
+            log.info("retention: pruned %d raw results sent before %d", removed, cutoff)
+        await trio.sleep(PRUNE_EVERY_S)
+
+
+async def _watch_keys(collector: Collector, path: str) -> None:
+    """Reload the key ring when the file's mtime changes; keep the old ring if it is broken."""
+    last = os.stat(path).st_mtime_ns
+    while True:
+        await trio.sleep(KEYS_POLL_S)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+            if mtime != last:
+                last = mtime
+                collector.auth.keys = load_keys(path)
+                log.info("keys: reloaded %s (%d probes)", path, len(collector.auth.keys.probes()))
+        except (OSError, KeysError) as exc:
+            log.error("keys: keeping the previous keys, cannot reload %s: %s", path, exc)

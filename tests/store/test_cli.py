@@ -1,0 +1,86 @@
+"""``ixmeter keys``, ``ixmeter verify`` and ``ixmeter collector serve`` as a user runs them."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from analyzer.collector.keys import load_keys
+from analyzer.store.sqlite import SqliteStore
+from ixmeter.cli import main
+from ixmeter.wire import encode_batch, sign
+from tests.store.factory import T0, make_batches
+
+
+def test_keys_new_list_rotate_retire(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys = tmp_path / "keys.yaml"
+    assert main(["keys", "new", "--probe", "p1", "--out", str(keys)]) == 0
+    first = capsys.readouterr().out.strip()
+    assert load_keys(keys).keys_for("p1") == [bytes.fromhex(first)]
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert main(["keys", "new", "--probe", "p1", "--out", str(keys)]) == 2  # already has one
+    capsys.readouterr()
+    assert main(["keys", "rotate", "--probe", "p1", "--keys", str(keys)]) == 0
+    second = capsys.readouterr().out.strip()
+    assert load_keys(keys).keys_for("p1") == [bytes.fromhex(second), bytes.fromhex(first)]
+    assert main(["keys", "list", "--keys", str(keys)]) == 0
+    assert capsys.readouterr().out.startswith("p1\t")
+    assert main(["keys", "rotate", "--probe", "p1", "--keys", str(keys), "--retire"]) == 0
+    assert load_keys(keys).keys_for("p1") == [bytes.fromhex(second)]
+
+
+def test_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    store = SqliteStore(db)
+    for b in make_batches("p1", 3, 20):
+        store.write_batch(b, T0)
+    store.close()
+    assert main(["verify", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.startswith("ok: 3 batches")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE results SET seq = seq + 1 WHERE bid = 2 AND idx = 0")
+    assert main(["verify", "--db", str(db)]) == 1
+    assert "batch #2 (p1/p1-b1)" in capsys.readouterr().out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_collector_serve_subprocess(tmp_path: Path) -> None:
+    keys, db, port = tmp_path / "keys.yaml", tmp_path / "c.db", _free_port()
+    key = "11" * 32
+    keys.write_text(f"p1: {key}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ixmeter.cli", "collector", "serve", "--db", str(db),
+         "--bind", f"127.0.0.1:{port}", "--keys", str(keys)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(url + "/healthz").status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, proc.stderr
+                time.sleep(0.1)
+        body = encode_batch(make_batches("p1", 1, 10)[0])
+        headers = sign(bytes.fromhex(key), "p1", "POST", "/v1/batches", body, time.time())
+        response = httpx.post(url + "/v1/batches", content=body, headers=headers)
+        assert response.json()["accepted"] == 10
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert main(["verify", "--db", str(db)]) == 0

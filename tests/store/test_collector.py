@@ -1,0 +1,252 @@
+"""The collector over real HTTP on 127.0.0.1 (hypercorn trio worker in the test's nursery)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from analyzer.collector.app import Collector
+from analyzer.collector.auth import Authenticator
+from analyzer.collector.keys import KeyRing
+from analyzer.collector.server import serve
+from analyzer.store import Query
+from analyzer.store.sqlite import SqliteStore
+from inventory.loader import default_inventory, load
+from ixmeter.wire import Batch, encode_batch, sign
+from tests.store.factory import make_batches
+
+KEY_A, KEY_B, KEY_A_OLD = b"a" * 32, b"b" * 32, b"o" * 32
+PROBE_A, PROBE_B = "cs-tianyi-zn-ct", "cs-yungu-ct"
+ALL = Query(0, 2**62)
+
+
+@dataclass
+class Server:
+    url: str
+    store: SqliteStore
+    collector: Collector
+    client: httpx.AsyncClient
+
+    async def post(self, key: bytes, probe: str, body: bytes, path: str = "/v1/batches",
+                   now: float | None = None, headers: dict[str, str] | None = None
+                   ) -> httpx.Response:
+        h = headers or sign(key, probe, "POST", path, body, time.time() if now is None else now)
+        return await self.client.post(self.url + path, content=body, headers=h)
+
+    async def metric(self, line_start: str) -> float:
+        text = (await self.client.get(self.url + "/metrics")).text
+        for line in text.splitlines():
+            if line.startswith(line_start):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def stored(self) -> int:
+        return len(list(self.store.read_results(ALL)))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "collector.db"
+
+
+@pytest.fixture
+async def server(db_path: Path) -> AsyncIterator[Server]:
+    store = SqliteStore(db_path)
+    keys = KeyRing({PROBE_A: [KEY_A, KEY_A_OLD], PROBE_B: [KEY_B]})
+    collector = Collector(store, Authenticator(keys), load(default_inventory()),
+                          max_body=256 * 1024)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        [url] = await nursery.start(lambda task_status: serve(
+            collector, "127.0.0.1:0", shutdown_trigger=stop.wait, task_status=task_status))
+        async with httpx.AsyncClient(timeout=30) as client:
+            yield Server(url, store, collector, client)
+        stop.set()
+    store.close()
+
+
+def _batch(probe: str = PROBE_A, n: int = 50, k: int = 0) -> Batch:
+    return make_batches(probe, k + 1, n)[k]
+
+
+async def test_batch_accepted_once_and_resend_is_duplicate(server: Server) -> None:
+    body = encode_batch(_batch())
+    first = await server.post(KEY_A, PROBE_A, body)
+    assert first.status_code == 200
+    assert first.json()["accepted"] == 50
+    assert first.json()["duplicate"] is False
+    again = await server.post(KEY_A, PROBE_A, body)  # a retry: fresh nonce, same batch
+    assert again.json() == {"accepted": 0, "duplicate": True,
+                            "chain_head": first.json()["chain_head"]}
+    assert server.stored() == 50
+    assert server.store.chain_head().head == first.json()["chain_head"]
+    assert await server.metric('ixmeter_collector_batches_total{outcome="duplicate"}') == 1
+
+
+async def test_old_key_still_accepted_during_rotation(server: Server) -> None:
+    response = await server.post(KEY_A_OLD, PROBE_A, encode_batch(_batch()))
+    assert response.status_code == 200
+
+
+async def _auth_case(server: Server, case: str) -> httpx.Response:
+    body = encode_batch(_batch())
+    if case == "unknown_probe":
+        return await server.post(KEY_A, "nobody", body)
+    if case == "bad_signature":
+        return await server.post(KEY_B, PROBE_A, body)
+    if case == "tampered_body":
+        headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time())
+        return await server.post(KEY_A, PROBE_A, body.replace(b'"seq":3', b'"seq":4'),
+                                 headers=headers)
+    if case == "stale_timestamp":
+        return await server.post(KEY_A, PROBE_A, body, now=time.time() - 3600)
+    if case == "missing_headers":
+        return await server.client.post(server.url + "/v1/batches", content=body)
+    if case == "replayed_nonce":
+        other = encode_batch(_batch(k=1))
+        headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", other, time.time())
+        assert (await server.post(KEY_A, PROBE_A, other, headers=headers)).status_code == 200
+        return await server.post(KEY_A, PROBE_A, other, headers=headers)
+    assert case == "wrong_probe"
+    return await server.post(KEY_B, PROBE_B, body)  # B signs A's batch
+
+
+@pytest.mark.parametrize(("case", "status", "reason"), [
+    ("unknown_probe", 401, "unknown_probe"),
+    ("bad_signature", 401, "bad_signature"),
+    ("tampered_body", 401, "bad_signature"),
+    ("stale_timestamp", 401, "stale_timestamp"),
+    ("missing_headers", 401, "missing_headers"),
+    ("replayed_nonce", 401, "replayed_nonce"),
+    ("wrong_probe", 403, "wrong_probe"),
+])
+async def test_auth_failures_store_nothing_and_are_counted(
+        server: Server, case: str, status: int, reason: str) -> None:
+    response = await _auth_case(server, case)
+    assert response.status_code == status
+    assert response.json()["reason"] == reason
+    assert server.stored() == (50 if case == "replayed_nonce" else 0)  # the first send only
+    family = ("ixmeter_collector_rejected_total" if reason == "wrong_probe"
+              else "ixmeter_collector_auth_failures_total")
+    assert await server.metric(f'{family}{{reason="{reason}"}}') == 1
+    assert (await server.post(KEY_A, PROBE_A, encode_batch(_batch(k=2)))).status_code == 200
+
+
+def _bad_results_body(field: str, value: object) -> bytes:
+    obj = json.loads(encode_batch(_batch(n=3)))
+    obj["results"][1][field] = value
+    return json.dumps(obj).encode()
+
+
+@pytest.mark.parametrize(("body", "status", "field", "needle"), [
+    (b"{not json", 400, "body", "not valid JSON"),
+    (b"[1, 2]", 400, "body", "expected a JSON object"),
+    (json.dumps({"v": 9, "probe_id": PROBE_A, "batch_id": "x", "results": []}).encode(),
+     422, "v", "9"),
+    (_bad_results_body("seq", "x"), 422, "results[1].seq", "'x'"),
+    (_bad_results_body("status", "maybe"), 422, "results[1].status", "'maybe'"),
+    (_bad_results_body("probe_id", PROBE_B), 403, "results[1].probe_id", PROBE_B),
+])
+async def test_bad_input_names_field_and_value(server: Server, body: bytes, status: int,
+                                               field: str, needle: str) -> None:
+    response = await server.post(KEY_A, PROBE_A, body)
+    assert response.status_code == status
+    assert response.json()["field"] == field
+    assert needle in response.json()["error"]
+    assert server.stored() == 0
+    assert (await server.client.get(server.url + "/healthz")).status_code == 200
+
+
+async def _raw_post(url: str, headers: dict[str, str], body_parts: list[bytes]) -> int:
+    """Send a request on a plain socket (so an early 413 is read even while the body is still
+    being sent) and return the status code."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    lines = ["POST /v1/batches HTTP/1.1", f"Host: {host}", *[f"{k}: {v}" for k, v in
+                                                             headers.items()], "", ""]
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        await stream.send_all("\r\n".join(lines).encode())
+        with trio.move_on_after(5), contextlib.suppress(trio.BrokenResourceError):
+            for part in body_parts:  # the server may answer and close before the end
+                await stream.send_all(part)
+        answer = b""
+        while b"\r\n" not in answer:
+            data = await stream.receive_some(65536)
+            if not data:
+                break
+            answer += data
+    return int(answer.split(b" ", 2)[1])
+
+
+async def test_oversize_body_is_413_declared_or_streamed(server: Server) -> None:
+    big = encode_batch(_batch(n=1200))
+    assert len(big) > server.collector.max_body
+    headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", big, time.time())
+    declared = await _raw_post(server.url, {**headers, "Content-Length": str(len(big))}, [])
+    assert declared == 413
+    chunks = [b"%x\r\n%s\r\n" % (len(big[i:i + 16384]), big[i:i + 16384])
+              for i in range(0, len(big), 16384)] + [b"0\r\n\r\n"]
+    streamed = await _raw_post(server.url, {**headers, "Transfer-Encoding": "chunked"}, chunks)
+    assert streamed == 413
+    assert server.stored() == 0
+    assert await server.metric('ixmeter_collector_rejected_total{reason="oversize"}') == 2
+    assert (await server.post(KEY_A, PROBE_A, encode_batch(_batch()))).status_code == 200
+
+
+async def test_heartbeat_and_health(server: Server) -> None:
+    path = f"/v1/probes/{PROBE_A}/heartbeat"
+    body = json.dumps({"version": "0.1.0", "spool_depth": 7, "counters": {"sent": 3}}).encode()
+    assert (await server.post(KEY_A, PROBE_A, body, path=path)).status_code == 200
+    [health] = server.store.probe_health()
+    assert (health.probe_id, health.spool_depth, health.version) == (PROBE_A, 7, "0.1.0")
+    bad = await server.post(KEY_A, PROBE_A, b'{"spool_depth": -1}', path=path)
+    assert (bad.status_code, bad.json()["field"]) == (422, "spool_depth")
+    other = await server.post(KEY_B, PROBE_B, body, path=path)  # B cannot beat for A
+    assert other.status_code == 403
+
+
+async def test_inventory_for_probe(server: Server) -> None:
+    path = f"/v1/probes/{PROBE_A}/inventory"
+    headers = sign(KEY_A, PROBE_A, "GET", path, b"", time.time())
+    response = await server.client.get(server.url + path, headers=headers)
+    assert response.status_code == 200
+    plan = response.json()
+    assert plan["probe"]["id"] == PROBE_A
+    assert plan["specs"]
+    assert plan["targets"]
+    unsigned = await server.client.get(server.url + path)
+    assert unsigned.status_code == 401
+
+
+async def test_openapi_and_metrics(server: Server) -> None:
+    doc = (await server.client.get(server.url + "/openapi.json")).json()
+    assert {"/v1/batches", "/v1/probes/{probe_id}/heartbeat",
+            "/v1/probes/{probe_id}/inventory", "/healthz"} <= set(doc["paths"])
+    await server.post(KEY_A, PROBE_A, encode_batch(_batch()))
+    assert await server.metric("ixmeter_collector_results_total") == 50
+
+
+async def test_concurrent_probes_exactly_once(server: Server) -> None:
+    batches = make_batches(PROBE_A, 8, 100) + make_batches(PROBE_B, 8, 100)
+    codes: list[int] = []
+
+    async def upload(b: Batch) -> None:
+        key = KEY_A if b.probe_id == PROBE_A else KEY_B
+        for _ in range(2):  # every batch sent twice, concurrently with the others
+            codes.append((await server.post(key, b.probe_id, encode_batch(b))).status_code)
+
+    async with trio.open_nursery() as nursery:
+        for b in batches:
+            nursery.start_soon(upload, b)
+    assert codes == [200] * 32
+    assert server.stored() == 1600
+    assert server.store.chain_head().length == 16
+    assert server.store.verify_chain().ok
