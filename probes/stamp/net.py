@@ -110,10 +110,10 @@ async def serve_reflector(sock: socket.socket, reflector: SessionReflector,
             refreshed = mono
             st = status()
             reflector.set_clock(error_estimate_of(st), SYNC_NTP)
-        wall = clock.wall_ns()
-        reply = reflector.handle(data, addr, rx_ns if rx_ns is not None else wall, ttl, wall,
-                                 mono)
-        if reply is not None:
+        prepared = reflector.prepare(data, addr, rx_ns if rx_ns is not None else clock.wall_ns(),
+                                     ttl, mono)
+        if prepared is not None:
+            reply = prepared.encode(clock.wall_ns())  # T3 read as late as possible
             with contextlib.suppress(OSError):  # a full buffer or unreachable peer drops it
                 sock.sendto(reply, addr)
             await trio.lowlevel.checkpoint()

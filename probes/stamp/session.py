@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ixmeter.errors import IxmeterError
 from probes.clock import stepped, timestamp_to_unix_ns, unix_ns_to_ntp
@@ -84,6 +84,18 @@ class _Bucket:
     last_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedReply:
+    """A reply ready but for its T3 timestamp."""
+
+    packet: ReflectorPacket
+    key: bytes | None
+
+    def encode(self, t3_ns: int) -> bytes:
+        """The reply bytes with T3 = ``t3_ns`` (Unix ns, NTP format)."""
+        return encode_reflector(replace(self.packet, timestamp=unix_ns_to_ntp(t3_ns)), self.key)
+
+
 class SessionReflector:
     """Answers STAMP test packets (RFC 8762 §4.3), stateless or stateful.
 
@@ -115,9 +127,18 @@ class SessionReflector:
                now_wall_ns: int, now_mono_ns: int) -> bytes | None:
         """The reply to send back to ``source`` (an address tuple), or None to drop.
 
-        ``rx_ns`` is T2 (Unix ns), ``now_wall_ns`` becomes T3 ("at the start of transmitting",
-        RFC 8762 §4.3.1): call this just before sending. Rate limiting comes first, then the
-        HMAC ("as early as possible", RFC 8762 §4.4).
+        ``rx_ns`` is T2 (Unix ns), ``now_wall_ns`` becomes T3. :meth:`prepare` + :meth:`
+        PreparedReply.encode` do the same in two steps so T3 can be read after the work.
+        """
+        prepared = self.prepare(data, source, rx_ns, ttl, now_mono_ns)
+        return None if prepared is None else prepared.encode(now_wall_ns)
+
+    def prepare(self, data: bytes, source: Hashable, rx_ns: int, ttl: int | None,
+                now_mono_ns: int) -> PreparedReply | None:
+        """Check and decode one packet; None to drop it. Encode the result with T3 = the wall
+        clock read just before sending ("at the start of transmitting", RFC 8762 §4.3.1).
+
+        Rate limiting comes first, then the HMAC ("as early as possible", RFC 8762 §4.4).
         """
         self._counts["received"] += 1
         host = source[0] if isinstance(source, tuple) and source else source
@@ -132,20 +153,15 @@ class SessionReflector:
         except MalformedPacket:
             self._counts["malformed"] += 1
             return None
-        reply = self._reply(sender, source, rx_ns, ttl, now_wall_ns)
         self._counts["reflected"] += 1
-        return reply
-
-    def _reply(self, sender: SenderPacket, source: Hashable, rx_ns: int, ttl: int | None,
-               now_wall_ns: int) -> bytes:
         seq = self._next_seq(source, sender.ssid) if self.config.stateful else sender.seq
         pkt = ReflectorPacket(
-            seq=seq, timestamp=unix_ns_to_ntp(now_wall_ns), error_estimate=self._error_estimate,
+            seq=seq, timestamp=0, error_estimate=self._error_estimate,
             ssid=sender.ssid, receive_timestamp=unix_ns_to_ntp(rx_ns), sender_seq=sender.seq,
             sender_timestamp=sender.timestamp, sender_error_estimate=sender.error_estimate,
             sender_ttl=UNKNOWN_TTL if ttl is None else ttl & 0xFF,
             trailer=self._reflect_trailer(sender.trailer))
-        return encode_reflector(pkt, self.config.key)
+        return PreparedReply(pkt, self.config.key)
 
     def _reflect_trailer(self, trailer: bytes) -> bytes:
         """TLVs processed per RFC 8972 §4; anything else is padding, copied (RFC 8762 §4.3)."""
