@@ -20,6 +20,9 @@ from ixmeter.errors import IxmeterError
 # name -> (module, one-line help). Order is the order ``ixmeter --help`` shows.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "validate and summarise inventory files"),
+    "analyze": ("analyzer.cli_analyze", "judge policy targets: verdicts with 95% intervals"),
+    "report": ("analyzer.report.cli", "write the auditors' report (HTML, PDF, CSV, JSON)"),
+    "import": ("analyzer.importers.cli", "import csv, ping, fping or RIPE Atlas results"),
     "testbed": ("testbed.cli", "build and drive the emulated carrier network for tests and demo"),
     "collector": ("analyzer.collector.cli", "run the HTTP collector that stores signed batches"),
     "keys": ("analyzer.collector.keys_cli", "generate, list and rotate per-probe HMAC keys"),

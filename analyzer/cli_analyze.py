@@ -1,0 +1,107 @@
+"""``ixmeter analyze``: verdicts for every policy target, as a table or a JSON document.
+
+Same store, same arguments, same seed: byte-identical JSON (no "now" in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ixmeter.errors import IxmeterError
+
+if TYPE_CHECKING:
+    from analyzer.evaluate import Evaluation
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``analyze`` and ``report``."""
+    parser.add_argument("--db", required=True, help="store: SQLite file or postgresql:// URL")
+    parser.add_argument("--current", required=True, metavar="FROM/TO",
+                        help="current window, ISO 8601 (e.g. 2026-03-01T00:00Z/2026-03-29T00:00Z)")
+    parser.add_argument("--baseline", metavar="FROM/TO",
+                        help="baseline window (default: each target's inventory baseline)")
+    parser.add_argument("--baseline-db", metavar="DB",
+                        help="separate store holding an imported baseline data set")
+    parser.add_argument("--inventory", metavar="FILE",
+                        help="inventory YAML (default: the packaged province seed)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="bootstrap seed (default 20260101); recorded in the output")
+    parser.add_argument("--replicates", type=int, default=2000,
+                        help="bootstrap replicates B (>= 2000 for a report; default 2000)")
+    parser.add_argument("--target", action="append", default=[], metavar="ID",
+                        help="evaluate only this policy target (repeatable)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.add_argument("--json", action="store_true", help="print the JSON document")
+
+
+def run_evaluation(args: argparse.Namespace) -> tuple[Evaluation, dict[str, Any]]:
+    """Open the store(s), load the inventory, evaluate; return the evaluation and provenance."""
+    from analyzer import baselines
+    from analyzer.evaluate import DEFAULT_SEED, Params, evaluate
+    from analyzer.report.jsonout import provenance
+    from analyzer.store import open_store
+    from inventory.loader import default_inventory, load
+    from ixmeter import __version__
+
+    if args.replicates < 100:
+        raise IxmeterError(f"--replicates {args.replicates} is too few",
+                           hint="use at least 2000 for a report")
+    inv_path = Path(args.inventory) if args.inventory else default_inventory()
+    inv = load(inv_path)
+    params = Params(current=baselines.parse_window(args.current),
+                    baseline=baselines.parse_window(args.baseline) if args.baseline else None,
+                    seed=DEFAULT_SEED if args.seed is None else args.seed,
+                    replicates=args.replicates)
+    if not Path(args.db).exists() and "://" not in args.db:
+        raise IxmeterError(f"no store at {args.db!r}", hint="give the collector's --db file")
+    store = open_store(args.db)
+    base_store = open_store(args.baseline_db) if args.baseline_db else None
+    try:
+        ev = evaluate(store, inv, params, base_store, args.target or None)
+        prov = provenance(store, inv_path, ev, __version__)
+    finally:
+        store.close()
+        if base_store is not None:
+            base_store.close()
+    return ev, prov
+
+
+def run(args: argparse.Namespace) -> int:
+    from analyzer.report.jsonout import document, dumps
+
+    ev, prov = run_evaluation(args)
+    if args.json:
+        sys.stdout.write(dumps(document(ev, prov)))
+    else:
+        sys.stdout.write(table(ev))
+    return 0
+
+
+def table(ev: Evaluation) -> str:
+    """A plain-text table: one line per verdict, then notes."""
+    from analyzer.report.jsonout import row_to_dict
+
+    head = ("target", "scope", "type-P", "statistic", "baseline", "current", "ratio/interval",
+            "verdict")
+    lines = [head]
+    for row in ev.rows:
+        d = row_to_dict(row)
+        iv = d.get("ratio") or d.get("interval") or {}
+        span = f"{iv.get('point')} [{iv.get('low')}, {iv.get('high')}]" if iv else "-"
+        lines.append((d["target"], d["scope"], d["type_p"], d["statistic"],
+                      str(d["baseline"]["value"]), str(d["current"]["value"]), span,
+                      d["verdict"]))
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+           for line in lines]
+    for row in ev.rows:
+        out.append(f"- {row.target} {row.scope}: {row.decision.verdict.value}: "
+                   f"{row.decision.reason}")
+    out.extend(f"note: {n}" for n in ev.notes)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,357 @@
+"""Glue: store + inventory + windows -> one verdict row per policy target and scope group.
+
+For each policy target (inventory data, nothing province-specific here): select the rollups of
+the target's method whose directed path is in the target's scope (``Topology.in_scope``), keep
+the busy hours if the aggregation says so (local hours in its time zone), group them by the
+target's ``per`` (scope, carrier pair, city pair, path) and Type-P (RFC 2330 §13: different
+Type-P are never compared), then compare as the target says (relative to the baseline, absolute,
+or relative to the reference scope), apply Holm over per-pair lists, and for an N-consecutive-
+days rule combine the per-day verdicts (:func:`analyzer.verdicts.consecutive_days`).
+
+The statistics, intervals and rules are in :mod:`analyzer.stats` and :mod:`analyzer.verdicts`;
+docs/methodology.md cites each. Deterministic: every row's bootstrap seed is derived from the
+run's seed and the row's identity, so the order of evaluation does not matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from analyzer import baselines as bl
+from analyzer.rollup import MinuteRollup
+from analyzer.stats.compare import (
+    MIN_DELAY_SAMPLES,
+    STAT_MAP,
+    Comparison,
+    compare_absolute,
+    compare_declared,
+    compare_ratio,
+)
+from analyzer.store.base import Query, Store
+from analyzer.verdicts import Decision, Verdict, consecutive_days, holm_adjust
+from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
+from inventory.topology import PathEnds, Topology
+
+DEFAULT_SEED = 20260101
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """One analysis run: windows, seed, bootstrap replicates, unit size (minutes)."""
+
+    current: bl.TimeWindow
+    baseline: bl.TimeWindow | None = None
+    seed: int = DEFAULT_SEED
+    replicates: int = 2000
+    unit_minutes: int = 1
+
+
+@dataclass(frozen=True)
+class Row:
+    """One verdict: a policy target x scope group x Type-P."""
+
+    target: str
+    scope: str
+    per: str
+    type_p: str
+    statistic: str
+    comparison: str
+    baseline_source: str | None
+    result: Comparison
+    decision: Decision
+    p_adj_pass: float | None = None
+    p_adj_fail: float | None = None
+    daily: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Evaluation:
+    """All rows of a run plus what was left out and why."""
+
+    params: Params
+    rows: list[Row]
+    exclusions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Context:
+    def __init__(self, store: Store, inv: Inventory, params: Params,
+                 baseline_store: Store | None) -> None:
+        self.store, self.inv, self.params = store, inv, params
+        self.baseline_store = baseline_store
+        self.topo = Topology(inv)
+        self._cache: dict[tuple[int, int, int, str | None], list[MinuteRollup]] = {}
+        self._scope: dict[tuple[str, str], bool] = {}
+        self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def city_of(self, site: str) -> str | None:
+        city = self.topo.city_of(site)
+        return city.id if city else None
+
+    def read(self, store: Store, w: bl.TimeWindow, method: str | None) -> list[MinuteRollup]:
+        key = (id(store), w.start_ns, w.end_ns, method)
+        if key not in self._cache:
+            self._cache[key] = store.read_rollups(Query(w.start_ns, w.end_ns, method=method))
+        return self._cache[key]
+
+    def select(self, store: Store, w: bl.TimeWindow, method: str | None,
+               scope: PathScope) -> list[MinuteRollup]:
+        out = []
+        for r in self.read(store, w, method):
+            if r.method == "traceroute":
+                continue
+            if self.topo.city_of(r.src_site) is None or self.topo.city_of(r.dst_site) is None:
+                self._exclude(r, "site not in the inventory")
+                continue
+            if r.errors:
+                self._exclude(r, "error records (not samples)", r.errors)
+            k = (scope.model_dump_json(), r.path_id)
+            if k not in self._scope:
+                ends = PathEnds(r.src_site, r.src_carrier, r.dst_site, r.dst_carrier)
+                self._scope[k] = self.topo.in_scope(scope, ends)
+            if self._scope[k]:
+                out.append(r)
+        return out
+
+    def _exclude(self, r: MinuteRollup, why: str, count: int | None = None) -> None:
+        e = self.exclusions.setdefault((r.path_id, why), {"path": r.path_id, "reason": why,
+                                                         "minutes": 0, "records": 0})
+        e["minutes"] += 1
+        e["records"] += r.sent + r.errors if count is None else count
+
+
+def row_seed(seed: int, *parts: str) -> int:
+    """A per-row seed from the run seed and the row's identity (order-independent)."""
+    digest = hashlib.sha256(":".join((str(seed), *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _local_offsets(minutes: Sequence[int], tz: str) -> Callable[[int], int]:
+    """Minute -> offset (minutes) of ``tz`` from UTC at that minute, cached per hour."""
+    zone = ZoneInfo(tz)
+    cache: dict[int, int] = {}
+
+    def offset(minute: int) -> int:
+        hour = minute // 60
+        if hour not in cache:
+            off = datetime.fromtimestamp(hour * 3600, tz=UTC).astimezone(zone).utcoffset()
+            cache[hour] = int(off.total_seconds() // 60) if off else 0
+        return cache[hour]
+    return offset
+
+
+def busy_hours(rollups: list[MinuteRollup], agg: Aggregation) -> list[MinuteRollup]:
+    """Keep rollups whose local hour (``agg.timezone``) is one of ``agg.busy_hours``."""
+    if agg.window != "busy_hours" or not agg.busy_hours:
+        return rollups
+    offset = _local_offsets([r.minute for r in rollups], agg.timezone)
+    hours = set(agg.busy_hours)
+    return [r for r in rollups if ((r.minute + offset(r.minute)) // 60) % 24 in hours]
+
+
+def local_days(rollups: list[MinuteRollup], tz: str) -> dict[int, list[MinuteRollup]]:
+    """Rollups by local calendar day (days since the epoch in ``tz``)."""
+    offset = _local_offsets([r.minute for r in rollups], tz)
+    out: dict[int, list[MinuteRollup]] = {}
+    for r in rollups:
+        out.setdefault((r.minute + offset(r.minute)) // 1440, []).append(r)
+    return {d: out[d] for d in sorted(out)}
+
+
+def _groups(ctx: _Context, rollups: list[MinuteRollup],
+            per: str) -> dict[tuple[str, str], list[MinuteRollup]]:
+    from analyzer.metrics import group_key
+
+    out: dict[tuple[str, str], list[MinuteRollup]] = {}
+    for r in rollups:
+        out.setdefault((group_key(r, per, ctx.city_of), r.type_p), []).append(r)
+    return {k: out[k] for k in sorted(out)}
+
+
+def _reference_rollups(ref: list[MinuteRollup], per: str, group: str,
+                       type_p: str) -> list[MinuteRollup]:
+    """The reference scope's rollups a group is compared with: the same Type-P and, when
+    grouping by carrier pair or path, the same source carrier (its in-network paths)."""
+    out = [r for r in ref if r.type_p == type_p]
+    if per in ("carrier_pair", "path"):
+        src = group.split(">")[0].split("/")[-1]
+        out = [r for r in out if r.src_carrier == src]
+    return out
+
+
+class _TargetRun:
+    """Evaluates one policy target."""
+
+    def __init__(self, ctx: _Context, t: PolicyTarget) -> None:
+        self.ctx, self.t, self.p = ctx, t, ctx.params
+        self.method = t.method.value if t.method else None
+
+    def rows(self) -> list[Row]:
+        cur = busy_hours(self.ctx.select(self.ctx.store, self.p.current, self.method,
+                                         self.t.scope), self.t.aggregation)
+        kind = self.t.comparison.kind
+        if kind == "relative":
+            rows = self._relative(cur)
+        elif kind == "reference":
+            rows = self._reference(cur)
+        else:
+            rows = [self._row(g, tp, rs, None, None) for (g, tp), rs in
+                    _groups(self.ctx, cur, self.t.per).items()]
+        if not rows:
+            rows = [self._empty("no data in the current window for this scope and method")]
+        return self._holm(rows)
+
+    def _relative(self, cur: list[MinuteRollup]) -> list[Row]:
+        res = bl.resolve(self.t, self.ctx.inv, self.p.baseline,
+                         self.ctx.baseline_store is not None)
+        if isinstance(res, str):
+            return [self._empty(res)]
+        base_groups: dict[tuple[str, str], list[MinuteRollup]] = {}
+        if res.kind != "declared":
+            store = self.ctx.baseline_store if res.separate_store else self.ctx.store
+            assert store is not None
+            assert res.window is not None
+            base = busy_hours(self.ctx.select(store, res.window, self.method, self.t.scope),
+                              self.t.aggregation)
+            base_groups = _groups(self.ctx, base, self.t.per)
+        rows = []
+        for (g, tp), rs in _groups(self.ctx, cur, self.t.per).items():
+            if res.kind == "declared":
+                rows.append(self._row(g, tp, rs, None, res))
+                continue
+            other = sorted(t for (gg, t) in base_groups if gg == g and t != tp)
+            if (g, tp) not in base_groups:
+                why = (f"different Type-P: baseline {', '.join(other)} vs current {tp}"
+                       if other else "no baseline data for this group")
+                rows.append(self._not_evaluable(g, tp, rs, why, res.source))
+                continue
+            rows.append(self._row(g, tp, rs, base_groups[(g, tp)], res))
+        return rows
+
+    def _reference(self, cur: list[MinuteRollup]) -> list[Row]:
+        ref_scope = self.t.comparison.reference
+        assert ref_scope is not None
+        ref = busy_hours(self.ctx.select(self.ctx.store, self.p.current, self.method,
+                                         ref_scope), self.t.aggregation)
+        rows = []
+        for (g, tp), rs in _groups(self.ctx, cur, self.t.per).items():
+            refs = _reference_rollups(ref, self.t.per, g, tp)
+            if not refs:
+                rows.append(self._not_evaluable(g, tp, rs, "no reference-scope data of the "
+                                                "same Type-P", "reference scope"))
+                continue
+            rows.append(self._row(g, tp, rs, refs, None))
+        return rows
+
+    def _compare(self, g: str, tp: str, cur: list[MinuteRollup],
+                 other: list[MinuteRollup] | None, res: bl.ResolvedBaseline | None,
+                 salt: str = "") -> Comparison:
+        c = self.t.comparison
+        seed = row_seed(self.p.seed, self.t.id, g, tp, salt)
+        common = {"statistic": self.t.statistic, "seed": seed, "replicates": self.p.replicates,
+                  "unit_minutes": self.p.unit_minutes}
+        if c.kind == "absolute":
+            limit = c.below_ms * 1e6 if c.below_ms is not None else float(c.below_ratio or 0)
+            return compare_absolute(cur, limit, **common)  # type: ignore[arg-type]
+        theta = (1 - c.reduction) if c.kind == "relative" and c.reduction else (
+            c.at_most_ratio or 0.0)
+        if res is not None and res.kind == "declared":
+            declared = (res.declared or {}).get(self.t.statistic)
+            return compare_declared(cur, declared, theta, **common)  # type: ignore[arg-type]
+        assert other is not None
+        return compare_ratio(cur, other, theta, **common)  # type: ignore[arg-type]
+
+    def _row(self, g: str, tp: str, cur: list[MinuteRollup], other: list[MinuteRollup] | None,
+             res: bl.ResolvedBaseline | None) -> Row:
+        result = self._compare(g, tp, cur, other, res)
+        decision = result.decision
+        daily: tuple[tuple[str, str], ...] = ()
+        days = self.t.aggregation.consecutive_days
+        if days and decision.verdict is not Verdict.NOT_EVALUABLE:
+            decision, daily = self._daily(g, tp, cur, other, res, days)
+        source = res.source if res else ("reference scope" if other is not None else None)
+        return Row(self.t.id, g, self.t.per, tp, self.t.statistic, self.t.comparison.kind,
+                   source, result, decision, daily=daily)
+
+    def _daily(self, g: str, tp: str, cur: list[MinuteRollup],
+               other: list[MinuteRollup] | None, res: bl.ResolvedBaseline | None,
+               days: int) -> tuple[Decision, tuple[tuple[str, str], ...]]:
+        tz = self.t.aggregation.timezone
+        other_days = local_days(other, tz) if other is not None and \
+            self.t.comparison.kind == "reference" else {}
+        verdicts, labels = [], []
+        for day, rs in local_days(cur, tz).items():
+            ref = other_days.get(day, []) if other_days else other
+            if other is not None and not ref:
+                v = Verdict.NOT_EVALUABLE
+            else:
+                v = self._compare(g, tp, rs, ref, res, salt=str(day)).decision.verdict
+            verdicts.append(v)
+            labels.append((datetime.fromtimestamp(day * 86400, tz=UTC).strftime("%Y-%m-%d"),
+                           v.value))
+        return consecutive_days(verdicts, days), tuple(labels)
+
+    def _not_evaluable(self, g: str, tp: str, cur: list[MinuteRollup], why: str,
+                       source: str | None) -> Row:
+        samples = sum(r.received + r.lost for r in cur)
+        result = Comparison(current_n=samples, decision=Decision(Verdict.NOT_EVALUABLE, why))
+        return Row(self.t.id, g, self.t.per, tp, self.t.statistic, self.t.comparison.kind,
+                   source, result, result.decision)
+
+    def _empty(self, why: str) -> Row:
+        return self._not_evaluable("-", "-", [], why, None)
+
+    def _holm(self, rows: list[Row]) -> list[Row]:
+        if self.t.per == "scope" or len(rows) < 2:
+            return rows
+        adjusted = holm_adjust([r.decision for r in rows])
+        return [replace(r, decision=d, p_adj_pass=ap, p_adj_fail=af)
+                for r, (d, ap, af) in zip(rows, adjusted, strict=True)]
+
+
+def evaluate(store: Store, inv: Inventory, params: Params,
+             baseline_store: Store | None = None,
+             targets: Sequence[str] | None = None) -> Evaluation:
+    """Evaluate every policy target of ``inv`` (or those named in ``targets``)."""
+    ctx = _Context(store, inv, params, baseline_store)
+    rows: list[Row] = []
+    for t in sorted(inv.policy_targets, key=lambda t: t.id):
+        if targets and t.id not in targets:
+            continue
+        if t.statistic not in STAT_MAP:
+            continue
+        rows.extend(_TargetRun(ctx, t).rows())
+    exclusions = [ctx.exclusions[k] for k in sorted(ctx.exclusions)]
+    notes = [f"minimum samples per window for a delay statistic: {MIN_DELAY_SAMPLES}"]
+    if params.baseline is not None:
+        mix = mix_distance(params.baseline, params.current)
+        if mix > 0.1:
+            notes.append(f"baseline and current windows differ in weekday/hour mix (total "
+                         f"variation {mix:.2f} > 0.10): periodic behaviour may bias the ratio "
+                         "(RFC 2330 §11.1)")
+    return Evaluation(params, rows, exclusions, notes)
+
+
+def mix_distance(a: bl.TimeWindow, b: bl.TimeWindow) -> float:
+    """Total-variation distance between the hour-of-week mixes of two windows (UTC)."""
+    def mix(w: bl.TimeWindow) -> dict[int, float]:
+        first, last = w.start_ns // 3_600_000_000_000, (w.end_ns - 1) // 3_600_000_000_000
+        hours = range(first, last + 1) if last - first < 24 * 7 * 520 else range(0)
+        out: dict[int, float] = {}
+        for h in hours:
+            k = (h + 72) % 168  # 1970-01-01 was a Thursday: shift so 0 = Monday 00:00
+            out[k] = out.get(k, 0) + 1
+        total = sum(out.values()) or 1
+        return {k: v / total for k, v in out.items()}
+    ma, mb = mix(a), mix(b)
+    return sum(abs(ma.get(k, 0) - mb.get(k, 0)) for k in set(ma) | set(mb)) / 2
+
+
+def isfinite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)

@@ -1,0 +1,1 @@
+"""Auditors' reports: JSON (the reproducible record), CSV, HTML and PDF, with provenance."""

@@ -1,0 +1,55 @@
+"""``ixmeter report``: HTML, PDF, a CSV per figure and the JSON of an analysis, in one folder.
+
+The JSON (``report.json``) is the same document ``ixmeter analyze --json`` prints for the same
+store and arguments, so an auditor can reproduce it byte for byte (docs/auditor.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ixmeter.errors import IxmeterError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from analyzer.cli_analyze import add_common
+
+    add_common(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+
+
+def run(args: argparse.Namespace) -> int:
+    from analyzer.cli_analyze import run_evaluation
+    from analyzer.report.csvout import write_all
+    from analyzer.report.data import gather
+    from analyzer.report.html import render
+    from analyzer.report.jsonout import document, dumps
+    from analyzer.store import open_store
+    from inventory.loader import default_inventory, load
+    from inventory.topology import Topology
+
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IxmeterError(f"cannot create {out}: {exc.strerror}") from None
+    ev, prov = run_evaluation(args)
+    doc = document(ev, prov)
+    store = open_store(args.db)
+    try:
+        inv = load(args.inventory or default_inventory())
+        data = gather(store, ev, doc, Topology(inv))
+    finally:
+        store.close()
+    (out / "report.json").write_text(dumps(doc), encoding="utf-8")
+    (out / "report.html").write_text(render(data), encoding="utf-8")
+    written = write_all(data.figures, out)
+    if not args.no_pdf:
+        from analyzer.report.pdf import write_pdf
+
+        write_pdf(data, out / "report.pdf")
+    print(f"wrote report.json, report.html{'' if args.no_pdf else ', report.pdf'} and "
+          f"{len(written)} CSV files to {out}")
+    return 0

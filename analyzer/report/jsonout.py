@@ -1,0 +1,111 @@
+"""The JSON document of an analysis: one object per verdict, plus provenance.
+
+Byte-reproducible: sorted keys, floats through :func:`num` (6 significant digits), no "now"
+timestamps, times in ISO 8601 UTC. Delay values are in ms, ratios dimensionless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from analyzer.baselines import TimeWindow
+from analyzer.evaluate import Evaluation, Row
+from analyzer.stats.compare import STAT_MAP
+from analyzer.store.base import Store
+
+SCHEMA = 1
+PERCENTILE_METHOD = "RFC 2330 §11.3 inverted CDF (conditional on arrival); median RFC 7679 §5.2"
+
+
+def num(x: float | None) -> float | str | None:
+    """A float for JSON: 6 significant digits, ``"inf"`` for infinity, None for NaN/None."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(f"{x:.6g}")
+
+
+def _scale(row: Row) -> float:
+    """Divide a level by this for its unit: ns -> ms for delays, 1 for loss ratios."""
+    return 1.0 if STAT_MAP.get(row.statistic, ("", ""))[1] == "loss_ratio" else 1e6
+
+
+def _value(x: float | None, scale: float) -> float | str | None:
+    return None if x is None else num(x / scale)
+
+
+def row_to_dict(row: Row) -> dict[str, Any]:
+    """One verdict object (the fields of issue 5 plus the auditor's row of notes §7)."""
+    c, s = row.result, _scale(row)
+    out: dict[str, Any] = {
+        "target": row.target, "scope": row.scope, "per": row.per, "type_p": row.type_p,
+        "statistic": row.statistic, "comparison": row.comparison,
+        "unit": "ratio" if s == 1.0 else "ms",
+        "baseline": {"n": c.baseline_n, "value": _value(c.baseline_value, s),
+                     "source": row.baseline_source},
+        "current": {"n": c.current_n, "value": _value(c.current_value, s)},
+        "verdict": row.decision.verdict.value, "reason": row.decision.reason,
+        "method": c.method or None, "more_samples": c.more_samples,
+        "p": {"pass": num(row.decision.p_pass), "fail": num(row.decision.p_fail),
+              "holm_pass": num(row.p_adj_pass), "holm_fail": num(row.p_adj_fail)},
+        "details": c.details,
+    }
+    iv = c.interval
+    if c.kind == "level":
+        out["threshold"] = _value(c.threshold, s)
+        out["interval"] = None if iv is None else {
+            "point": _value(iv.point, s), "low": _value(iv.low, s), "high": _value(iv.high, s),
+            "clock_error": _value(c.clock_error, s)}
+    else:
+        out["threshold"] = num(c.threshold)
+        out["ratio"] = None if iv is None else {
+            "point": num(iv.point), "low": num(iv.low), "high": num(iv.high)}
+    if c.bootstrap is not None:
+        b = c.bootstrap
+        out["bootstrap"] = {"block_minutes": b.block_units, "blocks": b.blocks,
+                            "replicates": b.replicates, "seed": b.seed, "method": b.method}
+    if row.daily:
+        out["daily"] = [{"day": d, "verdict": v} for d, v in row.daily]
+    return out
+
+
+def sha256_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def provenance(store: Store, inventory_path: str | Path, ev: Evaluation,
+               version: str) -> dict[str, Any]:
+    """Software version, inventory hash, the store's chain head, parameters and seed."""
+    head = store.chain_head()
+    p = ev.params
+    return {
+        "software": f"ixmeter {version}",
+        "inventory": {"file": Path(inventory_path).name, "sha256": sha256_file(inventory_path)},
+        "store_chain_head": {"length": head.length, "head": head.head},
+        "parameters": {
+            "current": p.current.iso(), "baseline": _iso(p.baseline), "seed": p.seed,
+            "replicates": p.replicates, "unit_minutes": p.unit_minutes, "confidence": 0.95,
+            "one_sided_alpha": 0.025, "percentiles": PERCENTILE_METHOD,
+            "multiplicity": "Holm step-down over per-pair lists",
+        },
+    }
+
+
+def _iso(w: TimeWindow | None) -> str | None:
+    return None if w is None else w.iso()
+
+
+def document(ev: Evaluation, prov: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "provenance": prov,
+            "verdicts": [row_to_dict(r) for r in ev.rows],
+            "exclusions": ev.exclusions, "notes": ev.notes}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """Canonical text: sorted keys, 2-space indent, UTF-8 kept, trailing newline."""
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,1 @@
+"""Statistics for verdicts: score intervals, block bootstrap, Holm, sample sizes, unit tables."""

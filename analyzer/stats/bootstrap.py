@@ -1,0 +1,94 @@
+"""Minute-block bootstrap of a statistic and of a ratio of statistics (methodology-notes §4).
+
+Each window is resampled on its own: the window's units are merged into non-overlapping blocks of
+``b`` consecutive units (Carlstein 1986), ``b`` chosen by the Politis-White (2004/2009) rule on
+the per-unit series of the statistic itself, then B replicates draw as many blocks with
+replacement and merge them (a weighted sum of block rollups, so sketches merge exactly). The
+interval is the percentile interval of the replicates, widened by the sketch's gamma (DDSketch,
+Masson et al. 2019: each quantile is within a factor gamma), and the seed makes it reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from analyzer.stats.intervals import FloatArray, Interval, nbb_weights, percentile_interval
+from analyzer.stats.intervals import politis_white_block as _pw
+from analyzer.stats.units import (
+    DELAY_STATISTICS,
+    UnitTable,
+    per_unit_statistic,
+    point_statistic,
+    weighted_statistic,
+)
+
+DEFAULT_REPLICATES = 2000
+MIN_BLOCKS = 10  # fewer blocks than this: the bootstrap cannot be trusted
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapInfo:
+    """How an interval was obtained, for the report row (methodology-notes §7)."""
+
+    block_units: int
+    blocks: int
+    replicates: int
+    seed: int
+    method: str = "non-overlapping block bootstrap, Politis-White block length, percentile"
+
+
+def block_length(t: UnitTable, statistic: str) -> int:
+    """Politis-White block length (in units) on the per-unit series of ``statistic``."""
+    series = per_unit_statistic(t, statistic)
+    series = series[np.isfinite(series)]
+    return _pw(series)
+
+
+def _replicates(t: UnitTable, statistic: str, replicates: int,
+                rng: np.random.Generator) -> tuple[FloatArray, int, int]:
+    b = block_length(t, statistic)
+    blocks = t.blocks(b)
+    w = nbb_weights(len(blocks), replicates, rng)
+    out: list[FloatArray] = []
+    for start in range(0, replicates, 250):  # bounded memory: 250 x blocks weights at a time
+        out.append(weighted_statistic(blocks, w[start:start + 250], statistic))
+    return np.concatenate(out), b, len(blocks)
+
+
+def _widen(statistic: str, gamma: float) -> float:
+    return gamma if statistic in DELAY_STATISTICS and statistic not in ("mean", "min",
+                                                                         "max") else 1.0
+
+
+def bootstrap_level(t: UnitTable, statistic: str, threshold: float | None, seed: int,
+                    replicates: int = DEFAULT_REPLICATES) -> tuple[Interval, BootstrapInfo]:
+    """95% interval of one window's statistic (absolute targets)."""
+    rng = np.random.default_rng(seed)
+    reps, b, k = _replicates(t, statistic, replicates, rng)
+    point = point_statistic(t, statistic)
+    interval = percentile_interval(point, reps, threshold, _widen(statistic, t.gamma))
+    return interval, BootstrapInfo(b, k, replicates, seed)
+
+
+def bootstrap_ratio(current: UnitTable, baseline: UnitTable, statistic: str,
+                    threshold: float | None, seed: int, replicates: int = DEFAULT_REPLICATES
+                    ) -> tuple[Interval, BootstrapInfo]:
+    """95% interval of statistic(current) / statistic(baseline), each window resampled alone.
+    The two windows use independent streams derived from ``seed``."""
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    cur, b_cur, k_cur = _replicates(current, statistic, replicates,
+                                    np.random.default_rng(seeds[0]))
+    base, b_base, k_base = _replicates(baseline, statistic, replicates,
+                                       np.random.default_rng(seeds[1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = cur / base
+    den = point_statistic(baseline, statistic)
+    point = point_statistic(current, statistic) / den if den else math.nan
+    # each quantile is within (1 +- alpha), so the ratio is within a factor gamma
+    widen = _widen(statistic, current.gamma)
+    interval = percentile_interval(point, ratios, threshold, widen)
+    info = BootstrapInfo(max(b_cur, b_base), min(k_cur, k_base), replicates, seed)
+    return interval, info

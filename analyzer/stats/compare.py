@@ -1,0 +1,259 @@
+"""One comparison of one group: rollups in, interval and decision out.
+
+- relative / reference, delay statistic: minute-block bootstrap of statistic(current) /
+  statistic(other) (:mod:`analyzer.stats.bootstrap`);
+- relative / reference, loss ratio: Miettinen-Nurminen score interval of p1/p0 on counts divided
+  by each window's dispersion phi (bursty loss, RFC 3357; methodology-notes §4); zero baseline
+  loss is NOT EVALUABLE and the zero-loss bound 1 - 0.05**(1/n) is reported instead;
+- absolute: bootstrap interval of the level (delay) or Wilson interval (loss ratio), with the
+  clock-error bound E and the §5 gates for one-way delay (:mod:`analyzer.verdicts`);
+- declared baseline: the current level's interval divided by the declared value.
+
+An INCONCLUSIVE result says how many more samples would decide it at power 0.8.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from analyzer.baselines import declared_ns
+from analyzer.rollup import MinuteRollup
+from analyzer.stats.bootstrap import BootstrapInfo, bootstrap_level, bootstrap_ratio
+from analyzer.stats.intervals import (
+    Z_80,
+    Z_975,
+    Interval,
+    bootstrap_sample_factor,
+    dispersion,
+    loss_sample_size,
+    ratio_score_ci,
+    wilson_ci,
+    zero_loss_upper,
+)
+from analyzer.stats.units import UnitTable, point_statistic, table_from_rollups
+from analyzer.verdicts import (
+    Decision,
+    Verdict,
+    both_directions,
+    clock_free,
+    clock_gate,
+    clock_limited,
+    decide_absolute,
+    decide_ratio,
+)
+
+# policy statistic -> (delay series, unit-table statistic); see inventory KNOWN_STATISTICS
+STAT_MAP: dict[str, tuple[str, str]] = {
+    "rtt_median": ("rtt", "median"), "rtt_mean": ("rtt", "mean"), "rtt_p95": ("rtt", "p95"),
+    "rtt_p99": ("rtt", "p99"), "rtt_min": ("rtt", "min"), "loss_ratio": ("rtt", "loss_ratio"),
+    "owd_median": ("owd", "median"), "owd_p99": ("owd", "p99"), "owd_max": ("owd", "max"),
+    "pdv_p99": ("rtt", "pdv_p99"),
+}
+MIN_DELAY_SAMPLES = 30
+MIN_LOSS_SAMPLES = 100
+MIN_UNITS = 10
+SCORE_METHOD = "Miettinen-Nurminen score interval, counts / dispersion phi"
+WILSON_METHOD = "Wilson score interval, counts / dispersion phi"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The figures behind one verdict. Delay values in ns; ``interval`` is on the ratio
+    (``kind == "ratio"``) or on the level (``"level"``)."""
+
+    decision: Decision
+    current_n: int = 0
+    current_value: float | None = None
+    baseline_n: int | None = None
+    baseline_value: float | None = None
+    interval: Interval | None = None
+    kind: str = "ratio"
+    threshold: float | None = None
+    clock_error: float | None = None
+    more_samples: int | None = None
+    method: str = ""
+    bootstrap: BootstrapInfo | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _ne(why: str, **kw: Any) -> Comparison:
+    return Comparison(Decision(Verdict.NOT_EVALUABLE, why), **kw)
+
+
+def _too_few(t: UnitTable, stat: str, label: str) -> str | None:
+    n = t.samples if stat == "loss_ratio" else int(t.n.sum())
+    need = MIN_LOSS_SAMPLES if stat == "loss_ratio" else MIN_DELAY_SAMPLES
+    if n < need:
+        return f"too few samples: {label} has {n}, needs {need}"
+    if stat != "loss_ratio" and len(t) < MIN_UNITS:
+        return f"too few samples: {label} spans {len(t)} minutes, needs {MIN_UNITS}"
+    return None
+
+
+def _more(n: int, factor: float | None) -> int | None:
+    return None if factor is None else math.ceil(n * (factor - 1))
+
+
+def compare_ratio(cur: Sequence[MinuteRollup], other: Sequence[MinuteRollup], theta: float,
+                  statistic: str, seed: int, replicates: int, unit_minutes: int) -> Comparison:
+    """current / other (baseline or reference scope) against theta."""
+    series, stat = STAT_MAP[statistic]
+    if series == "owd":
+        parts = [_delay_ratio(cur, other, theta, which, stat, seed + i, replicates,
+                              unit_minutes) for i, which in enumerate(("fwd", "bwd"))]
+        return _directions(parts)
+    if stat == "loss_ratio":
+        return _loss_ratio(table_from_rollups(cur, "rtt", unit_minutes),
+                           table_from_rollups(other, "rtt", unit_minutes), theta)
+    return _delay_ratio(cur, other, theta, "rtt", stat, seed, replicates, unit_minutes)
+
+
+def _delay_ratio(cur: Sequence[MinuteRollup], other: Sequence[MinuteRollup], theta: float,
+                 which: str, stat: str, seed: int, replicates: int,
+                 unit_minutes: int) -> Comparison:
+    ct = table_from_rollups(cur, which, unit_minutes)
+    bt = table_from_rollups(other, which, unit_minutes)
+    figures: dict[str, Any] = {"current_n": int(ct.n.sum()), "baseline_n": int(bt.n.sum()),
+               "current_value": point_statistic(ct, stat),
+               "baseline_value": point_statistic(bt, stat), "threshold": theta}
+    why = _too_few(ct, stat, "current") or _too_few(bt, stat, "baseline")
+    if why:
+        return _ne(why, **figures)
+    iv, info = bootstrap_ratio(ct, bt, stat, theta, seed, replicates)
+    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return _ne("ratio undefined (baseline statistic is zero)", **figures)
+    d = decide_ratio(iv, theta)
+    more = _more(figures["current_n"], bootstrap_sample_factor(iv, theta)) \
+        if d.verdict is Verdict.INCONCLUSIVE else None
+    return Comparison(d, interval=iv, more_samples=more, method=info.method, bootstrap=info,
+                      details={"direction": which}, **figures)
+
+
+def _loss_ratio(ct: UnitTable, bt: UnitTable, theta: float) -> Comparison:
+    n1, x1, n0, x0 = ct.samples, float(ct.lost.sum()), bt.samples, float(bt.lost.sum())
+    figures: dict[str, Any] = {"current_n": n1, "baseline_n": n0, "threshold": theta,
+                               "current_value": x1 / n1 if n1 else None,
+                               "baseline_value": x0 / n0 if n0 else None}
+    why = _too_few(ct, "loss_ratio", "current") or _too_few(bt, "loss_ratio", "baseline")
+    if why:
+        return _ne(why, **figures)
+    if x0 == 0:
+        return _ne(f"zero baseline loss: the ratio is undefined; baseline loss ratio 95% upper "
+                   f"bound {zero_loss_upper(n0):.3g} (0 of {n0})", **figures)
+    phi1, phi0 = dispersion(ct.lost, ct.sent), dispersion(bt.lost, bt.sent)
+    iv = ratio_score_ci(x1 / phi1, n1 / phi1, x0 / phi0, n0 / phi0, theta)
+    d = decide_ratio(iv, theta)
+    more = None
+    if d.verdict is Verdict.INCONCLUSIVE:
+        need = loss_sample_size(x0 / n0, x1 / n1, theta, max(phi0, phi1))
+        more = None if need is None else max(0, math.ceil(need - n1))
+    return Comparison(d, interval=iv, more_samples=more, method=SCORE_METHOD,
+                      details={"dispersion_current": round(phi1, 4),
+                               "dispersion_baseline": round(phi0, 4)}, **figures)
+
+
+def _directions(parts: list[Comparison]) -> Comparison:
+    """Each direction must meet the target: combine, keep the worse direction's figures."""
+    fwd, bwd = parts
+    d = both_directions(fwd.decision, bwd.decision)
+    worst = max(parts, key=lambda c: -math.inf if c.interval is None else c.interval.high)
+    more = max((c.more_samples for c in parts if c.more_samples is not None), default=None)
+    details = {**worst.details, "directions": {
+        "fwd": {"verdict": fwd.decision.verdict.value, "value": fwd.current_value},
+        "bwd": {"verdict": bwd.decision.verdict.value, "value": bwd.current_value}}}
+    return replace(worst, decision=d, more_samples=more, details=details)
+
+
+def compare_absolute(cur: Sequence[MinuteRollup], limit: float, statistic: str, seed: int,
+                     replicates: int, unit_minutes: int) -> Comparison:
+    """The current level against ``limit`` (ns for delays, a ratio for loss)."""
+    series, stat = STAT_MAP[statistic]
+    if stat == "loss_ratio":
+        return _loss_level(table_from_rollups(cur, "rtt", unit_minutes), limit)
+    if series == "owd":
+        rtt = table_from_rollups(cur, "rtt", unit_minutes)
+        parts = [_owd_level(table_from_rollups(cur, which, unit_minutes), rtt, limit, stat,
+                            seed + i, replicates) for i, which in enumerate(("fwd", "bwd"))]
+        return _directions(parts)
+    return _level(table_from_rollups(cur, "rtt", unit_minutes), limit, stat, seed, replicates)
+
+
+def _level(t: UnitTable, limit: float, stat: str, seed: int, replicates: int,
+           clock_error: float = 0.0) -> Comparison:
+    figures: dict[str, Any] = {"current_n": int(t.n.sum()),
+                               "current_value": point_statistic(t, stat),
+                               "threshold": limit, "kind": "level"}
+    why = _too_few(t, stat, "current")
+    if why:
+        return _ne(why, **figures)
+    iv, info = bootstrap_level(t, stat, limit, seed, replicates)
+    if clock_error:  # p-values against the limit shifted by E (PASS needs U + E < T)
+        shifted, _ = bootstrap_level(t, stat, limit - clock_error, seed, replicates)
+        iv = replace(iv, p_below=shifted.p_below)
+    d = decide_absolute(iv, limit, clock_error, 1e6, " ms")
+    more = _more(figures["current_n"], bootstrap_sample_factor(iv, limit)) \
+        if d.verdict is Verdict.INCONCLUSIVE else None
+    return Comparison(d, interval=iv, more_samples=more, method=info.method, bootstrap=info,
+                      clock_error=clock_error or None, **figures)
+
+
+def _owd_level(t: UnitTable, rtt: UnitTable, limit: float, stat: str, seed: int,
+               replicates: int) -> Comparison:
+    point = point_statistic(t, stat)
+    e = t.clock_error_ns
+    why = _too_few(t, stat, "current")
+    gate = None if why else clock_gate(t.unsynced, point, e)
+    if gate is not None or why:
+        fallback = _level(rtt, limit, stat, seed, replicates)  # RTT_net, clock-free
+        free = clock_free(fallback.interval, limit) if fallback.interval else None
+        if free is not None:
+            return replace(fallback, decision=free, details={"clock_free": True})
+        reason = why or (gate.reason if gate else "")
+        return _ne(reason, current_n=int(t.n.sum()), current_value=point, threshold=limit,
+                   kind="level", clock_error=e)
+    c = _level(t, limit, stat, seed, replicates, e)
+    if clock_limited(point, e):
+        c = replace(c, decision=replace(c.decision, reason=f"{c.decision.reason}; "
+                                        f"clock-limited (E/d = {e / point:.3g} > 0.1)"))
+    return c
+
+
+def _loss_level(t: UnitTable, limit: float) -> Comparison:
+    n, x = t.samples, float(t.lost.sum())
+    figures: dict[str, Any] = {"current_n": n, "current_value": x / n if n else None,
+                               "threshold": limit, "kind": "level"}
+    why = _too_few(t, "loss_ratio", "current")
+    if why:
+        return _ne(why, **figures)
+    phi = dispersion(t.lost, t.sent)
+    iv = wilson_ci(x / phi, n / phi, limit)
+    d = decide_absolute(iv, limit)
+    more = None
+    if d.verdict is Verdict.INCONCLUSIVE and iv.point != limit:
+        p = max(iv.point, 1e-9)
+        need = ((Z_975 + Z_80) ** 2) * p * (1 - p) / (p - limit) ** 2 * phi
+        more = max(0, math.ceil(need - n))
+    return Comparison(d, interval=iv, more_samples=more, method=WILSON_METHOD,
+                      details={"dispersion_current": round(phi, 4)}, **figures)
+
+
+def compare_declared(cur: Sequence[MinuteRollup], declared: tuple[float, str] | None,
+                     theta: float, statistic: str, seed: int, replicates: int,
+                     unit_minutes: int) -> Comparison:
+    """current level / declared baseline value against theta (no baseline sampling error)."""
+    if declared is None:
+        return _ne(f"the declared baseline gives no value for {statistic}")
+    v = declared_ns(*declared)
+    if v <= 0:
+        return _ne("zero declared baseline: the ratio is undefined")
+    level = compare_absolute(cur, theta * v, statistic, seed, replicates, unit_minutes)
+    if level.interval is None:
+        return replace(level, baseline_value=v, kind="ratio")
+    iv = level.interval
+    ratio = Interval(iv.point / v, iv.low / v, iv.high / v, iv.p_below, iv.p_above)
+    d = decide_ratio(ratio, theta)
+    return replace(level, decision=d, interval=ratio, kind="ratio", baseline_value=v,
+                   threshold=theta, details={**level.details, "declared": True})

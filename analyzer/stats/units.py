@@ -1,0 +1,203 @@
+"""Columnar time units of one group of paths, and statistics over weighted merges of them.
+
+A :class:`UnitTable` holds, for consecutive time units (minutes, or the hour/day tiers a store
+keeps), the exact counts and moments and the DDSketch bucket counts of one delay series, as numpy
+arrays. Merging units is adding rows, so a block-bootstrap replicate (a vector of block
+multiplicities) is one matrix product, and any window costs the same whatever its length.
+
+Statistics (:data:`STATISTICS`) follow the definitions in ``inventory.schema.KNOWN_STATISTICS``:
+quantiles are RFC 2330 §11.3 inverted-CDF ranks over the *conditional* (arrived-only)
+distribution (RFC 6703 §5.3), the median is RFC 7679 §5.2 (mean of the two central values for
+even N), the mean is exact (sum / n), min and max exact, PDV is p99 - min (RFC 5481 §4.2) and
+the loss ratio is lost / (received + lost) (RFC 7680 §4.1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from analyzer.rollup import DelayStats, MinuteRollup
+from analyzer.sketch import DEFAULT_ALPHA, DDSketch
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DELAY_STATISTICS = ("median", "mean", "p95", "p99", "min", "max", "pdv_p99")
+STATISTICS = (*DELAY_STATISTICS, "loss_ratio")
+
+
+@dataclass
+class UnitTable:
+    """Rows = time units (sorted by ``minutes``, the first minute of each unit)."""
+
+    minutes: IntArray
+    sent: FloatArray
+    lost: FloatArray
+    n: FloatArray
+    total: FloatArray
+    mins: FloatArray  # +inf where a unit has no delay
+    maxs: FloatArray  # -inf where a unit has no delay
+    values: FloatArray  # representative value of each sketch column (ns)
+    counts: FloatArray  # units x columns
+    gamma: float
+    clock_error_ns: float = 0.0
+    unsynced: int = 0
+
+    def __len__(self) -> int:
+        return len(self.minutes)
+
+    @property
+    def samples(self) -> int:
+        """Packets that were samples (received + lost)."""
+        return int(self.sent.sum())
+
+    def rows(self, mask: npt.NDArray[np.bool_]) -> UnitTable:
+        """The units where ``mask`` is true (same columns)."""
+        return UnitTable(self.minutes[mask], self.sent[mask], self.lost[mask], self.n[mask],
+                         self.total[mask], self.mins[mask], self.maxs[mask], self.values,
+                         self.counts[mask], self.gamma, self.clock_error_ns, self.unsynced)
+
+    def blocks(self, size: int) -> UnitTable:
+        """Merge runs of ``size`` consecutive units into one row each (the last may be short)."""
+        if size <= 1 or len(self) == 0:
+            return self
+        starts = np.arange(0, len(self), size)
+        return UnitTable(self.minutes[starts], np.add.reduceat(self.sent, starts),
+                         np.add.reduceat(self.lost, starts), np.add.reduceat(self.n, starts),
+                         np.add.reduceat(self.total, starts),
+                         np.minimum.reduceat(self.mins, starts),
+                         np.maximum.reduceat(self.maxs, starts), self.values,
+                         np.add.reduceat(self.counts, starts, axis=0), self.gamma,
+                         self.clock_error_ns, self.unsynced)
+
+
+def _delay(r: MinuteRollup, which: str) -> DelayStats:
+    stats: DelayStats = getattr(r, which)
+    return stats
+
+
+def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
+                       unit_minutes: int = 1) -> UnitTable:
+    """Merge rollups (any paths) into units of ``unit_minutes`` and lay them out as arrays.
+    ``which`` is the delay series: ``rtt``, ``fwd`` or ``bwd``."""
+    units: dict[int, list[MinuteRollup]] = {}
+    for r in rollups:
+        units.setdefault(r.minute - r.minute % unit_minutes, []).append(r)
+    order = sorted(units)
+    keys: set[int] = set()
+    for group in units.values():
+        for r in group:
+            keys.update(_delay(r, which).sketch.buckets)
+    columns = sorted(keys)
+    col = {k: i + 1 for i, k in enumerate(columns)}
+    probe = DDSketch(DEFAULT_ALPHA)
+    values = np.array([0.0] + [probe.value(k) for k in columns])
+    counts = np.zeros((len(order), len(columns) + 1))
+    arr = {name: np.zeros(len(order)) for name in ("sent", "lost", "n", "total")}
+    mins, maxs = np.full(len(order), math.inf), np.full(len(order), -math.inf)
+    clock, unsynced = 0.0, 0
+    for i, minute in enumerate(order):
+        for r in units[minute]:
+            d = _delay(r, which)
+            arr["sent"][i] += r.received + r.lost
+            arr["lost"][i] += r.lost
+            arr["n"][i] += d.n
+            arr["total"][i] += d.sum
+            if d.min is not None and d.max is not None:
+                mins[i], maxs[i] = min(mins[i], d.min), max(maxs[i], d.max)
+            counts[i, 0] += d.sketch.zero
+            for k, c in d.sketch.buckets.items():
+                counts[i, col[k]] += c
+            clock = max(clock, float(r.clock_error_max_ns or 0))
+            unsynced += r.unsynced
+    return UnitTable(np.array(order, dtype=np.int64), arr["sent"], arr["lost"], arr["n"],
+                     arr["total"], mins, maxs, values, counts, probe.gamma, clock, unsynced)
+
+
+# --- statistics over merged rows ------------------------------------------------------------
+
+
+def _rank_values(hist: FloatArray, values: FloatArray, ranks: FloatArray) -> FloatArray:
+    """Value of the ``ranks``-th smallest element of each histogram row (1-based)."""
+    cum = np.cumsum(hist, axis=1)
+    idx = (cum < ranks[:, None] - 1e-9).sum(axis=1)
+    idx = np.minimum(idx, len(values) - 1)
+    out: FloatArray = values[idx]
+    return out
+
+
+def _quantile(hist: FloatArray, values: FloatArray, q: float) -> FloatArray:
+    """RFC 2330 §11.3: the value of rank max(1, ceil(q * n)) of each row."""
+    n = hist.sum(axis=1)
+    ranks = np.maximum(1.0, np.ceil(q * n - 1e-9))
+    return np.where(n > 0, _rank_values(hist, values, ranks), np.nan)
+
+
+def _median(hist: FloatArray, values: FloatArray) -> FloatArray:
+    """RFC 7679 §5.2 median: the central value, or the mean of the two central values."""
+    n = hist.sum(axis=1)
+    lo = np.maximum(1.0, np.floor((n + 1) / 2))
+    hi = np.maximum(1.0, np.floor(n / 2) + 1)
+    med = (_rank_values(hist, values, lo) + _rank_values(hist, values, hi)) / 2
+    return np.where(n > 0, med, np.nan)
+
+
+def _merged(t: UnitTable, w: FloatArray) -> dict[str, FloatArray]:
+    """Row-wise weighted sums of the table's columns: one row per weight vector."""
+    present = w > 0
+    return {
+        "sent": w @ t.sent, "lost": w @ t.lost, "n": w @ t.n, "total": w @ t.total,
+        "min": np.where(present, t.mins[None, :], math.inf).min(axis=1),
+        "max": np.where(present, t.maxs[None, :], -math.inf).max(axis=1),
+        "hist": w @ t.counts,
+    }
+
+
+def _from_parts(p: dict[str, FloatArray], values: FloatArray, statistic: str) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if statistic == "loss_ratio":
+            return np.where(p["sent"] > 0, p["lost"] / p["sent"], np.nan)
+        if statistic == "mean":
+            return np.where(p["n"] > 0, p["total"] / p["n"], np.nan)
+    empty = p["n"] <= 0
+    if statistic == "min":
+        return np.where(empty, np.nan, p["min"])
+    if statistic == "max":
+        return np.where(empty, np.nan, p["max"])
+    if statistic == "median":
+        return _median(p["hist"], values)
+    if statistic in ("p95", "p99"):
+        return _quantile(p["hist"], values, int(statistic[1:]) / 100)
+    if statistic == "pdv_p99":
+        return np.where(empty, np.nan, _quantile(p["hist"], values, 0.99) - p["min"])
+    raise ValueError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
+
+
+def weighted_statistic(t: UnitTable, w: FloatArray, statistic: str) -> FloatArray:
+    """The statistic of each weighted merge of the table's rows (``w``: replicates x rows)."""
+    return _from_parts(_merged(t, w), t.values, statistic)
+
+
+def point_statistic(t: UnitTable, statistic: str) -> float:
+    """The statistic over all rows merged (NaN when undefined)."""
+    if len(t) == 0:
+        return math.nan
+    return float(weighted_statistic(t, np.ones((1, len(t))), statistic)[0])
+
+
+def per_unit_statistic(t: UnitTable, statistic: str) -> FloatArray:
+    """The statistic of each unit alone (the series a block length is chosen on)."""
+    parts = {"sent": t.sent, "lost": t.lost, "n": t.n, "total": t.total, "min": t.mins,
+             "max": t.maxs, "hist": t.counts}
+    return _from_parts(parts, t.values, statistic)
+
+
+def split_days(t: UnitTable, offset_minutes: Sequence[int]) -> dict[int, UnitTable]:
+    """Rows grouped by local day (``(minute + offset) // 1440``); ``offset_minutes`` per row."""
+    day = (t.minutes + np.asarray(offset_minutes, dtype=np.int64)) // 1440
+    return {int(d): t.rows(day == d) for d in np.unique(day)}
