@@ -1,0 +1,170 @@
+"""``ixmeter testbed``: build, inspect, drive and remove the emulated carrier network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+DEFAULT_INSTANCE = "main"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    up = sub.add_parser("up", help="build the namespaces and start the link emulator")
+    up.add_argument("--inventory", help="inventory YAML (default: the shipped hunan.yaml)")
+    up.add_argument("--profile", default="baseline",
+                    help="built-in profile (baseline, direct) or a profile YAML file")
+    up.add_argument("--sites", default="", help="comma-separated site ids to build (default all)")
+    up.add_argument("--carriers", default="", help="comma-separated carrier ids (default all)")
+    up.add_argument("--max-hosts", type=int, default=None, help="build at most N hosts")
+    up.add_argument("--schedule", default="",
+                    help="switch profiles at given times: 'SECONDS:PROFILE,...' after start")
+    up.add_argument("--spin-us", type=float, default=150.0,
+                    help="busy-wait this long before each release (default 150)")
+    up.add_argument("--mode", choices=["auto", "netns", "loopback"], default="auto",
+                    help="netns (root) or loopback (UDP delay line, no privilege); auto picks")
+    up.add_argument("--listen-port", type=int, default=18620,
+                    help="loopback mode: first UDP port of the delay line (default 18620)")
+
+    down = sub.add_parser("down", help="stop the emulator and remove every namespace")
+    down.add_argument("--all", action="store_true", help="every instance, running or stale")
+
+    status = sub.add_parser("status", help="mode, profile, hosts and packet counters")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+
+    ex = sub.add_parser("exec", help="run a command inside a host: exec HOST -- CMD...")
+    ex.add_argument("host")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, help="the command (after --)")
+
+    prof = sub.add_parser("profile", help="switch the running emulator to another profile")
+    prof.add_argument("profile", help="built-in profile name or YAML file")
+
+    paths = sub.add_parser("paths", help="routes and delays of the current profile")
+    paths.add_argument("--src", default=None, help="only paths from this host")
+    paths.add_argument("--dst", default=None, help="only paths to this host")
+
+    sub.add_parser("check", help="say which mode this machine allows and what is missing")
+    for p in (up, down, status, ex, prof, paths):
+        p.add_argument("--instance", default=DEFAULT_INSTANCE,
+                       help="testbed instance name (default 'main'); several may run at once")
+
+
+def _split(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {"up": _up, "down": _down, "status": _status, "exec": _exec,
+               "profile": _profile, "paths": _paths, "check": _check}[args.action]
+    return handler(args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from testbed import netns
+
+    priv = netns.check_privileges()
+    if priv.full:
+        print("mode: netns (network namespaces + TUN link emulator)")
+        return 0
+    print("namespace mode unavailable; missing: " + "; ".join(priv.missing))
+    userns = netns.userns_available()
+    print(f"user + network namespace (unshare -Urn): {'allowed' if userns else 'not allowed'}")
+    print("mode: loopback (UDP delay line on 127.0.0.1, STAMP/UDP only)")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from testbed import netns
+
+    mode = args.mode
+    if mode == "auto":
+        priv = netns.check_privileges()
+        mode = "netns" if priv.full else "loopback"
+        if not priv.full:
+            print("testbed: namespace mode needs " + "; ".join(priv.missing)
+                  + " -> falling back to loopback mode", file=sys.stderr)
+    if mode == "loopback":
+        from testbed.delayline import up_loopback
+
+        state = up_loopback(args)
+    else:
+        from testbed.api import Testbed
+
+        tb = Testbed.up(args.inventory, args.profile, sites=_split(args.sites),
+                        carriers=_split(args.carriers), max_hosts=args.max_hosts,
+                        schedule=args.schedule, instance=args.instance, spin_us=args.spin_us)
+        state = tb.state
+    print(f"testbed {args.instance}: up, mode {state['mode']}, {len(state['hosts'])} hosts, "
+          f"profile {args.profile}, emulator pid {state['pid']}")
+    for h in state["hosts"]:
+        print(f"  {h['name']:<20} {h.get('namespace', '-'):<28} {' '.join(h['addresses'])}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from testbed import daemon
+
+    names = daemon.instances() if args.all else [args.instance]
+    for name in names:
+        was_up = daemon.stop(name)
+        print(f"testbed {name}: {'stopped' if was_up else 'not running'}; cleaned up")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from testbed import daemon
+
+    state = daemon.read_state(args.instance)
+    if state is None:
+        print(f"testbed {args.instance}: down")
+        return 1
+    live = daemon.control(args.instance, {"op": "status"})
+    if args.json:
+        print(json.dumps({**state, **live}, indent=1))
+        return 0
+    print(f"testbed {args.instance}: up, mode {state['mode']}, pid {state['pid']}, "
+          f"profile {live['profile']}, {len(state['hosts'])} hosts, uptime {live['uptime_s']} s")
+    print("  " + ", ".join(f"{k} {v}" for k, v in live["stats"].items()))
+    for h in live["history"]:
+        print(f"  profile {h['profile']} at +{h['after_s']} s ({h['why']})")
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from testbed.api import Testbed
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        from testbed.daemon import TestbedError
+
+        raise TestbedError("no command given", hint="write: ixmeter testbed exec HOST -- CMD...")
+    tb = Testbed.attach(args.instance)
+    wrapped = tb.wrap(args.host, argv)
+    sys.stdout.flush()
+    if tb.mode == "netns":
+        os.execvp(wrapped[0], wrapped)
+    return subprocess.call(argv)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from testbed.api import Testbed
+
+    name = Testbed.attach(args.instance).set_profile(args.profile)
+    print(f"testbed {args.instance}: profile {name}")
+    return 0
+
+
+def _paths(args: argparse.Namespace) -> int:
+    from testbed.api import Testbed
+
+    for p in Testbed.attach(args.instance).paths():
+        if args.src not in (None, p["src"]) or args.dst not in (None, p["dst"]):
+            continue
+        hops = " ".join(h["name"] for h in p["hops"])
+        print(f"{p['src']:>18} -> {p['dst']:<18} {p['one_way_ms']:8.3f} ms  loss {p['loss']:.4f}"
+              f"  via {hops}")
+    return 0

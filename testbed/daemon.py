@@ -1,0 +1,159 @@
+"""Start, stop and talk to emulator daemons; each instance keeps its state in a run directory
+(``/run/ixmeter-testbed/<instance>/``: config.json, state.json, ctl.sock, emulator.log).
+
+A run whose emulator died (kill -9, crash) leaves namespaces and a stale run directory; the next
+``start`` of the same instance removes both before building anew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ixmeter.errors import IxmeterError
+from testbed import netns
+
+INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+DEFAULT_INSTANCE = "main"
+
+
+class TestbedError(IxmeterError):
+    """A testbed that cannot be started, found or controlled."""
+
+    __test__ = False  # not a pytest test class
+
+
+def run_root() -> Path:
+    """Where instances keep their run directories (``IXMETER_TESTBED_RUN`` overrides)."""
+    return Path(os.environ.get("IXMETER_TESTBED_RUN", "/run/ixmeter-testbed"))
+
+
+def rundir(instance: str) -> Path:
+    if not INSTANCE_RE.match(instance):
+        raise TestbedError(f"bad instance name {instance!r}",
+                           hint="use 1-16 lowercase letters, digits and '-'")
+    return run_root() / instance
+
+
+def _alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"testbed.emulator" in cmdline or b"testbed.delayline" in cmdline
+
+
+def read_state(instance: str) -> dict[str, Any] | None:
+    """The state of a running instance, or None when it is not up."""
+    try:
+        state: dict[str, Any] = json.loads((rundir(instance) / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if _alive(int(state.get("pid", 0))) else None
+
+
+def instances() -> list[str]:
+    """Names of every instance with a run directory (running or stale)."""
+    root = run_root()
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def cleanup(instance: str) -> list[str]:
+    """Remove a dead instance's namespaces and run directory; returns namespaces deleted."""
+    gone = netns.delete_namespaces(f"ixm-{instance}-")
+    shutil.rmtree(rundir(instance), ignore_errors=True)
+    return gone
+
+
+def start(instance: str, config: dict[str, Any], *, module: str = "testbed.emulator",
+          timeout_s: float = 60.0) -> dict[str, Any]:
+    """Start a daemon for ``instance`` with ``config`` and wait until it reports ready."""
+    if read_state(instance) is not None:
+        raise TestbedError(f"testbed {instance!r} is already up",
+                           hint=f"run 'ixmeter testbed down --instance {instance}' first")
+    cleanup(instance)
+    rd = rundir(instance)
+    rd.mkdir(parents=True, exist_ok=True)
+    (rd / "config.json").write_text(json.dumps({**config, "instance": instance}, indent=1))
+    log = open(rd / "emulator.log", "ab")  # noqa: SIM115 - handed to the child
+    with log:
+        proc = subprocess.Popen([sys.executable, "-m", module, str(rd)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True,
+                                cwd=str(Path(__file__).resolve().parent.parent))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = read_state(instance)
+        if state is not None and state.get("ready"):
+            return state
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    tail = _tail(rd / "emulator.log")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cleanup(instance)
+    raise TestbedError(f"testbed {instance!r} did not start: {tail or 'no output'}")
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop(instance: str, timeout_s: float = 15.0) -> bool:
+    """Stop ``instance`` (SIGTERM, then SIGKILL) and remove everything it left; True if a
+    running daemon was stopped."""
+    state = read_state(instance)
+    was_up = state is not None
+    if state is not None:
+        pid = int(state["pid"])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid) and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+    cleanup(instance)
+    return was_up
+
+
+def control(instance: str, request: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
+    """Send one JSON request to the daemon's control socket and return its JSON reply."""
+    path = rundir(instance) / "ctl.sock"
+    if read_state(instance) is None:
+        raise TestbedError(f"testbed {instance!r} is not up",
+                           hint="start it with 'ixmeter testbed up'")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise TestbedError(f"testbed {instance!r} control socket: {exc}") from None
+    reply: dict[str, Any] = json.loads(data or b"{}")
+    if not reply.get("ok"):
+        raise TestbedError(f"testbed {instance!r}: {reply.get('error', 'no reply')}")
+    return reply

@@ -1,0 +1,244 @@
+"""The link emulator daemon: ``python -m testbed.emulator RUNDIR``.
+
+Builds one namespace per host, joins each to this process by a TUN device, then forwards packets
+with the :class:`~testbed.forwarder.Forwarder`. Release timing follows the measurements in
+``testbed-timing.md``: wait (in trio) on an epoll set holding every TUN fd and one CLOCK_MONOTONIC
+timerfd armed ``spin`` before the next absolute deadline, then busy-wait the last stretch while
+still reading arriving packets. A unix control socket (``ctl.sock``, one JSON line per request)
+reports status and switches profile at run time; a schedule switches it at given times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from inventory.loader import load
+from inventory.schema import Inventory
+from testbed import netns
+from testbed.forwarder import Forwarder
+from testbed.plan import Host, PathPlan, plan_paths, select_hosts
+from testbed.profiles import Profile
+from testbed.timerfd import TimerFd
+
+READ_MAX = 65535
+
+
+class Engine:
+    """The data plane: TUN fds + timerfd in one epoll set, serviced from one trio task."""
+
+    def __init__(self, fwd: Forwarder, fds: Sequence[int], spin_ns: int) -> None:
+        self.fwd = fwd
+        self.fds = list(fds)
+        self.spin_ns = spin_ns
+        self.timer = TimerFd()
+        self.ep = select.epoll()
+        for i, fd in enumerate(self.fds):
+            self.ep.register(fd, select.EPOLLIN)
+            del i
+        self.ep.register(self.timer.fd, select.EPOLLIN)
+        self.index = {fd: i for i, fd in enumerate(self.fds)}
+        self.write_errors = 0
+
+    async def run(self) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(self.ep.fileno())
+            self.drain()
+            self.release()
+
+    def drain(self) -> None:
+        """Read every packet waiting on any TUN device; clear the timer if it fired."""
+        for fd, _ev in self.ep.poll(0):
+            if fd == self.timer.fd:
+                self.timer.clear()
+                continue
+            src = self.index[fd]
+            while True:
+                try:
+                    pkt = os.read(fd, READ_MAX)
+                except (BlockingIOError, InterruptedError):
+                    break
+                self.fwd.receive(src, pkt, time.monotonic_ns())
+
+    def release(self) -> None:
+        """Send every packet due now, spinning through the last ``spin_ns`` of each wait;
+        arm the timer for the next deadline further away."""
+        while (deadline := self.fwd.next_deadline()) is not None:
+            now = time.monotonic_ns()
+            if deadline - now > self.spin_ns:
+                if self.timer.armed_ns != deadline - self.spin_ns:
+                    self.timer.arm(deadline - self.spin_ns)
+                return
+            while now < deadline:
+                self.drain()
+                deadline = self.fwd.next_deadline() or deadline
+                now = time.monotonic_ns()
+            for dst, pkt in self.fwd.pop_due(now):
+                try:
+                    os.write(self.fds[dst], pkt)
+                except OSError:
+                    self.write_errors += 1
+        self.timer.disarm()
+
+    def close(self) -> None:
+        self.ep.close()
+        self.timer.close()
+
+
+class Daemon:
+    """One running testbed instance: hosts, engine, control socket, schedule."""
+
+    def __init__(self, rundir: Path, cfg: dict[str, Any]) -> None:
+        self.rundir = rundir
+        self.cfg = cfg
+        self.inv: Inventory = load(cfg["inventory"])
+        self.hosts: list[Host] = select_hosts(
+            self.inv, cfg["instance"], sites=cfg.get("sites") or (),
+            carriers=cfg.get("carriers") or (), max_hosts=cfg.get("max_hosts"))
+        self.profile = Profile.model_validate(cfg["profile"])
+        self.paths: dict[tuple[str, str], PathPlan] = {}
+        self.history: list[dict[str, Any]] = []
+        self.fds: list[int] = []
+        self.started = time.monotonic()
+
+    def build(self) -> Engine:
+        netns.delete_namespaces(f"ixm-{self.cfg['instance']}-")
+        for host in self.hosts:
+            fd, name = netns.open_tun()
+            self.fds.append(fd)
+            netns.build_host(host, name)
+        self.paths = plan_paths(self.inv, self.hosts, self.profile)
+        fwd = Forwarder(self.hosts, self.paths, self.profile)
+        self._log_switch("start")
+        return Engine(fwd, self.fds, int(self.cfg.get("spin_us", 150) * 1000))
+
+    def set_profile(self, engine: Engine, profile: Profile, why: str) -> None:
+        self.paths = plan_paths(self.inv, self.hosts, profile)
+        engine.fwd.set_paths(self.paths, profile)
+        self.profile = profile
+        self._log_switch(why)
+
+    def _log_switch(self, why: str) -> None:
+        self.history.append({"profile": self.profile.name, "why": why, "utc": time.time(),
+                             "after_s": round(time.monotonic() - self.started, 6)})
+
+    def status(self, engine: Engine) -> dict[str, Any]:
+        stats = engine.fwd.statistics()
+        return {"ok": True, "pid": os.getpid(), "profile": self.profile.name,
+                "history": self.history, "mode": "netns",
+                "uptime_s": round(time.monotonic() - self.started, 3),
+                "stats": {**{k: getattr(stats, k) for k in stats.__slots__},
+                          "write_errors": engine.write_errors}}
+
+    def path_table(self) -> list[dict[str, Any]]:
+        return [{"src": p.src, "dst": p.dst, "one_way_ms": p.one_way_ms,
+                 "loss": p.direction.loss.rate, "burst": p.direction.loss.burst,
+                 "hops": [{"name": h.name, "v4": h.v4, "v6": h.v6} for h in p.hops],
+                 "expiry_ms": list(p.expiry_ms)} for p in self.paths.values()]
+
+    def handle(self, engine: Engine, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "status":
+            return self.status(engine)
+        if op == "paths":
+            return {"ok": True, "profile": self.profile.name, "paths": self.path_table()}
+        if op == "profile":
+            self.set_profile(engine, Profile.model_validate(req["profile"]), "control")
+            return {"ok": True, "profile": self.profile.name}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def serve_control(self, engine: Engine, task_status: Any) -> None:
+        path = self.rundir / "ctl.sock"
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await sock.bind(str(path))
+        sock.listen(8)
+        task_status.started()
+
+        async def one(stream: trio.SocketStream) -> None:
+            async with stream:
+                data = b""
+                with trio.move_on_after(5):
+                    while not data.endswith(b"\n"):
+                        chunk = await stream.receive_some(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                try:
+                    reply = self.handle(engine, json.loads(data or b"{}"))
+                except Exception as exc:  # noqa: BLE001 - report any bad request to the client
+                    reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                await stream.send_all(json.dumps(reply).encode() + b"\n")
+
+        await trio.serve_listeners(one, [trio.SocketListener(sock)])
+
+    async def run_schedule(self, engine: Engine) -> None:
+        for at_s, prof in self.cfg.get("schedule") or []:
+            await trio.sleep_until(trio.current_time() + max(0.0, self.started + at_s
+                                                             - time.monotonic()))
+            self.set_profile(engine, Profile.model_validate(prof), f"schedule@{at_s}s")
+
+    def write_state(self, ready: bool) -> None:
+        state = {"instance": self.cfg["instance"], "pid": os.getpid(), "mode": "netns",
+                 "inventory": self.cfg["inventory"], "ready": ready,
+                 "hosts": [{"name": h.name, "namespace": h.namespace, "site": h.site,
+                            "carrier": h.carrier, "city": h.city,
+                            "addresses": list(h.addresses)} for h in self.hosts]}
+        tmp = self.rundir / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(self.rundir / "state.json")
+
+    def teardown(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        netns.delete_namespaces(f"ixm-{self.cfg['instance']}-")
+        with contextlib.suppress(FileNotFoundError):
+            (self.rundir / "ctl.sock").unlink()
+
+
+async def _main(rundir: Path) -> None:
+    cfg = json.loads((rundir / "config.json").read_text())
+    daemon = Daemon(rundir, cfg)
+    try:
+        engine = daemon.build()
+        gc.freeze()
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(daemon.serve_control, engine)
+                nursery.start_soon(engine.run)
+                nursery.start_soon(daemon.run_schedule, engine)
+                daemon.write_state(ready=True)
+                print(f"testbed {cfg['instance']}: {len(daemon.hosts)} hosts up", flush=True)
+                async for _sig in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        daemon.teardown()
+        print(f"testbed {cfg['instance']}: down", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m testbed.emulator RUNDIR", file=sys.stderr)
+        return 2
+    trio.run(_main, Path(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

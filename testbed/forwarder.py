@@ -1,0 +1,136 @@
+"""The emulator's forwarding decisions, sans-IO: fed ``(host, packet, now_ns)``, asked which
+packets are due at ``now_ns``. The trio loop in :mod:`testbed.emulator` does the reading,
+writing and timing.
+
+Per packet: find the directed path by destination address; if its TTL / hop limit runs out on
+the route, answer ICMP Time Exceeded from that hop after the round trip to it (RFC 1812
+§5.3.1, RFC 8200 §3, RFC 4443 §3.3); otherwise draw loss, delay and duplication for the path
+and deliver it with the TTL lowered by the number of hops.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from testbed.impair import PathState
+from testbed.packets import MalformedPacket, packed, parse, time_exceeded, with_ttl
+from testbed.plan import Host, PathPlan, path_seed
+from testbed.profiles import Profile
+
+
+@dataclass(slots=True)
+class _Path:
+    plan: PathPlan
+    state: PathState
+    hop_v4: tuple[bytes, ...]
+    hop_v6: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """Counters since start: packets in, delivered (including duplicates), lost by the loss
+    model, expired (Time Exceeded sent), and dropped locally for being malformed or having no
+    emulated destination."""
+
+    received: int
+    delivered: int
+    lost: int
+    duplicated: int
+    expired: int
+    unroutable: int
+    malformed: int
+    queued: int
+
+
+class Forwarder:
+    """Routing table, per-path impairment state and the release queue of one emulator."""
+
+    def __init__(self, hosts: Sequence[Host], paths: Mapping[tuple[str, str], PathPlan],
+                 profile: Profile) -> None:
+        self.hosts = list(hosts)
+        self.index = {h.name: i for i, h in enumerate(self.hosts)}
+        self.by_address = {packed(a): i for i, h in enumerate(self.hosts) for a in h.addresses}
+        self.count: Counter[str] = Counter()
+        self.path_count: Counter[tuple[int, int, str]] = Counter()
+        self._queue: list[tuple[int, int, int, bytes]] = []
+        self._seq = 0
+        self.profile = profile
+        self._paths: dict[tuple[int, int], _Path] = {}
+        self.set_paths(paths, profile)
+
+    def set_paths(self, paths: Mapping[tuple[str, str], PathPlan], profile: Profile) -> None:
+        """Switch to a new profile; packets already in flight keep their release times."""
+        table = {}
+        for (src, dst), plan in paths.items():
+            if src in self.index and dst in self.index:
+                state = PathState(plan.direction, path_seed(profile, src, dst))
+                table[(self.index[src], self.index[dst])] = _Path(
+                    plan, state, tuple(packed(h.v4) for h in plan.hops),
+                    tuple(packed(h.v6) for h in plan.hops))
+        self._paths = table
+        self.profile = profile
+
+    def receive(self, src: int, packet: bytes, now_ns: int) -> None:
+        """A packet host ``src`` sent into the network at ``now_ns``."""
+        self.count["received"] += 1
+        try:
+            view = parse(packet)
+        except MalformedPacket:
+            self.count["malformed"] += 1
+            return
+        dst = self.by_address.get(view.dst)
+        path = self._paths.get((src, dst)) if dst is not None else None
+        if path is None or dst is None:
+            self.count["unroutable"] += 1
+            return
+        n = len(path.plan.hops)
+        if view.ttl <= n:
+            self._expire(src, path, packet, max(view.ttl, 1), view.version, now_ns)
+            return
+        self.path_count[(src, dst, "sent")] += 1
+        times = path.state.release_times(now_ns)
+        if not times:
+            self.count["lost"] += 1
+            self.path_count[(src, dst, "lost")] += 1
+            return
+        self.count["duplicated"] += len(times) - 1
+        out = with_ttl(packet, view.ttl - n)
+        for t in times:
+            self._push(t, dst, out)
+
+    def _expire(self, src: int, path: _Path, packet: bytes, hop: int, version: int,
+                now_ns: int) -> None:
+        addr = (path.hop_v4 if version == 4 else path.hop_v6)[hop - 1]
+        reply = time_exceeded(packet, addr)
+        if reply is None:
+            self.count["unroutable"] += 1
+            return
+        self.count["expired"] += 1
+        rtt_ms = path.plan.expiry_ms[hop - 1]
+        self._push(now_ns + int((rtt_ms + path.state.spec.jitter.sample(path.state.rng, rtt_ms))
+                                * 1e6), src, reply)
+
+    def _push(self, deadline_ns: int, dst: int, packet: bytes) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (deadline_ns, self._seq, dst, packet))
+
+    def next_deadline(self) -> int | None:
+        """Release time of the earliest queued packet, if any."""
+        return self._queue[0][0] if self._queue else None
+
+    def pop_due(self, now_ns: int) -> list[tuple[int, bytes]]:
+        """Every (host index, packet) whose release time is at or before ``now_ns``."""
+        out = []
+        while self._queue and self._queue[0][0] <= now_ns:
+            _, _, dst, pkt = heapq.heappop(self._queue)
+            out.append((dst, pkt))
+        self.count["delivered"] += len(out)
+        return out
+
+    def statistics(self) -> Statistics:
+        c = self.count
+        return Statistics(c["received"], c["delivered"], c["lost"], c["duplicated"],
+                          c["expired"], c["unroutable"], c["malformed"], len(self._queue))

@@ -1,0 +1,153 @@
+"""Kernel plumbing: network namespaces (``ip netns``), TUN devices and privilege checks.
+
+Every namespace the testbed makes is named ``ixm-<instance>-<host>`` so that cleanup can find
+the leftovers of a crashed run. TUN devices are not persistent: they vanish with the emulator
+process that holds them, wherever they were moved.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import struct
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ixmeter.errors import IxmeterError, PermissionProblem
+from testbed.plan import Host
+
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+HOST_IFNAME = "ixm0"  # the TUN device's name inside every host namespace
+CAP_NET_ADMIN = 12
+
+
+class NetnsError(IxmeterError):
+    """An ``ip`` command that failed while building or removing the testbed."""
+
+
+def ip(args: Sequence[str], *, ns: str | None = None, stdin: str | None = None) -> str:
+    """Run ``ip [-n NS] ARGS``; raise :class:`NetnsError` with its stderr on failure."""
+    argv = ["ip", *(["-n", ns] if ns else []), *args]
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise NetnsError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout
+
+
+def namespaces(prefix: str = "ixm-") -> list[str]:
+    """Network namespaces whose name starts with ``prefix``."""
+    if shutil.which("ip") is None:
+        return []
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    names = (line.split()[0] for line in out.stdout.splitlines() if line.strip())
+    return sorted(n for n in names if n.startswith(prefix))
+
+
+def delete_namespaces(prefix: str) -> list[str]:
+    """Delete every namespace starting with ``prefix``; returns the names deleted."""
+    gone = []
+    for name in namespaces(prefix):
+        proc = subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+        if proc.returncode == 0:
+            gone.append(name)
+    return gone
+
+
+def open_tun(template: str = "ixm%d") -> tuple[int, str]:
+    """Create a non-persistent TUN device (IFF_TUN | IFF_NO_PI, raw IP packets) and return
+    (non-blocking fd, kernel-chosen name). See Documentation/networking/tuntap.rst."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        ifr = struct.pack("16sH22x", template.encode(), IFF_TUN | IFF_NO_PI)
+        res = fcntl.ioctl(fd, TUNSETIFF, ifr)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, res[:16].rstrip(b"\0").decode()
+
+
+def host_commands(host: Host, tun: str) -> str:
+    """The ``ip -batch`` lines that configure ``host`` inside its namespace."""
+    lines = ["link set lo up", f"link set {tun} name {HOST_IFNAME}",
+             f"link set {HOST_IFNAME} up"]
+    for addr in host.addresses:
+        plen, flags = (128, " nodad") if ":" in addr else (32, "")
+        lines.append(f"addr add {addr}/{plen} dev {HOST_IFNAME}{flags}")
+    lines += [f"route add 0.0.0.0/0 dev {HOST_IFNAME}", f"route add ::/0 dev {HOST_IFNAME}"]
+    return "\n".join(lines) + "\n"
+
+
+SYSCTLS = (
+    "net.ipv4.ping_group_range=0 2147483647",  # unprivileged ICMP echo sockets for probes
+    "net.ipv4.icmp_ratelimit=0",  # answer every traceroute probe (as routers here do)
+    "net.ipv6.icmp.ratelimit=0",
+    "net.ipv6.conf.all.accept_ra=0",
+    "net.ipv6.conf.default.router_solicitations=0",
+)
+
+
+def build_host(host: Host, tun: str) -> None:
+    """Create ``host``'s namespace, move TUN device ``tun`` into it and configure it."""
+    ip(["netns", "add", host.namespace])
+    ip(["link", "set", "dev", tun, "netns", host.namespace])
+    subprocess.run(["ip", "netns", "exec", host.namespace, "sysctl", "-qw", *SYSCTLS],
+                   capture_output=True, check=False)
+    ip(["-batch", "-"], ns=host.namespace, stdin=host_commands(host, tun))
+
+
+@dataclass(frozen=True, slots=True)
+class Privileges:
+    """What this process may do; ``missing`` names each missing piece."""
+
+    missing: tuple[str, ...]
+
+    @property
+    def full(self) -> bool:
+        return not self.missing
+
+
+def check_privileges() -> Privileges:
+    """Can this process build the namespace testbed? (root or CAP_NET_ADMIN + CAP_SYS_ADMIN,
+    /dev/net/tun, iproute2)."""
+    missing = []
+    if os.geteuid() != 0 and not _has_cap(CAP_NET_ADMIN):
+        missing.append("root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces)")
+    if not os.path.exists("/dev/net/tun"):
+        missing.append("/dev/net/tun (load the tun module: modprobe tun)")
+    if shutil.which("ip") is None:
+        missing.append("the ip command (Debian package iproute2)")
+    return Privileges(tuple(missing))
+
+
+def _has_cap(bit: int) -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
+def require_privileges() -> None:
+    """Raise :class:`PermissionProblem` naming what is missing for namespace mode."""
+    priv = check_privileges()
+    if not priv.full:
+        raise PermissionProblem(
+            "the namespace testbed needs: " + "; ".join(priv.missing),
+            hint="run as root (sudo), or use 'ixmeter testbed up --mode loopback' for the "
+                 "unprivileged UDP delay line")
+
+
+def userns_available() -> bool:
+    """Does the kernel let an unprivileged user create a user + network namespace
+    (``unshare -Urn``)?"""
+    if shutil.which("unshare") is None:
+        return False
+    proc = subprocess.run(["unshare", "-Urn", "true"], capture_output=True, check=False)
+    return proc.returncode == 0
