@@ -11,7 +11,8 @@ Layouts (octet offsets):
   Error Estimate; accepted on receipt as a sender packet without SSID (RFC 8762 §4.6).
 - Session-Reflector, unauthenticated, 44 octets (RFC 8762 §4.3.1; RFC 8972 Fig. 2): seq 0-3,
   T3 4-11, Error Estimate 12-13, SSID 14-15, T2 16-23, Session-Sender seq 24-27, T1 28-35,
-  Session-Sender Error Estimate 36-37, MBZ 38-39, Ses-Sender TTL 40, MBZ 41-43.
+  Session-Sender Error Estimate 36-37, MBZ 38-39, Ses-Sender TTL 40, MBZ 41-43. A TWAMP-Light
+  reflector's reply may stop after the TTL, at 41 octets (RFC 5357 §4.2.1); it is accepted.
 - Authenticated, 112 octets each (RFC 8762 §4.2.2, §4.3.2; RFC 8972 Fig. 3-4): HMAC-SHA-256
   truncated to 16 octets (96-111) over octets 0-95 (RFC 8762 §4.4).
 - Error Estimate (RFC 4656 §4.1.2): S(1) Z(1) Scale(6) Multiplier(8),
@@ -33,6 +34,7 @@ from ixmeter.errors import IxmeterError
 BASE_SIZE = 44  # unauthenticated base packet (RFC 8762 §4.2.1, §4.3.1)
 AUTH_SIZE = 112  # authenticated base packet (RFC 8762 §4.2.2, §4.3.2)
 TWAMP_LIGHT_MIN = 14  # seq + timestamp + error estimate (RFC 5357 §4.1.2)
+TWAMP_LIGHT_REFLECTOR_MIN = 41  # up to and including Sender TTL (RFC 5357 §4.2.1)
 HMAC_COVERED = 96  # octets 0-95 (RFC 8762 §4.4)
 HMAC_LEN = 16
 MAX_PACKET = 65507  # largest UDP payload over IPv4
@@ -288,10 +290,12 @@ def encode_reflector(pkt: ReflectorPacket, key: bytes | None = None) -> bytes:
 def decode_reflector(data: bytes, key: bytes | None = None) -> ReflectorPacket:
     """Parse a reflector packet; with ``key``, verify the HMAC first (RFC 8762 §4.4)."""
     if key is None:
-        if len(data) < BASE_SIZE:
-            raise MalformedPacket(f"reflector packet: {len(data)} octets, need 44")
-        seq, t3, ee, ssid, t2, sseq, t1, see, _mbz, ttl, _mbz2 = _REFLECTOR.unpack_from(data)
+        if len(data) < TWAMP_LIGHT_REFLECTOR_MIN:
+            raise MalformedPacket(f"reflector packet: {len(data)} octets, need 44 (41 TWAMP)")
         trailer = bytes(data[BASE_SIZE:])
+        if len(data) < BASE_SIZE:  # a TWAMP-Light reflector's 41 octets (RFC 5357 §4.2.1)
+            data = bytes(data) + bytes(BASE_SIZE - len(data))
+        seq, t3, ee, ssid, t2, sseq, t1, see, _mbz, ttl, _mbz2 = _REFLECTOR.unpack_from(data)
     else:
         if len(data) < AUTH_SIZE:
             raise MalformedPacket(f"authenticated reflector packet: {len(data)} octets, need 112")

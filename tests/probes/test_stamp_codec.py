@@ -89,6 +89,12 @@ def test_reflector_by_hand() -> None:
     assert encode_reflector(r) == RFC8762_REFLECTOR
 
 
+def test_twamp_light_reflector_41_octets() -> None:
+    """RFC 5357 §4.2.1: the TWAMP reflector packet ends with Sender TTL at octet 40."""
+    r = decode_reflector(RFC8762_REFLECTOR[:41])
+    assert (r.seq, r.sender_seq, r.sender_ttl, r.trailer) == (9, 3, 0x3F, b"")
+
+
 def test_authenticated_layout_by_hand() -> None:
     """RFC 8762 §4.2.2 / RFC 8972 Fig. 3: T1 at 16, EE at 24, SSID at 26, HMAC 96-111."""
     covered = _h("0000 0004", "00" * 12, "E5A1B2C3 80000000", "8001", "0042", "00" * 68)
@@ -182,7 +188,7 @@ CASES: list[tuple[str, bytes, Decoder, int]] = [
     ("twamp-light", TWAMP_LIGHT_14, decode_sender, 14),
     ("rfc8762-sender", RFC8762_SENDER, decode_sender, 14),
     ("rfc8972-sender", RFC8972_SENDER, decode_sender, 14),
-    ("reflector", RFC8762_REFLECTOR, decode_reflector, 44),
+    ("reflector", RFC8762_REFLECTOR, decode_reflector, 41),
     ("auth-sender", encode_sender(SenderPacket(1, T1, EE_SYNC, 5), KEY),
      lambda b: decode_sender(b, KEY), 112),
     ("auth-reflector", encode_reflector(ReflectorPacket(1, 2, EE_SYNC, 3, 4, 5, 6, EE_SYNC, 7),

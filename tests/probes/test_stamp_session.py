@@ -173,6 +173,15 @@ def test_unmatched_malformed_duplicate_late() -> None:
             st.unmatched) == (2, 1, 1, 1, 1, 1, 1)
 
 
+def test_sender_accepts_a_twamp_light_reflectors_41_octets() -> None:
+    sender = SessionSender()
+    sent = sender.next_packet(T0, M0, EE_SYNC)
+    reply = _reply_for(sent.data, T0 + 1_000, T0 + 3_000)[:41]
+    ev = sender.receive(reply, T0 + 5_000, T0 + 5_000, M0 + 5_000)
+    assert isinstance(ev, Reply)
+    assert (ev.fwd_ns, ev.bwd_ns, ev.rtt_net_ns) == (1_000, 2_000, 3_000)
+
+
 def test_sender_size_and_padding() -> None:
     sender = SessionSender(size=80, tlvs=(TimestampInfo().to_tlv(),))
     data = sender.next_packet(T0, M0, EE_SYNC).data
