@@ -43,7 +43,7 @@ async def _reflector(host: str, **config: object) -> AsyncIterator[tuple[int, Se
 def _target(host: str, port: int, **kw: object) -> StampTarget:
     base: dict[str, object] = {"probe_id": "p1", "src_site": "cs", "src_carrier": "ct",
                                "dst_site": "zz", "dst_carrier": "cu", "dst_addr": host,
-                               "port": port, "tmax_ns": 300_000_000}
+                               "port": port, "tmax_ns": 2_000_000_000}
     base.update(kw)
     return StampTarget(**base)  # type: ignore[arg-type]
 
@@ -61,7 +61,7 @@ async def test_loopback_session(host: str, stateful: bool, key: bytes | None, si
         assert r.method is Method.STAMP
         assert r.type_p.key() == f"udp/v{6 if ':' in host else 4}/{size}/dscp0/{port}"
         assert r.rtt_ns is not None
-        assert 0 < r.rtt_ns < 300_000_000
+        assert 0 < r.rtt_ns < 2_000_000_000
         assert r.fwd_ns is not None
         assert r.bwd_ns is not None
         assert r.fwd_ns + r.bwd_ns >= r.rtt_ns  # RTT_net excludes the turnaround
@@ -85,7 +85,7 @@ async def test_wrong_key_is_dropped_and_counted(host: str) -> None:
 
 
 async def test_rate_limit_on_loopback() -> None:
-    async with _reflector("127.0.0.1", rate_pps=1.0, burst=3) as (port, reflector):
+    async with _reflector("127.0.0.1", rate_pps=0.01, burst=3) as (port, reflector):
         results = await run_session(_target("127.0.0.1", port, tmax_ns=150_000_000), 10, 0.001)
     assert sum(r.status is Status.RECEIVED for r in results) == 3
     assert reflector.statistics().rate_limited == 7
