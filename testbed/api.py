@@ -57,6 +57,8 @@ def _profile_dict(profile: str | Path | Profile) -> dict[str, Any]:
 class Testbed:
     """A running testbed instance (see :meth:`up` and :meth:`attach`)."""
 
+    __test__ = False  # not a pytest test class, even when imported into a test module
+
     def __init__(self, instance: str, state: dict[str, Any]) -> None:
         self.instance = instance
         self.mode: str = state.get("mode", "netns")

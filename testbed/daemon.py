@@ -87,23 +87,34 @@ def start(instance: str, config: dict[str, Any], *, module: str = "testbed.emula
     (rd / "config.json").write_text(json.dumps({**config, "instance": instance}, indent=1))
     log = open(rd / "emulator.log", "ab")  # noqa: SIM115 - handed to the child
     with log:
-        proc = subprocess.Popen([sys.executable, "-m", module, str(rd)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log, start_new_session=True,
-                                cwd=str(Path(__file__).resolve().parent.parent))
+        # setsid -f: the daemon runs in its own session, reparented to init, so it outlives
+        # (and is never a zombie of) the process that started it.
+        subprocess.run(["setsid", "-f", sys.executable, "-m", module, str(rd)],
+                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True,
+                       cwd=str(Path(__file__).resolve().parent.parent))
     deadline = time.monotonic() + timeout_s
+    pid = 0
     while time.monotonic() < deadline:
         state = read_state(instance)
         if state is not None and state.get("ready"):
             return state
-        if proc.poll() is not None:
+        pid = pid or _read_pid(rd)
+        if pid and not _alive(pid):
             break
         time.sleep(0.05)
     tail = _tail(rd / "emulator.log")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    if pid and _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     cleanup(instance)
     raise TestbedError(f"testbed {instance!r} did not start: {tail or 'no output'}")
+
+
+def _read_pid(rd: Path) -> int:
+    try:
+        return int((rd / "pid").read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -211,6 +211,7 @@ class Daemon:
 
 
 async def _main(rundir: Path) -> None:
+    (rundir / "pid").write_text(str(os.getpid()))
     cfg = json.loads((rundir / "config.json").read_text())
     daemon = Daemon(rundir, cfg)
     try:
