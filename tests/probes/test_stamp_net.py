@@ -8,13 +8,16 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
 
+from ixmeter.errors import IxmeterError
 from ixmeter.record import ErrorKind, Method, Status, TimestampSource
 from probes.clock import ClockStatus
 from probes.methods.stamp import StampTarget, open_stamp_probe, run_session, to_result
+from probes.reflector_cli import read_key
 from probes.stamp.codec import ErrorEstimate
 from probes.stamp.net import open_udp, serve_reflector
 from probes.stamp.session import Lost, ReflectorConfig, Reply, SessionReflector
@@ -177,6 +180,47 @@ def test_to_result_mapping() -> None:
 
 
 # --- the CLI --------------------------------------------------------------------------------
+
+
+def test_cli_key_file_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.key"
+    empty.write_bytes(b"\n")
+    with pytest.raises(IxmeterError, match="empty"):
+        read_key(empty)
+    with pytest.raises(IxmeterError, match="cannot read"):
+        read_key(tmp_path / "missing.key")
+    good = tmp_path / "good.key"
+    good.write_bytes(b"s3cret\n")
+    assert read_key(good) == b"s3cret"
+
+
+async def test_cli_authenticated_reflector(tmp_path: Path) -> None:
+    key_file = tmp_path / "stamp.key"
+    key_file.write_bytes(KEY + b"\n")
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "ixmeter.cli", "reflector", "--bind", "::1", "--port", "0",
+         "--auth-key-file", str(key_file), "--duration", "3"], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        out = b""
+        with trio.fail_after(20):
+            while b"\n" not in out:
+                out += await proc.stdout.receive_some()
+            port = int(out.decode().splitlines()[0].split("]:")[1].split()[0])
+            good = await run_session(_target("::1", port, key=KEY, size=112), 2, 0.001)
+            bad = await run_session(_target("::1", port, key=b"wrong", size=112,
+                                            tmax_ns=200_000_000), 1, 0.001)
+            while chunk := await proc.stdout.receive_some():
+                out += chunk
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert [r.status for r in good] == [Status.RECEIVED] * 2
+    assert [r.status for r in bad] == [Status.LOST]
+    assert "reflected=2, malformed=0, bad_hmac=1" in out.decode()
+
 
 
 async def test_cli_reflector_serves_and_prints_counters() -> None:

@@ -9,6 +9,8 @@ import struct
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probes.clock import NTP_UNIX_OFFSET_S, unix_ns_to_ntp, unix_ns_to_ptp
 from probes.stamp.codec import (
@@ -302,6 +304,17 @@ def test_reflector_keeps_serving_after_malformed() -> None:
         assert _reflect(r, junk) is None
     assert _reflect(r, encode_sender(SenderPacket(1, 2, EE_SYNC))) is not None
     assert r.statistics().malformed == 3
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=300), st.sampled_from([None, KEY]), st.booleans())
+def test_reflector_never_raises_and_never_amplifies(data: bytes, key: bytes | None,
+                                                    stateful: bool) -> None:
+    """Any bytes: dropped, or one reply no larger than max(44, request) (RFC 8762 §4.6)."""
+    reply = _reflect(_reflector(key=key, stateful=stateful), data)
+    if reply is not None:
+        assert len(reply) <= max(44, len(data))
+        assert len(data) >= (112 if key else 14)
 
 
 # --- the impaired network ------------------------------------------------------------------
