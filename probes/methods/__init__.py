@@ -1,0 +1,1 @@
+"""Measurement methods: one module each, one result record (ixmeter.record.Result)."""

@@ -1,0 +1,201 @@
+"""The shared-socket pinger on real loopback sockets, and in a network namespace of its own.
+
+Loss comes from a namespace whose kernel ignores echo requests; duplicates, late, stray and
+malformed replies are forged on loopback by a second raw socket (raw(7) delivers every incoming
+ICMP message to every raw ICMP socket, RFC 792 echo layout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import trio
+
+from ixmeter.errors import PermissionProblem
+from ixmeter.record import ErrorKind, Status, TimestampSource
+from probes.icmp import codec
+from probes.icmp.pinger import Outcome, Pinger, open_icmp_socket, open_pinger
+
+LOOPBACK = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+CLONE_NEWNET = 0x40000000
+pytestmark = pytest.mark.root
+
+
+@contextlib.contextmanager
+def netns() -> Iterator[str]:
+    """A throwaway network namespace with ``lo`` up; removed on exit."""
+    name = f"ixm-h3-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@contextlib.contextmanager
+def inside(name: str) -> Iterator[None]:
+    """Run the calling thread in namespace ``name`` (sockets made here stay in it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    try:
+        assert libc.setns(target, CLONE_NEWNET) == 0
+        yield
+    finally:
+        assert libc.setns(home, CLONE_NEWNET) == 0
+        os.close(home)
+        os.close(target)
+
+
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_ping_loopback_kernel_timestamps(family: int, dst: str) -> None:
+    async with open_pinger(family) as pinger:
+        outcomes = [await pinger.ping(dst, 64, 200_000_000) for _ in range(3)]
+    for o in outcomes:
+        assert o.status is Status.RECEIVED
+        assert o.ts_source is TimestampSource.KERNEL
+        assert o.rtt_ns is not None
+        assert 0 < o.rtt_ns < 20_000_000
+        assert o.reply_ttl == 64
+        assert o.dup == 0
+    assert len({o.token for o in outcomes}) == 3
+
+
+async def test_many_targets_share_one_socket() -> None:
+    got: list[Outcome] = []
+    async with open_pinger(socket.AF_INET, got.append) as pinger:
+        for i in range(200):
+            pinger.send(f"127.0.0.{1 + i % 50}", 64, 300_000_000, ctx=i)
+        assert pinger.in_flight() == 200
+        await pinger.drain()
+    assert sorted(o.ctx for o in got) == list(range(200))
+    assert {o.status for o in got} == {Status.RECEIVED}
+    assert pinger.local["late"] == 0
+
+
+async def test_two_pingers_never_take_each_others_replies() -> None:
+    a_got: list[Outcome] = []
+    b_got: list[Outcome] = []
+    async with open_pinger(socket.AF_INET, a_got.append) as a, \
+            open_pinger(socket.AF_INET, b_got.append) as b:
+        b.ident = a.ident  # even with the same ICMP identifier (as PIDs collide)
+        for _ in range(20):
+            a.send("127.0.0.1", 64, 200_000_000)
+            b.send("127.0.0.1", 64, 200_000_000)
+        await a.drain()
+        await b.drain()
+    assert len(a_got) == len(b_got) == 20
+    assert all(o.status is Status.RECEIVED and o.dup == 0 for o in a_got + b_got)
+
+
+def _forge(family: int, dst: str, echo: bytes) -> None:
+    proto = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
+    with socket.socket(family, socket.SOCK_RAW, proto) as s:
+        s.sendto(echo, (dst, 0))
+
+
+def _reply(p: Pinger, token: int, size: int = 64, corrupt: bool = False) -> bytes:
+    payload = p._payload(token, size)
+    msg = bytearray(codec.encode_echo(p.ident, token & 0xFFFF, payload, v6=p.v6, request=False))
+    if corrupt:
+        msg[-1] ^= 0xFF
+    return bytes(msg)
+
+
+async def test_duplicates_late_and_stray_counted_apart() -> None:
+    got: list[Outcome] = []
+    async with open_pinger(socket.AF_INET, got.append) as p:
+        token = p.send("127.0.0.1", 64, 200_000_000)
+        await trio.sleep(0.05)
+        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token))
+        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token))
+        await trio.sleep(0.25)  # past Tmax
+        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token))
+        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token + 10_000))
+        await trio.sleep(0.05)
+    assert got[0].status is Status.RECEIVED
+    assert got[0].dup == 2
+    assert (p.local["duplicate"], p.local["late"], p.local["stray"]) == (2, 1, 1)
+
+
+async def test_malformed_reply_is_an_error_not_a_sample() -> None:
+    with netns() as name:
+        _silence(name, socket.AF_INET)
+        with inside(name):
+            pinger = Pinger(socket.AF_INET)
+            got = await _run(pinger, [
+                lambda p, t: _forge(socket.AF_INET, "127.0.0.1", _reply(p, t, corrupt=True)),
+                lambda p, t: _forge(socket.AF_INET, "127.0.0.1", _reply(p, t)),
+                lambda p, t: _forge(socket.AF_INET, "127.0.0.1", _reply(p, t, size=40)),
+            ])
+    assert [o.error for o in got] == [ErrorKind.MALFORMED_REPLY, None, ErrorKind.MALFORMED_REPLY]
+    assert got[1].status is Status.RECEIVED
+
+
+SILENT: dict[int, str] = {socket.AF_INET: "net.ipv4.icmp_echo_ignore_all=1",
+          socket.AF_INET6: "net.ipv6.icmp.echo_ignore_all=1"}
+
+
+def _silence(name: str, family: int) -> None:
+    subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", SILENT[family]], check=True)
+
+
+async def _run(pinger: Pinger, forgers: list[Callable[[Pinger, int], None]]) -> list[Outcome]:
+    """One probe per forger to 127.0.0.1; each forger answers its probe; outcomes in order."""
+    got: list[Outcome] = []
+    pinger.on_outcome = got.append
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pinger.receive_loop)
+            nursery.start_soon(pinger.expiry_loop)
+            dst = "::1" if pinger.v6 else "127.0.0.1"
+            tokens = [pinger.send(dst, 64, 100_000_000) for _ in forgers]
+            for forger, token in zip(forgers, tokens, strict=True):
+                forger(pinger, token)
+            await pinger.drain()
+            nursery.cancel_scope.cancel()
+    finally:
+        pinger.close()
+    return sorted(got, key=lambda o: o.token)
+
+
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_loss_is_data_in_a_silent_namespace(family: int, dst: str) -> None:
+    with netns() as name:
+        _silence(name, family)
+        with inside(name):
+            pinger = Pinger(family)
+        got = await _run(pinger, [lambda p, t: None] * 3)
+    assert [o.status for o in got] == [Status.LOST] * 3
+    assert all(o.rtt_ns is None for o in got)
+
+
+def test_send_error_is_an_error_result() -> None:
+    with netns() as name:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "down"], check=True)
+        with inside(name):
+            pinger = Pinger(socket.AF_INET)
+        got: list[Outcome] = []
+        pinger.on_outcome = got.append
+        pinger.send("198.18.0.1", 64, 100_000_000)  # no route in an empty namespace
+        pinger.close()
+    assert got[0].status is Status.ERROR
+    assert got[0].error is ErrorKind.SEND_ERROR
+    assert pinger.local["send_error"] == 1
+
+
+def test_datagram_icmp_refused_here_names_the_sysctl() -> None:
+    with open("/proc/sys/net/ipv4/ping_group_range") as f:
+        low, high = (int(x) for x in f.read().split())
+    if low <= os.getgid() <= high:
+        pytest.skip("datagram ICMP is allowed on this host")
+    with pytest.raises(PermissionProblem, match="ping_group_range"):
+        open_icmp_socket(socket.AF_INET, "dgram")
