@@ -51,7 +51,8 @@ def parse_ping(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Pro
 
 def _sent_at(stamp: str | None, seq: int, rtt_ns: int, m: Mapping) -> int | None:
     if stamp:
-        return round(float(stamp) * 1e9) - rtt_ns
+        whole, _, frac = stamp.partition(".")
+        return int(whole) * 1_000_000_000 + int(frac.ljust(9, "0")[:9]) - rtt_ns
     if m.start_ns is None:
         return None
     return m.start_ns + (seq - 1) * m.interval_ns

@@ -1,0 +1,189 @@
+"""End to end on a real SQLite store: inventory targets -> verdict rows, CLI and reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.baselines import parse_window
+from analyzer.evaluate import Params, Row, evaluate, mix_distance
+from analyzer.store import open_store
+from analyzer.store.base import Store
+from analyzer.verdicts import Verdict
+from inventory.loader import load
+from ixmeter.cli import main
+from ixmeter.record import Method, Result, TypeP
+from ixmeter.wire import Batch
+from tests.analyzer.synth import MIN_NS, STAMP_V4, T0, results
+
+Rows = dict[tuple[str, str, str], Row]
+INV = Path(__file__).parent / "data" / "mini.yaml"
+DAY, HOUR = 1440 * MIN_NS, 60 * MIN_NS
+BASELINE = "2026-01-01T00:00:00Z/2026-01-02T00:00:00Z"
+CURRENT = "2026-01-02T00:00:00Z/2026-01-04T00:00:00Z"
+BUSY = 12 * HOUR  # 20:00 Asia/Shanghai
+
+
+def _put(store: Store, name: str, rs: list[Result]) -> None:
+    store.write_batch(Batch(rs[0].probe_id, name, tuple(rs)), 0)
+
+
+def _fill(db: Path) -> None:
+    store = open_store(db)
+    kw: dict[str, Any] = {"minutes": 60, "per_minute": 10, "spread": 0.1}
+    big = TypeP("icmp", 4, 128)
+    for day in (0, 1):  # baseline day, busy hour and the hour after
+        t = T0 + day * HOUR * 3
+        _put(store, f"b-ab-{day}", list(results("s1", "A", "s3", "B", start_ns=t,
+                                                median_ms=30, seed=1 + day, **kw)))
+        _put(store, f"b-ba-{day}", list(results("s1", "B", "s3", "A", start_ns=t,
+                                                median_ms=30, seed=3 + day, **kw)))
+        _put(store, f"b-big-{day}", list(results("s3", "A", "s1", "B", start_ns=t,
+                                                 median_ms=30, seed=5 + day, **kw)))
+    for day in (1, 2):  # current: two days, in the busy hours
+        t = T0 + day * DAY + BUSY
+        _put(store, f"c-ab-{day}", list(results("s1", "A", "s3", "B", start_ns=t,
+                                                median_ms=3, seed=10 + day, **kw)))
+        _put(store, f"c-ba-{day}", list(results("s1", "B", "s3", "A", start_ns=t,
+                                                median_ms=9, seed=20 + day, **kw)))
+        _put(store, f"c-big-{day}", list(results("s3", "A", "s1", "B", start_ns=t,
+                                                 median_ms=3, type_p=big, seed=30 + day,
+                                                 **kw)))
+        _put(store, f"c-intra-{day}", list(results("s1", "A", "s2", "A", start_ns=t,
+                                                   median_ms=2.5, seed=40 + day, **kw)))
+        _put(store, f"c-owd-{day}", list(results("s1", "A", "s2", "B", start_ns=t,
+                                                 median_ms=0.6, method=Method.STAMP,
+                                                 type_p=STAMP_V4, one_way=True,
+                                                 seed=50 + day, **kw)))
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("evaluate") / "store.db"
+    _fill(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rows(db: Path) -> Rows:
+    store = open_store(db)
+    ev = evaluate(store, load(INV), Params(parse_window(CURRENT), parse_window(BASELINE),
+                                           seed=5))
+    store.close()
+    return {(r.target, r.scope, r.type_p): r for r in ev.rows}
+
+
+def _verdict(rows: Rows, *key: str) -> Verdict:
+    return rows[(key[0], key[1], key[2])].decision.verdict
+
+
+def test_relative_latency_per_carrier_pair(rows: Rows) -> None:
+    assert _verdict(rows, "latency", "A>B", "icmp/v4/64/dscp0") is Verdict.PASS
+    assert _verdict(rows, "latency", "B>A", "icmp/v4/64/dscp0") is Verdict.FAIL
+
+
+def test_mismatched_type_p_not_evaluable(rows: Rows) -> None:
+    row = rows[("latency", "A>B", "icmp/v4/128/dscp0")]
+    assert row.decision.verdict is Verdict.NOT_EVALUABLE
+    assert "different Type-P" in row.decision.reason
+
+
+def test_absolute_one_way_per_city_pair(rows: Rows) -> None:
+    assert _verdict(rows, "owd-same-city", "c1>c1", "udp/v4/44/dscp0/862") is Verdict.PASS
+
+
+def test_busy_hour_reference_over_consecutive_days(
+        rows: Rows) -> None:
+    row = rows[("busy-reference", "A>B", "icmp/v4/64/dscp0")]
+    assert row.decision.verdict is Verdict.PASS, row.decision.reason
+    assert [v for _, v in row.daily] == ["PASS", "PASS"]
+    missing = rows[("busy-reference", "B>A", "icmp/v4/64/dscp0")]
+    assert missing.decision.verdict is Verdict.NOT_EVALUABLE
+
+
+def test_declared_baseline_row(rows: Rows) -> None:
+    row = rows[("declared-latency", "all", "icmp/v4/64/dscp0")]
+    assert str(row.baseline_source).startswith("declared: A plan")
+
+
+def test_busy_hours_exclude_other_hours(db: Path) -> None:
+    store = open_store(db)
+    inv = load(INV)
+    t = next(t for t in inv.policy_targets if t.id == "busy-reference")
+    quiet = t.aggregation.model_copy(update={"busy_hours": [3]})
+    inv2 = inv.model_copy(update={"policy_targets": [t.model_copy(update={"aggregation":
+                                                                          quiet})]})
+    ev = evaluate(store, inv2, Params(parse_window(CURRENT)))
+    store.close()
+    assert {r.decision.verdict for r in ev.rows} == {Verdict.NOT_EVALUABLE}
+
+
+def test_window_mix_note() -> None:
+    a, b = parse_window(BASELINE), parse_window(CURRENT)
+    assert mix_distance(a, a) == 0
+    assert mix_distance(a, b) > 0.1
+    week = parse_window("2026-01-05T00:00:00Z/2026-01-12T00:00:00Z")
+    assert mix_distance(week, replace(week, start_ns=week.start_ns + 7 * DAY,
+                                      end_ns=week.end_ns + 7 * DAY)) == 0
+
+
+def _analyze(db: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    code = main(["analyze", "--db", str(db), "--inventory", str(INV), "--baseline", BASELINE,
+                 "--current", CURRENT, "--seed", "7", *extra])
+    assert code == 0
+    return capsys.readouterr().out
+
+
+def test_analyze_json_is_byte_identical(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _analyze(db, capsys, "--json")
+    assert first == _analyze(db, capsys, "--json")
+    doc = json.loads(first)
+    v = next(x for x in doc["verdicts"] if x["target"] == "latency" and x["scope"] == "A>B"
+             and x["type_p"] == "icmp/v4/64/dscp0")
+    assert {"target", "scope", "statistic", "baseline", "current", "ratio", "verdict",
+            "reason"} <= set(v)
+    assert v["ratio"]["low"] <= v["ratio"]["point"] <= v["ratio"]["high"]
+    assert v["bootstrap"]["replicates"] == 2000
+    assert doc["provenance"]["parameters"]["seed"] == 7
+    owd = next(x for x in doc["verdicts"] if x["target"] == "owd-same-city")
+    assert "interval" in owd
+    assert owd["interval"]["clock_error"] == 0.02
+
+
+def test_analyze_table(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _analyze(db, capsys, "--target", "latency")
+    assert "PASS" in out
+    assert "FAIL" in out
+    assert "owd-same-city" not in out
+
+
+def test_analyze_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["analyze", "--db", str(tmp_path / "none.db"), "--current", "yesterday"])
+    assert code == 2
+    assert "FROM/TO" in capsys.readouterr().err
+
+
+def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["report", "--db", str(db), "--inventory", str(INV), "--baseline", BASELINE,
+            "--current", CURRENT, "--seed", "7"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "wrote report.json" in capsys.readouterr().out
+    analyzed = _analyze(db, capsys, "--json")
+    a, b = tmp_path / "a", tmp_path / "b"
+    for name in ("report.json", "report.pdf", "report.html", "verdicts.csv",
+                 "carrier_matrix.csv", "coverage.csv", "routes.csv", "exclusions.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "report.json").read_text() == analyzed
+    assert (a / "report.pdf").read_bytes().startswith(b"%PDF")
+    page = (a / "report.html").read_text()
+    assert "<script" not in page
+    assert 'src="http' not in page
+    assert "Miettinen-Nurminen" in page
+    assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
