@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module: _CommandModule = importlib.import_module(module_name)
-        child = sub.add_parser(name, help=help_text, description=help_text)
+        escaped = help_text.replace("%", "%%")  # argparse %-formats help strings
+        child = sub.add_parser(name, help=escaped, description=escaped)
         module.configure(child)
         child.set_defaults(_module=module_name)
     return parser

@@ -42,6 +42,16 @@ def test_subcommand_has_help_and_docs(words: tuple[str, ...], parser: argparse.A
     assert f"ixmeter {' '.join(words)}" in _docs(), f"'ixmeter {' '.join(words)}' is not documented"
 
 
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for words, _ in COMMANDS:
+        if len(words) == 1:
+            assert words[0] in out
+
+
 def test_version() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
