@@ -29,8 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                            "policy thresholds are counted exactly in rollups")
     serve.add_argument("--max-body-mib", type=float, default=8.0,
                        help="largest accepted request body in MiB (default 8)")
-    serve.add_argument("--retention-days", type=float, default=90.0,
-                       help="keep raw results this many days, rollups forever (0: keep all)")
+    serve.add_argument("--retention-days", type=float, default=0.0,
+                       help="delete raw results sent more than this many days ago, hourly; "
+                            "rollups and the chain stay (default 0: keep everything)")
     serve.add_argument("--max-skew-s", type=float, default=300.0,
                        help="accepted difference between probe and collector clocks (s)")
 

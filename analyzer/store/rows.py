@@ -41,13 +41,21 @@ ROLLUP_COLUMNS = ROLLUP_KEY + (
 StreamTuple = tuple[Any, ...]
 
 
-def stream_of(r: Result) -> StreamTuple:
-    """The stream columns of a result (``skey`` first)."""
+def stream_of(r: Result, cache: dict[tuple[Any, ...], StreamTuple] | None = None
+              ) -> StreamTuple:
+    """The stream columns of a result (``skey`` first); ``cache`` memoises the JSON key."""
     t = r.type_p
     ident = (r.probe_id, r.method.value, r.src_site, r.src_carrier, r.dst_site, r.dst_carrier,
              r.src_addr, r.dst_addr, t.protocol, t.ip_version, t.size, t.dscp, t.dst_port,
              r.session)
-    return (skey_of(ident), *ident, r.path_id, t.key())
+    if cache is not None and (hit := cache.get(ident)) is not None:
+        return hit
+    out = (skey_of(ident), *ident, r.path_id, t.key())
+    if cache is not None:
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[ident] = out
+    return out
 
 
 def skey_of(ident: Sequence[Any]) -> str:

@@ -62,6 +62,7 @@ class SqlStore:
         self._conn = conn
         self.thresholds_ns = tuple(sorted(set(thresholds_ns)))
         self._streams: dict[str, int] = {}
+        self._idents: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     # -- backend hooks -------------------------------------------------------------------
     def _begin_write(self) -> None:
@@ -86,7 +87,7 @@ class SqlStore:
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
         """Store a batch exactly once, merge its minute rollups and extend the chain, in one
         transaction committed before returning."""
-        streams = [stream_of(r) for r in batch.results]
+        streams = [stream_of(r, self._idents) for r in batch.results]
         rows = [result_row(r) for r in batch.results]
         digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
                                                                               strict=True)))

@@ -8,71 +8,29 @@ Otherwise the ``postgres`` tests skip and say why.
 
 from __future__ import annotations
 
-import glob
-import itertools
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from analyzer.store import Store, open_store
-from tests.conftest import IS_ROOT
+from tests.store.pgcluster import PgCluster, PgUnavailable
 
 StoreFactory = Callable[..., Store]
-_db_numbers = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_postgres(*cmd: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """URL of a throwaway PostgreSQL server (superuser ``postgres``, trust auth, loopback)."""
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not IS_ROOT:
-        pytest.skip("PostgreSQL tests need root to run initdb as the postgres user")
-    if not initdb or shutil.which("runuser") is None:
-        pytest.skip("Debian package postgresql not installed (make test installs it as root)")
-    bindir = Path(initdb[-1]).parent
-    tmp = Path(tempfile.mkdtemp(prefix="ixmeter-pg-"))
-    shutil.chown(tmp, "postgres", "postgres")
-    data, port = tmp / "data", _free_port()
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL server for the session (skips with the reason if impossible)."""
     try:
-        _as_postgres(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                     "--no-sync", "-E", "UTF8")
-        opts = (f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off")
-        _as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                     str(tmp / "log"), "-w", "-t", "60", "start")
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        cluster = PgCluster()
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+    cluster.start()
+    try:
+        yield cluster
     finally:
-        if (data / "postmaster.pid").exists():
-            _as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
-                         "stop")
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def new_pg_database(server_url: str) -> str:
-    """A fresh empty database on the session server; its URL."""
-    import psycopg
-
-    name = f"t{os.getpid()}_{next(_db_numbers)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
+        cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -80,7 +38,8 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where a fresh store lives: a SQLite file path or a new PostgreSQL database URL."""
     if request.param == "sqlite":
         return str(tmp_path / "store.db")
-    return new_pg_database(request.getfixturevalue("pg_server"))
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.new_database()
 
 
 @pytest.fixture

@@ -1,0 +1,124 @@
+"""Shared pieces of the store/collector benchmarks: a collector subprocess, signed uploads
+with retries, and pre-encoded batches (encoding is the probe's cost, not the collector's)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trio
+
+from ixmeter.wire import encode_batch, sign
+from tests.store.factory import make_batches
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_keys(path: Path, probes: list[str]) -> dict[str, bytes]:
+    keys = {p: os.urandom(32) for p in probes}
+    path.write_text("".join(f"{p}: {k.hex()}\n" for p, k in keys.items()))
+    return keys
+
+
+class CollectorProcess:
+    """``ixmeter collector serve`` in a subprocess, optionally pinned to one CPU."""
+
+    def __init__(self, db: str, keys: Path, port: int, cpu: int | None = 0,
+                 extra: tuple[str, ...] = ()) -> None:
+        self.db, self.keys, self.port, self.cpu, self.extra = db, keys, port, cpu, extra
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> CollectorProcess:
+        # retention off: the benchmark's results carry fixed 2026 send times
+        cmd = [sys.executable, "-m", "ixmeter.cli", "collector", "serve", "--db", self.db,
+               "--bind", f"127.0.0.1:{self.port}", "--keys", str(self.keys),
+               "--retention-days", "0", *self.extra]
+        if self.cpu is not None and shutil.which("taskset"):
+            cmd = ["taskset", "-c", str(self.cpu), *cmd]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("collector did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def bodies(probe: str, n_batches: int, size: int, templates: int = 4,
+           seed: int = 1) -> list[tuple[str, bytes]]:
+    """(batch_id, body) pairs; a few encoded templates with the batch id swapped in."""
+    out = []
+    encoded = [encode_batch(b) for b in make_batches(probe, templates, size, seed=seed)]
+    for k in range(n_batches):
+        template = encoded[k % templates]
+        old = f'"batch_id":"{probe}-b{k % templates}"'.encode()
+        batch_id = f"{probe}-x{k}"
+        out.append((batch_id, template.replace(old, f'"batch_id":"{batch_id}"'.encode(), 1)))
+    return out
+
+
+@dataclass
+class Tally:
+    """Per-batch outcomes seen by the uploading probes."""
+
+    sent_batches: int = 0
+    acked: set[tuple[str, str]] = field(default_factory=set)
+    duplicate_acks: int = 0
+    retries: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+async def upload(client: httpx.AsyncClient, url: str, key: bytes, probe: str, batch_id: str,
+                 body: bytes, tally: Tally, retry_for: float = 120.0) -> None:
+    """POST until acknowledged (re-signed each time: a new nonce), like the probe's uploader."""
+    tally.sent_batches += 1
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            r = await client.post(url + "/v1/batches", content=body,
+                                  headers=sign(key, probe, "POST", "/v1/batches", body,
+                                               time.time()))
+            if r.status_code == 200:
+                answer = r.json()
+                tally.acked.add((probe, batch_id))
+                tally.duplicate_acks += answer["duplicate"]
+                return
+            reason = f"http {r.status_code}"
+        except httpx.HTTPError as exc:
+            reason = type(exc).__name__
+        tally.errors[reason] = tally.errors.get(reason, 0) + 1
+        if time.monotonic() > deadline:
+            return
+        tally.retries += 1
+        await trio.sleep(0.2)

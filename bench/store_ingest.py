@@ -1,0 +1,186 @@
+"""Ingest rate of the store and the collector, next to the raw ``executemany`` ceiling.
+
+    .venv/bin/python -m bench.store_ingest            # short run (~1 min)
+    .venv/bin/python -m bench.store_ingest --full     # 10x more batches
+    .venv/bin/python -m bench.store_ingest --no-pg    # skip PostgreSQL
+
+Measures, on the same 1,000-result batches: raw ``sqlite3.executemany`` of the result rows in
+one transaction per batch (the ceiling), ``INSERT ... ON CONFLICT DO NOTHING`` re-ingesting
+them, sqlite-utils ``insert_all``; the store's ``write_batch`` with and without decoding;
+results/s accepted over HTTP by a collector pinned to one core (SQLite, then PostgreSQL);
+rollup cost per million results; database size per million results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlite_utils
+import trio
+
+from analyzer.rollup import build_rollups
+from analyzer.store.rows import RESULT_COLUMNS, result_row
+from analyzer.store.sqlite import SqliteStore
+from bench.collector_harness import CollectorProcess, Tally, bodies, free_port, upload, write_keys
+from ixmeter.wire import decode_batch
+from tests.store.factory import T0, make_results
+
+SIZE = 1000
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}"
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ceiling(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
+    """Raw inserts of the store's result rows (same table, same index) in three ways."""
+    path = tmp / "ceiling.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    rows = [result_row(r) for r in make_results("p0", SIZE)]
+    cols = ("bid", "idx", "stream", *RESULT_COLUMNS)
+    sql = f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+    def plain(conflict: str = "") -> None:
+        for b in range(n_batches):
+            conn.execute("BEGIN")
+            conn.executemany(sql + conflict, [(b, i, 1, *row) for i, row in enumerate(rows)])
+            conn.execute("COMMIT")
+
+    n = n_batches * SIZE
+    out = [("sqlite3 executemany, 1 transaction per batch (ceiling)", rate(n, timed(plain))),
+           ("same rows again, INSERT ... ON CONFLICT DO NOTHING",
+            rate(n, timed(lambda: plain(" ON CONFLICT DO NOTHING"))))]
+    db = sqlite_utils.Database(conn)
+    dicts = [dict(zip(cols, (n_batches + b, i, 1, *row), strict=True))
+             for b in range(max(1, n_batches // 4)) for i, row in enumerate(rows)]
+    seconds = timed(lambda: db["results"].insert_all(dicts, batch_size=SIZE))
+    out.append(("sqlite-utils insert_all(batch_size=1000), no outer transaction",
+                rate(len(dicts), seconds)))
+    conn.close()
+    return out
+
+
+def store_direct(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
+    payload = bodies("p0", n_batches, SIZE)
+    decoded = [decode_batch(body) for _, body in payload[:min(n_batches, 20)]]
+    n_dec = len(decoded) * SIZE
+    t_decode = timed(lambda: [decode_batch(body) for _, body in payload[:len(decoded)]])
+    store = SqliteStore(tmp / "direct.db")
+    t_write = timed(lambda: [store.write_batch(b, T0) for b in decoded])
+    store.close()
+    results = make_results("p0", 100_000)
+    t_roll = timed(lambda: build_rollups(results))
+    return [("ixmeter.wire.decode_batch (JSON + record validation)", rate(n_dec, t_decode)),
+            ("SqliteStore.write_batch (rows, rollup merge, chain, commit)", rate(n_dec, t_write)),
+            ("build_rollups alone: seconds per million results", f"{t_roll * 10:.2f} s")]
+
+
+async def _client(url: str, keys: dict[str, bytes], payloads: dict[str, list[tuple[str, bytes]]],
+                  concurrency: int) -> Tally:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=concurrency)
+    jobs = [(p, bid, body) for p, items in payloads.items() for bid, body in items]
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def worker(k: int) -> None:
+            for probe, bid, body in jobs[k::concurrency]:
+                await upload(client, url, keys[probe], probe, bid, body, tally)
+
+        async with trio.open_nursery() as nursery:
+            for k in range(concurrency):
+                nursery.start_soon(worker, k)
+    return tally
+
+
+def over_http(tmp: Path, db: str, n_batches: int, label: str) -> tuple[list[tuple[str, str]], int]:
+    probes = [f"p{k}" for k in range(4)]
+    keys = write_keys(tmp / f"keys-{label}.yaml", probes)
+    payloads = {p: bodies(p, n_batches // len(probes), SIZE, seed=k)
+                for k, p in enumerate(probes)}
+    collector = CollectorProcess(db, tmp / f"keys-{label}.yaml", free_port(), cpu=0).start()
+    try:
+        start = time.perf_counter()
+        tally = trio.run(_client, collector.url, keys, payloads, 4)
+        seconds = time.perf_counter() - start
+    finally:
+        collector.stop()
+    n = len(tally.acked) * SIZE
+    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders", rate(n, seconds))], n
+
+
+def db_size_sqlite(path: Path, n: int) -> str:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return f"{path.stat().st_size / n * 1e6 / 2**20:,.0f} MiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="10x more batches")
+    parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    args = parser.parse_args()
+    n_batches = 400 if args.full else 40
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        rows += ceiling(tmp, n_batches)
+        rows += store_direct(tmp, n_batches)
+        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite")
+        rows += http + [("SQLite size per million results (rollups included)",
+                         db_size_sqlite(tmp / "http.db", n))]
+        if not args.no_pg:
+            rows += _postgres(tmp, n_batches)
+    print(f"batches of {SIZE} results, {n_batches} batches; {os.cpu_count()} CPUs (shared)\n")
+    print("| measurement | results/s |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+def _postgres(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
+    from tests.store.pgcluster import PgCluster, PgUnavailable
+
+    try:
+        cluster = PgCluster(durable=True).start()
+    except PgUnavailable as exc:
+        return [("PostgreSQL", f"skipped: {exc}")]
+    try:
+        url = cluster.new_database()
+        from analyzer.store.postgres import PostgresStore
+        PostgresStore(url).close()  # schema only: its size is subtracted below
+        empty = _pg_size(url)
+        http, n = over_http(tmp, url, n_batches, "PostgreSQL")
+        return http + [("PostgreSQL size per million results (rollups, indexes included)",
+                        f"{(_pg_size(url) - empty) / n * 1e6 / 2**20:,.0f} MiB")]
+    finally:
+        cluster.stop()
+
+
+def _pg_size(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+if __name__ == "__main__":
+    main()
