@@ -143,12 +143,12 @@ def _fmt(v: float | None, stat: str) -> str:
 def heatmap_figure(m: Matrix, which: str, title: str, row_labels: Sequence[str],
                    col_labels: Sequence[str], x_title: str, y_title: str) -> go.Figure:
     """One of the matrix's three grids: ``which`` is "baseline", "current" or "change".
-    Cell ``customdata`` carries the (row, column) ids so a click can open the path page."""
+    Cell ``customdata`` carries ``"row|column"`` ids so a click can open the path page."""
     z = {"baseline": m.baseline, "current": m.current, "change": m.change}[which]
     stat = "ratio" if which == "change" else m.statistic
     text = [[_fmt(v, stat) if stat != "ratio" else ("–" if v is None else f"{v:.2f}x")
              for v in row] for row in z]
-    custom = [[[r, c] for c in m.cols] for r in m.rows]
+    custom = [[f"{r}|{c}" for c in m.cols] for r in m.rows]
     colorscale = "RdYlGn_r" if which == "change" else "Blues"
     fig = go.Figure(go.Heatmap(
         z=z, x=list(col_labels), y=list(row_labels), text=text, texttemplate="%{text}",
@@ -173,7 +173,7 @@ def rtt_figure(cur: Series, base_median: float | None, base_p95: float | None,
         fig.add_trace(go.Scatter(x=[x[0], x[-1], x[-1], x[0]],
                                  y=[base_median, base_median, base_p95, base_p95],
                                  fill="toself", fillcolor="rgba(140,149,159,0.25)",
-                                 line={"width": 0}, name=labels["baseline_band"],
+                                 mode="lines", line={"width": 0}, name=labels["baseline_band"],
                                  hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=x, y=cur.median_ms, mode="lines+markers", name=labels["median"],
                              line={"color": COLORS["current"], "width": 3}))

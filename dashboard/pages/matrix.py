@@ -13,7 +13,7 @@ from analyzer import views
 from dashboard import context, ids
 from dashboard.common import carrier_label, city_label, graph
 from dashboard.figures import heatmap_figure
-from dashboard.i18n import t
+from dashboard.i18n import DEFAULT_LANG, t
 
 dash.register_page(__name__, path="/matrix", name="matrix", order=1)  # type: ignore[no-untyped-call]
 
@@ -25,14 +25,18 @@ def _method(stat: str) -> str:
 
 
 def layout(by: str = "carrier", stat: str = "rtt_median", **kwargs: Any) -> html.Div:
+    stat = stat if stat in STATS else "rtt_median"
+    by_options, stat_options, _ = _labels(DEFAULT_LANG)
+    type_ps, type_p = _type_ps(stat)
     return html.Div([
         dcc.Location(id=ids.MX_NAV, refresh="callback-nav"),
         html.Div([
             dcc.RadioItems(id=ids.MX_BY, value=by if by in ("carrier", "city") else "carrier",
-                           inline=True, className="control"),
-            dcc.Dropdown(id=ids.MX_STAT, value=stat if stat in STATS else "rtt_median",
-                         clearable=False, className="control dd"),
-            dcc.Dropdown(id=ids.MX_TYPEP, clearable=False, className="control dd wide"),
+                           options=by_options, inline=True, className="control"),
+            dcc.Dropdown(id=ids.MX_STAT, value=stat, options=stat_options, clearable=False,
+                         className="control dd"),
+            dcc.Dropdown(id=ids.MX_TYPEP, value=type_p, options=type_ps, clearable=False,
+                         className="control dd wide"),
         ], className="controls"),
         html.P(id="mx-hint", className="note"),
         dcc.Loading(html.Div([
@@ -51,17 +55,18 @@ def _labels(lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], str]
 
 @callback(Output(ids.MX_TYPEP, "options"), Output(ids.MX_TYPEP, "value"),
           Input(ids.MX_STAT, "value"))
-def _type_ps(stat: str) -> tuple[list[str], str | None]:
+def _type_ps(stat: str | None) -> tuple[list[str], str | None]:
     c = context.get()
-    options = c.index(c.current).type_ps(_method(stat))
+    options = c.index(c.current).type_ps(_method(stat or "rtt_median"))
     return options, options[0] if options else None
 
 
 @callback(Output(ids.MX_BASE, "figure"), Output(ids.MX_CUR, "figure"),
           Output(ids.MX_CHANGE, "figure"), Input(ids.MX_BY, "value"),
           Input(ids.MX_STAT, "value"), Input(ids.MX_TYPEP, "value"), Input(ids.LANG, "data"))
-def render(by: str, stat: str, type_p: str | None, lang: str) -> tuple[Any, Any, Any]:
+def render(by: str, stat: str | None, type_p: str | None, lang: str) -> tuple[Any, Any, Any]:
     c = context.get()
+    stat = stat or "rtt_median"
     with c.lock:
         m = views.matrix(c.topo, c.index(c.baseline), c.index(c.current), by, stat,
                          _method(stat), type_p)
@@ -84,5 +89,8 @@ def open_cell(click_b: Any, click_c: Any, click_x: Any, by: str) -> Any:
         str(ctx.triggered_id))
     if not click or not click.get("points"):
         return no_update
-    src, dst = click["points"][0]["customdata"]
+    cell = str(click["points"][0].get("customdata") or "")
+    if "|" not in cell:
+        return no_update
+    src, dst = cell.split("|", 1)
     return "/path?" + urlencode({"by": by, "src": src, "dst": dst})

@@ -1,0 +1,85 @@
+"""The real dashboard in headless Chromium (dash[testing]): every page loads, the language
+switches, a matrix click lands on the path page, a report downloads, nothing is fetched from
+outside the app."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+
+from dashboard.app import create_app
+from dashboard.context import Context
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start(dash_duo: Any, ctx: Context, path: str = "/") -> None:
+    """Serve a fresh app on a free loopback port and open ``path``."""
+    dash_duo.start_server(create_app(ctx), port=_free_port())
+    if path != "/":
+        dash_duo.wait_for_page(dash_duo.server.url.rstrip("/") + path)
+
+
+def _no_outside_requests(dash_duo: Any) -> None:
+    entries = dash_duo.driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    outside = [u for u in entries if not u.startswith(dash_duo.server.url.rstrip("/"))]
+    assert outside == []
+
+
+def test_pages_load_and_language_switches(dash_duo: Any, ctx: Context) -> None:
+    _start(dash_duo, ctx)
+    dash_duo.wait_for_text_to_equal("#app-title", "网间通信质量监测", timeout=20)
+    dash_duo.wait_for_element("#ov-map .main-svg", timeout=20)
+    dash_duo.wait_for_contains_text("#ov-body", "政策目标", timeout=20)
+    dash_duo.find_elements("#lang-switch input")[1].click()
+    dash_duo.wait_for_text_to_equal("#app-title", "Inter-carrier quality monitor")
+    dash_duo.wait_for_contains_text("#ov-body", "Policy targets", timeout=20)
+    for nav, selector, text in (("#nav-matrix", "#mx-change .main-svg", None),
+                                ("#nav-path", "#pa-header", "→"),
+                                ("#nav-probes", "#pr-table", "cs-cmcc-cm"),
+                                ("#nav-reports", "#rp-generate", "Generate")):
+        dash_duo.find_element(nav).click()
+        dash_duo.wait_for_element(selector, timeout=20)
+        if text:
+            dash_duo.wait_for_contains_text(selector, text, timeout=20)
+    _no_outside_requests(dash_duo)
+    assert [e for e in dash_duo.get_logs() if e.get("level") == "SEVERE"] == []
+
+
+def test_matrix_click_opens_the_path_page(dash_duo: Any, ctx: Context) -> None:
+    _start(dash_duo, ctx, "/matrix?by=carrier")
+    dash_duo.wait_for_element("#mx-change .heatmaplayer", timeout=20)
+    drag = dash_duo.find_element("#mx-change .nsewdrag")
+    ActionChains(dash_duo.driver).move_to_element(drag).click().perform()  # middle cell
+    dash_duo.wait_for_element("#pa-header", timeout=20)
+    url = dash_duo.driver.current_url
+    assert "/path?" in url and "by=carrier" in url and "src=CM" in url and "dst=CM" in url
+    dash_duo.wait_for_contains_text("#pa-header", "中国移动", timeout=20)
+    dash_duo.wait_for_element("#pa-rtt .main-svg", timeout=20)
+
+
+def test_report_downloads(dash_duo: Any, ctx: Context) -> None:
+    _start(dash_duo, ctx, "/reports")
+    dash_duo.wait_for_element("#rp-generate", timeout=20).click()
+    dash_duo.wait_for_element("#rp-result", timeout=30)
+    folder = Path(dash_duo.download_path)
+    deadline = time.monotonic() + 20
+    files: list[Path] = []
+    while time.monotonic() < deadline and not files:
+        files = [p for p in folder.glob("ixmeter-verdicts-preview-*.json")]
+        time.sleep(0.2)
+    assert files, f"no report in {folder}: {list(folder.iterdir())}"
+    assert '"ixmeter-verdict-preview"' in files[0].read_text(encoding="utf-8")

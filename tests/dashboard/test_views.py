@@ -1,0 +1,135 @@
+"""analyzer.views on a real SQLite store filled with synthetic results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from analyzer import views
+from analyzer.rollup import merge
+from analyzer.views import NS, Window
+from dashboard.context import Context
+from inventory.topology import Topology
+
+
+def test_local_days_and_windows() -> None:
+    w = Window.from_local_dates("2026-01-05", "2026-01-06")
+    assert datetime.fromtimestamp(w.start_ns / NS, views.TZ).isoformat() == \
+        "2026-01-05T00:00:00+08:00"
+    assert w.days == 2
+    t = w.start_ns + 5 * views.NS_PER_HOUR + 123
+    assert views.local_day_start(t) == w.start_ns
+    assert views.local_hour_of_day(t) == 5
+    assert views.local_label(w.start_ns) == "2026-01-05 00:00"
+
+
+def test_index_buckets_merge_to_the_same_total(ctx: Context) -> None:
+    cur = ctx.index(ctx.current)
+    key = cur.select("icmp")[0]
+    days = cur.buckets([key], "day")
+    hours = cur.buckets([key], "hour")
+    total = cur.total(key)
+    assert merge(r for _, r in days).sent == merge(r for _, r in hours).sent == total.sent
+    assert len(days) == 3
+    assert all(views.local_day_start(t) == t for t, _ in days)
+
+
+def test_carrier_matrix_shows_the_drop(ctx: Context, topo: Topology) -> None:
+    m = views.matrix(topo, ctx.index(ctx.baseline), ctx.index(ctx.current), "carrier",
+                     "rtt_median", "icmp", "icmp/v4/64/dscp0")
+    assert m.rows == m.cols == ["CT", "CM", "CU"]
+    ct, cm, cu = 0, 1, 2
+    assert m.change[ct][cm] is not None and m.change[ct][cm] < 0.2  # via the exchange point
+    assert m.change[cu][cm] is not None and m.change[cu][cm] > 0.4  # kept half its detour
+    assert m.change[ct][ct] == pytest.approx(1.0, abs=0.1)  # intra-carrier unchanged
+    assert all(n > 0 for row in m.samples for n in row)
+
+
+def test_city_matrix_and_cell_paths(ctx: Context, topo: Topology) -> None:
+    cur = ctx.index(ctx.current)
+    m = views.matrix(topo, ctx.index(ctx.baseline), cur, "city", "loss_ratio", "icmp", None)
+    assert set(m.rows) == {"changsha", "chenzhou"}
+    paths = views.paths_of_cell(topo, cur, "carrier", "CT", "CM")
+    assert paths and all(p.split(">")[0].endswith("/CT") and p.endswith("/CM") for p in paths)
+
+
+def test_statistics_and_distribution(ctx: Context) -> None:
+    cur = ctx.index(ctx.current)
+    total = cur.total(cur.select("icmp")[0])
+    s = views.stats_of(total)
+    assert s.rtt_median_ms == views.statistic(total, "rtt_median")
+    assert s.rtt_p95_ms is not None and s.rtt_median_ms is not None
+    assert s.rtt_p95_ms >= s.rtt_median_ms
+    xs, ys = views.distribution(total)
+    assert xs == sorted(xs) and ys[-1] == pytest.approx(1.0)
+    stamp = cur.total(cur.select("stamp")[0])
+    assert views.statistic(stamp, "owd_median") is not None
+    with pytest.raises(ValueError, match="not shown"):
+        views.statistic(total, "nonsense")
+
+
+def test_series_hourly(ctx: Context) -> None:
+    cur = ctx.index(ctx.current)
+    path_id = cur.select("stamp")[0][0]
+    se = views.series(cur, views.path_keys(cur, path_id, "stamp"), "hour")
+    assert len(se.t_ns) == 18  # 3 days, a burst every 4 hours
+    assert all(e == pytest.approx(0.05) for e in se.clock_error_ms)
+    assert all(f is not None for f in se.fwd_ms)
+
+
+def test_route_crosses_the_exchange_point_after_only(ctx: Context, topo: Topology) -> None:
+    path_id = "cs-yungu/CT>cs-cmcc/CM"
+    after = views.latest_route(ctx.store, topo, path_id, ctx.current)
+    before = views.latest_route(ctx.store, topo, path_id, ctx.baseline)
+    assert after is not None and after.crosses_exchange and after.exchange_sites == ["cs-ixp"]
+    assert before is not None and not before.crosses_exchange
+    assert any(h.site == "wh-ixp" for h in before.hops)
+    assert views.latest_route(ctx.store, topo, "cs-yungu/CT>cs-yungu/CT", ctx.current) is None
+
+
+def test_probe_rows(ctx: Context, topo: Topology) -> None:
+    rows = {r.probe_id: r for r in views.probe_rows(ctx.store, topo, ctx.index(ctx.current),
+                                                    ctx.now_ns())}
+    assert len(rows) == len(topo.inv.probes)
+    assert rows["cs-cmcc-cm"].status == "late" and rows["cs-cmcc-cm"].spool_depth == 17
+    assert rows["cs-yungu-ct"].status == "ok" and rows["cs-yungu-ct"].coverage > 0
+    assert rows["cs-ixp-ct"].status == "unknown" and rows["cs-ixp-ct"].coverage == 0
+    assert all(0 <= r.coverage <= 1 for r in rows.values())
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [
+    (0.05, 0.15, views.PASS), (0.15, 0.2, views.PASS), (0.21, 0.4, views.FAIL),
+    (0.1, 0.3, views.INCONCLUSIVE)])
+def test_decide(low: float, high: float, verdict: str) -> None:
+    assert views.decide(low, high, 0.2) == verdict
+
+
+def test_preview_verdicts(ctx: Context) -> None:
+    rows = ctx.verdicts()
+    by = {(r.target_id, r.group): r for r in rows}
+    lat = by[("hn-inter-carrier-latency", "CU>CM")]
+    assert lat.verdict == views.FAIL and lat.estimate is not None and lat.estimate > 0.4
+    assert lat.ci_low is not None and lat.ci_high is not None
+    assert lat.ci_low <= lat.estimate <= lat.ci_high
+    assert by[("hn-inter-carrier-latency", "CT>CM")].verdict == views.PASS
+    assert views.overall([r for r in rows if r.target_id == "hn-inter-carrier-latency"]) \
+        == views.FAIL
+    owd = by[("sd-intra-city-owd", "changsha>changsha")]
+    assert owd.verdict == views.PASS and owd.estimate is not None and owd.estimate < 1.0
+    assert {r.verdict for r in rows} <= {views.PASS, views.FAIL, views.INCONCLUSIVE,
+                                        views.NOT_EVALUABLE}
+    assert views.overall([]) == views.NOT_EVALUABLE
+
+
+def test_verdicts_not_evaluable_without_baseline(ctx: Context) -> None:
+    empty = Window(0, 60 * NS)
+    rows = ctx.verdicts(empty, ctx.current)
+    rel = [r for r in rows if r.kind == "relative"]
+    assert rel and all(r.verdict == views.NOT_EVALUABLE for r in rel)
+
+
+def test_trend_is_daily(ctx: Context, topo: Topology) -> None:
+    tg = topo.inv.policy_targets[0]
+    ts, vs = views.trend(topo, tg, ctx.index(ctx.baseline), ctx.index(ctx.current))
+    assert len(ts) == 3 and all(v is not None and 0 < v < 1 for v in vs)
