@@ -1,0 +1,175 @@
+"""The probe's local SQLite spool: every result lands here before any upload is tried.
+
+Results are appended to ``results``; :meth:`Spool.seal` moves the oldest ones, in one
+transaction, into a *batch* whose id and encoded body (``ixmeter.wire.encode_batch``) are stored,
+so a batch re-sent after a crash or restart is byte-for-byte the same and the collector's dedup
+on (probe id, batch id) makes the re-send idempotent. A batch is deleted only by :meth:`ack`,
+after the collector acknowledged it. WAL journal, ``synchronous=NORMAL``: a committed write
+survives ``kill -9`` of the agent (not a power cut; use ``durable=True`` for FULL).
+
+Blocking (sqlite3): callers on trio go through ``trio.to_thread.run_sync`` with one limiter.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ixmeter.errors import IxmeterError
+from ixmeter.record import Result, from_dict
+from ixmeter.wire import Batch, encode_batch
+
+SCHEMA = 1
+_MIGRATIONS = {
+    1: [
+        "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)",
+        "CREATE TABLE batches (seq INTEGER PRIMARY KEY, batch_id TEXT NOT NULL UNIQUE,"
+        " n INTEGER NOT NULL, body BLOB NOT NULL)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE rejected (batch_id TEXT PRIMARY KEY, n INTEGER NOT NULL,"
+        " body BLOB NOT NULL, reason TEXT NOT NULL)",
+    ],
+}
+
+
+class SpoolError(IxmeterError):
+    """The spool file cannot be opened or is not an ixmeter spool."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    """A batch ready to send: its id, number of results and the exact body to POST."""
+
+    batch_id: str
+    n: int
+    body: bytes
+
+
+class Spool:
+    """A crash-safe queue of results and sealed batches in one SQLite file."""
+
+    def __init__(self, path: str | Path, probe_id: str, *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.probe_id = probe_id
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(f"spool {self.path}: {exc}",
+                             hint="check the path in the config and that it is writable") from None
+        self.instance = self._instance_id()
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA:
+            raise SpoolError(f"spool {self.path}: schema {version} is newer than this agent")
+        for target in range(version + 1, SCHEMA + 1):
+            with self._tx():
+                for sql in _MIGRATIONS[target]:
+                    self._db.execute(sql)
+                self._db.execute(f"PRAGMA user_version={target}")
+
+    def _tx(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def _instance_id(self) -> str:
+        """A random id fixed at spool creation: batch ids never repeat if the file is replaced."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
+        if row:
+            return str(row[0])
+        value = uuid.uuid4().hex[:12]
+        with self._tx():
+            self._db.execute("INSERT INTO meta VALUES ('instance', ?)", (value,))
+        return value
+
+    def add(self, results: Iterable[Result]) -> int:
+        """Append results (one transaction); return how many."""
+        rows = [(json.dumps(r.to_dict(), separators=(",", ":")),) for r in results]
+        if rows:
+            with self._tx():
+                self._db.executemany("INSERT INTO results (body) VALUES (?)", rows)
+        return len(rows)
+
+    def seal(self, max_results: int = 1000) -> SealedBatch | None:
+        """Move up to ``max_results`` oldest results into a new batch; None if none wait."""
+        with self._tx():
+            rows = self._db.execute("SELECT id, body FROM results ORDER BY id LIMIT ?",
+                                    (max_results,)).fetchall()
+            if not rows:
+                return None
+            results = tuple(from_dict(json.loads(body)) for _id, body in rows)
+            sealed = self._insert_batch(results)
+            self._db.execute("DELETE FROM results WHERE id <= ?", (rows[-1][0],))
+        return sealed
+
+    def _next_seq(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+        return int(row[0]) if row else 1
+
+    def next_batch(self) -> SealedBatch | None:
+        """The oldest sealed batch not yet acknowledged."""
+        row = self._db.execute("SELECT batch_id, n, body FROM batches ORDER BY seq LIMIT 1")\
+            .fetchone()
+        return SealedBatch(str(row[0]), int(row[1]), bytes(row[2])) if row else None
+
+    def ack(self, batch_id: str) -> None:
+        """Forget a batch the collector acknowledged."""
+        with self._tx():
+            self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+
+    def quarantine(self, batch_id: str, reason: str) -> None:
+        """Set aside a batch the collector refused as invalid: kept on disk, no longer sent."""
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO rejected SELECT batch_id, n, body, ?"
+                             " FROM batches WHERE batch_id = ?", (reason, batch_id))
+            self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+
+    def split(self, batch_id: str) -> int:
+        """Replace a batch refused as too large (never stored by the collector) by two halves
+        with fresh ids; return how many batches it became (1: a single result, quarantined)."""
+        row = self._db.execute("SELECT n, body FROM batches WHERE batch_id = ?",
+                               (batch_id,)).fetchone()
+        if row is None:
+            return 0
+        if int(row[0]) < 2:
+            self.quarantine(batch_id, "too large")
+            return 1
+        results = [from_dict(d) for d in json.loads(row[1])["results"]]
+        half = len(results) // 2
+        with self._tx():
+            self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+            for part in (results[:half], results[half:]):
+                self._insert_batch(tuple(part))
+        return 2
+
+    def _insert_batch(self, results: tuple[Result, ...]) -> SealedBatch:
+        seq = int(self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches")
+                  .fetchone()[0])
+        seq = max(seq, self._next_seq())
+        batch_id = f"{self.instance}-{seq:010d}"
+        body = encode_batch(Batch(self.probe_id, batch_id, results))
+        self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?)",
+                         (seq, batch_id, len(results), body))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?)", (seq + 1,))
+        return SealedBatch(batch_id, len(results), body)
+
+    def rejected(self) -> int:
+        """Results in batches the collector refused (kept for inspection)."""
+        return int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()[0])
+
+    def depth(self) -> int:
+        """Results not yet acknowledged (waiting or in sealed batches)."""
+        loose = self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        sealed = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM batches").fetchone()[0]
+        return int(loose) + int(sealed)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,117 @@
+"""The probe spool on real SQLite files: order, acknowledgement, restarts and kill -9."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from probes.spool import Spool
+from tests.probes.spool_helpers import PROBE, result
+
+
+def _seqs(body: bytes) -> list[int]:
+    return [r["seq"] for r in json.loads(body)["results"]]
+
+
+def test_batches_in_order_deleted_only_on_ack(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", PROBE)
+    spool.add(result(i) for i in range(25))
+    first = spool.seal(10)
+    second = spool.seal(10)
+    assert first is not None
+    assert second is not None
+    assert spool.next_batch() == first
+    assert _seqs(first.body) == list(range(10))
+    assert _seqs(second.body) == list(range(10, 20))
+    assert spool.depth() == 25
+    spool.ack(first.batch_id)
+    assert spool.next_batch() == second
+    assert spool.depth() == 15
+    spool.close()
+
+
+def test_batch_id_and_body_stable_across_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", PROBE)
+    spool.add(result(i) for i in range(5))
+    sealed = spool.seal(100)
+    spool.close()
+    again = Spool(tmp_path / "s.db", PROBE)
+    assert again.next_batch() == sealed
+    assert again.seal(100) is None
+    again.close()
+
+
+def test_batch_ids_never_repeat_even_after_everything_acked(tmp_path: Path) -> None:
+    ids = set()
+    for _ in range(3):
+        spool = Spool(tmp_path / "s.db", PROBE)
+        spool.add([result(1)])
+        sealed = spool.seal()
+        assert sealed is not None
+        ids.add(sealed.batch_id)
+        spool.ack(sealed.batch_id)
+        spool.close()
+    assert len(ids) == 3
+    other = Spool(tmp_path / "other.db", PROBE)  # a new file: another instance id
+    other.add([result(1)])
+    sealed = other.seal()
+    assert sealed is not None
+    assert sealed.batch_id not in ids
+
+
+def test_split_and_quarantine(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", PROBE)
+    spool.add(result(i) for i in range(7))
+    sealed = spool.seal()
+    assert sealed is not None
+    assert spool.split(sealed.batch_id) == 2
+    a = spool.next_batch()
+    assert a is not None
+    assert _seqs(a.body) == [0, 1, 2]
+    spool.quarantine(a.batch_id, "400 bad body")
+    b = spool.next_batch()
+    assert b is not None
+    assert _seqs(b.body) == [3, 4, 5, 6]
+    assert (spool.depth(), spool.rejected()) == (4, 3)
+
+
+WRITER = """
+import sys
+from probes.spool import Spool
+from tests.probes.spool_helpers import PROBE, result
+spool = Spool(sys.argv[1], PROBE)
+i = 0
+while True:
+    spool.add(result(i + k) for k in range(10))
+    i += 10
+    if i % 50 == 0:
+        spool.seal(30)
+    print(i, flush=True)
+"""
+
+
+def test_kill_9_while_writing_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    child = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).parents[2])
+    assert child.stdout is not None
+    committed = 0
+    deadline = time.monotonic() + 30
+    while committed < 400 and time.monotonic() < deadline:
+        committed = int(child.stdout.readline())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    assert committed >= 400
+    spool = Spool(path, PROBE)
+    seqs: list[int] = []
+    while (batch := spool.next_batch() or spool.seal(1000)) is not None:
+        seqs += _seqs(batch.body)
+        spool.ack(batch.batch_id)
+    assert len(seqs) >= committed  # every acknowledged write survived
+    assert seqs == list(range(len(seqs)))  # in order, no gap, no duplicate
+    spool.close()
