@@ -65,9 +65,11 @@ def test_every_layout_builds(app: Dash) -> None:
 def test_overview_in_both_languages(app: Dash, ctx: Context) -> None:
     zh = _page("overview").render("zh")
     en = _page("overview").render("en")
-    assert "政策目标" in str(zh) and "Policy targets" in str(en)
+    assert "政策目标" in str(zh)
+    assert "Policy targets" in str(en)
     for tg in ctx.topo.inv.policy_targets:
-        assert tg.name.en in str(en) and tg.name.zh in str(zh)
+        assert tg.name.en in str(en)
+        assert tg.name.zh in str(zh)
     from dash import dcc
     graphs = _find(en, dcc.Graph)
     assert len(graphs) == len(ctx.topo.inv.policy_targets) + 1  # trends + the map
@@ -76,10 +78,12 @@ def test_overview_in_both_languages(app: Dash, ctx: Context) -> None:
 def test_matrix_callbacks(app: Dash) -> None:
     m = _page("matrix")
     figs = m.render("carrier", "rtt_median", "icmp/v4/64/dscp0", "en")
-    assert len(figs) == 3 and all(isinstance(f, go.Figure) for f in figs)
+    assert len(figs) == 3
+    assert all(isinstance(f, go.Figure) for f in figs)
     assert figs[2].data[0].customdata[0][1] == "CT|CM"
     options, value = m._type_ps("owd_median")
-    assert value is not None and value.startswith("udp/")
+    assert value is not None
+    assert value.startswith("udp/")
 
 
 def test_path_and_probe_pages(app: Dash) -> None:
@@ -89,7 +93,8 @@ def test_path_and_probe_pages(app: Dash) -> None:
     assert "Changsha National Internet Backbone Direct-Connect Point" in text
     assert "No path data" in str(_page("path").render(None, "en"))
     probes = _page("probes").render("zh")
-    assert "cs-cmcc-cm" in str(probes) and "延迟" in str(probes)
+    assert "cs-cmcc-cm" in str(probes)
+    assert "延迟" in str(probes)
 
 
 def test_report_download_is_a_labelled_preview(app: Dash, ctx: Context) -> None:
@@ -101,13 +106,16 @@ def test_report_download_is_a_labelled_preview(app: Dash, ctx: Context) -> None:
         ctx.current.end_ns - 1)]
     data, table, status = gen(1, *dates, "json", "en")
     doc = json.loads(data["content"])
-    assert data["filename"].endswith(".json") and "preview" in data["filename"]
-    assert doc["kind"] == "ixmeter-verdict-preview" and "not the auditor" in doc["note"]
+    assert data["filename"].endswith(".json")
+    assert "preview" in data["filename"]
+    assert doc["kind"] == "ixmeter-verdict-preview"
+    assert "not the auditor" in doc["note"]
     assert {r["target_id"] for r in doc["rows"]} == {
         t.id for t in ctx.topo.inv.policy_targets}
     csv_data, _, _ = gen(1, *dates, "csv", "zh")
     lines = csv_data["content"].splitlines()
-    assert lines[0].startswith("# PREVIEW") and lines[1].startswith("target_id,group")
+    assert lines[0].startswith("# PREVIEW")
+    assert lines[1].startswith("target_id,group")
 
 
 def test_context_must_be_configured() -> None:

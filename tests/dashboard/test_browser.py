@@ -66,7 +66,10 @@ def test_matrix_click_opens_the_path_page(dash_duo: Any, ctx: Context) -> None:
     ActionChains(dash_duo.driver).move_to_element(drag).click().perform()  # middle cell
     dash_duo.wait_for_element("#pa-header", timeout=20)
     url = dash_duo.driver.current_url
-    assert "/path?" in url and "by=carrier" in url and "src=CM" in url and "dst=CM" in url
+    assert "/path?" in url
+    assert "by=carrier" in url
+    assert "src=CM" in url
+    assert "dst=CM" in url
     dash_duo.wait_for_contains_text("#pa-header", "中国移动", timeout=20)
     dash_duo.wait_for_element("#pa-rtt .main-svg", timeout=20)
 

@@ -33,10 +33,12 @@ def test_map_draws_offline_with_plain_scatter() -> None:
     assert not {"geo", "mapbox", "map"} & set(layout)
     assert "http" not in json.dumps(fig.to_plotly_json()["data"], default=str)
     names = [tr.name for tr in fig.data]
-    assert "ok!" in names and "bad!" in names
+    assert "ok!" in names
+    assert "bad!" in names
     bad = next(tr for tr in fig.data if tr.name == "bad!")
     assert bad.line.color == figures.COLORS["bad"]
-    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio > 1
+    assert fig.layout.yaxis.scaleanchor == "x"
+    assert fig.layout.yaxis.scaleratio > 1
     outline = fig.data[0]
     assert len(outline.x) == len(geo.HUNAN_OUTLINE) + 1  # closed ring
 
@@ -49,7 +51,8 @@ def test_heatmap_carries_cell_ids_for_clicks() -> None:
     hm = fig.data[0]
     assert isinstance(hm, go.Heatmap)
     assert hm.customdata[0][1] == "CT|CM"
-    assert hm.text[0][1] == "0.15x" and hm.zmid == 1.0
+    assert hm.text[0][1] == "0.15x"
+    assert hm.zmid == 1.0
     cur = figures.heatmap_figure(m, "current", "t", ["a", "b"], ["a", "b"], "x", "y")
     assert cur.data[0].text[1][0] == "2.50"
     loss = Matrix("city", "loss_ratio", ["a"], ["a"], [[0.006]], [[None]], [[None]], [[0]])
@@ -69,7 +72,8 @@ def test_rtt_figure_has_band_series_and_target() -> None:
 
 def test_rtt_figure_without_baseline_or_target() -> None:
     fig = figures.rtt_figure(_series(), None, None, None, LABELS)
-    assert [tr.name for tr in fig.data] == ["median", "p95"] and not fig.layout.shapes
+    assert [tr.name for tr in fig.data] == ["median", "p95"]
+    assert not fig.layout.shapes
 
 
 def test_loss_figure_in_percent() -> None:

@@ -23,8 +23,10 @@ def test_outline_is_in_wgs84_range_and_frame() -> None:
     lats = [p[1] for p in geo.HUNAN_OUTLINE]
     assert 108.5 < min(lons) < max(lons) < 114.5
     assert 24.4 < min(lats) < max(lats) < 30.3
-    assert geo.LON_RANGE[0] < min(lons) and max(lons) < geo.LON_RANGE[1]
-    assert geo.LAT_RANGE[0] < min(lats) and max(lats) < geo.LAT_RANGE[1]
+    assert geo.LON_RANGE[0] < min(lons)
+    assert max(lons) < geo.LON_RANGE[1]
+    assert geo.LAT_RANGE[0] < min(lats)
+    assert max(lats) < geo.LAT_RANGE[1]
 
 
 def test_contains_square() -> None:

@@ -40,8 +40,10 @@ def test_carrier_matrix_shows_the_drop(ctx: Context, topo: Topology) -> None:
                      "rtt_median", "icmp", "icmp/v4/64/dscp0")
     assert m.rows == m.cols == ["CT", "CM", "CU"]
     ct, cm, cu = 0, 1, 2
-    assert m.change[ct][cm] is not None and m.change[ct][cm] < 0.2  # via the exchange point
-    assert m.change[cu][cm] is not None and m.change[cu][cm] > 0.4  # kept half its detour
+    assert m.change[ct][cm] is not None
+    assert m.change[ct][cm] < 0.2
+    assert m.change[cu][cm] is not None
+    assert m.change[cu][cm] > 0.4
     assert m.change[ct][ct] == pytest.approx(1.0, abs=0.1)  # intra-carrier unchanged
     assert all(n > 0 for row in m.samples for n in row)
 
@@ -51,7 +53,8 @@ def test_city_matrix_and_cell_paths(ctx: Context, topo: Topology) -> None:
     m = views.matrix(topo, ctx.index(ctx.baseline), cur, "city", "loss_ratio", "icmp", None)
     assert set(m.rows) == {"changsha", "chenzhou"}
     paths = views.paths_of_cell(topo, cur, "carrier", "CT", "CM")
-    assert paths and all(p.split(">")[0].endswith("/CT") and p.endswith("/CM") for p in paths)
+    assert paths
+    assert all(p.split(">")[0].endswith("/CT") and p.endswith("/CM") for p in paths)
 
 
 def test_statistics_and_distribution(ctx: Context) -> None:
@@ -59,10 +62,12 @@ def test_statistics_and_distribution(ctx: Context) -> None:
     total = cur.total(cur.select("icmp")[0])
     s = views.stats_of(total)
     assert s.rtt_median_ms == views.statistic(total, "rtt_median")
-    assert s.rtt_p95_ms is not None and s.rtt_median_ms is not None
+    assert s.rtt_p95_ms is not None
+    assert s.rtt_median_ms is not None
     assert s.rtt_p95_ms >= s.rtt_median_ms
     xs, ys = views.distribution(total)
-    assert xs == sorted(xs) and ys[-1] == pytest.approx(1.0)
+    assert xs == sorted(xs)
+    assert ys[-1] == pytest.approx(1.0)
     stamp = cur.total(cur.select("stamp")[0])
     assert views.statistic(stamp, "owd_median") is not None
     with pytest.raises(ValueError, match="not shown"):
@@ -82,8 +87,11 @@ def test_route_crosses_the_exchange_point_after_only(ctx: Context, topo: Topolog
     path_id = "cs-yungu/CT>cs-cmcc/CM"
     after = views.latest_route(ctx.store, topo, path_id, ctx.current)
     before = views.latest_route(ctx.store, topo, path_id, ctx.baseline)
-    assert after is not None and after.crosses_exchange and after.exchange_sites == ["cs-ixp"]
-    assert before is not None and not before.crosses_exchange
+    assert after is not None
+    assert after.crosses_exchange
+    assert after.exchange_sites == ["cs-ixp"]
+    assert before is not None
+    assert not before.crosses_exchange
     assert any(h.site == "wh-ixp" for h in before.hops)
     assert views.latest_route(ctx.store, topo, "cs-yungu/CT>cs-yungu/CT", ctx.current) is None
 
@@ -92,9 +100,12 @@ def test_probe_rows(ctx: Context, topo: Topology) -> None:
     rows = {r.probe_id: r for r in views.probe_rows(ctx.store, topo, ctx.index(ctx.current),
                                                     ctx.now_ns())}
     assert len(rows) == len(topo.inv.probes)
-    assert rows["cs-cmcc-cm"].status == "late" and rows["cs-cmcc-cm"].spool_depth == 17
-    assert rows["cs-yungu-ct"].status == "ok" and rows["cs-yungu-ct"].coverage > 0
-    assert rows["cs-ixp-ct"].status == "unknown" and rows["cs-ixp-ct"].coverage == 0
+    assert rows["cs-cmcc-cm"].status == "late"
+    assert rows["cs-cmcc-cm"].spool_depth == 17
+    assert rows["cs-yungu-ct"].status == "ok"
+    assert rows["cs-yungu-ct"].coverage > 0
+    assert rows["cs-ixp-ct"].status == "unknown"
+    assert rows["cs-ixp-ct"].coverage == 0
     assert all(0 <= r.coverage <= 1 for r in rows.values())
 
 
@@ -109,14 +120,19 @@ def test_preview_verdicts(ctx: Context) -> None:
     rows = ctx.verdicts()
     by = {(r.target_id, r.group): r for r in rows}
     lat = by[("hn-inter-carrier-latency", "CU>CM")]
-    assert lat.verdict == views.FAIL and lat.estimate is not None and lat.estimate > 0.4
-    assert lat.ci_low is not None and lat.ci_high is not None
+    assert lat.verdict == views.FAIL
+    assert lat.estimate is not None
+    assert lat.estimate > 0.4
+    assert lat.ci_low is not None
+    assert lat.ci_high is not None
     assert lat.ci_low <= lat.estimate <= lat.ci_high
     assert by[("hn-inter-carrier-latency", "CT>CM")].verdict == views.PASS
     assert views.overall([r for r in rows if r.target_id == "hn-inter-carrier-latency"]) \
         == views.FAIL
     owd = by[("sd-intra-city-owd", "changsha>changsha")]
-    assert owd.verdict == views.PASS and owd.estimate is not None and owd.estimate < 1.0
+    assert owd.verdict == views.PASS
+    assert owd.estimate is not None
+    assert owd.estimate < 1.0
     assert {r.verdict for r in rows} <= {views.PASS, views.FAIL, views.INCONCLUSIVE,
                                         views.NOT_EVALUABLE}
     assert views.overall([]) == views.NOT_EVALUABLE
@@ -126,10 +142,12 @@ def test_verdicts_not_evaluable_without_baseline(ctx: Context) -> None:
     empty = Window(0, 60 * NS)
     rows = ctx.verdicts(empty, ctx.current)
     rel = [r for r in rows if r.kind == "relative"]
-    assert rel and all(r.verdict == views.NOT_EVALUABLE for r in rel)
+    assert rel
+    assert all(r.verdict == views.NOT_EVALUABLE for r in rel)
 
 
 def test_trend_is_daily(ctx: Context, topo: Topology) -> None:
     tg = topo.inv.policy_targets[0]
     ts, vs = views.trend(topo, tg, ctx.index(ctx.baseline), ctx.index(ctx.current))
-    assert len(ts) == 3 and all(v is not None and 0 < v < 1 for v in vs)
+    assert len(ts) == 3
+    assert all(v is not None and 0 < v < 1 for v in vs)
