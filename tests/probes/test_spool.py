@@ -9,8 +9,20 @@ import sys
 import time
 from pathlib import Path
 
+from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
 from probes.spool import Spool
-from tests.probes.spool_helpers import PROBE, result
+
+PROBE = "cs-tianyi-zn-ct"
+
+
+def result(seq: int, probe: str = PROBE, lost: bool = False) -> Result:
+    return Result(
+        probe_id=probe, method=Method.ICMP, src_site="cs-tianyi-zn", src_carrier="CT",
+        dst_site="cs-yungu", dst_carrier="CM", src_addr="198.18.1.10", dst_addr="198.18.65.10",
+        type_p=TypeP("icmp", 4, 64), seq=seq, sent_at_ns=1_790_000_000_000_000_000 + seq,
+        status=Status.LOST if lost else Status.RECEIVED, tmax_ns=3_000_000_000,
+        ts_source=TimestampSource.KERNEL, rtt_ns=None if lost else 1_000_000 + seq)
+
 
 
 def _seqs(body: bytes) -> list[int]:
@@ -81,8 +93,20 @@ def test_split_and_quarantine(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
+from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
 from probes.spool import Spool
-from tests.probes.spool_helpers import PROBE, result
+
+PROBE = "cs-tianyi-zn-ct"
+
+
+def result(seq: int, probe: str = PROBE, lost: bool = False) -> Result:
+    return Result(
+        probe_id=probe, method=Method.ICMP, src_site="cs-tianyi-zn", src_carrier="CT",
+        dst_site="cs-yungu", dst_carrier="CM", src_addr="198.18.1.10", dst_addr="198.18.65.10",
+        type_p=TypeP("icmp", 4, 64), seq=seq, sent_at_ns=1_790_000_000_000_000_000 + seq,
+        status=Status.LOST if lost else Status.RECEIVED, tmax_ns=3_000_000_000,
+        ts_source=TimestampSource.KERNEL, rtt_ns=None if lost else 1_000_000 + seq)
+
 spool = Spool(sys.argv[1], PROBE)
 i = 0
 while True:

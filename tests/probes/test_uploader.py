@@ -21,7 +21,7 @@ from analyzer.store import Query
 from analyzer.store.sqlite import SqliteStore
 from probes.spool import Spool
 from probes.uploader import Backoff, Uploader
-from tests.probes.spool_helpers import PROBE, result
+from tests.probes.test_spool import PROBE, result
 
 KEY = b"k" * 32
 ALL = Query(0, 2**62)
@@ -141,7 +141,7 @@ UPLOADER = """
 import sys, trio
 from probes.spool import Spool
 from probes.uploader import Uploader
-from tests.probes.spool_helpers import PROBE
+from tests.probes.test_spool import PROBE
 spool = Spool(sys.argv[1], PROBE)
 trio.run(Uploader(spool, sys.argv[2], PROBE, b"k" * 32, batch_size=20, idle_s=0.01).run)
 """
