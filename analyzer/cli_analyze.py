@@ -31,6 +31,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap seed (default 20260101); recorded in the output")
     parser.add_argument("--replicates", type=int, default=2000,
                         help="bootstrap replicates B (>= 2000 for a report; default 2000)")
+    parser.add_argument("--unit-minutes", type=int, default=1, metavar="N",
+                        help="merge minute rollups into units of N minutes before the block "
+                             "bootstrap (60 or 1440 for long windows; default 1)")
     parser.add_argument("--target", action="append", default=[], metavar="ID",
                         help="evaluate only this policy target (repeatable)")
 
@@ -49,6 +52,9 @@ def run_evaluation(args: argparse.Namespace) -> tuple[Evaluation, dict[str, Any]
     from inventory.loader import default_inventory, load
     from ixmeter import __version__
 
+    if args.unit_minutes < 1 or 1440 % args.unit_minutes:
+        raise IxmeterError(f"--unit-minutes {args.unit_minutes} does not divide a day",
+                           hint="use 1, 5, 15, 60 or 1440")
     if args.replicates < 100:
         raise IxmeterError(f"--replicates {args.replicates} is too few",
                            hint="use at least 2000 for a report")
@@ -57,7 +63,7 @@ def run_evaluation(args: argparse.Namespace) -> tuple[Evaluation, dict[str, Any]
     params = Params(current=baselines.parse_window(args.current),
                     baseline=baselines.parse_window(args.baseline) if args.baseline else None,
                     seed=DEFAULT_SEED if args.seed is None else args.seed,
-                    replicates=args.replicates)
+                    replicates=args.replicates, unit_minutes=args.unit_minutes)
     if not Path(args.db).exists() and "://" not in args.db:
         raise IxmeterError(f"no store at {args.db!r}", hint="give the collector's --db file")
     store = open_store(args.db)

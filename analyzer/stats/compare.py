@@ -15,7 +15,7 @@ An INCONCLUSIVE result says how many more samples would decide it at power 0.8.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -55,6 +55,9 @@ STAT_MAP: dict[str, tuple[str, str]] = {
 MIN_DELAY_SAMPLES = 30
 MIN_LOSS_SAMPLES = 100
 MIN_UNITS = 10
+# Rollups (merged into units here) or ready tables by delay series ("rtt", "fwd", "bwd"), e.g.
+# the hour/day tiers a store keeps, merged per group (bench/analyzer_year.py).
+Data = Sequence[MinuteRollup] | Mapping[str, UnitTable]
 SCORE_METHOD = "Miettinen-Nurminen score interval, counts / dispersion phi"
 WILSON_METHOD = "Wilson score interval, counts / dispersion phi"
 
@@ -79,6 +82,12 @@ class Comparison:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _table(data: Data, which: str, unit_minutes: int) -> UnitTable:
+    if isinstance(data, Mapping):
+        return data[which]
+    return table_from_rollups(data, which, unit_minutes)
+
+
 def _ne(why: str, **kw: Any) -> Comparison:
     return Comparison(Decision(Verdict.NOT_EVALUABLE, why), **kw)
 
@@ -97,7 +106,7 @@ def _more(n: int, factor: float | None) -> int | None:
     return None if factor is None else math.ceil(n * (factor - 1))
 
 
-def compare_ratio(cur: Sequence[MinuteRollup], other: Sequence[MinuteRollup], theta: float,
+def compare_ratio(cur: Data, other: Data, theta: float,
                   statistic: str, seed: int, replicates: int, unit_minutes: int) -> Comparison:
     """current / other (baseline or reference scope) against theta."""
     series, stat = STAT_MAP[statistic]
@@ -106,16 +115,16 @@ def compare_ratio(cur: Sequence[MinuteRollup], other: Sequence[MinuteRollup], th
                               unit_minutes) for i, which in enumerate(("fwd", "bwd"))]
         return _directions(parts)
     if stat == "loss_ratio":
-        return _loss_ratio(table_from_rollups(cur, "rtt", unit_minutes),
-                           table_from_rollups(other, "rtt", unit_minutes), theta)
+        return _loss_ratio(_table(cur, "rtt", unit_minutes),
+                           _table(other, "rtt", unit_minutes), theta)
     return _delay_ratio(cur, other, theta, "rtt", stat, seed, replicates, unit_minutes)
 
 
-def _delay_ratio(cur: Sequence[MinuteRollup], other: Sequence[MinuteRollup], theta: float,
+def _delay_ratio(cur: Data, other: Data, theta: float,
                  which: str, stat: str, seed: int, replicates: int,
                  unit_minutes: int) -> Comparison:
-    ct = table_from_rollups(cur, which, unit_minutes)
-    bt = table_from_rollups(other, which, unit_minutes)
+    ct = _table(cur, which, unit_minutes)
+    bt = _table(other, which, unit_minutes)
     figures: dict[str, Any] = {"current_n": int(ct.n.sum()), "baseline_n": int(bt.n.sum()),
                "current_value": point_statistic(ct, stat),
                "baseline_value": point_statistic(bt, stat), "threshold": theta}
@@ -167,18 +176,18 @@ def _directions(parts: list[Comparison]) -> Comparison:
     return replace(worst, decision=d, more_samples=more, details=details)
 
 
-def compare_absolute(cur: Sequence[MinuteRollup], limit: float, statistic: str, seed: int,
+def compare_absolute(cur: Data, limit: float, statistic: str, seed: int,
                      replicates: int, unit_minutes: int) -> Comparison:
     """The current level against ``limit`` (ns for delays, a ratio for loss)."""
     series, stat = STAT_MAP[statistic]
     if stat == "loss_ratio":
-        return _loss_level(table_from_rollups(cur, "rtt", unit_minutes), limit)
+        return _loss_level(_table(cur, "rtt", unit_minutes), limit)
     if series == "owd":
-        rtt = table_from_rollups(cur, "rtt", unit_minutes)
-        parts = [_owd_level(table_from_rollups(cur, which, unit_minutes), rtt, limit, stat,
+        rtt = _table(cur, "rtt", unit_minutes)
+        parts = [_owd_level(_table(cur, which, unit_minutes), rtt, limit, stat,
                             seed + i, replicates) for i, which in enumerate(("fwd", "bwd"))]
         return _directions(parts)
-    return _level(table_from_rollups(cur, "rtt", unit_minutes), limit, stat, seed, replicates)
+    return _level(_table(cur, "rtt", unit_minutes), limit, stat, seed, replicates)
 
 
 def _level(t: UnitTable, limit: float, stat: str, seed: int, replicates: int,
@@ -240,7 +249,7 @@ def _loss_level(t: UnitTable, limit: float) -> Comparison:
                       details={"dispersion_current": round(phi, 4)}, **figures)
 
 
-def compare_declared(cur: Sequence[MinuteRollup], declared: tuple[float, str] | None,
+def compare_declared(cur: Data, declared: tuple[float, str] | None,
                      theta: float, statistic: str, seed: int, replicates: int,
                      unit_minutes: int) -> Comparison:
     """current level / declared baseline value against theta (no baseline sampling error)."""

@@ -27,6 +27,7 @@ from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+ZERO_KEY = -(2**62)  # key of the zero bucket column (values below 1 ns)
 DELAY_STATISTICS = ("median", "mean", "p95", "p99", "min", "max", "pdv_p99")
 STATISTICS = (*DELAY_STATISTICS, "loss_ratio")
 
@@ -43,6 +44,7 @@ class UnitTable:
     mins: FloatArray  # +inf where a unit has no delay
     maxs: FloatArray  # -inf where a unit has no delay
     values: FloatArray  # representative value of each sketch column (ns)
+    keys: IntArray  # DDSketch bucket key of each column; column 0 is the zero bucket
     counts: FloatArray  # units x columns
     gamma: float
     clock_error_ns: float = 0.0
@@ -60,7 +62,8 @@ class UnitTable:
         """The units where ``mask`` is true (same columns)."""
         return UnitTable(self.minutes[mask], self.sent[mask], self.lost[mask], self.n[mask],
                          self.total[mask], self.mins[mask], self.maxs[mask], self.values,
-                         self.counts[mask], self.gamma, self.clock_error_ns, self.unsynced)
+                         self.keys, self.counts[mask], self.gamma, self.clock_error_ns,
+                         self.unsynced)
 
     def blocks(self, size: int) -> UnitTable:
         """Merge runs of ``size`` consecutive units into one row each (the last may be short)."""
@@ -71,7 +74,7 @@ class UnitTable:
                          np.add.reduceat(self.lost, starts), np.add.reduceat(self.n, starts),
                          np.add.reduceat(self.total, starts),
                          np.minimum.reduceat(self.mins, starts),
-                         np.maximum.reduceat(self.maxs, starts), self.values,
+                         np.maximum.reduceat(self.maxs, starts), self.values, self.keys,
                          np.add.reduceat(self.counts, starts, axis=0), self.gamma,
                          self.clock_error_ns, self.unsynced)
 
@@ -115,8 +118,36 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
                 counts[i, col[k]] += c
             clock = max(clock, float(r.clock_error_max_ns or 0))
             unsynced += r.unsynced
+    keys_arr = np.array([ZERO_KEY, *columns], dtype=np.int64)
     return UnitTable(np.array(order, dtype=np.int64), arr["sent"], arr["lost"], arr["n"],
-                     arr["total"], mins, maxs, values, counts, probe.gamma, clock, unsynced)
+                     arr["total"], mins, maxs, values, keys_arr, counts, probe.gamma, clock,
+                     unsynced)
+
+
+def merge_tables(tables: Sequence[UnitTable]) -> UnitTable:
+    """Add tables unit by unit (e.g. the paths of one group): rows are the union of their
+    units, columns the union of their sketch buckets. Exact, like merging the rollups."""
+    if not tables:
+        raise ValueError("merge_tables() of no tables")
+    minutes = np.unique(np.concatenate([t.minutes for t in tables]))
+    keys = np.unique(np.concatenate([t.keys for t in tables]))
+    out = {name: np.zeros(len(minutes)) for name in ("sent", "lost", "n", "total")}
+    mins, maxs = np.full(len(minutes), math.inf), np.full(len(minutes), -math.inf)
+    counts = np.zeros((len(minutes), len(keys)))
+    for t in tables:
+        rows = np.searchsorted(minutes, t.minutes)
+        cols = np.searchsorted(keys, t.keys)
+        for name in out:
+            np.add.at(out[name], rows, getattr(t, name))
+        np.minimum.at(mins, rows, t.mins)
+        np.maximum.at(maxs, rows, t.maxs)
+        counts[np.ix_(rows, cols)] += t.counts
+    first = tables[0]
+    probe = DDSketch(DEFAULT_ALPHA)
+    values = np.array([0.0 if k == ZERO_KEY else probe.value(int(k)) for k in keys])
+    return UnitTable(minutes, out["sent"], out["lost"], out["n"], out["total"], mins, maxs,
+                     values, keys, counts, first.gamma,
+                     max(t.clock_error_ns for t in tables), sum(t.unsynced for t in tables))
 
 
 # --- statistics over merged rows ------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from analyzer.rollup import build_rollups
 from analyzer.stats import intervals as iv
-from analyzer.stats.units import point_statistic, table_from_rollups
+from analyzer.stats.units import merge_tables, point_statistic, table_from_rollups
 from tests.analyzer.synth import results
 
 
@@ -126,3 +126,15 @@ def test_unit_table_statistics_hand_computed() -> None:
     assert point_statistic(t, "mean") == pytest.approx(10e6)
     assert point_statistic(t, "median") == pytest.approx(10e6, rel=0.005)
     assert point_statistic(t, "loss_ratio") == 0.0
+
+
+def test_merged_tables_equal_the_table_of_all_rollups() -> None:
+    a = build_rollups(results("s1", "A", "s3", "B", minutes=20, median_ms=5, loss=0.1))
+    b = build_rollups(results("s2", "A", "s3", "B", minutes=30, median_ms=50, loss=0.2,
+                              seed=2))
+    merged = merge_tables([table_from_rollups(a), table_from_rollups(b)])
+    whole = table_from_rollups(a + b)
+    for name in ("minutes", "sent", "lost", "n", "total", "mins", "maxs", "keys", "counts"):
+        assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
+    for stat in ("median", "p99", "mean", "loss_ratio"):
+        assert point_statistic(merged, stat) == point_statistic(whole, stat)
