@@ -23,8 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--max-hosts", type=int, default=None, help="build at most N hosts")
     up.add_argument("--schedule", default="",
                     help="switch profiles at given times: 'SECONDS:PROFILE,...' after start")
-    up.add_argument("--spin-us", type=float, default=150.0,
-                    help="busy-wait this long before each release (default 150)")
+    up.add_argument("--spin-us", type=float, default=50.0,
+                    help="busy-wait this long before each release (default 50)")
+    up.add_argument("--no-realtime", action="store_true",
+                    help="do not run the emulator under SCHED_FIFO (less accurate when busy)")
     up.add_argument("--mode", choices=["auto", "netns", "loopback"], default="auto",
                     help="netns (root) or loopback (UDP delay line, no privilege); auto picks")
     up.add_argument("--listen-port", type=int, default=18620,
@@ -96,7 +98,8 @@ def _up(args: argparse.Namespace) -> int:
 
         tb = Testbed.up(args.inventory, args.profile, sites=_split(args.sites),
                         carriers=_split(args.carriers), max_hosts=args.max_hosts,
-                        schedule=args.schedule, instance=args.instance, spin_us=args.spin_us)
+                        schedule=args.schedule, instance=args.instance, spin_us=args.spin_us,
+                        realtime=not args.no_realtime)
         state = tb.state
     print(f"testbed {args.instance}: up, mode {state['mode']}, {len(state['hosts'])} hosts, "
           f"profile {args.profile}, emulator pid {state['pid']}")

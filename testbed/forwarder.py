@@ -11,7 +11,8 @@ and deliver it with the TTL lowered by the number of hops.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+import math
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from testbed.impair import PathState
 from testbed.packets import MalformedPacket, packed, parse, time_exceeded, with_ttl
 from testbed.plan import Host, PathPlan, path_seed
 from testbed.profiles import Profile
+
+LATENESS_SAMPLES = 20_000  # release lateness kept for status (the most recent packets)
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class Forwarder:
         self.path_count: Counter[tuple[int, int, str]] = Counter()
         self._queue: list[tuple[int, int, int, bytes]] = []
         self._seq = 0
+        self.lateness_ns: deque[int] = deque(maxlen=LATENESS_SAMPLES)
         self.profile = profile
         self._paths: dict[tuple[int, int], _Path] = {}
         self.set_paths(paths, profile)
@@ -125,10 +129,21 @@ class Forwarder:
         """Every (host index, packet) whose release time is at or before ``now_ns``."""
         out = []
         while self._queue and self._queue[0][0] <= now_ns:
-            _, _, dst, pkt = heapq.heappop(self._queue)
+            deadline, _, dst, pkt = heapq.heappop(self._queue)
+            self.lateness_ns.append(now_ns - deadline)
             out.append((dst, pkt))
         self.count["delivered"] += len(out)
         return out
+
+    def lateness_us(self) -> dict[str, float]:
+        """Median and p99 (RFC 2330 §11.3 percentiles) of how late recent packets left the
+        queue against their release time, in us: the emulator's own timing error."""
+        xs = sorted(self.lateness_ns)
+        if not xs:
+            return {}
+        pick = {"p50": 0.5, "p99": 0.99, "max": 1.0}
+        return {k: round(xs[max(0, math.ceil(q * len(xs)) - 1)] / 1000, 1)
+                for k, q in pick.items()} | {"n": len(xs)}
 
     def statistics(self) -> Statistics:
         c = self.count
