@@ -1,0 +1,96 @@
+"""ICMP echo as result records: the scheduler's prober over shared-socket pingers.
+
+One :class:`~probes.icmp.pinger.Pinger` per (address family, DSCP) for the whole probe process;
+each probe ends as one :class:`~ixmeter.record.Result` at its Tmax (RFC 7680 §2.4): RECEIVED
+with the round-trip delay (RFC 2681 §2.4) and duplicate count (RFC 7679 §3.4), LOST with no
+delay, or ERROR with its :class:`~ixmeter.record.ErrorKind` (send error, malformed reply, clock
+step, RFC 2681 §2.5). Type-P is ICMP with the ICMP message size (RFC 2330 §13).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ixmeter.record import Result
+from probes.clock import Clock
+from probes.icmp.pinger import Outcome, Pinger
+from probes.scheduler import Job
+
+
+def to_result(outcome: Outcome, job: Job, seq: int) -> Result:
+    """Pure mapping of a pinger outcome to the record."""
+    return job.result(seq, outcome.sent_at_ns, outcome.status, outcome.ts_source,
+                      rtt_ns=outcome.rtt_ns, dup=outcome.dup, reply_ttl=outcome.reply_ttl,
+                      error=outcome.error, error_detail=outcome.error_detail)
+
+
+def family_of(address: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+class IcmpProber:
+    """Starts echo probes for the scheduler; runs the pingers' loops in its own nursery."""
+
+    def __init__(self, emit: Callable[[Result], None], *, mode: str = "auto",
+                 clock: Clock | None = None, rcvbuf: int = 4 << 20) -> None:
+        self.emit = emit
+        self.mode, self.clock, self.rcvbuf = mode, clock, rcvbuf
+        self.pingers: dict[tuple[int, int], Pinger] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Host the pingers' receive and Tmax loops until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            for pinger in self.pingers.values():
+                pinger.finalise_all()
+                pinger.close()
+
+    def pinger(self, family: int, dscp: int = 0) -> Pinger:
+        """The shared pinger of a family and DSCP, opened on first use."""
+        key = (family, dscp)
+        found = self.pingers.get(key)
+        if found is not None:
+            return found
+        if self._nursery is None:
+            raise RuntimeError("IcmpProber.run() is not running")
+        pinger = Pinger(family, self._on_outcome, mode=self.mode, clock=self.clock,
+                        rcvbuf=self.rcvbuf, dscp=dscp)
+        self._nursery.start_soon(pinger.receive_loop)
+        self._nursery.start_soon(pinger.expiry_loop)
+        self.pingers[key] = pinger
+        return pinger
+
+    def start(self, job: Job, seq: int) -> None:
+        pinger = self.pinger(family_of(job.dst_addr), job.type_p.dscp)
+        pinger.send(job.dst_addr, job.type_p.size, job.tmax_ns, ctx=(job, seq))
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        ctx: Any = outcome.ctx
+        job, seq = ctx
+        self.emit(to_result(outcome, job, seq))
+
+    def in_flight(self) -> int:
+        return sum(p.in_flight() for p in self.pingers.values())
+
+    async def drain(self) -> None:
+        for pinger in list(self.pingers.values()):
+            await pinger.drain()
+
+    def local_drops(self) -> Counter[str]:
+        """Local drops and oddities by cause (late, duplicate, send_error, stray ...)."""
+        total: Counter[str] = Counter()
+        for pinger in self.pingers.values():
+            total.update(pinger.local)
+        return total
