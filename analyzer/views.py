@@ -11,8 +11,8 @@ the dashboard's figure builders draw. Statistics are taken from merged minute ro
 - loss ratio: mean of the loss indicators, RFC 7680 §4.1, undefined for an empty sample.
 
 Times are bucketed in Asia/Shanghai local time (days start at 00:00 +08:00), the time zone the
-policy documents use. :func:`preview_verdicts` is a verdict preview for when no evaluator is
-installed (day-block bootstrap, methodology §4).
+policy documents use. Verdicts come from the analyzer's evaluator (:mod:`analyzer.evaluate`);
+this module only reshapes them for display and draws the daily trend of each target.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import numpy as np
-from numpy.typing import NDArray
-
 from analyzer.rollup import MinuteRollup, merge
-from analyzer.sketch import DDSketch
 from analyzer.store.base import Query, Store
-from inventory.schema import PathScope, PolicyTarget, SiteKind
+from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
 from inventory.topology import PathEnds, Topology
 from ixmeter.record import Result
+
+if TYPE_CHECKING:
+    from analyzer.evaluate import Evaluation
 
 TZ = ZoneInfo("Asia/Shanghai")
 NS = 1_000_000_000
@@ -397,50 +397,72 @@ def probe_rows(store: Store, topo: Topology, cur: RollupIndex, now_ns: int,
     return rows
 
 
-# --- policy-target verdicts (preview when no evaluator is installed) ------------------------
+# --- policy-target verdicts (from the analyzer's evaluator) --------------------------------
 
 PASS, FAIL, INCONCLUSIVE, NOT_EVALUABLE = "PASS", "FAIL", "INCONCLUSIVE", "NOT_EVALUABLE"
-MIN_SAMPLES = 30
-BOOT_B = 400
 
 
 @dataclass(frozen=True, slots=True)
 class VerdictRow:
-    """One policy target x group x Type-P: estimate, 95% CI and verdict (methodology §4)."""
+    """One policy target x group x Type-P as the dashboard shows it: estimate, 95% CI and
+    verdict from :func:`analyzer.evaluate.evaluate` (methodology §4); delays in ms."""
 
     target_id: str
     group: str
     type_p: str
     statistic: str
-    kind: str  # relative | absolute | reference
-    baseline: float | None  # baseline (or reference) statistic; ms or ratio
+    kind: str  # relative | absolute | reference (the target's comparison)
+    unit: str  # unit of estimate, CI and threshold: "ratio" or "ms"
+    baseline: float | None
     current: float | None
-    estimate: float | None  # ratio (relative/reference) or value in ms (absolute)
+    estimate: float | None  # ratio (relative/reference) or the statistic (absolute)
     ci_low: float | None
     ci_high: float | None
-    threshold: float
-    verdict: str
-    gate: str  # which rule decided, or why it is not evaluable
-    n_baseline: int
-    n_current: int
-    method: str
+    threshold: float | None
+    verdict: str  # PASS | FAIL | INCONCLUSIVE | NOT_EVALUABLE
+    gate: str  # the rule or gate that decided
+    n_baseline: int | None
+    n_current: int | None
 
 
-def decide(low: float, high: float, threshold: float) -> str:
-    """TOST / non-inferiority rule on a two-sided 95% CI (methodology §4): PASS if U <= theta,
-    FAIL if L > theta, INCONCLUSIVE otherwise."""
-    if high <= threshold:
-        return PASS
-    if low > threshold:
-        return FAIL
-    return INCONCLUSIVE
+def _num(x: object) -> float | None:
+    return float(x) if isinstance(x, int | float) else None
+
+
+def evaluate(store: Store, inv: Inventory, base: Window, cur: Window,
+             replicates: int = 2000) -> Evaluation:
+    """Run the analyzer's evaluator over the two windows (every policy target)."""
+    from analyzer.baselines import TimeWindow
+    from analyzer.evaluate import Params
+    from analyzer.evaluate import evaluate as run
+
+    params = Params(current=TimeWindow(cur.start_ns, cur.end_ns),
+                    baseline=TimeWindow(base.start_ns, base.end_ns), replicates=replicates)
+    return run(store, inv, params)
+
+
+def verdict_rows(ev: Evaluation) -> list[VerdictRow]:
+    """Display rows of an evaluation, in the auditor's report units (delays in ms)."""
+    from analyzer.report.jsonout import row_to_dict
+
+    out = []
+    for row in ev.rows:
+        d = row_to_dict(row)
+        iv = d.get("ratio") or d.get("interval") or {}
+        out.append(VerdictRow(
+            d["target"], d["scope"], d["type_p"], d["statistic"], d["comparison"],
+            "ms" if d["comparison"] == "absolute" else "ratio", _num(d["baseline"]["value"]),
+            _num(d["current"]["value"]), _num(iv.get("point")), _num(iv.get("low")),
+            _num(iv.get("high")), _num(d["threshold"]), d["verdict"].replace(" ", "_"),
+            d["reason"], d["baseline"]["n"], d["current"]["n"]))
+    return out
 
 
 def overall(rows: Sequence[VerdictRow]) -> str:
     """'All groups meet the target' is an intersection-union test (Berger 1982): PASS only if
     every evaluable group passes; any FAIL fails."""
-    verdicts = {r.verdict for r in rows}
-    if not rows or verdicts == {NOT_EVALUABLE}:
+    verdicts = {r.verdict for r in rows} - {NOT_EVALUABLE}
+    if not verdicts:
         return NOT_EVALUABLE
     if FAIL in verdicts:
         return FAIL
@@ -461,167 +483,9 @@ def scope_keys(topo: Topology, target: PolicyTarget, index: RollupIndex,
     return out
 
 
-def _group_name(topo: Topology, key: PathKey, per: str) -> str:
-    if per == "scope":
-        return "all"
-    if per == "path":
-        return key[0]
-    g = group_of(topo, key, "carrier" if per == "carrier_pair" else "city")
-    return f"{g[0]}>{g[1]}" if g else "?"
-
-
-def _groups(topo: Topology, keys: Iterable[PathKey], per: str) -> dict[tuple[str, str],
-                                                                      list[PathKey]]:
-    out: dict[tuple[str, str], list[PathKey]] = {}
-    for k in keys:
-        out.setdefault((_group_name(topo, k, per), k[2]), []).append(k)
-    return out
-
-
 def _busy(target: PolicyTarget) -> list[int]:
     agg = target.aggregation
     return list(agg.busy_hours) if agg.window == "busy_hours" else []
-
-
-def preview_verdicts(topo: Topology, base: RollupIndex, cur: RollupIndex,
-                     seed: int = 0) -> list[VerdictRow]:
-    """Every policy target of the inventory, per its ``per`` groups and per Type-P.
-
-    CI: day-block percentile bootstrap (B=400, fixed seed), blocks of one local day resampled
-    within each window; sketch ratios widened by gamma (methodology §3). A preview: the
-    auditor's report uses the analyzer's evaluator (minute blocks, B >= 2000).
-    """
-    rows: list[VerdictRow] = []
-    for target in topo.inv.policy_targets:
-        rows.extend(evaluate_target(topo, target, base, cur, seed))
-    return rows
-
-
-def evaluate_target(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex,
-                    seed: int = 0) -> list[VerdictRow]:
-    """Rows of one policy target (inventory.schema.PolicyTarget)."""
-    comp = target.comparison
-    stat = target.statistic
-    busy = _busy(target)
-    groups = _groups(topo, scope_keys(topo, target, cur) + scope_keys(topo, target, base),
-                     target.per)
-    ref: list[PathKey] = []
-    if comp.kind == "reference":
-        ref = scope_keys(topo, target, cur, comp.reference)
-    rows = []
-    for (gname, type_p), keys in sorted(groups.items()):
-        keys = sorted(set(keys))
-        cur_days = [r for _, r in cur.buckets(keys, "day", busy)]
-        if comp.kind == "relative":
-            other = [r for _, r in base.buckets(keys, "day", busy)]
-            threshold = 1 - (comp.reduction or 0.0)
-        elif comp.kind == "reference":
-            other = [r for _, r in cur.buckets([k for k in ref if k[2] == type_p], "day", busy)]
-            threshold = comp.at_most_ratio or 0.0
-        else:
-            other = []
-            threshold = comp.below_ms if comp.below_ms is not None else comp.below_ratio or 0.0
-        rows.append(_row(target.id, gname, type_p, stat, comp.kind, threshold,
-                         other, cur_days, seed))
-    return rows
-
-
-def _row(tid: str, group: str, type_p: str, stat: str, kind: str, threshold: float,
-         other: list[MinuteRollup], cur_days: list[MinuteRollup], seed: int) -> VerdictRow:
-    method = f"day-block percentile bootstrap B={BOOT_B} seed={seed} (preview)"
-    ob = merge(other) if other else None
-    oc = merge(cur_days) if cur_days else None
-    vb = statistic(ob, stat) if ob else None
-    vc = statistic(oc, stat) if oc else None
-    nb = ob.sent if ob else 0
-    nc = oc.sent if oc else 0
-
-    def row(est: float | None, lo: float | None, hi: float | None, verdict: str,
-            gate: str) -> VerdictRow:
-        return VerdictRow(tid, group, type_p, stat, kind, vb, vc, est, lo, hi, threshold,
-                          verdict, gate, nb, nc, method)
-
-    gate = _gate(stat, kind, ob, oc, vb, vc, other, cur_days)
-    if gate:
-        return row(None, None, None, NOT_EVALUABLE, gate)
-    assert vc is not None
-    assert oc is not None
-    rng_c = _boot_stat(cur_days, stat, seed)
-    if kind == "absolute":
-        e = (oc.clock_error_max_ns or 0) / 1e6 if stat.startswith("owd") else 0.0
-        lo, hi = _pct(rng_c)
-        verdict = PASS if hi + e < threshold else FAIL if lo - e >= threshold else INCONCLUSIVE
-        return row(vc, lo, hi, verdict, f"U+E<T / L-E>=T with E={e:.3f} ms")
-    assert vb is not None
-    ratios = [c / b for c, b in zip(rng_c, _boot_stat(other, stat, seed + 1), strict=True)
-              if b and b > 0]
-    lo, hi = _pct(ratios)
-    if stat != "loss_ratio" and not stat.endswith("mean"):
-        g = cur_days[0].rtt.sketch.gamma
-        lo, hi = lo / g, hi * g
-    return row(vc / vb, lo, hi, decide(lo, hi, threshold), "U<=theta / L>theta")
-
-
-def _gate(stat: str, kind: str, ob: MinuteRollup | None, oc: MinuteRollup | None,
-          vb: float | None, vc: float | None, other: list[MinuteRollup],
-          cur_days: list[MinuteRollup]) -> str:
-    """NOT EVALUABLE gates of methodology §4 and §5 (samples, zero baseline loss, clocks)."""
-    if oc is None or vc is None or oc.received < MIN_SAMPLES or len(cur_days) < 2:
-        return "too few current samples or days"
-    if kind != "absolute" and (ob is None or vb is None or ob.received < MIN_SAMPLES
-                               or len(other) < 2):
-        return "too few baseline/reference samples or days"
-    if kind != "absolute" and stat == "loss_ratio" and not vb:
-        return "zero baseline loss: ratio undefined (report an absolute bound)"
-    if stat.startswith("owd") and oc.unsynced:
-        return "one-way delays from unsynchronised clocks"
-    return ""
-
-
-def _boot_stat(days: list[MinuteRollup], stat: str, seed: int) -> list[float]:
-    """Statistic of each bootstrap replicate: days resampled with replacement (blocks of one
-    local day), replicate = merged counts; quantiles as RFC 2330 §11.3 inverted CDF."""
-    rng = np.random.default_rng(seed)
-    w = rng.multinomial(len(days), [1 / len(days)] * len(days), size=BOOT_B).astype(float)
-    if stat == "loss_ratio":
-        lost = w @ np.array([d.lost for d in days], float)
-        n = w @ np.array([d.lost + d.received for d in days], float)
-        return [float(x) for x in np.where(n > 0, lost / np.maximum(n, 1), np.nan)]
-    if stat == "rtt_mean":
-        s = w @ np.array([d.rtt.sum for d in days], float)
-        n = w @ np.array([d.rtt.n for d in days], float)
-        return [float(x) for x in s / np.maximum(n, 1) / 1e6]
-    q = 0.95 if stat == "rtt_p95" else 0.99 if stat == "rtt_p99" else 0.5
-    if stat.startswith("owd"):
-        fwd = _boot_q(w, [d.fwd.sketch for d in days], q)
-        bwd = _boot_q(w, [d.bwd.sketch for d in days], q)
-        return [float(x) for x in np.fmax(fwd, bwd)]
-    return [float(x) for x in _boot_q(w, [d.rtt.sketch for d in days], q)]
-
-
-def _boot_q(w: NDArray[np.float64], sketches: list[DDSketch], q: float) -> NDArray[np.float64]:
-    keys = sorted({k for s in sketches for k in s.buckets})
-    if not keys:
-        return np.full(w.shape[0], np.nan)
-    col = {k: i for i, k in enumerate(keys)}
-    counts = np.zeros((len(sketches), len(keys)))
-    for i, s in enumerate(sketches):
-        for k, c in s.buckets.items():
-            counts[i, col[k]] = c
-    cum = np.cumsum(w @ counts, axis=1)
-    rank = np.maximum(1, np.ceil(q * cum[:, -1] - 1e-9))
-    idx = np.argmax(cum >= rank[:, None], axis=1)
-    values = np.array([sketches[0].value(k) for k in keys]) / 1e6
-    out: NDArray[np.float64] = values[idx]
-    return out
-
-
-def _pct(values: Iterable[float]) -> tuple[float, float]:
-    arr = np.array([v for v in values if not math.isnan(v)], float)
-    if arr.size == 0:
-        return math.nan, math.nan
-    lo, hi = np.percentile(arr, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex

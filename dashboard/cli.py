@@ -59,7 +59,8 @@ def build_context(args: argparse.Namespace) -> object:
     if not is_postgres_url(args.db) and not args.demo_data and not Path(args.db).exists():
         raise IxmeterError(f"no database at {args.db!r}",
                            hint="give the collector's --db file, or add --demo-data")
-    topo = Topology(load(args.inventory or default_inventory()))
+    inv_path = Path(args.inventory) if args.inventory else default_inventory()
+    topo = Topology(load(inv_path))
     store = open_store(args.db)
     now = time.time_ns()
     plan = demo.default_plan(topo, now)
@@ -70,7 +71,7 @@ def build_context(args: argparse.Namespace) -> object:
     if cur is None:
         end = now - (now + 8 * 3600 * NS) % DAY_NS + DAY_NS
         cur = Window(end - 7 * DAY_NS, end)
-    return Context(store, topo, base, cur)  # type: ignore[arg-type]
+    return Context(store, topo, base, cur, inventory_path=inv_path)  # type: ignore[arg-type]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,12 +11,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzer import views
 from analyzer.store.base import Store
 from analyzer.views import RollupIndex, VerdictRow, Window
+from inventory.loader import default_inventory
 from inventory.topology import Topology
 from ixmeter.errors import IxmeterError
+
+if TYPE_CHECKING:
+    from analyzer.evaluate import Evaluation
 
 
 @dataclass
@@ -26,9 +32,11 @@ class Context:
     baseline: Window
     current: Window
     now_ns: Callable[[], int] = field(default=time.time_ns)
+    inventory_path: Path = field(default_factory=default_inventory)
+    replicates: int = 2000
     lock: threading.RLock = field(default_factory=threading.RLock)
     _indexes: dict[Window, RollupIndex] = field(default_factory=dict)
-    _verdicts: dict[tuple[Window, Window], list[VerdictRow]] = field(default_factory=dict)
+    _evaluations: dict[tuple[Window, Window], Evaluation] = field(default_factory=dict)
 
     def index(self, window: Window) -> RollupIndex:
         with self.lock:
@@ -36,15 +44,19 @@ class Context:
                 self._indexes[window] = views.load_index(self.store, window)
             return self._indexes[window]
 
-    def verdicts(self, base: Window | None = None, cur: Window | None = None
-                 ) -> list[VerdictRow]:
-        """Verdict rows of every policy target for two windows (default: the shared ones)."""
+    def evaluation(self, base: Window | None = None, cur: Window | None = None) -> Evaluation:
+        """The analyzer's evaluation of every policy target for two windows (default: the
+        shared ones), cached."""
         key = (base or self.baseline, cur or self.current)
         with self.lock:
-            if key not in self._verdicts:
-                self._verdicts[key] = views.preview_verdicts(
-                    self.topo, self.index(key[0]), self.index(key[1]))
-            return self._verdicts[key]
+            if key not in self._evaluations:
+                self._evaluations[key] = views.evaluate(self.store, self.topo.inv, key[0],
+                                                        key[1], self.replicates)
+            return self._evaluations[key]
+
+    def verdicts(self, base: Window | None = None, cur: Window | None = None
+                 ) -> list[VerdictRow]:
+        return views.verdict_rows(self.evaluation(base, cur))
 
 
 _current: Context | None = None

@@ -54,10 +54,10 @@ def _target_card(topo: Topology, tg: PolicyTarget, rows: list[VerdictRow],
     head = _headline(rows)
     absolute = tg.comparison.kind == "absolute"
     unit = " ms" if absolute else ""
-    threshold = rows[0].threshold if rows else 0.0
+    threshold = next((r.threshold for r in rows if r.threshold is not None), _theta(tg))
     if head is not None:
         est = f"{head.estimate:.3f}{unit}" if head.estimate is not None else "–"
-        ci = f"[{head.ci_low:.3f}, {head.ci_high:.3f}]{unit}"
+        ci = f"[{head.ci_low or 0:.3f}, {head.ci_high or 0:.3f}]{unit}"
         detail = f"{t('value' if absolute else 'ratio', lang)} {est} · {t('ci', lang)} {ci}"
         group = f"{t('group', lang)}: {head.group}"
     else:
@@ -75,6 +75,15 @@ def _target_card(topo: Topology, tg: PolicyTarget, rows: list[VerdictRow],
                className="small"),
         graph({"type": "ov-trend", "id": tg.id}, fig, style={"height": "220px"}),
     ], className="card", id=f"card-{tg.id}")
+
+
+def _theta(tg: PolicyTarget) -> float:
+    c = tg.comparison
+    if c.kind == "relative":
+        return 1 - (c.reduction or 0.0)
+    if c.kind == "reference":
+        return c.at_most_ratio or 0.0
+    return c.below_ms if c.below_ms is not None else c.below_ratio or 0.0
 
 
 def _latency_theta(topo: Topology) -> float:

@@ -97,7 +97,7 @@ def test_path_and_probe_pages(app: Dash) -> None:
     assert "延迟" in str(probes)
 
 
-def test_report_download_is_a_labelled_preview(app: Dash, ctx: Context) -> None:
+def test_report_is_the_analyzers(app: Dash, ctx: Context) -> None:
     from analyzer.views import local_label
 
     gen = _page("reports").generate
@@ -107,15 +107,14 @@ def test_report_download_is_a_labelled_preview(app: Dash, ctx: Context) -> None:
     data, table, status = gen(1, *dates, "json", "en")
     doc = json.loads(data["content"])
     assert data["filename"].endswith(".json")
-    assert "preview" in data["filename"]
-    assert doc["kind"] == "ixmeter-verdict-preview"
-    assert "not the auditor" in doc["note"]
-    assert {r["target_id"] for r in doc["rows"]} == {
+    assert doc["provenance"]["parameters"]["replicates"] == ctx.replicates
+    assert {v["target"] for v in doc["verdicts"]} == {
         t.id for t in ctx.topo.inv.policy_targets}
+    html_data, _, _ = gen(1, *dates, "html", "zh")
+    assert html_data["content"].lstrip().lower().startswith("<!doctype html")
     csv_data, _, _ = gen(1, *dates, "csv", "zh")
-    lines = csv_data["content"].splitlines()
-    assert lines[0].startswith("# PREVIEW")
-    assert lines[1].startswith("target_id,group")
+    assert csv_data["content"].splitlines()[0].startswith("target,")
+    assert gen(0, *dates, "csv", "zh")[0] is dash.no_update
 
 
 def test_context_must_be_configured() -> None:

@@ -109,18 +109,13 @@ def test_probe_rows(ctx: Context, topo: Topology) -> None:
     assert all(0 <= r.coverage <= 1 for r in rows.values())
 
 
-@pytest.mark.parametrize(("low", "high", "verdict"), [
-    (0.05, 0.15, views.PASS), (0.15, 0.2, views.PASS), (0.21, 0.4, views.FAIL),
-    (0.1, 0.3, views.INCONCLUSIVE)])
-def test_decide(low: float, high: float, verdict: str) -> None:
-    assert views.decide(low, high, 0.2) == verdict
-
-
-def test_preview_verdicts(ctx: Context) -> None:
+def test_verdicts_from_the_evaluator(ctx: Context) -> None:
     rows = ctx.verdicts()
     by = {(r.target_id, r.group): r for r in rows}
     lat = by[("hn-inter-carrier-latency", "CU>CM")]
     assert lat.verdict == views.FAIL
+    assert lat.kind == "relative"
+    assert lat.unit == "ratio"
     assert lat.estimate is not None
     assert lat.estimate > 0.4
     assert lat.ci_low is not None
@@ -131,11 +126,23 @@ def test_preview_verdicts(ctx: Context) -> None:
         == views.FAIL
     owd = by[("sd-intra-city-owd", "changsha>changsha")]
     assert owd.verdict == views.PASS
+    assert owd.unit == "ms"
     assert owd.estimate is not None
     assert owd.estimate < 1.0
     assert {r.verdict for r in rows} <= {views.PASS, views.FAIL, views.INCONCLUSIVE,
                                         views.NOT_EVALUABLE}
+
+
+def test_overall_is_intersection_union() -> None:
+    def row(verdict: str) -> views.VerdictRow:
+        return views.VerdictRow("t", "g", "tp", "rtt_median", "relative", "ratio", None, None,
+                                None, None, None, 0.2, verdict, "", 0, 0)
+
     assert views.overall([]) == views.NOT_EVALUABLE
+    assert views.overall([row(views.NOT_EVALUABLE)]) == views.NOT_EVALUABLE
+    assert views.overall([row(views.PASS), row(views.NOT_EVALUABLE)]) == views.PASS
+    assert views.overall([row(views.PASS), row(views.INCONCLUSIVE)]) == views.INCONCLUSIVE
+    assert views.overall([row(views.PASS), row(views.FAIL)]) == views.FAIL
 
 
 def test_verdicts_not_evaluable_without_baseline(ctx: Context) -> None:
