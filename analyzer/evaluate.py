@@ -89,6 +89,7 @@ class _Context:
         self._cache: dict[tuple[int, int, int, str | None], list[MinuteRollup]] = {}
         self._scope: dict[tuple[str, str], bool] = {}
         self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._seen: set[tuple[str, str, str, int]] = set()
 
     def city_of(self, site: str) -> str | None:
         city = self.topo.city_of(site)
@@ -97,21 +98,30 @@ class _Context:
     def read(self, store: Store, w: bl.TimeWindow, method: str | None) -> list[MinuteRollup]:
         key = (id(store), w.start_ns, w.end_ns, method)
         if key not in self._cache:
-            self._cache[key] = store.read_rollups(Query(w.start_ns, w.end_ns, method=method))
+            rollups = store.read_rollups(Query(w.start_ns, w.end_ns, method=method))
+            self._cache[key] = [r for r in rollups if self._usable(r)]
         return self._cache[key]
+
+    def _usable(self, r: MinuteRollup) -> bool:
+        """Drop traceroute and unknown sites; note error records (exclusions, once each)."""
+        if r.method == "traceroute":
+            return False
+        known = self.topo.city_of(r.src_site) is not None and \
+            self.topo.city_of(r.dst_site) is not None
+        if r.key not in self._seen:
+            self._seen.add(r.key)
+            if not known:
+                self._exclude(r, "site not in the inventory")
+            elif r.errors:
+                self._exclude(r, "error records (not samples)", r.errors)
+        return known
 
     def select(self, store: Store, w: bl.TimeWindow, method: str | None,
                scope: PathScope) -> list[MinuteRollup]:
+        scope_key = scope.model_dump_json()
         out = []
         for r in self.read(store, w, method):
-            if r.method == "traceroute":
-                continue
-            if self.topo.city_of(r.src_site) is None or self.topo.city_of(r.dst_site) is None:
-                self._exclude(r, "site not in the inventory")
-                continue
-            if r.errors:
-                self._exclude(r, "error records (not samples)", r.errors)
-            k = (scope.model_dump_json(), r.path_id)
+            k = (scope_key, r.path_id)
             if k not in self._scope:
                 ends = PathEnds(r.src_site, r.src_carrier, r.dst_site, r.dst_carrier)
                 self._scope[k] = self.topo.in_scope(scope, ends)

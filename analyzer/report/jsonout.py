@@ -39,6 +39,18 @@ def _value(x: float | None, scale: float) -> float | str | None:
     return None if x is None else num(x / scale)
 
 
+def _clean(x: Any, scale: float) -> Any:
+    """JSON-safe copy of a details mapping; ``value`` entries are levels (scaled to ms)."""
+    if isinstance(x, dict):
+        return {k: (_value(v, scale) if k == "value" and isinstance(v, float)
+                    else _clean(v, scale)) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v, scale) for v in x]
+    if isinstance(x, float):
+        return num(x)
+    return x
+
+
 def row_to_dict(row: Row) -> dict[str, Any]:
     """One verdict object (the fields of issue 5 plus the auditor's row of notes §7)."""
     c, s = row.result, _scale(row)
@@ -53,7 +65,7 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         "method": c.method or None, "more_samples": c.more_samples,
         "p": {"pass": num(row.decision.p_pass), "fail": num(row.decision.p_fail),
               "holm_pass": num(row.p_adj_pass), "holm_fail": num(row.p_adj_fail)},
-        "details": c.details,
+        "details": _clean(c.details, s),
     }
     iv = c.interval
     if c.kind == "level":

@@ -187,3 +187,39 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert 'src="http' not in page
     assert "Miettinen-Nurminen" in page
     assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
+
+
+def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "hunan.db"
+    store = open_store(db)
+    base_t = T0 + 9 * DAY  # 2026-01-10, inside the inventory's baseline window
+    cur_t = T0 + 59 * DAY  # 2026-03-01
+    kw: dict[str, Any] = {"minutes": 30, "per_minute": 10, "spread": 0.1}
+    _put(store, "b", list(results("cs-ixp", "CT", "yy-furongyun", "CU", start_ns=base_t,
+                                  median_ms=25, **kw)))
+    _put(store, "c", list(results("cs-ixp", "CT", "yy-furongyun", "CU", start_ns=cur_t,
+                                  median_ms=2, **kw)))
+    _put(store, "x", list(results("nowhere", "CT", "yy-furongyun", "CU", start_ns=cur_t,
+                                  median_ms=2, **kw)))
+    store.close()
+    code = main(["analyze", "--db", str(db), "--current",
+                 "2026-03-01T00:00:00+08:00/2026-03-02T00:00:00+08:00", "--json",
+                 "--target", "hn-inter-carrier-latency"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    [row] = doc["verdicts"]
+    assert (row["scope"], row["verdict"]) == ("CT>CU", "PASS")
+    assert row["baseline"]["source"] == "before-direct-connect"
+    assert doc["provenance"]["inventory"]["file"] == "hunan.yaml"
+    assert doc["exclusions"] == [{"path": "nowhere/CT>yy-furongyun/CU", "reason":
+                                  "site not in the inventory", "minutes": 30, "records": 300}]
+
+
+def test_one_way_details_are_json_safe_and_in_ms(db: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(_analyze(db, capsys, "--json", "--target", "owd-same-city"))
+    [row] = doc["verdicts"]
+    dirs = row["details"]["directions"]
+    assert dirs["fwd"]["verdict"] == "PASS"
+    assert 0.2 < dirs["fwd"]["value"] < 0.4  # half of a 0.6 ms RTT, in ms
