@@ -67,6 +67,9 @@ class Metrics:
         self.spool_depth = Gauge("ixmeter_probe_spool_depth",
                                  "spool depth last reported by each probe", ["probe"],
                                  registry=r)
+        self.probe_counters = Gauge("ixmeter_probe_counter",
+                                    "counters last reported in each probe's heartbeat",
+                                    ["probe", "name"], registry=r)
 
 
 class Collector:
@@ -168,11 +171,13 @@ class Collector:
         probe_id = request.path_params["probe_id"]
         body = await self._read_body(request)
         self._authenticate(request, body, url_probe=probe_id)
-        version, depth = parse_heartbeat(body)
+        version, depth, counters = parse_heartbeat(body)
         await self._in_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
                               version)
         if depth is not None:
             self.metrics.spool_depth.labels(probe_id).set(depth)
+        for name, value in counters.items():
+            self.metrics.probe_counters.labels(probe_id, name).set(value)
         return JSONResponse({"ok": True})
 
     async def get_inventory(self, request: Request) -> Response:
@@ -236,7 +241,7 @@ def bad_record(exc: RecordError) -> Problem:
     return Problem(422, {"error": message, "field": field}, "bad_field")
 
 
-def parse_heartbeat(body: bytes) -> tuple[str | None, int | None]:
+def parse_heartbeat(body: bytes) -> tuple[str | None, int | None, dict[str, int]]:
     """``{"version": str, "spool_depth": int >= 0, "counters": {str: int}}``, all optional."""
     try:
         obj = json.loads(body or b"{}")
@@ -254,7 +259,7 @@ def parse_heartbeat(body: bytes) -> tuple[str | None, int | None]:
     if counters is not None and not (isinstance(counters, dict) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in counters.values())):
         raise _bad("counters", counters, "an object of integer counters")
-    return version, depth
+    return version, depth, dict(counters or {})
 
 
 def _bad(field: str, value: Any, expected: str) -> Problem:

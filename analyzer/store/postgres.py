@@ -40,9 +40,16 @@ class PostgresStore(SqlStore):
             raise PostgresStoreError(f"cannot connect to {_redact(url)}: {exc}",
                                      hint="check the URL, that the server runs and the "
                                           "role may log in") from None
-        super().__init__(conn, thresholds_ns)
         self.url = url
+        super().__init__(conn, thresholds_ns)
         self._migrate()
+
+    def _check_conn(self) -> None:
+        """Reconnect after the server restarted or the network dropped the connection."""
+        if self._conn.broken or self._conn.closed:
+            import psycopg
+
+            self._conn = psycopg.connect(self.url, autocommit=True)
 
     def _begin_write(self) -> None:
         self._exec("BEGIN")
@@ -55,14 +62,8 @@ class PostgresStore(SqlStore):
 
     def _migrate(self) -> list[int]:
         """Apply pending migrations under the writer lock (several collectors may start)."""
-        self._begin_write()
-        try:
-            applied = self._migrate_locked()
-        except BaseException:
-            self._rollback()
-            raise
-        self._exec("COMMIT")
-        return applied
+        with self._transaction():
+            return self._migrate_locked()
 
     def _migrate_locked(self) -> list[int]:
         self._exec("CREATE TABLE IF NOT EXISTS ixmeter_migrations (version BIGINT PRIMARY KEY, "

@@ -15,6 +15,7 @@ split in two counts twice; ``loss_period_max`` is the longest part).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup, build_rollups
@@ -62,6 +63,7 @@ class SqlStore:
         self._conn = conn
         self.thresholds_ns = tuple(sorted(set(thresholds_ns)))
         self._streams: dict[str, int] = {}
+        self._in_tx = False
         self._idents: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     # -- backend hooks -------------------------------------------------------------------
@@ -74,14 +76,36 @@ class SqlStore:
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
+    def _check_conn(self) -> None:
+        """Backends that can lose their connection re-open it here."""
+
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if not self._in_tx:  # never re-connect inside a transaction: its work would be lost
+            self._check_conn()
         cur = self._conn.cursor()
         cur.execute(self._sql(sql), tuple(params))
         return cur
 
     def _rollback(self) -> None:
-        self._exec("ROLLBACK")
+        """Undo the open transaction; stream ids cached during it may not exist."""
         self._streams.clear()
+        with suppress(Exception):  # a lost connection has been rolled back by the server
+            self._exec("ROLLBACK")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed on success, rolled back on any error."""
+        self._check_conn()
+        self._in_tx = True
+        try:
+            self._begin_write()
+            yield
+            self._exec("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._in_tx = False
 
     # -- writing -------------------------------------------------------------------------
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
@@ -92,15 +116,9 @@ class SqlStore:
         digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
                                                                               strict=True)))
         rollups = build_rollups(batch.results, self.thresholds_ns)
-        self._begin_write()
-        try:
-            receipt = self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
-                                         rollups)
-        except BaseException:
-            self._rollback()
-            raise
-        self._exec("ROLLBACK" if receipt.duplicate else "COMMIT")
-        return receipt
+        with self._transaction():  # a duplicate wrote nothing: committing it is harmless
+            return self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
+                                      rollups)
 
     def _write_locked(self, batch: Batch, received_at_ns: int, digest: str,
                       streams: list[tuple[Any, ...]], rows: list[tuple[Any, ...]],
@@ -146,31 +164,21 @@ class SqlStore:
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
                          version: str | None) -> None:
-        self._begin_write()
-        try:
+        with self._transaction():
             self._exec(
                 "INSERT INTO probes (probe_id, last_seen_ns, spool_depth, results, version) "
                 "VALUES (?, ?, ?, 0, ?) ON CONFLICT (probe_id) DO UPDATE SET "
                 "last_seen_ns = excluded.last_seen_ns, spool_depth = excluded.spool_depth, "
                 "version = excluded.version", (probe_id, at_ns, spool_depth, version))
-        except BaseException:
-            self._rollback()
-            raise
-        self._exec("COMMIT")
 
     def prune(self, before_ns: int) -> int:
         """Delete raw results sent before ``before_ns`` (retention); rollups and the chain stay.
         Batches that lose rows are marked ``pruned`` so verify checks only their links."""
-        self._begin_write()
-        try:
+        with self._transaction():
             self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
                        "(SELECT DISTINCT bid FROM results WHERE sent_at_ns < ?)", (before_ns,))
-            n = int(self._exec("DELETE FROM results WHERE sent_at_ns < ?", (before_ns,)).rowcount)
-        except BaseException:
-            self._rollback()
-            raise
-        self._exec("COMMIT")
-        return n
+            return int(self._exec("DELETE FROM results WHERE sent_at_ns < ?",
+                                  (before_ns,)).rowcount)
 
     # -- reading -------------------------------------------------------------------------
     def read_rollups(self, query: Query) -> list[MinuteRollup]:

@@ -15,13 +15,15 @@ import trio
 
 from analyzer.collector.app import Collector
 from analyzer.collector.auth import Authenticator
-from analyzer.collector.keys import KeyRing
+from analyzer.collector.keys import KeyRing, load_keys
 from analyzer.collector.server import serve
 from analyzer.store import Query
+from analyzer.store.postgres import PostgresStore
 from analyzer.store.sqlite import SqliteStore
 from inventory.loader import default_inventory, load
 from ixmeter.wire import Batch, encode_batch, sign
 from tests.store.factory import make_batches
+from tests.store.pgcluster import PgCluster
 
 KEY_A, KEY_B, KEY_A_OLD = b"a" * 32, b"b" * 32, b"o" * 32
 PROBE_A, PROBE_B = "cs-tianyi-zn-ct", "cs-yungu-ct"
@@ -207,6 +209,7 @@ async def test_heartbeat_and_health(server: Server) -> None:
     assert (await server.post(KEY_A, PROBE_A, body, path=path)).status_code == 200
     [health] = server.store.probe_health()
     assert (health.probe_id, health.spool_depth, health.version) == (PROBE_A, 7, "0.1.0")
+    assert await server.metric(f'ixmeter_probe_counter{{name="sent",probe="{PROBE_A}"}}') == 3
     bad = await server.post(KEY_A, PROBE_A, b'{"spool_depth": -1}', path=path)
     assert (bad.status_code, bad.json()["field"]) == (422, "spool_depth")
     other = await server.post(KEY_B, PROBE_B, body, path=path)  # B cannot beat for A
@@ -250,3 +253,70 @@ async def test_concurrent_probes_exactly_once(server: Server) -> None:
     assert server.stored() == 1600
     assert server.store.chain_head().length == 16
     assert server.store.verify_chain().ok
+
+
+async def test_keys_file_reloaded_on_change(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"{PROBE_A}: {KEY_A.hex()}\n")
+    store = SqliteStore(tmp_path / "k.db")
+    collector = Collector(store, Authenticator(load_keys(keys)))
+    stop = trio.Event()
+    body = encode_batch(_batch(PROBE_B))
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as client:
+        [url] = await nursery.start(lambda task_status: serve(
+            collector, "127.0.0.1:0", keys_path=str(keys), shutdown_trigger=stop.wait,
+            task_status=task_status))
+
+        async def post() -> int:
+            headers = sign(KEY_B, PROBE_B, "POST", "/v1/batches", body, time.time())
+            return (await client.post(url + "/v1/batches", content=body,
+                                      headers=headers)).status_code
+
+        assert await post() == 401
+        keys.write_text(f"{PROBE_A}: {KEY_A.hex()}\n{PROBE_B}: {KEY_B.hex()}\n")
+        codes = []
+        for _ in range(50):  # the watcher polls every 2 s
+            codes.append(await post())
+            if codes[-1] == 200:
+                break
+            await trio.sleep(0.2)
+        assert codes[-1] == 200
+        stop.set()
+    store.close()
+
+
+@pytest.mark.postgres
+async def test_two_collectors_on_one_postgres_store_once(pg_cluster: PgCluster) -> None:
+    """Several collectors behind a load balancer: one chain, each batch stored once."""
+    url = pg_cluster.new_database()
+    keys = KeyRing({PROBE_A: [KEY_A], PROBE_B: [KEY_B]})
+    stores = [PostgresStore(url), PostgresStore(url)]
+    collectors = [Collector(s, Authenticator(keys)) for s in stores]
+    stop = trio.Event()
+    batches = make_batches(PROBE_A, 6, 100) + make_batches(PROBE_B, 6, 100)
+    acks: list[bool] = []
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as client:
+        urls = [(await nursery.start(lambda task_status, c=c: serve(
+            c, "127.0.0.1:0", shutdown_trigger=stop.wait, task_status=task_status)))[0]
+            for c in collectors]
+
+        async def send(b: Batch, base: str) -> None:
+            key = KEY_A if b.probe_id == PROBE_A else KEY_B
+            body = encode_batch(b)
+            r = await client.post(base + "/v1/batches", content=body,
+                                  headers=sign(key, b.probe_id, "POST", "/v1/batches", body,
+                                               time.time()))
+            assert r.status_code == 200
+            acks.append(r.json()["duplicate"])
+
+        async with trio.open_nursery() as senders:
+            for b in batches:  # every batch to both collectors at once
+                for base in urls:
+                    senders.start_soon(send, b, base)
+        stop.set()
+    assert sorted(acks) == [False] * 12 + [True] * 12
+    assert stores[0].chain_head().length == 12
+    assert len(list(stores[1].read_results(ALL))) == 1200
+    assert stores[1].verify_chain().ok
+    for s in stores:
+        s.close()

@@ -11,6 +11,7 @@ from analyzer.store import Query, Store
 from analyzer.store.sql import SqlStore
 from tests.store.conftest import StoreFactory
 from tests.store.factory import NS_MIN, T0, make_batches
+from tests.store.pgcluster import PgCluster
 
 ALL = Query(0, 2**62)
 
@@ -145,3 +146,24 @@ def test_configured_thresholds_and_reopen(make_store: StoreFactory) -> None:
     again = make_store()  # re-open: migrations already applied, data still there
     assert again.chain_head() == store.chain_head()
     assert again.write_batch(batch, T0).duplicate
+
+
+@pytest.mark.postgres
+def test_postgres_store_reconnects_after_losing_its_connection(pg_cluster: PgCluster) -> None:
+    import psycopg
+
+    from analyzer.store.postgres import PostgresStore
+
+    url = pg_cluster.new_database()
+    store = PostgresStore(url)
+    b1, b2 = make_batches("p1", 2, 50)
+    store.write_batch(b1, T0)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(psycopg.OperationalError):
+        store.write_batch(b2, T0)  # the collector answers 503; the probe retries
+    assert store.write_batch(b2, T0).accepted == 50
+    assert store.chain_head().length == 2
+    assert store.verify_chain().ok
+    store.close()
