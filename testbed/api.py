@@ -85,6 +85,28 @@ class Testbed:
         return cls(instance, daemon.start(instance, config))
 
     @classmethod
+    def up_loopback(cls, inventory: str | Path | None = None,
+                    profile: str | Path | Profile = "baseline", *, sites: Sequence[str] = (),
+                    max_hosts: int | None = None, instance: str = DEFAULT_INSTANCE,
+                    listen_port: int = 18620) -> Testbed:
+        """The unprivileged fallback: a UDP delay line on 127.0.0.1 (see testbed.delayline);
+        send to :meth:`path_port` as a host, run reflectors on :meth:`reflector_port`."""
+        from testbed.delayline import start_loopback
+
+        return cls(instance, start_loopback(inventory, profile, sites=list(sites),
+                                            max_hosts=max_hosts, instance=instance,
+                                            listen_port=listen_port))
+
+    def path_port(self, src: str, dst: str) -> int:
+        """Loopback mode: the 127.0.0.1 UDP port that carries ``src`` -> ``dst``."""
+        return int(self.state["path_ports"][f"{self.host(src).name}>{self.host(dst).name}"])
+
+    def reflector_port(self, host: str) -> int:
+        """Loopback mode: the 127.0.0.1 UDP port where ``host``'s reflector must listen."""
+        self.host(host)
+        return int(next(h["reflector_port"] for h in self.state["hosts"] if h["name"] == host))
+
+    @classmethod
     def attach(cls, instance: str = DEFAULT_INSTANCE) -> Testbed:
         """The already running ``instance``."""
         state = daemon.read_state(instance)
@@ -112,7 +134,11 @@ class Testbed:
                                hint=f"hosts: {', '.join(sorted(self.hosts))}") from None
 
     def wrap(self, host: str, argv: Sequence[str]) -> list[str]:
-        """``argv`` prefixed so it runs inside ``host``'s namespace."""
+        """``argv`` prefixed so it runs inside ``host``'s namespace (unchanged in loopback
+        mode, where every host is 127.0.0.1)."""
+        if self.mode == "loopback":
+            self.host(host)
+            return list(argv)
         return ["ip", "netns", "exec", self.host(host).namespace, *argv]
 
     def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = 60,
@@ -143,6 +169,8 @@ class Testbed:
 
     def status(self) -> dict[str, Any]:
         """Profile, switch history and packet counters of the running emulator."""
+        if self.mode == "loopback":
+            return {"ok": True, "mode": "loopback", "profile": self.state["profile"]}
         return daemon.control(self.instance, {"op": "status"})
 
     def paths(self) -> list[dict[str, Any]]:

@@ -125,6 +125,10 @@ def _status(args: argparse.Namespace) -> int:
     if state is None:
         print(f"testbed {args.instance}: down")
         return 1
+    if state["mode"] == "loopback":
+        print(f"testbed {args.instance}: up, mode loopback (UDP delay line), pid {state['pid']},"
+              f" profile {state['profile']}, {len(state['hosts'])} hosts")
+        return 0
     live = daemon.control(args.instance, {"op": "status"})
     if args.json:
         print(json.dumps({**state, **live}, indent=1))

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,14 @@ class TestbedError(IxmeterError):
 
 
 def run_root() -> Path:
-    """Where instances keep their run directories (``IXMETER_TESTBED_RUN`` overrides)."""
-    return Path(os.environ.get("IXMETER_TESTBED_RUN", "/run/ixmeter-testbed"))
+    """Where instances keep their run directories (``IXMETER_TESTBED_RUN`` overrides;
+    unprivileged users get one under ``$XDG_RUNTIME_DIR`` or the temp directory)."""
+    if "IXMETER_TESTBED_RUN" in os.environ:
+        return Path(os.environ["IXMETER_TESTBED_RUN"])
+    if os.geteuid() == 0:
+        return Path("/run/ixmeter-testbed")
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"ixmeter-testbed-{os.getuid()}"
 
 
 def rundir(instance: str) -> Path:
