@@ -25,7 +25,8 @@ METHODOLOGY = [
     ("Clock gates", "RFC 7679 §3.5 and §3.7.3; RFC 4656 §4.1.2 S bit; clock-free RTT_net bound"),
 ]
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;
-margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .5em;font-size:.9em}th{background:#eee}
+margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .5em;font-size:.85em;max-width:28em;
+overflow-wrap:break-word}svg{display:block;margin:1em 0}th{background:#eee}
 .PASS{background:#d6f5d6}.FAIL{background:#f8d0d0}.INCONCLUSIVE{background:#fff3c4}
 .NOT.EVALUABLE{background:#e4e4e4}code{font-size:.85em}"""
 
@@ -53,20 +54,22 @@ def bar_chart(title: str, pairs: list[tuple[str, float | None, float | None]],
     if not values:
         return ""
     top = max(values) or 1.0
-    width, bar, gap = 60 + 40 * len(pairs), 14, 12
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="200" '
+    bar, gap = 22, 18
+    width = max(640, 60 + (2 * bar + gap) * len(pairs))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="210" '
              f'role="img"><title>{_e(title)}</title>']
     for i, (label, before, after) in enumerate(pairs):
-        x = 40 + i * (2 * bar + gap)
+        x = 50 + i * (2 * bar + gap)
         for j, (v, colour) in enumerate(((before, "#999"), (after, "#36c"))):
             if isinstance(v, int | float):
                 h = 150 * v / top
-                parts.append(f'<rect x="{x + j * bar}" y="{160 - h:.1f}" width="{bar - 2}" '
+                parts.append(f'<rect x="{x + j * bar}" y="{185 - h:.1f}" width="{bar - 2}" '
                              f'height="{h:.1f}" fill="{colour}"><title>{_e(label)}: '
                              f'{v} {unit}</title></rect>')
-        parts.append(f'<text x="{x}" y="175" font-size="9">{_e(label)}</text>')
-    parts.append(f'<text x="2" y="12" font-size="10">{_e(title)} (max {top:.4g} {unit}; '
-                 'grey baseline, blue current)</text></svg>')
+        parts.append(f'<text x="{x}" y="200" font-size="11">{_e(label)}</text>')
+    parts.append(f'<text x="4" y="16" font-size="13">{_e(title)}: grey baseline, blue current'
+                 f' (top of scale {top:.4g} {unit})</text>')
+    parts.append('<line x1="45" y1="185" x2="100%" y2="185" stroke="#444"/></svg>')
     return "".join(parts)
 
 

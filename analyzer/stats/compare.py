@@ -226,7 +226,7 @@ def _owd_level(t: UnitTable, rtt: UnitTable, limit: float, stat: str, seed: int,
     c = _level(t, limit, stat, seed, replicates, e)
     if clock_limited(point, e):
         c = replace(c, decision=replace(c.decision, reason=f"{c.decision.reason}; "
-                                        f"clock-limited (E/d = {e / point:.3g} > 0.1)"))
+                                        f"clock-limited (E/d = {e / point:.4g} > 0.1)"))
     return c
 
 
