@@ -57,7 +57,8 @@ def write_pdf(data: ReportData, path: Path) -> None:
                 colour = _COLOURS.get(str(r.get(colour_key)))
                 if colour:
                     style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor(colour)))
-        table = Table(table_rows, repeatRows=1)
+        width = (landscape(A4)[0] - 2 * 72) / len(keys)  # default 1-inch margins
+        table = Table(table_rows, colWidths=[width] * len(keys), repeatRows=1)
         table.setStyle(TableStyle(style))
         story.append(table)
 
