@@ -79,7 +79,7 @@ def row_to_dict(row: Row) -> dict[str, Any]:
             "point": num(iv.point), "low": num(iv.low), "high": num(iv.high)}
     if c.bootstrap is not None:
         b = c.bootstrap
-        out["bootstrap"] = {"block_minutes": b.block_units, "blocks": b.blocks,
+        out["bootstrap"] = {"block_minutes": b.block_units * b.unit_minutes, "blocks": b.blocks,
                             "replicates": b.replicates, "seed": b.seed, "method": b.method}
     if row.daily:
         out["daily"] = [{"day": d, "verdict": v} for d, v in row.daily]

@@ -26,7 +26,7 @@ from analyzer.stats.units import (
 )
 
 DEFAULT_REPLICATES = 2000
-MIN_BLOCKS = 10  # fewer blocks than this: the bootstrap cannot be trusted
+MIN_BLOCKS = 10  # the block length is capped so that a window holds at least this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ class BootstrapInfo:
     replicates: int
     seed: int
     method: str = "non-overlapping block bootstrap, Politis-White block length, percentile"
+    unit_minutes: int = 1
 
 
 def block_length(t: UnitTable, statistic: str) -> int:
@@ -50,6 +51,7 @@ def block_length(t: UnitTable, statistic: str) -> int:
 def _replicates(t: UnitTable, statistic: str, replicates: int,
                 rng: np.random.Generator) -> tuple[FloatArray, int, int]:
     b = block_length(t, statistic)
+    b = max(1, min(b, len(t) // MIN_BLOCKS))  # keep at least MIN_BLOCKS blocks to draw from
     blocks = t.blocks(b)
     w = nbb_weights(len(blocks), replicates, rng)
     out: list[FloatArray] = []

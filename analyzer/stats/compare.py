@@ -88,6 +88,13 @@ def _table(data: Data, which: str, unit_minutes: int) -> UnitTable:
     return table_from_rollups(data, which, unit_minutes)
 
 
+def _with_unit(c: Comparison, unit_minutes: int) -> Comparison:
+    """Record the unit size in the bootstrap info (the block length is in units)."""
+    if c.bootstrap is None:
+        return c
+    return replace(c, bootstrap=replace(c.bootstrap, unit_minutes=unit_minutes))
+
+
 def _ne(why: str, **kw: Any) -> Comparison:
     return Comparison(Decision(Verdict.NOT_EVALUABLE, why), **kw)
 
@@ -98,7 +105,7 @@ def _too_few(t: UnitTable, stat: str, label: str) -> str | None:
     if n < need:
         return f"too few samples: {label} has {n}, needs {need}"
     if stat != "loss_ratio" and len(t) < MIN_UNITS:
-        return f"too few samples: {label} spans {len(t)} minutes, needs {MIN_UNITS}"
+        return f"too few samples: {label} spans {len(t)} time units, needs {MIN_UNITS}"
     return None
 
 
@@ -109,6 +116,12 @@ def _more(n: int, factor: float | None) -> int | None:
 def compare_ratio(cur: Data, other: Data, theta: float,
                   statistic: str, seed: int, replicates: int, unit_minutes: int) -> Comparison:
     """current / other (baseline or reference scope) against theta."""
+    return _with_unit(_compare_ratio(cur, other, theta, statistic, seed, replicates,
+                                     unit_minutes), unit_minutes)
+
+
+def _compare_ratio(cur: Data, other: Data, theta: float, statistic: str, seed: int,
+                   replicates: int, unit_minutes: int) -> Comparison:
     series, stat = STAT_MAP[statistic]
     if series == "owd":
         parts = [_delay_ratio(cur, other, theta, which, stat, seed + i, replicates,
@@ -179,6 +192,12 @@ def _directions(parts: list[Comparison]) -> Comparison:
 def compare_absolute(cur: Data, limit: float, statistic: str, seed: int,
                      replicates: int, unit_minutes: int) -> Comparison:
     """The current level against ``limit`` (ns for delays, a ratio for loss)."""
+    return _with_unit(_compare_absolute(cur, limit, statistic, seed, replicates, unit_minutes),
+                      unit_minutes)
+
+
+def _compare_absolute(cur: Data, limit: float, statistic: str, seed: int, replicates: int,
+                      unit_minutes: int) -> Comparison:
     series, stat = STAT_MAP[statistic]
     if stat == "loss_ratio":
         return _loss_level(_table(cur, "rtt", unit_minutes), limit)

@@ -223,3 +223,15 @@ def test_one_way_details_are_json_safe_and_in_ms(db: Path,
     dirs = row["details"]["directions"]
     assert dirs["fwd"]["verdict"] == "PASS"
     assert 0.2 < dirs["fwd"]["value"] < 0.4  # half of a 0.6 ms RTT, in ms
+
+
+def test_coarser_units(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(_analyze(db, capsys, "--json", "--unit-minutes", "5",
+                              "--target", "latency"))
+    row = next(v for v in doc["verdicts"] if v["scope"] == "A>B"
+               and v["type_p"] == "icmp/v4/64/dscp0")
+    assert row["verdict"] == "PASS"
+    assert row["bootstrap"]["block_minutes"] % 5 == 0
+    assert doc["provenance"]["parameters"]["unit_minutes"] == 5
+    assert main(["analyze", "--db", str(db), "--current", CURRENT, "--unit-minutes", "7"]) == 2
+    assert "does not divide a day" in capsys.readouterr().err
