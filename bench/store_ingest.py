@@ -119,10 +119,16 @@ def over_http(tmp: Path, db: str, n_batches: int, label: str) -> tuple[list[tupl
         start = time.perf_counter()
         tally = trio.run(_client, collector.url, keys, payloads, 4)
         seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        again = trio.run(_client, collector.url, keys, payloads, 4)  # every batch re-sent
+        resent = time.perf_counter() - start
     finally:
         collector.stop()
     n = len(tally.acked) * SIZE
-    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders", rate(n, seconds))], n
+    assert again.duplicate_acks == len(tally.acked)
+    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders", rate(n, seconds)),
+            (f"same batches re-sent to {label} (answered duplicate, nothing stored)",
+             rate(n, resent))], n
 
 
 def db_size_sqlite(path: Path, n: int) -> str:

@@ -58,11 +58,18 @@ class Query:
 
 
 class Store(Protocol):
-    """Implemented by :class:`analyzer.store.sqlite.SqliteStore` and the PostgreSQL store."""
+    """Implemented by :class:`analyzer.store.sqlite.SqliteStore` and
+    :class:`analyzer.store.postgres.PostgresStore`. A store object is used by one thread at a
+    time (the collector serialises through its ``CapacityLimiter``); open one per thread
+    otherwise. Any number of readers and processes may open the same database."""
 
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
         """Store a batch exactly once (idempotent on probe id + batch id), update rollups,
         extend the hash chain; commit before returning."""
+        ...
+
+    def batch_receipt(self, probe_id: str, batch_id: str) -> WriteReceipt | None:
+        """The answer to a re-send of a stored batch (``duplicate=True``), else None."""
         ...
 
     def read_rollups(self, query: Query) -> list[MinuteRollup]:

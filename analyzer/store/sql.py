@@ -108,9 +108,17 @@ class SqlStore:
             self._in_tx = False
 
     # -- writing -------------------------------------------------------------------------
+    def batch_receipt(self, probe_id: str, batch_id: str) -> WriteReceipt | None:
+        """The duplicate answer for a batch already stored (its own chain head), else None."""
+        row = self._exec("SELECT head FROM batches WHERE probe_id = ? AND batch_id = ?",
+                         (probe_id, batch_id)).fetchone()
+        return None if row is None else WriteReceipt(0, True, row[0])
+
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
         """Store a batch exactly once, merge its minute rollups and extend the chain, in one
         transaction committed before returning."""
+        if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
+            return known  # cheap answer to a re-send; checked again under the write lock
         streams = [stream_of(r, self._idents) for r in batch.results]
         rows = [result_row(r) for r in batch.results]
         digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
@@ -123,10 +131,8 @@ class SqlStore:
     def _write_locked(self, batch: Batch, received_at_ns: int, digest: str,
                       streams: list[tuple[Any, ...]], rows: list[tuple[Any, ...]],
                       rollups: list[MinuteRollup]) -> WriteReceipt:
-        old = self._exec("SELECT head FROM batches WHERE probe_id = ? AND batch_id = ?",
-                         (batch.probe_id, batch.batch_id)).fetchone()
-        if old is not None:
-            return WriteReceipt(0, True, old[0])
+        if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
+            return known
         head = self.chain_head()
         bid = head.length + 1
         new_head = chain.link(head.head, digest, batch.probe_id, batch.batch_id, received_at_ns)

@@ -90,6 +90,8 @@ async def test_batch_accepted_once_and_resend_is_duplicate(server: Server) -> No
                             "chain_head": first.json()["chain_head"]}
     assert server.stored() == 50
     assert server.store.chain_head().head == first.json()["chain_head"]
+    stolen = await server.post(KEY_B, PROBE_B, body)  # B re-sends A's stored batch
+    assert (stolen.status_code, stolen.json()["reason"]) == (403, "wrong_probe")
     assert await server.metric('ixmeter_collector_batches_total{outcome="duplicate"}') == 1
 
 
