@@ -73,8 +73,9 @@ def ping(targets: list[str], rate: float, seconds: float, linger: float = 1.0) -
                 break
         t = k % len(targets)
         seq = k & 0xFFFF
+        packet = _echo(ident, seq)  # built before the send stamp
         sent[seq] = (t, time.time_ns())
-        sock.sendto(_echo(ident, seq), (targets[t], 0))
+        sock.sendto(packet, (targets[t], 0))
         counts[t] += 1
     end = time.monotonic() + linger
     while time.monotonic() < end:

@@ -107,6 +107,14 @@ def test_traceroute_sees_exchange_point_then_hub(tb: Testbed, family: int) -> No
         tb.set_profile(PROFILE)
 
 
+def test_mtr_sees_the_route(tb: Testbed) -> None:
+    require_tool("mtr")
+    out = tb.exec("cs-yungu-ct", ["mtr", "-n", "-r", "-c", "1", tb.hosts["cz-ezone-cm"].v4],
+                  timeout=60).stdout
+    assert "198.19.0.1" in out  # cs-ixp, CT side
+    assert "198.18.68.10" in out
+
+
 def test_cli_status_paths_exec(tb: Testbed) -> None:
     def cli(*args: str) -> str:
         return subprocess.run([sys.executable, "-m", "ixmeter.cli", "testbed", *args,
