@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analyzer.stats.intervals import FloatArray, Interval, nbb_weights, percentile_interval
+from analyzer.stats.intervals import (
+    Z_975,
+    FloatArray,
+    Interval,
+    nbb_weights,
+    percentile_interval,
+)
 from analyzer.stats.intervals import politis_white_block as _pw
 from analyzer.stats.units import (
     DELAY_STATISTICS,
@@ -37,7 +43,8 @@ class BootstrapInfo:
     blocks: int
     replicates: int
     seed: int
-    method: str = "non-overlapping block bootstrap, Politis-White block length, percentile"
+    method: str = ("non-overlapping block bootstrap, Politis-White block length, percentile "
+                   "interval with the t(k-1) finite-block correction")
     unit_minutes: int = 1
 
 
@@ -60,6 +67,31 @@ def _replicates(t: UnitTable, statistic: str, replicates: int,
     return np.concatenate(out), b, len(blocks)
 
 
+def small_sample_factor(blocks: int) -> float:
+    """Finite-block correction of the bootstrap spread: t(k-1, 0.975)/z(0.975) * sqrt(k/(k-1)).
+    The k-block bootstrap variance is (k-1)/k of the block-means variance, and its quantiles
+    are normal where a batch-means interval uses Student's t with k-1 degrees of freedom
+    (Schmeiser, Oper. Res. 30, 1982). Tends to 1 as k grows."""
+    if blocks < 2:
+        return math.inf
+    from scipy.stats import t as student
+
+    return float(student.ppf(0.975, blocks - 1)) / Z_975 * math.sqrt(blocks / (blocks - 1))
+
+
+def _stretch(reps: FloatArray, point: float, factor: float) -> FloatArray:
+    """Scale replicates' deviations from the point by ``factor`` (on log scale when all are
+    positive, as for ratios and delays)."""
+    if not math.isfinite(point) or factor == 1.0:
+        return reps
+    finite = reps[np.isfinite(reps)]
+    if point > 0 and finite.size and bool((finite > 0).all()):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: FloatArray = point * np.exp(factor * np.log(reps / point))
+        return out
+    return point + factor * (reps - point)
+
+
 def _widen(statistic: str, gamma: float) -> float:
     return gamma if statistic in DELAY_STATISTICS and statistic not in ("mean", "min",
                                                                          "max") else 1.0
@@ -71,6 +103,7 @@ def bootstrap_level(t: UnitTable, statistic: str, threshold: float | None, seed:
     rng = np.random.default_rng(seed)
     reps, b, k = _replicates(t, statistic, replicates, rng)
     point = point_statistic(t, statistic)
+    reps = _stretch(reps, point, small_sample_factor(k))
     interval = percentile_interval(point, reps, threshold, _widen(statistic, t.gamma))
     return interval, BootstrapInfo(b, k, replicates, seed)
 
@@ -89,6 +122,7 @@ def bootstrap_ratio(current: UnitTable, baseline: UnitTable, statistic: str,
         ratios = cur / base
     den = point_statistic(baseline, statistic)
     point = point_statistic(current, statistic) / den if den else math.nan
+    ratios = _stretch(ratios, point, small_sample_factor(min(k_cur, k_base)))
     # each quantile is within (1 +- alpha), so the ratio is within a factor gamma
     widen = _widen(statistic, current.gamma)
     interval = percentile_interval(point, ratios, threshold, widen)

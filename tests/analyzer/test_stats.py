@@ -138,3 +138,13 @@ def test_merged_tables_equal_the_table_of_all_rollups() -> None:
         assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
     for stat in ("median", "p99", "mean", "loss_ratio"):
         assert point_statistic(merged, stat) == point_statistic(whole, stat)
+
+
+def test_finite_block_correction_hand_computed() -> None:
+    from analyzer.stats.bootstrap import small_sample_factor
+
+    # t(14, 0.975) = 2.14479; / 1.95996 * sqrt(15/14)
+    assert small_sample_factor(15) == pytest.approx(2.14479 / 1.95996 * math.sqrt(15 / 14),
+                                                    rel=1e-4)
+    assert small_sample_factor(10_000) == pytest.approx(1.0, abs=1e-3)
+    assert small_sample_factor(1) == math.inf

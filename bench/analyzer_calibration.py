@@ -1,0 +1,95 @@
+"""Calibration: how often does the latency verdict say PASS when the truth sits on the line?
+
+Synthetic minute tables with autocorrelated minute levels (AR(1), phi = 0.8 on log RTT) and
+60 lognormal samples a minute. The true median ratio current/baseline is ``--ratio``
+(0.2 = exactly the 80% line, where a PASS is a false PASS). Each trial runs the same block
+bootstrap ``ixmeter analyze`` uses (Politis-White block length), and, for comparison, the same
+bootstrap with blocks of one minute (an i.i.d. resample that ignores autocorrelation).
+
+    .venv/bin/python bench/analyzer_calibration.py               # 200 trials at R = 0.2
+    .venv/bin/python bench/analyzer_calibration.py --ratio 0.17  # power below the line
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analyzer.sketch import DEFAULT_ALPHA, DDSketch  # noqa: E402
+from analyzer.stats import bootstrap as bs  # noqa: E402
+from analyzer.stats.intervals import nbb_weights, percentile_interval  # noqa: E402
+from analyzer.stats.units import (  # noqa: E402
+    ZERO_KEY,
+    UnitTable,
+    point_statistic,
+    weighted_statistic,
+)
+from analyzer.verdicts import Verdict, decide_ratio  # noqa: E402
+
+PER_MINUTE = 60
+
+
+def table(rng: np.random.Generator, minutes: int, median_ms: float) -> UnitTable:
+    """Minute units: AR(1) minute level, lognormal(0.1) samples around it."""
+    sk = DDSketch(DEFAULT_ALPHA)
+    level = np.zeros(minutes)
+    for i in range(1, minutes):
+        level[i] = 0.8 * level[i - 1] + rng.normal(0, 0.05)
+    samples = median_ms * 1e6 * np.exp(level[:, None] + rng.normal(0, 0.1, (minutes,
+                                                                               PER_MINUTE)))
+    keys = np.ceil(np.log(samples) / math.log(sk.gamma)).astype(np.int64)
+    lo, hi = int(keys.min()), int(keys.max())
+    counts = np.zeros((minutes, hi - lo + 2))
+    for m in range(minutes):
+        counts[m, 1:] += np.bincount(keys[m] - lo, minlength=hi - lo + 1)
+    values = np.array([0.0] + [sk.value(k) for k in range(lo, hi + 1)])
+    n = np.full(minutes, float(PER_MINUTE))
+    return UnitTable(np.arange(minutes, dtype=np.int64), n, np.zeros(minutes), n,
+                     samples.sum(1), samples.min(1), samples.max(1), values,
+                     np.array([ZERO_KEY, *range(lo, hi + 1)], dtype=np.int64), counts, sk.gamma)
+
+
+def iid_ratio(cur: UnitTable, base: UnitTable, seed: int) -> Verdict:
+    """The same percentile bootstrap with one-minute blocks (ignores autocorrelation)."""
+    rng = np.random.default_rng(seed)
+    reps = [weighted_statistic(t, nbb_weights(len(t), 2000, rng), "median") for t in (cur, base)]
+    point = point_statistic(cur, "median") / point_statistic(base, "median")
+    return decide_ratio(percentile_interval(point, reps[0] / reps[1], 0.2, cur.gamma),
+                        0.2).verdict
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--minutes", type=int, default=240)
+    ap.add_argument("--ratio", type=float, default=0.2)
+    args = ap.parse_args()
+    rng = np.random.default_rng(2026)
+    block_pass = iid_pass = 0
+    blocks = []
+    t0 = time.perf_counter()
+    for trial in range(args.trials):
+        base = table(rng, args.minutes, 30.0)
+        cur = table(rng, args.minutes, 30.0 * args.ratio)
+        iv, info = bs.bootstrap_ratio(cur, base, "median", 0.2, trial)
+        block_pass += decide_ratio(iv, 0.2).verdict is Verdict.PASS
+        iid_pass += iid_ratio(cur, base, trial) is Verdict.PASS
+        blocks.append(info.block_units)
+    n = args.trials
+    print(f"true ratio {args.ratio}, {n} trials of {args.minutes} minutes x {PER_MINUTE}/min, "
+          f"{time.perf_counter() - t0:.1f} s")
+    print(f"PASS rate, block bootstrap (median block {int(np.median(blocks))} min): "
+          f"{block_pass / n:.3f}")
+    print(f"PASS rate, one-minute blocks (i.i.d.):                 {iid_pass / n:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
