@@ -322,3 +322,19 @@ async def test_two_collectors_on_one_postgres_store_once(pg_cluster: PgCluster) 
     assert stores[1].verify_chain().ok
     for s in stores:
         s.close()
+
+
+async def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "v6.db")
+    collector = Collector(store, Authenticator(KeyRing({PROBE_A: [KEY_A]})))
+    stop = trio.Event()
+    body = encode_batch(_batch())
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as client:
+        [url] = await nursery.start(lambda task_status: serve(
+            collector, "[::1]:0", shutdown_trigger=stop.wait, task_status=task_status))
+        assert url.startswith("http://[::1]:")
+        response = await client.post(url + "/v1/batches", content=body, headers=sign(
+            KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time()))
+        assert response.json()["accepted"] == 50
+        stop.set()
+    store.close()

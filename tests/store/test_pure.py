@@ -1,0 +1,100 @@
+"""Pure pieces of the store and collector: chain links, error fields, nonces, keys files."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from analyzer.collector.app import field_of
+from analyzer.collector.auth import Authenticator, NonceCache
+from analyzer.collector.keys import KeyRing, KeysError, load_keys, parse_keys, save_keys
+from analyzer.store import chain
+from ixmeter.wire import AuthError, sign
+
+
+def test_link_is_the_documented_formula() -> None:
+    body = hashlib.sha256(b"[]").hexdigest()
+    expected = hashlib.sha256(bytes(32) + bytes.fromhex(body) + b"p1\nb1\n42").hexdigest()
+    assert chain.link(chain.GENESIS, body, "p1", "b1", 42) == expected
+
+
+def _links(n: int) -> list[chain.StoredLink]:
+    out, prev = [], chain.GENESIS
+    for i in range(1, n + 1):
+        body = hashlib.sha256(str(i).encode()).hexdigest()
+        head = chain.link(prev, body, "p", f"b{i}", i)
+        out.append(chain.StoredLink(i, "p", f"b{i}", i, body, prev, head, body))
+        prev = head
+    return out
+
+
+def test_check_accepts_an_intact_chain_and_names_the_first_break() -> None:
+    links = _links(4)
+    report = chain.check(links)
+    assert (report.ok, report.length, report.bodies_checked) == (True, 4, 4)
+    swapped = [links[0], links[2], links[1], links[3]]
+    broken = chain.check(swapped).broken
+    assert broken is not None
+    assert broken.startswith("batch #3 (p/b3): expected chain index 2")
+    pruned = [dataclasses.replace(links[0], recomputed_body=None), *links[1:]]
+    assert chain.check(pruned).bodies_checked == 3  # retention: link checked, body not
+    edited = [*links[:2], dataclasses.replace(links[2], recomputed_body="00" * 32), links[3]]
+    assert "a result row was edited" in (chain.check(edited).broken or "")
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    ("body: not valid JSON (Expecting value)", "body"),
+    ("field 'v': unknown wire version 9", "v"),
+    ("results[3]: field 'seq': expected an integer, got 'x'", "results[3].seq"),
+    ("results[0]: field 'type_p.dscp': 99 is not in 0..63", "results[0].type_p.dscp"),
+    ("results[2].probe_id: 'x' is not the batch's probe", "results[2].probe_id"),
+    ("results[5]: result: expected an object, got list", "results[5]"),
+    ("results[1]: field 'hops[0]': bad hop [1]", "results[1].hops[0]"),
+])
+def test_field_of_names_the_field(message: str, field: str) -> None:
+    assert field_of(message) == field
+
+
+def test_nonce_cache_expires_and_is_bounded() -> None:
+    cache = NonceCache(window_s=10, max_entries=3)
+    assert cache.check_and_add("p", "n1", 100.0)
+    assert not cache.check_and_add("p", "n1", 105.0)
+    assert cache.check_and_add("q", "n1", 105.0)  # per probe
+    assert cache.check_and_add("p", "n1", 111.0)  # forgotten after the window
+    for i in range(5):
+        cache.check_and_add("p", f"x{i}", 112.0)
+    assert len(cache) == 3
+
+
+def test_authenticator_reasons() -> None:
+    auth = Authenticator(KeyRing({"p": [b"k" * 32, b"o" * 32]}), max_skew_s=30)
+    headers = sign(b"o" * 32, "p", "POST", "/v1/batches", b"{}", 1000.0)
+    assert auth.authenticate(headers, "POST", "/v1/batches", b"{}", 1010.0) == "p"
+    cases = [
+        (headers, 1010.0, "replayed_nonce"),
+        (sign(b"x" * 32, "p", "POST", "/v1/batches", b"{}", 1000.0), 1000.0, "bad_signature"),
+        (sign(b"k" * 32, "p", "POST", "/v1/batches", b"{}", 1000.0), 1031.0, "stale_timestamp"),
+        (sign(b"k" * 32, "z", "POST", "/v1/batches", b"{}", 1000.0), 1000.0, "unknown_probe"),
+        ({"X-Ixmeter-Probe": "p"}, 1000.0, "missing_headers"),
+    ]
+    for h, now, reason in cases:
+        with pytest.raises(AuthError) as info:
+            auth.authenticate(h, "POST", "/v1/batches", b"{}", now)
+        assert info.value.reason == reason
+
+
+def test_keys_files_yaml_and_json(tmp_path: Path) -> None:
+    ring = parse_keys({"a": "11" * 16, "b": ["22" * 32, "33" * 32]})
+    assert ring.keys_for("b") == [b"\x22" * 32, b"\x33" * 32]
+    for name in ("k.yaml", "k.json"):
+        save_keys(ring, tmp_path / name)
+        assert load_keys(tmp_path / name).to_mapping() == ring.to_mapping()
+    with pytest.raises(KeysError, match="'a' is not hex"):
+        parse_keys({"a": "zz"})
+    with pytest.raises(KeysError, match="need at least 16"):
+        parse_keys({"a": "11" * 8})
+    with pytest.raises(KeysError, match="cannot read keys file"):
+        load_keys(tmp_path / "missing.yaml")
