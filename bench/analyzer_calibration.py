@@ -8,6 +8,7 @@ bootstrap with blocks of one minute (an i.i.d. resample that ignores autocorrela
 
     .venv/bin/python bench/analyzer_calibration.py               # 200 trials at R = 0.2
     .venv/bin/python bench/analyzer_calibration.py --ratio 0.17  # power below the line
+    .venv/bin/python bench/analyzer_calibration.py --loss --ratio 0.5 --trials 1000
 """
 
 from __future__ import annotations
@@ -65,12 +66,42 @@ def iid_ratio(cur: UnitTable, base: UnitTable, seed: int) -> Verdict:
                         0.2).verdict
 
 
+def loss_trials(trials: int, ratio: float) -> None:
+    """Loss 1% -> ratio x 1%, minute rates gamma-distributed (bursty, CV 1), 600 min x 60."""
+    from analyzer.stats.intervals import dispersion, ratio_score_ci
+
+    rng = np.random.default_rng(7)
+    with_phi = without = 0
+    for _ in range(trials):
+        counts = []
+        for p in (0.01 * ratio, 0.01):
+            rates = np.minimum(1.0, p * rng.gamma(1.0, 1.0, size=600))
+            counts.append(rng.binomial(PER_MINUTE, rates).astype(float))
+        sent = np.full(600, float(PER_MINUTE))
+        x1, x0 = counts[0].sum(), counts[1].sum()
+        if x0 == 0:
+            continue
+        phi1, phi0 = dispersion(counts[0], sent), dispersion(counts[1], sent)
+        n = sent.sum()
+        a = ratio_score_ci(x1 / phi1, n / phi1, x0 / phi0, n / phi0)
+        b = ratio_score_ci(x1, n, x0, n)
+        with_phi += decide_ratio(a, 0.5).verdict is Verdict.PASS
+        without += decide_ratio(b, 0.5).verdict is Verdict.PASS
+    print(f"loss: true ratio {ratio}, {trials} trials, bursty minutes (gamma CV 1)")
+    print(f"PASS rate, score interval on counts / phi: {with_phi / trials:.3f}")
+    print(f"PASS rate, score interval on raw counts:   {without / trials:.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--minutes", type=int, default=240)
     ap.add_argument("--ratio", type=float, default=0.2)
+    ap.add_argument("--loss", action="store_true", help="calibrate the loss interval instead")
     args = ap.parse_args()
+    if args.loss:
+        loss_trials(args.trials, args.ratio)
+        return 0
     rng = np.random.default_rng(2026)
     block_pass = iid_pass = 0
     blocks = []
