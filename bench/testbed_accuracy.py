@@ -154,11 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="aggregate packets/s")
     parser.add_argument("--full", action="store_true", help="also run the capacity sweep")
     parser.add_argument("--spin-us", type=float, default=50.0, help="emulator busy-wait")
+    parser.add_argument("--advance-us", type=float, default=10.0,
+                        help="emulator calibration: count delay from this long before reading")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
     with Testbed.up(default_inventory(), bench_profile(), sites=["cs-yungu", "cz-ezone"],
-                    instance="bench", spin_us=args.spin_us) as tb:
+                    instance="bench", spin_us=args.spin_us,
+                    advance_us=args.advance_us) as tb:
         result["accuracy"] = accuracy(tb, args.seconds, args.rate)
     print(json.dumps(result["accuracy"], indent=1), flush=True)
     if args.full:

@@ -72,7 +72,7 @@ class Testbed:
            *, sites: Sequence[str] = (), carriers: Sequence[str] = (),
            max_hosts: int | None = None, schedule: str | Sequence[tuple[float, str]] = (),
            instance: str = DEFAULT_INSTANCE, spin_us: float = 50.0,
-           realtime: bool = True) -> Testbed:
+           realtime: bool = True, advance_us: float = 10.0) -> Testbed:
         """Build the namespaces and start the emulator in the background (needs root)."""
         netns.require_privileges()
         sched = parse_schedule(schedule) if isinstance(schedule, str) else list(schedule)
@@ -80,6 +80,7 @@ class Testbed:
             "inventory": str(Path(inventory or default_inventory()).resolve()),
             "profile": _profile_dict(profile), "sites": list(sites), "carriers": list(carriers),
             "max_hosts": max_hosts, "spin_us": spin_us, "realtime": realtime,
+            "advance_us": advance_us,
             "schedule": [(at, _profile_dict(name)) for at, name in sched],
         }
         return cls(instance, daemon.start(instance, config))

@@ -25,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     help="switch profiles at given times: 'SECONDS:PROFILE,...' after start")
     up.add_argument("--spin-us", type=float, default=50.0,
                     help="busy-wait this long before each release (default 50)")
+    up.add_argument("--advance-us", type=float, default=10.0,
+                    help="count each packet's delay from this long before the emulator read it "
+                         "(calibrated TUN wake-up time; default 10)")
     up.add_argument("--no-realtime", action="store_true",
                     help="do not run the emulator under SCHED_FIFO (less accurate when busy)")
     up.add_argument("--mode", choices=["auto", "netns", "loopback"], default="auto",
@@ -99,7 +102,7 @@ def _up(args: argparse.Namespace) -> int:
         tb = Testbed.up(args.inventory, args.profile, sites=_split(args.sites),
                         carriers=_split(args.carriers), max_hosts=args.max_hosts,
                         schedule=args.schedule, instance=args.instance, spin_us=args.spin_us,
-                        realtime=not args.no_realtime)
+                        realtime=not args.no_realtime, advance_us=args.advance_us)
         state = tb.state
     print(f"testbed {args.instance}: up, mode {state['mode']}, {len(state['hosts'])} hosts, "
           f"profile {args.profile}, emulator pid {state['pid']}")

@@ -146,7 +146,8 @@ class Daemon:
             self.fds.append(fd)
             netns.build_host(host, name)
         self.paths = plan_paths(self.inv, self.hosts, self.profile)
-        fwd = Forwarder(self.hosts, self.paths, self.profile)
+        fwd = Forwarder(self.hosts, self.paths, self.profile,
+                        advance_ns=int(self.cfg.get("advance_us", 10) * 1000))
         self._log_switch("start")
         return Engine(fwd, self.fds, int(self.cfg.get("spin_us", 50) * 1000))
 

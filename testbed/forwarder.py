@@ -52,7 +52,8 @@ class Forwarder:
     """Routing table, per-path impairment state and the release queue of one emulator."""
 
     def __init__(self, hosts: Sequence[Host], paths: Mapping[tuple[str, str], PathPlan],
-                 profile: Profile) -> None:
+                 profile: Profile, advance_ns: int = 0) -> None:
+        self.advance_ns = advance_ns
         self.hosts = list(hosts)
         self.index = {h.name: i for i, h in enumerate(self.hosts)}
         self.by_address = {packed(a): i for i, h in enumerate(self.hosts) for a in h.addresses}
@@ -78,7 +79,13 @@ class Forwarder:
         self.profile = profile
 
     def receive(self, src: int, packet: bytes, now_ns: int) -> None:
-        """A packet host ``src`` sent into the network at ``now_ns``."""
+        """A packet host ``src`` sent into the network; the emulator read it at ``now_ns``.
+
+        Its delay is counted from ``now_ns - advance_ns``: the calibrated median time between a
+        packet entering the TUN device and the emulator reading it (RFC 7679 §3.7.3 treats the
+        calibrated median as systematic error to remove). 0 by default.
+        """
+        now_ns -= self.advance_ns
         self.count["received"] += 1
         try:
             view = parse(packet)

@@ -9,7 +9,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6TimeExceeded, IPv6
 from inventory.loader import default_inventory, load
 from testbed.forwarder import Forwarder
 from testbed.plan import plan_paths, select_hosts
-from testbed.profiles import BUILTIN, Profile
+from testbed.profiles import BUILTIN, PathClass, Profile
 
 MS = 1_000_000
 
@@ -97,3 +97,16 @@ def test_profile_switch_keeps_packets_in_flight() -> None:
     out = fwd.pop_due(10**12)
     assert len(out) == 2
     assert fwd.profile.name == "direct"
+
+
+def test_advance_counts_delay_from_before_the_read() -> None:
+    flat = PathClass()
+    prof = BUILTIN["direct"].model_copy(update={"inter": flat, "intra": flat})
+    inv = load(default_inventory())
+    hosts = select_hosts(inv, "t", sites=["cs-yungu"])
+    plain = Forwarder(hosts, plan_paths(inv, hosts, prof), prof)
+    early = Forwarder(hosts, plan_paths(inv, hosts, prof), prof, advance_ns=10_000)
+    for fwd in (plain, early):
+        fwd.receive(0, _echo(64), 5 * MS)
+    assert plain.next_deadline() is not None
+    assert early.next_deadline() == plain.next_deadline() - 10_000  # type: ignore[operator]
