@@ -63,8 +63,9 @@ def build_context(args: argparse.Namespace) -> object:
     topo = Topology(load(inv_path))
     store = open_store(args.db)
     now = time.time_ns()
-    plan = demo.default_plan(topo, now)
+    plan = demo.default_plan(topo, now, sites=demo.SHOW_SITES)
     if args.demo_data and store.chain_head().length == 0:
+        print("filling the database with synthetic demo data ...")
         demo.fill(store, topo, plan, now)
     base = _window(args.baseline, "--baseline") or plan.baseline
     cur = _window(args.current, "--current")
@@ -78,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.app import create_app
 
     ctx = build_context(args)
+    started = time.monotonic()
+    try:
+        ctx.warm()  # type: ignore[attr-defined]
+    except Exception as exc:  # the pages still serve and say why there are no verdicts
+        print(f"warning: evaluation failed ({type(exc).__name__}: {exc})")
+    print(f"data loaded and evaluated in {time.monotonic() - started:.1f} s")
     app = create_app(ctx)  # type: ignore[arg-type]
     print(f"ixmeter dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
     app.run(host=args.host, port=args.port, debug=False)

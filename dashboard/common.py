@@ -17,7 +17,8 @@ GRAPH_CONFIG: dict[str, Any] = {"topojsonURL": "/assets/topojson/", "displaylogo
 
 
 def graph(component_id: str | dict[str, Any], fig: go.Figure, **kw: Any) -> dcc.Graph:
-    return dcc.Graph(id=component_id, figure=fig, config=cast(Any, GRAPH_CONFIG), **kw)
+    kw.setdefault("config", cast(Any, GRAPH_CONFIG))
+    return dcc.Graph(id=component_id, figure=fig, **kw)
 
 
 def badge(verdict: str, lang: str) -> html.Span:

@@ -44,6 +44,12 @@ class Context:
                 self._indexes[window] = views.load_index(self.store, window)
             return self._indexes[window]
 
+    def warm(self) -> None:
+        """Load both windows and evaluate once, so the first page view is only rendering."""
+        self.index(self.baseline)
+        self.index(self.current)
+        self.evaluation()
+
     def evaluation(self, base: Window | None = None, cur: Window | None = None) -> Evaluation:
         """The analyzer's evaluation of every policy target for two windows (default: the
         shared ones), cached."""

@@ -8,7 +8,9 @@ The model is deliberately simple and stated here so nobody mistakes it for data:
   CU>CM, which keeps part of its detour so that one carrier pair visibly fails its target;
 - loss: 0.6 % inter-carrier before, 0.15 % after, 0.1 % intra-carrier;
 - STAMP adds one-way delays (half the RTT each way, +/- 5 %) with a 50 µs clock-error bound;
-- one traceroute per path per day whose hops name the hub or the exchange point's prefix.
+- one traceroute per path per day whose hops name the hub or the exchange point's prefix;
+- a burst of ``per_burst`` packets every ``every_s`` seconds, and every ``busy_every_s`` in the
+  busy hours (20–22 local), so that busy-hour targets have data.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from ixmeter.wire import Batch
 ICMP_V4 = TypeP("icmp", 4, 64)
 STAMP_V4 = TypeP("udp", 4, 44, 0, 862)
 TRACE_V4 = TypeP("udp", 4, 60, 0, 33434)
-DEFAULT_SITES = ("cs-yungu", "cz-ezone", "cs-cmcc")
+DEFAULT_SITES = ("cs-yungu", "cz-ezone", "cs-cmcc")  # small: tests
+SHOW_SITES = ("cs-yungu", "cs-cmcc", "cz-ezone", "cd-bigdata", "yz-huawei")  # --demo-data
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class DemoPlan:
     every_s: int = 4 * 3600
     per_burst: int = 8
     seed: int = 1
+    busy_hours: Sequence[int] = (20, 21, 22)  # local hours with a burst every busy_every_s
+    busy_every_s: int = 900
 
 
 def _km(topo: Topology, a: str, b: str) -> float:
@@ -127,8 +132,7 @@ def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
     paths = demo_paths(topo, plan.sites)
     total = 0
     for window, before in ((plan.baseline, True), (plan.current, False)):
-        for t0 in range(window.start_ns, window.end_ns - plan.per_burst * NS,
-                        plan.every_s * NS):
+        for t0 in _burst_times(window, plan):
             by_probe: dict[str, list[Result]] = {}
             for p in paths:
                 for r in _results(topo, p, t0, before, plan, rng):
@@ -145,6 +149,16 @@ def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
         store.record_heartbeat(pid, now_ns - (2 * NS_PER_HOUR if late else 30 * NS),
                                17 if late else 0, "0.1.0")
     return total
+
+
+def _burst_times(window: Window, plan: DemoPlan) -> list[int]:
+    """Every ``every_s`` through the window, and every ``busy_every_s`` in the busy hours."""
+    times = set(range(window.start_ns, window.end_ns - plan.per_burst * NS, plan.every_s * NS))
+    for t in range(window.start_ns, window.end_ns - plan.per_burst * NS,
+                   plan.busy_every_s * NS):
+        if ((t + 8 * NS_PER_HOUR) % NS_PER_DAY) // NS_PER_HOUR in plan.busy_hours:
+            times.add(t)
+    return sorted(times)
 
 
 def default_plan(topo: Topology, now_ns: int, days: int = 3,

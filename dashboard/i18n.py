@@ -21,6 +21,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "times_note": ("时间均为北京时间（Asia/Shanghai）", "Times in Asia/Shanghai (UTC+8)"),
     "targets": ("政策目标", "Policy targets"),
     "verdict": ("结论", "Verdict"),
+    "eval_failed": ("评估失败", "Evaluation failed"),
     "PASS": ("达标", "PASS"),
     "FAIL": ("未达标", "FAIL"),
     "INCONCLUSIVE": ("尚无定论", "INCONCLUSIVE"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dash
@@ -19,6 +20,9 @@ from inventory.topology import Topology
 dash.register_page(__name__, path="/", name="overview", order=0)  # type: ignore[no-untyped-call]
 
 
+log = logging.getLogger(__name__)
+
+
 def layout(**kwargs: Any) -> html.Div:
     return html.Div(dcc.Loading(html.Div(id=ids.OV_BODY)), className="page")
 
@@ -26,15 +30,21 @@ def layout(**kwargs: Any) -> html.Div:
 @callback(Output(ids.OV_BODY, "children"), Input(ids.LANG, "data"))
 def render(lang: str) -> list[Any]:
     ctx = context.get()
+    error = None
     with ctx.lock:
         base, cur = ctx.index(ctx.baseline), ctx.index(ctx.current)
-        rows = ctx.verdicts()
+        try:
+            rows = ctx.verdicts()
+        except Exception as exc:  # the page still shows the map and trends; say why not verdicts
+            log.exception("evaluation failed")
+            rows, error = [], f"{t('eval_failed', lang)}: {type(exc).__name__}: {exc}"
         cards = [_target_card(ctx.topo, tg, [r for r in rows if r.target_id == tg.id],
                               base, cur, lang) for tg in ctx.topo.inv.policy_targets]
         fig = province_map(ctx.topo, cur, base, lang)
     return [
-        html.Div([html.H2(t("targets", lang)), html.Div(cards, id=ids.OV_TARGETS,
-                                                         className="cards")],
+        html.Div([html.H2(t("targets", lang)),
+                  *([html.P(error, className="bad")] if error else []),
+                  html.Div(cards, id=ids.OV_TARGETS, className="cards")],
                  className="col-targets"),
         html.Div([html.H2(t("map", lang)), graph(ids.OV_MAP, fig, style={"height": "700px"}),
                   html.P(t("map_note", lang), className="note")], className="col-map"),
@@ -73,7 +83,8 @@ def _target_card(topo: Topology, tg: PolicyTarget, rows: list[VerdictRow],
         html.P(detail, className="big"),
         html.P(f"{group} · {t('threshold', lang)} {threshold:g}{unit} · {counts}",
                className="small"),
-        graph({"type": "ov-trend", "id": tg.id}, fig, style={"height": "220px"}),
+        graph({"type": "ov-trend", "id": tg.id}, fig, style={"height": "220px"},
+              config={"displayModeBar": False, "topojsonURL": "/assets/topojson/"}),
     ], className="card", id=f"card-{tg.id}")
 
 

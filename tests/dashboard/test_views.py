@@ -78,7 +78,7 @@ def test_series_hourly(ctx: Context) -> None:
     cur = ctx.index(ctx.current)
     path_id = cur.select("stamp")[0][0]
     se = views.series(cur, views.path_keys(cur, path_id, "stamp"), "hour")
-    assert len(se.t_ns) == 18  # 3 days, a burst every 4 hours
+    assert len(se.t_ns) == 24  # 3 days: every 4 hours, and every busy hour (20-22)
     assert all(e == pytest.approx(0.05) for e in se.clock_error_ms)
     assert all(f is not None for f in se.fwd_ms)
 
@@ -121,7 +121,10 @@ def test_verdicts_from_the_evaluator(ctx: Context) -> None:
     assert lat.ci_low is not None
     assert lat.ci_high is not None
     assert lat.ci_low <= lat.estimate <= lat.ci_high
-    assert by[("hn-inter-carrier-latency", "CT>CM")].verdict == views.PASS
+    ct_cm = by[("hn-inter-carrier-latency", "CT>CM")]
+    assert ct_cm.verdict in (views.PASS, views.INCONCLUSIVE)  # 3 days: the CI may be wide
+    assert ct_cm.estimate is not None
+    assert ct_cm.estimate < 0.2
     assert views.overall([r for r in rows if r.target_id == "hn-inter-carrier-latency"]) \
         == views.FAIL
     owd = by[("sd-intra-city-owd", "changsha>changsha")]
