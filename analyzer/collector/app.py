@@ -245,14 +245,13 @@ def field_of(message: str) -> str:
 
 
 def bad_record(exc: RecordError) -> Problem:
-    """400 for a body that is not JSON, 403 for another probe's result, 422 for a bad field."""
+    """400 for a body that is not JSON, 422 naming the field otherwise. A result whose probe_id
+    differs from its batch's is a 422 too: the batch can never be accepted, so a probe sets it
+    aside instead of retrying (a batch of *another* probe is a 403, see ``_ingest``)."""
     message = str(exc)
     field = field_of(message)
     if field == "body":
         return Problem(400, {"error": message, "field": "body"}, "malformed_body")
-    if field.endswith(".probe_id") and "is not the batch's probe" in message:
-        return Problem(403, {"error": message, "field": field, "reason": "wrong_probe"},
-                       "wrong_probe")
     return Problem(422, {"error": message, "field": field}, "bad_field")
 
 

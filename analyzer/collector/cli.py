@@ -32,6 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--retention-days", type=float, default=0.0,
                        help="delete raw results sent more than this many days ago, hourly; "
                             "rollups and the chain stay (default 0: keep everything)")
+    serve.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS instead of HTTP")
+    serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
     serve.add_argument("--max-skew-s", type=float, default=300.0,
                        help="accepted difference between probe and collector clocks (s)")
 
@@ -53,23 +55,27 @@ def run(args: argparse.Namespace) -> int:
         inv = load(args.inventory)
     if args.max_body_mib <= 0:
         raise IxmeterError("--max-body-mib must be positive")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise IxmeterError("--certfile and --keyfile go together")
+    tls = (args.certfile, args.keyfile) if args.certfile else None
     store = open_store(args.db, thresholds_ns(inv))
     collector = Collector(store, Authenticator(keys, args.max_skew_s), inv,
                           max_body=int(args.max_body_mib * 1024 * 1024))
     retention = args.retention_days * 86400 if args.retention_days > 0 else None
     try:
-        trio.run(_main, collector, args.bind, retention, args.keys)
+        trio.run(_main, collector, args.bind, retention, args.keys, tls)
     finally:
         store.close()
     return 0
 
 
-async def _main(collector: Collector, bind: str, retention: float | None, keys: str) -> None:
+async def _main(collector: Collector, bind: str, retention: float | None, keys: str,
+                tls: tuple[str, str] | None) -> None:
     import trio
 
     from analyzer.collector.server import serve
 
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(serve, collector, bind, retention_s=retention,
-                                            keys_path=keys))
+                                            keys_path=keys, tls=tls))
         logging.getLogger("ixmeter.collector").info("listening on %s", ", ".join(binds))

@@ -21,9 +21,12 @@ PRUNE_EVERY_S = 3600.0
 KEYS_POLL_S = 2.0
 
 
-def hypercorn_config(bind: str) -> Config:
+def hypercorn_config(bind: str, tls: tuple[str, str] | None = None) -> Config:
+    """Listen on ``bind``; with ``tls`` = (certfile, keyfile) serve HTTPS only."""
     config = Config()
     config.bind = [bind]
+    if tls is not None:
+        config.certfile, config.keyfile = tls
     config.accesslog = None
     config.errorlog = None
     config.keep_alive_timeout = 75
@@ -31,14 +34,14 @@ def hypercorn_config(bind: str) -> Config:
 
 
 async def serve(collector: Collector, bind: str, *, retention_s: float | None = None,
-                keys_path: str | None = None,
+                keys_path: str | None = None, tls: tuple[str, str] | None = None,
                 shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until ``shutdown_trigger`` returns (or forever); reports the bound URLs."""
     async with trio.open_nursery() as nursery:
 
         async def http(task_status: trio.TaskStatus[list[str]]) -> None:
-            await hypercorn_serve(collector.app(), hypercorn_config(bind),  # type: ignore[arg-type]
+            await hypercorn_serve(collector.app(), hypercorn_config(bind, tls),  # type: ignore[arg-type]
                                   shutdown_trigger=shutdown_trigger, task_status=task_status)
             nursery.cancel_scope.cancel()  # hypercorn has shut down: stop retention too
 

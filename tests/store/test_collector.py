@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from analyzer.store.postgres import PostgresStore
 from analyzer.store.sqlite import SqliteStore
 from inventory.loader import default_inventory, load
 from ixmeter.wire import Batch, encode_batch, sign
+from tests.conftest import require_tool
 from tests.store.factory import make_batches
 from tests.store.pgcluster import PgCluster
 
@@ -157,7 +160,7 @@ def _bad_results_body(field: str, value: object) -> bytes:
      422, "v", "9"),
     (_bad_results_body("seq", "x"), 422, "results[1].seq", "'x'"),
     (_bad_results_body("status", "maybe"), 422, "results[1].status", "'maybe'"),
-    (_bad_results_body("probe_id", PROBE_B), 403, "results[1].probe_id", PROBE_B),
+    (_bad_results_body("probe_id", PROBE_B), 422, "results[1].probe_id", PROBE_B),
 ])
 async def test_bad_input_names_field_and_value(server: Server, body: bytes, status: int,
                                                field: str, needle: str) -> None:
@@ -334,6 +337,37 @@ async def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
             collector, "[::1]:0", shutdown_trigger=stop.wait, task_status=task_status))
         assert url.startswith("http://[::1]:")
         response = await client.post(url + "/v1/batches", content=body, headers=sign(
+            KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time()))
+        assert response.json()["accepted"] == 50
+        stop.set()
+    store.close()
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and its key."""
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+async def test_serves_https_with_certfile(tmp_path: Path,
+                                          self_signed: tuple[Path, Path]) -> None:
+    cert, key = self_signed
+    store = SqliteStore(tmp_path / "tls.db")
+    collector = Collector(store, Authenticator(KeyRing({PROBE_A: [KEY_A]})))
+    stop = trio.Event()
+    body = encode_batch(_batch())
+    ctx = ssl.create_default_context(cafile=str(cert))
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30, verify=ctx) as c:
+        [url] = await nursery.start(lambda task_status: serve(
+            collector, "127.0.0.1:0", tls=(str(cert), str(key)), shutdown_trigger=stop.wait,
+            task_status=task_status))
+        assert url.startswith("https://")
+        response = await c.post(url + "/v1/batches", content=body, headers=sign(
             KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time()))
         assert response.json()["accepted"] == 50
         stop.set()
