@@ -58,6 +58,7 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         "target": row.target, "scope": row.scope, "per": row.per, "type_p": row.type_p,
         "statistic": row.statistic, "comparison": row.comparison,
         "unit": "ratio" if s == 1.0 else "ms",
+        "distribution": None if s == 1.0 else "conditional",
         "baseline": {"n": c.baseline_n, "value": _value(c.baseline_value, s),
                      "source": row.baseline_source},
         "current": {"n": c.current_n, "value": _value(c.current_value, s)},

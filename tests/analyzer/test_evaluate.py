@@ -16,7 +16,7 @@ from analyzer.store.base import Store
 from analyzer.verdicts import Verdict
 from inventory.loader import load
 from ixmeter.cli import main
-from ixmeter.record import Method, Result, TypeP
+from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import Batch
 from tests.analyzer.synth import MIN_NS, STAMP_V4, T0, results
 
@@ -59,6 +59,14 @@ def _fill(db: Path) -> None:
                                                  median_ms=0.6, method=Method.STAMP,
                                                  type_p=STAMP_V4, one_way=True,
                                                  seed=50 + day, **kw)))
+    trace = Result(probe_id="s1-a", method=Method.TRACEROUTE, src_site="s1", src_carrier="A",
+                   dst_site="s3", dst_carrier="B", src_addr="198.18.1.10",
+                   dst_addr="198.18.67.10", type_p=TypeP("udp", 4, 60), seq=0,
+                   sent_at_ns=T0 + DAY + BUSY, status=Status.RECEIVED, tmax_ns=3 * 10**9,
+                   ts_source=TimestampSource.KERNEL, rtt_ns=3_000_000,
+                   hops=(Hop(1, "198.18.1.1", 1_000_000), Hop(2, None),
+                         Hop(3, "198.18.67.10", 3_000_000)))
+    _put(store, "trace", [trace])
     store.close()
 
 
@@ -187,6 +195,7 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert 'src="http' not in page
     assert "Miettinen-Nurminen" in page
     assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
+    assert "s1/A>s3/B,A > * > s3,1," in (a / "routes.csv").read_text()
 
 
 def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
@@ -235,3 +244,25 @@ def test_coarser_units(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["provenance"]["parameters"]["unit_minutes"] == 5
     assert main(["analyze", "--db", str(db), "--current", CURRENT, "--unit-minutes", "7"]) == 2
     assert "does not divide a day" in capsys.readouterr().err
+
+
+def test_imported_baseline_in_a_separate_store(db: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["sent_at,src_site,src_carrier,dst_site,dst_carrier,method,seq,rtt_ms"]
+    for i in range(600):  # 20 minutes x 30 packets around 100 ms, one lost in fifty
+        t = f"2025-06-01T00:{i // 30:02d}:{i % 30 * 2:02d}Z"
+        rtt = "" if i % 50 == 7 else f"{100 + (i % 7) * 0.1:.1f}"
+        lines.append(f"{t},s1,A,s3,B,icmp,{i},{rtt}")
+    old = tmp_path / "old-measurements.csv"
+    old.write_text("\n".join(lines) + "\n")
+    base_db = tmp_path / "base.db"
+    assert main(["import", "--db", str(base_db), "--format", "csv", str(old)]) == 0
+    capsys.readouterr()
+    assert main(["analyze", "--db", str(db), "--inventory", str(INV), "--current", CURRENT,
+                 "--baseline-db", str(base_db), "--target", "latency-imported", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    row = next(v for v in doc["verdicts"] if v["type_p"] == "icmp/v4/64/dscp0")
+    assert row["baseline"]["n"] == 588
+    assert row["baseline"]["source"] == "imported: old-measurements.csv"
+    assert row["verdict"] == "PASS"  # 100 ms -> 3 and 9 ms: ratio < 0.1
+    assert row["distribution"] == "conditional"
