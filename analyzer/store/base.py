@@ -91,8 +91,9 @@ class Store(Protocol):
         """Retention: delete raw results sent before ``before_ns``; rollups and chain stay."""
         ...
 
-    def verify_chain(self) -> ChainReport:
-        """Re-check every link of the hash chain (``ixmeter verify``)."""
+    def verify_chain(self, find_head: str | None = None) -> ChainReport:
+        """Re-check every link of the hash chain (``ixmeter verify``); with ``find_head``, also
+        report where that (published) head sits in the chain."""
         ...
 
     def close(self) -> None: ...

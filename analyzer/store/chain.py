@@ -49,23 +49,27 @@ class ChainReport:
     head: str
     bodies_checked: int
     broken: str | None = None
+    found_at: int | None = None  # chain index whose head is the one looked for
 
     @property
     def ok(self) -> bool:
         return self.broken is None
 
 
-def check(links: Iterable[StoredLink]) -> ChainReport:
-    """Walk the chain from genesis; stop at the first link that does not match."""
-    prev, n, bodies = GENESIS, 0, 0
+def check(links: Iterable[StoredLink], find_head: str | None = None) -> ChainReport:
+    """Walk the chain from genesis; stop at the first link that does not match. With
+    ``find_head`` (a head quoted in an earlier report) also say where it is in the chain."""
+    prev, n, bodies, found = GENESIS, 0, 0, None
     for s in links:
         where = f"batch #{s.index} ({s.probe_id}/{s.batch_id})"
         problem = _problem(s, prev, n + 1)
         if problem is not None:
-            return ChainReport(n, prev, bodies, f"{where}: {problem}")
+            return ChainReport(n, prev, bodies, f"{where}: {problem}", found)
         bodies += s.recomputed_body is not None
         prev, n = s.head, n + 1
-    return ChainReport(n, prev, bodies)
+        if s.head == find_head:
+            found = n
+    return ChainReport(n, prev, bodies, None, found)
 
 
 def _problem(s: StoredLink, prev: str, expected_index: int) -> str | None:

@@ -215,9 +215,9 @@ class SqlStore:
         return [ProbeHealth(p, seen, batch, depth, results, version)
                 for p, seen, batch, depth, results, version in cur.fetchall()]
 
-    def verify_chain(self) -> chain.ChainReport:
+    def verify_chain(self, find_head: str | None = None) -> chain.ChainReport:
         """Recompute every link and every body digest still backed by raw results."""
-        return chain.check(self._links())
+        return chain.check(self._links(), find_head)
 
     def _links(self) -> Iterator[chain.StoredLink]:
         cur = self._exec(f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches ORDER BY bid")

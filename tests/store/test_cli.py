@@ -45,6 +45,12 @@ def test_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["verify", "--db", str(db)]) == 0
     assert capsys.readouterr().out.startswith("ok: 3 batches")
     with sqlite3.connect(db) as conn:
+        [second] = conn.execute("SELECT head FROM batches WHERE bid = 2").fetchone()
+    assert main(["verify", "--db", str(db), "--head", second]) == 0
+    assert "the given head is batch #2" in capsys.readouterr().out
+    assert main(["verify", "--db", str(db), "--head", "ab" * 32]) == 1
+    assert capsys.readouterr().out.startswith("NOT FOUND")
+    with sqlite3.connect(db) as conn:
         conn.execute("UPDATE results SET seq = seq + 1 WHERE bid = 2 AND idx = 0")
     assert main(["verify", "--db", str(db)]) == 1
     assert "batch #2 (p1/p1-b1)" in capsys.readouterr().out
