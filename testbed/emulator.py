@@ -93,7 +93,10 @@ class Engine:
                 pkt = os.read(fd, READ_MAX)
             except (BlockingIOError, InterruptedError):
                 return
-            self.fwd.receive(src, pkt, time.monotonic_ns())
+            try:
+                self.fwd.receive(src, pkt, time.monotonic_ns())
+            except Exception:  # noqa: BLE001 - one odd packet must not stop the network
+                self.fwd.count["errors"] += 1
 
     def release(self) -> None:
         """Send every packet due now, spinning through the last ``spin_ns`` of each wait;
