@@ -193,11 +193,13 @@ def politis_white_block(series: Sequence[float] | FloatArray) -> int:
 
 def nbb_weights(n_blocks: int, replicates: int, rng: np.random.Generator) -> FloatArray:
     """Multiplicity of each of ``n_blocks`` blocks in each replicate (B x k): a non-overlapping
-    block bootstrap draws k blocks with replacement (Carlstein 1986)."""
+    block bootstrap draws k blocks uniformly with replacement (Carlstein 1986)."""
     if n_blocks <= 0:
         return np.zeros((replicates, 0))
-    probs = np.full(n_blocks, 1.0 / n_blocks)
-    return rng.multinomial(n_blocks, probs, size=replicates).astype(np.float64)
+    draws = rng.integers(0, n_blocks, size=(replicates, n_blocks))
+    flat = (draws + (np.arange(replicates) * n_blocks)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=replicates * n_blocks)
+    return counts.reshape(replicates, n_blocks).astype(np.float64)
 
 
 def percentile_interval(point: float, reps: FloatArray, threshold: float | None = None,
