@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.collector.app import field_of
 from analyzer.collector.auth import Authenticator, NonceCache
 from analyzer.collector.keys import KeyRing, KeysError, load_keys, parse_keys, save_keys
 from analyzer.store import chain
+from analyzer.store.rows import build_result, result_row, stream_of
+from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import AuthError, sign
 
 
@@ -98,3 +103,40 @@ def test_keys_files_yaml_and_json(tmp_path: Path) -> None:
         parse_keys({"a": "11" * 8})
     with pytest.raises(KeysError, match="cannot read keys file"):
         load_keys(tmp_path / "missing.yaml")
+
+
+_text = st.text(min_size=1, max_size=12)
+_opt_int = st.none() | st.integers(min_value=0, max_value=2**62)
+
+
+@st.composite
+def _results(draw: st.DrawFn) -> Result:
+    status = draw(st.sampled_from(Status))
+    received = status is Status.RECEIVED
+    return Result(
+        probe_id=draw(_text), method=draw(st.sampled_from(Method)), src_site=draw(_text),
+        src_carrier=draw(_text), dst_site=draw(_text), dst_carrier=draw(_text),
+        src_addr=draw(_text), dst_addr=draw(_text),
+        type_p=TypeP(draw(st.sampled_from(["icmp", "udp", "tcp"])), draw(st.sampled_from([4, 6])),
+                     draw(st.integers(0, 9000)), draw(st.integers(0, 63)),
+                     draw(st.none() | st.integers(0, 65535))),
+        seq=draw(st.integers(0, 2**40)), sent_at_ns=draw(st.integers(-2**62, 2**62)),
+        status=status, tmax_ns=draw(st.integers(1, 2**40)),
+        ts_source=draw(st.sampled_from(TimestampSource)),
+        rtt_ns=draw(st.integers(0, 2**40)) if received else None,
+        fwd_ns=draw(_opt_int) if received else None, bwd_ns=draw(_opt_int) if received else None,
+        clock_error_ns=draw(_opt_int), src_synced=draw(st.none() | st.booleans()),
+        dst_synced=draw(st.none() | st.booleans()),
+        error=draw(st.sampled_from(ErrorKind)) if status is Status.ERROR else None,
+        error_detail=draw(st.none() | st.text(max_size=20)), dup=draw(st.integers(0, 5)),
+        reply_ttl=draw(st.none() | st.integers(0, 255)), session=draw(st.text(max_size=8)),
+        hops=tuple(draw(st.lists(st.builds(Hop, st.integers(1, 64), st.none() | _text, _opt_int),
+                                 max_size=3))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_results())
+def test_rows_round_trip_any_result(r: Result) -> None:
+    stream, row = stream_of(r), result_row(r)
+    assert build_result(stream[1:15], row) == r
+    assert json.loads(stream[0]) == list(stream[1:15])
