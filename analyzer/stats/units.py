@@ -92,36 +92,37 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
     for r in rollups:
         units.setdefault(r.minute - r.minute % unit_minutes, []).append(r)
     order = sorted(units)
-    keys: set[int] = set()
-    for group in units.values():
-        for r in group:
-            keys.update(_delay(r, which).sketch.buckets)
-    columns = sorted(keys)
-    col = {k: i + 1 for i, k in enumerate(columns)}
-    probe = DDSketch(DEFAULT_ALPHA)
-    values = np.array([0.0] + [probe.value(k) for k in columns])
-    counts = np.zeros((len(order), len(columns) + 1))
-    arr = {name: np.zeros(len(order)) for name in ("sent", "lost", "n", "total")}
-    mins, maxs = np.full(len(order), math.inf), np.full(len(order), -math.inf)
+    rows: list[int] = []
+    keys: list[int] = []
+    cells: list[int] = []
+    sums = [[0.0] * len(order) for _ in range(5)]  # sent, lost, n, total, zero bucket
+    mins, maxs = [math.inf] * len(order), [-math.inf] * len(order)
     clock, unsynced = 0.0, 0
     for i, minute in enumerate(order):
         for r in units[minute]:
             d = _delay(r, which)
-            arr["sent"][i] += r.received + r.lost
-            arr["lost"][i] += r.lost
-            arr["n"][i] += d.n
-            arr["total"][i] += d.sum
+            for j, v in enumerate((r.received + r.lost, r.lost, d.n, d.sum, d.sketch.zero)):
+                sums[j][i] += v
             if d.min is not None and d.max is not None:
                 mins[i], maxs[i] = min(mins[i], d.min), max(maxs[i], d.max)
-            counts[i, 0] += d.sketch.zero
-            for k, c in d.sketch.buckets.items():
-                counts[i, col[k]] += c
+            buckets = d.sketch.buckets
+            rows.extend([i] * len(buckets))
+            keys.extend(buckets)
+            cells.extend(buckets.values())
             clock = max(clock, float(r.clock_error_max_ns or 0))
             unsynced += r.unsynced
-    keys_arr = np.array([ZERO_KEY, *columns], dtype=np.int64)
-    return UnitTable(np.array(order, dtype=np.int64), arr["sent"], arr["lost"], arr["n"],
-                     arr["total"], mins, maxs, values, keys_arr, counts, probe.gamma, clock,
-                     unsynced)
+    columns = np.unique(np.array(keys, dtype=np.int64))
+    counts = np.zeros((len(order), len(columns) + 1))
+    counts[:, 0] = sums[4]
+    if keys:
+        cols = np.searchsorted(columns, np.array(keys, dtype=np.int64)) + 1
+        np.add.at(counts, (np.array(rows), cols), np.array(cells, dtype=np.float64))
+    probe = DDSketch(DEFAULT_ALPHA)
+    values = np.array([0.0] + [probe.value(int(k)) for k in columns])
+    keys_arr = np.concatenate([np.array([ZERO_KEY], dtype=np.int64), columns])
+    return UnitTable(np.array(order, dtype=np.int64), np.array(sums[0]), np.array(sums[1]),
+                     np.array(sums[2]), np.array(sums[3]), np.array(mins), np.array(maxs),
+                     values, keys_arr, counts, probe.gamma, clock, unsynced)
 
 
 def merge_tables(tables: Sequence[UnitTable]) -> UnitTable:
