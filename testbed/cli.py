@@ -118,6 +118,12 @@ def _down(args: argparse.Namespace) -> int:
     for name in names:
         was_up = daemon.stop(name)
         print(f"testbed {name}: {'stopped' if was_up else 'not running'}; cleaned up")
+    if args.all:
+        from testbed import netns
+
+        orphans = netns.delete_namespaces("ixm-")
+        if orphans:
+            print(f"removed {len(orphans)} orphan namespace(s): {', '.join(orphans)}")
     return 0
 
 

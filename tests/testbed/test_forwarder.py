@@ -78,9 +78,9 @@ def test_loss_counts_are_reproducible() -> None:
     counts = []
     for _ in range(2):
         fwd = _forwarder(prof)
-        src = fwd.index["cs-yungu-ct"]
+        src, pkt = fwd.index["cs-yungu-ct"], _echo(64)
         for i in range(3000):
-            fwd.receive(src, _echo(64), i * MS)
+            fwd.receive(src, pkt, i * MS)
         counts.append(fwd.statistics().lost)
     assert counts[0] == counts[1] > 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6TimeExceeded, IPv6
@@ -113,6 +113,7 @@ def test_malformed_rejected(data: bytes) -> None:
         parse(data)
 
 
+@settings(deadline=None)  # no per-example deadline on the shared CI machine
 @given(st.binary(max_size=80))
 def test_parse_any_bytes_decodes_or_raises_malformed(data: bytes) -> None:
     try:
