@@ -39,3 +39,35 @@ def test_exec_without_testbed_is_a_clear_error(capsys: pytest.CaptureFixture[str
 def test_bad_instance_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["testbed", "status", "--instance", "Bad/Name"]) == 2
     assert "bad instance name" in capsys.readouterr().err
+
+
+def test_missing_privileges_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from testbed import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(netns, "_has_cap", lambda bit: False)
+    priv = netns.check_privileges()
+    assert not priv.full
+    assert "root (CAP_NET_ADMIN" in priv.missing[0]
+    with pytest.raises(netns.PermissionProblem, match="--mode loopback"):
+        netns.require_privileges()
+
+
+def test_up_falls_back_to_loopback_and_says_why(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from testbed import netns
+
+    monkeypatch.setattr(netns, "check_privileges",
+                        lambda: netns.Privileges(("root (CAP_NET_ADMIN and CAP_SYS_ADMIN)",)))
+    instance = f"fb{os.getpid() % 100000}"
+    port = str(32000 + (os.getpid() % 2000) * 10)
+    try:
+        assert main(["testbed", "up", "--sites", "cs-yungu", "--instance", instance,
+                     "--listen-port", port]) == 0
+        out = capsys.readouterr()
+        assert "falling back to loopback mode" in out.err
+        assert "mode loopback" in out.out
+    finally:
+        main(["testbed", "down", "--instance", instance])
