@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ixmeter.demo", "run the whole system on the built-in emulated network"),
     "dashboard": ("dashboard.cli", "serve the read-only dashboard (Dash) over a results database"),
     "reflector": ("probes.reflector_cli", "run a STAMP session-reflector (RFC 8762) until Ctrl-C"),
+    "probe": ("probes.cli", "run the probe agent, or write a probe's config from the inventory"),
 }
 
 

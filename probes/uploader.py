@@ -79,8 +79,10 @@ class Uploader:
             delay = self.idle_s if sent is not None else self.backoff.delay(
                 self.attempt, self.rng)
             with trio.move_on_after(delay):
-                await (stop.wait() if stop is not None and sent is not None
-                       else trio.sleep(delay))
+                if stop is not None and sent is not None:
+                    await stop.wait()  # wake early to drain
+                else:
+                    await trio.sleep_forever()
 
     async def upload_pending(self, client: httpx.AsyncClient) -> int | None:
         """Send every waiting batch; return results acknowledged, or None after a failure."""

@@ -322,6 +322,7 @@ class TracerouteProber:
         self.watch = RouteWatch()
         self._nursery: trio.Nursery | None = None
         self._in_flight = 0
+        self._idle = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -348,6 +349,14 @@ class TracerouteProber:
         finally:
             self._in_flight -= 1
         self.emit(result)
+        if not self._in_flight:
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until no trace is running."""
+        while self._in_flight:
+            self._idle = trio.Event()
+            await self._idle.wait()
 
     async def trace(self, job: Job, seq: int = 0) -> Result:
         """Trace ``job``'s path now; an exception becomes an ERROR record."""

@@ -1,0 +1,205 @@
+"""The probe agent: scheduler + methods + spool + uploader + /metrics, until told to stop.
+
+Every result goes to an in-memory buffer that is written to the spool every
+``FLUSH_S`` (one SQLite transaction per flush), then uploaded by the uploader. On stop
+(Ctrl-C, SIGTERM) the scheduler stops sending, probes in flight run to their Tmax, the buffer is
+flushed and one last upload is tried: nothing measured is dropped on a clean stop, and nothing
+committed to the spool is lost on ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import trio
+
+from inventory.loader import load
+from inventory.topology import Topology
+from ixmeter.record import Method, Result
+from probes.clock import Clock, SystemClock
+from probes.config import ProbeConfig, jobs_from_inventory, jobs_from_targets, read_key
+from probes.methods.icmp import IcmpProber
+from probes.methods.traceroute import TracerouteProber
+from probes.metrics import ProbeMetrics, render, serve_metrics
+from probes.scheduler import Job, Prober, Scheduler
+from probes.spool import Spool
+from probes.uploader import Uploader
+
+FLUSH_S = 0.2
+FINAL_UPLOAD_S = 10.0
+log = logging.getLogger("ixmeter.probe")
+
+
+class StampProber:
+    """STAMP for the scheduler: one session per job (``probes.methods.stamp``)."""
+
+    def __init__(self, emit: Any, jobs: Sequence[Job], clock: Clock | None = None) -> None:
+        self.emit, self.jobs, self.clock = emit, list(jobs), clock
+        self.probes: dict[str, Any] = {}
+        self._nursery: trio.Nursery | None = None
+        self._in_flight = 0
+        self._idle = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        from probes.methods.stamp import StampTarget, open_stamp_probe
+
+        async with trio.open_nursery() as nursery:
+            for job in self.jobs:
+                target = StampTarget(job.probe_id, job.src_site, job.src_carrier, job.dst_site,
+                                     job.dst_carrier, job.dst_addr, port=job.type_p.dst_port
+                                     or 862, size=job.type_p.size, dscp=job.type_p.dscp,
+                                     tmax_ns=job.tmax_ns, session=job.session)
+                self.probes[job.key] = await nursery.start(self._hold, open_stamp_probe,
+                                                           target)
+            self._nursery = nursery
+            task_status.started()
+
+    async def _hold(self, opener: Any, target: Any, *,
+                    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with opener(target, clock=self.clock) as probe:
+            task_status.started(probe)
+            await trio.sleep_forever()
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def start(self, job: Job, seq: int) -> None:
+        if self._nursery is None:
+            raise RuntimeError("StampProber.run() is not running")
+        self._in_flight += 1
+        self._nursery.start_soon(self._measure, self.probes[job.key])
+
+    async def _measure(self, probe: Any) -> None:
+        try:
+            result = await probe.measure()
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+        self.emit(result)
+
+    async def drain(self) -> None:
+        while self._in_flight:
+            self._idle = trio.Event()
+            await self._idle.wait()
+
+
+class Agent:
+    """One probe process; :meth:`run` returns after a clean drain once ``stop`` is set."""
+
+    def __init__(self, cfg: ProbeConfig, *, clock: Clock | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.cfg = cfg
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.session = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+        self.key = read_key(cfg.key_file)
+        self.topology: Topology | None = None
+        if cfg.inventory is not None:
+            inv = load(cfg.inventory)
+            self.topology = Topology(inv)
+            self.jobs = jobs_from_inventory(inv, cfg, self.session)
+        else:
+            self.jobs = jobs_from_targets(cfg, self.session)
+        self.metrics = ProbeMetrics()
+        self.buffer: list[Result] = []
+        self.spool = Spool(cfg.spool, cfg.probe_id)
+        self.limiter = trio.CapacityLimiter(1)
+        self.uploader = Uploader(self.spool, cfg.collector_url, cfg.probe_id, self.key,
+                                 batch_size=cfg.batch_size, limiter=self.limiter)
+        self.icmp = IcmpProber(self.emit, mode=cfg.icmp_mode, clock=self.clock)
+        self.trace = TracerouteProber(self.emit, self.topology)
+        self.stamp = StampProber(self.emit, [j for j in self.jobs if j.method is Method.STAMP],
+                                 self.clock)
+        probers: dict[Method, Prober] = {Method.ICMP: self.icmp, Method.TRACEROUTE: self.trace,
+                   Method.STAMP: self.stamp}
+        self.scheduler = Scheduler(self.jobs, probers, self.emit,
+                                   max_in_flight=cfg.max_in_flight, rng=self.rng,
+                                   clock=self.clock)
+        self.metrics_port: int | None = None
+        self._spool_depth = 0
+        self.done = trio.Event()
+
+    def emit(self, result: Result) -> None:
+        self.buffer.append(result)
+        self.metrics.observe(result)
+
+    def local_drops(self) -> Counter[str]:
+        drops = Counter(self.scheduler.statistics().local_drops)
+        drops.update(self.icmp.local_drops())
+        return drops
+
+    def metrics_text(self) -> str:
+        return render(self.metrics, local_drops=self.local_drops(), spool_depth=self._spool_depth
+                      + len(self.buffer), upload_errors=self.uploader.errors,
+                      uploaded=self.uploader.uploaded,
+                      route_changes=sum(self.trace.watch.changes.values()))
+
+    async def flush(self) -> None:
+        """Write the buffered results to the spool (one transaction)."""
+        batch, self.buffer = self.buffer, []
+        if batch:
+            await trio.to_thread.run_sync(self.spool.add, batch, limiter=self.limiter)
+        self._spool_depth = await trio.to_thread.run_sync(self.spool.depth,
+                                                          limiter=self.limiter)
+
+    async def _flusher(self) -> None:
+        while True:
+            await trio.sleep(FLUSH_S)
+            await self.flush()
+
+    async def _heartbeat(self, client: httpx.AsyncClient) -> None:
+        while True:
+            counters = dict(self.metrics.counters(), **self.local_drops())
+            await self.uploader.heartbeat(client, counters)
+            await trio.sleep(self.cfg.heartbeat_s)
+
+    async def run(self, stop: trio.Event, *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Measure, spool and upload until ``stop``; then drain and return."""
+        log.info("probe %s: %d jobs, session %s", self.cfg.probe_id, len(self.jobs),
+                 self.session)
+        try:
+            async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as nursery:
+                await self._start_services(nursery, client)
+                task_status.started()
+                await self.scheduler.run(stop)
+                await self._drain(client)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.spool.close()
+            self.done.set()
+
+    async def _start_services(self, nursery: trio.Nursery, client: httpx.AsyncClient) -> None:
+        await nursery.start(self.icmp.run)
+        await nursery.start(self.trace.run)
+        if self.stamp.jobs:
+            await nursery.start(self.stamp.run)
+        nursery.start_soon(self._flusher)
+        self.uploader.client = client
+        nursery.start_soon(self.uploader.run)
+        nursery.start_soon(self._heartbeat, client)
+        if self.cfg.metrics_port:
+            self.metrics_port = await nursery.start(
+                serve_metrics, self.cfg.metrics_bind, self.cfg.metrics_port, self.metrics_text)
+
+    async def _drain(self, client: httpx.AsyncClient) -> None:
+        """Let probes in flight reach Tmax, spool everything, try one last upload."""
+        tmax_s = max((j.tmax_ns for j in self.jobs), default=0) / 1e9
+        with trio.move_on_after(tmax_s + 1.0):
+            await self.icmp.drain()
+            await self.stamp.drain()
+        with trio.move_on_after(max(30.0, tmax_s * 30)):  # a trace: up to 30 hops
+            await self.trace.drain()
+        await self.flush()
+        with trio.move_on_after(FINAL_UPLOAD_S):
+            await self.uploader.upload_pending(client)
+        await self.flush()

@@ -1,0 +1,223 @@
+"""The probe agent end to end on loopback: ICMP + STAMP + traceroute -> spool -> the real
+collector; config validation; the ``ixmeter probe`` CLI with SIGTERM draining cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+import yaml
+
+from analyzer.collector.app import Collector
+from analyzer.collector.auth import Authenticator
+from analyzer.collector.keys import KeyRing
+from analyzer.collector.server import serve
+from analyzer.store import Query
+from analyzer.store.sqlite import SqliteStore
+from inventory.loader import default_inventory
+from ixmeter.cli import main as ixmeter_main
+from ixmeter.record import Method, Result, Status
+from probes.agent import Agent
+from probes.config import ConfigError, load_config
+from probes.stamp.net import open_udp, serve_reflector
+from probes.stamp.session import SessionReflector
+
+KEY = b"q" * 32
+PROBE = "cs-yungu-ct"
+ALL = Query(0, 2**62)
+ROOT = Path(__file__).parents[2]
+
+
+def write_config(tmp_path: Path, url: str, stamp_port: int = 862, **extra: object) -> Path:
+    (tmp_path / "probe.key").write_text(KEY.hex() + "\n")
+    spec = {"rate_pps": 20, "schedule": "poisson", "tmax_s": 0.5, "ip_versions": [4, 6]}
+    cfg = {
+        "probe_id": PROBE, "key_file": "probe.key", "collector_url": url, "spool": "spool.db",
+        "site": "cs-yungu", "carrier": "CT", "addresses": ["127.0.0.1", "::1"],
+        "specs": [{"id": "icmp", "method": "icmp", "size": 64, **spec},
+                  {"id": "stamp", "method": "stamp", "size": 44, **spec},
+                  {"id": "trace", "method": "traceroute", "size": 60, "rate_pps": 1,
+                   "schedule": "periodic", "tmax_s": 1}],
+        "targets": [
+            {"spec": "icmp", "dst_addr": "127.0.0.1", "dst_site": "cs-yungu", "dst_carrier": "CM"},
+            {"spec": "icmp", "dst_addr": "::1", "dst_site": "cs-yungu", "dst_carrier": "CU"},
+            {"spec": "stamp", "dst_addr": "127.0.0.1", "dst_site": "cs-yungu",
+             "dst_carrier": "CM", "port": stamp_port},
+            {"spec": "trace", "dst_addr": "127.0.0.1", "dst_site": "cs-yungu",
+             "dst_carrier": "CM"}],
+        **extra,
+    }
+    path = tmp_path / "probe.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+async def collector(tmp_path: Path) -> AsyncIterator[tuple[str, SqliteStore]]:
+    store = SqliteStore(tmp_path / "collector.db")
+    app = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        [url] = await nursery.start(lambda task_status: serve(
+            app, "127.0.0.1:0", shutdown_trigger=stop.wait, task_status=task_status))
+        yield url, store
+        stop.set()
+    store.close()
+
+
+@pytest.fixture
+async def reflector() -> AsyncIterator[int]:
+    sock, _info = open_udp("127.0.0.1", 0)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_reflector, sock, SessionReflector())
+            yield sock.getsockname()[1]
+            nursery.cancel_scope.cancel()
+    finally:
+        sock.close()
+
+
+def _stored(store: SqliteStore) -> list[Result]:
+    return list(store.read_results(ALL))
+
+
+@pytest.mark.root
+async def test_agent_measures_spools_uploads_and_drains(
+        tmp_path: Path, collector: tuple[str, SqliteStore], reflector: int) -> None:
+    url, store = collector
+    agent = Agent(load_config(write_config(tmp_path, url, reflector, metrics_port=0)))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run, stop)
+        await trio.sleep(2.0)
+        stop.set()
+    stored = _stored(store)
+    stats = agent.scheduler.statistics()
+    assert len(stored) == stats.started > 60  # every probe sent reached the collector once
+    by_method = {m: [r for r in stored if r.method is m] for m in Method}
+    errors = [(r.error, r.error_detail) for r in by_method[Method.ICMP] if r.error]
+    assert not errors
+    assert {r.dst_addr for r in by_method[Method.ICMP]} == {"127.0.0.1", "::1"}
+    stamp_received = [r for r in by_method[Method.STAMP] if r.status is Status.RECEIVED]
+    assert len(stamp_received) >= 0.8 * len(by_method[Method.STAMP]) > 0  # shared CPU
+    assert by_method[Method.TRACEROUTE][0].hops[0].addr == "127.0.0.1"
+    assert len({(r.method, r.dst_addr, r.seq, r.session) for r in stored}) == len(stored)
+    assert agent.metrics.counters()["received"] == len(stored)
+
+
+@pytest.mark.root
+async def test_metrics_endpoint(tmp_path: Path, collector: tuple[str, SqliteStore]) -> None:
+    url, _store = collector
+    cfg = load_config(write_config(tmp_path, url, metrics_port=0))
+    agent = Agent(cfg.model_copy(update={"metrics_port": 1, "targets": cfg.targets[:1]}))
+    agent.cfg = agent.cfg.model_copy(update={"metrics_port": 0})
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run, stop)
+        from probes.metrics import serve_metrics
+        port = await nursery.start(serve_metrics, "127.0.0.1", 0, agent.metrics_text)
+        await trio.sleep(0.8)
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            missing = await client.get(f"http://127.0.0.1:{port}/")
+        stop.set()
+        nursery.cancel_scope.cancel()
+    assert missing.status_code == 404
+    assert 'ixmeter_probe_received_total{method="icmp"}' in text
+    assert "ixmeter_probe_spool_depth " in text
+    assert 'ixmeter_probe_last_rtt_seconds{method="icmp",dst="127.0.0.1"}' in text
+    assert "# TYPE ixmeter_probe_local_drops_total counter" in text
+
+
+async def test_collector_down_keeps_everything_in_the_spool(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9"))
+    cfg = cfg.model_copy(update={"targets": [], "specs": []})
+    agent = Agent(cfg.model_copy(update={"targets": [], "specs": []}))
+    from tests.probes.test_spool import result
+    for i in range(30):
+        agent.emit(result(i, probe=PROBE))
+    stop = trio.Event()
+    stop.set()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run, stop)
+    from probes.spool import Spool
+    spool = Spool(tmp_path / "spool.db", PROBE)
+    assert spool.depth() == 30
+    spool.close()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"collector_url": "ftp://x"}, "collector_url"),
+    ({"bogus": 1}, "bogus"),
+    ({"targets": [{"spec": "nope", "dst_addr": "127.0.0.1", "dst_site": "a",
+                   "dst_carrier": "b"}]}, "no spec 'nope'"),
+])
+def test_config_errors_name_the_field(tmp_path: Path, edit: dict[str, object],
+                                      message: str) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:1")
+    data = yaml.safe_load(path.read_text())
+    data.update(edit)
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        Agent(load_config(path))
+
+
+def test_missing_key_file_says_what_to_do(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "probe.key").unlink()
+    with pytest.raises(ConfigError, match="ixmeter keys new"):
+        Agent(load_config(path))
+
+
+def test_config_from_inventory_builds_jobs(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert ixmeter_main(["probe", "config", "--inventory", str(default_inventory()),
+                         "--probe", PROBE, "--spool", str(tmp_path / "s.db"),
+                         "--key-file", str(tmp_path / "probe.key")]) == 0
+    (tmp_path / "probe.key").write_text(KEY.hex())
+    (tmp_path / "probe.yaml").write_text(capsys.readouterr().out)
+    agent = Agent(load_config(tmp_path / "probe.yaml"))
+    methods = {j.method for j in agent.jobs}
+    assert methods == {Method.ICMP, Method.STAMP, Method.TRACEROUTE}
+    assert {j.type_p.ip_version for j in agent.jobs} == {4, 6}
+    assert all(j.src_site == "cs-yungu" and j.dst_addr != "198.18.2.10" for j in agent.jobs)
+    agent.spool.close()
+
+
+def test_config_unknown_probe(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ixmeter_main(["probe", "config", "--inventory", str(default_inventory()),
+                         "--probe", "nobody"]) == 2
+    assert "not in" in capsys.readouterr().err
+
+
+@pytest.mark.root
+async def test_cli_run_stops_cleanly_on_sigterm(
+        tmp_path: Path, collector: tuple[str, SqliteStore], reflector: int) -> None:
+    url, store = collector
+    path = write_config(tmp_path, url, reflector)
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "ixmeter.cli", "probe", "run", "--config", str(path)],
+        cwd=ROOT, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    chunks: list[bytes | bytearray] = []
+    with trio.fail_after(60):
+        while b"running" not in b"".join(chunks):
+            chunks.append(await proc.stderr.receive_some(65536))
+    await trio.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    with trio.fail_after(30):
+        while chunk := await proc.stderr.receive_some(65536):
+            chunks.append(chunk)
+        await proc.wait()
+    await proc.stderr.aclose()
+    err = b"".join(chunks).decode()
+    assert proc.returncode == 0, err
+    sent = int(err.split(" probes sent")[0].rsplit(" ", 1)[1])
+    assert len(_stored(store)) == sent > 0
+    assert "spool depth 0" in err
