@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from analyzer import baselines as bl
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.compare import (
-    MIN_DELAY_SAMPLES,
     STAT_MAP,
     Comparison,
     compare_absolute,
@@ -90,6 +89,7 @@ class _Context:
         self._scope: dict[tuple[str, str], bool] = {}
         self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
         self._seen: set[tuple[str, str, str, int]] = set()
+        self.baseline_windows: set[bl.TimeWindow] = set()
 
     def city_of(self, site: str) -> str | None:
         city = self.topo.city_of(site)
@@ -227,6 +227,8 @@ class _TargetRun:
             store = self.ctx.baseline_store if res.separate_store else self.ctx.store
             assert store is not None
             assert res.window is not None
+            if res.window != bl.TimeWindow(*bl.ALL_TIME):
+                self.ctx.baseline_windows.add(res.window)
             base = busy_hours(self.ctx.select(store, res.window, self.method, self.t.scope),
                               self.t.aggregation)
             base_groups = _groups(self.ctx, base, self.t.per)
@@ -338,14 +340,23 @@ def evaluate(store: Store, inv: Inventory, params: Params,
             continue
         rows.extend(_TargetRun(ctx, t).rows())
     exclusions = [ctx.exclusions[k] for k in sorted(ctx.exclusions)]
-    notes = [f"minimum samples per window for a delay statistic: {MIN_DELAY_SAMPLES}"]
-    if params.baseline is not None:
-        mix = mix_distance(params.baseline, params.current)
+    windows = sorted(ctx.baseline_windows, key=lambda w: (w.start_ns, w.end_ns))
+    return Evaluation(params, rows, exclusions, window_notes(params.current, windows))
+
+
+def window_notes(current: bl.TimeWindow, baselines: Sequence[bl.TimeWindow]) -> list[str]:
+    """Warnings about baseline windows: overlap with the current one, or a different
+    weekday/hour mix (RFC 2330 §11.1: periodic behaviour biases samples)."""
+    notes = []
+    for w in baselines:
+        if w.start_ns < current.end_ns and current.start_ns < w.end_ns:
+            notes.append(f"baseline window {w.iso()} overlaps the current window")
+        mix = mix_distance(w, current)
         if mix > 0.1:
-            notes.append(f"baseline and current windows differ in weekday/hour mix (total "
-                         f"variation {mix:.2f} > 0.10): periodic behaviour may bias the ratio "
-                         "(RFC 2330 §11.1)")
-    return Evaluation(params, rows, exclusions, notes)
+            notes.append(f"baseline window {w.iso()} and the current window differ in "
+                         f"weekday/hour mix (total variation {mix:.2f} > 0.10): periodic "
+                         "behaviour may bias the ratio (RFC 2330 §11.1)")
+    return notes
 
 
 def mix_distance(a: bl.TimeWindow, b: bl.TimeWindow) -> float:

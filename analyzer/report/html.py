@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 from analyzer.report.data import ReportData
@@ -116,7 +117,8 @@ def render(data: ReportData) -> str:
 <code>{_e(prov['inventory']['sha256'])}</code></td></tr>
 <tr><td>store chain head</td><td><code>{_e(prov['store_chain_head']['head'])}</code>
 (length {_e(prov['store_chain_head']['length'])})</td></tr>
-<tr><td>parameters</td><td><code>{_e(params)}</code></td></tr></table>
+<tr><td>parameters</td><td><code>{_e(json.dumps(params, sort_keys=True))}</code></td></tr>
+</table>
 <p>Reproduce: <code>ixmeter analyze --json</code> with these parameters gives
 <code>report.json</code> byte for byte (docs/auditor.md).</p>
 </body></html>

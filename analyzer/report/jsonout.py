@@ -14,7 +14,7 @@ from typing import Any
 
 from analyzer.baselines import TimeWindow
 from analyzer.evaluate import Evaluation, Row
-from analyzer.stats.compare import STAT_MAP
+from analyzer.stats.compare import MIN_DELAY_SAMPLES, MIN_LOSS_SAMPLES, MIN_UNITS, STAT_MAP
 from analyzer.store.base import Store
 
 SCHEMA = 1
@@ -105,6 +105,8 @@ def provenance(store: Store, inventory_path: str | Path, ev: Evaluation,
             "replicates": p.replicates, "unit_minutes": p.unit_minutes, "confidence": 0.95,
             "one_sided_alpha": 0.025, "percentiles": PERCENTILE_METHOD,
             "multiplicity": "Holm step-down over per-pair lists",
+            "minimum_samples": {"delay": MIN_DELAY_SAMPLES, "loss": MIN_LOSS_SAMPLES,
+                                "time_units": MIN_UNITS},
         },
     }
 

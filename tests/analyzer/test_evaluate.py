@@ -266,3 +266,15 @@ def test_imported_baseline_in_a_separate_store(db: Path, tmp_path: Path,
     assert row["baseline"]["source"] == "imported: old-measurements.csv"
     assert row["verdict"] == "PASS"  # 100 ms -> 3 and 9 ms: ratio < 0.1
     assert row["distribution"] == "conditional"
+
+
+def test_window_notes() -> None:
+    from analyzer.evaluate import window_notes
+
+    cur = parse_window(CURRENT)
+    overlapping = parse_window("2026-01-03T00:00:00Z/2026-01-05T00:00:00Z")
+    notes = window_notes(cur, [overlapping, parse_window(BASELINE)])
+    assert any("overlaps" in n for n in notes)
+    assert any("weekday/hour mix" in n for n in notes)
+    assert window_notes(cur, [replace(cur, start_ns=cur.start_ns - 7 * DAY,
+                                      end_ns=cur.end_ns - 7 * DAY)]) == []
