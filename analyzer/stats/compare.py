@@ -89,10 +89,15 @@ def _table(data: Data, which: str, unit_minutes: int) -> UnitTable:
 
 
 def _with_unit(c: Comparison, unit_minutes: int) -> Comparison:
-    """Record the unit size in the bootstrap info (the block length is in units)."""
-    if c.bootstrap is None:
-        return c
-    return replace(c, bootstrap=replace(c.bootstrap, unit_minutes=unit_minutes))
+    """Record the unit size in the bootstrap info (the block length is in units), and say in
+    the reason of an INCONCLUSIVE result how many more samples would decide it."""
+    if c.bootstrap is not None:
+        c = replace(c, bootstrap=replace(c.bootstrap, unit_minutes=unit_minutes))
+    if c.decision.verdict is Verdict.INCONCLUSIVE and c.more_samples:
+        c = replace(c, decision=replace(c.decision, reason=f"{c.decision.reason}; about "
+                                        f"{c.more_samples} more samples per window would "
+                                        "decide it (power 0.8)"))
+    return c
 
 
 def _ne(why: str, **kw: Any) -> Comparison:
@@ -283,5 +288,6 @@ def compare_declared(cur: Data, declared: tuple[float, str] | None,
     iv = level.interval
     ratio = Interval(iv.point / v, iv.low / v, iv.high / v, iv.p_below, iv.p_above)
     d = decide_ratio(ratio, theta)
-    return replace(level, decision=d, interval=ratio, kind="ratio", baseline_value=v,
-                   threshold=theta, details={**level.details, "declared": True})
+    out = replace(level, decision=d, interval=ratio, kind="ratio", baseline_value=v,
+                  threshold=theta, details={**level.details, "declared": True})
+    return _with_unit(out, unit_minutes)

@@ -85,6 +85,7 @@ def test_loss_one_percent_to_point_six_small_sample_is_inconclusive() -> None:
     assert c.decision.verdict is Verdict.INCONCLUSIVE
     assert c.more_samples is not None
     assert c.more_samples > 0
+    assert f"about {c.more_samples} more samples per window" in c.decision.reason
 
 
 def test_bursty_loss_widens_the_interval() -> None:
