@@ -68,6 +68,12 @@ class Forwarder:
 
     def set_paths(self, paths: Mapping[tuple[str, str], PathPlan], profile: Profile) -> None:
         """Switch to a new profile; packets already in flight keep their release times."""
+        self.install(self.build_table(paths, profile), profile)
+
+    def build_table(self, paths: Mapping[tuple[str, str], PathPlan],
+                    profile: Profile) -> dict[tuple[int, int], _Path]:
+        """The per-path state for ``paths`` (slow for many hosts: build it off the data plane,
+        then :meth:`install` it there)."""
         table = {}
         for (src, dst), plan in paths.items():
             if src in self.index and dst in self.index:
@@ -75,6 +81,10 @@ class Forwarder:
                 table[(self.index[src], self.index[dst])] = _Path(
                     plan, state, tuple(packed(h.v4) for h in plan.hops),
                     tuple(packed(h.v6) for h in plan.hops))
+        return table
+
+    def install(self, table: dict[tuple[int, int], _Path], profile: Profile) -> None:
+        """Swap in a table from :meth:`build_table` (constant time)."""
         self._paths = table
         self.profile = profile
 

@@ -12,6 +12,7 @@ Definitions:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ def icmpv6_checksum(src: bytes, dst: bytes, message: bytes) -> int:
     return checksum(pseudo + message)
 
 
+@functools.lru_cache(maxsize=8192)
 def packed(address: str) -> bytes:
     """An IPv4 or IPv6 address in network byte order."""
     return ipaddress.ip_address(address).packed

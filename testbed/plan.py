@@ -134,13 +134,26 @@ class Routers:
         self._cities = sorted(c.id for c in inv.cities)
         self._provinces = sorted(p.id for p in inv.provinces)
         self._carriers = [c.id for c in inv.carriers]
+        self._cache: dict[tuple[str, str, str], Router] = {}
 
     def metro(self, carrier: str, city: str) -> Router:
+        key = ("metro", carrier, city)
+        if key not in self._cache:
+            self._cache[key] = self._metro(carrier, city)
+        return self._cache[key]
+
+    def _metro(self, carrier: str, city: str) -> Router:
         c = self.topo.cities[city]
         n = self._cities.index(city) + 1
         return self._carrier_router(f"{carrier}-{city}", carrier, n, c.lat, c.lon)
 
     def core(self, carrier: str, province: str) -> Router:
+        key = ("core", carrier, province)
+        if key not in self._cache:
+            self._cache[key] = self._core(carrier, province)
+        return self._cache[key]
+
+    def _core(self, carrier: str, province: str) -> Router:
         lat, lon = self.core_position(province)
         n = 200 + self._provinces.index(province) + 1
         return self._carrier_router(f"{carrier}-core-{province}", carrier, n, lat, lon)
@@ -157,6 +170,12 @@ class Routers:
         return sum(c.lat for c in cities) / len(cities), sum(c.lon for c in cities) / len(cities)
 
     def exchange(self, site_id: str, carrier: str) -> Router:
+        key = ("exchange", site_id, carrier)
+        if key not in self._cache:
+            self._cache[key] = self._exchange(site_id, carrier)
+        return self._cache[key]
+
+    def _exchange(self, site_id: str, carrier: str) -> Router:
         site = self.topo.sites[site_id]
         k = self._carriers.index(carrier) + 1
         return Router(f"{site_id}-{carrier}", carrier, site_id, site.lat or 0.0, site.lon or 0.0,
