@@ -90,11 +90,20 @@ SYSCTLS = (
 )
 
 
+def sysctl_script() -> str:
+    """Shell lines writing :data:`SYSCTLS` under /proc/sys (no dependency on procps)."""
+    lines = []
+    for item in SYSCTLS:
+        key, value = item.split("=", 1)
+        lines.append(f"echo '{value}' > /proc/sys/{key.replace('.', '/')}")
+    return "; ".join(lines)
+
+
 def build_host(host: Host, tun: str) -> None:
     """Create ``host``'s namespace, move TUN device ``tun`` into it and configure it."""
     ip(["netns", "add", host.namespace])
     ip(["link", "set", "dev", tun, "netns", host.namespace])
-    subprocess.run(["ip", "netns", "exec", host.namespace, "sysctl", "-qw", *SYSCTLS],
+    subprocess.run(["ip", "netns", "exec", host.namespace, "sh", "-c", sysctl_script()],
                    capture_output=True, check=False)
     ip(["-batch", "-"], ns=host.namespace, stdin=host_commands(host, tun))
 

@@ -59,6 +59,9 @@ def test_hosts_have_namespaces_and_addresses(tb: Testbed) -> None:
     assert "198.18.2.10/32" in out
     assert "2001:2:0:1001::10/128" in out
     assert "127.0.0.1/8" in out
+    sysctl = tb.exec("cs-yungu-ct", ["cat", "/proc/sys/net/ipv4/icmp_ratelimit",
+                                     "/proc/sys/net/ipv4/ping_group_range"], check=True).stdout
+    assert sysctl.split() == ["0", "0", "2147483647"]
 
 
 @pytest.mark.parametrize("family", [4, 6])
