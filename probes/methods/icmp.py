@@ -43,6 +43,7 @@ class IcmpProber:
         self.mode, self.clock, self.rcvbuf = mode, clock, rcvbuf
         self.pingers: dict[tuple[int, int], Pinger] = {}
         self._nursery: trio.Nursery | None = None
+        self._families: dict[str, int] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -73,7 +74,10 @@ class IcmpProber:
         return pinger
 
     def start(self, job: Job, seq: int) -> None:
-        pinger = self.pinger(family_of(job.dst_addr), job.type_p.dscp)
+        family = self._families.get(job.dst_addr)
+        if family is None:
+            family = self._families[job.dst_addr] = family_of(job.dst_addr)
+        pinger = self.pinger(family, job.type_p.dscp)
         pinger.send(job.dst_addr, job.type_p.size, job.tmax_ns, ctx=(job, seq))
 
     def _on_outcome(self, outcome: Outcome) -> None:
