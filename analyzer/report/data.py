@@ -10,7 +10,7 @@ from typing import Any
 
 from analyzer.baselines import TimeWindow, iso_ns
 from analyzer.evaluate import Evaluation
-from analyzer.metrics import carrier_matrix, ms
+from analyzer.metrics import Metrics, carrier_matrix, metrics_by, ms
 from analyzer.report.jsonout import num, row_to_dict
 from analyzer.rollup import MinuteRollup
 from analyzer.store.base import Query, Store
@@ -51,6 +51,33 @@ def matrix_rows(rollups: list[MinuteRollup], window: str) -> list[dict[str, Any]
                     "rtt_p95_ms": ms(m.rtt.p95), "rtt_mean_ms": ms(m.rtt.mean),
                     "loss_ratio": num(m.loss_ratio), "label": "conditional"})
     return out
+
+
+def metrics_row(window: str, per: str, m: Metrics) -> dict[str, Any]:
+    """One group's metrics as a flat row; each delay column names its distribution
+    (``conditional``: arrived only, RFC 6703 §5.3; ``inf``: loss as +inf, RFC 7679 §5.1)."""
+    row: dict[str, Any] = {"window": window, "per": per, "group": m.key, "minutes": m.minutes,
+                           "sent": m.sent, "received": m.received, "lost": m.lost,
+                           "loss_ratio": num(m.loss_ratio), "loss_periods": m.loss_periods,
+                           "errors": m.errors, "duplicated": m.duplicated,
+                           "reordered": m.reordered, "tmax_ms": ms(m.tmax_ns), "rtt_n": m.rtt.n}
+    for name in ("min", "median", "mean", "p95", "p99", "max", "pdv_p99"):
+        row[f"rtt_{name}_ms_conditional"] = ms(getattr(m.rtt, name))
+    for name in ("median", "p95", "p99"):
+        row[f"rtt_{name}_ms_inf"] = ms(getattr(m.rtt, f"inf_{name}"))
+    for d in (m.fwd, m.bwd):
+        row[f"{d.kind}_median_ms_conditional"] = ms(d.median)
+        row[f"{d.kind}_p99_ms_conditional"] = ms(d.p99)
+        row[f"{d.kind}_clock_error_ms"] = ms(d.clock_error_ns)
+    row["unsynced"] = m.unsynced
+    return row
+
+
+def metrics_rows(rollups: list[MinuteRollup], window: str,
+                 city_of: Any) -> list[dict[str, Any]]:
+    """Metrics per carrier pair, city pair and over everything, for one window."""
+    return [metrics_row(window, per, m) for per in ("carrier_pair", "city_pair", "scope")
+            for m in metrics_by(rollups, per, city_of)]
 
 
 def coverage_rows(rollups: list[MinuteRollup], w: TimeWindow) -> list[dict[str, Any]]:
@@ -110,6 +137,16 @@ def gather(store: Store, ev: Evaluation, document: dict[str, Any],
         matrix = matrix_rows([r for r in base if r.method == "icmp"] or base,
                              "baseline") + matrix
     figures["carrier_matrix"] = matrix
+
+    def city_of(site: str) -> str | None:
+        city = topo.city_of(site)
+        return city.id if city else None
+
+    icmp_cur = [r for r in cur if r.method == "icmp"] or cur
+    figures["metrics"] = metrics_rows(icmp_cur, "current", city_of)
+    if p.baseline is not None:
+        figures["metrics"] = metrics_rows([r for r in base if r.method == "icmp"] or base,
+                                          "baseline", city_of) + figures["metrics"]
     figures["coverage"] = coverage_rows(cur, p.current)
     figures["routes"] = route_rows(store, p.current, topo)
     figures["exclusions"] = [dict(e) for e in ev.exclusions]

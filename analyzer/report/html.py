@@ -83,6 +83,17 @@ def _pairs(matrix: list[dict[str, Any]], key: str) -> list[tuple[str, Any, Any]]
     return [(k, v[0], v[1]) for k, v in sorted(out.items())]
 
 
+_SHORT = ("window", "group", "sent", "lost", "loss_ratio", "loss_periods", "rtt_n",
+          "rtt_min_ms_conditional", "rtt_median_ms_conditional", "rtt_mean_ms_conditional",
+          "rtt_p95_ms_conditional", "rtt_p99_ms_conditional", "rtt_max_ms_conditional",
+          "rtt_pdv_p99_ms_conditional", "rtt_p95_ms_inf")
+
+
+def short_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    return {k.replace("_conditional", " (cond.)").replace("_inf", " (loss=+inf)"): row[k]
+            for k in _SHORT}
+
+
 def render(data: ReportData) -> str:
     """The whole report as one HTML page."""
     doc, fig = data.document, data.figures
@@ -107,6 +118,10 @@ def render(data: ReportData) -> str:
 <h2>Verdicts</h2>{_table(fig.get('verdicts', []), 'verdict')}
 <h2>Before and after</h2>{charts}
 <h2>Carrier matrix</h2>{_table(matrix)}
+<h2>Metrics by carrier pair</h2>
+<p>Delay columns marked <code>conditional</code> use arrived packets only (RFC 6703 §5.3);
+<code>inf</code> counts lost packets as +infinity (RFC 7679 §5.1). Every figure: metrics.csv.</p>
+{_table([short_metrics(r) for r in fig.get('metrics', []) if r['per'] == 'carrier_pair'])}
 <h2>Route evidence (traceroute)</h2>{_table(fig.get('routes', []))}
 <h2>Data coverage per probe</h2>{_table(fig.get('coverage', []))}
 <h2>Exclusions and why</h2>{_table(fig.get('exclusions', []))}

@@ -8,7 +8,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from analyzer.report.data import ReportData
-from analyzer.report.html import METHODOLOGY
+from analyzer.report.html import METHODOLOGY, short_metrics
 
 _COLOURS = {"PASS": "#d6f5d6", "FAIL": "#f8d0d0", "INCONCLUSIVE": "#fff3c4",
             "NOT EVALUABLE": "#e4e4e4"}
@@ -69,6 +69,9 @@ def write_pdf(data: ReportData, path: Path) -> None:
                                       f"{r['reason']}"), small))
     story.extend(_chart(fig.get("carrier_matrix", [])))
     section("Carrier matrix", fig.get("carrier_matrix", []))
+    pairs = [short_metrics(r) for r in fig.get("metrics", []) if r["per"] == "carrier_pair"]
+    section("Metrics by carrier pair (cond. = arrived only, RFC 6703 §5.3; loss=+inf, "
+            "RFC 7679 §5.1)", pairs)
     section("Route evidence (traceroute)", fig.get("routes", []))
     section("Data coverage per probe", fig.get("coverage", []))
     section("Exclusions and why", fig.get("exclusions", []))

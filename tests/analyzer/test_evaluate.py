@@ -185,7 +185,7 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert "wrote report.json" in capsys.readouterr().out
     analyzed = _analyze(db, capsys, "--json")
     a, b = tmp_path / "a", tmp_path / "b"
-    for name in ("report.json", "report.pdf", "report.html", "verdicts.csv",
+    for name in ("report.json", "report.pdf", "report.html", "verdicts.csv", "metrics.csv",
                  "carrier_matrix.csv", "coverage.csv", "routes.csv", "exclusions.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "report.json").read_text() == analyzed
@@ -196,6 +196,10 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert "Miettinen-Nurminen" in page
     assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
     assert "s1/A>s3/B,A > * > s3,1," in (a / "routes.csv").read_text()
+    metrics = (a / "metrics.csv").read_text().splitlines()
+    assert "rtt_median_ms_conditional" in metrics[0]
+    assert "rtt_p95_ms_inf" in metrics[0]
+    assert any(line.startswith("current,carrier_pair,A>B,") for line in metrics)
 
 
 def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
