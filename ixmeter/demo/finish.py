@@ -1,0 +1,106 @@
+"""After the measurement: the analysis over the two measured windows, the auditor's report and the
+verdict table (the ``ixmeter report`` / ``ixmeter analyze`` machinery, one evaluation for both),
+then the dashboard over the same store and windows."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ixmeter.demo.plan import Timeline, iso_window
+
+if TYPE_CHECKING:
+    from analyzer.evaluate import Evaluation
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the analysis produced: the evaluation, the report folder and the command that
+    reproduces it."""
+
+    evaluation: Evaluation
+    report_dir: Path
+    files: list[str]
+    command: str
+
+
+def report_argv(db: Path, inventory: Path, timeline: Timeline, out: Path) -> list[str]:
+    """``ixmeter report`` arguments that rebuild the demo's report (docs/auditor.md)."""
+    return ["--db", str(db), "--inventory", str(inventory),
+            "--baseline", iso_window(timeline.baseline),
+            "--current", iso_window(timeline.current), "--out", str(out)]
+
+
+def analyze(db: Path, inventory: Path, timeline: Timeline, out: Path) -> Analysis:
+    """Evaluate every policy target, write report.json/html/pdf and the CSV files to ``out``."""
+    from analyzer.cli_analyze import run_evaluation
+    from analyzer.report import cli as report_cli
+    from analyzer.report.csvout import write_all
+    from analyzer.report.data import gather
+    from analyzer.report.html import render
+    from analyzer.report.jsonout import document, dumps
+    from analyzer.report.pdf import write_pdf
+    from analyzer.store import open_store
+    from inventory.loader import load
+    from inventory.topology import Topology
+
+    argv = report_argv(db, inventory, timeline, out)
+    parser = argparse.ArgumentParser(prog="ixmeter report")
+    report_cli.configure(parser)
+    args = parser.parse_args(argv)
+    out.mkdir(parents=True, exist_ok=True)
+    ev, prov = run_evaluation(args)
+    doc = document(ev, prov)
+    store = open_store(db)
+    try:
+        data = gather(store, ev, doc, Topology(load(inventory)))
+    finally:
+        store.close()
+    (out / "report.json").write_text(dumps(doc), encoding="utf-8")
+    (out / "report.html").write_text(render(data), encoding="utf-8")
+    csvs = write_all(data.figures, out)
+    write_pdf(data, out / "report.pdf")
+    files = ["report.json", "report.html", "report.pdf", *(Path(p).name for p in csvs)]
+    command = "ixmeter report " + " ".join(shlex.quote(a) for a in argv)
+    return Analysis(ev, out, files, command)
+
+
+def verdict_table(ev: Evaluation) -> str:
+    """The ``ixmeter analyze`` table, then a one-line count of verdicts per target."""
+    from analyzer.cli_analyze import table
+
+    counts: dict[str, Counter[str]] = {}
+    for row in ev.rows:
+        counts.setdefault(row.target, Counter())[row.decision.verdict.value] += 1
+    summary = ["", "verdicts per target:"]
+    for target in sorted(counts):
+        parts = ", ".join(f"{n} {v}" for v, n in sorted(counts[target].items()))
+        summary.append(f"  {target}: {parts}")
+    return table(ev) + "\n".join(summary) + "\n"
+
+
+def serve_dashboard(db: Path, inventory: Path, timeline: Timeline, port: int,
+                    host: str = "127.0.0.1") -> None:
+    """The dashboard over the demo's store, its windows set to the two measured phases;
+    returns on Ctrl-C."""
+    from analyzer.store import open_store
+    from analyzer.views import Window
+    from dashboard.app import create_app
+    from dashboard.context import Context
+    from inventory.loader import load
+    from inventory.topology import Topology
+
+    store = open_store(db)
+    try:
+        ctx = Context(store, Topology(load(inventory)), Window(*timeline.baseline),
+                      Window(*timeline.current), inventory_path=inventory)
+        app = create_app(ctx)
+        print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it and ends the demo)",
+              flush=True)
+        app.run(host=host, port=port, debug=False)
+    finally:
+        store.close()
