@@ -7,6 +7,7 @@ DEB_PACKAGES := iproute2 iputils-ping fping libpcap0.8 iptables traceroute mtr-t
                 postgresql chromium chromium-driver fonts-wqy-microhei
 DEMO_DEB_PACKAGES := iproute2 iputils-ping libpcap0.8
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test venv deps-test deps-demo lint bench clean
 
@@ -35,8 +36,9 @@ deps-test:
 	else echo "not root: skipping Debian packages; tests that need them will skip and say why"; fi
 
 ## make demo: set up and run the main job on the built-in emulated network
+## (e.g. make demo DEMO_ARGS="--duration 300 --no-dashboard"; see docs/demo.md)
 demo: deps-demo $(VENV)/.server
-	$(BIN)/ixmeter demo
+	$(BIN)/ixmeter demo $(DEMO_ARGS)
 
 ## make test: set up and run the whole test suite
 test: deps-test $(VENV)/.test
