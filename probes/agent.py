@@ -101,7 +101,7 @@ class Agent:
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.session = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
-        self.key = read_key(cfg.key_file)
+        self.key = read_key(cfg.key_file, cfg.probe_id)
         self.topology: Topology | None = None
         if cfg.inventory is not None:
             inv = load(cfg.inventory)

@@ -96,14 +96,16 @@ def _resolve(cfg: ProbeConfig, base: Path) -> ProbeConfig:
     return cfg.model_copy(update=fields)
 
 
-def read_key(path: Path) -> bytes:
-    """The probe's HMAC key: a file holding it in hex (``ixmeter keys new`` prints one)."""
+def read_key(path: Path, probe_id: str | None = None) -> bytes:
+    """The probe's HMAC key: a file holding it in hex, or a keys file (YAML mapping probe id ->
+    hex key or list of keys, newest first, as ``ixmeter keys new --out`` writes)."""
     try:
         text = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"cannot read key file {str(path)!r}: {exc.strerror}",
                           hint="write the hex key from 'ixmeter keys new --probe ID' there, "
                                "mode 0600") from None
+    text = _from_keys_file(text, path, probe_id)
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -111,6 +113,21 @@ def read_key(path: Path) -> bytes:
     if len(key) < 16:
         raise ConfigError(f"key file {str(path)!r}: key of {len(key)} bytes, need >= 16")
     return key
+
+
+def _from_keys_file(text: str, path: Path, probe_id: str | None) -> str:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    value = data.get(probe_id) if probe_id else None
+    if isinstance(value, list) and value:
+        value = value[0]
+    if value is None:
+        raise ConfigError(f"keys file {str(path)!r} has no key for probe {probe_id!r}")
+    return str(value)
 
 
 def _version(addr: str) -> int:

@@ -175,6 +175,16 @@ def test_missing_key_file_says_what_to_do(tmp_path: Path) -> None:
         Agent(load_config(path))
 
 
+def test_key_from_a_keys_file(tmp_path: Path) -> None:
+    from probes.config import read_key
+
+    keys = f"{PROBE}: [{KEY.hex()}, {'ab' * 32}]\nother: {'cd' * 32}\n"
+    (tmp_path / "keys.yaml").write_text(keys)
+    assert read_key(tmp_path / "keys.yaml", PROBE) == KEY
+    with pytest.raises(ConfigError, match="no key for probe 'nobody'"):
+        read_key(tmp_path / "keys.yaml", "nobody")
+
+
 def test_config_from_inventory_builds_jobs(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert ixmeter_main(["probe", "config", "--inventory", str(default_inventory()),
@@ -221,3 +231,13 @@ async def test_cli_run_stops_cleanly_on_sigterm(
     sent = int(err.split(" probes sent")[0].rsplit(" ", 1)[1])
     assert len(_stored(store)) == sent > 0
     assert "spool depth 0" in err
+
+
+def test_probe_side_imports_stay_light() -> None:
+    """The probe host needs no server extra: no analyzer, dashboard, numpy, Dash or Plotly."""
+    code = ("import sys, probes.agent, probes.cli; print(sorted({m.split('.')[0] for m in "
+            "sys.modules} & {'numpy', 'dash', 'plotly', 'analyzer', 'dashboard', 'scapy', "
+            "'psycopg', 'prometheus_client', 'starlette'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
