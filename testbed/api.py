@@ -72,15 +72,21 @@ class Testbed:
            *, sites: Sequence[str] = (), carriers: Sequence[str] = (),
            max_hosts: int | None = None, schedule: str | Sequence[tuple[float, str]] = (),
            instance: str = DEFAULT_INSTANCE, spin_us: float = 50.0,
-           realtime: bool = True, advance_us: float = 10.0) -> Testbed:
-        """Build the namespaces and start the emulator in the background (needs root)."""
-        netns.require_privileges()
+           realtime: bool = True, advance_us: float = 10.0,
+           mode: str = "netns") -> Testbed:
+        """Build the namespaces and start the emulator in the background. ``mode="netns"``
+        needs root; ``mode="userns"`` runs everything inside a user + mount + network namespace
+        of the caller (``unshare -Urnm``), where the kernel allows it, without root."""
+        if mode == "netns":
+            netns.require_privileges()
+        elif mode != "userns":
+            raise TestbedError(f"unknown mode {mode!r}", hint="netns or userns (see up_loopback)")
         sched = parse_schedule(schedule) if isinstance(schedule, str) else list(schedule)
         config = {
             "inventory": str(Path(inventory or default_inventory()).resolve()),
             "profile": _profile_dict(profile), "sites": list(sites), "carriers": list(carriers),
             "max_hosts": max_hosts, "spin_us": spin_us, "realtime": realtime,
-            "advance_us": advance_us,
+            "advance_us": advance_us, "mode": mode,
             "schedule": [(at, _profile_dict(name)) for at, name in sched],
         }
         return cls(instance, daemon.start(instance, config))
@@ -137,10 +143,13 @@ class Testbed:
     def wrap(self, host: str, argv: Sequence[str]) -> list[str]:
         """``argv`` prefixed so it runs inside ``host``'s namespace (unchanged in loopback
         mode, where every host is 127.0.0.1)."""
+        ns = self.host(host).namespace
         if self.mode == "loopback":
-            self.host(host)
             return list(argv)
-        return ["ip", "netns", "exec", self.host(host).namespace, *argv]
+        if self.mode == "userns":  # enter the daemon's user + mount namespaces first
+            return ["nsenter", "-t", str(self.state["pid"]), "-U", "-m", "ip", "netns", "exec",
+                    ns, *argv]
+        return ["ip", "netns", "exec", ns, *argv]
 
     def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = 60,
              check: bool = False, input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -30,8 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                          "(calibrated TUN wake-up time; default 10)")
     up.add_argument("--no-realtime", action="store_true",
                     help="do not run the emulator under SCHED_FIFO (less accurate when busy)")
-    up.add_argument("--mode", choices=["auto", "netns", "loopback"], default="auto",
-                    help="netns (root) or loopback (UDP delay line, no privilege); auto picks")
+    up.add_argument("--mode", choices=["auto", "netns", "userns", "loopback"], default="auto",
+                    help="netns (root), userns (unshare -Urnm, no root where the kernel "
+                         "allows it) or loopback (UDP delay line); auto picks the first possible")
     up.add_argument("--listen-port", type=int, default=18620,
                     help="loopback mode: first UDP port of the delay line (default 18620)")
 
@@ -77,8 +78,11 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     print("namespace mode unavailable; missing: " + "; ".join(priv.missing))
     userns = netns.userns_available()
-    print(f"user + network namespace (unshare -Urn): {'allowed' if userns else 'not allowed'}")
-    print("mode: loopback (UDP delay line on 127.0.0.1, STAMP/UDP only)")
+    print(f"user + network namespace (unshare -Urnm): {'allowed' if userns else 'not allowed'}")
+    if userns:
+        print("mode: userns (namespaces inside your own user namespace; no real-time priority)")
+    else:
+        print("mode: loopback (UDP delay line on 127.0.0.1, STAMP/UDP only)")
     return 0
 
 
@@ -88,10 +92,11 @@ def _up(args: argparse.Namespace) -> int:
     mode = args.mode
     if mode == "auto":
         priv = netns.check_privileges()
-        mode = "netns" if priv.full else "loopback"
+        mode = "netns"
         if not priv.full:
+            mode = "userns" if netns.userns_available() else "loopback"
             print("testbed: namespace mode needs " + "; ".join(priv.missing)
-                  + " -> falling back to loopback mode", file=sys.stderr)
+                  + f" -> falling back to {mode} mode", file=sys.stderr)
     if mode == "loopback":
         from testbed.delayline import up_loopback
 
@@ -102,7 +107,8 @@ def _up(args: argparse.Namespace) -> int:
         tb = Testbed.up(args.inventory, args.profile, sites=_split(args.sites),
                         carriers=_split(args.carriers), max_hosts=args.max_hosts,
                         schedule=args.schedule, instance=args.instance, spin_us=args.spin_us,
-                        realtime=not args.no_realtime, advance_us=args.advance_us)
+                        realtime=not args.no_realtime, advance_us=args.advance_us,
+                        mode=mode)
         state = tb.state
     print(f"testbed {args.instance}: up, mode {state['mode']}, {len(state['hosts'])} hosts, "
           f"profile {args.profile}, emulator pid {state['pid']}")

@@ -82,6 +82,9 @@ def cleanup(instance: str) -> list[str]:
     return gone
 
 
+USERNS_PREFIX = ["unshare", "-Urnm", "--propagation", "private"]
+
+
 def start(instance: str, config: dict[str, Any], *, module: str = "testbed.emulator",
           timeout_s: float = 60.0) -> dict[str, Any]:
     """Start a daemon for ``instance`` with ``config`` and wait until it reports ready."""
@@ -96,7 +99,10 @@ def start(instance: str, config: dict[str, Any], *, module: str = "testbed.emula
     with log:
         # setsid -f: the daemon runs in its own session, reparented to init, so it outlives
         # (and is never a zombie of) the process that started it.
-        subprocess.run(["setsid", "-f", sys.executable, "-m", module, str(rd)],
+        # In userns mode the daemon gets its own user, mount and network namespaces
+        # (unshare -Urnm): its host namespaces live and die with it.
+        prefix = USERNS_PREFIX if config.get("mode") == "userns" else []
+        subprocess.run(["setsid", "-f", *prefix, sys.executable, "-m", module, str(rd)],
                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True,
                        cwd=str(Path(__file__).resolve().parent.parent))
     deadline = time.monotonic() + timeout_s

@@ -142,7 +142,13 @@ class Daemon:
         self.started = time.monotonic()
         self.priority = "default"
 
+    @property
+    def mode(self) -> str:
+        return str(self.cfg.get("mode", "netns"))
+
     def build(self) -> Engine:
+        if self.mode == "userns":
+            netns.private_netns_dir()
         netns.delete_namespaces(f"ixm-{self.cfg['instance']}-")
         for host in self.hosts:
             fd, name = netns.open_tun()
@@ -168,7 +174,7 @@ class Daemon:
     def status(self, engine: Engine) -> dict[str, Any]:
         stats = engine.fwd.statistics()
         return {"ok": True, "pid": os.getpid(), "profile": self.profile.name,
-                "history": self.history, "mode": "netns", "priority": self.priority,
+                "history": self.history, "mode": self.mode, "priority": self.priority,
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "stats": {**{k: getattr(stats, k) for k in stats.__slots__},
                           "write_errors": engine.write_errors},
@@ -224,7 +230,7 @@ class Daemon:
             self.set_profile(engine, Profile.model_validate(prof), f"schedule@{at_s}s")
 
     def write_state(self, ready: bool) -> None:
-        state = {"instance": self.cfg["instance"], "pid": os.getpid(), "mode": "netns",
+        state = {"instance": self.cfg["instance"], "pid": os.getpid(), "mode": self.mode,
                  "inventory": self.cfg["inventory"], "ready": ready,
                  "hosts": [{"name": h.name, "namespace": h.namespace, "site": h.site,
                             "carrier": h.carrier, "city": h.city,

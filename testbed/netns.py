@@ -153,10 +153,23 @@ def require_privileges() -> None:
                  "unprivileged UDP delay line")
 
 
+def private_netns_dir() -> None:
+    """userns mode: give this (unshared) mount namespace its own tmpfs on /run/netns so that
+    ``ip netns add`` works without privileges outside it."""
+    os.makedirs("/run/netns", exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "ixm-netns", "/run/netns"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise NetnsError(f"cannot mount a private /run/netns: {proc.stderr.strip()}",
+                         hint="use --mode loopback")
+
+
 def userns_available() -> bool:
-    """Does the kernel let an unprivileged user create a user + network namespace
-    (``unshare -Urn``)?"""
-    if shutil.which("unshare") is None:
+    """Can this user create a user + mount + network namespace (``unshare -Urnm``), mount its
+    own /run/netns there, and open /dev/net/tun? (What userns mode needs.)"""
+    if shutil.which("unshare") is None or not os.access("/dev/net/tun", os.R_OK | os.W_OK):
         return False
-    proc = subprocess.run(["unshare", "-Urn", "true"], capture_output=True, check=False)
+    probe = "mkdir -p /run/netns && mount -t tmpfs ixm-probe /run/netns"
+    proc = subprocess.run(["unshare", "-Urnm", "--propagation", "private", "sh", "-c", probe],
+                          capture_output=True, check=False)
     return proc.returncode == 0

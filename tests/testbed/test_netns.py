@@ -153,3 +153,25 @@ def test_kill9_is_cleaned_by_next_up_and_down_leaves_nothing() -> None:
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{bed.state['pid']}")
+
+
+def test_userns_mode_runs_and_dies_with_its_daemon() -> None:
+    if not netns.userns_available():
+        pytest.skip("this kernel does not allow unshare -Urnm")
+    instance = f"pu{os.getpid() % 100000}"
+    bed = Testbed.up(profile="direct", sites=["cs-yungu"], instance=instance, mode="userns")
+    try:
+        assert bed.mode == "userns"
+        out = bed.exec("cs-yungu-ct", ["ping", "-n", "-c", "2", "-i", "0.2",
+                                       bed.hosts["cs-yungu-cm"].v4], timeout=30).stdout
+        assert len(_rtts(out)) == 2
+        assert netns.namespaces(f"ixm-{instance}-") == []  # invisible outside its namespaces
+        os.kill(int(bed.state["pid"]), signal.SIGKILL)  # namespaces die with the daemon
+        for _ in range(100):
+            if daemon.read_state(instance) is None:
+                break
+            time.sleep(0.05)
+        assert daemon.read_state(instance) is None
+    finally:
+        bed.down()
+    assert not daemon.rundir(instance).exists()
