@@ -108,6 +108,11 @@ def render(data: ReportData) -> str:
     charts = bar_chart("Median RTT by carrier pair", _pairs(matrix, "rtt_median_ms"), "ms") + \
         bar_chart("Loss ratio by carrier pair", _pairs(matrix, "loss_ratio"), "")
     notes = "".join(f"<li>{_e(n)}</li>" for n in doc.get("notes", []))
+    verdicts = [{k: v for k, v in r.items() if k not in ("reason", "more_samples")}
+                for r in fig.get("verdicts", [])]
+    reasons = "".join(f"<li><b>{_e(r['target'])} {_e(r['scope'])} {_e(r['type_p'])}: "
+                      f"{_e(r['verdict'])}</b>: {_e(r['reason'])}</li>"
+                      for r in fig.get("verdicts", []))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ixmeter report</title>
 <style>{_CSS}</style></head><body>
@@ -115,7 +120,8 @@ def render(data: ReportData) -> str:
 <h2>Summary</h2>
 <p>Current window <code>{_e(params['current'])}</code>, baseline
 <code>{_e(params['baseline'])}</code>. Verdicts: {_e(summary)}.</p><ul>{notes}</ul>
-<h2>Verdicts</h2>{_table(fig.get('verdicts', []), 'verdict')}
+<h2>Verdicts</h2>{_table(verdicts, 'verdict')}
+<h3>Why</h3><ol>{reasons}</ol>
 <h2>Before and after</h2>{charts}
 <h2>Carrier matrix</h2>{_table(matrix)}
 <h2>Metrics by carrier pair</h2>
