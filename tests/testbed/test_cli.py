@@ -61,6 +61,7 @@ def test_up_falls_back_to_loopback_and_says_why(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(netns, "check_privileges",
                         lambda: netns.Privileges(("root (CAP_NET_ADMIN and CAP_SYS_ADMIN)",)))
+    monkeypatch.setattr(netns, "userns_available", lambda: False)
     instance = f"fb{os.getpid() % 100000}"
     port = str(32000 + (os.getpid() % 2000) * 10)
     try:
