@@ -175,3 +175,17 @@ def test_userns_mode_runs_and_dies_with_its_daemon() -> None:
     finally:
         bed.down()
     assert not daemon.rundir(instance).exists()
+
+
+def test_schedule_switches_profile_at_its_time() -> None:
+    instance = f"ps{os.getpid() % 100000}"
+    with Testbed.up(profile="baseline", sites=["cs-yungu"], instance=instance,
+                    schedule="0.5:direct") as bed:
+        for _ in range(100):
+            if bed.status()["profile"] == "direct":
+                break
+            time.sleep(0.05)
+        history = bed.status()["history"]
+    assert [h["profile"] for h in history] == ["baseline", "direct"]
+    assert history[1]["why"] == "schedule@0.5s"
+    assert 0.4 <= history[1]["after_s"] < 3.0
