@@ -38,11 +38,17 @@ class HostInfo:
 
     @property
     def v4(self) -> str:
-        return next(a for a in self.addresses if ":" not in a)
+        return self._first(4)
 
     @property
     def v6(self) -> str:
-        return next(a for a in self.addresses if ":" in a)
+        return self._first(6)
+
+    def _first(self, family: int) -> str:
+        for a in self.addresses:
+            if (":" in a) == (family == 6):
+                return a
+        raise TestbedError(f"host {self.name} has no IPv{family} address in the inventory")
 
     def address(self, family: int) -> str:
         """The host's IPv4 (``family=4``) or IPv6 (``6``) address."""

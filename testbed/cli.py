@@ -167,9 +167,9 @@ def _exec(args: argparse.Namespace) -> int:
     tb = Testbed.attach(args.instance)
     wrapped = tb.wrap(args.host, argv)
     sys.stdout.flush()
-    if tb.mode == "netns":
-        os.execvp(wrapped[0], wrapped)
-    return subprocess.call(argv)
+    if tb.mode == "loopback":
+        return subprocess.call(wrapped)
+    os.execvp(wrapped[0], wrapped)
 
 
 def _profile(args: argparse.Namespace) -> int:
