@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import dash
-from dash import Dash, Input, Output, dcc, html
+from dash import Dash, Input, Output, dcc, html, no_update
 
 from analyzer.views import local_label
 from dashboard import context, ids
-from dashboard.i18n import DEFAULT_LANG, t
+from dashboard.i18n import DEFAULT_LANG, LANGS, t
 
 HERE = Path(__file__).parent
 PAGE_ORDER = ("overview", "matrix", "path", "probes", "reports")
@@ -27,6 +28,7 @@ def create_app(ctx: context.Context) -> Dash:
                suppress_callback_exceptions=True, serve_locally=True)
     app.layout = _shell(ctx)
     app.callback(Output(ids.LANG, "data"), Input(ids.LANG_SWITCH, "value"))(_store_lang)
+    app.callback(Output(ids.LANG_SWITCH, "value"), Input(ids.URL, "search"))(_lang_from_url)
     app.callback(Output(ids.TITLE, "children"), Output(ids.NAV, "children"),
                  Output(ids.WINDOW_NOTE, "children"), Input(ids.LANG, "data"))(_label_shell)
     return app
@@ -39,6 +41,7 @@ def _shell(ctx: context.Context) -> html.Div:
               f"{local_label(ctx.current.end_ns - 1, '%Y-%m-%d')}")
     return html.Div([
         dcc.Store(id=ids.LANG, data=DEFAULT_LANG),
+        dcc.Location(id=ids.URL),
         html.Header([
             html.H1(id=ids.TITLE, className="title"),
             html.Nav(id=ids.NAV, className="nav"),
@@ -52,6 +55,12 @@ def _shell(ctx: context.Context) -> html.Div:
                  className="subheader"),
         html.Main(dash.page_container, className="main"),
     ])
+
+
+def _lang_from_url(search: str | None) -> Any:
+    """``?lang=en`` or ``?lang=zh`` in any URL picks the language (a kiosk or projector link)."""
+    lang = parse_qs((search or "").lstrip("?")).get("lang", [""])[0]
+    return lang if lang in LANGS else no_update
 
 
 def _store_lang(value: str) -> str:

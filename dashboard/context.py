@@ -37,6 +37,7 @@ class Context:
     lock: threading.RLock = field(default_factory=threading.RLock)
     _indexes: dict[Window, RollupIndex] = field(default_factory=dict)
     _evaluations: dict[tuple[Window, Window], Evaluation] = field(default_factory=dict)
+    _trends: dict[str, tuple[list[int], list[float | None]]] = field(default_factory=dict)
 
     def index(self, window: Window) -> RollupIndex:
         with self.lock:
@@ -45,10 +46,22 @@ class Context:
             return self._indexes[window]
 
     def warm(self) -> None:
-        """Load both windows and evaluate once, so the first page view is only rendering."""
+        """Load both windows, evaluate and draw the trends once, so that the first page view
+        is only rendering."""
         self.index(self.baseline)
         self.index(self.current)
+        for target in self.topo.inv.policy_targets:
+            self.trend(target.id)
         self.evaluation()
+
+    def trend(self, target_id: str) -> tuple[list[int], list[float | None]]:
+        """Daily values of one policy target over the shared windows (cached)."""
+        with self.lock:
+            if target_id not in self._trends:
+                target = next(t for t in self.topo.inv.policy_targets if t.id == target_id)
+                self._trends[target_id] = views.trend(
+                    self.topo, target, self.index(self.baseline), self.index(self.current))
+            return self._trends[target_id]
 
     def evaluation(self, base: Window | None = None, cur: Window | None = None) -> Evaluation:
         """The analyzer's evaluation of every policy target for two windows (default: the

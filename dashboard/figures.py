@@ -18,7 +18,7 @@ from analyzer.views import Matrix, Series, local_label
 FONT = 18
 COLORS = {
     "PASS": "#1a7f37", "FAIL": "#c62828", "INCONCLUSIVE": "#b26a00", "NOT_EVALUABLE": "#6e7781",
-    "ok": "#1a7f37", "bad": "#c62828", "na": "#8c959f",
+    "ok": "#1a7f37", "warn": "#d4a72c", "bad": "#c62828", "na": "#8c959f",
     "baseline": "#8c959f", "current": "#0b5cad", "p95": "#7aa7d9", "target": "#c62828",
 }
 COLORWAY = ["#0b5cad", "#8250df", "#1a7f37", "#b26a00", "#c62828", "#57606a"]
@@ -27,6 +27,7 @@ KIND_SYMBOL = {"data_centre": "square", "computing_centre": "diamond",
 
 
 _AXIS = {"gridcolor": "#e5e9ef", "linecolor": "#8c959f", "zeroline": False, "automargin": True}
+_TIME_AXIS = {"type": "date", "tickformat": "%m-%d %H:%M"}  # numeric: reads in zh and en
 
 
 def _fig(data: Sequence[Any], title: str = "", height: int = 420,
@@ -79,6 +80,7 @@ def trend_figure(t_ns: Sequence[int], values: Sequence[float | None], threshold:
             "name": y_title}
     return _fig([line], height=220, shapes=[_hline(threshold, COLORS["target"], threshold_name)],
                 margin={"l": 60, "r": 20, "t": 10, "b": 40}, showlegend=False,
+                xaxis={**_TIME_AXIS, "tickformat": "%m-%d", "dtick": 86_400_000},
                 yaxis={"title": {"text": y_title, "font": {"size": FONT - 4}},
                        "rangemode": "tozero"})
 
@@ -95,7 +97,7 @@ class MapPoint:
 class MapLink:
     lon: tuple[float, float]
     lat: tuple[float, float]
-    status: str  # "ok" | "bad" | "na"
+    status: str  # "ok" | "warn" | "bad" | "na"
     label: str
 
 
@@ -114,7 +116,7 @@ def map_figure(outline: Sequence[tuple[float, float]], cities: Sequence[MapPoint
         "mode": "lines", "fill": "toself", "fillcolor": "rgba(11,92,173,0.06)",
         "line": {"color": "#57606a", "width": 2}, "hoverinfo": "skip", "showlegend": False,
         "name": labels.get("outline", "outline")}]
-    for status in ("na", "ok", "bad"):
+    for status in ("na", "ok", "warn", "bad"):
         data += _links([lk for lk in links if lk.status == status], status, labels)
     data.append({
         "type": "scatter", "x": [c.lon for c in cities], "y": [c.lat for c in cities],
@@ -205,7 +207,7 @@ def rtt_figure(cur: Series, base_median: float | None, base_p95: float | None,
                  "line": {"color": COLORS["p95"], "width": 2, "dash": "dot"}})
     shapes = [] if target is None else [_hline(target, COLORS["target"],
                                                labels["target_line"])]
-    return _fig(data, labels["title"], shapes=shapes,
+    return _fig(data, labels["title"], shapes=shapes, xaxis=_TIME_AXIS,
                 yaxis={"title": {"text": "ms"}, "rangemode": "tozero"})
 
 
@@ -221,7 +223,7 @@ def loss_figure(cur: Series, base_loss: float | None, target: float | None,
     if target is not None:
         shapes.append(_hline(target * 100, COLORS["target"], labels["target_line"],
                              bottom=True))
-    return _fig([bars], labels["title"], shapes=shapes,
+    return _fig([bars], labels["title"], shapes=shapes, xaxis=_TIME_AXIS,
                 yaxis={"title": {"text": "%"}, "rangemode": "tozero"})
 
 
@@ -247,7 +249,8 @@ def owd_figure(cur: Series, labels: dict[str, str]) -> go.Figure:
              "error_y": {"type": "data", "array": err, "visible": True}}
             for ys, name, color in ((cur.fwd_ms, labels["forward"], COLORS["current"]),
                                     (cur.bwd_ms, labels["backward"], "#8250df"))]
-    return _fig(data, labels["title"], yaxis={"title": {"text": "ms"}, "rangemode": "tozero"})
+    return _fig(data, labels["title"], xaxis=_TIME_AXIS,
+                yaxis={"title": {"text": "ms"}, "rangemode": "tozero"})
 
 
 # --- probes ---------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "edge": ("边缘节点", "Edge"),
     "city": ("城市", "City"),
     "link_ok": ("链路达标", "Link meets target"),
+    "link_warn": ("链路部分达标", "Link partly meets target"),
     "link_bad": ("链路未达标", "Link misses target"),
     "link_na": ("链路无基线", "Link, no baseline"),
     "by": ("维度", "By"),

@@ -38,8 +38,8 @@ def render(lang: str) -> list[Any]:
         except Exception as exc:  # the page still shows the map and trends; say why not verdicts
             log.exception("evaluation failed")
             rows, error = [], f"{t('eval_failed', lang)}: {type(exc).__name__}: {exc}"
-        cards = [_target_card(ctx.topo, tg, [r for r in rows if r.target_id == tg.id],
-                              base, cur, lang) for tg in ctx.topo.inv.policy_targets]
+        cards = [_target_card(tg, [r for r in rows if r.target_id == tg.id], lang)
+                 for tg in ctx.topo.inv.policy_targets]
         fig = province_map(ctx.topo, cur, base, lang)
     return [
         html.Div([html.H2(t("targets", lang)),
@@ -58,8 +58,7 @@ def _headline(rows: list[VerdictRow]) -> VerdictRow | None:
     return max(ev, key=lambda r: r.ci_high or 0.0) if ev else None
 
 
-def _target_card(topo: Topology, tg: PolicyTarget, rows: list[VerdictRow],
-                 base: RollupIndex, cur: RollupIndex, lang: str) -> html.Div:
+def _target_card(tg: PolicyTarget, rows: list[VerdictRow], lang: str) -> html.Div:
     verdict = views.overall(rows)
     head = _headline(rows)
     absolute = tg.comparison.kind == "absolute"
@@ -75,7 +74,7 @@ def _target_card(topo: Topology, tg: PolicyTarget, rows: list[VerdictRow],
     counts = " · ".join(f"{t(v, lang)} {sum(r.verdict == v for r in rows)}"
                         for v in (views.PASS, views.FAIL, views.INCONCLUSIVE,
                                   views.NOT_EVALUABLE) if any(r.verdict == v for r in rows))
-    ts, vs = views.trend(topo, tg, base, cur)
+    ts, vs = context.get().trend(tg.id)
     fig = trend_figure(ts, vs, threshold, t(tg.statistic, lang) if absolute else
                        t("ratio", lang), f"{t('threshold', lang)} {threshold:g}{unit}", verdict)
     return html.Div([
@@ -105,8 +104,9 @@ def _latency_theta(topo: Topology) -> float:
 
 
 def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str) -> Any:
-    """Sites, cities and measured site-to-site links; an inter-carrier link is green when its
-    worst carrier pair's median-RTT ratio meets the latency target, red otherwise."""
+    """Sites, cities and measured site-to-site links, coloured by the median-RTT ratio
+    (current/baseline) of their inter-carrier paths against the latency target: green when all
+    meet it, amber when some do, red when none does, grey without a baseline."""
     theta = _latency_theta(topo)
     pairs: dict[tuple[str, str], list[float | None]] = {}
     for key in cur.select("icmp"):
@@ -123,7 +123,8 @@ def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str)
     links = []
     for (a, b_), ratios in sorted(pairs.items()):
         known = [r for r in ratios if r is not None]
-        status = "na" if not known else "ok" if max(known) <= theta else "bad"
+        status = ("na" if not known else "ok" if max(known) <= theta
+                  else "bad" if min(known) > theta else "warn")
         sa, sb = topo.sites[a], topo.sites[b_]
         links.append(MapLink((sa.lon or 0, sb.lon or 0), (sa.lat or 0, sb.lat or 0), status,
                              f"{a}–{b_}"))
@@ -132,7 +133,7 @@ def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str)
     cities = [MapPoint(name(c.name, lang), "city", c.lon, c.lat) for c in topo.inv.cities]
     labels = {k: t(k, lang) for k in ("city", "data_centre", "exchange_point",
                                       "computing_centre", "hub", "edge", "link_ok",
-                                      "link_bad", "link_na")}
+                                      "link_warn", "link_bad", "link_na")}
     return map_figure(geo.HUNAN_OUTLINE, cities, sites, links, geo.LON_RANGE, geo.LAT_RANGE,
                       labels)
 

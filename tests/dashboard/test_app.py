@@ -125,3 +125,12 @@ def test_context_must_be_configured() -> None:
             context.get()
     finally:
         context._current = saved
+
+
+def test_language_from_the_url() -> None:
+    from dashboard import app as shell
+
+    assert shell._lang_from_url("?lang=en") == "en"
+    assert shell._lang_from_url("?x=1&lang=zh") == "zh"
+    assert shell._lang_from_url("?lang=fr") is dash.no_update
+    assert shell._lang_from_url(None) is dash.no_update
