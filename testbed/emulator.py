@@ -55,6 +55,7 @@ class Engine:
         self.write_errors = 0
         self.calls: deque[Callable[[], None]] = deque()
         self.stopping = False
+        self.priority = "default"
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the data-plane thread at its next wake-up (thread-safe)."""
@@ -66,8 +67,10 @@ class Engine:
         self.stopping = True
         self.call(lambda: None)
 
-    def run_blocking(self) -> None:
-        """The data-plane loop; returns after :meth:`stop`."""
+    def run_blocking(self, realtime: bool = True) -> None:
+        """The data-plane loop; returns after :meth:`stop`. Only this thread gets real-time
+        priority, so planning in the trio thread never holds up a release."""
+        self.priority = raise_priority(realtime)
         while not self.stopping:
             self.drain(self.ep.poll(-1))
             self.release()
@@ -140,7 +143,6 @@ class Daemon:
         self.history: list[dict[str, Any]] = []
         self.fds: list[int] = []
         self.started = time.monotonic()
-        self.priority = "default"
 
     @property
     def mode(self) -> str:
@@ -174,7 +176,7 @@ class Daemon:
     def status(self, engine: Engine) -> dict[str, Any]:
         stats = engine.fwd.statistics()
         return {"ok": True, "pid": os.getpid(), "profile": self.profile.name,
-                "history": self.history, "mode": self.mode, "priority": self.priority,
+                "history": self.history, "mode": self.mode, "priority": engine.priority,
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "stats": {**{k: getattr(stats, k) for k in stats.__slots__},
                           "write_errors": engine.write_errors},
@@ -257,9 +259,10 @@ async def _stop_on_cancel(engine: Engine) -> None:
 
 
 def raise_priority(realtime: bool) -> str:
-    """Ask for SCHED_FIFO (priority 10) so releases are not queued behind other processes on a
-    busy machine; the kernel's RT throttling (sched_rt_runtime_us) still leaves others 5 %.
-    Falls back to nice -10, then to nothing; returns what was obtained."""
+    """Ask for SCHED_FIFO (priority 10) for the calling thread so releases are not queued
+    behind other processes on a busy machine; the kernel's RT throttling (sched_rt_runtime_us)
+    still leaves others 5 %. Falls back to nice -10, then to nothing; returns what was
+    obtained."""
     if realtime:
         with contextlib.suppress(OSError, AttributeError):
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
@@ -276,13 +279,13 @@ async def _main(rundir: Path) -> None:
     daemon = Daemon(rundir, cfg)
     try:
         engine = daemon.build()
-        daemon.priority = raise_priority(bool(cfg.get("realtime", True)))
         sys.setswitchinterval(0.0005)  # the data-plane thread waits at most 0.5 ms for the GIL
         gc.freeze()
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(daemon.serve_control, engine)
-                nursery.start_soon(trio.to_thread.run_sync, engine.run_blocking)
+                nursery.start_soon(trio.to_thread.run_sync, engine.run_blocking,
+                                   bool(cfg.get("realtime", True)))
                 nursery.start_soon(daemon.run_schedule, engine)
                 daemon.write_state(ready=True)
                 print(f"testbed {cfg['instance']}: {len(daemon.hosts)} hosts up", flush=True)
