@@ -5,6 +5,8 @@ minutes). Sections (each in a fresh child process so RSS and CPU are its own):
 
 1. ``rtt`` — ixmeter's pinger, iputils ``ping`` and ``fping`` to 127.0.0.1 at the same time,
    100 probes/s each; median and p99 RTT of each and ixmeter minus each reference.
+1b. ``testbed`` (``--testbed``, root) — the same three side by side on an emulated 5 ms + 5 ms
+   path, and loss/duplicates counted against the configured 10 % / 5 % (binomial interval).
 2. ``rate`` — the scheduler + ICMP prober over 100 loopback targets at rising aggregate rates;
    local drops (send errors, queue full, late) plus loss (all local on loopback), CPU share of
    one core; then ``fping`` at the same rates. The highest rate with <= 0.1 % drops is the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import resource
@@ -55,15 +58,22 @@ def _pct(values: list[float], p: float) -> float:
 # --- 1. RTT against ping and fping ----------------------------------------------------------
 
 
-async def _own_rtts(n: int, interval: float) -> list[float]:
-    from probes.icmp.pinger import open_pinger
+async def _own_rtts(n: int, interval: float, dst: str = "127.0.0.1") -> list[float]:
+    """RTTs in us of ``n`` echoes (NaN: lost; -1 marks each duplicate copy, -2 an error)."""
+    from probes.icmp.pinger import Outcome, open_pinger
 
     rtts: list[float] = []
-    async with open_pinger(socket.AF_INET, lambda o: rtts.append((o.rtt_ns or 0) / 1e3)) as p:
+
+    def keep(o: Outcome) -> None:
+        rtts.append(o.rtt_ns / 1e3 if o.rtt_ns is not None else
+                    -2.0 if o.error is not None else math.nan)
+        rtts.extend([-1.0] * o.dup)
+
+    async with open_pinger(socket.AF_INET, keep) as p:
         start = trio.current_time()
         for i in range(n):
             await trio.sleep_until(start + i * interval)
-            p.send("127.0.0.1", 64, 1_000_000_000)
+            p.send(dst, 64, 1_000_000_000)
         await p.drain()
     return rtts
 
@@ -71,21 +81,95 @@ async def _own_rtts(n: int, interval: float) -> list[float]:
 def section_rtt(n: int) -> dict[str, Any]:
     ping = subprocess.Popen(["ping", "-n", "-i", "0.01", "-c", str(n), "127.0.0.1"],
                             stdout=subprocess.PIPE, text=True)
-    fping = subprocess.Popen(["fping", "-C", str(n), "-p", "10", "-q", "127.0.0.1"],
+    fping = subprocess.Popen(["fping", "-C", str(n), "-p", "10", "-t", "1000", "-q",
+                              "127.0.0.1"],
                              stderr=subprocess.PIPE, text=True)
     own = trio.run(_own_rtts, n, 0.01)
     ping_out, _ = ping.communicate()
     _, fping_err = fping.communicate()
-    ping_rtts = [float(x) * 1e3 for x in re.findall(r"time=([\d.]+) ms", ping_out)]
-    fping_rtts = [float(x) * 1e3 for x in fping_err.split(":", 1)[1].split() if x != "-"]
-    rows = {}
+    return _with_ping_mean(_rtt_rows(own, _ping_rtts(ping_out), _fping_rtts(fping_err)),
+                           ping_out)
+
+
+# --- 1b. on the emulated carrier network (root) ------------------------------------------------
+
+OWN = ("import json, sys, trio; from bench.probe_icmp import _own_rtts; "
+       "print(json.dumps(trio.run(_own_rtts, int(sys.argv[2]), 0.01, sys.argv[1])))")
+
+
+def section_testbed(n: int) -> dict[str, Any]:
+    """Same path, same time, through the link emulator: 5 ms one way on CT->CM; 10 % one-way
+    loss and 5 % duplication on CT->CU (loss checked against its binomial interval)."""
+    from inventory.loader import default_inventory
+    from inventory.schema import Selector
+    from testbed.api import Testbed
+    from testbed.profiles import BUILTIN, LossSpec, Override, PathClass
+
+    flat = PathClass()
+    ct = Selector(sites=["cs-yungu"], carriers=["CT"])
+    profile = BUILTIN["direct"].model_copy(update={"name": "bench", "inter": flat,
+                                                   "intra": flat, "overrides": [
+        Override(src=ct, dst=Selector(sites=["cs-yungu"], carriers=["CM"]), one_way_ms=5.0),
+        Override(src=ct, dst=Selector(sites=["cs-yungu"], carriers=["CU"]), one_way=True,
+                 loss=LossSpec(rate=0.1), duplicate=0.05)]})
+    with Testbed.up(default_inventory(), profile, sites=["cs-yungu"], instance="bprobe") as tb:
+        dst = tb.hosts["cs-yungu-cm"].v4
+        pairs = {}
+        for tool, argv, stream in (
+                ("iputils ping", ["ping", "-n", "-i", "0.01", "-c", str(n), dst], "stdout"),
+                ("fping", ["fping", "-C", str(n), "-p", "10", "-t", "1000", "-q", dst],
+                 "stderr")):
+            ref = tb.popen("cs-yungu-ct", argv, text=True, **{stream: subprocess.PIPE})
+            own = json.loads(tb.python("cs-yungu-ct", OWN, dst, str(n), timeout=600).stdout)
+            out, err = ref.communicate()
+            pairs[tool] = (own, out if stream == "stdout" else err)
+        lossy = json.loads(tb.python("cs-yungu-ct", OWN, tb.hosts["cs-yungu-cu"].v4,
+                                     str(n), timeout=600).stdout)
+    rows = {"with ping": _with_ping_mean(_rtt_rows(pairs["iputils ping"][0], _ping_rtts(
+        pairs["iputils ping"][1]), []), pairs["iputils ping"][1]), "with fping": _rtt_rows(
+        pairs["fping"][0], [], _fping_rtts(pairs["fping"][1]))}
+    lost = sum(1 for x in lossy if math.isnan(x))
+    half = 3.29 * math.sqrt(n * 0.1 * 0.9)  # 99.9 % normal approximation of Binomial(n, 0.1)
+    return {"rtt_5ms_each_way": rows, "loss": {
+        "n": n, "configured": 0.1, "lost": lost, "interval": [n * 0.1 - half, n * 0.1 + half],
+        "within": abs(lost - n * 0.1) <= half,
+        "duplicates_counted": sum(1 for x in lossy if x == -1.0), "configured_dup": 0.05,
+        "errors": sum(1 for x in lossy if x == -2.0)}}
+
+
+def _ping_rtts(text: str) -> list[float]:
+    return [float(x) * 1e3 for x in re.findall(r"time=([\d.]+) ms", text)]
+
+
+def _with_ping_mean(rows: dict[str, Any], text: str) -> dict[str, Any]:
+    """Use ping's own summary mean (us resolution; per-packet times print 0.1 ms steps)."""
+    avg = re.search(r"= [\d.]+/([\d.]+)/", text)
+    if avg and "iputils ping" in rows:
+        row = rows["iputils ping"]
+        row["mean_us"] = float(avg.group(1)) * 1e3
+        row["ixmeter_minus_mean_us"] = rows["ixmeter (kernel TX+RX)"]["mean_us"] - row["mean_us"]
+    return rows
+
+
+def _fping_rtts(text: str) -> list[float]:
+    return [float(x) * 1e3 for x in text.split(":", 1)[1].split() if x != "-"]
+
+
+def _rtt_rows(own: list[float], ping_rtts: list[float], fping_rtts: list[float]
+              ) -> dict[str, Any]:
+    own = [x for x in own if x >= 0]  # drop NaN (lost) and duplicate markers
+    rows: dict[str, Any] = {}
     for name, values in (("ixmeter (kernel TX+RX)", own), ("iputils ping", ping_rtts),
                          ("fping", fping_rtts)):
-        rows[name] = {"n": len(values), "median_us": statistics.median(values),
-                      "p99_us": _pct(values, 99)}
+        if values:
+            rows[name] = {"n": len(values), "median_us": statistics.median(values),
+                          "mean_us": statistics.fmean(values), "p99_us": _pct(values, 99)}
     base = rows["ixmeter (kernel TX+RX)"]
     for name in ("iputils ping", "fping"):
+        if name not in rows:
+            continue
         rows[name]["ixmeter_minus_median_us"] = base["median_us"] - rows[name]["median_us"]
+        rows[name]["ixmeter_minus_mean_us"] = base["mean_us"] - rows[name]["mean_us"]
         rows[name]["ixmeter_minus_p99_us"] = base["p99_us"] - rows[name]["p99_us"]
     return rows
 
@@ -199,7 +283,7 @@ def section_icmplib(count: int) -> dict[str, Any]:
     mine = {"wall_s": time.monotonic() - wall0 - 1.0, "cpu_s": _cpu() - cpu0,
             "received": len(rtts), "median_rtt_us": statistics.median(rtts)}
     single = icmplib.ping("127.0.0.1", count=200, interval=0.01, privileged=True)
-    own_single = trio.run(_own_rtts, 200, 0.01)
+    own_single = [x for x in trio.run(_own_rtts, 200, 0.01) if x >= 0]
     return {"probes": 100 * count, "icmplib": lib, "ixmeter": mine,
             "one_target_200_probes": {"icmplib_median_rtt_us": statistics.median(
                 r * 1e3 for r in single.rtts), "ixmeter_median_rtt_us": statistics.median(
@@ -219,7 +303,9 @@ def _child(section: str, full: bool) -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description="ICMP probe benchmark on loopback")
     ap.add_argument("--full", action="store_true", help="longer runs, more rates")
-    ap.add_argument("--section", choices=["rtt", "rate", "memory", "icmplib"])
+    ap.add_argument("--section", choices=["rtt", "testbed", "rate", "memory", "icmplib"])
+    ap.add_argument("--testbed", action="store_true",
+                    help="also the emulated carrier network section (root, ~1 min)")
     args = ap.parse_args()
     full = args.full
     runs: dict[str, Callable[[], Any]] = {
@@ -228,11 +314,14 @@ def main() -> None:
                                      else [2000, 5000, 10000], 10.0 if full else 3.0),
         "memory": lambda: section_memory(20.0 if full else 5.0),
         "icmplib": lambda: section_icmplib(20 if full else 10),
+        "testbed": lambda: section_testbed(3000 if full else 1000),
     }
     if args.section:
         print(json.dumps(runs[args.section]()))
         return
     for name in runs:
+        if name == "testbed" and not args.testbed:
+            continue
         print(f"## {name}")
         print(json.dumps(_child(name, full), indent=1))
 

@@ -34,6 +34,7 @@ from probes.clock import Clock, SystemClock, stepped
 from probes.icmp import codec
 
 RCVBUF = 4 << 20
+PAIR_NS = 10_000
 _SOL_RAW = 255
 _ICMP_FILTER = 1
 _ICMP6_FILTER = 1
@@ -131,6 +132,19 @@ def _configure(sock: socket.socket, raw: bool, rcvbuf: int, dscp: int) -> bool:
     return True
 
 
+def paired_now(clock: Clock, tries: int = 4) -> tuple[int, int]:
+    """(wall, mono) read as close together as possible: mono is the midpoint of two reads
+    bracketing the wall read, retried while the bracket is wider than ``PAIR_NS`` (a preempted
+    read on a busy host must not look like a clock step, RFC 2681 §2.5)."""
+    for _ in range(tries):
+        m0 = clock.mono_ns()
+        wall = clock.wall_ns()
+        m1 = clock.mono_ns()
+        if m1 - m0 <= PAIR_NS:
+            break
+    return wall, (m0 + m1) // 2
+
+
 def _sw_stamp(anc: ts.Ancdata) -> int | None:
     """The software stamp [0] of an ``SCM_TIMESTAMPING`` cmsg (timestamping.rst §2.1)."""
     for level, kind, data in anc:
@@ -184,7 +198,8 @@ class Pinger:
             self._emit_now(dst, token, tmax_ns, ctx, ErrorKind.LOCAL_DROP, "65536 echoes in flight")
             return token
         msg = codec.encode_echo(self.ident, seq, self._payload(token, size), v6=self.v6)
-        entry = _Pending(dst, seq, size, self.clock.wall_ns(), self.clock.mono_ns(), tmax_ns, ctx)
+        wall, mono = paired_now(self.clock)
+        entry = _Pending(dst, seq, size, wall, mono, tmax_ns, ctx)
         try:
             self.sock.sendto(msg, (dst, 0))
         except OSError as exc:
@@ -231,9 +246,12 @@ class Pinger:
         """Read replies (and TX timestamps) until cancelled."""
         while True:
             await trio.lowlevel.wait_readable(self.sock)
-            if self.tx_kernel:
-                self._drain_errqueue()
-            self._drain()
+            self._drain_all()
+
+    def _drain_all(self) -> None:
+        if self.tx_kernel:
+            self._drain_errqueue()
+        self._drain()
 
     def _drain(self) -> None:
         while True:
@@ -306,7 +324,7 @@ class Pinger:
             entry.dup += 1
             self.local["duplicate"] += 1
             return
-        wall, mono = self.clock.wall_ns(), self.clock.mono_ns()
+        wall, mono = paired_now(self.clock)
         if not intact or not echo.checksum_ok or len(echo.payload) + 8 != entry.size:
             entry.error, entry.detail = ErrorKind.MALFORMED_REPLY, f"bad echo reply from {src}"
         elif stepped(entry.wall_ns, entry.mono_ns, wall, mono):
@@ -314,6 +332,9 @@ class Pinger:
         else:
             self._set_rtt(entry, rx_ns, wall, mono)
             entry.ttl = ttl
+            if entry.rtt_ns is not None and entry.rtt_ns > entry.tmax_ns:
+                entry.rtt_ns = None  # arrived after Tmax: lost (RFC 7680 §2.4), counted late
+                self.local["late"] += 1
 
     def _set_rtt(self, entry: _Pending, rx_ns: int | None, wall: int, mono: int) -> None:
         if rx_ns is not None and entry.tx_ns is not None:
@@ -335,6 +356,7 @@ class Pinger:
             deadline = self._heap[0][0] if self._heap else math.inf
             with trio.CancelScope(deadline=deadline) as self._wake:
                 await trio.sleep_forever()
+            self._drain_all()  # replies already queued in the kernel arrived before Tmax
             now = trio.current_time()
             while self._heap and self._heap[0][0] <= now:
                 self._finalise(heapq.heappop(self._heap)[1])
