@@ -27,6 +27,7 @@ PROTO_ICMP = 1
 PROTO_ICMPV6 = 58
 ICMP_TIME_EXCEEDED = 11
 ICMPV6_TIME_EXCEEDED = 3
+IPV6_EXTENSIONS = frozenset({0, 43, 44, 60})
 ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})  # RFC 792 error messages
 IPV4_ERROR_MAX = 576  # RFC 1812 §4.3.2.3
 IPV6_MIN_MTU = 1280  # RFC 8200 §5
@@ -81,8 +82,25 @@ def _parse_v6(packet: bytes) -> IpView:
     _vtf, plen, nxt, hlim, src, dst = IPV6_HEADER.unpack_from(packet)
     if IPV6_HEADER.size + plen > len(packet):
         raise MalformedPacket(f"IPv6 payload length {plen} exceeds {len(packet) - 40} bytes")
-    is_err = nxt == PROTO_ICMPV6 and plen > 0 and packet[40] < 128  # RFC 4443 §2.1
-    return IpView(6, src, dst, hlim, nxt, IPV6_HEADER.size, is_err, True)
+    proto, offset, first = _skip_extensions(packet, nxt, IPV6_HEADER.size)
+    is_err = proto == PROTO_ICMPV6 and first and len(packet) > offset and packet[offset] < 128
+    return IpView(6, src, dst, hlim, nxt, IPV6_HEADER.size, is_err, first)  # RFC 4443 §2.1
+
+
+def _skip_extensions(packet: bytes, nxt: int, offset: int) -> tuple[int, int, bool]:
+    """(upper-layer protocol, its offset, first fragment?) after the IPv6 extension headers
+    (RFC 8200 §4: hop-by-hop 0, routing 43, fragment 44, destination options 60)."""
+    first = True
+    while nxt in IPV6_EXTENSIONS:
+        if offset + 8 > len(packet):
+            raise MalformedPacket("IPv6 extension header beyond the packet")
+        if nxt == 44:  # fragment header, RFC 8200 §4.5: 13-bit offset in 8-octet units
+            first = first and (int.from_bytes(packet[offset + 2:offset + 4], "big") >> 3) == 0
+            size = 8
+        else:
+            size = (packet[offset + 1] + 1) * 8
+        nxt, offset = packet[offset], offset + size
+    return nxt, offset, first
 
 
 def checksum(data: bytes) -> int:

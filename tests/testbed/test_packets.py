@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
-from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6TimeExceeded, IPv6
+from scapy.layers.inet6 import (
+    ICMPv6EchoRequest,
+    ICMPv6TimeExceeded,
+    IPv6,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+)
 
 from testbed.packets import (
     MalformedPacket,
@@ -90,6 +96,20 @@ def test_no_error_about_an_error() -> None:
     err6 = time_exceeded(_echo6(1), HOP6)
     assert err6 is not None
     assert time_exceeded(err6, HOP6) is None
+
+
+def test_v6_extension_headers_are_walked() -> None:
+    err = time_exceeded(_echo6(1), HOP6)
+    assert err is not None
+    pkt = IPv6(err)  # an ICMPv6 error, re-sent behind a hop-by-hop options header
+    wrapped = bytes(IPv6(src=pkt.src, dst=pkt.dst, hlim=1) / IPv6ExtHdrHopByHop()
+                    / pkt.payload)
+    assert parse(wrapped).is_icmp_error
+    assert time_exceeded(wrapped, HOP6) is None  # an error about an error is never sent
+    later = bytes(IPv6(src="2001:2:0:1000::10", dst="2001:2:0:2000::10", hlim=1)
+                  / IPv6ExtHdrFragment(offset=100, m=0, nh=17) / (b"u" * 16))
+    assert not parse(later).first_fragment
+    assert time_exceeded(later, HOP6) is None
 
 
 def test_long_v4_quote_capped_at_576() -> None:
