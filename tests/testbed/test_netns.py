@@ -189,3 +189,21 @@ def test_schedule_switches_profile_at_its_time() -> None:
     assert [h["profile"] for h in history] == ["baseline", "direct"]
     assert history[1]["why"] == "schedule@0.5s"
     assert 0.4 <= history[1]["after_s"] < 3.0
+
+
+def test_duplication_reaches_the_host(tb: Testbed) -> None:
+    require_tool("ping")
+    dup = PROFILE.model_copy(update={"name": "dup", "overrides": [
+        Override(src=Selector(sites=["cs-yungu"], carriers=["CT"]),
+                 dst=Selector(sites=["cz-ezone"], carriers=["CT"]), one_way=True,
+                 duplicate=0.2)]})
+    try:
+        tb.set_profile(dup)
+        out = tb.exec("cs-yungu-ct", ["ping", "-4", "-n", "-c", "200", "-i", "0.005", "-W", "1",
+                                      tb.hosts["cz-ezone-ct"].v4], timeout=60).stdout
+    finally:
+        tb.set_profile(PROFILE)
+    dups = int(re.search(r"\+(\d+) duplicates", out).group(1))  # type: ignore[union-attr]
+    # Binomial(200, 0.2): mean 40, 99.9 % interval (z = 3.29) 40 +- 19.
+    assert 40 - 20 <= dups <= 40 + 20
+    assert "200 received" in out
