@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import dash
 from dash import Dash, Input, Output, dcc, html, no_update
 
-from analyzer.views import local_label
+from analyzer.views import Window, local_label
 from dashboard import context, ids
 from dashboard.i18n import DEFAULT_LANG, LANGS, t
 
@@ -35,10 +35,6 @@ def create_app(ctx: context.Context) -> Dash:
 
 
 def _shell(ctx: context.Context) -> html.Div:
-    window = (f"{local_label(ctx.baseline.start_ns, '%Y-%m-%d')} – "
-              f"{local_label(ctx.baseline.end_ns - 1, '%Y-%m-%d')} | "
-              f"{local_label(ctx.current.start_ns, '%Y-%m-%d')} – "
-              f"{local_label(ctx.current.end_ns - 1, '%Y-%m-%d')}")
     return html.Div([
         dcc.Store(id=ids.LANG, data=DEFAULT_LANG),
         dcc.Location(id=ids.URL),
@@ -51,10 +47,13 @@ def _shell(ctx: context.Context) -> html.Div:
                            value=DEFAULT_LANG, inline=True, persistence=True,
                            persistence_type="local"),
         ], className="header"),
-        html.Div([html.Span(id=ids.WINDOW_NOTE), html.Span(window, className="windows")],
-                 className="subheader"),
+        html.Div(html.Span(id=ids.WINDOW_NOTE), className="subheader"),
         html.Main(dash.page_container, className="main"),
     ])
+
+
+def _span(w: Window) -> str:
+    return f"{local_label(w.start_ns, '%Y-%m-%d')} – {local_label(w.end_ns - 1, '%Y-%m-%d')}"
 
 
 def _lang_from_url(search: str | None) -> Any:
@@ -71,5 +70,7 @@ def _label_shell(lang: str) -> tuple[str, list[Any], str]:
     pages = {p["module"].rsplit(".", 1)[-1]: p for p in dash.page_registry.values()}
     links = [dcc.Link(t(name, lang), href=pages[name]["relative_path"], id=f"nav-{name}",
                       className="nav-link") for name in PAGE_ORDER if name in pages]
-    note = f"{t('times_note', lang)} · {t('baseline', lang)} | {t('current', lang)}: "
+    c = context.get()
+    note = (f"{t('baseline', lang)}: {_span(c.baseline)} · {t('current', lang)}: "
+            f"{_span(c.current)} · {t('times_note', lang)}")
     return t("app_title", lang), links, note
