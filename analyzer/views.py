@@ -115,9 +115,6 @@ def stats_of(r: MinuteRollup) -> Stats:
     )
 
 
-STATISTICS = ("rtt_median", "rtt_p95", "rtt_mean", "loss_ratio", "owd_median")
-
-
 def statistic(r: MinuteRollup, name: str) -> float | None:
     """One named statistic (inventory.schema.KNOWN_STATISTICS); delays in ms, loss as a ratio.
     ``owd_median`` is the larger of the two directions' medians (RFC 7679 §5.2)."""
@@ -197,10 +194,6 @@ class RollupIndex:
 
     def type_ps(self, method: str | None = None) -> list[str]:
         return sorted({k[2] for k in self.select(method)})
-
-    def last_hour(self) -> int | None:
-        hours = [h for per in self.hourly.values() for h in per]
-        return max(hours) if hours else None
 
 
 def load_index(store: Store, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
