@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analyzer.importers.common import End, Mapping, Problem, ip_version, make_result
+from analyzer.importers.common import End, Mapping, Problem, check_time, ip_version, make_result
 from ixmeter.record import Method, Result, TypeP
 
 
@@ -38,7 +38,7 @@ def parse_atlas(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Pr
     for index, (line, doc) in enumerate(docs):
         try:
             out.extend(_one(doc, m))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             problems.append(Problem(name, line, f"result [{index}]: {exc}"))
     return out, problems
 
@@ -53,7 +53,7 @@ def _one(doc: Any, m: Mapping) -> list[Result]:
         raise ValueError(f"no mapping for probe {prb} -> {addr}: give --probe-map and --map")
     af = int(doc.get("af", ip_version(addr)))
     type_p = TypeP("icmp", af, int(doc.get("size", 48)) + 8, m.dscp)
-    start = round(float(doc["timestamp"]) * 1e9)
+    start = check_time(round(float(doc["timestamp"]) * 1e9))
     out: list[Result] = []
     seq = 0
     for item in doc["result"]:

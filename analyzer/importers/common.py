@@ -56,6 +56,16 @@ def parse_end(text: str) -> End:
     return End(site, carrier)
 
 
+MAX_NS = 2**63 - 1  # int64 nanoseconds: times up to the year 2262
+
+
+def check_time(ns: int) -> int:
+    """A send time the store can hold (0 <= ns < 2**63), else ValueError."""
+    if not 0 <= ns <= MAX_NS:
+        raise ValueError(f"time {ns} ns is outside 1970..2262")
+    return ns
+
+
 def ip_version(addr: str) -> int:
     return 6 if ":" in addr else 4
 

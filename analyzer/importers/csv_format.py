@@ -11,7 +11,14 @@ import csv
 import io
 
 from analyzer.baselines import WindowError, parse_time
-from analyzer.importers.common import End, Mapping, Problem, default_probe_id, make_result
+from analyzer.importers.common import (
+    End,
+    Mapping,
+    Problem,
+    check_time,
+    default_probe_id,
+    make_result,
+)
 from ixmeter.errors import RecordError
 from ixmeter.record import Method, Result, TypeP
 
@@ -32,7 +39,7 @@ def parse_csv(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Prob
             continue
         try:
             out.append(_row(row, m))
-        except (ValueError, WindowError, RecordError) as exc:
+        except (ValueError, OverflowError, WindowError, RecordError) as exc:
             problems.append(Problem(name, line, str(exc)))
     return out, problems
 
@@ -66,6 +73,7 @@ def _row(row: list[str], m: Mapping) -> Result:
         type_p = TypeP("udp", 4, m.size or 44, m.dscp, 862)
     else:
         type_p = TypeP("icmp", 4, m.size or 64, m.dscp)
+    sent_at_ns = check_time(parse_time(sent_at))
     return make_result(probe_id=m.probe_id or default_probe_id(src), src=src, dst=dst,
-                       method=meth, type_p=type_p, seq=int(seq), sent_at_ns=parse_time(sent_at),
+                       method=meth, type_p=type_p, seq=int(seq), sent_at_ns=sent_at_ns,
                        rtt_ns=rtt_ns, tmax_ns=m.tmax_ns)

@@ -40,8 +40,12 @@ def parse_fping(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Pr
             problems.append(Problem(name, i, f"no --map {addr}=SITE/CARRIER"))
             continue
         type_p = TypeP("icmp", ip_version(addr), m.size or 64, m.dscp)
-        for seq, value in enumerate(match.group(2).split()):
-            rtt = None if value == "-" else round(float(value) * 1e6)
+        try:
+            rtts = [None if v == "-" else round(float(v) * 1e6) for v in match.group(2).split()]
+        except (ValueError, OverflowError) as exc:
+            problems.append(Problem(name, i, f"bad RTT value: {exc}"))
+            continue
+        for seq, rtt in enumerate(rtts):
             out.append(make_result(probe_id=m.probe_id or default_probe_id(m.src), src=m.src,
                                    dst=dst, method=Method.ICMP, type_p=type_p, seq=seq,
                                    sent_at_ns=m.start_ns + seq * m.interval_ns, rtt_ns=rtt,

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import re
 
-from analyzer.importers.common import Mapping, Problem, default_probe_id, ip_version, make_result
+from analyzer.importers.common import (
+    MAX_NS,
+    Mapping,
+    Problem,
+    default_probe_id,
+    ip_version,
+    make_result,
+)
 from ixmeter.record import Method, Result, TypeP
 
 _HEADER = re.compile(r"^PING (\S+?) ?\(([^)]+)\) (\d+)")
 _REPLY = re.compile(r"^(?:\[(\d+(?:\.\d+)?)\] )?\d+ bytes from (.+?):? "
                     r"icmp_seq=(\d+)(?: ttl=(\d+))? time=([\d.]+) ms(.*)$")
+MAX_PACKETS = 10_000_000  # one run's output; more is not a ping run but a typo or an attack
 _TOTAL = re.compile(r"^(\d+) packets transmitted, (\d+) received")
 
 
@@ -32,11 +40,21 @@ def parse_ping(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Pro
         if h := _HEADER.match(line):
             addr, size = h.group(2), m.size or int(h.group(3)) + 8
         elif r := _REPLY.match(line):
-            seq, rtt = int(r.group(3)), round(float(r.group(5)) * 1e6)
+            try:
+                seq, rtt = int(r.group(3)), round(float(r.group(5)) * 1e6)
+            except (ValueError, OverflowError):
+                problems.append(Problem(name, i, f"bad time {r.group(5)!r}"))
+                continue
+            if seq > MAX_PACKETS:
+                problems.append(Problem(name, i, f"icmp_seq={seq} beyond {MAX_PACKETS}"))
+                continue
             if "DUP!" in r.group(6):
                 dups[seq] = dups.get(seq, 0) + 1
                 continue
             sent = _sent_at(r.group(1), seq, rtt, m)
+            if sent is not None and not 0 <= sent <= MAX_NS:
+                problems.append(Problem(name, i, f"send time {sent} ns outside 1970..2262"))
+                continue
             if sent is None:
                 problems.append(Problem(name, i, "no [timestamp] (ping -D) and no --start"))
                 continue
@@ -44,6 +62,10 @@ def parse_ping(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Pro
             replies[seq] = (rtt, sent, ttl)
         elif t := _TOTAL.match(line):
             transmitted = int(t.group(1))
+            if transmitted > MAX_PACKETS:
+                problems.append(Problem(name, i, f"{transmitted} packets: more than "
+                                        f"{MAX_PACKETS} in one run"))
+                transmitted = 0
     if not addr:
         return [], [Problem(name, 1, "not iputils ping output: no 'PING host (addr)' line")]
     return _results(addr, size, replies, dups, transmitted, m, name, problems)

@@ -135,3 +135,37 @@ def test_import_cli_ping_with_mapping(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["import", "--db", db, "--format", "ping", "--src", "s1",
                  str(DATA / "ping_d.txt")]) == 2
     assert "SITE/CARRIER" in capsys.readouterr().err
+
+
+ANY = Mapping(src=End("s1", "A"), dst=End("s3", "B"), start_ns=T0)
+
+
+@pytest.mark.parametrize("parse", [parse_csv, parse_ping, parse_fping, parse_atlas])
+def test_any_text_parses_or_reports_problems(parse: object) -> None:
+    """Garbage never raises: it becomes problems (hypothesis over text and line shapes)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    lines = st.sampled_from([
+        "sent_at,src_site,src_carrier,dst_site,dst_carrier,method,seq,rtt_ms",
+        "2026-01-01T00:00:00Z,s1,A,s3,B,icmp,0,1e400", "2026-01-01T00:00:00Z,s1,A,s3,B,icmp,-1,",
+        "PING 198.18.3.10 (198.18.3.10) 56(84) bytes of data.",
+        "[1e400] 64 bytes from 198.18.3.10: icmp_seq=1 ttl=62 time=1e999 ms",
+        "64 bytes from x: icmp_seq=99999999999 ttl=1 time=0.1 ms",
+        "99999999999 packets transmitted, 0 received",
+        "198.18.3.10 : 1e400 - nan", "9999-12-31T00:00:00Z,s1,A,s3,B,icmp,0,1",
+        "[99999999999999] 64 bytes from a: icmp_seq=1 ttl=1 time=1 ms",
+        "198.18.3.10 : 1.2.3 " + "9" * 400,
+        "64 bytes from x: icmp_seq=1 ttl=1 time=" + "9" * 400 + " ms",
+        '{"type": "ping", "dst_addr": "198.18.3.10", "prb_id": 1, "timestamp": 1e400, '
+        '"result": [{"rtt": 1e400}]}', '{"type": "ping", "dst_addr": 1, "prb_id": [], '
+        '"timestamp": "x", "result": [1]}', "[", "]", "{}", "nan"])
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.one_of(lines, st.text(max_size=40)), max_size=6))
+    def check(chunks: list[str]) -> None:
+        results, problems = parse("\n".join(chunks), "f", ANY)  # type: ignore[operator]
+        assert isinstance(results, list)
+        assert isinstance(problems, list)
+
+    check()
