@@ -25,7 +25,7 @@ from inventory.topology import Topology
 from ixmeter.record import Method, Result
 from probes.clock import Clock, SystemClock
 from probes.config import ProbeConfig, jobs_from_inventory, jobs_from_targets, read_key
-from probes.methods.icmp import IcmpProber
+from probes.methods.icmp import IcmpProber, family_of
 from probes.methods.traceroute import TracerouteProber
 from probes.metrics import ProbeMetrics, render, serve_metrics
 from probes.scheduler import Job, Prober, Scheduler
@@ -179,7 +179,9 @@ class Agent:
             self.done.set()
 
     async def _start_services(self, nursery: trio.Nursery, client: httpx.AsyncClient) -> None:
-        await nursery.start(self.icmp.run)
+        needed = {(family_of(j.dst_addr), j.type_p.dscp) for j in self.jobs
+                  if j.method is Method.ICMP}
+        await nursery.start(self.icmp.run, sorted(needed))
         await nursery.start(self.trace.run)
         if self.stamp.jobs:
             await nursery.start(self.stamp.run)

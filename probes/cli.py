@@ -83,12 +83,27 @@ def _run(args: argparse.Namespace) -> int:
             await agent.done.wait()
             nursery.cancel_scope.cancel()
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:  # trio wraps errors raised inside nurseries
+        raise _first_ixmeter_error(group) or group from None
     stats = agent.scheduler.statistics()
     print(f"probe {agent.cfg.probe_id}: {stats.started} probes sent, "
           f"{agent.uploader.uploaded} results uploaded, spool depth {agent._spool_depth}",
           file=sys.stderr)
     return 0
+
+
+def _first_ixmeter_error(group: BaseExceptionGroup[BaseException]) -> IxmeterError | None:
+    """The first user-facing error inside (nested) exception groups, if any."""
+    for exc in group.exceptions:
+        if isinstance(exc, IxmeterError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_ixmeter_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 async def _watch_signals(stop: object) -> None:

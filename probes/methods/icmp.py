@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
 
-from ixmeter.record import Result
+from ixmeter.record import ErrorKind, Result, Status, TimestampSource
 from probes.clock import Clock
 from probes.icmp.pinger import Outcome, Pinger
 from probes.scheduler import Job
@@ -31,6 +32,7 @@ def to_result(outcome: Outcome, job: Job, seq: int) -> Result:
 
 
 def family_of(address: str) -> int:
+    """``AF_INET6`` for an IPv6 literal, else ``AF_INET``."""
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
 
@@ -44,13 +46,20 @@ class IcmpProber:
         self.pingers: dict[tuple[int, int], Pinger] = {}
         self._nursery: trio.Nursery | None = None
         self._families: dict[str, int] = {}
+        self.local: Counter[str] = Counter()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                  ) -> None:
-        """Host the pingers' receive and Tmax loops until cancelled."""
+    async def run(self, needed: Iterable[tuple[int, int]] = (), *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the pingers' receive and Tmax loops until cancelled.
+
+        The ``needed`` (family, DSCP) sockets are opened before reporting started, so a missing
+        privilege fails at start with :class:`PermissionProblem` rather than at the first probe.
+        """
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                for family, dscp in needed:
+                    self.pinger(family, dscp)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -77,7 +86,13 @@ class IcmpProber:
         family = self._families.get(job.dst_addr)
         if family is None:
             family = self._families[job.dst_addr] = family_of(job.dst_addr)
-        pinger = self.pinger(family, job.type_p.dscp)
+        try:
+            pinger = self.pinger(family, job.type_p.dscp)
+        except OSError as exc:  # e.g. no IPv6 on this host: every probe is a send error
+            self.local["send_error"] += 1
+            self.emit(job.result(seq, time.time_ns(), Status.ERROR, TimestampSource.USER,
+                                 error=ErrorKind.SEND_ERROR, error_detail=str(exc)))
+            return
         pinger.send(job.dst_addr, job.type_p.size, job.tmax_ns, ctx=(job, seq))
 
     def _on_outcome(self, outcome: Outcome) -> None:
@@ -94,7 +109,7 @@ class IcmpProber:
 
     def local_drops(self) -> Counter[str]:
         """Local drops and oddities by cause (late, duplicate, send_error, stray ...)."""
-        total: Counter[str] = Counter()
+        total: Counter[str] = Counter(self.local)
         for pinger in self.pingers.values():
             total.update(pinger.local)
         return total

@@ -3,6 +3,7 @@ collector; config validation; the ``ixmeter probe`` CLI with SIGTERM draining cl
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -198,6 +199,21 @@ def test_config_from_inventory_builds_jobs(tmp_path: Path,
     assert {j.type_p.ip_version for j in agent.jobs} == {4, 6}
     assert all(j.src_site == "cs-yungu" and j.dst_addr != "198.18.2.10" for j in agent.jobs)
     agent.spool.close()
+
+
+def test_missing_icmp_privilege_is_one_clear_line(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
+    if low <= os.getgid() <= high:
+        pytest.skip("datagram ICMP is allowed on this host")
+    path = write_config(tmp_path, "http://127.0.0.1:9", icmp_mode="dgram")
+    code = ixmeter_main(["probe", "run", "--config", str(path), "--duration", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "ixmeter probe: error: cannot open an ICMP socket (dgram)" in err
+    assert "CAP_NET_RAW" in err
+    assert "ping_group_range" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_config_unknown_probe(capsys: pytest.CaptureFixture[str]) -> None:
