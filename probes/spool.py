@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ixmeter.errors import IxmeterError
+from ixmeter.errors import IxmeterError, RecordError
 from ixmeter.record import Result, from_dict
 from ixmeter.wire import Batch, encode_batch
 
@@ -105,10 +105,23 @@ class Spool:
                                     (max_results,)).fetchall()
             if not rows:
                 return None
-            results = tuple(from_dict(json.loads(body)) for _id, body in rows)
+            results = tuple(r for r in (self._decode(i, body) for i, body in rows) if r)
+            if not results:
+                self._db.execute("DELETE FROM results WHERE id <= ?", (rows[-1][0],))
+                return None
             sealed = self._insert_batch(results)
             self._db.execute("DELETE FROM results WHERE id <= ?", (rows[-1][0],))
         return sealed
+
+    def _decode(self, row_id: int, body: str) -> Result | None:
+        """A stored result, or None after setting aside one that no longer validates (it
+        would be refused by the collector and must not block the queue)."""
+        try:
+            return from_dict(json.loads(body))
+        except (RecordError, ValueError) as exc:
+            self._db.execute("INSERT OR REPLACE INTO rejected VALUES (?, 1, ?, ?)",
+                             (f"row-{self.instance}-{row_id}", body.encode(), str(exc)))
+            return None
 
     def _next_seq(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import sys
@@ -169,3 +170,22 @@ async def test_kill_9_mid_upload_loses_and_duplicates_nothing(tmp_path: Path,
         await _uploader(spool, collector.url).upload_pending(client)
     assert collector.seqs() == list(range(3000))
     assert spool.depth() == 0
+
+
+async def test_refused_batch_is_set_aside_and_the_queue_moves_on(tmp_path: Path,
+                                                                 collector: Live) -> None:
+    spool = Spool(tmp_path / "probe.db", PROBE)
+    bad = dataclasses.replace(result(0), src_site="")  # the collector refuses it (400/422)
+    spool.add([bad, result(1)])
+    sealed = spool.seal()  # the spool itself sets the invalid record aside
+    assert sealed is not None
+    assert sealed.n == 1
+    body = sealed.body.replace(b'"src_site":"cs-tianyi-zn"', b'"src_site":""')
+    spool._db.execute("UPDATE batches SET body = ?", (body,))  # as if sealed by an old agent
+    spool.add(result(i) for i in range(2, 11))
+    up = _uploader(spool, collector.url)
+    async with httpx.AsyncClient() as client:
+        assert await up.upload_pending(client) == 9
+    assert up.errors["rejected"] == 1
+    assert (spool.depth(), spool.rejected()) == (0, 2)
+    assert collector.seqs() == list(range(2, 11))
