@@ -277,7 +277,8 @@ class _TargetRun:
             declared = (res.declared or {}).get(self.t.statistic)
             return compare_declared(cur, declared, theta, **common)  # type: ignore[arg-type]
         assert other is not None
-        return compare_ratio(cur, other, theta, **common)  # type: ignore[arg-type]
+        return compare_ratio(cur, other, theta, paired=c.kind == "reference",
+                             **common)  # type: ignore[arg-type]
 
     def _row(self, g: str, tp: str, cur: list[MinuteRollup], other: list[MinuteRollup] | None,
              res: bl.ResolvedBaseline | None) -> Row:

@@ -26,6 +26,7 @@ from analyzer.stats.intervals import politis_white_block as _pw
 from analyzer.stats.units import (
     DELAY_STATISTICS,
     UnitTable,
+    align,
     per_unit_statistic,
     point_statistic,
     weighted_statistic,
@@ -33,6 +34,12 @@ from analyzer.stats.units import (
 
 DEFAULT_REPLICATES = 2000
 MIN_BLOCKS = 10  # the block length is capped so that a window holds at least this many
+
+
+METHOD = ("non-overlapping block bootstrap, Politis-White block length, percentile interval "
+          "with the t(k-1) finite-block correction")
+PAIRED_METHOD = METHOD.replace("block bootstrap", "paired block bootstrap (the same blocks for "
+                               "scope and reference)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +50,7 @@ class BootstrapInfo:
     blocks: int
     replicates: int
     seed: int
-    method: str = ("non-overlapping block bootstrap, Politis-White block length, percentile "
-                   "interval with the t(k-1) finite-block correction")
+    method: str = METHOD
     unit_minutes: int = 1
 
 
@@ -128,3 +134,30 @@ def bootstrap_ratio(current: UnitTable, baseline: UnitTable, statistic: str,
     interval = percentile_interval(point, ratios, threshold, widen)
     info = BootstrapInfo(max(b_cur, b_base), min(k_cur, k_base), replicates, seed)
     return interval, info
+
+
+def bootstrap_paired_ratio(scope: UnitTable, reference: UnitTable, statistic: str,
+                           threshold: float | None, seed: int,
+                           replicates: int = DEFAULT_REPLICATES
+                           ) -> tuple[Interval, BootstrapInfo]:
+    """95% interval of statistic(scope) / statistic(reference) measured over the *same* time:
+    both tables are aligned on the union of their units and resampled with the same block
+    weights, which keeps their common time effects (busy hours, shared links) paired."""
+    minutes = np.union1d(scope.minutes, reference.minutes)
+    a, r = align(scope, minutes), align(reference, minutes)
+    b = max(block_length(scope, statistic), block_length(reference, statistic))
+    b = max(1, min(b, len(minutes) // MIN_BLOCKS))
+    ab, rb = a.blocks(b), r.blocks(b)
+    w = nbb_weights(len(ab), replicates, np.random.default_rng(seed))
+    parts = []
+    for start in range(0, replicates, 250):
+        chunk = w[start:start + 250]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts.append(weighted_statistic(ab, chunk, statistic)
+                         / weighted_statistic(rb, chunk, statistic))
+    ratios = np.concatenate(parts)
+    den = point_statistic(reference, statistic)
+    point = point_statistic(scope, statistic) / den if den else math.nan
+    ratios = _stretch(ratios, point, small_sample_factor(len(ab)))
+    interval = percentile_interval(point, ratios, threshold, _widen(statistic, scope.gamma))
+    return interval, BootstrapInfo(b, len(ab), replicates, seed, PAIRED_METHOD)

@@ -21,7 +21,12 @@ from typing import Any
 
 from analyzer.baselines import declared_ns
 from analyzer.rollup import MinuteRollup
-from analyzer.stats.bootstrap import BootstrapInfo, bootstrap_level, bootstrap_ratio
+from analyzer.stats.bootstrap import (
+    BootstrapInfo,
+    bootstrap_level,
+    bootstrap_paired_ratio,
+    bootstrap_ratio,
+)
 from analyzer.stats.intervals import (
     Z_80,
     Z_975,
@@ -118,29 +123,30 @@ def _more(n: int, factor: float | None) -> int | None:
     return None if factor is None else math.ceil(n * (factor - 1))
 
 
-def compare_ratio(cur: Data, other: Data, theta: float,
-                  statistic: str, seed: int, replicates: int, unit_minutes: int) -> Comparison:
-    """current / other (baseline or reference scope) against theta."""
+def compare_ratio(cur: Data, other: Data, theta: float, statistic: str, seed: int,
+                  replicates: int, unit_minutes: int, paired: bool = False) -> Comparison:
+    """current / other against theta: ``other`` is the baseline (another window, resampled on
+    its own) or, with ``paired``, the reference scope over the same window (resampled with
+    the same time blocks)."""
     return _with_unit(_compare_ratio(cur, other, theta, statistic, seed, replicates,
-                                     unit_minutes), unit_minutes)
+                                     unit_minutes, paired), unit_minutes)
 
 
 def _compare_ratio(cur: Data, other: Data, theta: float, statistic: str, seed: int,
-                   replicates: int, unit_minutes: int) -> Comparison:
+                   replicates: int, unit_minutes: int, paired: bool) -> Comparison:
     series, stat = STAT_MAP[statistic]
     if series == "owd":
         parts = [_delay_ratio(cur, other, theta, which, stat, seed + i, replicates,
-                              unit_minutes) for i, which in enumerate(("fwd", "bwd"))]
+                              unit_minutes, paired) for i, which in enumerate(("fwd", "bwd"))]
         return _directions(parts)
     if stat == "loss_ratio":
         return _loss_ratio(_table(cur, "rtt", unit_minutes),
                            _table(other, "rtt", unit_minutes), theta)
-    return _delay_ratio(cur, other, theta, "rtt", stat, seed, replicates, unit_minutes)
+    return _delay_ratio(cur, other, theta, "rtt", stat, seed, replicates, unit_minutes, paired)
 
 
-def _delay_ratio(cur: Data, other: Data, theta: float,
-                 which: str, stat: str, seed: int, replicates: int,
-                 unit_minutes: int) -> Comparison:
+def _delay_ratio(cur: Data, other: Data, theta: float, which: str, stat: str, seed: int,
+                 replicates: int, unit_minutes: int, paired: bool = False) -> Comparison:
     ct = _table(cur, which, unit_minutes)
     bt = _table(other, which, unit_minutes)
     figures: dict[str, Any] = {"current_n": int(ct.n.sum()), "baseline_n": int(bt.n.sum()),
@@ -149,7 +155,8 @@ def _delay_ratio(cur: Data, other: Data, theta: float,
     why = _too_few(ct, stat, "current") or _too_few(bt, stat, "baseline")
     if why:
         return _ne(why, **figures)
-    iv, info = bootstrap_ratio(ct, bt, stat, theta, seed, replicates)
+    boot = bootstrap_paired_ratio if paired else bootstrap_ratio
+    iv, info = boot(ct, bt, stat, theta, seed, replicates)
     if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
         return _ne("ratio undefined (baseline statistic is zero)", **figures)
     d = decide_ratio(iv, theta)

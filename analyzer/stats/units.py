@@ -125,6 +125,21 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
                      values, keys_arr, counts, probe.gamma, clock, unsynced)
 
 
+def align(t: UnitTable, minutes: IntArray) -> UnitTable:
+    """The table re-indexed on ``minutes`` (a sorted superset of its own): absent units are
+    empty rows, so two windows' tables can be resampled with the same block weights."""
+    rows = np.searchsorted(minutes, t.minutes)
+    out = {name: np.zeros(len(minutes)) for name in ("sent", "lost", "n", "total")}
+    for name in out:
+        out[name][rows] = getattr(t, name)
+    mins, maxs = np.full(len(minutes), math.inf), np.full(len(minutes), -math.inf)
+    mins[rows], maxs[rows] = t.mins, t.maxs
+    counts = np.zeros((len(minutes), t.counts.shape[1]))
+    counts[rows] = t.counts
+    return UnitTable(minutes, out["sent"], out["lost"], out["n"], out["total"], mins, maxs,
+                     t.values, t.keys, counts, t.gamma, t.clock_error_ns, t.unsynced)
+
+
 def merge_tables(tables: Sequence[UnitTable]) -> UnitTable:
     """Add tables unit by unit (e.g. the paths of one group): rows are the union of their
     units, columns the union of their sketch buckets. Exact, like merging the rollups."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from analyzer.verdicts import Verdict
 from tests.analyzer.synth import MIN_NS, T0, results
 
 DAY = 1440 * MIN_NS
-KW = {"seed": 11, "replicates": 2000, "unit_minutes": 1}
+KW: dict[str, Any] = {"seed": 11, "replicates": 2000, "unit_minutes": 1}
 
 
 def latency(median_ms: float, *, minutes: int = 120, per_minute: int = 10, day: int = 0,

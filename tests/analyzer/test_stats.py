@@ -9,7 +9,7 @@ import pytest
 
 from analyzer.rollup import build_rollups
 from analyzer.stats import intervals as iv
-from analyzer.stats.units import merge_tables, point_statistic, table_from_rollups
+from analyzer.stats.units import UnitTable, merge_tables, point_statistic, table_from_rollups
 from tests.analyzer.synth import results
 
 
@@ -148,3 +148,40 @@ def test_finite_block_correction_hand_computed() -> None:
                                                     rel=1e-4)
     assert small_sample_factor(10_000) == pytest.approx(1.0, abs=1e-3)
     assert small_sample_factor(1) == math.inf
+
+
+def _shared_level_tables(seed: int) -> tuple[UnitTable, UnitTable]:
+    """Two groups whose minute levels move together (a shared busy-hour effect)."""
+    from analyzer.sketch import DEFAULT_ALPHA, DDSketch
+    from analyzer.stats.units import ZERO_KEY
+
+    rng = np.random.default_rng(seed)
+    sk = DDSketch(DEFAULT_ALPHA)
+    level = np.cumsum(rng.normal(0, 0.05, 200))  # a random walk shared by both groups
+    out = []
+    for median in (3e6, 2e6):
+        x = median * np.exp(level[:, None] + rng.normal(0, 0.05, (200, 30)))
+        keys = np.ceil(np.log(x) / math.log(sk.gamma)).astype(np.int64)
+        lo, hi = int(keys.min()), int(keys.max())
+        counts = np.zeros((200, hi - lo + 2))
+        for m in range(200):
+            counts[m, 1:] = np.bincount(keys[m] - lo, minlength=hi - lo + 1)
+        n = np.full(200, 30.0)
+        out.append(UnitTable(np.arange(200, dtype=np.int64), n, np.zeros(200), n, x.sum(1),
+                             x.min(1), x.max(1),
+                             np.array([0.0] + [sk.value(k) for k in range(lo, hi + 1)]),
+                             np.array([ZERO_KEY, *range(lo, hi + 1)], dtype=np.int64), counts,
+                             sk.gamma))
+    return out[0], out[1]
+
+
+def test_paired_bootstrap_keeps_common_time_effects() -> None:
+    from analyzer.stats.bootstrap import bootstrap_paired_ratio, bootstrap_ratio
+
+    scope, ref = _shared_level_tables(3)
+    paired, info = bootstrap_paired_ratio(scope, ref, "mean", 1.5, seed=1)
+    apart, _ = bootstrap_ratio(scope, ref, "mean", 1.5, seed=1)
+    assert paired.point == pytest.approx(1.5, rel=0.02)
+    assert paired.low <= paired.point <= paired.high
+    assert (paired.high - paired.low) < 0.5 * (apart.high - apart.low)
+    assert info.method.startswith("non-overlapping paired block bootstrap")
