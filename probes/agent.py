@@ -34,6 +34,7 @@ from probes.uploader import Uploader
 
 FLUSH_S = 0.2
 FINAL_UPLOAD_S = 10.0
+TRACES_QUEUED = 8  # traces run one at a time; more waiting than this are local drops
 log = logging.getLogger("ixmeter.probe")
 
 
@@ -122,7 +123,8 @@ class Agent:
         probers: dict[Method, Prober] = {Method.ICMP: self.icmp, Method.TRACEROUTE: self.trace,
                    Method.STAMP: self.stamp}
         self.scheduler = Scheduler(self.jobs, probers, self.emit,
-                                   max_in_flight=cfg.max_in_flight, rng=self.rng,
+                                   max_in_flight=cfg.max_in_flight,
+                                   limits={Method.TRACEROUTE: TRACES_QUEUED}, rng=self.rng,
                                    clock=self.clock)
         self.metrics_port: int | None = None
         self._spool_depth = 0

@@ -105,15 +105,18 @@ def send_times(start: float, rate: float, schedule: str, rng: random.Random) -> 
 
 
 class Scheduler:
-    """Runs every job on its own absolute schedule; at most ``max_in_flight`` per method."""
+    """Runs every job on its own absolute schedule; at most ``max_in_flight`` probes in flight
+    per method (``limits`` overrides it per method, e.g. a few queued traceroutes)."""
 
     def __init__(self, jobs: Sequence[Job], probers: Mapping[Method, Prober],
                  emit: Callable[[Result], None], *, max_in_flight: int = 20_000,
+                 limits: Mapping[Method, int] | None = None,
                  rng: random.Random | None = None, clock: Clock | None = None) -> None:
         self.jobs = list(jobs)
         self.probers = probers
         self.emit = emit
         self.max_in_flight = max_in_flight
+        self.limits = dict(limits or {})
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self.drops: Counter[str] = Counter()
@@ -154,7 +157,7 @@ class Scheduler:
         prober = self.probers[job.method]
         self._planned += 1
         self._note_lag(lag_s)
-        if prober.in_flight() >= self.max_in_flight:
+        if prober.in_flight() >= self.limits.get(job.method, self.max_in_flight):
             self._drop(job, seq, "queue_full")
             return
         self._started += 1

@@ -108,3 +108,15 @@ def test_poisson_gaps_are_exponential() -> None:
     assert statistics.pstdev(gaps) / statistics.fmean(gaps) == pytest.approx(1.0, rel=0.03)
     assert min(gaps) > 0
     assert all(math.isfinite(g) for g in gaps)
+
+
+async def test_per_method_limit(autojump_clock: trio.testing.MockClock) -> None:
+    out: list[Result] = []
+    busy, free = FakeProber(busy=3), FakeProber()
+    trace = dataclasses.replace(job(10.0), method=Method.TRACEROUTE)
+    sched = Scheduler([job(10.0), trace], {Method.ICMP: free, Method.TRACEROUTE: busy},
+                      out.append, limits={Method.TRACEROUTE: 3}, rng=random.Random(2))
+    await _run_for(sched, 2.0)
+    assert busy.starts == []
+    assert free.starts
+    assert {r.method for r in out} == {Method.TRACEROUTE}
