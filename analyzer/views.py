@@ -166,6 +166,7 @@ class RollupIndex:
     window: Window
     hourly: dict[PathKey, dict[int, MinuteRollup]] = field(default_factory=dict)
     _totals: dict[PathKey, MinuteRollup] = field(default_factory=dict)
+    _groups: dict[tuple[PathKey, ...], MinuteRollup | None] = field(default_factory=dict)
 
     def select(self, method: str | None = None, type_p: str | None = None) -> list[PathKey]:
         return sorted(k for k in self.hourly
@@ -177,8 +178,11 @@ class RollupIndex:
         return self._totals[key]
 
     def group_total(self, keys: Iterable[PathKey]) -> MinuteRollup | None:
-        parts = [self.total(k) for k in keys if k in self.hourly]
-        return merge(parts) if parts else None
+        """Merged total of several keys (cached: a matrix asks for the same cells again)."""
+        group = tuple(k for k in keys if k in self.hourly)
+        if group not in self._groups:
+            self._groups[group] = merge(self.total(k) for k in group) if group else None
+        return self._groups[group]
 
     def buckets(self, keys: Iterable[PathKey], bucket: str = "hour",
                 hours: Sequence[int] = ()) -> list[tuple[int, MinuteRollup]]:
