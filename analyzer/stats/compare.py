@@ -255,9 +255,16 @@ def _owd_level(t: UnitTable, rtt: UnitTable, limit: float, stat: str, seed: int,
         return _ne(reason, current_n=int(t.n.sum()), current_value=point, threshold=limit,
                    kind="level", clock_error=e)
     c = _level(t, limit, stat, seed, replicates, e)
+    notes = []
     if clock_limited(point, e):
-        c = replace(c, decision=replace(c.decision, reason=f"{c.decision.reason}; "
-                                        f"clock-limited (E/d = {e / point:.4g} > 0.1)"))
+        notes.append(f"clock-limited (E/d = {e / point:.4g} > 0.1)")
+    faults = int(rtt.n.sum() - t.n.sum())  # RTT_net kept, this one-way delay discarded
+    if faults > 0:
+        notes.append(f"{faults} one-way delays discarded as clock faults (RFC 7679 §3.5)")
+    if notes:
+        c = replace(c, decision=replace(c.decision, reason="; ".join([c.decision.reason,
+                                                                       *notes])),
+                    details={**c.details, "clock_faults": max(faults, 0)})
     return c
 
 

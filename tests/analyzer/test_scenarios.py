@@ -155,3 +155,15 @@ def test_same_seed_same_interval() -> None:
     a = compare_ratio(latency(5.7, day=1, seed=2), BASE, 0.2, "rtt_p95", **KW)
     b = compare_ratio(latency(5.7, day=1, seed=2), BASE, 0.2, "rtt_p95", **KW)
     assert a.interval == b.interval
+
+
+def test_discarded_one_way_delays_are_reported_as_clock_faults() -> None:
+    from dataclasses import replace as dc_replace
+
+    from ixmeter.record import ErrorKind
+
+    rs = list(results("s1", "A", "s2", "B", minutes=30, per_minute=10, median_ms=0.6,
+                      one_way=True))
+    rs[:5] = [dc_replace(r, fwd_ns=None, error=ErrorKind.CLOCK_FAULT) for r in rs[:5]]
+    c = compare_absolute(build_rollups(rs), 1e6, "owd_median", **KW)
+    assert "5 one-way delays discarded as clock faults" in c.decision.reason
