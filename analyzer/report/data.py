@@ -97,7 +97,8 @@ def coverage_rows(rollups: list[MinuteRollup], w: TimeWindow) -> list[dict[str, 
             for k in sorted(seen)]
 
 
-def route_rows(store: Store, w: TimeWindow, topo: Topology) -> list[dict[str, Any]]:
+def route_rows(store: Store, w: TimeWindow, topo: Topology,
+               window: str = "current") -> list[dict[str, Any]]:
     """Per path, the distinct hop sequences traceroute saw, each hop mapped to a carrier or
     site by the inventory's prefixes (route evidence: which exchange the path crossed)."""
     routes: dict[str, Counter[str]] = {}
@@ -108,7 +109,8 @@ def route_rows(store: Store, w: TimeWindow, topo: Topology) -> list[dict[str, An
         hops = " > ".join(_hop_label(h.addr, topo) for h in r.hops) or "(no hops)"
         routes.setdefault(r.path_id, Counter())[hops] += 1
         last[(r.path_id, hops)] = r.sent_at_ns
-    return [{"path": p, "route": route, "traces": n, "last_seen": iso_ns(last[(p, route)])}
+    return [{"window": window, "path": p, "route": route, "traces": n,
+             "last_seen": iso_ns(last[(p, route)])}
             for p in sorted(routes) for route, n in sorted(routes[p].items())]
 
 
@@ -149,5 +151,7 @@ def gather(store: Store, ev: Evaluation, document: dict[str, Any],
                                           "baseline", city_of) + figures["metrics"]
     figures["coverage"] = coverage_rows(cur, p.current)
     figures["routes"] = route_rows(store, p.current, topo)
+    if p.baseline is not None:
+        figures["routes"] = route_rows(store, p.baseline, topo, "baseline") + figures["routes"]
     figures["exclusions"] = [dict(e) for e in ev.exclusions]
     return ReportData(document, figures)

@@ -195,7 +195,7 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert 'src="http' not in page
     assert "Miettinen-Nurminen" in page
     assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
-    assert "s1/A>s3/B,A > * > s3,1," in (a / "routes.csv").read_text()
+    assert "current,s1/A>s3/B,A > * > s3,1," in (a / "routes.csv").read_text()
     metrics = (a / "metrics.csv").read_text().splitlines()
     assert "rtt_median_ms_conditional" in metrics[0]
     assert "rtt_p95_ms_inf" in metrics[0]
