@@ -34,6 +34,7 @@ from probes.uploader import Uploader
 
 FLUSH_S = 0.2
 FINAL_UPLOAD_S = 10.0
+TRACE_GRACE_S = 5.0
 TRACES_QUEUED = 8  # traces run one at a time; more waiting than this are local drops
 log = logging.getLogger("ixmeter.probe")
 
@@ -201,8 +202,7 @@ class Agent:
         with trio.move_on_after(tmax_s + 1.0):
             await self.icmp.drain()
             await self.stamp.drain()
-        with trio.move_on_after(max(30.0, tmax_s * 30)):  # a trace: up to 30 hops
-            await self.trace.drain()
+        await self.trace.stop(TRACE_GRACE_S)
         await self.flush()
         with trio.move_on_after(FINAL_UPLOAD_S):
             await self.uploader.upload_pending(client)

@@ -323,6 +323,7 @@ class TracerouteProber:
         self._nursery: trio.Nursery | None = None
         self._in_flight = 0
         self._idle = trio.Event()
+        self._abandoned = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -332,7 +333,8 @@ class TracerouteProber:
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            self.tracer.close()
+            if not self._abandoned:
+                self.tracer.close()
 
     def in_flight(self) -> int:
         return self._in_flight
@@ -346,11 +348,25 @@ class TracerouteProber:
     async def _trace(self, job: Job, seq: int) -> None:
         try:
             result = await self.trace(job, seq)
+        except trio.Cancelled:
+            self._abandoned = True  # its worker thread may still be using the sockets
+            self.emit(job.result(seq, time.time_ns(), Status.ERROR, TimestampSource.USER,
+                                 error=ErrorKind.LOCAL_DROP,
+                                 error_detail="agent stopped before the trace finished"))
+            raise
         finally:
             self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
         self.emit(result)
-        if not self._in_flight:
-            self._idle.set()
+
+    async def stop(self, grace_s: float) -> None:
+        """Let running traces finish for ``grace_s``, then abandon the rest (each becomes a
+        local-drop record) and close the sockets."""
+        with trio.move_on_after(grace_s):
+            await self.drain()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     async def drain(self) -> None:
         """Wait until no trace is running."""
@@ -369,7 +385,8 @@ class TracerouteProber:
                                      hop_timeout_s=min(job.tmax_ns / 1e9, 2.0))
 
         try:
-            hops, reached = await trio.to_thread.run_sync(_run, limiter=self.limiter)
+            hops, reached = await trio.to_thread.run_sync(_run, limiter=self.limiter,
+                                                          abandon_on_cancel=True)
         except (OSError, ValueError) as exc:
             return job.result(seq, sent_at, Status.ERROR, TimestampSource.USER,
                               error=ErrorKind.SEND_ERROR, error_detail=str(exc))
