@@ -34,6 +34,8 @@ from probes.clock import Clock, SystemClock, stepped
 from probes.icmp import codec
 
 RCVBUF = 4 << 20
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
 PAIR_NS = 10_000
 _SOL_RAW = 255
 _ICMP_FILTER = 1
@@ -103,8 +105,11 @@ def open_icmp_socket(family: int, mode: str = "auto") -> tuple[socket.socket, bo
 def _configure(sock: socket.socket, raw: bool, rcvbuf: int, dscp: int) -> bool:
     """Buffers, filters, DSCP and timestamps; True if kernel TX timestamps were granted."""
     v6 = sock.family == socket.AF_INET6
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:  # past net.core.rmem_max/wmem_max (needs CAP_NET_ADMIN) ...
+            sock.setsockopt(socket.SOL_SOCKET, force, rcvbuf)
+        except OSError:  # ... else as much as the sysctl allows
+            sock.setsockopt(socket.SOL_SOCKET, plain, rcvbuf)
     if raw and not v6:  # pass only echo reply, unreachable, time exceeded (raw(7) ICMP_FILTER)
         allowed = (1 << codec.ICMP_ECHO_REPLY) | (1 << codec.ICMP_DEST_UNREACH) | (
             1 << codec.ICMP_TIME_EXCEEDED)
@@ -164,6 +169,7 @@ class Pinger:
         self.v6 = family == socket.AF_INET6
         self.sock, self.raw = open_icmp_socket(family, mode)
         self.tx_kernel = _configure(self.sock, self.raw, rcvbuf, dscp)
+        self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.clock: Clock = clock or SystemClock()
         self.on_outcome = on_outcome or (lambda _o: None)
         rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))

@@ -67,6 +67,7 @@ async def test_ping_loopback_kernel_timestamps(family: int, dst: str) -> None:
         assert o.reply_ttl == 64
         assert o.dup == 0
     assert len({o.token for o in outcomes}) == 3
+    assert pinger.rcvbuf >= 4 << 20  # SO_RCVBUFFORCE as root, past net.core.rmem_max
 
 
 async def test_many_targets_share_one_socket() -> None:
