@@ -71,8 +71,8 @@ class Engine:
         self.call(lambda: None)
 
     def run_blocking(self, realtime: bool = True) -> None:
-        """The data-plane loop; returns after :meth:`stop`. Only this thread gets real-time
-        priority, so planning in the trio thread never holds up a release."""
+        """The data-plane loop; returns after :meth:`stop`. This thread gets the higher
+        real-time priority, so planning in the trio thread never holds up a release."""
         self.priority = raise_priority(realtime)
         while not self.stopping:
             self.drain(self.ep.poll(-1))
@@ -274,15 +274,15 @@ async def _stop_on_cancel(engine: Engine) -> None:
         engine.stop()
 
 
-def raise_priority(realtime: bool) -> str:
-    """Ask for SCHED_FIFO (priority 10) for the calling thread so releases are not queued
+def raise_priority(realtime: bool, level: int = 10) -> str:
+    """Ask for SCHED_FIFO (priority ``level``) for the calling thread so releases are not queued
     behind other processes on a busy machine; the kernel's RT throttling (sched_rt_runtime_us)
     still leaves others 5 %. Falls back to nice -10, then to nothing; returns what was
     obtained."""
     if realtime:
         with contextlib.suppress(OSError, AttributeError):
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-            return "SCHED_FIFO 10"
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(level))
+            return f"SCHED_FIFO {level}"
     with contextlib.suppress(OSError):
         os.nice(-10)
         return "nice -10"
@@ -295,7 +295,10 @@ async def _main(rundir: Path) -> None:
     daemon = Daemon(rundir, cfg)
     try:
         engine = daemon.build()
-        sys.setswitchinterval(0.0005)  # the data-plane thread waits at most 0.5 ms for the GIL
+        # The trio thread runs real-time too, one level below the data plane: a thread holding
+        # the GIL must not be descheduled by other processes while the data plane waits for it.
+        raise_priority(bool(cfg.get("realtime", True)), level=5)
+        sys.setswitchinterval(0.0001)  # the data-plane thread waits at most 0.1 ms for the GIL
         gc.freeze()
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
