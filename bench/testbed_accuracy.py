@@ -166,6 +166,15 @@ def capacity(rates: Sequence[float], seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
+def machine() -> dict[str, Any]:
+    """When and under which load the figures were taken (the machine may be shared)."""
+    import datetime
+    import os
+
+    return {"utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "loadavg_1m": os.getloadavg()[0], "cpus": os.cpu_count()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="testbed emulator accuracy and capacity")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
@@ -176,12 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="emulator calibration: count delay from this long before reading")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"machine": machine()}
     with Testbed.up(default_inventory(), bench_profile(), sites=["cs-yungu", "cz-ezone"],
                     instance="bench", spin_us=args.spin_us,
                     advance_us=args.advance_us) as tb:
         result["accuracy"] = accuracy(tb, args.seconds, args.rate)
-    print(json.dumps(result["accuracy"], indent=1), flush=True)
+    print(json.dumps({"machine": result["machine"], **result["accuracy"]}, indent=1), flush=True)
     if args.full:
         result["capacity"] = capacity([1000, 2000, 4000, 6000], min(args.seconds, 5.0))
     if args.json:
