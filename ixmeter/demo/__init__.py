@@ -76,16 +76,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt like Ctrl-C, so the same cleanup runs."""
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so the same cleanup runs for both (SIGINT
+    too when the demo was started with it ignored, as a shell does for a background job)."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def choose_mode(asked: str = "auto") -> tuple[str, str]:
@@ -109,7 +112,7 @@ def run_demo(opts: DemoOptions) -> int:
     from ixmeter.demo import finish, runner
 
     out = opts.out.resolve()
-    with _terminate_as_interrupt():
+    with _interruptible():
         try:
             measured = runner.measure_all(opts, out, *choose_mode(opts.mode))
         except KeyboardInterrupt:
@@ -126,7 +129,7 @@ def run_demo(opts: DemoOptions) -> int:
             return 130
         print(f"analysis and report took {time.monotonic() - t0:.0f} s\n")
         print(finish.verdict_table(analysis.evaluation))
-        for note in measured.notes:
+        for note in measured.notes + finish.demo_notes(analysis.evaluation, opts.duration_s):
             print(f"demo note: {note}")
         print(f"\nreport: {analysis.report_dir}/ ({', '.join(analysis.files[:3])} and "
               f"{len(analysis.files) - 3} CSV files)")

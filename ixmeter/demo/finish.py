@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ixmeter.demo.plan import Timeline, iso_window
+from ixmeter.demo.plan import DEFAULT_DURATION_S, Timeline, iso_window
 
 if TYPE_CHECKING:
     from analyzer.evaluate import Evaluation
@@ -81,6 +81,28 @@ def verdict_table(ev: Evaluation) -> str:
         parts = ", ".join(f"{n} {v}" for v, n in sorted(counts[target].items()))
         summary.append(f"  {target}: {parts}")
     return table(ev) + "\n".join(summary) + "\n"
+
+
+def demo_notes(ev: Evaluation, duration_s: float) -> list[str]:
+    """Plain words under the table: why rows are NOT EVALUABLE or INCONCLUSIVE in a demo."""
+    from analyzer.verdicts import Verdict
+
+    verdicts = {row.decision.verdict for row in ev.rows}
+    reasons = " ".join(row.decision.reason for row in ev.rows)
+    notes = ["the verdicts come only from the results stored during the two windows; the "
+             "testbed profiles' figures are never read by the analysis"]
+    if "time units, needs" in reasons or duration_s < DEFAULT_DURATION_S:
+        notes.append("a delay verdict needs at least 10 one-minute units in each window "
+                     "(docs/methodology.md): run with --duration 1260 or more for the latency "
+                     "and one-way delay targets")
+    if Verdict.INCONCLUSIVE in verdicts:
+        notes.append("INCONCLUSIVE = the 95% interval still contains the threshold: with loss "
+                     "near 1% a carrier pair needs thousands of packets per window to decide "
+                     "(methodology-notes §4); a longer --duration narrows the interval")
+    if "no data in the current window" in reasons:
+        notes.append("'no data' rows: the target's method was not measured, or it keeps only "
+                     "its busy hours (local time) and the demo ran outside them")
+    return notes
 
 
 def serve_dashboard(db: Path, inventory: Path, timeline: Timeline, port: int,

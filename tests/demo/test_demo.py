@@ -35,7 +35,7 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
     require_tool("ip")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "ixmeter.cli", "demo", "--duration", "60", "--no-dashboard",
+        [sys.executable, "-m", "ixmeter.cli", "demo", "--duration", "30", "--no-dashboard",
          "--out", str(out), "--instance", INSTANCE],
         capture_output=True, text=True, timeout=300, check=False,
         cwd=Path(__file__).resolve().parents[2])
