@@ -59,6 +59,8 @@ def build_context(args: argparse.Namespace) -> object:
     if not is_postgres_url(args.db) and not args.demo_data and not Path(args.db).exists():
         raise IxmeterError(f"no database at {args.db!r}",
                            hint="give the collector's --db file, or add --demo-data")
+    base_arg = _window(args.baseline, "--baseline")
+    cur = _window(args.current, "--current")
     inv_path = Path(args.inventory) if args.inventory else default_inventory()
     topo = Topology(load(inv_path))
     store = open_store(args.db)
@@ -67,8 +69,7 @@ def build_context(args: argparse.Namespace) -> object:
     if args.demo_data and store.chain_head().length == 0:
         print("filling the database with synthetic demo data ...")
         demo.fill(store, topo, plan, now)
-    base = _window(args.baseline, "--baseline") or plan.baseline
-    cur = _window(args.current, "--current")
+    base = base_arg or plan.baseline
     if cur is None:
         end = now - (now + 8 * 3600 * NS) % DAY_NS + DAY_NS
         cur = Window(end - 7 * DAY_NS, end)
