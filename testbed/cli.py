@@ -183,10 +183,15 @@ def _profile(args: argparse.Namespace) -> int:
 def _paths(args: argparse.Namespace) -> int:
     from testbed.api import Testbed
 
+    lines = []
     for p in Testbed.attach(args.instance).paths():
         if args.src not in (None, p["src"]) or args.dst not in (None, p["dst"]):
             continue
         hops = " ".join(h["name"] for h in p["hops"])
-        print(f"{p['src']:>18} -> {p['dst']:<18} {p['one_way_ms']:8.3f} ms  loss {p['loss']:.4f}"
-              f"  via {hops}")
+        lines.append(f"{p['src']:>18} -> {p['dst']:<18} {p['one_way_ms']:8.3f} ms  "
+                     f"loss {p['loss']:.4f}  via {hops}")
+    try:
+        print("\n".join(lines))
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
     return 0
