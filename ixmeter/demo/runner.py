@@ -249,12 +249,19 @@ class Outcome:
 def _bring_up(run: Run) -> Testbed:
     from testbed.api import Testbed
 
-    if run.mode == "netns":
-        tb = Testbed.up(run.inventory, profile="baseline", sites=run.sites,
-                        instance=run.instance)
-    else:
-        tb = Testbed.up_loopback(run.inventory, profile="baseline", sites=run.sites,
-                                 instance=run.instance, listen_port=LOOPBACK_PORT)
+    try:
+        if run.mode == "netns":
+            tb = Testbed.up(run.inventory, profile="baseline", sites=run.sites,
+                            instance=run.instance)
+        else:
+            tb = Testbed.up_loopback(run.inventory, profile="baseline", sites=run.sites,
+                                     instance=run.instance, listen_port=LOOPBACK_PORT)
+    except KeyboardInterrupt:  # Ctrl-C while the daemon starts: remove the half-built instance
+        from testbed import daemon
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        daemon.stop(run.instance)
+        raise
     run.say(f"testbed: {len(tb.hosts)} hosts ({', '.join(sorted(tb.hosts))}), "
             f"mode {tb.mode}, profile baseline (inter-carrier traffic detours via a hub)")
     return tb
