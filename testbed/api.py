@@ -153,8 +153,10 @@ class Testbed:
         if self.mode == "loopback":
             return list(argv)
         if self.mode == "userns":  # enter the daemon's user + mount namespaces first
-            return ["nsenter", "-t", str(self.state["pid"]), "-U", "-m", "ip", "netns", "exec",
-                    ns, *argv]
+            # --preserve-credentials: unshare -Ur denied setgroups in that namespace; our uid
+            # maps to root there anyway.
+            return ["nsenter", "-t", str(self.state["pid"]), "-U", "-m", "--preserve-credentials",
+                    "ip", "netns", "exec", ns, *argv]
         return ["ip", "netns", "exec", ns, *argv]
 
     def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = 60,
