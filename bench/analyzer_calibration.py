@@ -66,16 +66,27 @@ def iid_ratio(cur: UnitTable, base: UnitTable, seed: int) -> Verdict:
                         0.2).verdict
 
 
+def table_of(lost: np.ndarray, sent: np.ndarray) -> UnitTable:
+    """Minute units with loss counts only (no delays)."""
+    k = len(lost)
+    empty = np.zeros(k)
+    return UnitTable(np.arange(k, dtype=np.int64), sent, lost, empty, empty,
+                     np.full(k, math.inf), np.full(k, -math.inf), np.zeros(1),
+                     np.array([ZERO_KEY], dtype=np.int64), np.zeros((k, 1)), 1.01)
+
+
 def loss_trials(trials: int, ratio: float) -> None:
-    """Loss 1% -> ratio x 1%, minute rates gamma-distributed (bursty, CV 1), 600 min x 60."""
+    """Loss 1% -> ratio x 1%, bursty: gamma rates (CV 1) held for 10 minutes, 600 min x 60."""
+    from analyzer.stats.compare import _df, loss_dispersion
     from analyzer.stats.intervals import dispersion, ratio_score_ci
 
     rng = np.random.default_rng(7)
-    with_phi = without = 0
+    with_phi = without = blocked = 0
     for _ in range(trials):
         counts = []
         for p in (0.01 * ratio, 0.01):
-            rates = np.minimum(1.0, p * rng.gamma(1.0, 1.0, size=600))
+            # bursts last ~10 minutes: a gamma rate held for runs of 10 minutes
+            rates = np.repeat(np.minimum(1.0, p * rng.gamma(1.0, 1.0, size=60)), 10)
             counts.append(rng.binomial(PER_MINUTE, rates).astype(float))
         sent = np.full(600, float(PER_MINUTE))
         x1, x0 = counts[0].sum(), counts[1].sum()
@@ -85,10 +96,15 @@ def loss_trials(trials: int, ratio: float) -> None:
         n = sent.sum()
         a = ratio_score_ci(x1 / phi1, n / phi1, x0 / phi0, n / phi0)
         b = ratio_score_ci(x1, n, x0, n)
+        tables = [table_of(c, sent) for c in counts]
+        (q1, k1), (q0, k0) = loss_dispersion(tables[0]), loss_dispersion(tables[1])
+        c = ratio_score_ci(x1 / q1, n / q1, x0 / q0, n / q0, df=_df(q1, k1, q0, k0))
+        blocked += decide_ratio(c, 0.5).verdict is Verdict.PASS
         with_phi += decide_ratio(a, 0.5).verdict is Verdict.PASS
         without += decide_ratio(b, 0.5).verdict is Verdict.PASS
-    print(f"loss: true ratio {ratio}, {trials} trials, bursty minutes (gamma CV 1)")
-    print(f"PASS rate, score interval on counts / phi: {with_phi / trials:.3f}")
+    print(f"loss: true ratio {ratio}, {trials} trials, 10-minute bursts (gamma CV 1)")
+    print(f"PASS rate, counts / block phi, t(k-1) (ixmeter):  {blocked / trials:.3f}")
+    print(f"PASS rate, score interval on counts / per-minute phi: {with_phi / trials:.3f}")
     print(f"PASS rate, score interval on raw counts:   {without / trials:.3f}")
 
 

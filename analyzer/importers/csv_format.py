@@ -27,20 +27,24 @@ COLUMNS = ("sent_at", "src_site", "src_carrier", "dst_site", "dst_carrier", "met
 
 
 def parse_csv(text: str, name: str, m: Mapping) -> tuple[list[Result], list[Problem]]:
-    """Rows -> results; every bad row becomes a :class:`Problem` with its line."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != COLUMNS:
-        return [], [Problem(name, 1, f"header must be {','.join(COLUMNS)}")]
-    out, problems = [], []
-    for row in reader:
-        line = reader.line_num
-        if not row or all(not c.strip() for c in row):
-            continue
-        try:
-            out.append(_row(row, m))
-        except (ValueError, OverflowError, WindowError, RecordError) as exc:
-            problems.append(Problem(name, line, str(exc)))
+    """Rows -> results; every bad row becomes a :class:`Problem` with its line. A CSV syntax
+    error (e.g. a stray quote or carriage return) stops the file at that line."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out: list[Result] = []
+    problems: list[Problem] = []
+    try:
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != COLUMNS:
+            return [], [Problem(name, 1, f"header must be {','.join(COLUMNS)}")]
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                out.append(_row(row, m))
+            except (ValueError, OverflowError, WindowError, RecordError) as exc:
+                problems.append(Problem(name, reader.line_num, str(exc)))
+    except csv.Error as exc:
+        problems.append(Problem(name, reader.line_num, f"CSV syntax: {exc}"))
     return out, problems
 
 

@@ -22,7 +22,9 @@ from typing import Any
 from analyzer.baselines import declared_ns
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.bootstrap import (
+    MIN_BLOCKS,
     BootstrapInfo,
+    block_length,
     bootstrap_level,
     bootstrap_paired_ratio,
     bootstrap_ratio,
@@ -177,8 +179,9 @@ def _loss_ratio(ct: UnitTable, bt: UnitTable, theta: float) -> Comparison:
     if x0 == 0:
         return _ne(f"zero baseline loss: the ratio is undefined; baseline loss ratio 95% upper "
                    f"bound {zero_loss_upper(n0):.3g} (0 of {n0})", **figures)
-    phi1, phi0 = dispersion(ct.lost, ct.sent), dispersion(bt.lost, bt.sent)
-    iv = ratio_score_ci(x1 / phi1, n1 / phi1, x0 / phi0, n0 / phi0, theta)
+    (phi1, k1), (phi0, k0) = loss_dispersion(ct), loss_dispersion(bt)
+    df = _df(phi1, k1, phi0, k0)
+    iv = ratio_score_ci(x1 / phi1, n1 / phi1, x0 / phi0, n0 / phi0, theta, df=df)
     d = decide_ratio(iv, theta)
     more = None
     if d.verdict is Verdict.INCONCLUSIVE:
@@ -187,6 +190,29 @@ def _loss_ratio(ct: UnitTable, bt: UnitTable, theta: float) -> Comparison:
     return Comparison(d, interval=iv, more_samples=more, method=SCORE_METHOD,
                       details={"dispersion_current": round(phi1, 4),
                                "dispersion_baseline": round(phi0, 4)}, **figures)
+
+
+def loss_dispersion(t: UnitTable) -> tuple[float, int]:
+    """Dispersion phi of the loss counts over blocks of time and the number of blocks it rests
+    on: the larger phi of blocks of b and 2b units (b by Politis-White on the per-unit loss
+    ratio, capped to keep MIN_BLOCKS blocks). Losses correlated across minutes (outages, bursts
+    longer than a minute; RFC 3357) inflate the variance of the total, which per-minute counts
+    alone miss; blocks cut through bursts, hence the larger of two block sizes. Calibration in
+    docs/methodology.md."""
+    b = max(1, min(block_length(t, "loss_ratio"), len(t) // MIN_BLOCKS))
+    best = (1.0, len(t))
+    for k in sorted({b, max(1, min(2 * b, len(t) // MIN_BLOCKS))}):
+        blocks = t.blocks(k)
+        phi = dispersion(blocks.lost, blocks.sent)
+        if phi >= best[0]:
+            best = (phi, len(blocks))
+    return best
+
+
+def _df(phi1: float, k1: int, phi0: float, k0: int) -> int | None:
+    """Degrees of freedom behind the estimated dispersions (None when neither is over 1)."""
+    ks = [k - 1 for phi, k in ((phi1, k1), (phi0, k0)) if phi > 1.0 and k > 1]
+    return min(ks) if ks else None
 
 
 def _directions(parts: list[Comparison]) -> Comparison:
@@ -275,7 +301,7 @@ def _loss_level(t: UnitTable, limit: float) -> Comparison:
     why = _too_few(t, "loss_ratio", "current")
     if why:
         return _ne(why, **figures)
-    phi = dispersion(t.lost, t.sent)
+    phi, _ = loss_dispersion(t)
     iv = wilson_ci(x / phi, n / phi, limit)
     d = decide_absolute(iv, limit)
     more = None

@@ -92,11 +92,20 @@ def _solve_decreasing(func: Callable[[float], float], target: float, lo: float,
     return math.exp((a + b) / 2)
 
 
+def _t_cdf(df: int) -> Callable[[float], float]:
+    from scipy.stats import t as student
+
+    return lambda v: float(student.cdf(v, df))
+
+
 def ratio_score_ci(x1: float, n1: float, x0: float, n0: float, threshold: float | None = None,
-                   correction: bool = True) -> Interval:
+                   correction: bool = True, df: int | None = None) -> Interval:
     """95% score interval for p1/p0 (current/baseline), with one-sided p-values at
     ``threshold`` (Miettinen-Nurminen 1985). Counts may be fractional (effective counts after
-    the dispersion correction). Requires x0 > 0 (a ratio over zero baseline loss is undefined)."""
+    the dispersion correction). With ``df`` (blocks - 1 behind an estimated dispersion) the
+    score statistic is referred to Student's t instead of the normal, as for a quasi-likelihood
+    scale estimated from df degrees of freedom (McCullagh-Nelder §9.2.4). Requires x0 > 0 (a
+    ratio over zero baseline loss is undefined)."""
     if x0 <= 0 or n0 <= 0 or n1 <= 0:
         raise ValueError("ratio_score_ci needs baseline losses and both sample sizes > 0")
     point = (x1 / n1) / (x0 / n0)
@@ -104,12 +113,19 @@ def ratio_score_ci(x1: float, n1: float, x0: float, n0: float, threshold: float 
     def z(r: float) -> float:
         return ratio_score_z(x1, n1, x0, n0, r, correction)
 
-    low = 0.0 if x1 <= 0 else _solve_decreasing(z, Z_975, 1e-12, point)
-    high = _solve_decreasing(z, -Z_975, max(point, 1e-12), 1e12)
+    crit = Z_975
+    cdf: Callable[[float], float] = norm_cdf
+    if df is not None:
+        from scipy.stats import t as student
+
+        crit = float(student.ppf(0.975, df))
+        cdf = _t_cdf(df)
+    low = 0.0 if x1 <= 0 else _solve_decreasing(z, crit, 1e-12, point)
+    high = _solve_decreasing(z, -crit, max(point, 1e-12), 1e12)
     p_below = p_above = 1.0
     if threshold is not None:
         zt = z(threshold)
-        p_below, p_above = norm_cdf(zt), 1 - norm_cdf(zt)
+        p_below, p_above = cdf(zt), 1 - cdf(zt)
     return Interval(point, low, high, p_below, p_above)
 
 
