@@ -189,7 +189,8 @@ def _loss_ratio(ct: UnitTable, bt: UnitTable, theta: float) -> Comparison:
         more = None if need is None else max(0, math.ceil(need - n1))
     return Comparison(d, interval=iv, more_samples=more, method=SCORE_METHOD,
                       details={"dispersion_current": round(phi1, 4),
-                               "dispersion_baseline": round(phi0, 4)}, **figures)
+                               "dispersion_baseline": round(phi0, 4), "t_df": df},
+                      **figures)
 
 
 def loss_dispersion(t: UnitTable) -> tuple[float, int]:
