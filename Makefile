@@ -51,7 +51,7 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 
 bench: deps-test $(VENV)/.test
-	$(BIN)/python -m bench --help
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
