@@ -16,7 +16,6 @@ run's seed and the row's identity, so the order of evaluation does not matter.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -266,19 +265,18 @@ class _TargetRun:
                  salt: str = "") -> Comparison:
         c = self.t.comparison
         seed = row_seed(self.p.seed, self.t.id, g, tp, salt)
-        common = {"statistic": self.t.statistic, "seed": seed, "replicates": self.p.replicates,
-                  "unit_minutes": self.p.unit_minutes}
+        stat, reps, unit = self.t.statistic, self.p.replicates, self.p.unit_minutes
         if c.kind == "absolute":
             limit = c.below_ms * 1e6 if c.below_ms is not None else float(c.below_ratio or 0)
-            return compare_absolute(cur, limit, **common)  # type: ignore[arg-type]
+            return compare_absolute(cur, limit, stat, seed, reps, unit)
         theta = (1 - c.reduction) if c.kind == "relative" and c.reduction else (
             c.at_most_ratio or 0.0)
         if res is not None and res.kind == "declared":
-            declared = (res.declared or {}).get(self.t.statistic)
-            return compare_declared(cur, declared, theta, **common)  # type: ignore[arg-type]
+            declared = (res.declared or {}).get(stat)
+            return compare_declared(cur, declared, theta, stat, seed, reps, unit)
         assert other is not None
-        return compare_ratio(cur, other, theta, paired=c.kind == "reference",
-                             **common)  # type: ignore[arg-type]
+        return compare_ratio(cur, other, theta, stat, seed, reps, unit,
+                             paired=c.kind == "reference")
 
     def _row(self, g: str, tp: str, cur: list[MinuteRollup], other: list[MinuteRollup] | None,
              res: bl.ResolvedBaseline | None) -> Row:
@@ -374,6 +372,3 @@ def mix_distance(a: bl.TimeWindow, b: bl.TimeWindow) -> float:
     ma, mb = mix(a), mix(b)
     return sum(abs(ma.get(k, 0) - mb.get(k, 0)) for k in set(ma) | set(mb)) / 2
 
-
-def isfinite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
