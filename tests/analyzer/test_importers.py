@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from analyzer.importers.atlas import parse_atlas
-from analyzer.importers.common import End, Mapping
+from analyzer.importers.common import End, Mapping, Problem
 from analyzer.importers.csv_format import parse_csv
 from analyzer.importers.fping import parse_fping
 from analyzer.importers.ping import parse_ping
 from analyzer.store import open_store
 from analyzer.store.base import Query
 from ixmeter.cli import main
-from ixmeter.record import Status
+from ixmeter.record import Result, Status
 
 DATA = Path(__file__).parent / "data"
 T0 = 1_767_225_600 * 10**9
@@ -141,7 +142,8 @@ ANY = Mapping(src=End("s1", "A"), dst=End("s3", "B"), start_ns=T0)
 
 
 @pytest.mark.parametrize("parse", [parse_csv, parse_ping, parse_fping, parse_atlas])
-def test_any_text_parses_or_reports_problems(parse: object) -> None:
+def test_any_text_parses_or_reports_problems(
+        parse: Callable[[str, str, Mapping], tuple[list[Result], list[Problem]]]) -> None:
     """Garbage never raises: it becomes problems (hypothesis over text and line shapes)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
@@ -166,7 +168,7 @@ def test_any_text_parses_or_reports_problems(parse: object) -> None:
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(st.lists(st.one_of(lines, st.text(max_size=40)), max_size=6))
     def check(chunks: list[str]) -> None:
-        results, problems = parse("\n".join(chunks), "f", ANY)  # type: ignore[operator]
+        results, problems = parse("\n".join(chunks), "f", ANY)
         assert isinstance(results, list)
         assert isinstance(problems, list)
 
