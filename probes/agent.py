@@ -178,6 +178,11 @@ class Agent:
                 await self._drain(client)
                 nursery.cancel_scope.cancel()
         finally:
+            # records emitted while tasks were cancelled (abandoned traces, echoes finalised
+            # as lost): written synchronously, the event loop is shutting down
+            self.spool.add(self.buffer)
+            self.buffer = []
+            self._spool_depth = self.spool.depth()
             self.spool.close()
             self.done.set()
 
@@ -196,13 +201,17 @@ class Agent:
             self.metrics_port = await nursery.start(
                 serve_metrics, self.cfg.metrics_bind, self.cfg.metrics_port, self.metrics_text)
 
+    async def _drain_echoes(self, limit_s: float) -> None:
+        with trio.move_on_after(limit_s):
+            await self.icmp.drain()
+            await self.stamp.drain()
+
     async def _drain(self, client: httpx.AsyncClient) -> None:
         """Let probes in flight reach Tmax, spool everything, try one last upload."""
         tmax_s = max((j.tmax_ns for j in self.jobs), default=0) / 1e9
-        with trio.move_on_after(tmax_s + 1.0):
-            await self.icmp.drain()
-            await self.stamp.drain()
-        await self.trace.stop(TRACE_GRACE_S)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._drain_echoes, tmax_s + 2.0)
+            nursery.start_soon(self.trace.stop, TRACE_GRACE_S)
         await self.flush()
         with trio.move_on_after(FINAL_UPLOAD_S):
             await self.uploader.upload_pending(client)

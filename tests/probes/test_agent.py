@@ -257,3 +257,41 @@ def test_probe_side_imports_stay_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_agent_in_a_testbed_host_from_the_inventory(tmp_path: Path) -> None:
+    """``ixmeter probe config`` + ``probe run`` inside an emulated host: jobs come from the
+    inventory, ICMP to the hosts that exist is received over v4 and v6, nothing is lost on the
+    way to the spool while the collector is unreachable."""
+    api = pytest.importorskip("testbed.api")
+    from probes.spool import Spool
+
+    key = tmp_path / "probe.key"
+    key.write_text(KEY.hex())
+    with api.Testbed.up(default_inventory(), "direct", sites=["cs-yungu"],
+                        instance=f"ag{os.getpid() % 100000}") as tb:
+        cfg = tb.exec(PROBE, [sys.executable, "-m", "ixmeter.cli", "probe", "config",
+                              "--inventory", str(default_inventory()), "--probe", PROBE,
+                              "--spool", str(tmp_path / "spool.db"), "--key-file", str(key),
+                              "--collector", "http://127.0.0.1:9", "--metrics-port", "0"],
+                      check=True).stdout
+        (tmp_path / "probe.yaml").write_text(cfg)
+        run = tb.exec(PROBE, [sys.executable, "-m", "ixmeter.cli", "probe", "run", "--config",
+                              str(tmp_path / "probe.yaml"), "--duration", "6"], timeout=120)
+    assert run.returncode == 0, run.stderr
+    sent = int(run.stderr.split(" probes sent")[0].rsplit(" ", 1)[1])
+    spool = Spool(tmp_path / "spool.db", PROBE)
+    results = []
+    while (batch := spool.next_batch() or spool.seal(100_000)) is not None:
+        results += yaml.safe_load(batch.body)["results"]
+        spool.ack(batch.batch_id)
+    spool.close()
+    missing = sent - len(results)
+    assert missing == 0, (sent, len(results), run.stderr[-2000:])
+    assert sent > 100
+    here = {(r["dst_carrier"], r["type_p"]["ip_version"]) for r in results
+            if r["method"] == "icmp" and r["status"] == "received"}
+    # 1 probe/s Poisson: a path may (rarely) draw no probe in 6 s, so allow one to be missing
+    assert len(here & {("CM", 4), ("CM", 6), ("CU", 4), ("CU", 6)}) >= 3, here
