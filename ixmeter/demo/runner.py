@@ -2,9 +2,9 @@
 phase on the detour profile, the switch to the direct profile, a current phase, then everything
 stopped in order (probes drain their spools into the collector first) and removed.
 
-Processes: the collector listens on a unix socket in the run folder, which the probes reach from
-inside their network namespaces (a path socket is not tied to a namespace); every reflector and
-probe runs in its host's namespace through the testbed (``ip netns exec``).
+Processes: the collector listens on a unix socket in the run folder; the probes reach it from
+inside their network namespaces through :mod:`ixmeter.demo.bridge` (127.0.0.1:8650 in each
+namespace); every reflector and probe runs in its host's namespace (``ip netns exec``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ixmeter.demo import probes as probe_setup
-from ixmeter.demo.plan import NS, DemoError, Timeline, clock, plan_timeline
+from ixmeter.demo.plan import MINUTE_NS, NS, DemoError, Timeline, clock, plan_timeline
 from ixmeter.demo.procs import Children, wait_until
 
 if TYPE_CHECKING:
     from testbed.api import Testbed
 
 PROGRESS_TTY_S = 2.0  # the line is rewritten in place on a terminal
+SETTLED_S = 90.0  # a minute's rollup no longer changes this long after it ended
 PROGRESS_LOG_S = 30.0  # otherwise a new line this often
 COLLECTOR_START_S = 60.0
 DRAIN_S = 90.0
@@ -123,19 +124,33 @@ class Progress:
     def __init__(self, run: Run, timeline: Timeline) -> None:
         self.run, self.timeline = run, timeline
         self._store: Any = None
+        self._final: dict[str, tuple[int, int]] = {}  # phase -> (counted up to, count)
 
-    def stored(self) -> dict[str, int]:
+    def stored(self, now_ns: int | None = None) -> dict[str, int]:
+        """Results stored per window. Minutes that ended over ``SETTLED_S`` before ``now_ns``
+        no longer change (uploads lag by about a second) and are counted once; without
+        ``now_ns`` everything is read again."""
         from analyzer.store import open_store
-        from analyzer.store.base import Query
 
         if self._store is None:
             self._store = open_store(self.run.db)
         out = {}
         for phase, (a, b) in (("baseline", self.timeline.baseline),
                               ("current", self.timeline.current)):
-            rollups = self._store.read_rollups(Query(a, b))
-            out[phase] = sum(r.sent + r.errors for r in rollups)
+            upto, count = self._final.get(phase, (a, 0)) if now_ns is not None else (a, 0)
+            if now_ns is not None:
+                settled = min(b, (now_ns - int(SETTLED_S * NS)) // MINUTE_NS * MINUTE_NS)
+                if settled > upto:
+                    count += self._count(upto, settled)
+                    upto = settled
+                    self._final[phase] = (upto, count)
+            out[phase] = count + (self._count(upto, b) if upto < b else 0)
         return out
+
+    def _count(self, a: int, b: int) -> int:
+        from analyzer.store.base import Query
+
+        return sum(r.sent + r.errors for r in self._store.read_rollups(Query(a, b)))
 
     def spool_depth(self) -> int | None:
         if self._store is None:
@@ -145,7 +160,7 @@ class Progress:
 
     def line(self, now_ns: int, started_ns: int) -> str:
         t = self.timeline
-        stored = self.stored()
+        stored = self.stored(now_ns)
         depth = self.spool_depth()
         elapsed = (now_ns - started_ns) / NS
         total = (t.end_ns - started_ns) / NS
