@@ -111,16 +111,17 @@ def _reply(p: Pinger, token: int, size: int = 64, corrupt: bool = False) -> byte
     return bytes(msg)
 
 
-async def test_duplicates_late_and_stray_counted_apart() -> None:
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_duplicates_late_and_stray_counted_apart(family: int, dst: str) -> None:
     got: list[Outcome] = []
-    async with open_pinger(socket.AF_INET, got.append) as p:
-        token = p.send("127.0.0.1", 64, 200_000_000)
+    async with open_pinger(family, got.append) as p:
+        token = p.send(dst, 64, 200_000_000)
         await trio.sleep(0.05)
-        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token))
-        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token))
+        _forge(family, dst, _reply(p, token))
+        _forge(family, dst, _reply(p, token))
         await trio.sleep(0.25)  # past Tmax
-        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token))
-        _forge(socket.AF_INET, "127.0.0.1", _reply(p, token + 10_000))
+        _forge(family, dst, _reply(p, token))
+        _forge(family, dst, _reply(p, token + 10_000))
         await trio.sleep(0.05)
     assert got[0].status is Status.RECEIVED
     assert got[0].dup == 2
