@@ -167,6 +167,8 @@ class RollupIndex:
     hourly: dict[PathKey, dict[int, MinuteRollup]] = field(default_factory=dict)
     _totals: dict[PathKey, MinuteRollup] = field(default_factory=dict)
     _groups: dict[tuple[PathKey, ...], MinuteRollup | None] = field(default_factory=dict)
+    _buckets: dict[tuple[tuple[PathKey, ...], str, tuple[int, ...]],
+                   list[tuple[int, MinuteRollup]]] = field(default_factory=dict)
 
     def select(self, method: str | None = None, type_p: str | None = None) -> list[PathKey]:
         return sorted(k for k in self.hourly
@@ -186,7 +188,15 @@ class RollupIndex:
 
     def buckets(self, keys: Iterable[PathKey], bucket: str = "hour",
                 hours: Sequence[int] = ()) -> list[tuple[int, MinuteRollup]]:
-        """Merged rollups per local hour or day (sorted), optionally only some local hours."""
+        """Merged rollups per local hour or day (sorted), optionally only some local hours.
+        Cached: several targets share one scope (latency and loss of the same paths)."""
+        ck = (tuple(keys), bucket, tuple(hours))
+        if ck not in self._buckets:
+            self._buckets[ck] = self._merge_buckets(ck[0], bucket, ck[2])
+        return self._buckets[ck]
+
+    def _merge_buckets(self, keys: Sequence[PathKey], bucket: str,
+                       hours: Sequence[int]) -> list[tuple[int, MinuteRollup]]:
         out: dict[int, list[MinuteRollup]] = {}
         for k in keys:
             for h, r in self.hourly.get(k, {}).items():
