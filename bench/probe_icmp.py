@@ -203,7 +203,9 @@ async def _own_rate(rate: float, seconds: float, targets: int) -> dict[str, Any]
             "achieved_pps": len(results) / seconds, "drop_or_loss_pct": 100 * bad / len(results),
             "cpu_pct": 100 * cpu / max(wall, 1e-9),
             "cpu_s_per_1000pps": cpu / max(wall, 1e-9) / (len(results) / seconds) * 1000,
-            "local": dict(prober.local_drops())}
+            "local": dict(prober.local_drops()),
+            "late_schedule_pct": 100 * sched.statistics().late_schedule / max(1, len(results)),
+            "max_lag_ms": sched.statistics().max_lag_ns / 1e6}
 
 
 def _fping_rate(rate: float, seconds: float, targets: int) -> dict[str, Any]:
@@ -218,6 +220,9 @@ def _fping_rate(rate: float, seconds: float, targets: int) -> dict[str, Any]:
     xmt = rcv = 0
     for m in re.finditer(r"xmt/rcv/%loss = (\d+)/(\d+)/", out.stderr):
         xmt, rcv = xmt + int(m.group(1)), rcv + int(m.group(2))
+    if not xmt:
+        return {"tool": "fping", "target_pps": rate, "sent": 0,
+                "refused": out.stderr.strip().splitlines()[:1]}
     return {"tool": "fping", "target_pps": rate, "sent": xmt, "achieved_pps": xmt / wall,
             "drop_or_loss_pct": 100 * (xmt - rcv) / max(xmt, 1),
             "cpu_pct": 100 * cpu / wall, "cpu_s_per_1000pps": cpu / wall / (xmt / wall) * 1000}
