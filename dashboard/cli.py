@@ -23,28 +23,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8050, help="HTTP port (default 8050)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--baseline", metavar="FROM:TO",
-                        help="baseline window as local dates YYYY-MM-DD:YYYY-MM-DD "
+    parser.add_argument("--baseline", metavar="FROM/TO",
+                        help="baseline window: local dates YYYY-MM-DD/YYYY-MM-DD or ISO times "
                              "(default: the inventory's first measured baseline)")
-    parser.add_argument("--current", metavar="FROM:TO",
-                        help="current window as local dates (default: the last 7 days)")
+    parser.add_argument("--current", metavar="FROM/TO",
+                        help="current window, same form (default: the last 7 days)")
     parser.add_argument("--demo-data", action="store_true",
                         help="if the database has no data, fill it with synthetic results "
                              "first (development and demos only)")
 
 
 def _window(text: str | None, flag: str) -> object:
+    """``FROM/TO``, the same form as ``ixmeter analyze``: two local dates (Asia/Shanghai, ``TO``
+    inclusive) or two ISO 8601 times (``TO`` exclusive; no offset means UTC)."""
+    from analyzer.baselines import WindowError, parse_window
     from analyzer.views import Window
 
     if text is None:
         return None
-    parts = text.split(":")
+    parts = text.split("/")
     if len(parts) != 2:
-        raise IxmeterError(f"{flag} {text!r}: expected FROM:TO", hint="e.g. 2026-01-05:2026-02-01")
+        raise IxmeterError(f"{flag} {text!r}: expected FROM/TO",
+                           hint="e.g. 2026-01-05/2026-02-01 or 2026-01-05T00:00Z/2026-02-02T00:00Z")
+    if all(len(p.strip()) == 10 for p in parts):
+        try:
+            return Window.from_local_dates(parts[0], parts[1])
+        except ValueError as exc:
+            raise IxmeterError(f"{flag} {text!r}: {exc}", hint="dates are YYYY-MM-DD") from None
     try:
-        return Window.from_local_dates(parts[0], parts[1])
-    except ValueError as exc:
+        window = parse_window(text)
+    except WindowError as exc:
         raise IxmeterError(f"{flag} {text!r}: {exc}", hint="dates are YYYY-MM-DD") from None
+    return Window(window.start_ns, window.end_ns)
 
 
 def build_context(args: argparse.Namespace) -> object:

@@ -31,15 +31,20 @@ def test_missing_database_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_windows_from_the_command_line(store_path: Path) -> None:
-    ctx = cli.build_context(_args("--db", str(store_path), "--baseline", "2026-01-05:2026-01-07",
-                                  "--current", "2026-11-20:2026-11-22"))
+    ctx = cli.build_context(_args("--db", str(store_path), "--baseline", "2026-01-05/2026-01-07",
+                                  "--current", "2026-11-20/2026-11-22"))
     assert isinstance(ctx, Context)
     assert ctx.baseline.end_ns - ctx.baseline.start_ns == 3 * NS_PER_DAY
     ctx.store.close()
-    with pytest.raises(IxmeterError, match="FROM:TO"):
+    with pytest.raises(IxmeterError, match="FROM/TO"):
         cli.build_context(_args("--db", str(store_path), "--baseline", "2026-01-05"))
     with pytest.raises(IxmeterError, match="YYYY-MM-DD"):
-        cli.build_context(_args("--db", str(store_path), "--current", "20261120:x"))
+        cli.build_context(_args("--db", str(store_path), "--current", "20261120/x"))
+    ctx = cli.build_context(_args("--db", str(store_path), "--current",
+                                  "2026-11-20T00:00:00Z/2026-11-20T06:00:00Z"))
+    assert isinstance(ctx, Context)
+    assert ctx.current.end_ns - ctx.current.start_ns == NS_PER_DAY // 4
+    ctx.store.close()
 
 
 @pytest.fixture
