@@ -326,6 +326,9 @@ class Pinger:
         if entry is None:
             self.local["late" if token in self._recent else "stray"] += 1
             return
+        if rx_ns is not None and entry.tx_ns is not None and rx_ns - entry.tx_ns > entry.tmax_ns:
+            self.local["late"] += 1  # in the kernel after Tmax, though not yet expired here
+            return
         if entry.rtt_ns is not None or entry.error is not None:
             entry.dup += 1
             self.local["duplicate"] += 1

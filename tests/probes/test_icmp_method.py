@@ -16,7 +16,7 @@ from probes.scheduler import Job, Scheduler
 def _job(dst: str, rate: float = 40.0) -> Job:
     v = 6 if ":" in dst else 4
     return Job("icmp-mesh", Method.ICMP, "p1", "s1", "CT", "s2", "CM", "::" if v == 6 else
-               "0.0.0.0", dst, TypeP("icmp", v, 64), rate, 500_000_000, "poisson", "sess1")
+               "0.0.0.0", dst, TypeP("icmp", v, 64), rate, 2_000_000_000, "poisson", "sess1")
 
 
 def test_to_result_lost_has_no_delay() -> None:

@@ -57,8 +57,13 @@ def inside(name: str) -> Iterator[None]:
 
 @pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
 async def test_ping_loopback_kernel_timestamps(family: int, dst: str) -> None:
-    async with open_pinger(family) as pinger:
-        outcomes = [await pinger.ping(dst, 64, 200_000_000) for _ in range(3)]
+    outcomes: list[Outcome] = []
+    async with open_pinger(family, outcomes.append) as pinger:
+        for _ in range(3):
+            pinger.send(dst, 64, 1_500_000_000)
+            await trio.sleep(0.01)
+        await pinger.drain()
+        assert (await pinger.ping(dst, 64, 100_000_000)).token > outcomes[-1].token
     for o in outcomes:
         assert o.status is Status.RECEIVED
         assert o.ts_source is TimestampSource.KERNEL
@@ -74,7 +79,7 @@ async def test_many_targets_share_one_socket() -> None:
     got: list[Outcome] = []
     async with open_pinger(socket.AF_INET, got.append) as pinger:
         for i in range(200):
-            pinger.send(f"127.0.0.{1 + i % 50}", 64, 300_000_000, ctx=i)
+            pinger.send(f"127.0.0.{1 + i % 50}", 64, 2_000_000_000, ctx=i)
         assert pinger.in_flight() == 200
         await pinger.drain()
     assert sorted(o.ctx for o in got) == list(range(200))
@@ -89,8 +94,8 @@ async def test_two_pingers_never_take_each_others_replies() -> None:
             open_pinger(socket.AF_INET, b_got.append) as b:
         b.ident = a.ident  # even with the same ICMP identifier (as PIDs collide)
         for _ in range(20):
-            a.send("127.0.0.1", 64, 200_000_000)
-            b.send("127.0.0.1", 64, 200_000_000)
+            a.send("127.0.0.1", 64, 1_000_000_000)
+            b.send("127.0.0.1", 64, 1_000_000_000)
         await a.drain()
         await b.drain()
     assert len(a_got) == len(b_got) == 20
@@ -115,11 +120,11 @@ def _reply(p: Pinger, token: int, size: int = 64, corrupt: bool = False) -> byte
 async def test_duplicates_late_and_stray_counted_apart(family: int, dst: str) -> None:
     got: list[Outcome] = []
     async with open_pinger(family, got.append) as p:
-        token = p.send(dst, 64, 200_000_000)
-        await trio.sleep(0.05)
+        token = p.send(dst, 64, 300_000_000)
+        await trio.sleep(0.1)
         _forge(family, dst, _reply(p, token))
         _forge(family, dst, _reply(p, token))
-        await trio.sleep(0.25)  # past Tmax
+        await trio.sleep(0.5)  # past Tmax
         _forge(family, dst, _reply(p, token))
         _forge(family, dst, _reply(p, token + 10_000))
         await trio.sleep(0.05)
@@ -159,7 +164,7 @@ async def _run(pinger: Pinger, forgers: list[Callable[[Pinger, int], None]]) -> 
             nursery.start_soon(pinger.receive_loop)
             nursery.start_soon(pinger.expiry_loop)
             dst = "::1" if pinger.v6 else "127.0.0.1"
-            tokens = [pinger.send(dst, 64, 100_000_000) for _ in forgers]
+            tokens = [pinger.send(dst, 64, 1_000_000_000) for _ in forgers]
             for forger, token in zip(forgers, tokens, strict=True):
                 forger(pinger, token)
             await pinger.drain()
