@@ -48,13 +48,15 @@ class ProbeHealth:
 @dataclass(frozen=True, slots=True)
 class Query:
     """Which rollups or results to read: a half-open time window [start_ns, end_ns) and filters.
-    Empty filters mean 'all'."""
+    Empty filters mean 'all'. ``tier`` picks the rollup table: ``minute`` (default), ``hour``
+    or ``day`` (UTC units; a tier row's ``minute`` is the first minute of its unit)."""
 
     start_ns: int
     end_ns: int
     path_ids: Sequence[str] = ()
     method: str | None = None
     type_p: str | None = None
+    tier: str = "minute"
 
 
 class Store(Protocol):
@@ -73,7 +75,8 @@ class Store(Protocol):
         ...
 
     def read_rollups(self, query: Query) -> list[MinuteRollup]:
-        """Minute rollups in the window, sorted by (path, method, Type-P, minute)."""
+        """Rollups of the query's tier (minute by default) whose unit overlaps the window,
+        sorted by (path, method, Type-P, minute)."""
         ...
 
     def read_results(self, query: Query) -> Iterator[Result]:
@@ -89,6 +92,16 @@ class Store(Protocol):
 
     def prune(self, before_ns: int) -> int:
         """Retention: delete raw results sent before ``before_ns``; rollups and chain stay."""
+        ...
+
+    def prune_rollups(self, before_ns: int) -> int:
+        """Retention of minute rollups: delete those of UTC days wholly before ``before_ns``
+        (rounded down to a day); hour and day tiers stay."""
+        ...
+
+    def rebuild_tiers(self) -> int:
+        """Recompute the hour and day tiers of every unit that still has minute rollups (for
+        stores written before the tiers existed); returns the tier rows written."""
         ...
 
     def verify_chain(self, find_head: str | None = None) -> ChainReport:

@@ -14,7 +14,7 @@ from typing import Any
 
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS
 from analyzer.store.rows import RESULT_COLUMNS
-from analyzer.store.schema import LATEST, MIGRATIONS
+from analyzer.store.schema import LATEST, MIGRATIONS, TIERS_MIGRATION
 from analyzer.store.sql import SqlStore
 from ixmeter.errors import IxmeterError
 
@@ -42,7 +42,8 @@ class PostgresStore(SqlStore):
                                           "role may log in") from None
         self.url = url
         super().__init__(conn, thresholds_ns)
-        self._migrate()
+        if TIERS_MIGRATION in self._migrate():
+            self.rebuild_tiers()  # a store written before the tiers existed
 
     def _check_conn(self) -> None:
         """Reconnect after the server restarted or the network dropped the connection."""

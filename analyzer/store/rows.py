@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from analyzer.rollup import DelayStats, MinuteRollup
-from analyzer.sketch import DDSketch
+from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
 
 STREAM_COLUMNS = ("skey", "probe_id", "method", "src_site", "src_carrier", "dst_site",
@@ -134,5 +135,76 @@ def build_rollup(row: Sequence[Any]) -> MinuteRollup:
 def _delay(cols: Sequence[Any]) -> DelayStats:
     n, lo, hi, total, sumsq, sketch, below = cols
     return DelayStats(n=n, min=lo, max=hi, sum=int(total), sumsq=float(sumsq),
-                      sketch=DDSketch.from_bytes(bytes(sketch)),
-                      below={int(k): v for k, v in json.loads(below).items()})
+                      sketch=LazySketch(bytes(sketch)), below=_below(below))
+
+
+class LazySketch(DDSketch):
+    """A stored DDSketch decoded on first use: reading N rollups costs no sketch decoding for
+    the series a caller never looks at (e.g. one-way sketches when judging RTT)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: bytes) -> None:  # noqa: D107 - the slots fill in on first use
+        self._raw: bytes | None = raw
+
+    def __getattr__(self, name: str) -> Any:
+        """Called only for a slot not yet set: decode, fill every slot, answer."""
+        raw = object.__getattribute__(self, "_raw")
+        if raw is None or name not in DDSketch.__slots__:
+            raise AttributeError(name)
+        decoded = sketch_from_bytes(raw)
+        for slot in DDSketch.__slots__:
+            setattr(self, slot, getattr(decoded, slot))
+        self._raw = None
+        return getattr(self, name)
+
+
+_BELOW_CACHE: dict[str, dict[int, int]] = {}
+
+
+def _below(text: str) -> dict[int, int]:
+    """Threshold counts from their JSON column; the decode is memoised (few distinct values
+    repeat across many rows), the dict is a fresh copy (merging mutates it)."""
+    hit = _BELOW_CACHE.get(text)
+    if hit is None:
+        if len(_BELOW_CACHE) > 50_000:
+            _BELOW_CACHE.clear()
+        hit = _BELOW_CACHE[text] = {int(k): v for k, v in json.loads(text).items()}
+    return dict(hit)
+
+
+_UNZIGZAG = tuple(n // 2 if n % 2 == 0 else -(n + 1) // 2 for n in range(128))
+_PREFIX = DDSketch(DEFAULT_ALPHA).to_bytes()[:-2]  # magic + alpha of the store's sketches
+
+
+def sketch_from_bytes(data: bytes) -> DDSketch:
+    """``DDSketch.from_bytes`` with a fast path for the common body (one-byte zero count and
+    bucket count; after the first bucket, one-byte key deltas and counts): the same sketch,
+    several times cheaper. Anything else goes to the reference decoder, which validates."""
+    p = len(_PREFIX)
+    if not data.startswith(_PREFIX) or len(data) < p + 4 or (data[p] | data[p + 1]) & 0x80:
+        return DDSketch.from_bytes(data)
+    zero, n = data[p], data[p + 1]
+    first, pos = _varint(data, p + 2)
+    count, pos = _varint(data, pos)
+    body = data[pos:]
+    if n == 0 or count < 0 or not body.isascii() or len(body) != 2 * (n - 1):
+        return DDSketch.from_bytes(data)
+    deltas = map(_UNZIGZAG.__getitem__, body[0::2])
+    k0 = first // 2 if first % 2 == 0 else -(first + 1) // 2
+    out = DDSketch(DEFAULT_ALPHA)
+    out.buckets = dict(zip(accumulate(deltas, initial=k0), (count, *body[1::2]), strict=True))
+    out.zero = zero
+    out.count = zero + count + sum(body[1::2])
+    return out
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A LEB128 varint at ``pos`` of at most 3 bytes, else (-1, pos)."""
+    result = shift = 0
+    for i in range(pos, min(pos + 3, len(data))):
+        result |= (data[i] & 0x7F) << shift
+        if not data[i] & 0x80:
+            return result, i + 1
+        shift += 7
+    return -1, pos

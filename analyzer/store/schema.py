@@ -3,7 +3,8 @@
 Tables: ``batches`` (one row per accepted batch: the idempotence key ``(probe_id, batch_id)``
 and the hash-chain link), ``streams`` (the constant part of results), ``results`` (raw results,
 natural key ``(bid, idx)`` = batch + index in batch, pruned by retention), ``rollups`` (per
-path x method x Type-P x minute, kept forever) and ``probes`` (heartbeats and health).
+path x method x Type-P x minute, prunable by age), ``rollups_hour`` / ``rollups_day`` (the
+same per UTC hour / day, kept forever) and ``probes`` (heartbeats and health).
 
 Migrations are an ordered registry of ``(version, name, statements)``; the applied versions
 are recorded in ``ixmeter_migrations`` and each runs once, in order, in its own transaction.
@@ -81,7 +82,23 @@ class Migration:
     statements: Callable[[str], list[str]]
 
 
+TIERS = {"minute": ("rollups", 1), "hour": ("rollups_hour", 60), "day": ("rollups_day", 1440)}
+
+
+def tiers(dialect: str) -> list[str]:
+    """Version 2 DDL: hour and day tiers, the same columns as ``rollups`` (``minute`` is the
+    first UTC minute of the unit). Their rows are filled from the minutes after the migration
+    (``rebuild_tiers``), then maintained at ingest."""
+    out = []
+    for name, _size in (TIERS["hour"], TIERS["day"]):
+        out += [_table(dialect, name, ROLLUP_COLUMNS, f"PRIMARY KEY ({', '.join(ROLLUP_KEY)})"),
+                f"CREATE INDEX {name}_minute ON {name} (minute)"]
+    return out
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "batches, streams, results, rollups, probes; hash chain in batches", initial),
+    Migration(2, "hour and day rollup tiers", tiers),
 )
+TIERS_MIGRATION = 2
 LATEST = MIGRATIONS[-1].version

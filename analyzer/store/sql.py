@@ -19,7 +19,6 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup, build_rollups
-from analyzer.rollup import merge as merge_rollups
 from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
 from analyzer.store.rows import (
@@ -35,18 +34,27 @@ from analyzer.store.rows import (
     skey_of,
     stream_of,
 )
-from analyzer.store.schema import BATCH_COLUMNS, PROBE_COLUMNS
+from analyzer.store.schema import BATCH_COLUMNS, PROBE_COLUMNS, TIERS
+from analyzer.store.tiers import fold, merge_pair
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 
 _R_COLS = ", ".join(f"r.{c}" for c in RESULT_COLUMNS)
 _S_COLS = ", ".join(f"s.{c}" for c in STREAM_COLUMNS[1:15])
-_ROLLUP_SELECT = f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups"
-_ROLLUP_UPSERT = (
-    f"INSERT INTO rollups ({', '.join(ROLLUP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))}) "
-    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in ROLLUP_COLUMNS[len(ROLLUP_KEY):]))
+
+
+def _rollup_select(table: str) -> str:
+    return f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table}"
+
+
+def _rollup_upsert(table: str) -> str:
+    return (f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))}) "
+            f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in ROLLUP_COLUMNS[len(ROLLUP_KEY):]))
+
+
+_ROLLUP_SELECT = _rollup_select("rollups")
 _RESULT_INSERT = (
     f"INSERT INTO results (bid, idx, stream, {', '.join(RESULT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * (3 + len(RESULT_COLUMNS)))}) ON CONFLICT DO NOTHING")
@@ -65,6 +73,7 @@ class SqlStore:
         self._streams: dict[str, int] = {}
         self._in_tx = False
         self._idents: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._rebuilt: set[tuple[tuple[str, str, str, int], str]] = set()
 
     # -- backend hooks -------------------------------------------------------------------
     def _begin_write(self) -> None:
@@ -143,7 +152,10 @@ class SqlStore:
         self._insert_results(cur, [(bid, i, ids[s[0]], *row)
                                    for i, (s, row) in enumerate(zip(streams, rows, strict=True))])
         for r in rollups:
-            self._merge_rollup(r)
+            self._merge_rollup(r, "rollups")
+        for tier in ("hour", "day"):
+            for r in fold(rollups, tier):
+                self._merge_rollup(r, TIERS[tier][0])
         self._exec("INSERT INTO probes (probe_id, last_batch_ns, results) VALUES (?, ?, ?) "
                    "ON CONFLICT (probe_id) DO UPDATE SET last_batch_ns = excluded.last_batch_ns, "
                    "results = probes.results + excluded.results",
@@ -162,11 +174,11 @@ class SqlStore:
                 self._streams[skey] = row[0]
         return self._streams
 
-    def _merge_rollup(self, new: MinuteRollup) -> None:
+    def _merge_rollup(self, new: MinuteRollup, table: str) -> None:
         where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
-        row = self._exec(f"{_ROLLUP_SELECT} WHERE {where}", new.key).fetchone()
-        merged = new if row is None else _merge_minute(build_rollup(row), new)
-        self._exec(_ROLLUP_UPSERT, rollup_row(merged))
+        row = self._exec(f"{_rollup_select(table)} WHERE {where}", new.key).fetchone()
+        merged = new if row is None else merge_pair(build_rollup(row), new)
+        self._exec(_rollup_upsert(table), rollup_row(merged))
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
                          version: str | None) -> None:
@@ -186,12 +198,54 @@ class SqlStore:
             return int(self._exec("DELETE FROM results WHERE sent_at_ns < ?",
                                   (before_ns,)).rowcount)
 
+    def prune_rollups(self, before_ns: int) -> int:
+        """Delete minute rollups of UTC days wholly before ``before_ns``; the hour and day
+        tiers stay. Cutting at a day boundary keeps every unit with minutes left complete,
+        so :meth:`rebuild_tiers` never rebuilds a tier row from part of its minutes."""
+        day = before_ns // NS_PER_MINUTE // 1440 * 1440
+        with self._transaction():
+            return int(self._exec("DELETE FROM rollups WHERE minute < ?", (day,)).rowcount)
+
+    def rebuild_tiers(self) -> int:
+        """Recompute the hour and day tier rows of every unit that has minute rollups, from
+        those minutes (in key order, as ingest would have merged them); units whose minutes
+        were pruned keep their tier rows. One transaction."""
+        written, self._rebuilt = 0, set()
+        with self._transaction():
+            cur = self._conn.cursor()
+            cur.execute(f"{_ROLLUP_SELECT} ORDER BY {', '.join(ROLLUP_KEY)}")
+            while chunk := cur.fetchmany(20_000):
+                minutes = [build_rollup(row) for row in chunk]
+                written += self._replace_tiers(minutes)
+        self._rebuilt = set()
+        return written
+
+    def _replace_tiers(self, minutes: list[MinuteRollup]) -> int:
+        """Upsert the tier rows of ``minutes``; a unit cut by the chunk boundary is merged
+        into what the previous chunk wrote (rows this rebuild has touched)."""
+        n = 0
+        for tier in ("hour", "day"):
+            table = TIERS[tier][0]
+            for r in fold(minutes, tier):
+                if (r.key, table) in self._rebuilt:
+                    self._merge_rollup(r, table)
+                else:
+                    self._exec(_rollup_upsert(table), rollup_row(r))
+                    self._rebuilt.add((r.key, table))
+                n += 1
+        return n
+
     # -- reading -------------------------------------------------------------------------
     def read_rollups(self, query: Query) -> list[MinuteRollup]:
-        """Rollups of every minute that overlaps ``[start_ns, end_ns)``, sorted by key."""
+        """Rollups of the query's tier whose unit overlaps ``[start_ns, end_ns)``, sorted by
+        key."""
+        if query.tier not in TIERS:
+            raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
+        table, size = TIERS[query.tier]
         where, params = _filters(query, "")
-        params = [query.start_ns // NS_PER_MINUTE, (query.end_ns - 1) // NS_PER_MINUTE, *params]
-        cur = self._exec(f"{_ROLLUP_SELECT} WHERE minute >= ? AND minute <= ?{where} "
+        first = query.start_ns // NS_PER_MINUTE
+        params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
+        cur = self._exec(f"{_rollup_select(table)} WHERE minute >= ? AND minute <= ?{where} "
                          f"ORDER BY {', '.join(ROLLUP_KEY)}", params)
         return [build_rollup(row) for row in cur.fetchall()]
 
@@ -248,13 +302,3 @@ def _filters(query: Query, prefix: str) -> tuple[str, list[Any]]:
             params.append(value)
     return where, params
 
-
-def _merge_minute(old: MinuteRollup, new: MinuteRollup) -> MinuteRollup:
-    """Merge two rollups of one key. A threshold count is kept only if both sides have it, so a
-    threshold added to the configuration mid-minute is never reported from a partial count."""
-    merged = merge_rollups([old, new])
-    for name in ("rtt", "fwd", "bwd"):
-        a, b, m = getattr(old, name), getattr(new, name), getattr(merged, name)
-        if a.n and b.n:
-            m.below = {t: c for t, c in m.below.items() if t in a.below and t in b.below}
-    return merged

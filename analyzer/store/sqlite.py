@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlite_utils
 
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS
-from analyzer.store.schema import LATEST, MIGRATIONS
+from analyzer.store.schema import LATEST, MIGRATIONS, TIERS_MIGRATION
 from analyzer.store.sql import SqlStore
 from ixmeter.errors import IxmeterError
 
@@ -40,7 +40,8 @@ class SqliteStore(SqlStore):
         super().__init__(conn, thresholds_ns)
         self.path = Path(path)
         self.db = sqlite_utils.Database(conn)
-        migrate(self.db)
+        if TIERS_MIGRATION in migrate(self.db):
+            self.rebuild_tiers()  # a store written before the tiers existed
 
     def _begin_write(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")

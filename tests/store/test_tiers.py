@@ -1,0 +1,107 @@
+"""Hour and day tiers, minute retention and the fast read path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from analyzer.rollup import MinuteRollup
+from analyzer.sketch import DDSketch
+from analyzer.store import Query, Store
+from analyzer.store.rows import LazySketch, sketch_from_bytes
+from analyzer.store.tiers import fold
+from tests.store.conftest import StoreFactory
+from tests.store.factory import NS_MIN, T0, make_batches
+from tests.store.test_store import ALL, _raw
+
+HOUR_NS, DAY_NS = 60 * NS_MIN, 1440 * NS_MIN
+
+
+def _tier(store: Store, tier: str, q: Query = ALL) -> list[MinuteRollup]:
+    return store.read_rollups(Query(q.start_ns, q.end_ns, tier=tier))
+
+
+def _fill(store: Store) -> None:
+    """24 minutes of results every 3 s from 23:50 UTC: two hours, two days, each minute
+    split over batches (20 results a minute, 60 a batch, three paths)."""
+    start = T0 - T0 % DAY_NS + DAY_NS - 10 * NS_MIN
+    for b in make_batches("p1", 8, 60, start_ns=start, gap_ns=3 * 10**9):
+        store.write_batch(b, T0)
+
+
+def test_tiers_equal_the_fold_of_their_minutes(store: Store) -> None:
+    _fill(store)
+    minutes = store.read_rollups(ALL)
+    for tier in ("hour", "day"):
+        got = _tier(store, tier)
+        assert got == fold(minutes, tier)
+        assert len(got) < len(minutes)
+        assert sum(r.sent for r in got) == sum(r.sent for r in minutes)
+    assert {r.minute % 1440 for r in _tier(store, "day")} == {0}
+    assert len({r.minute for r in _tier(store, "day")}) == 2
+
+
+def test_tier_read_window_covers_overlapping_units(store: Store) -> None:
+    _fill(store)
+    hours = _tier(store, "hour")
+    first = hours[0].minute * NS_MIN
+    q = Query(first + 5 * NS_MIN, first + 6 * NS_MIN)  # inside the first hour
+    assert {r.minute for r in _tier(store, "hour", q)} == {hours[0].minute}
+
+
+def test_rebuild_tiers_restores_them(store: Store) -> None:
+    _fill(store)
+    before = {t: _tier(store, t) for t in ("hour", "day")}
+    _raw(store, "DELETE FROM rollups_hour")
+    _raw(store, "UPDATE rollups_day SET sent = 0")
+    assert store.rebuild_tiers() > 0
+    assert {t: _tier(store, t) for t in ("hour", "day")} == before
+
+
+def test_migration_builds_tiers_of_an_old_store(make_store: StoreFactory) -> None:
+    store = make_store()
+    _fill(store)
+    expected = fold(store.read_rollups(ALL), "hour")
+    for sql in ("DROP TABLE rollups_hour", "DROP TABLE rollups_day",
+                "DELETE FROM ixmeter_migrations WHERE version = 2"):
+        _raw(store, sql)
+    store.close()
+    reopened = make_store()
+    assert _tier(reopened, "hour") == expected
+
+
+def test_minute_retention_keeps_tiers(store: Store) -> None:
+    _fill(store)
+    tiers = {t: _tier(store, t) for t in ("hour", "day")}
+    minutes = store.read_rollups(ALL)
+    second_day = max(r.minute for r in tiers["day"]) * NS_MIN
+    assert store.prune_rollups(second_day + HOUR_NS) == sum(
+        1 for r in minutes if r.minute * NS_MIN < second_day)  # cut at the day boundary
+    assert all(r.minute * NS_MIN >= second_day for r in store.read_rollups(ALL))
+    store.rebuild_tiers()  # units without minutes keep their rows
+    assert {t: _tier(store, t) for t in ("hour", "day")} == tiers
+
+
+def test_unknown_tier_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="week"):
+        store.read_rollups(Query(0, 1, tier="week"))
+
+
+def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
+    rng = random.Random(7)
+    for _ in range(400):
+        s = DDSketch()
+        for _ in range(rng.choice((0, 1, 2, 30, 400))):
+            sigma = rng.choice((0.01, 0.5, 4.0))
+            s.add(rng.choice((0.5, rng.lognormvariate(14, sigma))), rng.choice((1, 1, 300)))
+        data = s.to_bytes()
+        ref = DDSketch.from_bytes(data)
+        for got in (sketch_from_bytes(data), LazySketch(data)):
+            assert got == ref
+            assert (got.count, got.zero, got.to_bytes()) == (ref.count, ref.zero, data)
+        lazy = LazySketch(data)
+        lazy.merge(ref)
+        twice = ref.copy()
+        twice.merge(ref)
+        assert lazy == twice
