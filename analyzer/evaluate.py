@@ -41,13 +41,54 @@ DEFAULT_SEED = 20260101
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """One analysis run: windows, seed, bootstrap replicates, unit size (minutes)."""
+    """One analysis run: windows, seed, bootstrap replicates, unit size (minutes), and the
+    store tier to read (``auto``: :func:`choose_tier`; or ``minute``, ``hour``, ``day``)."""
 
     current: bl.TimeWindow
     baseline: bl.TimeWindow | None = None
     seed: int = DEFAULT_SEED
     replicates: int = 2000
     unit_minutes: int = 1
+    tier: str = "auto"
+
+
+TIER_SIZES = (("day", 1440), ("hour", 60))
+TIER_MIN_UNITS = 60  # a window is read from a tier only if it spans at least this many units
+_NS_MIN = 60_000_000_000
+
+
+def _tz_whole(tz: str, windows: Sequence[bl.TimeWindow], size: int) -> bool:
+    """Whether ``tz``'s UTC offset is a whole number of ``size``-minute units at the window
+    ends (local hours/days are then unions of UTC tier units)."""
+    zone = ZoneInfo(tz)
+    for w in windows:
+        for ns in (w.start_ns, w.end_ns - 1):
+            off = datetime.fromtimestamp(ns // 10**9, tz=UTC).astimezone(zone).utcoffset()
+            if int(off.total_seconds() // 60 if off else 0) % size:
+                return False
+    return True
+
+
+def choose_tier(windows: Sequence[bl.TimeWindow], agg: Aggregation, unit_minutes: int) -> str:
+    """The coarsest store tier a target can be evaluated from without changing what it
+    selects: every window starts and ends on a UTC unit boundary and spans at least
+    :data:`TIER_MIN_UNITS` units; busy hours need units of at most an hour, local days units
+    that tile them (the time zone's offset a whole number of units); a ``unit_minutes`` larger
+    than the tier must be a multiple of it. Else ``minute``."""
+    for tier, size in TIER_SIZES:
+        span = size * _NS_MIN
+        if any(w.start_ns % span or w.end_ns % span or (w.end_ns - w.start_ns) // span
+               < TIER_MIN_UNITS for w in windows):
+            continue
+        if unit_minutes > size and unit_minutes % size:
+            continue
+        busy = agg.window == "busy_hours" and bool(agg.busy_hours)
+        if busy and size > 60:
+            continue
+        if (busy or agg.consecutive_days) and not _tz_whole(agg.timezone, windows, size):
+            continue
+        return tier
+    return "minute"
 
 
 @dataclass(frozen=True)
@@ -84,7 +125,8 @@ class _Context:
         self.store, self.inv, self.params = store, inv, params
         self.baseline_store = baseline_store
         self.topo = Topology(inv)
-        self._cache: dict[tuple[int, int, int, str | None], list[MinuteRollup]] = {}
+        self._cache: dict[tuple[int, int, int, str | None, str], list[MinuteRollup]] = {}
+        self.tiers_used: dict[str, set[str]] = {}
         self._scope: dict[tuple[str, str], bool] = {}
         self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
         self._seen: set[tuple[str, str, str, int]] = set()
@@ -94,10 +136,13 @@ class _Context:
         city = self.topo.city_of(site)
         return city.id if city else None
 
-    def read(self, store: Store, w: bl.TimeWindow, method: str | None) -> list[MinuteRollup]:
-        key = (id(store), w.start_ns, w.end_ns, method)
+    def read(self, store: Store, w: bl.TimeWindow, method: str | None,
+             tier: str = "minute") -> list[MinuteRollup]:
+        key = (id(store), w.start_ns, w.end_ns, method, tier)
         if key not in self._cache:
-            rollups = store.read_rollups(Query(w.start_ns, w.end_ns, method=method))
+            q = Query(w.start_ns, w.end_ns, method=method) if tier == "minute" else \
+                Query(w.start_ns, w.end_ns, method=method, tier=tier)
+            rollups = store.read_rollups(q)
             self._cache[key] = [r for r in rollups if self._usable(r)]
         return self._cache[key]
 
@@ -116,10 +161,10 @@ class _Context:
         return known
 
     def select(self, store: Store, w: bl.TimeWindow, method: str | None,
-               scope: PathScope) -> list[MinuteRollup]:
+               scope: PathScope, tier: str = "minute") -> list[MinuteRollup]:
         scope_key = scope.model_dump_json()
         out = []
-        for r in self.read(store, w, method):
+        for r in self.read(store, w, method, tier):
             k = (scope_key, r.path_id)
             if k not in self._scope:
                 ends = PathEnds(r.src_site, r.src_carrier, r.dst_site, r.dst_carrier)
@@ -200,10 +245,24 @@ class _TargetRun:
     def __init__(self, ctx: _Context, t: PolicyTarget) -> None:
         self.ctx, self.t, self.p = ctx, t, ctx.params
         self.method = t.method.value if t.method else None
+        self.res: bl.ResolvedBaseline | str | None = None
+        windows = [self.p.current]
+        if t.comparison.kind == "relative":
+            self.res = bl.resolve(t, ctx.inv, self.p.baseline, ctx.baseline_store is not None)
+            if not isinstance(self.res, str) and self.res.window is not None:
+                windows.append(self.res.window)
+        self.tier = self.p.tier if self.p.tier != "auto" else choose_tier(
+            windows, t.aggregation, self.p.unit_minutes)
+        self.unit = max(self.p.unit_minutes, dict(TIER_SIZES).get(self.tier, 1))
+        ctx.tiers_used.setdefault(f"{self.tier} (bootstrap unit {self.unit} min)",
+                                  set()).add(t.id)
+
+    def _select(self, store: Store, w: bl.TimeWindow, scope: PathScope) -> list[MinuteRollup]:
+        return busy_hours(self.ctx.select(store, w, self.method, scope, self.tier),
+                          self.t.aggregation)
 
     def rows(self) -> list[Row]:
-        cur = busy_hours(self.ctx.select(self.ctx.store, self.p.current, self.method,
-                                         self.t.scope), self.t.aggregation)
+        cur = self._select(self.ctx.store, self.p.current, self.t.scope)
         kind = self.t.comparison.kind
         if kind == "relative":
             rows = self._relative(cur)
@@ -217,8 +276,8 @@ class _TargetRun:
         return self._holm(rows)
 
     def _relative(self, cur: list[MinuteRollup]) -> list[Row]:
-        res = bl.resolve(self.t, self.ctx.inv, self.p.baseline,
-                         self.ctx.baseline_store is not None)
+        res = self.res
+        assert res is not None
         if isinstance(res, str):
             return [self._empty(res)]
         base_groups: dict[tuple[str, str], list[MinuteRollup]] = {}
@@ -228,8 +287,7 @@ class _TargetRun:
             assert res.window is not None
             if res.window != bl.TimeWindow(*bl.ALL_TIME):
                 self.ctx.baseline_windows.add(res.window)
-            base = busy_hours(self.ctx.select(store, res.window, self.method, self.t.scope),
-                              self.t.aggregation)
+            base = self._select(store, res.window, self.t.scope)
             base_groups = _groups(self.ctx, base, self.t.per)
         rows = []
         for (g, tp), rs in _groups(self.ctx, cur, self.t.per).items():
@@ -248,8 +306,7 @@ class _TargetRun:
     def _reference(self, cur: list[MinuteRollup]) -> list[Row]:
         ref_scope = self.t.comparison.reference
         assert ref_scope is not None
-        ref = busy_hours(self.ctx.select(self.ctx.store, self.p.current, self.method,
-                                         ref_scope), self.t.aggregation)
+        ref = self._select(self.ctx.store, self.p.current, ref_scope)
         rows = []
         for (g, tp), rs in _groups(self.ctx, cur, self.t.per).items():
             refs = _reference_rollups(ref, self.t.per, g, tp)
@@ -265,7 +322,7 @@ class _TargetRun:
                  salt: str = "") -> Comparison:
         c = self.t.comparison
         seed = row_seed(self.p.seed, self.t.id, g, tp, salt)
-        stat, reps, unit = self.t.statistic, self.p.replicates, self.p.unit_minutes
+        stat, reps, unit = self.t.statistic, self.p.replicates, self.unit
         if c.kind == "absolute":
             limit = c.below_ms * 1e6 if c.below_ms is not None else float(c.below_ratio or 0)
             return compare_absolute(cur, limit, stat, seed, reps, unit)
@@ -340,7 +397,16 @@ def evaluate(store: Store, inv: Inventory, params: Params,
         rows.extend(_TargetRun(ctx, t).rows())
     exclusions = [ctx.exclusions[k] for k in sorted(ctx.exclusions)]
     windows = sorted(ctx.baseline_windows, key=lambda w: (w.start_ns, w.end_ns))
-    return Evaluation(params, rows, exclusions, window_notes(params.current, windows))
+    return Evaluation(params, rows, exclusions,
+                      window_notes(params.current, windows) + tier_notes(ctx.tiers_used))
+
+
+def tier_notes(used: dict[str, set[str]]) -> list[str]:
+    """Which store tier each target was read from, when not all from minute rollups."""
+    if all(k.startswith("minute ") for k in used):
+        return []
+    return [f"read from {tier} rollups: {', '.join(sorted(ids))}"
+            for tier, ids in sorted(used.items())]
 
 
 def window_notes(current: bl.TimeWindow, baselines: Sequence[bl.TimeWindow]) -> list[str]:
