@@ -1,0 +1,205 @@
+"""Benchmark: store read cost, and verdicts over a year x 500 paths read from the day tiers.
+
+Two parts, both on a SQLite file in a temporary directory:
+
+1. *Minute reads*: N minute rollups (60 ICMP results a minute, RTT and one-way sketches) written
+   straight into ``rollups``, then ``read_rollups`` timed (sketches decoded lazily), then
+   ``table_from_rollups`` (the analyzer's columnar units, decoding the RTT sketches), then the
+   same read with every sketch decoded (what the eager reader paid).
+2. *Year from tiers*: a baseline year and a current year of day tiers for P paths of the
+   packaged inventory (inter- and intra-carrier ICMP paths, 86,400 probes a day each), written
+   straight into ``rollups_day`` (not 263M minutes); then ``evaluate`` with the inventory's
+   targets, as ``ixmeter analyze --db FILE --baseline Y1 --current Y2 --json`` runs it (the
+   tier is chosen from the windows: day), timed end to end, with the process's peak RSS.
+
+    .venv/bin/python -m bench.store_tiers                 # 100k minutes, 100 paths (~1 min)
+    .venv/bin/python -m bench.store_tiers --full          # 100k minutes, 500 paths
+    .venv/bin/python -m bench.store_tiers --paths 50 --minutes 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analyzer.baselines import TimeWindow  # noqa: E402
+from analyzer.evaluate import Params, evaluate  # noqa: E402
+from analyzer.report.jsonout import row_to_dict  # noqa: E402
+from analyzer.rollup import DelayStats, MinuteRollup, build_rollups  # noqa: E402
+from analyzer.sketch import DDSketch  # noqa: E402
+from analyzer.stats.units import table_from_rollups  # noqa: E402
+from analyzer.store import Query, open_store  # noqa: E402
+from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
+from analyzer.store.sql import SqlStore, _rollup_upsert  # noqa: E402
+from inventory.loader import default_inventory, load  # noqa: E402
+from inventory.topology import Topology  # noqa: E402
+from ixmeter.record import TypeP, path_id  # noqa: E402
+from tests.analyzer.synth import results  # noqa: E402
+
+DAY_MIN = 1440
+YEAR = 365
+Y0 = 1_735_689_600 // 60  # 2025-01-01T00:00Z, in minutes
+PER_DAY = 86_400
+ICMP = TypeP("icmp", 4, 64).key()
+_MINUTE = ROLLUP_COLUMNS.index("minute")
+_PATH = ROLLUP_COLUMNS.index("path_id")
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t: tuple[float, float]) -> str:
+    wall, cpu = time.perf_counter() - t[0], time.process_time() - t[1]
+    return f"{wall:.2f} s wall, {cpu:.2f} s CPU"
+
+
+def minute_reads(db: Path, n: int) -> None:
+    tpl = build_rollups(results("s1", "CT", "s2", "CM", minutes=30, per_minute=60,
+                                one_way=True, spread=0.3))
+    rows = []
+    for i in range(n):
+        row = list(rollup_row(tpl[i % len(tpl)]))
+        row[_PATH], row[_MINUTE] = f"p{i % 100}", Y0 + i // 100
+        rows.append(tuple(row))
+    store = open_store(db)
+    assert isinstance(store, SqlStore)
+    store._conn.executemany(_rollup_upsert("rollups"), rows)
+    q = Query(0, 2**62)
+    t = _clock()
+    got = store.read_rollups(q)
+    print(f"read_rollups, {len(got):,} minute rollups: {_since(t)}")
+    t = _clock()
+    table_from_rollups(got, "rtt")
+    print(f"table_from_rollups (RTT sketches decoded here): {_since(t)}")
+    t = _clock()
+    for r in store.read_rollups(q):
+        for d in (r.rtt, r.fwd, r.bwd):
+            d.sketch.count  # noqa: B018 - force the decode, as the eager reader did
+    print(f"read_rollups with all three sketches decoded: {_since(t)}")
+    store.close()
+
+
+def inventory_paths(limit: int) -> list[tuple[str, str, str, str]]:
+    """Directed (site, carrier) pairs of the packaged inventory, inter-carrier first."""
+    inv = load(default_inventory())
+    ends = sorted({(s.id, c) for s in inv.sites for c in s.carriers
+                   if Topology(inv).province_of(s.id) == "HN"})
+    pairs = [(a, ac, b, bc) for a, ac in ends for b, bc in ends if (a, ac) != (b, bc)]
+    pairs.sort(key=lambda p: (p[1] == p[3], p))
+    inter = [p for p in pairs if p[1] != p[3]]
+    intra = [p for p in pairs if p[1] == p[3]]
+    take = min(len(intra), limit // 5)
+    return inter[:limit - take] + intra[:take]
+
+
+def _template(rng: np.random.Generator, median_ms: float, loss: float) -> MinuteRollup:
+    """One synthetic day of one path: lognormal RTTs as DDSketch bucket counts."""
+    sk = DDSketch()
+    mu = math.log(median_ms * 1e6 * rng.lognormal(0, 0.02))
+    lo, hi = sk.key(math.exp(mu - 0.5)), sk.key(math.exp(mu + 0.5))
+    keys = np.arange(lo, hi + 1)
+    edges = (np.log(sk.gamma) * np.arange(lo - 1, hi + 1) - mu) / 0.1
+    from scipy.special import ndtr
+
+    probs = np.diff(ndtr(edges))
+    received = int(rng.binomial(PER_DAY, 1 - loss))
+    counts = rng.multinomial(received, probs / probs.sum())
+    sk.buckets = {int(k): int(c) for k, c in zip(keys, counts, strict=True) if c}
+    sk.count = received
+    values = [sk.value(k) for k in sk.buckets]
+    d = DelayStats(n=received, min=int(min(values)), max=int(max(values)),
+                   sum=int(sum(v * c for v, c in zip(values, sk.buckets.values(),
+                                                     strict=True))),
+                   sketch=sk, below={1_000_000: 0, 3_000_000: 0})
+    r = MinuteRollup("", "", "", "", "", "icmp", ICMP, 0, sent=PER_DAY, received=received,
+                     lost=PER_DAY - received, loss_periods=PER_DAY - received,
+                     loss_period_max=1, tmax_ns=3 * 10**9)
+    r.rtt = d
+    return r
+
+
+def write_year(db: Path, paths: list[tuple[str, str, str, str]], seed: int) -> None:
+    """Day tiers of a baseline year (Y0) and a current year (Y0 + 365 d) for every path:
+    8 synthetic days per path and window, each day drawn from them."""
+    rng = np.random.default_rng(seed)
+    store = open_store(db)
+    assert isinstance(store, SqlStore)
+    sql = _rollup_upsert("rollups_day")
+    for k, (src, sc, dst, dc) in enumerate(paths):
+        inter = sc != dc
+        base_ms = rng.uniform(20, 40) if inter else rng.uniform(4, 8)
+        for window, ms, loss in ((0, base_ms, 0.01),
+                                 (1, base_ms * (rng.uniform(0.08, 0.3) if inter else 1), 0.004)):
+            days = []
+            for tpl in [_template(rng, ms, loss) for _ in range(8)]:
+                tpl.path_id, tpl.src_site, tpl.src_carrier = path_id(src, sc, dst, dc), src, sc
+                tpl.dst_site, tpl.dst_carrier = dst, dc
+                days.append(rollup_row(tpl))
+            rows = []
+            for d in range(YEAR):
+                row = list(days[int(rng.integers(8))])
+                row[_MINUTE] = Y0 + (window * YEAR + d) * DAY_MIN
+                rows.append(tuple(row))
+            store._conn.executemany(sql, rows)
+        if k % 100 == 99:
+            print(f"  {k + 1} paths written")
+    store.close()
+
+
+def year_analysis(db: Path, n_paths: int, seed: int) -> None:
+    paths = inventory_paths(n_paths)
+    t = _clock()
+    write_year(db, paths, seed)
+    print(f"wrote {len(paths)} paths x {YEAR} days x 2 windows of day tiers: {_since(t)}, "
+          f"{db.stat().st_size / 2**20:.0f} MiB")
+    ns = 60 * 10**9
+    base = TimeWindow(Y0 * ns, (Y0 + YEAR * DAY_MIN) * ns)
+    cur = TimeWindow(base.end_ns, base.end_ns + YEAR * DAY_MIN * ns)
+    store = open_store(db)
+    t = _clock()
+    rows = store.read_rollups(Query(cur.start_ns, cur.end_ns, tier="day"))
+    print(f"read_rollups(tier='day') of the current year, {len(rows):,} rows: {_since(t)}")
+    del rows
+    t = _clock()
+    ev = evaluate(store, load(default_inventory()), Params(cur, base, seed=seed))
+    doc = json.dumps([row_to_dict(r) for r in ev.rows], sort_keys=True)
+    print(f"evaluate (every inventory target, B = 2000, tier chosen: day): {_since(t)}; "
+          f"{len(ev.rows)} rows, {len(doc):,} bytes of JSON")
+    for r in ev.rows:
+        print(f"  {r.target} {r.scope} {r.decision.verdict.value}")
+    print("  notes: " + " | ".join(ev.notes))
+    store.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="500 paths (default 100)")
+    ap.add_argument("--paths", type=int, default=None)
+    ap.add_argument("--minutes", type=int, default=100_000, help="minute rollups to read")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    n_paths = args.paths or (500 if args.full else 100)
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, "
+          f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="ixmeter-tiers-") as tmp:
+        minute_reads(Path(tmp) / "minutes.db", args.minutes)
+        year_analysis(Path(tmp) / "year.db", n_paths, args.seed)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the process: {rss:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
