@@ -98,7 +98,10 @@ def demo_notes(ev: Evaluation, duration_s: float) -> list[str]:
     if Verdict.INCONCLUSIVE in verdicts:
         notes.append("INCONCLUSIVE = the 95% interval still contains the threshold: with loss "
                      "near 1% a carrier pair needs thousands of packets per window to decide "
-                     "(methodology-notes §4); a longer --duration narrows the interval")
+                     "(docs/methodology.md §3); a longer --duration narrows the interval")
+    if any("weekday/hour mix" in n for n in ev.notes):
+        notes.append("the hour-mix note is expected here: the two windows are minutes apart, "
+                     "and the emulated network has no daily cycle")
     if "no data in the current window" in reasons:
         notes.append("'no data' rows: the target's method was not measured, or it keeps only "
                      "its busy hours (local time) and the demo ran outside them")

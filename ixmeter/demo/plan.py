@@ -37,7 +37,7 @@ WARMUP_S = 5.0  # first packets (ARP/ND, docs/stamp.md) fall before the baseline
 # Probe rates per directed path and IP version. ICMP feeds the loss and latency targets: at 2/s a
 # directed carrier pair (9 paths here) sends 10,800 echoes in a 10 min window, about 3x the
 # ~3,300 that 1 % -> 0.1 % round-trip loss needs for a PASS at power 0.8 with independent losses
-# (methodology-notes §4 formula), leaving room for bursty loss (dispersion phi ~2).
+# (docs/methodology.md §3 "Sample sizes"), leaving room for bursty loss (dispersion phi ~2).
 DEMO_RATES = {"icmp": 2.0, "stamp": 1.0, "traceroute": 1 / 120}
 
 
