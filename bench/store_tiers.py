@@ -88,6 +88,13 @@ def minute_reads(db: Path, n: int) -> None:
         for d in (r.rtt, r.fwd, r.bwd):
             d.sketch.count  # noqa: B018 - force the decode, as the eager reader did
     print(f"read_rollups with all three sketches decoded: {_since(t)}")
+    cols = [ROLLUP_COLUMNS.index(f"{d}_sketch") for d in ("rtt", "fwd", "bwd")]
+    t = _clock()
+    for row in store._exec(f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups").fetchall():
+        for c in cols:
+            DDSketch.from_bytes(bytes(row[c]))
+    print(f"fetch + the reference decoder on all three sketches (the decoding the reader did "
+          f"before, without building objects): {_since(t)}")
     store.close()
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
+
 from analyzer.rollup import DelayStats, MinuteRollup
 from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
@@ -122,14 +124,13 @@ def _delay_cols(d: DelayStats) -> tuple[Any, ...]:
 
 def build_rollup(row: Sequence[Any]) -> MinuteRollup:
     """Inverse of :func:`rollup_row`."""
-    path, method, type_p, minute, src_site, src_carrier, dst_site, dst_carrier = row[:8]
-    out = MinuteRollup(path, src_site, src_carrier, dst_site, dst_carrier, method, type_p,
-                       minute)
-    (out.sent, out.received, out.lost, out.errors, out.duplicated, out.reordered,
-     out.loss_periods, out.loss_period_max, out.tmax_ns, out.clock_error_max_ns,
-     out.unsynced) = row[8:19]
-    out.rtt, out.fwd, out.bwd = (_delay(row[19 + 7 * i: 26 + 7 * i]) for i in range(3))
-    return out
+    (path, method, type_p, minute, src_site, src_carrier, dst_site, dst_carrier, sent,
+     received, lost, errors, duplicated, reordered, loss_periods, loss_period_max, tmax_ns,
+     clock_error_max_ns, unsynced) = row[:19]
+    return MinuteRollup(path, src_site, src_carrier, dst_site, dst_carrier, method, type_p,
+                        minute, sent, received, lost, errors, duplicated, reordered,
+                        loss_periods, loss_period_max, tmax_ns, _delay(row[19:26]),
+                        _delay(row[26:33]), _delay(row[33:40]), clock_error_max_ns, unsynced)
 
 
 def _delay(cols: Sequence[Any]) -> DelayStats:
@@ -178,31 +179,58 @@ _PREFIX = DDSketch(DEFAULT_ALPHA).to_bytes()[:-2]  # magic + alpha of the store'
 
 
 def sketch_from_bytes(data: bytes) -> DDSketch:
-    """``DDSketch.from_bytes`` with a fast path for the common body (one-byte zero count and
-    bucket count; after the first bucket, one-byte key deltas and counts): the same sketch,
-    several times cheaper. Anything else goes to the reference decoder, which validates."""
+    """``DDSketch.from_bytes`` without its per-byte Python loop: a pure-Python path for the
+    common minute body (one-byte deltas and counts after the first bucket) and a numpy LEB128
+    decode for larger bodies (hour/day tiers). The same sketch; anything unexpected goes to the
+    reference decoder, which validates and raises :class:`~analyzer.sketch.SketchError`."""
     p = len(_PREFIX)
-    if not data.startswith(_PREFIX) or len(data) < p + 4 or (data[p] | data[p + 1]) & 0x80:
+    if not data.startswith(_PREFIX):
         return DDSketch.from_bytes(data)
-    zero, n = data[p], data[p + 1]
-    first, pos = _varint(data, p + 2)
-    count, pos = _varint(data, pos)
-    body = data[pos:]
-    if n == 0 or count < 0 or not body.isascii() or len(body) != 2 * (n - 1):
+    zero, pos = _varint(data, p)
+    n, pos = _varint(data, pos)
+    first, body_at = _varint(data, pos)
+    count, body_at = _varint(data, body_at)
+    if zero < 0 or n <= 0 or first < 0 or count < 0:
         return DDSketch.from_bytes(data)
-    deltas = map(_UNZIGZAG.__getitem__, body[0::2])
-    k0 = first // 2 if first % 2 == 0 else -(first + 1) // 2
+    body = data[body_at:]
+    if body.isascii() and len(body) == 2 * (n - 1):
+        deltas = map(_UNZIGZAG.__getitem__, body[0::2])
+        k0 = first // 2 if first % 2 == 0 else -(first + 1) // 2
+        buckets = dict(zip(accumulate(deltas, initial=k0), (count, *body[1::2]), strict=True))
+    else:
+        decoded = _leb128(data[pos:], 2 * n)
+        if decoded is None:
+            return DDSketch.from_bytes(data)
+        buckets = decoded
     out = DDSketch(DEFAULT_ALPHA)
-    out.buckets = dict(zip(accumulate(deltas, initial=k0), (count, *body[1::2]), strict=True))
+    out.buckets = buckets
     out.zero = zero
-    out.count = zero + count + sum(body[1::2])
+    out.count = zero + sum(buckets.values())
     return out
 
 
+def _leb128(body: bytes, expected: int) -> dict[int, int] | None:
+    """Buckets from ``expected`` varints (zig-zag key delta, count)*, vectorised; None if the
+    body is not exactly that (the caller then uses the validating decoder)."""
+    b = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(b < 0x80)
+    if len(ends) != expected or ends[-1] != len(b) - 1:
+        return None
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 8:  # > 56 bits: leave to the reference decoder
+        return None
+    shift = 7 * (np.arange(len(b)) - np.repeat(starts, lengths))
+    vals = np.add.reduceat((b & 0x7F).astype(np.int64) << shift, starts)
+    deltas = vals[0::2]
+    keys = np.cumsum((deltas >> 1) ^ -(deltas & 1))
+    return dict(zip(keys.tolist(), vals[1::2].tolist(), strict=True))
+
+
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """A LEB128 varint at ``pos`` of at most 3 bytes, else (-1, pos)."""
+    """A LEB128 varint at ``pos`` of at most 8 bytes, else (-1, pos)."""
     result = shift = 0
-    for i in range(pos, min(pos + 3, len(data))):
+    for i in range(pos, min(pos + 8, len(data))):
         result |= (data[i] & 0x7F) << shift
         if not data[i] & 0x80:
             return result, i + 1

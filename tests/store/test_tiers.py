@@ -94,7 +94,7 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
         s = DDSketch()
         for _ in range(rng.choice((0, 1, 2, 30, 400))):
             sigma = rng.choice((0.01, 0.5, 4.0))
-            s.add(rng.choice((0.5, rng.lognormvariate(14, sigma))), rng.choice((1, 1, 300)))
+            s.add(rng.choice((0.5, rng.lognormvariate(14, sigma))), rng.choice((1, 1, 300, 2**35)))
         data = s.to_bytes()
         ref = DDSketch.from_bytes(data)
         for got in (sketch_from_bytes(data), LazySketch(data)):
