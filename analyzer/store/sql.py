@@ -14,6 +14,7 @@ split in two counts twice; ``loss_period_max`` is the longest part).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -247,7 +248,8 @@ class SqlStore:
         params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
         cur = self._exec(f"{_rollup_select(table)} WHERE minute >= ? AND minute <= ?{where} "
                          f"ORDER BY {', '.join(ROLLUP_KEY)}", params)
-        return [build_rollup(row) for row in cur.fetchall()]
+        with _gc_paused():  # acyclic objects only: collections here would be pure cost (~2/3)
+            return [build_rollup(row) for row in cur.fetchall()]
 
     def read_results(self, query: Query) -> Iterator[Result]:
         """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order."""
@@ -289,6 +291,18 @@ class SqlStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _filters(query: Query, prefix: str) -> tuple[str, list[Any]]:
