@@ -302,7 +302,7 @@ def _switcher(run: Run, tb: Testbed) -> Callable[[], None]:
 def measure_all(opts: Any, out: Path, mode: str, why: str) -> Outcome:
     """Steps 1-4 of the demo up to the stored results; everything started is stopped and
     removed before this returns or raises (KeyboardInterrupt included)."""
-    from inventory.loader import load
+    from inventory.loader import default_inventory, load
     from ixmeter.demo.plan import demo_inventory, read_inventory, write_inventory
 
     prepare_out(out)
@@ -311,9 +311,10 @@ def measure_all(opts: Any, out: Path, mode: str, why: str) -> Outcome:
     if mode == "loopback":
         run.say(f"demo: UNPRIVILEGED LOOPBACK MODE ({why}): the testbed's UDP delay line on "
                 "127.0.0.1, STAMP only, no routes; the ICMP latency and loss targets get no data")
-    write_inventory(demo_inventory(read_inventory(opts.inventory), run.sites), run.inventory)
+    source = opts.inventory or default_inventory()
+    write_inventory(demo_inventory(read_inventory(source), run.sites), run.inventory)
     inv = load(run.inventory)
-    run.say(f"inventory: {opts.inventory} cut to sites {', '.join(run.sites)} "
+    run.say(f"inventory: {source} cut to sites {', '.join(run.sites)} "
             f"({len(inv.probes)} probes) -> {run.inventory}")
     children = Children()
     tb: Testbed | None = None
