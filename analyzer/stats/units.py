@@ -84,6 +84,12 @@ def _delay(r: MinuteRollup, which: str) -> DelayStats:
     return stats
 
 
+def _peek(sketch: DDSketch) -> DDSketch:
+    """A store's lazily decoded sketch decoded without caching it (``peek``), else itself."""
+    peek = getattr(sketch, "peek", None)
+    return sketch if peek is None else peek()
+
+
 def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
                        unit_minutes: int = 1) -> UnitTable:
     """Merge rollups (any paths) into units of ``unit_minutes`` and lay them out as arrays.
@@ -101,11 +107,12 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
     for i, minute in enumerate(order):
         for r in units[minute]:
             d = _delay(r, which)
-            for j, v in enumerate((r.received + r.lost, r.lost, d.n, d.sum, d.sketch.zero)):
+            sketch = _peek(d.sketch)
+            for j, v in enumerate((r.received + r.lost, r.lost, d.n, d.sum, sketch.zero)):
                 sums[j][i] += v
             if d.min is not None and d.max is not None:
                 mins[i], maxs[i] = min(mins[i], d.min), max(maxs[i], d.max)
-            buckets = d.sketch.buckets
+            buckets = sketch.buckets
             rows.extend([i] * len(buckets))
             keys.extend(buckets)
             cells.extend(buckets.values())

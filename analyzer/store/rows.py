@@ -148,6 +148,12 @@ class LazySketch(DDSketch):
     def __init__(self, raw: bytes) -> None:  # noqa: D107 - the slots fill in on first use
         self._raw: bytes | None = raw
 
+    def peek(self) -> DDSketch:
+        """The decoded sketch, without keeping it here (one-pass readers such as the
+        analyzer's unit tables: a year of day tiers would otherwise hold GBs of buckets)."""
+        raw = object.__getattribute__(self, "_raw")
+        return self if raw is None else sketch_from_bytes(raw)
+
     def __getattr__(self, name: str) -> Any:
         """Called only for a slot not yet set: decode, fill every slot, answer."""
         raw = object.__getattribute__(self, "_raw")

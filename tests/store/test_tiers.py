@@ -101,6 +101,8 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
             assert got == ref
             assert (got.count, got.zero, got.to_bytes()) == (ref.count, ref.zero, data)
         lazy = LazySketch(data)
+        assert lazy.peek() == ref
+        assert lazy._raw is not None  # peeking keeps nothing decoded
         lazy.merge(ref)
         twice = ref.copy()
         twice.merge(ref)
