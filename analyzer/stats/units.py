@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -84,10 +85,11 @@ def _delay(r: MinuteRollup, which: str) -> DelayStats:
     return stats
 
 
-def _peek(sketch: DDSketch) -> DDSketch:
-    """A store's lazily decoded sketch decoded without caching it (``peek``), else itself."""
-    peek = getattr(sketch, "peek", None)
-    return sketch if peek is None else peek()
+def _stored_columns(sketch: DDSketch) -> tuple[int, npt.NDArray[Any], npt.NDArray[Any]] | None:
+    """A store-read sketch's (zero, keys, counts) arrays (``LazySketch.columns``: decoded once,
+    kept compact), else None."""
+    columns = getattr(sketch, "columns", None)
+    return None if columns is None else columns()
 
 
 def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
@@ -104,26 +106,39 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
     sums = [[0.0] * len(order) for _ in range(5)]  # sent, lost, n, total, zero bucket
     mins, maxs = [math.inf] * len(order), [-math.inf] * len(order)
     clock, unsynced = 0.0, 0
+    part_rows: list[int] = []
+    part_keys: list[npt.NDArray[Any]] = []
+    part_cells: list[npt.NDArray[Any]] = []
     for i, minute in enumerate(order):
         for r in units[minute]:
             d = _delay(r, which)
-            sketch = _peek(d.sketch)
-            for j, v in enumerate((r.received + r.lost, r.lost, d.n, d.sum, sketch.zero)):
+            stored = _stored_columns(d.sketch)
+            zero = d.sketch.zero if stored is None else stored[0]
+            for j, v in enumerate((r.received + r.lost, r.lost, d.n, d.sum, zero)):
                 sums[j][i] += v
             if d.min is not None and d.max is not None:
                 mins[i], maxs[i] = min(mins[i], d.min), max(maxs[i], d.max)
-            buckets = sketch.buckets
-            rows.extend([i] * len(buckets))
-            keys.extend(buckets)
-            cells.extend(buckets.values())
+            if stored is not None:
+                part_rows.append(i)
+                part_keys.append(stored[1])
+                part_cells.append(stored[2])
+            else:
+                buckets = d.sketch.buckets
+                rows.extend([i] * len(buckets))
+                keys.extend(buckets)
+                cells.extend(buckets.values())
             clock = max(clock, float(r.clock_error_max_ns or 0))
             unsynced += r.unsynced
-    columns = np.unique(np.array(keys, dtype=np.int64))
+    all_keys = np.concatenate([np.array(keys, dtype=np.int64), *part_keys]).astype(np.int64)
+    all_rows = np.concatenate([np.array(rows, dtype=np.int64), np.repeat(
+        np.array(part_rows, dtype=np.int64), [len(k) for k in part_keys])])
+    all_cells = np.concatenate([np.array(cells, dtype=np.float64), *part_cells])
+    columns = np.unique(all_keys)
     counts = np.zeros((len(order), len(columns) + 1))
     counts[:, 0] = sums[4]
-    if keys:
-        cols = np.searchsorted(columns, np.array(keys, dtype=np.int64)) + 1
-        np.add.at(counts, (np.array(rows), cols), np.array(cells, dtype=np.float64))
+    if len(all_keys):
+        cols = np.searchsorted(columns, all_keys) + 1
+        np.add.at(counts, (all_rows, cols), all_cells.astype(np.float64))
     probe = DDSketch(DEFAULT_ALPHA)
     values = np.array([0.0] + [probe.value(int(k)) for k in columns])
     keys_arr = np.concatenate([np.array([ZERO_KEY], dtype=np.int64), columns])

@@ -19,6 +19,7 @@ from itertools import accumulate
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from analyzer.rollup import DelayStats, MinuteRollup
 from analyzer.sketch import DEFAULT_ALPHA, DDSketch
@@ -143,16 +144,24 @@ class LazySketch(DDSketch):
     """A stored DDSketch decoded on first use: reading N rollups costs no sketch decoding for
     the series a caller never looks at (e.g. one-way sketches when judging RTT)."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "_cols")
 
     def __init__(self, raw: bytes) -> None:  # noqa: D107 - the slots fill in on first use
         self._raw: bytes | None = raw
+        self._cols: tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int64]] | None = None
 
-    def peek(self) -> DDSketch:
-        """The decoded sketch, without keeping it here (one-pass readers such as the
-        analyzer's unit tables: a year of day tiers would otherwise hold GBs of buckets)."""
-        raw = object.__getattribute__(self, "_raw")
-        return self if raw is None else sketch_from_bytes(raw)
+    def columns(self) -> tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        """(zero count, bucket keys, bucket counts) as compact arrays, for the analyzer's unit
+        tables. Kept while the sketch is not decoded as a dict (a year of day tiers as dicts
+        would hold GBs); computed afresh once it is (its buckets may have been merged into)."""
+        if self._raw is None:
+            return (self.zero, np.fromiter(self.buckets, np.int32, len(self.buckets)),
+                    np.fromiter(self.buckets.values(), np.int64, len(self.buckets)))
+        if self._cols is None:
+            s = sketch_from_bytes(self._raw)
+            self._cols = (s.zero, np.fromiter(s.buckets, np.int32, len(s.buckets)),
+                          np.fromiter(s.buckets.values(), np.int64, len(s.buckets)))
+        return self._cols
 
     def __getattr__(self, name: str) -> Any:
         """Called only for a slot not yet set: decode, fill every slot, answer."""
@@ -162,7 +171,7 @@ class LazySketch(DDSketch):
         decoded = sketch_from_bytes(raw)
         for slot in DDSketch.__slots__:
             setattr(self, slot, getattr(decoded, slot))
-        self._raw = None
+        self._raw, self._cols = None, None
         return getattr(self, name)
 
 

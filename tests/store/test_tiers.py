@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from analyzer.rollup import MinuteRollup
 from analyzer.sketch import DDSketch
+from analyzer.stats.units import table_from_rollups
 from analyzer.store import Query, Store
 from analyzer.store.rows import LazySketch, sketch_from_bytes
 from analyzer.store.tiers import fold
@@ -101,9 +104,27 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
             assert got == ref
             assert (got.count, got.zero, got.to_bytes()) == (ref.count, ref.zero, data)
         lazy = LazySketch(data)
-        assert lazy.peek() == ref
-        assert lazy._raw is not None  # peeking keeps nothing decoded
+        zero, keys, counts = lazy.columns()
+        assert (zero, dict(zip(keys.tolist(), counts.tolist(), strict=True))) == (
+            ref.zero, ref.buckets)
+        assert lazy._raw is not None  # the columns leave the dict undecoded
         lazy.merge(ref)
         twice = ref.copy()
         twice.merge(ref)
         assert lazy == twice
+
+
+def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(store: Store) -> None:
+    _fill(store)
+    lazy = store.read_rollups(ALL)
+    decoded = store.read_rollups(ALL)
+    for r in decoded:
+        for d in (r.rtt, r.fwd, r.bwd):
+            d.sketch.count  # noqa: B018 - decode into the dict form
+    plain = [replace(r, rtt=replace(r.rtt, sketch=DDSketch.from_bytes(r.rtt.sketch.to_bytes())))
+             for r in decoded]
+    for which in ("rtt", "fwd"):
+        tables = [table_from_rollups(rs, which, 60) for rs in (lazy, decoded, plain)]
+        for t in tables[1:]:
+            for name in ("minutes", "sent", "n", "total", "mins", "keys", "counts"):
+                assert np.array_equal(getattr(t, name), getattr(tables[0], name)), name
