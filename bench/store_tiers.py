@@ -175,6 +175,7 @@ def year_analysis(db: Path, n_paths: int, seed: int) -> None:
     base = TimeWindow(Y0 * ns, (Y0 + YEAR * DAY_MIN) * ns)
     cur = TimeWindow(base.end_ns, base.end_ns + YEAR * DAY_MIN * ns)
     store = open_store(db)
+    print(f"RSS before reading: {_rss():.0f} MiB")
     t = _clock()
     rows = store.read_rollups(Query(cur.start_ns, cur.end_ns, tier="day"))
     print(f"read_rollups(tier='day') of the current year, {len(rows):,} rows: {_since(t)}")
@@ -190,6 +191,10 @@ def year_analysis(db: Path, n_paths: int, seed: int) -> None:
     store.close()
 
 
+def _rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="500 paths (default 100)")
@@ -201,10 +206,10 @@ def main() -> int:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, "
           f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="ixmeter-tiers-") as tmp:
-        minute_reads(Path(tmp) / "minutes.db", args.minutes)
         year_analysis(Path(tmp) / "year.db", n_paths, args.seed)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of the process: {rss:.0f} MiB")
+        print(f"peak RSS so far (year analysis): {_rss():.0f} MiB")
+        minute_reads(Path(tmp) / "minutes.db", args.minutes)
+    print(f"peak RSS of the process: {_rss():.0f} MiB")
     return 0
 
 
