@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from analyzer.rollup import DelayStats, MinuteRollup
 from analyzer.sketch import DEFAULT_ALPHA, DDSketch
+from analyzer.store.sketchcols import decode_many
 from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
 
 STREAM_COLUMNS = ("skey", "probe_id", "method", "src_site", "src_carrier", "dst_site",
@@ -148,9 +149,9 @@ class LazySketch(DDSketch):
 
     def __init__(self, raw: bytes) -> None:  # noqa: D107 - the slots fill in on first use
         self._raw: bytes | None = raw
-        self._cols: tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int64]] | None = None
+        self._cols: tuple[int, npt.NDArray[Any], npt.NDArray[Any]] | None = None
 
-    def columns(self) -> tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+    def columns(self) -> tuple[int, npt.NDArray[Any], npt.NDArray[Any]]:
         """(zero count, bucket keys, bucket counts) as compact arrays, for the analyzer's unit
         tables. Kept while the sketch is not decoded as a dict (a year of day tiers as dicts
         would hold GBs); computed afresh once it is (its buckets may have been merged into)."""
@@ -173,6 +174,21 @@ class LazySketch(DDSketch):
             setattr(self, slot, getattr(decoded, slot))
         self._raw, self._cols = None, None
         return getattr(self, name)
+
+
+def prime_columns(rollups: Sequence[MinuteRollup], rows: Sequence[Sequence[Any]]) -> None:
+    """Give the lazy sketches of ``rollups`` (built from ``rows``) their bucket columns,
+    decoded for all rows at once (:func:`analyzer.store.sketchcols.decode_many`); left lazy
+    if any blob is irregular."""
+    for name in ("rtt", "fwd", "bwd"):
+        col = ROLLUP_COLUMNS.index(f"{name}_sketch")
+        decoded = decode_many([bytes(row[col]) for row in rows])
+        if decoded is None:
+            continue
+        for r, cols in zip(rollups, decoded, strict=True):
+            sketch = getattr(r, name).sketch
+            if isinstance(sketch, LazySketch) and sketch._raw is not None:
+                sketch._cols = cols
 
 
 _BELOW_CACHE: dict[str, dict[int, int]] = {}

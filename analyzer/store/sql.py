@@ -30,6 +30,7 @@ from analyzer.store.rows import (
     body_digest,
     build_result,
     build_rollup,
+    prime_columns,
     result_row,
     rollup_row,
     skey_of,
@@ -249,7 +250,11 @@ class SqlStore:
         cur = self._exec(f"{_rollup_select(table)} WHERE minute >= ? AND minute <= ?{where} "
                          f"ORDER BY {', '.join(ROLLUP_KEY)}", params)
         with _gc_paused():  # acyclic objects only: collections here would be pure cost (~2/3)
-            return [build_rollup(row) for row in cur.fetchall()]
+            rows = cur.fetchall()
+            out = [build_rollup(row) for row in rows]
+            if len(rows) >= _BULK_DECODE:
+                prime_columns(out, rows)
+            return out
 
     def read_results(self, query: Query) -> Iterator[Result]:
         """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order."""
@@ -291,6 +296,9 @@ class SqlStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+_BULK_DECODE = 1000  # from this many rows, decode the sketches in one vectorised pass
 
 
 @contextmanager

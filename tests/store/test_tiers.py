@@ -11,8 +11,9 @@ import pytest
 from analyzer.rollup import MinuteRollup
 from analyzer.sketch import DDSketch
 from analyzer.stats.units import table_from_rollups
-from analyzer.store import Query, Store
+from analyzer.store import Query, Store, sql
 from analyzer.store.rows import LazySketch, sketch_from_bytes
+from analyzer.store.sketchcols import decode_many
 from analyzer.store.tiers import fold
 from tests.store.conftest import StoreFactory
 from tests.store.factory import NS_MIN, T0, make_batches
@@ -66,9 +67,9 @@ def test_migration_builds_tiers_of_an_old_store(make_store: StoreFactory) -> Non
     store = make_store()
     _fill(store)
     expected = fold(store.read_rollups(ALL), "hour")
-    for sql in ("DROP TABLE rollups_hour", "DROP TABLE rollups_day",
+    for stmt in ("DROP TABLE rollups_hour", "DROP TABLE rollups_day",
                 "DELETE FROM ixmeter_migrations WHERE version = 2"):
-        _raw(store, sql)
+        _raw(store, stmt)
     store.close()
     reopened = make_store()
     assert _tier(reopened, "hour") == expected
@@ -93,6 +94,7 @@ def test_unknown_tier_is_refused(store: Store) -> None:
 
 def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
     rng = random.Random(7)
+    blobs, refs = [], []
     for _ in range(400):
         s = DDSketch()
         for _ in range(rng.choice((0, 1, 2, 30, 400))):
@@ -100,6 +102,8 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
             s.add(rng.choice((0.5, rng.lognormvariate(14, sigma))), rng.choice((1, 1, 300, 2**35)))
         data = s.to_bytes()
         ref = DDSketch.from_bytes(data)
+        blobs.append(data)
+        refs.append(ref)
         for got in (sketch_from_bytes(data), LazySketch(data)):
             assert got == ref
             assert (got.count, got.zero, got.to_bytes()) == (ref.count, ref.zero, data)
@@ -112,9 +116,18 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
         twice = ref.copy()
         twice.merge(ref)
         assert lazy == twice
+    many = decode_many(blobs)
+    assert many is not None
+    for (zero, keys, counts), ref in zip(many, refs, strict=True):
+        assert (zero, dict(zip(keys.tolist(), counts.tolist(), strict=True))) == (
+            ref.zero, ref.buckets)
+    assert decode_many([*blobs[:3], b"DD1\x00"]) is None  # irregular: caller decodes singly
 
 
-def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(store: Store) -> None:
+@pytest.mark.parametrize("bulk", [1, 10**9])
+def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(
+        store: Store, bulk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_BULK_DECODE", bulk)  # 1: every read decodes in one pass
     _fill(store)
     lazy = store.read_rollups(ALL)
     decoded = store.read_rollups(ALL)
