@@ -252,7 +252,7 @@ class SqlStore:
         with _gc_paused():  # acyclic objects only: collections here would be pure cost (~2/3)
             rows = cur.fetchall()
             out = [build_rollup(row) for row in rows]
-            if len(rows) >= _BULK_DECODE:
+            if query.tier != "minute" and len(rows) >= _BULK_DECODE:
                 prime_columns(out, rows)
             return out
 
@@ -298,7 +298,7 @@ class SqlStore:
         self._conn.close()
 
 
-_BULK_DECODE = 1000  # from this many rows, decode the sketches in one vectorised pass
+_BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
 
 
 @contextmanager
