@@ -107,7 +107,7 @@ def table(ev: Evaluation) -> str:
     out = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
            for line in lines]
     for row in ev.rows:
-        out.append(f"- {row.target} {row.scope}: {row.decision.verdict.value}: "
+        out.append(f"- {row.target} {row.scope} {row.type_p}: {row.decision.verdict.value}: "
                    f"{row.decision.reason}")
     out.extend(f"note: {n}" for n in ev.notes)
     return "\n".join(out) + "\n"

@@ -65,7 +65,7 @@ def write_pdf(data: ReportData, path: Path) -> None:
     section("Verdicts", fig.get("verdicts", []), _VERDICT_COLS, "verdict")
     story.append(Paragraph("Reasons:", styles["Heading3"]))
     for r in fig.get("verdicts", []):
-        story.append(Paragraph(escape(f"{r['target']} {r['scope']}: {r['verdict']}: "
+        story.append(Paragraph(escape(f"{r['target']} {r['scope']} {r['type_p']}: {r['verdict']}: "
                                       f"{r['reason']}"), small))
     story.extend(_chart(fig.get("carrier_matrix", [])))
     section("Carrier matrix", fig.get("carrier_matrix", []))
