@@ -22,7 +22,10 @@ import argparse
 import json
 import math
 import re
+import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 from inventory.loader import default_inventory
 from inventory.schema import Selector
 from testbed.api import Testbed
+from testbed.daemon import DEFAULT_SPIN_US
 from testbed.profiles import BUILTIN, JitterSpec, LossSpec, Override, PathClass
 
 SRC = "cs-yungu-ct"
@@ -106,7 +110,10 @@ def accuracy(tb: Testbed, seconds: float, rate: float) -> dict[str, Any]:
         out["pinger"][t] = summarise(rtts, res[t]["sent"], configured_rtt(tb, SRC, t))
     loss = res[LOSS_PATH]
     out["loss"] = loss_check(loss["sent"], len(loss["rtt_ns"]), LOSS_RATE)
-    out["release_late_us"] = tb.status()["release_late_us"]
+    status = tb.status()
+    out["release_late_us"] = status["release_late_us"]
+    keys = ("arrival", "advance_us", "stamp_fallbacks", "read_wait_us")
+    out["arrival"] = {k: status.get(k) for k in keys}
     out["fping"] = fping(tb, seconds, rate)
     out["ping_avg"] = ping_averages(tb)
     return out
@@ -175,20 +182,57 @@ def machine() -> dict[str, Any]:
             "loadavg_1m": os.getloadavg()[0], "cpus": os.cpu_count()}
 
 
+def platform_noise(seconds: float = 2.0, min_gap_ns: int = 5_000) -> dict[str, Any]:
+    """How often, and for how long, this machine takes the CPU from a spinning process.
+
+    A loop reads the monotonic clock back to back; a gap over 5 us is time the process did not
+    run (timer ticks, interrupts, the hypervisor). On a VM this is the floor under every
+    user-space emulator's error: when it rises, the accuracy figures rise with it."""
+    gaps: list[int] = []
+    now = last = time.perf_counter_ns()
+    end = now + int(seconds * 1e9)
+    while now < end:
+        now = time.perf_counter_ns()
+        if now - last > min_gap_ns:
+            gaps.append(now - last)
+        last = now
+    us = [g / 1000 for g in gaps]
+    return {"gaps_per_s": round(len(gaps) / seconds), "gap_median_us":
+            round(percentile(us, 50), 1) if us else 0.0,
+            "gap_p99_us": round(percentile(us, 99), 1) if us else 0.0,
+            "cpu_lost_pct": round(100 * sum(gaps) / (seconds * 1e9), 2)}
+
+
+def loopback_floor(rate: float, count: int = 3000) -> dict[str, Any]:
+    """fping over loopback at the same rate: the kernel path with no emulator and no TUN."""
+    if shutil.which("fping") is None:
+        return {"skipped": "fping not installed"}
+    interval_ms = max(1, round(1000 / rate))
+    proc = subprocess.run(["fping", "-C", str(count), "-p", str(interval_ms), "-i", "1",
+                           "-t", "1000", "-q", "127.0.0.1"], capture_output=True, text=True,
+                          check=False)
+    rtts = [float(x) * 1000 for x in proc.stderr.split(":")[-1].split() if x != "-"]
+    return {"rate_pps": 1000 / interval_ms, "sent": count, "rtt_median_us":
+            round(percentile(rtts, 50), 1), "rtt_p99_us": round(percentile(rtts, 99), 1)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="testbed emulator accuracy and capacity")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--rate", type=float, default=1000.0, help="aggregate packets/s")
     parser.add_argument("--full", action="store_true", help="also run the capacity sweep")
-    parser.add_argument("--spin-us", type=float, default=50.0, help="emulator busy-wait")
-    parser.add_argument("--advance-us", type=float, default=10.0,
-                        help="emulator calibration: count delay from this long before reading")
+    parser.add_argument("--spin-us", type=float, default=DEFAULT_SPIN_US, help="emulator busy-wait")
+    parser.add_argument("--advance-us", type=float, default=None,
+                        help="emulator calibration: count delay from this long before arrival")
+    parser.add_argument("--read-stamps", action="store_true",
+                        help="emulator stamps arrivals on read (the design before kernel stamps)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {"machine": machine()}
+    result: dict[str, Any] = {"machine": {**machine(), "platform_noise": platform_noise(),
+                                          "loopback_floor": loopback_floor(args.rate)}}
     with Testbed.up(default_inventory(), bench_profile(), sites=["cs-yungu", "cz-ezone"],
                     instance="bench", spin_us=args.spin_us,
-                    advance_us=args.advance_us) as tb:
+                    advance_us=args.advance_us, kernel_stamps=not args.read_stamps) as tb:
         result["accuracy"] = accuracy(tb, args.seconds, args.rate)
     print(json.dumps({"machine": result["machine"], **result["accuracy"]}, indent=1), flush=True)
     if args.full:

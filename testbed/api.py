@@ -21,7 +21,7 @@ from typing import Any
 
 from inventory.loader import default_inventory
 from testbed import daemon, netns
-from testbed.daemon import DEFAULT_INSTANCE, TestbedError
+from testbed.daemon import DEFAULT_INSTANCE, DEFAULT_SPIN_US, TestbedError
 from testbed.profiles import Profile, load_profile, parse_schedule
 
 
@@ -77,12 +77,15 @@ class Testbed:
     def up(cls, inventory: str | Path | None = None, profile: str | Path | Profile = "baseline",
            *, sites: Sequence[str] = (), carriers: Sequence[str] = (),
            max_hosts: int | None = None, schedule: str | Sequence[tuple[float, str]] = (),
-           instance: str = DEFAULT_INSTANCE, spin_us: float = 50.0,
-           realtime: bool = True, advance_us: float = 10.0,
-           mode: str = "netns") -> Testbed:
+           instance: str = DEFAULT_INSTANCE, spin_us: float = DEFAULT_SPIN_US,
+           realtime: bool = True, advance_us: float | None = None,
+           kernel_stamps: bool = True, mode: str = "netns") -> Testbed:
         """Build the namespaces and start the emulator in the background. ``mode="netns"``
         needs root; ``mode="userns"`` runs everything inside a user + mount + network namespace
-        of the caller (``unshare -Urnm``), where the kernel allows it, without root."""
+        of the caller (``unshare -Urnm``), where the kernel allows it, without root.
+        ``kernel_stamps`` counts each packet's delay from the kernel's stamp of its arrival
+        (a packet socket per host); off, from when the emulator read it, minus ``advance_us``
+        (default 10, the calibrated median wake-up; 0 with kernel stamps)."""
         if mode == "netns":
             netns.require_privileges()
         elif mode != "userns":
@@ -92,7 +95,7 @@ class Testbed:
             "inventory": str(Path(inventory or default_inventory()).resolve()),
             "profile": _profile_dict(profile), "sites": list(sites), "carriers": list(carriers),
             "max_hosts": max_hosts, "spin_us": spin_us, "realtime": realtime,
-            "advance_us": advance_us, "mode": mode,
+            "advance_us": advance_us, "kernel_stamps": kernel_stamps, "mode": mode,
             "schedule": [(at, _profile_dict(name)) for at, name in sched],
         }
         return cls(instance, daemon.start(instance, config))

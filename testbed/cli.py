@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+from testbed.daemon import DEFAULT_SPIN_US
+
 DEFAULT_INSTANCE = "main"
 
 
@@ -23,11 +25,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--max-hosts", type=int, default=None, help="build at most N hosts")
     up.add_argument("--schedule", default="",
                     help="switch profiles at given times: 'SECONDS:PROFILE,...' after start")
-    up.add_argument("--spin-us", type=float, default=50.0,
-                    help="busy-wait this long before each release (default 50)")
-    up.add_argument("--advance-us", type=float, default=10.0,
-                    help="count each packet's delay from this long before the emulator read it "
-                         "(calibrated TUN wake-up time; default 10)")
+    up.add_argument("--spin-us", type=float, default=DEFAULT_SPIN_US,
+                    help=f"busy-wait this long before each release (default {DEFAULT_SPIN_US:g})")
+    up.add_argument("--read-stamps", action="store_true",
+                    help="stamp arrivals when the emulator reads them, not with the kernel's "
+                         "receive stamp (less accurate; for comparison)")
+    up.add_argument("--advance-us", type=float, default=None,
+                    help="count each packet's delay from this long before its arrival stamp "
+                         "(default 0 with kernel stamps, 10 with --read-stamps: the calibrated "
+                         "TUN wake-up time)")
     up.add_argument("--no-realtime", action="store_true",
                     help="do not run the emulator under SCHED_FIFO (less accurate when busy)")
     up.add_argument("--mode", choices=["auto", "netns", "userns", "loopback"], default="auto",
@@ -108,7 +114,7 @@ def _up(args: argparse.Namespace) -> int:
                         carriers=_split(args.carriers), max_hosts=args.max_hosts,
                         schedule=args.schedule, instance=args.instance, spin_us=args.spin_us,
                         realtime=not args.no_realtime, advance_us=args.advance_us,
-                        mode=mode)
+                        kernel_stamps=not args.read_stamps, mode=mode)
         state = tb.state
     print(f"testbed {args.instance}: up, mode {state['mode']}, {len(state['hosts'])} hosts, "
           f"profile {args.profile}, emulator pid {state['pid']}")

@@ -17,6 +17,8 @@ import os
 import select
 import signal
 import socket
+import struct
+import subprocess
 import sys
 import time
 from collections import deque
@@ -29,14 +31,17 @@ import trio
 from inventory.loader import load
 from inventory.schema import Inventory
 from testbed import netns
-from testbed.forwarder import Forwarder
+from testbed.daemon import DEFAULT_SPIN_US
+from testbed.forwarder import LATENESS_SAMPLES, Forwarder, summary_us
 from testbed.plan import Host, PathPlan, plan_paths, select_hosts
 from testbed.profiles import Profile
 from testbed.timerfd import TimerFd
 
 READ_MAX = 65535
+READ_ADVANCE_US = 10.0  # median TUN wake-up measured in 2026 (docs/testbed.md): read mode only
 SPIN_SHARE = 0.4  # busy-wait at most 40 % of one core on average
 SPIN_BURST_NS = 50_000_000
+STAMP_WINDOW_NS = 1_000_000_000  # a kernel stamp older than this (or in the future): a clock step
 
 
 class Engine:
@@ -44,16 +49,24 @@ class Engine:
     dedicated thread blocked in ``epoll_wait`` (a trio task woken through trio's own loop adds
     ~100 us per release, testbed-timing.md). The trio thread hands it work with :meth:`call`."""
 
-    def __init__(self, fwd: Forwarder, fds: Sequence[int], spin_ns: int) -> None:
+    def __init__(self, fwd: Forwarder, fds: Sequence[int], spin_ns: int,
+                 taps: Sequence[socket.socket] = ()) -> None:
         self.fwd = fwd
         self.fds = list(fds)
         self.spin_ns = spin_ns
         self.timer = TimerFd()
         self.ep = select.epoll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        for fd in (*self.fds, self.timer.fd, self.wake_r):
+        # With taps, packets are read from them, stamped by the kernel on arrival; the TUN
+        # fds are only written to. Without, they are read from the TUN fds and stamped on read.
+        self.taps = {t.fileno(): t for t in taps}
+        sources = list(self.taps) if taps else self.fds
+        for fd in (*sources, self.timer.fd, self.wake_r):
             self.ep.register(fd, select.EPOLLIN)
-        self.index = {fd: i for i, fd in enumerate(self.fds)}
+        self.index = {fd: i for i, fd in enumerate(sources)}
+        self.arrival = "kernel timestamp (packet socket)" if taps else "read time (TUN)"
+        self.stamp_fallbacks = 0
+        self.read_wait_ns: deque[int] = deque(maxlen=LATENESS_SAMPLES)
         self.write_errors = 0
         self.calls: deque[Callable[[], None]] = deque()
         self.stopping = False
@@ -89,8 +102,35 @@ class Engine:
                     os.read(self.wake_r, 4096)
                 while self.calls:
                     self.calls.popleft()()
+            elif fd in self.taps:
+                self._read_tap(fd)
             else:
                 self._read(fd)
+
+    def _read_tap(self, fd: int) -> None:
+        """Read a packet socket dry; each packet's delay counts from its kernel timestamp
+        (CLOCK_REALTIME, mapped to CLOCK_MONOTONIC with an offset taken now). A missing or
+        implausible stamp (a clock step) falls back to the read time and is counted."""
+        src, sock = self.index[fd], self.taps[fd]
+        offset = realtime_offset_ns()
+        while True:
+            try:
+                pkt, anc, _flags, _addr = sock.recvmsg(READ_MAX, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            at = now = time.monotonic_ns()
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == netns.SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    at = sec * 1_000_000_000 + nsec - offset
+            self.read_wait_ns.append(now - at)
+            if not now - STAMP_WINDOW_NS <= at <= now:
+                self.stamp_fallbacks += 1
+                at = now
+            try:
+                self.fwd.receive(src, pkt, at)
+            except Exception:  # noqa: BLE001 - one odd packet must not stop the network
+                self.fwd.count["errors"] += 1
 
     def _read(self, fd: int) -> None:
         src = self.index[fd]
@@ -144,6 +184,20 @@ class Engine:
         os.close(self.wake_w)
 
 
+def realtime_offset_ns(tries: int = 3) -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC, read between two monotonic reads; of ``tries``, the
+    tightest bracket wins, so a preemption between the reads does not skew the offset."""
+    best = None
+    for _ in range(tries):
+        a = time.monotonic_ns()
+        r = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        b = time.monotonic_ns()
+        if best is None or b - a < best[0]:
+            best = (b - a, r - (a + b) // 2)
+    assert best is not None
+    return best[1]
+
+
 class Daemon:
     """One running testbed instance: hosts, engine, control socket, schedule."""
 
@@ -158,6 +212,7 @@ class Daemon:
         self.paths: dict[tuple[str, str], PathPlan] = {}
         self.history: list[dict[str, Any]] = []
         self.fds: list[int] = []
+        self.taps: list[socket.socket] = []
         self.started = time.monotonic()
 
     @property
@@ -172,11 +227,32 @@ class Daemon:
             fd, name = netns.open_tun()
             self.fds.append(fd)
             netns.build_host(host, name)
+        self.taps = self._open_taps()
         self.paths = plan_paths(self.inv, self.hosts, self.profile)
-        fwd = Forwarder(self.hosts, self.paths, self.profile,
-                        advance_ns=int(self.cfg.get("advance_us", 10) * 1000))
+        advance = self.cfg.get("advance_us")
+        if advance is None:  # stamped on read: count from the calibrated median wake-up before
+            advance = 0 if self.taps else READ_ADVANCE_US
+        fwd = Forwarder(self.hosts, self.paths, self.profile, advance_ns=int(advance * 1000))
         self._log_switch("start")
-        return Engine(fwd, self.fds, int(self.cfg.get("spin_us", 50) * 1000))
+        spin_ns = int(self.cfg.get("spin_us", DEFAULT_SPIN_US) * 1000)
+        return Engine(fwd, self.fds, spin_ns, self.taps)
+
+    def _open_taps(self) -> list[socket.socket]:
+        """Kernel-stamped arrival (:func:`testbed.netns.open_tap`) on every host, or none: if
+        one cannot be opened the whole run reads its TUN devices, and says why."""
+        if not self.cfg.get("kernel_stamps", True):
+            return []
+        taps: list[socket.socket] = []
+        try:
+            for host in self.hosts:
+                taps.append(netns.open_tap(host.namespace))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            for tap in taps:
+                tap.close()
+            print(f"testbed {self.cfg['instance']}: no kernel arrival stamps ({exc}); packets "
+                  "are stamped when read", flush=True)
+            return []
+        return taps
 
     def set_profile(self, engine: Engine, profile: Profile, why: str) -> None:
         self.paths = plan_paths(self.inv, self.hosts, profile)
@@ -194,6 +270,9 @@ class Daemon:
         return {"ok": True, "pid": os.getpid(), "profile": self.profile.name,
                 "history": self.history, "mode": self.mode, "priority": engine.priority,
                 "uptime_s": round(time.monotonic() - self.started, 3),
+                "arrival": engine.arrival, "advance_us": engine.fwd.advance_ns / 1000,
+                "stamp_fallbacks": engine.stamp_fallbacks,
+                "read_wait_us": summary_us(engine.read_wait_ns),
                 "stats": {**{k: getattr(stats, k) for k in stats.__slots__},
                           "write_errors": engine.write_errors},
                 "release_late_us": engine.fwd.lateness_us()}
@@ -258,6 +337,8 @@ class Daemon:
         tmp.replace(self.rundir / "state.json")
 
     def teardown(self) -> None:
+        for tap in self.taps:
+            tap.close()
         for fd in self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)

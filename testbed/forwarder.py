@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from testbed.impair import PathState
@@ -153,16 +153,22 @@ class Forwarder:
         return out
 
     def lateness_us(self) -> dict[str, float]:
-        """Median and p99 (RFC 2330 §11.3 percentiles) of how late recent packets left the
-        queue against their release time, in us: the emulator's own timing error."""
-        xs = sorted(self.lateness_ns)
-        if not xs:
-            return {}
-        pick = {"p50": 0.5, "p99": 0.99, "max": 1.0}
-        return {k: round(xs[max(0, math.ceil(q * len(xs)) - 1)] / 1000, 1)
-                for k, q in pick.items()} | {"n": len(xs)}
+        """How late recent packets left the queue against their release time: the emulator's
+        own timing error (:func:`summary_us`)."""
+        return summary_us(self.lateness_ns)
 
     def statistics(self) -> Statistics:
         c = self.count
         return Statistics(c["received"], c["delivered"], c["lost"], c["duplicated"],
                           c["expired"], c["unroutable"], c["malformed"], len(self._queue))
+
+
+def summary_us(samples_ns: Iterable[int]) -> dict[str, float]:
+    """Minimum, median, p99 and maximum (RFC 2330 §11.3 percentiles) of ``samples_ns``, in
+    us, and their number; empty for no samples."""
+    xs = sorted(samples_ns)
+    if not xs:
+        return {}
+    pick = {"min": 0.0, "p50": 0.5, "p99": 0.99, "max": 1.0}
+    return {k: round(xs[max(0, math.ceil(q * len(xs)) - 1)] / 1000, 1)
+            for k, q in pick.items()} | {"n": len(xs)}

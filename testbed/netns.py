@@ -7,13 +7,17 @@ process that holds them, wherever they were moved.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import os
 import shutil
+import socket
 import struct
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ixmeter.errors import IxmeterError, PermissionProblem
 from testbed.plan import Host
@@ -23,6 +27,17 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 HOST_IFNAME = "ixm0"  # the TUN device's name inside every host namespace
 CAP_NET_ADMIN = 12
+CLONE_NEWNET = 0x40000000  # linux/sched.h
+NETNS_DIR = Path("/run/netns")  # where ``ip netns`` keeps its namespaces
+ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = 35  # asm-generic/socket.h; also the SCM_TIMESTAMPNS control message type
+SO_ATTACH_FILTER = 26
+PACKET_OUTGOING = 4  # linux/if_packet.h: sent by this host
+# Classic BPF (Documentation/networking/filter.rst): accept only what the host sends into its
+# TUN device (pkttype OUTGOING), not what the emulator writes back into it.
+#   ld [SKF_AD_OFF + SKF_AD_PKTTYPE]; jeq #PACKET_OUTGOING, 0, 1; ret #0x40000; ret #0
+_OUTGOING_ONLY = ((0x20, 0, 0, 0xFFFFF004), (0x15, 0, 1, PACKET_OUTGOING),
+                  (0x06, 0, 0, 0x40000), (0x06, 0, 0, 0))
 
 
 class NetnsError(IxmeterError):
@@ -68,6 +83,61 @@ def open_tun(template: str = "ixm%d") -> tuple[int, str]:
         os.close(fd)
         raise
     return fd, res[:16].rstrip(b"\0").decode()
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def in_netns(namespace: str) -> Iterator[None]:
+    """Run the body with the calling thread in network namespace ``namespace`` (setns(2), needs
+    CAP_SYS_ADMIN); sockets created there stay in it. The thread is back home afterwards."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(NETNS_DIR / namespace, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(target)
+    finally:
+        os.close(home)
+
+
+def open_tap(namespace: str, ifname: str = HOST_IFNAME,
+             rcvbuf: int = 8 << 20) -> socket.socket:
+    """A packet socket on the host's TUN device that receives, with the kernel's receive
+    timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME), every IP packet the host sends into it.
+
+    The kernel hands packets to packet sockets (dev_queue_xmit_nit) before the TUN driver
+    queues them, so the stamp is when the packet entered the emulated link, however late the
+    emulator wakes up to read it; the TUN device's own queue is then left unread (its
+    ``txqueuelen`` is set to 0, it drops at once) and serves only to inject packets."""
+    with in_netns(namespace):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)  # no packets until bound
+        try:
+            code = b"".join(struct.pack("HBBI", *ins) for ins in _OUTGOING_ONLY)
+            buf = ctypes.create_string_buffer(code)
+            prog = struct.pack("HxxxxxxQ", len(_OUTGOING_ONLY), ctypes.addressof(buf))
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root)
+            sock.bind((ifname, ETH_P_ALL))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+    subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", ifname,
+                    "txqueuelen", "0"], capture_output=True, check=True)
+    return sock
 
 
 def host_commands(host: Host, tun: str) -> str:

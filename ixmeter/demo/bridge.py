@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -23,16 +21,9 @@ from pathlib import Path
 
 import trio
 
-CLONE_NEWNET = 0x40000000  # linux/sched.h
+from testbed.netns import in_netns
+
 BRIDGE_PORT = 8650
-NETNS_DIR = Path("/run/netns")
-
-
-def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
 
 
 def _listen(port: int) -> socket.socket:
@@ -46,19 +37,10 @@ def _listen(port: int) -> socket.socket:
 def listeners_in(namespaces: Sequence[str], port: int) -> list[socket.socket]:
     """One listening socket on 127.0.0.1:``port`` in each named namespace (needs
     CAP_SYS_ADMIN); the calling thread is back in its own namespace afterwards."""
-    home = os.open("/proc/self/ns/net", os.O_RDONLY)
     out = []
-    try:
-        for ns in namespaces:
-            fd = os.open(NETNS_DIR / ns, os.O_RDONLY)
-            try:
-                _setns(fd)
-                out.append(_listen(port))
-            finally:
-                os.close(fd)
-                _setns(home)
-    finally:
-        os.close(home)
+    for ns in namespaces:
+        with in_netns(ns):
+            out.append(_listen(port))
     return out
 
 

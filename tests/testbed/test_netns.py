@@ -76,6 +76,22 @@ def test_ping_rtt_matches_configured_delay(tb: Testbed, family: int) -> None:
     assert statistics.median(rtts) <= 10.0 + 1.5
 
 
+def test_arrivals_are_stamped_by_the_kernel(tb: Testbed) -> None:
+    """Each packet's delay counts from the kernel's stamp of its arrival (a packet socket per
+    host), not from when the emulator got round to reading it; the stamps precede the reads
+    and none needed the read-time fallback."""
+    require_tool("ping")
+    dst = tb.hosts["cs-yungu-cm"].address(4)
+    tb.exec("cs-yungu-ct", ["ping", "-n", "-q", "-c", "10", "-i", "0.01", dst], timeout=30)
+    status = tb.status()
+    assert status["arrival"] == "kernel timestamp (packet socket)"
+    assert status["advance_us"] == 0
+    assert status["stamp_fallbacks"] == 0
+    wait = status["read_wait_us"]
+    assert wait["n"] >= 20
+    assert wait["min"] >= -100  # allows only the clock-read error (realtime_offset_ns)
+
+
 def test_loss_within_binomial_interval(tb: Testbed) -> None:
     require_tool("ping")
     n = 500
