@@ -67,6 +67,24 @@ class DelayStats:
         for t, c in other.below.items():
             self.below[t] = self.below.get(t, 0) + c
 
+    def extend(self, values: list[int], thresholds: Sequence[int]) -> None:
+        """:meth:`add` of each value in turn, with one pass per statistic instead of calls per
+        value; the sum of squares is accumulated in the same order, so it is the same float."""
+        if not values:
+            return
+        self.n += len(values)
+        lo, hi = min(values), max(values)
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+        self.sum += sum(values)
+        sumsq = self.sumsq
+        for f in map(float, values):
+            sumsq += f * f
+        self.sumsq = sumsq
+        self.sketch.extend(values)
+        for t in thresholds:
+            self.below[t] = self.below.get(t, 0) + sum(1 for v in values if v < t)
+
     @property
     def mean(self) -> float | None:
         """Arithmetic mean of the conditional (arrived-only) sample (RFC 6703 §5.2)."""
@@ -135,55 +153,64 @@ def _rollup(key: tuple[str, str, str, int], results: list[Result],
     first = results[0]
     out = MinuteRollup(key[0], first.src_site, first.src_carrier, first.dst_site,
                        first.dst_carrier, key[1], key[2], key[3])
-    ordered = sorted(results, key=lambda r: (r.session, r.seq, r.sent_at_ns))
-    for r in ordered:
-        _count(out, r, thresholds)
+    ordered = sorted(results, key=_send_order)
+    received = _count(out, ordered)
     _loss_periods(out, ordered)
+    _delays(out, received, thresholds)
     out.reordered = _reordered(ordered)
     return out
 
 
-def _count(out: MinuteRollup, r: Result, thresholds: Sequence[int]) -> None:
-    out.tmax_ns = max(out.tmax_ns, r.tmax_ns)
-    if r.status is Status.ERROR:
-        out.errors += 1
-        return
-    out.sent += 1
-    if r.status is Status.LOST:
-        out.lost += 1
-        return
-    out.received += 1
-    out.duplicated += r.dup
-    if r.rtt_ns is not None:
-        out.rtt.add(r.rtt_ns, thresholds)
-    if r.fwd_ns is not None or r.bwd_ns is not None:
-        _one_way(out, r, thresholds)
+def _send_order(r: Result) -> tuple[str, int, int]:
+    return (r.session, r.seq, r.sent_at_ns)
 
 
-def _one_way(out: MinuteRollup, r: Result, thresholds: Sequence[int]) -> None:
-    if r.fwd_ns is not None:
-        out.fwd.add(r.fwd_ns, thresholds)
-    if r.bwd_ns is not None:
-        out.bwd.add(r.bwd_ns, thresholds)
-    if r.clock_error_ns is not None:
-        out.clock_error_max_ns = max(out.clock_error_max_ns or 0, r.clock_error_ns)
-    if not (r.src_synced and r.dst_synced):
-        out.unsynced += 1
+def _count(out: MinuteRollup, ordered: list[Result]) -> list[Result]:
+    """Sample counts (RFC 7680 §2.4: sent = received + lost; errors are no samples) and
+    duplicates (RFC 7679 §3.4); returns the received results."""
+    error, lost = Status.ERROR, Status.LOST
+    out.tmax_ns = max(out.tmax_ns, max(r.tmax_ns for r in ordered))
+    samples = [r for r in ordered if r.status is not error]
+    received = [r for r in samples if r.status is not lost]
+    out.errors += len(ordered) - len(samples)
+    out.sent += len(samples)
+    out.lost += len(samples) - len(received)
+    out.received += len(received)
+    out.duplicated += sum(r.dup for r in received)
+    return received
+
+
+def _delays(out: MinuteRollup, received: list[Result], thresholds: Sequence[int]) -> None:
+    """Add the round-trip and one-way delays of the received results, each series at once
+    (:meth:`DelayStats.extend`), with the clock error bound and unsynchronised count of the
+    one-way ones."""
+    out.rtt.extend([r.rtt_ns for r in received if r.rtt_ns is not None], thresholds)
+    one_way = [r for r in received if r.fwd_ns is not None or r.bwd_ns is not None]
+    if not one_way:
+        return
+    out.fwd.extend([r.fwd_ns for r in one_way if r.fwd_ns is not None], thresholds)
+    out.bwd.extend([r.bwd_ns for r in one_way if r.bwd_ns is not None], thresholds)
+    for r in one_way:
+        if r.clock_error_ns is not None:
+            out.clock_error_max_ns = max(out.clock_error_max_ns or 0, r.clock_error_ns)
+    out.unsynced += sum(1 for r in one_way if not (r.src_synced and r.dst_synced))
 
 
 def _loss_periods(out: MinuteRollup, ordered: list[Result]) -> None:
     """RFC 3357 §4.1: count periods of consecutive losses and the longest one."""
-    run = 0
+    error, lost = Status.ERROR, Status.LOST
+    run, periods, longest = 0, out.loss_periods, out.loss_period_max
     for r in ordered:
-        if r.status is Status.ERROR:
-            continue
-        if r.status is Status.LOST:
+        status = r.status
+        if status is lost:
             run += 1
             if run == 1:
-                out.loss_periods += 1
-            out.loss_period_max = max(out.loss_period_max, run)
-        else:
+                periods += 1
+            if run > longest:
+                longest = run
+        elif status is not error:
             run = 0
+    out.loss_periods, out.loss_period_max = periods, longest
 
 
 def _reordered(ordered: list[Result]) -> int:

@@ -17,7 +17,10 @@ bucket map unbounded (no collapsing), so low quantiles are never sacrificed.
 from __future__ import annotations
 
 import math
+import operator
+from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 
 DEFAULT_ALPHA = 0.005
 _MAGIC = b"DD1"
@@ -59,15 +62,29 @@ class DDSketch:
         self.count += count
 
     def extend(self, values: Iterable[float]) -> None:
-        for v in values:
-            self.add(v)
+        """Add many values at once: the same buckets as :meth:`add` one by one (same
+        ``math.log`` per value, counted in first-seen order), without a call per value."""
+        log, ceil, lg = math.log, math.ceil, self._log_gamma
+        vals = list(values)
+        keys = [ceil(log(v) / lg) for v in vals if not v < 1]
+        self.zero += len(vals) - len(keys)
+        self.count += len(vals)
+        buckets = self.buckets
+        get = buckets.get
+        for k, c in Counter(keys).items():
+            buckets[k] = get(k, 0) + c
 
     def merge(self, other: DDSketch) -> None:
         """Add ``other``'s counts into this sketch (exact; DDSketch §2.3)."""
         if other.alpha != self.alpha:
             raise SketchError(f"cannot merge sketches of alpha {self.alpha} and {other.alpha}")
-        for k, c in other.buckets.items():
-            self.buckets[k] = self.buckets.get(k, 0) + c
+        if not self.buckets:  # the common first merge into a new sketch: a plain copy
+            self.buckets = dict(other.buckets)
+        else:
+            buckets = self.buckets
+            get = buckets.get
+            for k, c in other.buckets.items():
+                buckets[k] = get(k, 0) + c
         self.zero += other.zero
         self.count += other.count
 
@@ -117,16 +134,12 @@ class DDSketch:
     def to_bytes(self) -> bytes:
         """Compact, canonical encoding: magic, alpha (ppm), zero count, then sorted buckets as
         (zig-zag delta of key, count) varints. Equal sketches give equal bytes."""
-        out = bytearray(_MAGIC)
-        _put_varint(out, round(self.alpha * 1_000_000))
-        _put_varint(out, self.zero)
-        _put_varint(out, len(self.buckets))
-        prev = 0
-        for k in sorted(self.buckets):
-            _put_varint(out, _zigzag(k - prev))
-            _put_varint(out, self.buckets[k])
-            prev = k
-        return bytes(out)
+        keys = sorted(self.buckets)
+        deltas = map(_zigzag, map(operator.sub, keys, [0, *keys[:-1]]))
+        counts = map(self.buckets.__getitem__, keys)
+        fields = [round(self.alpha * 1_000_000), self.zero, len(keys)]
+        fields += chain.from_iterable(zip(deltas, counts, strict=True))
+        return _MAGIC + _put_varints(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DDSketch:
@@ -164,6 +177,19 @@ def _zigzag(n: int) -> int:
 
 def _unzigzag(n: int) -> int:
     return n // 2 if n % 2 == 0 else -(n + 1) // 2
+
+
+def _put_varints(values: list[int]) -> bytes:
+    """LEB128 of each value in turn. Most fields of a sketch (key deltas after the first,
+    counts in a minute) are below 128 and are their own single byte, appended directly."""
+    out = bytearray()
+    append = out.append
+    for n in values:
+        if 0 <= n < 0x80:
+            append(n)
+        else:
+            _put_varint(out, n)
+    return bytes(out)
 
 
 def _put_varint(out: bytearray, n: int) -> None:
