@@ -200,6 +200,8 @@ def platform_noise(seconds: float = 2.0, min_gap_ns: int = 5_000) -> dict[str, A
     return {"gaps_per_s": round(len(gaps) / seconds), "gap_median_us":
             round(percentile(us, 50), 1) if us else 0.0,
             "gap_p99_us": round(percentile(us, 99), 1) if us else 0.0,
+            "gap_max_us": round(max(us), 1) if us else 0.0,
+            "gaps_over_300us_per_s": round(sum(g > 300 for g in us) / seconds, 1),
             "cpu_lost_pct": round(100 * sum(gaps) / (seconds * 1e9), 2)}
 
 
