@@ -41,6 +41,7 @@ READ_MAX = 65535
 READ_ADVANCE_US = 10.0  # median TUN wake-up measured in 2026 (docs/testbed.md): read mode only
 SPIN_SHARE = 0.4  # busy-wait at most 40 % of one core on average
 SPIN_BURST_NS = 50_000_000
+MIN_SPIN_NS = 50_000  # what a nearly empty spin budget still allows
 STAMP_WINDOW_NS = 1_000_000_000  # a kernel stamp older than this (or in the future): a clock step
 
 
@@ -149,7 +150,7 @@ class Engine:
         arm the timer for the next deadline further away."""
         while (deadline := self.fwd.next_deadline()) is not None:
             now = time.monotonic_ns()
-            spin = self.spin_ns if self._spin_allowed(now) else 0
+            spin = self._spin_for(now)
             if deadline - now > spin:
                 if self.timer.armed_ns != deadline - spin:
                     self.timer.arm(deadline - spin)
@@ -167,15 +168,19 @@ class Engine:
                     self.write_errors += 1
         self.timer.disarm()
 
-    def _spin_allowed(self, now: int) -> bool:
-        """Token bucket on busy-waiting: at most ``SPIN_SHARE`` of the time on average (burst
-        ``SPIN_BURST_NS``), so a flood cannot make this real-time thread take a whole core
-        (testbed-timing.md: above ~1.3 busy cores the VM stalls); past it, releases fall back to
-        the plain timerfd (~80 us median error)."""
+    def _spin_for(self, now: int) -> int:
+        """How long to busy-wait before the next release. Token bucket: at most
+        ``SPIN_SHARE`` of the time on average (burst ``SPIN_BURST_NS``), so a flood cannot make
+        this real-time thread take a whole core (testbed-timing.md: above ~1.3 busy cores the VM
+        stalls). When the bucket runs low the spin shrinks to ``MIN_SPIN_NS`` before it stops,
+        and releases fall back to the plain timerfd (~80 us median error)."""
         self._budget_ns = min(SPIN_BURST_NS,
                               self._budget_ns + int((now - self._budget_at) * SPIN_SHARE))
         self._budget_at = now
-        return self._budget_ns > self.spin_ns
+        for spin in (self.spin_ns, min(self.spin_ns, MIN_SPIN_NS)):
+            if self._budget_ns > spin:
+                return spin
+        return 0
 
     def close(self) -> None:
         self.ep.close()
