@@ -18,6 +18,7 @@ sums and sketches and independent of order.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,13 +70,14 @@ class DelayStats:
 
     def extend(self, values: list[int], thresholds: Sequence[int]) -> None:
         """:meth:`add` of each value in turn, with one pass per statistic instead of calls per
-        value; the sum of squares is accumulated in the same order, so it is the same float."""
+        value; the sum of squares is accumulated in the same order, so it is the same float.
+        Extremes and threshold counts are read off the sorted values."""
         if not values:
             return
+        ranked = sorted(values)
         self.n += len(values)
-        lo, hi = min(values), max(values)
-        self.min = lo if self.min is None else min(self.min, lo)
-        self.max = hi if self.max is None else max(self.max, hi)
+        self.min = ranked[0] if self.min is None else min(self.min, ranked[0])
+        self.max = ranked[-1] if self.max is None else max(self.max, ranked[-1])
         self.sum += sum(values)
         sumsq = self.sumsq
         for f in map(float, values):
@@ -83,7 +85,7 @@ class DelayStats:
         self.sumsq = sumsq
         self.sketch.extend(values)
         for t in thresholds:
-            self.below[t] = self.below.get(t, 0) + sum(1 for v in values if v < t)
+            self.below[t] = self.below.get(t, 0) + bisect_left(ranked, t)
 
     @property
     def mean(self) -> float | None:
@@ -135,17 +137,26 @@ def minute_of(sent_at_ns: int) -> int:
 
 
 def build_rollups(results: Iterable[Result],
-                  thresholds_ns: Sequence[int] = DEFAULT_THRESHOLDS_NS) -> list[MinuteRollup]:
+                  thresholds_ns: Sequence[int] = DEFAULT_THRESHOLDS_NS,
+                  labels: Sequence[tuple[str, str, str]] | None = None) -> list[MinuteRollup]:
     """Roll results up per (path, method, Type-P, minute). Sorted by key; deterministic.
 
     Loss periods and reordering are computed within each minute from the results given, in
     sequence order (send order); pass all results of a minute to get exact figures.
+    ``labels``, if given, are the (path, method, Type-P key) of each result, for callers that
+    derive them once per stream (the store) instead of once per result.
     """
-    groups: dict[tuple[str, str, str, int], list[Result]] = {}
-    for r in results:
-        k = (r.path_id, r.method.value, r.type_p.key(), minute_of(r.sent_at_ns))
-        groups.setdefault(k, []).append(r)
-    return [_rollup(k, groups[k], thresholds_ns) for k in sorted(groups)]
+    items = list(results)
+    if labels is None:
+        labels = [(r.path_id, r.method.value, r.type_p.key()) for r in items]
+    groups: dict[tuple[tuple[str, str, str], int], list[Result]] = {}
+    for r, label in zip(items, labels, strict=True):
+        k = (label, r.sent_at_ns // NS_PER_MINUTE)
+        if (group := groups.get(k)) is None:
+            groups[k] = [r]
+        else:
+            group.append(r)
+    return [_rollup((*k[0], k[1]), groups[k], thresholds_ns) for k in sorted(groups)]
 
 
 def _rollup(key: tuple[str, str, str, int], results: list[Result],

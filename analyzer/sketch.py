@@ -135,7 +135,7 @@ class DDSketch:
         """Compact, canonical encoding: magic, alpha (ppm), zero count, then sorted buckets as
         (zig-zag delta of key, count) varints. Equal sketches give equal bytes."""
         keys = sorted(self.buckets)
-        deltas = map(_zigzag, map(operator.sub, keys, [0, *keys[:-1]]))
+        deltas = _zigzags(map(operator.sub, keys, [0, *keys[:-1]]))
         counts = map(self.buckets.__getitem__, keys)
         fields = [round(self.alpha * 1_000_000), self.zero, len(keys)]
         fields += chain.from_iterable(zip(deltas, counts, strict=True))
@@ -175,13 +175,18 @@ def _zigzag(n: int) -> int:
     return n * 2 if n >= 0 else -n * 2 - 1
 
 
+def _zigzags(values: Iterable[int]) -> list[int]:
+    """:func:`_zigzag` of each value, without a call per value (to_bytes of tier sketches)."""
+    return [n * 2 if n >= 0 else -n * 2 - 1 for n in values]
+
+
 def _unzigzag(n: int) -> int:
     return n // 2 if n % 2 == 0 else -(n + 1) // 2
 
 
 def _put_varints(values: list[int]) -> bytes:
-    """LEB128 of each value in turn. Most fields of a sketch (key deltas after the first,
-    counts in a minute) are below 128 and are their own single byte, appended directly."""
+    """LEB128 of each value in turn. Almost all sketch fields (key deltas after the first,
+    counts) are below 128 and are their own single byte, appended directly."""
     out = bytearray()
     append = out.append
     for n in values:

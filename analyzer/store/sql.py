@@ -32,6 +32,7 @@ from analyzer.store.rows import (
     build_rollup,
     prime_columns,
     result_row,
+    rollup_labels,
     rollup_row,
     skey_of,
     stream_of,
@@ -130,14 +131,15 @@ class SqlStore:
         transaction committed before returning."""
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known  # cheap answer to a re-send; checked again under the write lock
-        streams = [stream_of(r, self._idents) for r in batch.results]
-        rows = [result_row(r) for r in batch.results]
-        digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
-                                                                              strict=True)))
-        rollups = build_rollups(batch.results, self.thresholds_ns)
-        with self._transaction():  # a duplicate wrote nothing: committing it is harmless
-            return self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
-                                      rollups)
+        with _gc_paused():  # ~10 acyclic objects per result: collections would be pure cost
+            streams = [stream_of(r, self._idents) for r in batch.results]
+            rows = [result_row(r) for r in batch.results]
+            digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
+                                                                                  strict=True)))
+            rollups = build_rollups(batch.results, self.thresholds_ns, rollup_labels(streams))
+            with self._transaction():  # a duplicate wrote nothing: committing it is harmless
+                return self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
+                                          rollups)
 
     def _write_locked(self, batch: Batch, received_at_ns: int, digest: str,
                       streams: list[tuple[Any, ...]], rows: list[tuple[Any, ...]],
