@@ -58,7 +58,8 @@ class StampProber:
                 target = StampTarget(job.probe_id, job.src_site, job.src_carrier, job.dst_site,
                                      job.dst_carrier, job.dst_addr, port=job.type_p.dst_port
                                      or 862, size=job.type_p.size, dscp=job.type_p.dscp,
-                                     tmax_ns=job.tmax_ns, session=job.session)
+                                     tmax_ns=job.tmax_ns, session=job.session,
+                                     key=job.options.get("stamp_key"))
                 self.probes[job.key] = await nursery.start(self._hold, open_stamp_probe,
                                                            target)
             self._nursery = nursery

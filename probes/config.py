@@ -20,6 +20,7 @@ from inventory.topology import Topology
 from ixmeter.errors import IxmeterError
 from ixmeter.record import Method, TypeP
 from probes.scheduler import Job
+from probes.stamp.codec import AUTH_SIZE as STAMP_AUTH_SIZE
 
 DEFAULT_STAMP_PORT = 862
 
@@ -60,6 +61,10 @@ class ProbeConfig(_Model):
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     heartbeat_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=20_000, ge=1)
+    # STAMP authenticated mode (RFC 8762 §4.2.2, §4.4): the HMAC key shared with the reflectors,
+    # a file whose content (trailing whitespace stripped) is the key, as `ixmeter reflector
+    # --auth-key-file` reads it. Unset: unauthenticated mode.
+    stamp_auth_key_file: Path | None = None
 
 
 def load_config(path: str | Path) -> ProbeConfig:
@@ -86,7 +91,7 @@ def load_config(path: str | Path) -> ProbeConfig:
 
 def _resolve(cfg: ProbeConfig, base: Path) -> ProbeConfig:
     fields: dict[str, Any] = {}
-    for name in ("key_file", "spool", "inventory"):
+    for name in ("key_file", "spool", "inventory", "stamp_auth_key_file"):
         value = getattr(cfg, name)
         if value is not None and not value.is_absolute():
             fields[name] = base / value
@@ -130,16 +135,33 @@ def _from_keys_file(text: str, path: Path, probe_id: str | None) -> str:
     return str(value)
 
 
+def read_stamp_key(path: Path) -> bytes:
+    """The STAMP HMAC key: the file's bytes without trailing whitespace (same rule as the
+    reflector's ``--auth-key-file``)."""
+    try:
+        key = path.read_bytes().rstrip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read stamp_auth_key_file {str(path)!r}: {exc.strerror}",
+                          hint="use the key file given to the reflectors' --auth-key-file") \
+            from None
+    if not key:
+        raise ConfigError(f"stamp_auth_key_file {str(path)!r} is empty")
+    return key
+
+
 def _version(addr: str) -> int:
     return ipaddress.ip_address(addr).version
 
 
-def _type_p(spec: MeasurementSpec, version: int, mode: str, port: int) -> TypeP:
-    """Type-P per method (RFC 2330 §13): ICMP message size; STAMP UDP to the reflector port."""
+def _type_p(spec: MeasurementSpec, version: int, mode: str, port: int,
+            stamp_auth: bool = False) -> TypeP:
+    """Type-P per method (RFC 2330 §13): ICMP message size; STAMP UDP to the reflector port,
+    at least the 112-octet authenticated base packet in authenticated mode (RFC 8762 §4.2.2)."""
     if spec.method is MethodName.ICMP:
         return TypeP("icmp", version, spec.size, spec.dscp)
     if spec.method is MethodName.STAMP:
-        return TypeP("udp", version, spec.size, spec.dscp, port)
+        size = max(spec.size, STAMP_AUTH_SIZE) if stamp_auth else spec.size
+        return TypeP("udp", version, size, spec.dscp, port)
     dport = {"udp": 33434, "tcp": 80}.get(mode)
     return TypeP(mode, version, spec.size, spec.dscp, dport)
 
@@ -177,11 +199,15 @@ def _job(spec: MeasurementSpec, cfg: ProbeConfig, src_site: str, src_carrier: st
          src_addr: str, dst_site: str, dst_carrier: str, dst_addr: str, port: int,
          session: str) -> Job:
     version = _version(dst_addr)
+    options: dict[str, Any] = {"mode": cfg.traceroute_mode}
+    keyed = spec.method is MethodName.STAMP and cfg.stamp_auth_key_file is not None
+    if keyed:
+        assert cfg.stamp_auth_key_file is not None
+        options["stamp_key"] = read_stamp_key(cfg.stamp_auth_key_file)
     return Job(spec.id, Method(spec.method.value), cfg.probe_id, src_site, src_carrier,
                dst_site, dst_carrier, src_addr, dst_addr,
-               _type_p(spec, version, cfg.traceroute_mode, port), spec.rate_pps,
-               round(spec.tmax_s * 1e9), spec.schedule, session,
-               {"mode": cfg.traceroute_mode})
+               _type_p(spec, version, cfg.traceroute_mode, port, keyed), spec.rate_pps,
+               round(spec.tmax_s * 1e9), spec.schedule, session, options)
 
 
 def jobs_from_targets(cfg: ProbeConfig, session: str) -> list[Job]:

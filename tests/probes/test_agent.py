@@ -27,7 +27,7 @@ from ixmeter.record import Method, Result, Status
 from probes.agent import Agent
 from probes.config import ConfigError, load_config
 from probes.stamp.net import open_udp, serve_reflector
-from probes.stamp.session import SessionReflector
+from probes.stamp.session import ReflectorConfig, SessionReflector
 
 KEY = b"q" * 32
 PROBE = "cs-yungu-ct"
@@ -112,6 +112,39 @@ async def test_agent_measures_spools_uploads_and_drains(
     assert by_method[Method.TRACEROUTE][0].hops[0].addr == "127.0.0.1"
     assert len({(r.method, r.dst_addr, r.seq, r.session) for r in stored}) == len(stored)
     assert agent.metrics.counters()["received"] == len(stored)
+
+
+async def test_authenticated_stamp_from_the_config(
+        tmp_path: Path, collector: tuple[str, SqliteStore]) -> None:
+    """``stamp_auth_key_file`` switches the probe's STAMP sessions to authenticated mode
+    (RFC 8762 §4.2.2): an authenticated reflector answers them, and their Type-P records the
+    112-octet authenticated packet."""
+    url, store = collector
+    (tmp_path / "stamp.key").write_bytes(b"a shared stamp secret\n")
+    sock, _info = open_udp("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    config = write_config(tmp_path, url, port, stamp_auth_key_file="stamp.key")
+    data = yaml.safe_load(config.read_text())
+    data["targets"] = [t for t in data["targets"] if t["spec"] == "stamp"]
+    config.write_text(yaml.safe_dump(data))
+    agent = Agent(load_config(config))
+    reflector = SessionReflector(ReflectorConfig(key=b"a shared stamp secret"))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_reflector, sock, reflector)
+            stop = trio.Event()
+            async with trio.open_nursery() as inner:
+                await inner.start(agent.run, stop)
+                await trio.sleep(1.5)
+                stop.set()
+            nursery.cancel_scope.cancel()
+    finally:
+        sock.close()
+    stored = [r for r in _stored(store) if r.method is Method.STAMP]
+    assert stored
+    assert {r.type_p.size for r in stored} == {112}
+    received = [r for r in stored if r.status is Status.RECEIVED]
+    assert len(received) >= 0.8 * len(stored)  # shared CPU
 
 
 @pytest.mark.root
