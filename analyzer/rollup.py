@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 
 from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 from ixmeter.record import Result, Status
@@ -172,8 +173,7 @@ def _rollup(key: tuple[str, str, str, int], results: list[Result],
     return out
 
 
-def _send_order(r: Result) -> tuple[str, int, int]:
-    return (r.session, r.seq, r.sent_at_ns)
+_send_order = attrgetter("session", "seq", "sent_at_ns")
 
 
 def _count(out: MinuteRollup, ordered: list[Result]) -> list[Result]:
@@ -225,18 +225,24 @@ def _loss_periods(out: MinuteRollup, ordered: list[Result]) -> None:
 
 
 def _reordered(ordered: list[Result]) -> int:
-    """RFC 4737 §3.3: arrivals whose sequence number is below the next expected one."""
-    arrived = [r for r in ordered if r.status is Status.RECEIVED and r.rtt_ns is not None]
-    arrived.sort(key=lambda r: (r.session, r.sent_at_ns + (r.rtt_ns or 0)))
+    """RFC 4737 §3.3: arrivals whose sequence number is below the next expected one.
+    Arrival order is (session, send time + RTT), ties in send order (a stable sort)."""
+    received = Status.RECEIVED
+    arrived = [(r.session, r.sent_at_ns + r.rtt_ns, r.seq) for r in ordered
+               if r.status is received and r.rtt_ns is not None]
+    arrived.sort(key=_arrival)
     count, expected, session = 0, -1, None
-    for r in arrived:
-        if r.session != session:
-            session, expected = r.session, -1
-        if r.seq < expected:
+    for sess, _at, seq in arrived:
+        if sess != session:
+            session, expected = sess, -1
+        if seq < expected:
             count += 1
         else:
-            expected = r.seq + 1
+            expected = seq + 1
     return count
+
+
+_arrival = itemgetter(0, 1)
 
 
 def merge(rollups: Iterable[MinuteRollup]) -> MinuteRollup:

@@ -45,6 +45,9 @@ ROLLUP_COLUMNS = ROLLUP_KEY + (
     f"{d}_{f}" for d in ("rtt", "fwd", "bwd") for f in _DELAY_FIELDS)
 
 StreamTuple = tuple[Any, ...]
+# The encoders json.dumps(..., separators=(",", ":")[, ensure_ascii=False]) builds per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+_BODY_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _LABEL = itemgetter(*(STREAM_COLUMNS.index(c) for c in ("path_id", "method", "type_p")))
 
 
@@ -118,8 +121,7 @@ def build_result(stream: Sequence[Any], row: Sequence[Any]) -> Result:
 def body_digest(items: Iterable[tuple[str, int, Sequence[Any]]]) -> bytes:
     """sha256 of the canonical batch body: JSON of ``[skey, idx, *result_row]`` in idx order."""
     body = [[skey, idx, *row] for skey, idx, row in items]
-    return hashlib.sha256(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).digest()
+    return hashlib.sha256(_BODY_JSON(body).encode()).digest()
 
 
 def rollup_row(r: MinuteRollup) -> tuple[Any, ...]:
@@ -131,7 +133,7 @@ def rollup_row(r: MinuteRollup) -> tuple[Any, ...]:
 
 
 def _delay_cols(d: DelayStats) -> tuple[Any, ...]:
-    below = json.dumps({str(k): v for k, v in sorted(d.below.items())}, separators=(",", ":"))
+    below = _COMPACT_JSON({str(k): v for k, v in sorted(d.below.items())})
     return (d.n, d.min, d.max, d.sum, d.sumsq, d.sketch.to_bytes(), below)
 
 
