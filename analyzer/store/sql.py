@@ -134,8 +134,8 @@ class SqlStore:
         with _gc_paused():  # ~10 acyclic objects per result: collections would be pure cost
             streams = [stream_of(r, self._idents) for r in batch.results]
             rows = [result_row(r) for r in batch.results]
-            digest = body_digest((s[0], i, row) for i, (s, row) in enumerate(zip(streams, rows,
-                                                                                  strict=True)))
+            skeys = [s[0] for s in streams]
+            digest = body_digest(zip(skeys, range(len(rows)), rows, strict=True))
             rollups = build_rollups(batch.results, self.thresholds_ns, rollup_labels(streams))
             with self._transaction():  # a duplicate wrote nothing: committing it is harmless
                 return self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
