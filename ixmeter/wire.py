@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ixmeter.errors import RecordError
 from ixmeter.record import Result, from_dict
 
@@ -48,7 +50,7 @@ def encode_batch(batch: Batch) -> bytes:
 def decode_batch(body: bytes) -> Batch:
     """Parse a batch body; raise :class:`RecordError` naming the field (``results[3].seq``)."""
     try:
-        obj = json.loads(body)
+        obj = _parse_json(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"body: not valid JSON ({exc})") from None
     if not isinstance(obj, Mapping):
@@ -63,6 +65,20 @@ def decode_batch(body: bytes) -> Batch:
     if not isinstance(items, list):
         raise RecordError("field 'results': expected a list")
     return Batch(str(probe_id), str(batch_id), _decode_results(items, str(probe_id)))
+
+
+def _parse_json(body: bytes) -> Any:
+    """Parse with orjson, and leave to :mod:`json` whatever orjson refuses.
+
+    orjson parses a 1,000-result batch about twice as fast, but it is stricter than ``json``
+    (integers beyond 64 bits, NaN, lone surrogates, UTF-16/32 bodies). Re-parsing its refusals
+    with ``json`` keeps the accepted bodies and the error texts exactly as they were; only bodies
+    that are refused anyway pay for the second parse.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def _decode_results(items: Sequence[Any], probe_id: str) -> tuple[Result, ...]:
