@@ -20,7 +20,6 @@ import math
 import operator
 from collections import Counter
 from collections.abc import Iterable
-from itertools import chain
 
 DEFAULT_ALPHA = 0.005
 _MAGIC = b"DD1"
@@ -135,10 +134,9 @@ class DDSketch:
         """Compact, canonical encoding: magic, alpha (ppm), zero count, then sorted buckets as
         (zig-zag delta of key, count) varints. Equal sketches give equal bytes."""
         keys = sorted(self.buckets)
-        deltas = _zigzags(map(operator.sub, keys, [0, *keys[:-1]]))
-        counts = map(self.buckets.__getitem__, keys)
-        fields = [round(self.alpha * 1_000_000), self.zero, len(keys)]
-        fields += chain.from_iterable(zip(deltas, counts, strict=True))
+        fields = [round(self.alpha * 1_000_000), self.zero, len(keys), *keys, *keys]
+        fields[3::2] = _zigzags(map(operator.sub, keys, [0, *keys[:-1]]))  # interleaved
+        fields[4::2] = map(self.buckets.__getitem__, keys)
         return _MAGIC + _put_varints(fields)
 
     @classmethod
@@ -186,14 +184,15 @@ def _unzigzag(n: int) -> int:
 
 def _put_varints(values: list[int]) -> bytes:
     """LEB128 of each value in turn. Almost all sketch fields (key deltas after the first,
-    counts) are below 128 and are their own single byte, appended directly."""
+    counts) are below 128, their own single byte: the runs between the others are copied
+    with one ``bytes()`` call each."""
     out = bytearray()
-    append = out.append
-    for n in values:
-        if 0 <= n < 0x80:
-            append(n)
-        else:
-            _put_varint(out, n)
+    start = 0
+    for i in [i for i, n in enumerate(values) if not 0 <= n < 0x80]:
+        out += bytes(values[start:i])
+        _put_varint(out, values[i])
+        start = i + 1
+    out += bytes(values[start:])
     return bytes(out)
 
 
