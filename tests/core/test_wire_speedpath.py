@@ -112,12 +112,25 @@ def test_random_changes_give_the_checked_outcome(base: dict[str, Any],
     assert _outcome(d) == _checked_outcome(d)
 
 
+def _body(*results: dict[str, Any]) -> bytes:
+    return json.dumps({"v": 1, "probe_id": "p0", "batch_id": "b", "results": results}).encode()
+
+
 def test_bodies_orjson_refuses_are_still_read_as_json_reads_them() -> None:
-    d = {**DICTS[0], "seq": 2**70, "error_detail": "\ud800"}
-    body = json.dumps({"v": 1, "probe_id": "p0", "batch_id": "b", "results": [d]}).encode()
-    (result,) = decode_batch(body).results
-    assert result.seq == 2**70
+    (result,) = decode_batch(_body({**DICTS[0], "error_detail": "\ud800"})).results
     assert result.error_detail == "\ud800"
+
+
+def test_an_integer_beyond_64_bits_is_read_as_json_reads_it() -> None:
+    """orjson reads 2**70 as a float; the record would be refused, so json reads it again."""
+    (result,) = decode_batch(_body({**DICTS[0], "seq": 2**70})).results
+    assert result.seq == 2**70
+
+
+def test_a_bad_body_keeps_the_error_text() -> None:
+    with pytest.raises(RecordError, match=r"^results\[1\]: field 'seq': expected an integer, "
+                       r"got 1\.5$"):
+        decode_batch(_body(DICTS[0], {**DICTS[1], "seq": 1.5}))
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"\xff", b'{"v": 1,}'])
