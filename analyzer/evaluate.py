@@ -130,6 +130,7 @@ class _Context:
         self._scope: dict[tuple[str, str], bool] = {}
         self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
         self._seen: set[tuple[str, str, str, int]] = set()
+        self._known: dict[tuple[str, str], bool] = {}
         self.baseline_windows: set[bl.TimeWindow] = set()
 
     def city_of(self, site: str) -> str | None:
@@ -150,8 +151,11 @@ class _Context:
         """Drop traceroute and unknown sites; note error records (exclusions, once each)."""
         if r.method == "traceroute":
             return False
-        known = self.topo.city_of(r.src_site) is not None and \
-            self.topo.city_of(r.dst_site) is not None
+        ends = (r.src_site, r.dst_site)
+        known = self._known.get(ends)
+        if known is None:  # once per site pair: a year of day rows repeats each 365 times
+            known = self._known[ends] = self.topo.city_of(r.src_site) is not None and \
+                self.topo.city_of(r.dst_site) is not None
         if r.key not in self._seen:
             self._seen.add(r.key)
             if not known:
