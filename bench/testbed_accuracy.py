@@ -112,7 +112,7 @@ def accuracy(tb: Testbed, seconds: float, rate: float) -> dict[str, Any]:
     out["loss"] = loss_check(loss["sent"], len(loss["rtt_ns"]), LOSS_RATE)
     status = tb.status()
     out["release_late_us"] = status["release_late_us"]
-    keys = ("arrival", "advance_us", "stamp_fallbacks", "read_wait_us")
+    keys = ("arrival", "advance_us", "stamp_fallbacks", "tap_drops", "read_wait_us")
     out["arrival"] = {k: status.get(k) for k in keys}
     out["fping"] = fping(tb, seconds, rate)
     out["ping_avg"] = ping_averages(tb)

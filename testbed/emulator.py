@@ -42,6 +42,7 @@ READ_ADVANCE_US = 10.0  # median TUN wake-up measured in 2026 (docs/testbed.md):
 SPIN_SHARE = 0.4  # busy-wait at most 40 % of one core on average
 SPIN_BURST_NS = 50_000_000
 MIN_SPIN_NS = 50_000  # what a nearly empty spin budget still allows
+SOL_PACKET, PACKET_STATISTICS = 263, 6  # linux/socket.h, linux/if_packet.h
 STAMP_WINDOW_NS = 1_000_000_000  # a kernel stamp older than this (or in the future): a clock step
 
 
@@ -218,6 +219,7 @@ class Daemon:
         self.history: list[dict[str, Any]] = []
         self.fds: list[int] = []
         self.taps: list[socket.socket] = []
+        self.tap_drops = 0
         self.started = time.monotonic()
 
     @property
@@ -276,11 +278,21 @@ class Daemon:
                 "history": self.history, "mode": self.mode, "priority": engine.priority,
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "arrival": engine.arrival, "advance_us": engine.fwd.advance_ns / 1000,
-                "stamp_fallbacks": engine.stamp_fallbacks,
+                "stamp_fallbacks": engine.stamp_fallbacks, "tap_drops": self._tap_drops(),
                 "read_wait_us": summary_us(engine.read_wait_ns),
                 "stats": {**{k: getattr(stats, k) for k in stats.__slots__},
                           "write_errors": engine.write_errors},
                 "release_late_us": engine.fwd.lateness_us()}
+
+    def _tap_drops(self) -> int:
+        """Packets the kernel dropped because a packet socket's buffer was full (loss the
+        profile did not ask for; PACKET_STATISTICS, which resets on read, so summed here)."""
+        for tap in self.taps:
+            with contextlib.suppress(OSError):
+                _packets, drops = struct.unpack("II", tap.getsockopt(SOL_PACKET,
+                                                                     PACKET_STATISTICS, 8))
+                self.tap_drops += drops
+        return self.tap_drops
 
     def path_table(self) -> list[dict[str, Any]]:
         return [{"src": p.src, "dst": p.dst, "one_way_ms": p.one_way_ms,

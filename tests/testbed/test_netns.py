@@ -87,6 +87,7 @@ def test_arrivals_are_stamped_by_the_kernel(tb: Testbed) -> None:
     assert status["arrival"] == "kernel timestamp (packet socket)"
     assert status["advance_us"] == 0
     assert status["stamp_fallbacks"] == 0
+    assert status["tap_drops"] == 0
     wait = status["read_wait_us"]
     assert wait["n"] >= 20
     assert wait["min"] >= -100  # allows only the clock-read error (realtime_offset_ns)
