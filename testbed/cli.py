@@ -139,6 +139,13 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _us(summary: dict[str, float] | None) -> str:
+    """Median, p99 and maximum of a timing summary in us, or "no packets yet"."""
+    if not summary:
+        return "no packets yet"
+    return f"{summary['p50']} / {summary['p99']} / {summary['max']} us (median / p99 / max)"
+
+
 def _status(args: argparse.Namespace) -> int:
     from testbed import daemon
 
@@ -157,6 +164,10 @@ def _status(args: argparse.Namespace) -> int:
     print(f"testbed {args.instance}: up, mode {state['mode']}, pid {state['pid']}, "
           f"profile {live['profile']}, {len(state['hosts'])} hosts, uptime {live['uptime_s']} s")
     print("  " + ", ".join(f"{k} {v}" for k, v in live["stats"].items()))
+    print(f"  arrivals stamped by {live.get('arrival')}, advance {live.get('advance_us')} us, "
+          f"stamp fallbacks {live.get('stamp_fallbacks')}, tap drops {live.get('tap_drops')}; "
+          f"release lateness {_us(live.get('release_late_us'))}; "
+          f"read after arrival {_us(live.get('read_wait_us'))}; priority {live.get('priority')}")
     for h in live["history"]:
         print(f"  profile {h['profile']} at +{h['after_s']} s ({h['why']})")
     return 0
