@@ -18,10 +18,9 @@ import struct
 import sys
 import time
 
+from probes.timestamping import enable_rx_timestamps, rx_timestamp_ns
 from testbed.packets import checksum
 from testbed.timerfd import TimerFd
-
-SO_TIMESTAMPNS = 35
 
 
 def _echo(ident: int, seq: int) -> bytes:
@@ -42,9 +41,7 @@ def _receive(sock: socket.socket, ident: int, sent: dict[int, tuple[int, int]],
         rid, seq = struct.unpack_from("!HH", data, ihl + 4)
         if rid != ident or seq not in sent:
             continue
-        rx = next((int.from_bytes(d[:8], "little") * 10**9 + int.from_bytes(d[8:16], "little")
-                   for lvl, typ, d in anc if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS),
-                  time.time_ns())
+        rx = rx_timestamp_ns(anc) or time.time_ns()
         target, tx = sent.pop(seq)
         rtts[target].append(rx - tx)
 
@@ -52,7 +49,7 @@ def _receive(sock: socket.socket, ident: int, sent: dict[int, tuple[int, int]],
 def ping(targets: list[str], rate: float, seconds: float, linger: float = 1.0) -> dict[str, object]:
     """Send round-robin at ``rate``/s for ``seconds``; collect replies for ``linger`` more."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    enable_rx_timestamps(sock)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     ident = os.getpid() & 0xFFFF
     timer = TimerFd()

@@ -22,19 +22,14 @@ from typing import Any
 from inventory.loader import default_inventory
 from testbed import daemon, netns
 from testbed.daemon import DEFAULT_INSTANCE, DEFAULT_SPIN_US, TestbedError
+from testbed.plan import Host
 from testbed.profiles import Profile, load_profile, parse_schedule
 
 
 @dataclass(frozen=True, slots=True)
-class HostInfo:
-    """One emulated host: its namespace, where it stands and its addresses."""
-
-    name: str
-    namespace: str
-    site: str
-    carrier: str
-    city: str
-    addresses: tuple[str, ...]
+class HostInfo(Host):
+    """One emulated host as a caller sees it: the plan's :class:`~testbed.plan.Host`, whose
+    ``v4``/``v6`` raise a clear error where the host has no such address (instead of None)."""
 
     @property
     def v4(self) -> str:

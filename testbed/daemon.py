@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,20 @@ def cleanup(instance: str) -> list[str]:
 
 
 USERNS_PREFIX = ["unshare", "-Urnm", "--propagation", "private"]
+
+
+def run_main(module: str, main: Callable[[Path], Awaitable[None]],
+             argv: Sequence[str] | None = None) -> int:
+    """The command line of a daemon module that :func:`start` runs: ``python -m MODULE RUNDIR``
+    runs ``main(RUNDIR)`` under trio."""
+    import trio  # the daemons need it; the CLI that imports this module does not
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print(f"usage: python -m {module} RUNDIR", file=sys.stderr)
+        return 2
+    trio.run(main, Path(args[0]))
+    return 0
 
 
 def start(instance: str, config: dict[str, Any], *, module: str = "testbed.emulator",

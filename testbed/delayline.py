@@ -148,12 +148,7 @@ def start_loopback(inventory: str | Path | None, profile: str | Path | Profile, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m testbed.delayline RUNDIR", file=sys.stderr)
-        return 2
-    trio.run(_main, Path(args[0]))
-    return 0
+    return daemon.run_main("testbed.delayline", _main, argv)
 
 
 if __name__ == "__main__":

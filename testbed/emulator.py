@@ -30,8 +30,9 @@ import trio
 
 from inventory.loader import load
 from inventory.schema import Inventory
+from probes.timestamping import rx_timestamp_ns
 from testbed import netns
-from testbed.daemon import DEFAULT_SPIN_US
+from testbed.daemon import DEFAULT_SPIN_US, run_main
 from testbed.forwarder import LATENESS_SAMPLES, Forwarder, summary_us
 from testbed.plan import Host, PathPlan, plan_paths, select_hosts
 from testbed.profiles import Profile
@@ -94,8 +95,8 @@ class Engine:
             self.release()
 
     def drain(self, events: list[tuple[int, int]] | None = None) -> None:
-        """Read every packet waiting on any TUN device; clear the timer if it fired; run
-        queued calls."""
+        """Read every packet waiting on any packet socket or TUN device; clear the timer if it
+        fired; run queued calls."""
         for fd, _ev in self.ep.poll(0) if events is None else events:
             if fd == self.timer.fd:
                 self.timer.clear()
@@ -120,19 +121,14 @@ class Engine:
                 pkt, anc, _flags, _addr = sock.recvmsg(READ_MAX, 64)
             except (BlockingIOError, InterruptedError):
                 return
-            at = now = time.monotonic_ns()
-            for level, kind, data in anc:
-                if level == socket.SOL_SOCKET and kind == netns.SO_TIMESTAMPNS:
-                    sec, nsec = struct.unpack("qq", data[:16])
-                    at = sec * 1_000_000_000 + nsec - offset
+            now = time.monotonic_ns()
+            stamp = rx_timestamp_ns(anc)
+            at = now if stamp is None else stamp - offset
             self.read_wait_ns.append(now - at)
             if not now - STAMP_WINDOW_NS <= at <= now:
                 self.stamp_fallbacks += 1
                 at = now
-            try:
-                self.fwd.receive(src, pkt, at)
-            except Exception:  # noqa: BLE001 - one odd packet must not stop the network
-                self.fwd.count["errors"] += 1
+            self._receive(src, pkt, at)
 
     def _read(self, fd: int) -> None:
         src = self.index[fd]
@@ -141,10 +137,13 @@ class Engine:
                 pkt = os.read(fd, READ_MAX)
             except (BlockingIOError, InterruptedError):
                 return
-            try:
-                self.fwd.receive(src, pkt, time.monotonic_ns())
-            except Exception:  # noqa: BLE001 - one odd packet must not stop the network
-                self.fwd.count["errors"] += 1
+            self._receive(src, pkt, time.monotonic_ns())
+
+    def _receive(self, src: int, pkt: bytes, at_ns: int) -> None:
+        try:
+            self.fwd.receive(src, pkt, at_ns)
+        except Exception:  # noqa: BLE001 - one odd packet must not stop the network
+            self.fwd.count["errors"] += 1
 
     def release(self) -> None:
         """Send every packet due now, spinning through the last ``spin_ns`` of each wait;
@@ -416,12 +415,7 @@ async def _main(rundir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m testbed.emulator RUNDIR", file=sys.stderr)
-        return 2
-    trio.run(_main, Path(args[0]))
-    return 0
+    return run_main("testbed.emulator", _main, argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ixmeter.errors import IxmeterError, PermissionProblem
+from probes.timestamping import enable_rx_timestamps
 from testbed.plan import Host
 
 TUNSETIFF = 0x400454CA
@@ -30,7 +31,6 @@ CAP_NET_ADMIN = 12
 CLONE_NEWNET = 0x40000000  # linux/sched.h
 NETNS_DIR = Path("/run/netns")  # where ``ip netns`` keeps its namespaces
 ETH_P_ALL = 0x0003
-SO_TIMESTAMPNS = 35  # asm-generic/socket.h; also the SCM_TIMESTAMPNS control message type
 SO_ATTACH_FILTER = 26
 PACKET_OUTGOING = 4  # linux/if_packet.h: sent by this host
 # Classic BPF (Documentation/networking/filter.rst): accept only what the host sends into its
@@ -127,7 +127,8 @@ def open_tap(namespace: str, ifname: str = HOST_IFNAME,
             buf = ctypes.create_string_buffer(code)
             prog = struct.pack("HxxxxxxQ", len(_OUTGOING_ONLY), ctypes.addressof(buf))
             sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            if not enable_rx_timestamps(sock):
+                raise OSError("the kernel refused SO_TIMESTAMPNS on a packet socket")
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root)
             sock.bind((ifname, ETH_P_ALL))
