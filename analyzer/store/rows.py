@@ -45,9 +45,10 @@ ROLLUP_COLUMNS = ROLLUP_KEY + (
     f"{d}_{f}" for d in ("rtt", "fwd", "bwd") for f in _DELAY_FIELDS)
 
 StreamTuple = tuple[Any, ...]
-# The encoders json.dumps(..., separators=(",", ":")[, ensure_ascii=False]) builds per call.
+# The encoders json.dumps(..., separators=(",", ":")[, ensure_ascii=False]) builds per call;
+# _CANONICAL_JSON writes stream keys and the batch body the chain digests.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
-_BODY_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _LABEL = itemgetter(*(STREAM_COLUMNS.index(c) for c in ("path_id", "method", "type_p")))
 
 
@@ -76,14 +77,14 @@ def rollup_labels(streams: Iterable[StreamTuple]) -> list[tuple[str, str, str]]:
 
 def skey_of(ident: Sequence[Any]) -> str:
     """The stream key: canonical JSON of the 14 stream identity columns."""
-    return json.dumps(list(ident), separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL_JSON(list(ident))
 
 
 def result_row(r: Result) -> tuple[Any, ...]:
     """The per-packet columns of a result, in :data:`RESULT_COLUMNS` order. Enum values are
     read as ``_value_``, the member's plain attribute (``.value`` is a descriptor call, a
     noticeable share of ingest at three per result)."""
-    hops = (json.dumps([[h.ttl, h.addr, h.rtt_ns] for h in r.hops], separators=(",", ":"))
+    hops = (_COMPACT_JSON([[h.ttl, h.addr, h.rtt_ns] for h in r.hops])
             if r.hops else None)
     error = r.error
     return (r.seq, r.sent_at_ns, r.status._value_, r.tmax_ns, r.ts_source._value_, r.rtt_ns,
@@ -121,7 +122,7 @@ def build_result(stream: Sequence[Any], row: Sequence[Any]) -> Result:
 def body_digest(items: Iterable[tuple[str, int, Sequence[Any]]]) -> bytes:
     """sha256 of the canonical batch body: JSON of ``[skey, idx, *result_row]`` in idx order."""
     body = [[skey, idx, *row] for skey, idx, row in items]
-    return hashlib.sha256(_BODY_JSON(body).encode()).digest()
+    return hashlib.sha256(_CANONICAL_JSON(body).encode()).digest()
 
 
 def rollup_row(r: MinuteRollup) -> tuple[Any, ...]:
