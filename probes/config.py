@@ -21,6 +21,7 @@ from ixmeter.errors import IxmeterError
 from ixmeter.record import Method, TypeP
 from probes.scheduler import Job
 from probes.stamp.codec import AUTH_SIZE as STAMP_AUTH_SIZE
+from probes.stamp.net import read_key_file
 
 DEFAULT_STAMP_PORT = 862
 
@@ -135,20 +136,6 @@ def _from_keys_file(text: str, path: Path, probe_id: str | None) -> str:
     return str(value)
 
 
-def read_stamp_key(path: Path) -> bytes:
-    """The STAMP HMAC key: the file's bytes without trailing whitespace (same rule as the
-    reflector's ``--auth-key-file``)."""
-    try:
-        key = path.read_bytes().rstrip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read stamp_auth_key_file {str(path)!r}: {exc.strerror}",
-                          hint="use the key file given to the reflectors' --auth-key-file") \
-            from None
-    if not key:
-        raise ConfigError(f"stamp_auth_key_file {str(path)!r} is empty")
-    return key
-
-
 def _version(addr: str) -> int:
     return ipaddress.ip_address(addr).version
 
@@ -203,7 +190,9 @@ def _job(spec: MeasurementSpec, cfg: ProbeConfig, src_site: str, src_carrier: st
     keyed = spec.method is MethodName.STAMP and cfg.stamp_auth_key_file is not None
     if keyed:
         assert cfg.stamp_auth_key_file is not None
-        options["stamp_key"] = read_stamp_key(cfg.stamp_auth_key_file)
+        options["stamp_key"] = read_key_file(
+            cfg.stamp_auth_key_file, "stamp_auth_key_file",
+            "use the key file given to the reflectors' --auth-key-file")
     return Job(spec.id, Method(spec.method.value), cfg.probe_id, src_site, src_carrier,
                dst_site, dst_carrier, src_addr, dst_addr,
                _type_p(spec, version, cfg.traceroute_mode, port, keyed), spec.rate_pps,

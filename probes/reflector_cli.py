@@ -41,15 +41,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def read_key(path: Path) -> bytes:
-    """The HMAC key from a file; an actionable error if it is missing or empty."""
-    try:
-        key = path.read_bytes().rstrip()
-    except OSError as exc:
-        raise IxmeterError(f"cannot read key file {path}: {exc.strerror}",
-                           hint="pass a readable file to --auth-key-file") from None
-    if not key:
-        raise IxmeterError(f"key file {path} is empty", hint="put the shared HMAC key in it")
-    return key
+    """The HMAC key from ``--auth-key-file`` (:func:`probes.stamp.net.read_key_file`)."""
+    from probes.stamp.net import read_key_file
+
+    return read_key_file(path, "key file", "pass a readable file to --auth-key-file")
 
 
 def run(args: argparse.Namespace) -> int:
