@@ -165,6 +165,11 @@ class LazySketch(DDSketch):
         self._raw: bytes | None = raw
         self._cols: tuple[int, npt.NDArray[Any], npt.NDArray[Any]] | None = None
 
+    def to_bytes(self) -> bytes:
+        """The stored bytes while undecoded (they are the canonical encoding), else encode."""
+        raw = object.__getattribute__(self, "_raw")
+        return raw if raw is not None else DDSketch.to_bytes(self)
+
     def columns(self) -> tuple[int, npt.NDArray[Any], npt.NDArray[Any]]:
         """(zero count, bucket keys, bucket counts) as compact arrays, for the analyzer's unit
         tables. Kept while the sketch is not decoded as a dict (a year of day tiers as dicts
