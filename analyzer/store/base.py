@@ -1,7 +1,7 @@
 """The store interface shared by the SQLite and PostgreSQL backends.
 
-One small Protocol (ARCHITECTURE.md): write a batch idempotently, read rollups for paths x window,
-read raw results, the hash-chain head, probe health. Both backends pass one shared test-suite.
+One small Protocol (ARCHITECTURE.md): write a batch idempotently (as records or as columnar
+blocks), read rollups for paths x window, read raw results, the hash-chain head, probe health. Both backends pass one shared test-suite.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from analyzer.columns import ColumnBatch
 from analyzer.rollup import MinuteRollup
 from analyzer.store.chain import ChainReport
 from ixmeter.record import Result
@@ -68,6 +69,17 @@ class Store(Protocol):
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
         """Store a batch exactly once (idempotent on probe id + batch id), update rollups,
         extend the hash chain; commit before returning."""
+        ...
+
+    def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
+        """:meth:`write_batch` for a columnar batch (what the collector decodes wire bodies
+        into): raw results kept as one compressed block per stream, rollups appended as
+        parts, the chain extended over the stored blocks."""
+        ...
+
+    def compact(self) -> int:
+        """Fold rollup keys stored as several parts into one row each (maintenance; ingest
+        compacts the keys it writes often by itself); returns the parts removed."""
         ...
 
     def batch_receipt(self, probe_id: str, batch_id: str) -> WriteReceipt | None:

@@ -78,7 +78,7 @@ def _problem(s: StoredLink, prev: str, expected_index: int) -> str | None:
     if s.prev_head != prev:
         return "prev_head does not match the previous head"
     if s.recomputed_body is not None and s.recomputed_body != s.body_sha256:
-        return "stored results do not match the batch digest (a result row was edited)"
+        return "stored results do not match the batch digest (a stored result was edited)"
     if link(prev, s.body_sha256, s.probe_id, s.batch_id, s.received_at_ns) != s.head:
         return "head does not match sha256(prev || body || probe || batch || received_at)"
     return None

@@ -3,23 +3,20 @@ collectors behind a load balancer.
 
 Writers serialise chain extension with a transaction-scoped advisory lock, so batches from any
 collector form one chain and the ``(probe_id, batch_id)`` duplicate check sees every commit.
-Result rows go in with ``COPY``. psycopg is imported only when a PostgreSQL store is opened.
+psycopg is imported only when a PostgreSQL store is opened.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS
-from analyzer.store.rows import RESULT_COLUMNS
 from analyzer.store.schema import LATEST, MIGRATIONS, TIERS_MIGRATION
 from analyzer.store.sql import SqlStore
 from ixmeter.errors import IxmeterError
 
 WRITE_LOCK = 0x1C0113C7  # pg_advisory_xact_lock key of the chain writer
-_COPY = f"COPY results (bid, idx, stream, {', '.join(RESULT_COLUMNS)}) FROM STDIN"
 
 
 class PostgresStoreError(IxmeterError):
@@ -55,11 +52,6 @@ class PostgresStore(SqlStore):
     def _begin_write(self) -> None:
         self._exec("BEGIN")
         self._exec("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-
-    def _insert_results(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        with cur.copy(_COPY) as copy:
-            for row in rows:
-                copy.write_row(row)
 
     def _migrate(self) -> list[int]:
         """Apply pending migrations under the writer lock (several collectors may start)."""

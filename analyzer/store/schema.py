@@ -96,9 +96,43 @@ def tiers(dialect: str) -> list[str]:
     return out
 
 
+BLOCK_COLUMNS = ("bid", "sno", "stream", "n", "first_ns", "last_ns", "data")
+
+
+def blocks_and_parts(dialect: str) -> list[str]:
+    """Version 3 DDL: columnar ingest.
+
+    ``blocks``: raw results as one compressed blob per stream and batch
+    (:func:`analyzer.columns.encode_block`), with the send-time span for window reads and
+    retention; ``batches.fmt`` says how a batch's raw results are kept (1: a ``results`` row
+    each, as written before version 3; 2: ``blocks``). Rollup tables get ``part``: ingest
+    appends each batch's rollups as a new part (``part`` = the batch's chain index) instead of
+    reading, merging and rewriting the stored row; readers merge a key's parts in part order,
+    and compaction folds them into one row (the first part's number). Existing rows become
+    part 0. The tables are rebuilt, as SQLite cannot change a primary key in place."""
+    blob = _TYPES[dialect][_BLOB]
+    integer = _TYPES[dialect][_INT]
+    out = [f"ALTER TABLE batches ADD COLUMN fmt {integer} NOT NULL DEFAULT 1",
+           f"CREATE TABLE blocks (bid {integer} NOT NULL, sno {integer} NOT NULL, "
+           f"stream {integer} NOT NULL, n {integer} NOT NULL, first_ns {integer} NOT NULL, "
+           f"last_ns {integer} NOT NULL, data {blob} NOT NULL, PRIMARY KEY (bid, sno))",
+           "CREATE INDEX blocks_first ON blocks (first_ns)",
+           "CREATE INDEX blocks_last ON blocks (last_ns)"]
+    cols = ", ".join(ROLLUP_COLUMNS)
+    for name, _size in TIERS.values():
+        out += [_table(dialect, f"{name}_v3", ROLLUP_COLUMNS + ("part",),
+                       f"PRIMARY KEY ({', '.join(ROLLUP_KEY)}, part)"),
+                f"INSERT INTO {name}_v3 ({cols}, part) SELECT {cols}, 0 FROM {name}",
+                f"DROP TABLE {name}",
+                f"ALTER TABLE {name}_v3 RENAME TO {name}",
+                f"CREATE INDEX {name}_minute ON {name} (minute)"]
+    return out
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "batches, streams, results, rollups, probes; hash chain in batches", initial),
     Migration(2, "hour and day rollup tiers", tiers),
+    Migration(3, "columnar blocks of raw results; rollups as appended parts", blocks_and_parts),
 )
 TIERS_MIGRATION = 2
 LATEST = MIGRATIONS[-1].version

@@ -15,11 +15,39 @@ split in two counts twice; ``loss_period_max`` is the longest part).
 from __future__ import annotations
 
 import gc
+import heapq
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup, build_rollups
+import numpy as np
+
+from analyzer.columns import (
+    CODE_COLUMNS,
+    INT_COLUMNS,
+    Block,
+    ColumnBatch,
+    blocks_digest,
+    blocks_of,
+    check_probe,
+    decode_block,
+    encode_block,
+    path_and_type_p,
+    results_of,
+)
+from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup
+
+try:  # TEMPORARY until analyzer.rollup_columns lands
+    from analyzer.rollup_columns import batch_rollups
+except ImportError:
+    from analyzer.rollup import build_rollups
+
+    def batch_rollups(blocks: Sequence[Block], thresholds_ns: Sequence[int]
+                      ) -> dict[str, list[MinuteRollup]]:
+        pairs = sorted((i, r) for b in blocks
+                       for i, r in zip(b.idx.tolist(), results_of(b), strict=True))
+        minutes = build_rollups([r for _, r in pairs], thresholds_ns)
+        return {"minute": minutes, "hour": fold(minutes, "hour"), "day": fold(minutes, "day")}
 from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
 from analyzer.store.rows import (
@@ -31,13 +59,10 @@ from analyzer.store.rows import (
     build_result,
     build_rollup,
     prime_columns,
-    result_row,
-    rollup_labels,
     rollup_row,
     skey_of,
-    stream_of,
 )
-from analyzer.store.schema import BATCH_COLUMNS, PROBE_COLUMNS, TIERS
+from analyzer.store.schema import BATCH_COLUMNS, BLOCK_COLUMNS, PROBE_COLUMNS, TIERS
 from analyzer.store.tiers import fold, merge_pair
 from ixmeter.record import Result
 from ixmeter.wire import Batch
@@ -47,22 +72,64 @@ _S_COLS = ", ".join(f"s.{c}" for c in STREAM_COLUMNS[1:15])
 
 
 def _rollup_select(table: str) -> str:
-    return f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table}"
+    """Every rollup column and the part number, from ``table``."""
+    return f"SELECT {', '.join(ROLLUP_COLUMNS)}, part FROM {table}"
 
 
 def _rollup_upsert(table: str) -> str:
-    return (f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))}) "
-            f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
+    """Insert or overwrite one part: parameters are a :func:`rollup_row` and the part."""
+    return (f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}, part) "
+            f"VALUES ({', '.join('?' * (len(ROLLUP_COLUMNS) + 1))}) "
+            f"ON CONFLICT ({', '.join(ROLLUP_KEY)}, part) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in ROLLUP_COLUMNS[len(ROLLUP_KEY):]))
 
 
 _ROLLUP_SELECT = _rollup_select("rollups")
-_RESULT_INSERT = (
-    f"INSERT INTO results (bid, idx, stream, {', '.join(RESULT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (3 + len(RESULT_COLUMNS)))}) ON CONFLICT DO NOTHING")
-_BATCH_INSERT = (f"INSERT INTO batches ({', '.join(BATCH_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(BATCH_COLUMNS))})")
+_BATCH_INSERT = (f"INSERT INTO batches ({', '.join(BATCH_COLUMNS)}, fmt) "
+                 f"VALUES ({', '.join('?' * (len(BATCH_COLUMNS) + 1))})")
+_BLOCK_INSERT = (f"INSERT INTO blocks ({', '.join(BLOCK_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(BLOCK_COLUMNS))})")
+COMPACT_AT = 32  # parts a store appends to one rollup key before it folds them into one row
+
+
+def _part_insert(table: str) -> str:
+    return (f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}, part) "
+            f"VALUES ({', '.join('?' * (len(ROLLUP_COLUMNS) + 1))})")
+
+
+def _stream_row(ident: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The ``streams`` row of a block's identity (skey first, path and Type-P last)."""
+    return (skey_of(ident), *ident, *path_and_type_p(ident))
+
+
+def _span(block: Block) -> tuple[int, int]:
+    """First and last send time of a block (window reads and retention)."""
+    return int(block.sent_at_ns.min()), int(block.sent_at_ns.max())
+
+
+def _merge_parts(parts: Sequence[MinuteRollup]) -> MinuteRollup:
+    """The parts of one key merged in part order: the same merge ingest made in place before
+    rollups became parts (so the same floats)."""
+    out = parts[0]
+    for p in parts[1:]:
+        out = merge_pair(out, p)
+    return out
+
+
+def _merged_rows(rows: Sequence[Sequence[Any]], rollups: Sequence[MinuteRollup] | None = None
+                 ) -> list[MinuteRollup]:
+    """Rows ``(rollup columns..., part)`` sorted by key and part, one rollup per key."""
+    built = rollups if rollups is not None else [build_rollup(row[:-1]) for row in rows]
+    out: list[MinuteRollup] = []
+    run: list[MinuteRollup] = []
+    for r in built:
+        if run and r.key != run[0].key:
+            out.append(_merge_parts(run))
+            run = []
+        run.append(r)
+    if run:
+        out.append(_merge_parts(run))
+    return out
 
 
 class SqlStore:
@@ -75,15 +142,12 @@ class SqlStore:
         self.thresholds_ns = tuple(sorted(set(thresholds_ns)))
         self._streams: dict[str, int] = {}
         self._in_tx = False
-        self._idents: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._parts: dict[tuple[str, tuple[str, str, str, int]], int] = {}
         self._rebuilt: set[tuple[tuple[str, str, str, int], str]] = set()
 
     # -- backend hooks -------------------------------------------------------------------
     def _begin_write(self) -> None:
         raise NotImplementedError
-
-    def _insert_results(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        cur.executemany(self._sql(_RESULT_INSERT), rows)
 
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
@@ -127,44 +191,57 @@ class SqlStore:
         return None if row is None else WriteReceipt(0, True, row[0])
 
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
-        """Store a batch exactly once, merge its minute rollups and extend the chain, in one
-        transaction committed before returning."""
+        """Store a batch of records exactly once: as blocks (:meth:`write_blocks`)."""
+        if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
+            return known  # cheap answer to a re-send, before any conversion
+        return self.write_blocks(
+            ColumnBatch(batch.probe_id, batch.batch_id, blocks_of(batch.results)),
+            received_at_ns)
+
+    def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
+        """Store a columnar batch exactly once, in one transaction committed before returning:
+        one blob per block, the batch's minute/hour/day rollups appended as parts, the chain
+        extended over the blobs. Then compacts the rollup keys that have gathered
+        :data:`COMPACT_AT` parts from this store's writes."""
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known  # cheap answer to a re-send; checked again under the write lock
-        with _gc_paused():  # ~10 acyclic objects per result: collections would be pure cost
-            streams = [stream_of(r, self._idents) for r in batch.results]
-            rows = [result_row(r) for r in batch.results]
-            skeys = [s[0] for s in streams]
-            digest = body_digest(zip(skeys, range(len(rows)), rows, strict=True))
-            rollups = build_rollups(batch.results, self.thresholds_ns, rollup_labels(streams))
+        check_probe(batch.probe_id, batch.blocks)
+        with _gc_paused():
+            streams = [_stream_row(b.ident) for b in batch.blocks]
+            blobs = [encode_block(b) for b in batch.blocks]
+            digest = blocks_digest(zip((s[0] for s in streams), blobs, strict=True)).hex()
+            rollups = batch_rollups(batch.blocks, self.thresholds_ns)
             with self._transaction():  # a duplicate wrote nothing: committing it is harmless
-                return self._write_locked(batch, received_at_ns, digest.hex(), streams, rows,
-                                          rollups)
+                receipt = self._write_locked(batch, received_at_ns, digest, streams, blobs,
+                                             rollups)
+            if not receipt.duplicate:
+                self._compact_due(rollups)
+            return receipt
 
-    def _write_locked(self, batch: Batch, received_at_ns: int, digest: str,
-                      streams: list[tuple[Any, ...]], rows: list[tuple[Any, ...]],
-                      rollups: list[MinuteRollup]) -> WriteReceipt:
+    def _write_locked(self, batch: ColumnBatch, received_at_ns: int, digest: str,
+                      streams: list[tuple[Any, ...]], blobs: list[bytes],
+                      rollups: dict[str, list[MinuteRollup]]) -> WriteReceipt:
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known
         head = self.chain_head()
         bid = head.length + 1
+        n = batch.n
         new_head = chain.link(head.head, digest, batch.probe_id, batch.batch_id, received_at_ns)
         self._exec(_BATCH_INSERT, (bid, batch.probe_id, batch.batch_id, received_at_ns,
-                                   len(rows), digest, head.head, new_head, 0))
+                                   n, digest, head.head, new_head, 0, 2))
         ids = self._stream_ids(streams)
         cur = self._conn.cursor()
-        self._insert_results(cur, [(bid, i, ids[s[0]], *row)
-                                   for i, (s, row) in enumerate(zip(streams, rows, strict=True))])
-        for r in rollups:
-            self._merge_rollup(r, "rollups")
-        for tier in ("hour", "day"):
-            for r in fold(rollups, tier):
-                self._merge_rollup(r, TIERS[tier][0])
+        cur.executemany(self._sql(_BLOCK_INSERT), [
+            (bid, sno, ids[s[0]], b.n, *_span(b), blob)
+            for sno, (b, s, blob) in enumerate(zip(batch.blocks, streams, blobs, strict=True))])
+        for tier, (table, _size) in TIERS.items():
+            cur.executemany(self._sql(_part_insert(table)),
+                            [(*rollup_row(r), bid) for r in rollups[tier]])
         self._exec("INSERT INTO probes (probe_id, last_batch_ns, results) VALUES (?, ?, ?) "
                    "ON CONFLICT (probe_id) DO UPDATE SET last_batch_ns = excluded.last_batch_ns, "
                    "results = probes.results + excluded.results",
-                   (batch.probe_id, received_at_ns, len(rows)))
-        return WriteReceipt(len(rows), False, new_head)
+                   (batch.probe_id, received_at_ns, n))
+        return WriteReceipt(n, False, new_head)
 
     def _stream_ids(self, streams: list[tuple[Any, ...]]) -> dict[str, int]:
         missing = {s[0]: s for s in streams if s[0] not in self._streams}
@@ -178,11 +255,55 @@ class SqlStore:
                 self._streams[skey] = row[0]
         return self._streams
 
-    def _merge_rollup(self, new: MinuteRollup, table: str) -> None:
+    # -- rollup parts and compaction ------------------------------------------------------
+    def _compact_due(self, rollups: dict[str, list[MinuteRollup]]) -> None:
+        """Count the parts this store appended per key; compact keys that reached
+        :data:`COMPACT_AT` (one transaction for all of them)."""
+        due: list[tuple[str, tuple[str, str, str, int]]] = []
+        counts = self._parts
+        for tier, (table, _size) in TIERS.items():
+            for r in rollups[tier]:
+                k = (table, r.key)
+                c = counts.get(k, 0) + 1
+                if c >= COMPACT_AT:
+                    due.append(k)
+                    c = 0
+                counts[k] = c
+        if len(counts) > 200_000:  # old keys: forget them (a full compact() finds them)
+            self._parts = {k: c for k, c in counts.items() if c}
+        if due:
+            with self._transaction():
+                for table, key in due:
+                    self._compact_key(table, key)
+
+    def compact(self) -> int:
+        """Fold every rollup key stored as several parts into one row (maintenance; ingest
+        compacts the keys it writes often by itself). Returns the parts removed."""
+        removed = 0
+        with self._transaction():
+            for table, _size in TIERS.values():
+                keys = self._exec(f"SELECT {', '.join(ROLLUP_KEY)} FROM {table} GROUP BY "
+                                  f"{', '.join(ROLLUP_KEY)} HAVING COUNT(*) > 1").fetchall()
+                for key in keys:
+                    removed += self._compact_key(table, tuple(key))
+        self._parts.clear()
+        return removed
+
+    def _compact_key(self, table: str, key: tuple[Any, ...],
+                     extra: MinuteRollup | None = None) -> int:
+        """Replace the parts of ``key`` (plus ``extra``, merged last) by their merge, stored
+        as the first part's number; returns the number of parts removed."""
         where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
-        row = self._exec(f"{_rollup_select(table)} WHERE {where}", new.key).fetchone()
-        merged = new if row is None else merge_pair(build_rollup(row), new)
-        self._exec(_rollup_upsert(table), rollup_row(merged))
+        rows = self._exec(f"{_rollup_select(table)} WHERE {where} "
+                          "ORDER BY part", key).fetchall()
+        if len(rows) + (extra is not None) < 2:
+            return 0
+        merged = _merge_parts([build_rollup(row[:-1]) for row in rows]
+                              + ([extra] if extra is not None else []))
+        first = rows[0][-1] if rows else 0
+        self._exec(f"DELETE FROM {table} WHERE {where}", key)
+        self._exec(_part_insert(table), (*rollup_row(merged), first))
+        return max(len(rows) - 1, 0)
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
                          version: str | None) -> None:
@@ -195,12 +316,33 @@ class SqlStore:
 
     def prune(self, before_ns: int) -> int:
         """Delete raw results sent before ``before_ns`` (retention); rollups and the chain stay.
-        Batches that lose rows are marked ``pruned`` so verify checks only their links."""
+        Batches that lose results are marked ``pruned`` so verify checks only their links. A
+        block wholly before the cut-off is deleted; one straddling it is rewritten with the
+        results it keeps."""
         with self._transaction():
             self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
                        "(SELECT DISTINCT bid FROM results WHERE sent_at_ns < ?)", (before_ns,))
-            return int(self._exec("DELETE FROM results WHERE sent_at_ns < ?",
-                                  (before_ns,)).rowcount)
+            removed = int(self._exec("DELETE FROM results WHERE sent_at_ns < ?",
+                                     (before_ns,)).rowcount)
+            self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
+                       "(SELECT DISTINCT bid FROM blocks WHERE first_ns < ?)", (before_ns,))
+            removed += int(self._exec("SELECT COALESCE(SUM(n), 0) FROM blocks "
+                                      "WHERE last_ns < ?", (before_ns,)).fetchone()[0])
+            self._exec("DELETE FROM blocks WHERE last_ns < ?", (before_ns,))
+            straddling = self._exec("SELECT bid, sno, data FROM blocks WHERE first_ns < ?",
+                                    (before_ns,)).fetchall()
+            for bid, sno, data in straddling:
+                removed += self._trim_block(bid, sno, bytes(data), before_ns)
+            return removed
+
+    def _trim_block(self, bid: int, sno: int, data: bytes, before_ns: int) -> int:
+        """Rewrite one block without its results sent before ``before_ns``."""
+        block = decode_block(("",) * 14, data)
+        keep = block.sent_at_ns >= before_ns
+        kept = _subset(block, keep)
+        self._exec("UPDATE blocks SET n = ?, first_ns = ?, data = ? WHERE bid = ? AND sno = ?",
+                   (kept.n, _span(kept)[0], encode_block(kept), bid, sno))
+        return int(block.n - kept.n)
 
     def prune_rollups(self, before_ns: int) -> int:
         """Delete minute rollups of UTC days wholly before ``before_ns``; the hour and day
@@ -212,29 +354,40 @@ class SqlStore:
 
     def rebuild_tiers(self) -> int:
         """Recompute the hour and day tier rows of every unit that has minute rollups, from
-        those minutes (in key order, as ingest would have merged them); units whose minutes
-        were pruned keep their tier rows. One transaction."""
+        those minutes (parts merged in part order, minutes in key order, as ingest would have
+        merged them); units whose minutes were pruned keep their tier rows. One transaction."""
         written, self._rebuilt = 0, set()
         with self._transaction():
             cur = self._conn.cursor()
-            cur.execute(f"{_ROLLUP_SELECT} ORDER BY {', '.join(ROLLUP_KEY)}")
+            cur.execute(f"{_ROLLUP_SELECT} ORDER BY "
+                        f"{', '.join(ROLLUP_KEY)}, part")
+            carry: list[Any] = []
             while chunk := cur.fetchmany(20_000):
-                minutes = [build_rollup(row) for row in chunk]
-                written += self._replace_tiers(minutes)
+                rows = carry + list(chunk)
+                last = tuple(rows[-1][:4])
+                cut = len(rows)
+                while cut and tuple(rows[cut - 1][:4]) == last:
+                    cut -= 1  # the last key may continue in the next chunk
+                carry = rows[cut:]
+                written += self._replace_tiers(_merged_rows(rows[:cut]))
+            written += self._replace_tiers(_merged_rows(carry))
         self._rebuilt = set()
+        self._parts.clear()
         return written
 
     def _replace_tiers(self, minutes: list[MinuteRollup]) -> int:
-        """Upsert the tier rows of ``minutes``; a unit cut by the chunk boundary is merged
-        into what the previous chunk wrote (rows this rebuild has touched)."""
+        """Replace the tier rows of ``minutes``' units; a unit cut by the chunk boundary is
+        merged into what the previous chunk wrote (rows this rebuild has touched)."""
         n = 0
+        where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
         for tier in ("hour", "day"):
             table = TIERS[tier][0]
             for r in fold(minutes, tier):
                 if (r.key, table) in self._rebuilt:
-                    self._merge_rollup(r, table)
+                    self._compact_key(table, r.key, extra=r)
                 else:
-                    self._exec(_rollup_upsert(table), rollup_row(r))
+                    self._exec(f"DELETE FROM {table} WHERE {where}", r.key)
+                    self._exec(_part_insert(table), (*rollup_row(r), 0))
                     self._rebuilt.add((r.key, table))
                 n += 1
         return n
@@ -249,25 +402,51 @@ class SqlStore:
         where, params = _filters(query, "")
         first = query.start_ns // NS_PER_MINUTE
         params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
-        cur = self._exec(f"{_rollup_select(table)} WHERE minute >= ? AND minute <= ?{where} "
-                         f"ORDER BY {', '.join(ROLLUP_KEY)}", params)
+        cur = self._exec(f"{_rollup_select(table)} WHERE minute >= ? AND "
+                         f"minute <= ?{where} ORDER BY {', '.join(ROLLUP_KEY)}, part", params)
         with _gc_paused():  # acyclic objects only: collections here would be pure cost (~2/3)
             rows = cur.fetchall()
-            out = [build_rollup(row) for row in rows]
+            built = [build_rollup(row[:-1]) for row in rows]
             if query.tier != "minute" and len(rows) >= _BULK_DECODE:
-                prime_columns(out, rows)
-            return out
+                prime_columns(built, rows)
+            return _merged_rows(rows, built)
 
     def read_results(self, query: Query) -> Iterator[Result]:
-        """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order."""
+        """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order
+        (ties: chain order, then index in the batch), from result rows (batches stored before
+        schema version 3) and blocks alike."""
+        yield from (r for _key, r in heapq.merge(self._row_results(query),
+                                                  self._block_results(query)))
+
+    def _row_results(self, query: Query) -> Iterator[tuple[tuple[int, int, int], Result]]:
         where, params = _filters(query, "s.")
         cur = self._exec(
-            f"SELECT {_S_COLS}, {_R_COLS} FROM results r JOIN streams s ON s.id = r.stream "
+            f"SELECT {_S_COLS}, r.bid, r.idx, {_R_COLS} FROM results r "
+            "JOIN streams s ON s.id = r.stream "
             f"WHERE r.sent_at_ns >= ? AND r.sent_at_ns < ?{where} "
             "ORDER BY r.sent_at_ns, r.bid, r.idx", [query.start_ns, query.end_ns, *params])
         while chunk := cur.fetchmany(5000):
             for row in chunk:
-                yield build_result(row[:14], row[14:])
+                r = build_result(row[:14], row[16:])
+                yield (r.sent_at_ns, row[14], row[15]), r
+
+    def _block_results(self, query: Query) -> Iterator[tuple[tuple[int, int, int], Result]]:
+        """Results of the blocks overlapping the window, in (send time, bid, idx) order."""
+        where, params = _filters(query, "s.")
+        cur = self._exec(
+            f"SELECT {_S_COLS}, b.bid, b.data FROM blocks b JOIN streams s ON s.id = b.stream "
+            f"WHERE b.first_ns < ? AND b.last_ns >= ?{where}",
+            [query.end_ns, query.start_ns, *params])
+        found: list[tuple[tuple[int, int, int], Result]] = []
+        for row in cur.fetchall():
+            block = decode_block(row[:14], bytes(row[15]))
+            bid = int(row[14])
+            sent = block.sent_at_ns
+            keep = ((sent >= query.start_ns) & (sent < query.end_ns)).tolist()
+            found += [((r.sent_at_ns, bid, i), r) for i, r, k in
+                      zip(block.idx.tolist(), results_of(block), keep, strict=True) if k]
+        found.sort(key=_first)
+        return iter(found)
 
     def chain_head(self) -> ChainHead:
         row = self._exec("SELECT bid, head FROM batches ORDER BY bid DESC LIMIT 1").fetchone()
@@ -283,9 +462,10 @@ class SqlStore:
         return chain.check(self._links(), find_head)
 
     def _links(self) -> Iterator[chain.StoredLink]:
-        cur = self._exec(f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches ORDER BY bid")
-        for bid, probe, batch_id, at, _n, body, prev, head, pruned in cur.fetchall():
-            recomputed = None if pruned else self._body_of(bid)
+        cur = self._exec(f"SELECT {', '.join(BATCH_COLUMNS)}, fmt FROM batches ORDER BY bid")
+        for bid, probe, batch_id, at, _n, body, prev, head, pruned, fmt in cur.fetchall():
+            recomputed = (None if pruned else self._blocks_body_of(bid) if fmt == 2
+                          else self._body_of(bid))
             yield chain.StoredLink(int(bid), probe, batch_id, int(at), body, prev, head,
                                    recomputed)
 
@@ -296,11 +476,34 @@ class SqlStore:
         return body_digest((skey_of(row[:14]), row[14], row[15:])
                            for row in cur.fetchall()).hex()
 
+    def _blocks_body_of(self, bid: int) -> str:
+        """The digest of a batch's stored blocks, stream keys rebuilt from the stream columns
+        (so an edited stream breaks it too)."""
+        cur = self._exec(f"SELECT {_S_COLS}, b.data FROM blocks b JOIN streams s "
+                         "ON s.id = b.stream WHERE b.bid = ? ORDER BY b.sno", (bid,))
+        return blocks_digest((skey_of(row[:14]), bytes(row[14]))
+                             for row in cur.fetchall()).hex()
+
     def close(self) -> None:
         self._conn.close()
 
 
 _BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
+
+
+def _first(item: tuple[tuple[int, int, int], Result]) -> tuple[int, int, int]:
+    return item[0]
+
+
+def _subset(block: Block, keep: np.ndarray[Any, Any]) -> Block:
+    """The results of ``block`` where ``keep`` is true (sparse columns re-indexed)."""
+    where = np.flatnonzero(keep)
+    new_pos = {int(old): k for k, old in enumerate(where)}
+    arrays = {c: getattr(block, c)[where] for c in INT_COLUMNS + CODE_COLUMNS}
+    return Block(ident=block.ident, **arrays,
+                 error_detail=tuple((new_pos[k], v) for k, v in block.error_detail
+                                    if k in new_pos),
+                 hops=tuple((new_pos[k], v) for k, v in block.hops if k in new_pos))
 
 
 @contextmanager

@@ -47,7 +47,7 @@ def test_check_accepts_an_intact_chain_and_names_the_first_break() -> None:
     pruned = [dataclasses.replace(links[0], recomputed_body=None), *links[1:]]
     assert chain.check(pruned).bodies_checked == 3  # retention: link checked, body not
     edited = [*links[:2], dataclasses.replace(links[2], recomputed_body="00" * 32), links[3]]
-    assert "a result row was edited" in (chain.check(edited).broken or "")
+    assert "a stored result was edited" in (chain.check(edited).broken or "")
 
 
 @pytest.mark.parametrize(("message", "field"), [

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from analyzer.columns import decode_block, encode_block
 from analyzer.rollup import build_rollups
 from analyzer.store import Query, Store
 from analyzer.store.sql import SqlStore
@@ -20,6 +21,16 @@ def _raw(store: Store, sql: str, params: tuple[Any, ...] = ()) -> None:
     """Edit the database behind the store's back (an attacker with write access)."""
     assert isinstance(store, SqlStore)
     store._exec(sql, params)
+
+
+def _edit_block(store: Store, bid: int, position: int) -> None:
+    """Add 1 ns to one stored RTT, re-encoding the block as a careful attacker would."""
+    assert isinstance(store, SqlStore)
+    data = store._exec("SELECT data FROM blocks WHERE bid = ? AND sno = 0", (bid,)).fetchone()[0]
+    block = decode_block(("",) * 14, bytes(data))
+    block.rtt_ns[position] += 1
+    _raw(store, "UPDATE blocks SET data = ? WHERE bid = ? AND sno = 0",
+         (encode_block(block), bid))
 
 
 def test_write_is_idempotent(store: Store) -> None:
@@ -106,7 +117,7 @@ def test_verify_detects_an_edited_result(store: Store) -> None:
     for b in make_batches("p1", 4, 100):
         store.write_batch(b, T0)
     assert store.verify_chain().ok
-    _raw(store, "UPDATE results SET rtt_ns = rtt_ns + 1 WHERE bid = 3 AND idx = 7")
+    _edit_block(store, bid=3, position=7)
     report = store.verify_chain()
     assert not report.ok
     assert report.broken is not None

@@ -15,7 +15,6 @@ from analyzer.store import Query, Store, sql
 from analyzer.store.rows import LazySketch, sketch_from_bytes
 from analyzer.store.sketchcols import decode_many
 from analyzer.store.tiers import fold
-from tests.store.conftest import StoreFactory
 from tests.store.factory import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL, _raw
 
@@ -61,18 +60,6 @@ def test_rebuild_tiers_restores_them(store: Store) -> None:
     _raw(store, "UPDATE rollups_day SET sent = 0")
     assert store.rebuild_tiers() > 0
     assert {t: _tier(store, t) for t in ("hour", "day")} == before
-
-
-def test_migration_builds_tiers_of_an_old_store(make_store: StoreFactory) -> None:
-    store = make_store()
-    _fill(store)
-    expected = fold(store.read_rollups(ALL), "hour")
-    for stmt in ("DROP TABLE rollups_hour", "DROP TABLE rollups_day",
-                "DELETE FROM ixmeter_migrations WHERE version = 2"):
-        _raw(store, stmt)
-    store.close()
-    reopened = make_store()
-    assert _tier(reopened, "hour") == expected
 
 
 def test_minute_retention_keeps_tiers(store: Store) -> None:
