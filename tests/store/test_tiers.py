@@ -128,3 +128,26 @@ def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(
         for t in tables[1:]:
             for name in ("minutes", "sent", "n", "total", "mins", "keys", "counts"):
                 assert np.array_equal(getattr(t, name), getattr(tables[0], name)), name
+
+
+def _rows(store: Store, table: str) -> int:
+    assert isinstance(store, sql.SqlStore)
+    return int(store._exec(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_parts_compact_without_changing_any_read(store: Store) -> None:
+    """40 batches of 1.5 s: every minute, hour and day key gets up to 40 parts, so ingest
+    compacts the keys that reach COMPACT_AT; a full compact() folds the rest. Reads of every
+    tier are the same before and after, to the bit."""
+    for b in make_batches("p1", 40, 75):
+        store.write_batch(b, T0)
+    reads = {t: _tier(store, t) for t in ("minute", "hour", "day")}
+    assert _rows(store, "rollups_day") < 40 * 6  # ingest compacted the busiest keys
+    assert _rows(store, "rollups_day") > len(reads["day"])  # and left some parts
+    assert store.compact() > 0
+    for tier, table in (("minute", "rollups"), ("hour", "rollups_hour"),
+                        ("day", "rollups_day")):
+        assert _tier(store, tier) == reads[tier]
+        assert _rows(store, table) == len(reads[tier])
+    assert store.compact() == 0
+    assert sum(r.sent + r.errors for r in reads["day"]) == 3000
