@@ -25,7 +25,7 @@ import trio
 from analyzer.store import Query
 from analyzer.store.sqlite import SqliteStore
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
-from ixmeter.wire import encode_batch
+from ixmeter.wire import encode_columns
 from tests.store.factory import make_batches
 
 Job = tuple[str, str, bytes, int]  # probe, batch id, body, results
@@ -35,7 +35,7 @@ def jobs_for(probes: list[str], n_batches: int, size: int) -> list[Job]:
     out = []
     for k, p in enumerate(probes):
         for b in make_batches(p, n_batches, size, seed=k):
-            out.append((p, b.batch_id, encode_batch(b), len(b.results)))
+            out.append((p, b.batch_id, encode_columns(b), len(b.results)))
     return out
 
 

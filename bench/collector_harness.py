@@ -10,14 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import trio
 
-from ixmeter.wire import encode_batch, sign
-from tests.store.factory import make_batches
+from ixmeter.wire import Batch, encode_columns, sign
+from tests.store.factory import PATHS, make_batches
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,11 +76,13 @@ class CollectorProcess:
                 self.kill()
 
 
-def bodies(probe: str, n_batches: int, size: int, templates: int = 4,
-           seed: int = 1) -> list[tuple[str, bytes]]:
-    """(batch_id, body) pairs; a few encoded templates with the batch id swapped in."""
+def bodies(probe: str, n_batches: int, size: int, templates: int = 4, seed: int = 1,
+           encode: Callable[[Batch], bytes] = encode_columns,
+           paths: tuple[tuple[str, str, str, str], ...] = PATHS) -> list[tuple[str, bytes]]:
+    """(batch_id, body) pairs; a few encoded templates with the batch id swapped in. Wire v2
+    (columnar, what probes send) unless ``encode`` says otherwise."""
     out = []
-    encoded = [encode_batch(b) for b in make_batches(probe, templates, size, seed=seed)]
+    encoded = [encode(b) for b in make_batches(probe, templates, size, seed=seed, paths=paths)]
     for k in range(n_batches):
         template = encoded[k % templates]
         old = f'"batch_id":"{probe}-b{k % templates}"'.encode()

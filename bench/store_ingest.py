@@ -1,14 +1,17 @@
 """Ingest rate of the store and the collector, next to the raw ``executemany`` ceiling.
 
-    .venv/bin/python -m bench.store_ingest            # short run (~1 min)
-    .venv/bin/python -m bench.store_ingest --full     # 10x more batches
+    .venv/bin/python -m bench.store_ingest            # short run (~2 min)
+    .venv/bin/python -m bench.store_ingest --full     # 5x more batches
     .venv/bin/python -m bench.store_ingest --no-pg    # skip PostgreSQL
 
-Measures, on the same 1,000-result batches: raw ``sqlite3.executemany`` of the result rows in
-one transaction per batch (the ceiling), ``INSERT ... ON CONFLICT DO NOTHING`` re-ingesting
-them, sqlite-utils ``insert_all``; the store's ``write_batch`` with and without decoding;
-results/s accepted over HTTP by a collector pinned to one core (SQLite, then PostgreSQL);
-rollup cost per million results; database size per million results.
+Two batch shapes of 1,000 results: *narrow* (6 streams: 3 paths x ICMP/STAMP, the factory's
+shape) and *wide* (100 streams of 10 results: a probe measuring 100 targets, the shape of a
+province's probes). Measures, in one run: raw ``sqlite3.executemany`` of the results as rows
+in one transaction per batch (the ceiling of a row per result), ``INSERT ... ON CONFLICT DO
+NOTHING`` re-ingesting them, sqlite-utils ``insert_all``; decoding wire v1 and v2 bodies;
+``batch_rollups``; the store's ``write_blocks``; results/s accepted over HTTP by a collector
+pinned to one core (wire v2 both shapes, wire v1, then PostgreSQL); database size per million
+results.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from typing import Any
 import httpx
 import sqlite_utils
 import trio
+from analyzer.rollup_columns import batch_rollups
+from analyzer.wire_columns import decode_body
 
-from analyzer.rollup import build_rollups
 from analyzer.store.rows import RESULT_COLUMNS, result_row
 from analyzer.store.sqlite import SqliteStore
 from bench.collector_harness import CollectorProcess, Tally, bodies, free_port, upload, write_keys
-from ixmeter.wire import decode_batch
-from tests.store.factory import T0, make_results
+from ixmeter.wire import Batch, encode_batch, encode_columns
+from tests.store.factory import PATHS, T0, make_results, wide_paths
 
 SIZE = 1000
+SHAPES = {"narrow": PATHS, "wide": wide_paths(100)}
 
 
 def rate(n: int, seconds: float) -> str:
@@ -77,19 +82,25 @@ def ceiling(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
     return out
 
 
-def store_direct(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
-    payload = bodies("p0", n_batches, SIZE)
-    decoded = [decode_batch(body) for _, body in payload[:min(n_batches, 20)]]
-    n_dec = len(decoded) * SIZE
-    t_decode = timed(lambda: [decode_batch(body) for _, body in payload[:len(decoded)]])
-    store = SqliteStore(tmp / "direct.db")
-    t_write = timed(lambda: [store.write_batch(b, T0) for b in decoded])
+def store_direct(tmp: Path, n_batches: int, shape: str) -> list[tuple[str, str]]:
+    """Decode (v1, v2), rollups and ``write_blocks`` on one core, without HTTP."""
+    paths = SHAPES[shape]
+    n = min(n_batches, 100)
+    v2 = bodies("p0", n, SIZE, paths=paths)
+    v1 = bodies("p0", n, SIZE, paths=paths, encode=encode_batch)
+    t_v1 = timed(lambda: [decode_body(body) for _, body in v1])
+    decoded = [decode_body(body) for _, body in v2]
+    t_v2 = timed(lambda: [decode_body(body) for _, body in v2])
+    t_roll = timed(lambda: [batch_rollups(b.blocks, (1_000_000, 3_000_000)) for b in decoded])
+    store = SqliteStore(tmp / f"direct-{shape}.db")
+    t_write = timed(lambda: [store.write_blocks(b, T0) for b in decoded])
     store.close()
-    results = make_results("p0", 100_000)
-    t_roll = timed(lambda: build_rollups(results))
-    return [("ixmeter.wire.decode_batch (JSON + record validation)", rate(n_dec, t_decode)),
-            ("SqliteStore.write_batch (rows, rollup merge, chain, commit)", rate(n_dec, t_write)),
-            ("build_rollups alone: seconds per million results", f"{t_roll * 10:.2f} s")]
+    k = n * SIZE
+    return [(f"{shape}: decode wire v1 body (JSON, records, to blocks)", rate(k, t_v1)),
+            (f"{shape}: decode wire v2 body (JSON to blocks)", rate(k, t_v2)),
+            (f"{shape}: batch_rollups (minute, hour, day parts)", rate(k, t_roll)),
+            (f"{shape}: SqliteStore.write_blocks (rollups, blobs, chain, commit)",
+             rate(k, t_write))]
 
 
 async def _client(url: str, keys: dict[str, bytes], payloads: dict[str, list[tuple[str, bytes]]],
@@ -109,11 +120,13 @@ async def _client(url: str, keys: dict[str, bytes], payloads: dict[str, list[tup
     return tally
 
 
-def over_http(tmp: Path, db: str, n_batches: int, label: str) -> tuple[list[tuple[str, str]], int]:
+def over_http(tmp: Path, db: str, n_batches: int, label: str, shape: str = "narrow",
+              encode: Callable[[Batch], bytes] = encode_columns
+              ) -> tuple[list[tuple[str, str]], int]:
     probes = [f"p{k}" for k in range(4)]
     keys = write_keys(tmp / f"keys-{label}.yaml", probes)
-    payloads = {p: bodies(p, n_batches // len(probes), SIZE, seed=k)
-                for k, p in enumerate(probes)}
+    payloads = {p: bodies(p, n_batches // len(probes), SIZE, seed=k, encode=encode,
+                          paths=SHAPES[shape]) for k, p in enumerate(probes)}
     collector = CollectorProcess(db, tmp / f"keys-{label}.yaml", free_port(), cpu=0).start()
     try:
         start = time.perf_counter()
@@ -139,21 +152,26 @@ def db_size_sqlite(path: Path, n: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="10x more batches")
+    parser.add_argument("--full", action="store_true", help="5x more batches")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     args = parser.parse_args()
-    n_batches = 400 if args.full else 40
+    n_batches = 2000 if args.full else 400
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        rows += ceiling(tmp, n_batches)
-        rows += store_direct(tmp, n_batches)
-        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite")
+        rows += ceiling(tmp, 40)
+        for shape in SHAPES:
+            rows += store_direct(tmp, n_batches, shape)
+        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite (v2, narrow)")
         rows += http + [("SQLite size per million results (rollups included)",
                          db_size_sqlite(tmp / "http.db", n))]
+        rows += over_http(tmp, str(tmp / "wide.db"), n_batches, "SQLite (v2, wide)",
+                          "wide")[0]
+        rows += over_http(tmp, str(tmp / "v1.db"), n_batches // 4, "SQLite (v1, narrow)",
+                          encode=encode_batch)[0][:1]
         if not args.no_pg:
             rows += _postgres(tmp, n_batches)
-    print(f"batches of {SIZE} results, {n_batches} batches; {os.cpu_count()} CPUs (shared)\n")
+    print(f"batches of {SIZE} results; {os.cpu_count()} CPUs (shared)\n")
     print("| measurement | results/s |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
@@ -171,7 +189,7 @@ def _postgres(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
         from analyzer.store.postgres import PostgresStore
         PostgresStore(url).close()  # schema only: its size is subtracted below
         empty = _pg_size(url)
-        http, n = over_http(tmp, url, n_batches, "PostgreSQL")
+        http, n = over_http(tmp, url, n_batches, "PostgreSQL (v2, narrow)")
         return http + [("PostgreSQL size per million results (rollups, indexes included)",
                         f"{(_pg_size(url) - empty) / n * 1e6 / 2**20:,.0f} MiB")]
     finally:

@@ -72,7 +72,7 @@ def minute_reads(db: Path, n: int) -> None:
     for i in range(n):
         row = list(rollup_row(tpl[i % len(tpl)]))
         row[_PATH], row[_MINUTE] = f"p{i % 100}", Y0 + i // 100
-        rows.append(tuple(row))
+        rows.append((*row, 0))  # part 0: one compacted row per key
     store = open_store(db)
     assert isinstance(store, SqlStore)
     store._conn.executemany(_rollup_upsert("rollups"), rows)
@@ -158,14 +158,14 @@ def write_year(db: Path, paths: list[tuple[str, str, str, str]], seed: int) -> N
             for d in range(YEAR):
                 row = list(days[int(rng.integers(8))])
                 row[_MINUTE] = Y0 + (window * YEAR + d) * DAY_MIN
-                rows.append(tuple(row))
+                rows.append((*row, 0))  # part 0: one compacted row per key
             store._conn.executemany(sql, rows)
         if k % 100 == 99:
             print(f"  {k + 1} paths written")
     store.close()
 
 
-def year_analysis(db: Path, n_paths: int, seed: int) -> None:
+def year_analysis(db: Path, n_paths: int, seed: int, json_out: Path | None = None) -> None:
     paths = inventory_paths(n_paths)
     t = _clock()
     write_year(db, paths, seed)
@@ -185,6 +185,8 @@ def year_analysis(db: Path, n_paths: int, seed: int) -> None:
     doc = json.dumps([row_to_dict(r) for r in ev.rows], sort_keys=True)
     print(f"evaluate (every inventory target, B = 2000, tier chosen: day): {_since(t)}; "
           f"{len(ev.rows)} rows, {len(doc):,} bytes of JSON")
+    if json_out is not None:
+        json_out.write_text(doc)
     for r in ev.rows:
         print(f"  {r.target} {r.scope} {r.decision.verdict.value}")
     print("  notes: " + " | ".join(ev.notes))
@@ -201,12 +203,14 @@ def main() -> int:
     ap.add_argument("--paths", type=int, default=None)
     ap.add_argument("--minutes", type=int, default=100_000, help="minute rollups to read")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the verdict rows as JSON here (to compare runs byte for byte)")
     args = ap.parse_args()
     n_paths = args.paths or (500 if args.full else 100)
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, "
           f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="ixmeter-tiers-") as tmp:
-        year_analysis(Path(tmp) / "year.db", n_paths, args.seed)
+        year_analysis(Path(tmp) / "year.db", n_paths, args.seed, args.json)
         print(f"peak RSS so far (year analysis): {_rss():.0f} MiB")
         minute_reads(Path(tmp) / "minutes.db", args.minutes)
     print(f"peak RSS of the process: {_rss():.0f} MiB")

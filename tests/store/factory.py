@@ -13,13 +13,20 @@ PATHS = (("csx-a", "CT", "csx-b", "CM"), ("csx-a", "CT", "yy-a", "CU"),
          ("yy-a", "CU", "csx-a", "CT"))
 
 
+def wide_paths(n: int) -> tuple[tuple[str, str, str, str], ...]:
+    """``n`` paths from one site: the shape of a probe measuring many targets."""
+    return tuple(("csx-a", "CT", f"dst{k:03d}", ("CT", "CM", "CU")[k % 3]) for k in range(n))
+
+
 def make_results(probe_id: str, n: int, *, seed: int = 1, start_ns: int = T0,
-                 gap_ns: int = 20_000_000, seq0: int = 0) -> list[Result]:
-    """``n`` results of ``probe_id`` over three paths, two Type-Ps, with losses and errors."""
+                 gap_ns: int = 20_000_000, seq0: int = 0,
+                 paths: tuple[tuple[str, str, str, str], ...] = PATHS) -> list[Result]:
+    """``n`` results of ``probe_id`` over ``paths`` (three by default), two Type-Ps, with
+    losses and errors; result ``i`` is on path ``i % len(paths)``."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        src_site, src_c, dst_site, dst_c = PATHS[i % len(PATHS)]
+        src_site, src_c, dst_site, dst_c = paths[i % len(paths)]
         kind = rng.random()
         status = (Status.LOST if kind < 0.05 else Status.ERROR if kind < 0.06
                   else Status.RECEIVED)
@@ -45,9 +52,10 @@ def make_results(probe_id: str, n: int, *, seed: int = 1, start_ns: int = T0,
 
 
 def make_batches(probe_id: str, n_batches: int, size: int, *, seed: int = 1,
-                 start_ns: int = T0, gap_ns: int = 20_000_000) -> list[Batch]:
+                 start_ns: int = T0, gap_ns: int = 20_000_000,
+                 paths: tuple[tuple[str, str, str, str], ...] = PATHS) -> list[Batch]:
     """Consecutive batches of one probe (sequence numbers continue across batches)."""
     results = make_results(probe_id, n_batches * size, seed=seed, start_ns=start_ns,
-                           gap_ns=gap_ns)
+                           gap_ns=gap_ns, paths=paths)
     return [Batch(probe_id, f"{probe_id}-b{k}", tuple(results[k * size:(k + 1) * size]))
             for k in range(n_batches)]
