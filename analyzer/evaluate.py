@@ -16,11 +16,14 @@ run's seed and the row's identity, so the order of evaluation does not matter.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
 
 from analyzer import baselines as bl
 from analyzer.rollup import MinuteRollup
@@ -31,6 +34,7 @@ from analyzer.stats.compare import (
     compare_declared,
     compare_ratio,
 )
+from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables
 from analyzer.store.base import Query, Store
 from analyzer.verdicts import Decision, Verdict, consecutive_days, holm_adjust
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
@@ -119,17 +123,69 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
 
+ReadKey = tuple[int, int, int, str | None, str]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Some rows of one columnar store read (ascending indices, so in key order): a group of
+    rollups, without an object per rollup."""
+
+    cols: RollupColumns
+    idx: IntArray
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    @property
+    def minutes(self) -> IntArray:
+        return self.cols.minute[self.idx]
+
+    @property
+    def series(self) -> IntArray:
+        return self.cols.series[self.idx]
+
+    def where(self, keep: BoolArray) -> Rows:
+        """The rows where ``keep`` (one flag per row) is true."""
+        return Rows(self.cols, self.idx[keep])
+
+    def of_series(self, keep: BoolArray) -> Rows:
+        """The rows whose series ``keep`` (one flag per series of the read) is true."""
+        return self.where(keep[self.series])
+
+    def split(self, codes: IntArray) -> dict[int, Rows]:
+        """The rows by ``codes`` (one per row), each part in key order, codes ascending."""
+        if not len(codes):
+            return {}
+        order = np.argsort(codes, kind="stable")
+        values, counts = np.unique(codes[order], return_counts=True)
+        parts = np.split(self.idx[order], np.cumsum(counts)[:-1])
+        return {int(v): Rows(self.cols, p) for v, p in zip(values, parts, strict=True)}
+
+    def samples(self) -> int:
+        """Packets that were samples (received + lost)."""
+        return int(self.cols.received[self.idx].sum() + self.cols.lost[self.idx].sum())
+
+    def heads(self) -> list[MinuteRollup]:
+        """One label-only rollup per series of the read (path ends, method, Type-P)."""
+        return [MinuteRollup(path, ss, sc, ds, dc, method, type_p, 0)
+                for path, method, type_p, ss, sc, ds, dc in self.cols.labels]
+
+
 class _Context:
     def __init__(self, store: Store, inv: Inventory, params: Params,
                  baseline_store: Store | None) -> None:
         self.store, self.inv, self.params = store, inv, params
         self.baseline_store = baseline_store
         self.topo = Topology(inv)
-        self._cache: dict[tuple[int, int, int, str | None, str], list[MinuteRollup]] = {}
+        self._cache: dict[ReadKey, Rows] = {}
+        self._series: dict[ReadKey, set[str]] = {}
+        self._tables: dict[tuple[int, int, bytes], UnitTables] = {}
         self.tiers_used: dict[str, set[str]] = {}
         self._scope: dict[tuple[str, str], bool] = {}
         self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
-        self._seen: set[tuple[str, str, str, int]] = set()
+        self._seen: dict[tuple[str, str, str], set[int]] = {}
         self._known: dict[tuple[str, str], bool] = {}
         self.baseline_windows: set[bl.TimeWindow] = set()
 
@@ -137,51 +193,85 @@ class _Context:
         city = self.topo.city_of(site)
         return city.id if city else None
 
+    @staticmethod
+    def _key(store: Store, w: bl.TimeWindow, method: str | None, tier: str) -> ReadKey:
+        return (id(store), w.start_ns, w.end_ns, method, tier)
+
+    def plan(self, store: Store, w: bl.TimeWindow, method: str | None, tier: str,
+             series: Sequence[str]) -> None:
+        """Say that a target will read this window with these delay series (read once for
+        all targets, with the union of their series)."""
+        self._series.setdefault(self._key(store, w, method, tier), set()).update(series)
+
     def read(self, store: Store, w: bl.TimeWindow, method: str | None,
-             tier: str = "minute") -> list[MinuteRollup]:
-        key = (id(store), w.start_ns, w.end_ns, method, tier)
+             tier: str = "minute") -> Rows:
+        key = self._key(store, w, method, tier)
         if key not in self._cache:
             q = Query(w.start_ns, w.end_ns, method=method) if tier == "minute" else \
                 Query(w.start_ns, w.end_ns, method=method, tier=tier)
-            rollups = store.read_rollups(q)
-            self._cache[key] = [r for r in rollups if self._usable(r)]
+            series = [s for s in SERIES if s in self._series.get(key, SERIES)]
+            cols = store.read_rollup_columns(q, series)
+            self._cache[key] = Rows(cols, self._usable(cols))
         return self._cache[key]
 
-    def _usable(self, r: MinuteRollup) -> bool:
-        """Drop traceroute and unknown sites; note error records (exclusions, once each)."""
-        if r.method == "traceroute":
-            return False
-        ends = (r.src_site, r.dst_site)
-        known = self._known.get(ends)
-        if known is None:  # once per site pair: a year of day rows repeats each 365 times
-            known = self._known[ends] = self.topo.city_of(r.src_site) is not None and \
-                self.topo.city_of(r.dst_site) is not None
-        if r.key not in self._seen:
-            self._seen.add(r.key)
-            if not known:
-                self._exclude(r, "site not in the inventory")
-            elif r.errors:
-                self._exclude(r, "error records (not samples)", r.errors)
+    def _usable(self, cols: RollupColumns) -> IntArray:
+        """Rows that are not traceroute and whose sites are in the inventory; notes error
+        records and unknown sites (exclusions, once per rollup key)."""
+        traced = np.array([label[1] == "traceroute" for label in cols.labels], dtype=bool)
+        known = np.array([self._known_ends(label[3], label[5]) for label in cols.labels],
+                         dtype=bool)
+        looked = ~traced[cols.series]
+        self._note_exclusions(Rows(cols, np.flatnonzero(looked)), known)
+        return np.flatnonzero(looked & known[cols.series])
+
+    def _known_ends(self, src: str, dst: str) -> bool:
+        """Whether both sites are in the inventory (once per site pair)."""
+        known = self._known.get((src, dst))
+        if known is None:
+            known = self._known[(src, dst)] = self.topo.city_of(src) is not None and \
+                self.topo.city_of(dst) is not None
         return known
 
+    def _note_exclusions(self, rows: Rows, known: BoolArray) -> None:
+        """Exclude the rows of unknown sites, else with error records, whose key was not
+        seen before; every key of ``rows`` is seen afterwards."""
+        cols = rows.cols
+        for s, part in rows.split(rows.series).items():
+            label = cols.labels[s]
+            seen = self._seen.setdefault(label[:3], set())
+            bad = part if not known[s] else part.where(cols.errors[part.idx] != 0)
+            for i in bad.idx.tolist():
+                if int(cols.minute[i]) not in seen:
+                    self._exclude(label[0], int(cols.sent[i]), int(cols.errors[i]), known[s])
+            seen.update(part.minutes.tolist())
+
     def select(self, store: Store, w: bl.TimeWindow, method: str | None,
-               scope: PathScope, tier: str = "minute") -> list[MinuteRollup]:
+               scope: PathScope, tier: str = "minute") -> Rows:
         scope_key = scope.model_dump_json()
-        out = []
-        for r in self.read(store, w, method, tier):
+        rows = self.read(store, w, method, tier)
+        keep = np.zeros(len(rows.cols.labels), dtype=bool)
+        for s, r in enumerate(rows.heads()):
             k = (scope_key, r.path_id)
             if k not in self._scope:
                 ends = PathEnds(r.src_site, r.src_carrier, r.dst_site, r.dst_carrier)
                 self._scope[k] = self.topo.in_scope(scope, ends)
-            if self._scope[k]:
-                out.append(r)
-        return out
+            keep[s] = self._scope[k]
+        return rows.of_series(keep)
 
-    def _exclude(self, r: MinuteRollup, why: str, count: int | None = None) -> None:
-        e = self.exclusions.setdefault((r.path_id, why), {"path": r.path_id, "reason": why,
-                                                         "minutes": 0, "records": 0})
+    def tables(self, rows: Rows, unit_minutes: int) -> UnitTables:
+        """The unit tables of ``rows``, built once per evaluation (targets that select the
+        same rows, e.g. a latency and a loss target of one scope, share them)."""
+        key = (id(rows.cols), unit_minutes, rows.idx.tobytes())
+        if key not in self._tables:
+            self._tables[key] = UnitTables(rows.cols, rows.idx, unit_minutes)
+        return self._tables[key]
+
+    def _exclude(self, path: str, sent: int, errors: int, known: bool) -> None:
+        why = "error records (not samples)" if known else "site not in the inventory"
+        e = self.exclusions.setdefault((path, why), {"path": path, "reason": why,
+                                                     "minutes": 0, "records": 0})
         e["minutes"] += 1
-        e["records"] += r.sent + r.errors if count is None else count
+        e["records"] += errors if known else sent + errors
 
 
 def row_seed(seed: int, *parts: str) -> int:
@@ -190,57 +280,50 @@ def row_seed(seed: int, *parts: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _local_offsets(minutes: Sequence[int], tz: str) -> Callable[[int], int]:
-    """Minute -> offset (minutes) of ``tz`` from UTC at that minute, cached per hour."""
+def _local_offsets(minutes: IntArray, tz: str) -> IntArray:
+    """The offset (minutes) of ``tz`` from UTC at each minute, looked up once per hour."""
     zone = ZoneInfo(tz)
-    cache: dict[int, int] = {}
-
-    def offset(minute: int) -> int:
-        hour = minute // 60
-        if hour not in cache:
-            off = datetime.fromtimestamp(hour * 3600, tz=UTC).astimezone(zone).utcoffset()
-            cache[hour] = int(off.total_seconds() // 60) if off else 0
-        return cache[hour]
-    return offset
+    hours, at = np.unique(minutes // 60, return_inverse=True)
+    offsets = []
+    for hour in hours.tolist():
+        off = datetime.fromtimestamp(hour * 3600, tz=UTC).astimezone(zone).utcoffset()
+        offsets.append(int(off.total_seconds() // 60) if off else 0)
+    out: IntArray = np.array(offsets, dtype=np.int64)[at]
+    return out
 
 
-def busy_hours(rollups: list[MinuteRollup], agg: Aggregation) -> list[MinuteRollup]:
+def busy_hours(rows: Rows, agg: Aggregation) -> Rows:
     """Keep rollups whose local hour (``agg.timezone``) is one of ``agg.busy_hours``."""
     if agg.window != "busy_hours" or not agg.busy_hours:
-        return rollups
-    offset = _local_offsets([r.minute for r in rollups], agg.timezone)
-    hours = set(agg.busy_hours)
-    return [r for r in rollups if ((r.minute + offset(r.minute)) // 60) % 24 in hours]
+        return rows
+    minutes = rows.minutes
+    hour = ((minutes + _local_offsets(minutes, agg.timezone)) // 60) % 24
+    return rows.where(np.isin(hour, list(agg.busy_hours)))
 
 
-def local_days(rollups: list[MinuteRollup], tz: str) -> dict[int, list[MinuteRollup]]:
-    """Rollups by local calendar day (days since the epoch in ``tz``)."""
-    offset = _local_offsets([r.minute for r in rollups], tz)
-    out: dict[int, list[MinuteRollup]] = {}
-    for r in rollups:
-        out.setdefault((r.minute + offset(r.minute)) // 1440, []).append(r)
-    return {d: out[d] for d in sorted(out)}
+def local_days(rows: Rows, tz: str) -> dict[int, Rows]:
+    """Rollups by local calendar day (days since the epoch in ``tz``), days ascending."""
+    minutes = rows.minutes
+    return rows.split((minutes + _local_offsets(minutes, tz)) // 1440)
 
 
-def _groups(ctx: _Context, rollups: list[MinuteRollup],
-            per: str) -> dict[tuple[str, str], list[MinuteRollup]]:
+def _groups(ctx: _Context, rows: Rows, per: str) -> dict[tuple[str, str], Rows]:
+    """Rows by (group key, Type-P), keys sorted."""
     from analyzer.metrics import group_key
 
-    out: dict[tuple[str, str], list[MinuteRollup]] = {}
-    for r in rollups:
-        out.setdefault((group_key(r, per, ctx.city_of), r.type_p), []).append(r)
-    return {k: out[k] for k in sorted(out)}
+    keys = sorted({(group_key(r, per, ctx.city_of), r.type_p) for r in rows.heads()})
+    code = {k: i for i, k in enumerate(keys)}
+    of_series = np.array([code[(group_key(r, per, ctx.city_of), r.type_p)]
+                          for r in rows.heads()], dtype=np.int64)
+    return {keys[i]: part for i, part in rows.split(of_series[rows.series]).items()}
 
 
-def _reference_rollups(ref: list[MinuteRollup], per: str, group: str,
-                       type_p: str) -> list[MinuteRollup]:
+def _reference_rows(ref: Rows, per: str, group: str, type_p: str) -> Rows:
     """The reference scope's rollups a group is compared with: the same Type-P and, when
     grouping by carrier pair or path, the same source carrier (its in-network paths)."""
-    out = [r for r in ref if r.type_p == type_p]
-    if per in ("carrier_pair", "path"):
-        src = group.split(">")[0].split("/")[-1]
-        out = [r for r in out if r.src_carrier == src]
-    return out
+    src = group.split(">")[0].split("/")[-1] if per in ("carrier_pair", "path") else None
+    return ref.of_series(np.array([r.type_p == type_p and src in (None, r.src_carrier)
+                                   for r in ref.heads()], dtype=bool))
 
 
 class _TargetRun:
@@ -260,8 +343,22 @@ class _TargetRun:
         self.unit = max(self.p.unit_minutes, dict(TIER_SIZES).get(self.tier, 1))
         ctx.tiers_used.setdefault(f"{self.tier} (bootstrap unit {self.unit} min)",
                                   set()).add(t.id)
+        series = SERIES if STAT_MAP[t.statistic][0] == "owd" else ("rtt",)
+        for store, w in self._reads():
+            ctx.plan(store, w, self.method, self.tier, series)
 
-    def _select(self, store: Store, w: bl.TimeWindow, scope: PathScope) -> list[MinuteRollup]:
+    def _reads(self) -> list[tuple[Store, bl.TimeWindow]]:
+        """The store windows this target reads: the current window, and the baseline's."""
+        reads = [(self.ctx.store, self.p.current)]
+        res = self.res
+        if isinstance(res, bl.ResolvedBaseline) and res.kind != "declared" and \
+                res.window is not None:
+            store = self.ctx.baseline_store if res.separate_store else self.ctx.store
+            if store is not None:
+                reads.append((store, res.window))
+        return reads
+
+    def _select(self, store: Store, w: bl.TimeWindow, scope: PathScope) -> Rows:
         return busy_hours(self.ctx.select(store, w, self.method, scope, self.tier),
                           self.t.aggregation)
 
@@ -279,12 +376,12 @@ class _TargetRun:
             rows = [self._empty("no data in the current window for this scope and method")]
         return self._holm(rows)
 
-    def _relative(self, cur: list[MinuteRollup]) -> list[Row]:
+    def _relative(self, cur: Rows) -> list[Row]:
         res = self.res
         assert res is not None
         if isinstance(res, str):
             return [self._empty(res)]
-        base_groups: dict[tuple[str, str], list[MinuteRollup]] = {}
+        base_groups: dict[tuple[str, str], Rows] = {}
         if res.kind != "declared":
             store = self.ctx.baseline_store if res.separate_store else self.ctx.store
             assert store is not None
@@ -307,13 +404,13 @@ class _TargetRun:
             rows.append(self._row(g, tp, rs, base_groups[(g, tp)], res))
         return rows
 
-    def _reference(self, cur: list[MinuteRollup]) -> list[Row]:
+    def _reference(self, cur: Rows) -> list[Row]:
         ref_scope = self.t.comparison.reference
         assert ref_scope is not None
         ref = self._select(self.ctx.store, self.p.current, ref_scope)
         rows = []
         for (g, tp), rs in _groups(self.ctx, cur, self.t.per).items():
-            refs = _reference_rollups(ref, self.t.per, g, tp)
+            refs = _reference_rows(ref, self.t.per, g, tp)
             if not refs:
                 rows.append(self._not_evaluable(g, tp, rs, "no reference-scope data of the "
                                                 "same Type-P", "reference scope"))
@@ -321,12 +418,13 @@ class _TargetRun:
             rows.append(self._row(g, tp, rs, refs, None))
         return rows
 
-    def _compare(self, g: str, tp: str, cur: list[MinuteRollup],
-                 other: list[MinuteRollup] | None, res: bl.ResolvedBaseline | None,
-                 salt: str = "") -> Comparison:
+    def _compare(self, g: str, tp: str, rows: Rows, other_rows: Rows | None,
+                 res: bl.ResolvedBaseline | None, salt: str = "") -> Comparison:
         c = self.t.comparison
         seed = row_seed(self.p.seed, self.t.id, g, tp, salt)
         stat, reps, unit = self.t.statistic, self.p.replicates, self.unit
+        cur = self.ctx.tables(rows, unit)
+        other = None if other_rows is None else self.ctx.tables(other_rows, unit)
         if c.kind == "absolute":
             limit = c.below_ms * 1e6 if c.below_ms is not None else float(c.below_ratio or 0)
             return compare_absolute(cur, limit, stat, seed, reps, unit)
@@ -339,7 +437,7 @@ class _TargetRun:
         return compare_ratio(cur, other, theta, stat, seed, reps, unit,
                              paired=c.kind == "reference")
 
-    def _row(self, g: str, tp: str, cur: list[MinuteRollup], other: list[MinuteRollup] | None,
+    def _row(self, g: str, tp: str, cur: Rows, other: Rows | None,
              res: bl.ResolvedBaseline | None) -> Row:
         result = self._compare(g, tp, cur, other, res)
         decision = result.decision
@@ -351,15 +449,15 @@ class _TargetRun:
         return Row(self.t.id, g, self.t.per, tp, self.t.statistic, self.t.comparison.kind,
                    source, result, decision, daily=daily)
 
-    def _daily(self, g: str, tp: str, cur: list[MinuteRollup],
-               other: list[MinuteRollup] | None, res: bl.ResolvedBaseline | None,
+    def _daily(self, g: str, tp: str, cur: Rows, other: Rows | None,
+               res: bl.ResolvedBaseline | None,
                days: int) -> tuple[Decision, tuple[tuple[str, str], ...]]:
         tz = self.t.aggregation.timezone
         other_days = local_days(other, tz) if other is not None and \
             self.t.comparison.kind == "reference" else {}
         verdicts, labels = [], []
         for day, rs in local_days(cur, tz).items():
-            ref = other_days.get(day, []) if other_days else other
+            ref = other_days.get(day) if other_days else other
             if other is not None and not ref:
                 v = Verdict.NOT_EVALUABLE
             else:
@@ -369,15 +467,15 @@ class _TargetRun:
                            v.value))
         return consecutive_days(verdicts, days), tuple(labels)
 
-    def _not_evaluable(self, g: str, tp: str, cur: list[MinuteRollup], why: str,
+    def _not_evaluable(self, g: str, tp: str, cur: Rows | None, why: str,
                        source: str | None) -> Row:
-        samples = sum(r.received + r.lost for r in cur)
+        samples = cur.samples() if cur is not None else 0
         result = Comparison(current_n=samples, decision=Decision(Verdict.NOT_EVALUABLE, why))
         return Row(self.t.id, g, self.t.per, tp, self.t.statistic, self.t.comparison.kind,
                    source, result, result.decision)
 
     def _empty(self, why: str) -> Row:
-        return self._not_evaluable("-", "-", [], why, None)
+        return self._not_evaluable("-", "-", None, why, None)
 
     def _holm(self, rows: list[Row]) -> list[Row]:
         if self.t.per == "scope" or len(rows) < 2:
@@ -392,13 +490,11 @@ def evaluate(store: Store, inv: Inventory, params: Params,
              targets: Sequence[str] | None = None) -> Evaluation:
     """Evaluate every policy target of ``inv`` (or those named in ``targets``)."""
     ctx = _Context(store, inv, params, baseline_store)
+    runs = [_TargetRun(ctx, t) for t in sorted(inv.policy_targets, key=lambda t: t.id)
+            if (not targets or t.id in targets) and t.statistic in STAT_MAP]
     rows: list[Row] = []
-    for t in sorted(inv.policy_targets, key=lambda t: t.id):
-        if targets and t.id not in targets:
-            continue
-        if t.statistic not in STAT_MAP:
-            continue
-        rows.extend(_TargetRun(ctx, t).rows())
+    for run in runs:
+        rows.extend(run.rows())
     exclusions = [ctx.exclusions[k] for k in sorted(ctx.exclusions)]
     windows = sorted(ctx.baseline_windows, key=lambda w: (w.start_ns, w.end_ns))
     return Evaluation(params, rows, exclusions,

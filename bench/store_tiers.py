@@ -5,12 +5,16 @@ Two parts, both on a SQLite file in a temporary directory:
 1. *Minute reads*: N minute rollups (60 ICMP results a minute, RTT and one-way sketches) written
    straight into ``rollups``, then ``read_rollups`` timed (sketches decoded lazily), then
    ``table_from_rollups`` (the analyzer's columnar units, decoding the RTT sketches), then the
-   same read with every sketch decoded (what the eager reader paid).
+   same read with every sketch decoded (what the eager reader paid), then
+   ``read_rollup_columns`` of the RTT series (what ``evaluate`` reads).
 2. *Year from tiers*: a baseline year and a current year of day tiers for P paths of the
    packaged inventory (inter- and intra-carrier ICMP paths, 86,400 probes a day each), written
    straight into ``rollups_day`` (not 263M minutes); then ``evaluate`` with the inventory's
    targets, as ``ixmeter analyze --db FILE --baseline Y1 --current Y2 --json`` runs it (the
-   tier is chosen from the windows: day), timed end to end, with the process's peak RSS.
+   tier is chosen from the windows: day), timed end to end, with the process's peak RSS
+   after it; then one window read both ways (``read_rollup_columns`` of the RTT series, and
+   ``read_rollups``), for comparison. ``--json FILE`` keeps the verdict rows, to compare runs
+   byte for byte.
 
     .venv/bin/python -m bench.store_tiers                 # 100k minutes, 100 paths (~1 min)
     .venv/bin/python -m bench.store_tiers --full          # 100k minutes, 500 paths
@@ -88,6 +92,9 @@ def minute_reads(db: Path, n: int) -> None:
         for d in (r.rtt, r.fwd, r.bwd):
             d.sketch.count  # noqa: B018 - force the decode, as the eager reader did
     print(f"read_rollups with all three sketches decoded: {_since(t)}")
+    t = _clock()
+    columns = store.read_rollup_columns(q, ("rtt",))
+    print(f"read_rollup_columns (RTT), {len(columns):,} minute rollups: {_since(t)}")
     cols = [ROLLUP_COLUMNS.index(f"{d}_sketch") for d in ("rtt", "fwd", "bwd")]
     t = _clock()
     for row in store._exec(f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups").fetchall():
@@ -177,10 +184,6 @@ def year_analysis(db: Path, n_paths: int, seed: int, json_out: Path | None = Non
     store = open_store(db)
     print(f"RSS before reading: {_rss():.0f} MiB")
     t = _clock()
-    rows = store.read_rollups(Query(cur.start_ns, cur.end_ns, tier="day"))
-    print(f"read_rollups(tier='day') of the current year, {len(rows):,} rows: {_since(t)}")
-    del rows
-    t = _clock()
     ev = evaluate(store, load(default_inventory()), Params(cur, base, seed=seed))
     doc = json.dumps([row_to_dict(r) for r in ev.rows], sort_keys=True)
     print(f"evaluate (every inventory target, B = 2000, tier chosen: day): {_since(t)}; "
@@ -190,6 +193,17 @@ def year_analysis(db: Path, n_paths: int, seed: int, json_out: Path | None = Non
     for r in ev.rows:
         print(f"  {r.target} {r.scope} {r.decision.verdict.value}")
     print("  notes: " + " | ".join(ev.notes))
+    print(f"peak RSS after evaluate: {_rss():.0f} MiB")
+    del ev
+    q = Query(cur.start_ns, cur.end_ns, tier="day")
+    t = _clock()
+    columns = store.read_rollup_columns(q, ("rtt",))
+    print(f"read_rollup_columns(tier='day', RTT) of the current year, {len(columns):,} rows: "
+          f"{_since(t)}")
+    del columns
+    t = _clock()
+    rows = store.read_rollups(q)
+    print(f"read_rollups(tier='day') of the current year, {len(rows):,} rows: {_since(t)}")
     store.close()
 
 

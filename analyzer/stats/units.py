@@ -15,7 +15,7 @@ the loss ratio is lost / (received + lost) (RFC 7680 §4.1).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,8 +143,184 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
     values = np.array([0.0] + [probe.value(int(k)) for k in columns])
     keys_arr = np.concatenate([np.array([ZERO_KEY], dtype=np.int64), columns])
     return UnitTable(np.array(order, dtype=np.int64), np.array(sums[0]), np.array(sums[1]),
-                     np.array(sums[2]), np.array(sums[3]), np.array(mins), np.array(maxs),
+                     np.array(sums[2]), np.array(sums[3]), np.array(mins, dtype=np.float64),
+                     np.array(maxs, dtype=np.float64),
                      values, keys_arr, counts, probe.gamma, clock, unsynced)
+
+
+@dataclass
+class DelayColumns:
+    """One delay series (``rtt``, ``fwd`` or ``bwd``) of the rows of a :class:`RollupColumns`:
+    counts, extremes (NaN where the rollup has none) and exact sums per row, and the sketch of
+    row ``i`` as its zero-bucket count and the buckets ``keys[starts[i]:starts[i + 1]]`` with
+    ``counts[...]`` (a key may appear twice in a row: the counts add up)."""
+
+    n: IntArray
+    min: FloatArray
+    max: FloatArray
+    sum: IntArray
+    zero: IntArray
+    starts: IntArray  # len(rows) + 1 offsets into keys/counts
+    keys: npt.NDArray[np.integer[Any]]
+    counts: npt.NDArray[np.integer[Any]]
+
+    def buckets(self, rows: IntArray) -> tuple[IntArray, npt.NDArray[np.integer[Any]],
+                                                npt.NDArray[np.integer[Any]]]:
+        """(position in ``rows``, key, count) of every bucket of the given rows."""
+        lens = self.starts[rows + 1] - self.starts[rows]
+        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):  # a run of rows
+            at = slice(int(self.starts[rows[0]]), int(self.starts[rows[-1] + 1]))
+            keys, counts = self.keys[at], self.counts[at]
+        else:
+            firsts = np.cumsum(lens) - lens
+            at_ = np.arange(int(lens.sum())) + np.repeat(self.starts[rows] - firsts, lens)
+            keys, counts = self.keys[at_], self.counts[at_]
+        return np.repeat(np.arange(len(rows)), lens), keys, counts
+
+
+SERIES = ("rtt", "fwd", "bwd")
+Label = tuple[str, str, str, str, str, str, str]
+LABEL_FIELDS = ("path_id", "method", "type_p", "src_site", "src_carrier", "dst_site",
+                "dst_carrier")
+
+
+@dataclass
+class RollupColumns:
+    """Rollups as numpy columns: what the analyzer reads from a store's rollups (sketches as
+    bucket columns, no ``MinuteRollup`` per row). ``labels[series[i]]`` is row ``i``'s path,
+    method, Type-P and path ends (:data:`LABEL_FIELDS`); a store returns one row per rollup key
+    (parts merged), sorted by key. Delay series not read are absent from ``delays``; threshold
+    counts, sums of squares, loss periods, reordering and duplicates are not kept."""
+
+    labels: list[Label]
+    series: IntArray
+    minute: IntArray
+    sent: IntArray
+    received: IntArray
+    lost: IntArray
+    errors: IntArray
+    unsynced: IntArray
+    clock_error_max_ns: FloatArray  # NaN where None
+    delays: dict[str, DelayColumns]
+
+    def __len__(self) -> int:
+        return len(self.minute)
+
+
+def columns_from_rollups(rollups: Sequence[MinuteRollup],
+                         series: Sequence[str] = SERIES) -> RollupColumns:
+    """The columns of ``rollups``, in the order given (the reference for a store's read)."""
+    index: dict[Label, int] = {}
+    for r in rollups:
+        index.setdefault(_label(r), len(index))
+    ints = {name: np.array([getattr(r, name) for r in rollups], dtype=np.int64)
+            for name in ("minute", "sent", "received", "lost", "errors", "unsynced")}
+    return RollupColumns(
+        list(index), np.array([index[_label(r)] for r in rollups], dtype=np.int64),
+        clock_error_max_ns=_floats([r.clock_error_max_ns for r in rollups]),
+        delays={which: _delay_columns([_delay(r, which) for r in rollups]) for which in series},
+        **ints)
+
+
+def _label(r: MinuteRollup) -> Label:
+    return (r.path_id, r.method, r.type_p, r.src_site, r.src_carrier, r.dst_site,
+            r.dst_carrier)
+
+
+def _floats(values: Sequence[int | None]) -> FloatArray:
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _delay_columns(stats: Sequence[DelayStats]) -> DelayColumns:
+    keys: list[int] = []
+    counts: list[int] = []
+    sizes = []
+    for d in stats:
+        keys += d.sketch.buckets
+        counts += d.sketch.buckets.values()
+        sizes.append(len(d.sketch.buckets))
+    return DelayColumns(
+        np.array([d.n for d in stats], dtype=np.int64), _floats([d.min for d in stats]),
+        _floats([d.max for d in stats]), np.array([d.sum for d in stats], dtype=np.int64),
+        np.array([d.sketch.zero for d in stats], dtype=np.int64),
+        np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))),
+        np.array(keys, dtype=np.int64), np.array(counts, dtype=np.int64))
+
+
+def table_from_columns(cols: RollupColumns, rows: IntArray, which: str = "rtt",
+                       unit_minutes: int = 1) -> UnitTable:
+    """:func:`table_from_rollups` of the rollups at ``rows`` (ascending) of ``cols``, without
+    rollup objects: the same table, float for float (sums accumulate row by row in the same
+    order)."""
+    d = cols.delays[which]
+    minute = cols.minute[rows]
+    order, unit = np.unique(minute - minute % unit_minutes, return_inverse=True)
+    width = len(order)
+
+    def total(values: npt.NDArray[Any]) -> FloatArray:
+        return np.bincount(unit, weights=values.astype(np.float64),
+                           minlength=width).astype(np.float64, copy=False)
+
+    lo, hi = d.min[rows], d.max[rows]
+    has = ~(np.isnan(lo) | np.isnan(hi))
+    mins, maxs = np.full(width, math.inf), np.full(width, -math.inf)
+    np.minimum.at(mins, unit[has], lo[has])
+    np.maximum.at(maxs, unit[has], hi[has])
+    columns, counts = _bucket_counts(d, rows, unit, width)
+    counts[:, 0] = total(d.zero[rows])
+    probe = DDSketch(DEFAULT_ALPHA)
+    values = np.array([0.0] + [probe.value(k) for k in columns.tolist()])
+    clock = np.nan_to_num(cols.clock_error_max_ns[rows], nan=0.0)
+    return UnitTable(order.astype(np.int64), total(cols.received[rows] + cols.lost[rows]),
+                     total(cols.lost[rows]), total(d.n[rows]), total(d.sum[rows]), mins, maxs,
+                     values, np.concatenate(([ZERO_KEY], columns)).astype(np.int64), counts,
+                     probe.gamma, max(0.0, float(clock.max())) if len(clock) else 0.0,
+                     int(cols.unsynced[rows].sum()))
+
+
+def _bucket_counts(d: DelayColumns, rows: IntArray, unit: IntArray,
+                   width: int) -> tuple[IntArray, FloatArray]:
+    """The distinct bucket keys of ``rows`` (sorted) and the units x (1 + keys) matrix of
+    their counts (column 0, the zero bucket, left empty). Counts are integers: exact in any
+    order."""
+    at, keys, cells = d.buckets(rows)
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), np.zeros((width, 1))
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo <= 4 * len(keys) + 4096:  # dense key range (always, for delays): no sort
+        present = np.bincount(keys - lo, minlength=hi - lo + 1) > 0
+        columns = np.flatnonzero(present).astype(np.int64) + lo
+        col = (np.cumsum(present) - 1)[keys - lo] + 1
+    else:
+        columns = np.unique(keys).astype(np.int64)
+        col = np.searchsorted(columns, keys) + 1
+    flat = unit[at] * (len(columns) + 1) + col
+    counts = np.bincount(flat, weights=cells.astype(np.float64),
+                         minlength=width * (len(columns) + 1)).astype(np.float64, copy=False)
+    return columns, counts.reshape(width, len(columns) + 1)
+
+
+class UnitTables(Mapping[str, UnitTable]):
+    """The unit tables of some rows of a :class:`RollupColumns` by delay series, each built on
+    first use (:func:`table_from_columns`): what the comparisons take as ready tables."""
+
+    def __init__(self, cols: RollupColumns, rows: IntArray, unit_minutes: int) -> None:
+        self.cols, self.rows, self.unit_minutes = cols, rows, unit_minutes
+        self._built: dict[str, UnitTable] = {}
+
+    def __getitem__(self, which: str) -> UnitTable:
+        if which not in self._built:
+            if which not in self.cols.delays:
+                raise KeyError(which)
+            self._built[which] = table_from_columns(self.cols, self.rows, which,
+                                                    self.unit_minutes)
+        return self._built[which]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cols.delays)
+
+    def __len__(self) -> int:
+        return len(self.cols.delays)
 
 
 def align(t: UnitTable, minutes: IntArray) -> UnitTable:

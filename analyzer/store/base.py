@@ -12,6 +12,7 @@ from typing import Protocol
 
 from analyzer.columns import ColumnBatch
 from analyzer.rollup import MinuteRollup
+from analyzer.stats.units import SERIES, RollupColumns
 from analyzer.store.chain import ChainReport
 from ixmeter.record import Result
 from ixmeter.wire import Batch
@@ -89,6 +90,13 @@ class Store(Protocol):
     def read_rollups(self, query: Query) -> list[MinuteRollup]:
         """Rollups of the query's tier (minute by default) whose unit overlaps the window,
         sorted by (path, method, Type-P, minute)."""
+        ...
+
+    def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
+                            ) -> RollupColumns:
+        """The rollups :meth:`read_rollups` returns, as numpy columns with only the delay
+        ``series`` asked for (``rtt``, ``fwd``, ``bwd``): what the analyzer builds its unit
+        tables from, without a rollup object per row (a year of day tiers is ~10^5 rows)."""
         ...
 
     def read_results(self, query: Query) -> Iterator[Result]:

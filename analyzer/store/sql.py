@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -48,6 +49,15 @@ except ImportError:
                        for i, r in zip(b.idx.tolist(), results_of(b), strict=True))
         minutes = build_rollups([r for _, r in pairs], thresholds_ns)
         return {"minute": minutes, "hour": fold(minutes, "hour"), "day": fold(minutes, "day")}
+from analyzer.sketch import DEFAULT_ALPHA, DDSketch
+from analyzer.stats.units import (
+    LABEL_FIELDS,
+    SERIES,
+    DelayColumns,
+    Label,
+    RollupColumns,
+    columns_from_rollups,
+)
 from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
 from analyzer.store.rows import (
@@ -60,6 +70,7 @@ from analyzer.store.rows import (
     build_rollup,
     prime_columns,
     rollup_row,
+    sketch_from_bytes,
     skey_of,
 )
 from analyzer.store.schema import BATCH_COLUMNS, BLOCK_COLUMNS, PROBE_COLUMNS, TIERS
@@ -411,6 +422,24 @@ class SqlStore:
                 prime_columns(built, rows)
             return _merged_rows(rows, built)
 
+    def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
+                            ) -> RollupColumns:
+        """:meth:`read_rollups` as numpy columns (what the analyzer's unit tables are built
+        from), with only the delay ``series`` asked for: no rollup object per row, every
+        sketch blob decoded in one vectorised pass per chunk of rows."""
+        if query.tier not in TIERS:
+            raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
+        if unknown := set(series) - set(SERIES):
+            raise ValueError(f"unknown delay series {sorted(unknown)}; known: {SERIES}")
+        table, size = TIERS[query.tier]
+        where, params = _filters(query, "")
+        first = query.start_ns // NS_PER_MINUTE
+        params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
+        cur = self._exec(f"{_columns_select(table, series)} WHERE minute >= ? AND "
+                         f"minute <= ?{where} ORDER BY {', '.join(ROLLUP_KEY)}, part", params)
+        with _gc_paused():
+            return _fetch_columns(cur, tuple(series))
+
     def read_results(self, query: Query) -> Iterator[Result]:
         """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order
         (ties: chain order, then index in the batch), from result rows (batches stored before
@@ -529,3 +558,220 @@ def _filters(query: Query, prefix: str) -> tuple[str, list[Any]]:
             params.append(value)
     return where, params
 
+
+# -- columnar rollup reads (:meth:`SqlStore.read_rollup_columns`) ----------------------------
+_COUNT_COLS = ("minute", "sent", "received", "lost", "errors", "unsynced", "clock_error_max_ns")
+_DELAY_COLS = ("n", "sum", "min", "max", "sketch")
+COLUMN_CHUNK = 16_384  # rows fetched and converted at a time: bounded Python temporaries
+Array = np.ndarray[Any, Any]
+
+
+def _columns_select(table: str, series: Sequence[str]) -> str:
+    """Labels, counts and the clock-error bound, then each delay series' columns."""
+    cols = [*LABEL_FIELDS, *_COUNT_COLS, *(f"{d}_{f}" for d in series for f in _DELAY_COLS)]
+    return f"SELECT {', '.join(cols)} FROM {table}"
+
+
+def _fetch_columns(cur: Any, series: tuple[str, ...]) -> RollupColumns:
+    """The rows of :func:`_columns_select` (sorted by key and part) as columns, then each
+    key's parts merged. Numbers are converted a chunk of rows at a time; the sketch blobs are
+    kept and decoded at the end, straight into one pair of bucket arrays per series."""
+    index: dict[tuple[str, str, str], int] = {}
+    labels: list[Label] = []
+    chunks: list[list[Array]] = []
+    blobs: list[list[bytes]] = [[] for _ in series]
+    while chunk := cur.fetchmany(COLUMN_CHUNK):
+        cols = list(zip(*chunk, strict=True))
+        chunks.append([_series_ids(cols, index, labels), *_numbers(cols, len(series))])
+        for k, column in enumerate(cols[-5 * len(series) + 4::5] if series else ()):
+            blobs[k] += map(bytes, column)
+    if not chunks:
+        return columns_from_rollups([], series)
+    ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
+        np.concatenate(c) for c in zip(*chunks, strict=True))
+    delays = {name: _delay_columns(delay[4 * k:4 * k + 4], blobs[k])
+              for k, name in enumerate(series)}
+    return _merge_key_parts(RollupColumns(labels, ids, minute, sent, received, lost, errors,
+                                          unsynced, clock, delays))
+
+
+def _delay_columns(numbers: list[Array], blobs: list[bytes]) -> DelayColumns:
+    n, lo, hi, total = numbers
+    zero, offsets, keys, counts = _sketch_columns(blobs)
+    return DelayColumns(n, lo, hi, total, zero, offsets, keys, counts)
+
+
+def _numbers(cols: list[tuple[Any, ...]], series: int) -> list[Array]:
+    """Counts, the clock bound (None: NaN), then n, min, max (None: NaN) and sum of each
+    delay series, for a chunk of rows."""
+    at = len(LABEL_FIELDS)
+    out = [np.array(c, dtype=np.int64) for c in cols[at:at + 6]]
+    out.append(np.array(cols[at + 6], dtype=np.float64))
+    for k in range(series):
+        n, total, lo, hi = cols[at + 7 + 5 * k:at + 11 + 5 * k]
+        out += [np.array(n, dtype=np.int64), np.array(lo, dtype=np.float64),
+                np.array(hi, dtype=np.float64), np.array(total, dtype=np.int64)]
+    return out
+
+
+def _series_ids(cols: list[tuple[Any, ...]], index: dict[tuple[str, str, str], int],
+                labels: list[Label]) -> Array:
+    """The series (path, method, Type-P) number of each row; new series' labels appended."""
+    known = len(index)
+    ids = np.array([index.setdefault(k, len(index)) for k in zip(*cols[:3], strict=True)],
+                   dtype=np.int64)
+    if len(index) > known:
+        _, rows = np.unique(ids, return_index=True)
+        for row in rows[ids[rows] >= known].tolist():
+            labels.append(tuple(c[row] for c in cols[:len(LABEL_FIELDS)]))
+    return ids
+
+
+def _merge_key_parts(c: RollupColumns) -> RollupColumns:
+    """One row per key: the parts of a key (adjacent rows of one series and minute, in part
+    order) merged as :func:`_merge_parts` merges rollups: counts and sums added, the clock
+    bound the largest (at least 0), delay figures only from parts with samples."""
+    new = np.ones(len(c), dtype=bool)
+    new[1:] = (c.series[1:] != c.series[:-1]) | (c.minute[1:] != c.minute[:-1])
+    if new.all():
+        return c
+    first = np.flatnonzero(new)
+    key = np.cumsum(new) - 1
+    multi = (np.diff(np.append(first, len(c))) > 1)[key]
+
+    def add(a: Array) -> Array:
+        return np.add.reduceat(a, first)
+
+    clock = np.fmax.reduceat(c.clock_error_max_ns, first)
+    clock = np.where(np.isnan(clock) | ~multi[first], clock, np.maximum(clock, 0.0))
+    return RollupColumns(c.labels, c.series[first], c.minute[first], add(c.sent),
+                         add(c.received), add(c.lost), add(c.errors), add(c.unsynced), clock,
+                         {name: _merge_delay(d, first, key, (d.n > 0) | ~multi)
+                          for name, d in c.delays.items()})
+
+
+def _merge_delay(d: DelayColumns, first: Array, key: Array, keep: Array) -> DelayColumns:
+    """A delay series' parts merged per key (``keep``: the rows whose figures count)."""
+    sizes = np.where(keep, np.diff(d.starts), 0)
+    entries = np.repeat(keep, np.diff(d.starts))
+    return DelayColumns(
+        np.add.reduceat(np.where(keep, d.n, 0), first),
+        _extreme(d.min, keep, first, key, np.minimum, math.inf),
+        _extreme(d.max, keep, first, key, np.maximum, -math.inf),
+        np.add.reduceat(np.where(keep, d.sum, 0), first),
+        np.add.reduceat(np.where(keep, d.zero, 0), first),
+        np.concatenate(([0], np.cumsum(np.add.reduceat(sizes, first)))).astype(np.int64),
+        d.keys[entries], d.counts[entries])
+
+
+def _extreme(v: Array, keep: Array, first: Array, key: Array, pick: np.ufunc,
+             empty: float) -> Array:
+    """Per key, as ``DelayStats.merge`` folds parts: the first kept non-None extreme, then
+    ``pick`` with each later kept one that is neither None nor 0 (``other.min or self.min``)."""
+    valid = keep & ~np.isnan(v)
+    pos = np.arange(len(v))
+    at = np.minimum.reduceat(np.where(valid, pos, len(v)), first)
+    head = np.where(at < len(v), v[np.minimum(at, len(v) - 1)], np.nan)
+    later = valid & (v != 0) & (pos > at[key])
+    out: Array = pick(head, pick.reduceat(np.where(later, v, empty), first))
+    return out
+
+
+DECODE_CHUNK = 4096  # blobs per vectorised decode: cache-sized temporaries
+
+
+def _sketch_columns(blobs: list[bytes]) -> tuple[Array, Array, Array, Array]:
+    """(zero, offsets, keys, counts) of stored sketches, row ``i``'s buckets at
+    ``offsets[i]:offsets[i + 1]``: decoded :data:`DECODE_CHUNK` blobs at a time
+    (:func:`sketch_columns`; one at a time with the validating decoder for a chunk it
+    refuses) into arrays sized once (a bucket takes at least two bytes): keys int16 and
+    counts int32 while the values fit (DDSketch keys of 1 ns..2^63 ns at the store's alpha
+    are 0..4,400)."""
+    bound = sum(map(len, blobs)) // 2 + 1
+    keys, counts = np.empty(bound, dtype=np.int16), np.empty(bound, dtype=np.int32)
+    zero, sizes = np.empty(len(blobs), dtype=np.int64), np.empty(len(blobs), dtype=np.int64)
+    filled = 0
+    for i in range(0, len(blobs), DECODE_CHUNK):
+        part = blobs[i:i + DECODE_CHUNK]
+        z, n, k, c = sketch_columns(part) or _one_by_one(part)
+        if not _fits(k, keys):
+            keys = keys.astype(np.int64)
+        if not _fits(c, counts):
+            counts = counts.astype(np.int64)
+        zero[i:i + len(part)], sizes[i:i + len(part)] = z, n
+        keys[filled:filled + len(k)], counts[filled:filled + len(k)] = k, c
+        filled += len(k)
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return zero, offsets, keys[:filled], counts[:filled]
+
+
+def _fits(values: Array, into: Array) -> bool:
+    """Whether ``values`` can be stored in ``into``'s dtype unchanged."""
+    info = np.iinfo(into.dtype)
+    return not len(values) or (info.min <= int(values.min()) and int(values.max()) <= info.max)
+
+
+def _one_by_one(blobs: list[bytes]) -> tuple[Array, Array, Array, Array]:
+    """:func:`sketch_columns` with the validating decoder (raises on a corrupt blob)."""
+    decoded = [sketch_from_bytes(b) for b in blobs]
+    return (np.array([s.zero for s in decoded], dtype=np.int64),
+            np.array([len(s.buckets) for s in decoded], dtype=np.int64),
+            np.array([k for s in decoded for k in s.buckets], dtype=np.int64),
+            np.array([c for s in decoded for c in s.buckets.values()], dtype=np.int64))
+
+
+_HEAD = DDSketch(DEFAULT_ALPHA).to_bytes()[:-2]  # magic + alpha of the store's sketches
+_HEAD_VARINTS = sum(byte < 0x80 for byte in _HEAD)
+
+
+def sketch_columns(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array] | None:
+    """``DDSketch.to_bytes`` blobs of the store's alpha decoded at once: (zero, number of
+    buckets, keys, counts), the buckets of all blobs in turn; None if any blob is irregular.
+    A blob is LEB128 varints throughout (magic bytes and alpha included), so the chunk is one
+    run of varints: each is read from its last byte back, only the longer ones taking another
+    pass per byte (int32 while they are at most 4 bytes)."""
+    sizes = np.fromiter(map(len, blobs), np.int64, len(blobs))
+    if not len(blobs) or sizes.min() < len(_HEAD) + 2:
+        return None
+    b = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    blob_ends = np.cumsum(sizes) - 1
+    starts = blob_ends + 1 - sizes
+    if any((b[starts + j] != byte).any() for j, byte in enumerate(_HEAD)):
+        return None  # another format or alpha
+    ends = np.flatnonzero(b < 0x80)
+    if ends[-1] != len(b) - 1:
+        return None
+    vals = _varints(b, ends)
+    if vals is None:
+        return None
+    cut = np.searchsorted(ends, blob_ends)
+    if not np.array_equal(ends[np.minimum(cut, len(ends) - 1)], blob_ends):
+        return None  # a blob does not end on a varint's last byte
+    per_blob = np.diff(cut, prepend=-1)
+    head = np.cumsum(per_blob) - per_blob
+    zero, n = vals[head + _HEAD_VARINTS], vals[head + _HEAD_VARINTS + 1]
+    if not np.array_equal(per_blob, _HEAD_VARINTS + 2 + 2 * n):
+        return None
+    pairs = np.ones(len(vals), dtype=bool)
+    pairs[(head[:, None] + np.arange(_HEAD_VARINTS + 2)).ravel()] = False
+    body = vals[pairs]
+    deltas = body[0::2].astype(np.int64)
+    run = np.cumsum((deltas >> 1) ^ -(deltas & 1))
+    firsts = np.cumsum(n) - n
+    before = run[np.maximum(firsts - 1, 0)] if len(run) else firsts
+    keys = run - np.repeat(np.where(firsts > 0, before, 0), n)
+    return zero.astype(np.int64), n.astype(np.int64), keys, body[1::2]
+
+
+def _varints(b: Array, ends: Array) -> Array | None:
+    """The value of each varint ending at ``ends`` of ``b``; None past 8 bytes."""
+    lengths = np.diff(ends, prepend=-1)
+    longest = int(lengths.max())
+    if longest > 8:
+        return None
+    vals: Array = b[ends].astype(np.int32 if longest <= 4 else np.int64)
+    for j in range(1, longest):
+        at = np.flatnonzero(lengths > j)
+        vals[at] = (vals[at] << 7) | (b[ends[at] - j] & 0x7F)
+    return vals

@@ -1,0 +1,150 @@
+"""Columnar rollup reads (``read_rollup_columns``): the rollups ``read_rollups`` returns, parts
+merged the same way, as numpy columns; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzer.rollup import DelayStats, MinuteRollup
+from analyzer.sketch import DDSketch
+from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
+from analyzer.store import Query, Store, sql
+from analyzer.store.rows import rollup_row
+from analyzer.store.schema import TIERS
+from tests.store.factory import NS_MIN, T0, make_batches
+from tests.store.test_store import ALL
+
+
+def _fill(store: Store) -> None:
+    """Six batches of 150 s (results every 3 s over three paths, two Type-Ps, from 23:50
+    UTC): minutes, hours and days split over batches, so keys of every tier have parts."""
+    start = T0 - T0 % (1440 * NS_MIN) + 1430 * NS_MIN
+    for b in make_batches("p1", 6, 50, start_ns=start, gap_ns=3 * 10**9):
+        store.write_batch(b, T0)
+
+
+def assert_same(got: RollupColumns, want: RollupColumns) -> None:
+    """Equal labels and equal values in every column (NaN equal to NaN; any int dtype), and
+    the same sketch in every row (a merged key may list a bucket once per part)."""
+    assert got.labels == want.labels
+    for name in ("series", "minute", "sent", "received", "lost", "errors", "unsynced",
+                 "clock_error_max_ns"):
+        assert np.array_equal(getattr(got, name), getattr(want, name), equal_nan=True), name
+    assert got.delays.keys() == want.delays.keys()
+    for which, d in got.delays.items():
+        for name in ("n", "min", "max", "sum", "zero"):
+            assert np.array_equal(getattr(d, name), getattr(want.delays[which], name),
+                                  equal_nan=True), f"{which}.{name}"
+        assert _sketches(d) == _sketches(want.delays[which]), which
+
+
+def _sketches(d: DelayColumns) -> list[dict[int, int]]:
+    out = []
+    for row in range(len(d.n)):
+        buckets: dict[int, int] = {}
+        at = slice(int(d.starts[row]), int(d.starts[row + 1]))
+        for k, c in zip(d.keys[at].tolist(), d.counts[at].tolist(), strict=True):
+            buckets[k] = buckets.get(k, 0) + c
+        out.append(buckets)
+    return out
+
+
+def _query(tier: str, **kw: object) -> Query:
+    return Query(ALL.start_ns, ALL.end_ns, tier=tier, **kw)  # type: ignore[arg-type]
+
+
+def _keys_with_parts(store: Store, table: str) -> int:
+    assert isinstance(store, sql.SqlStore)
+    return len(store._exec(f"SELECT path_id FROM {table} GROUP BY path_id, method, type_p, "
+                           "minute HAVING COUNT(*) > 1").fetchall())
+
+
+@pytest.mark.parametrize("tier", ["minute", "hour", "day"])
+def test_columns_equal_the_rollups_read(store: Store, tier: str) -> None:
+    _fill(store)  # each minute split over batches: keys of every tier stored as several parts
+    assert _keys_with_parts(store, TIERS[tier][0]) > 0
+    for q in (_query(tier), _query(tier, method="stamp"),
+              _query(tier, path_ids=["csx-a/CT>yy-a/CU"]),
+              Query(T0 + 3 * NS_MIN, T0 + 5 * NS_MIN, tier=tier)):
+        rollups = store.read_rollups(q)
+        for series in (SERIES, ("rtt",), ("fwd", "bwd"), ()):
+            assert_same(store.read_rollup_columns(q, series),
+                        columns_from_rollups(rollups, series))
+
+
+def test_chunk_boundaries_change_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows fetched 5 at a time and sketches decoded 3 at a time: a key's parts straddle
+    fetch chunks and are still merged."""
+    _fill(store)
+    want = store.read_rollup_columns(_query("minute"))
+    monkeypatch.setattr(sql, "COLUMN_CHUNK", 5)
+    monkeypatch.setattr(sql, "DECODE_CHUNK", 3)
+    assert_same(store.read_rollup_columns(_query("minute")), want)
+    assert_same(want, columns_from_rollups(store.read_rollups(_query("minute"))))
+
+
+def _part(minute: int, n: int, lo: int | None, hi: int | None, clock: int | None,
+          values: tuple[int, ...] = ()) -> MinuteRollup:
+    sketch = DDSketch()
+    sketch.extend(values)
+    rtt = DelayStats(n=n, min=lo, max=hi, sum=sum(values), sketch=sketch)
+    return MinuteRollup("a/CT>b/CM", "a", "CT", "b", "CM", "icmp", "icmp/v4/64/dscp0", minute,
+                        sent=n + 1, received=n, lost=1, errors=minute % 2, rtt=rtt,
+                        clock_error_max_ns=clock, unsynced=1)
+
+
+def test_parts_merge_as_delay_stats_merge(store: Store) -> None:
+    """Parts written by hand: one without samples, a later minimum of 0 (``other.min or
+    self.min`` keeps the earlier one), a negative clock bound (merged with 0): the columns
+    agree with the rollups read."""
+    assert isinstance(store, sql.SqlStore)
+    m = T0 // NS_MIN
+    parts = [(_part(m, 3, 5, 9, None, (5, 6, 9)), 1), (_part(m, 2, 0, 4, -3, (0, 4)), 2),
+             (_part(m, 0, None, None, 7), 3),
+             (_part(m + 1, 0, None, None, None), 1), (_part(m + 1, 2, 7, 8, 2, (7, 8)), 2),
+             (_part(m + 2, 1, 3, 3, None, (3,)), 1)]
+    for r, part in parts:
+        store._exec(sql._part_insert("rollups"), (*rollup_row(r), part))
+    got = store.read_rollup_columns(ALL, ("rtt",))
+    assert_same(got, columns_from_rollups(store.read_rollups(ALL), ("rtt",)))
+    assert got.delays["rtt"].min.tolist() == [5.0, 7.0, 3.0]
+    assert got.delays["rtt"].n.tolist() == [5, 2, 1]
+    assert np.array_equal(got.clock_error_max_ns, [7.0, 2.0, np.nan], equal_nan=True)
+
+
+def test_empty_reads_and_bad_arguments(store: Store) -> None:
+    empty = store.read_rollup_columns(ALL)
+    assert len(empty) == 0
+    assert empty.labels == []
+    assert set(empty.delays) == set(SERIES)
+    with pytest.raises(ValueError, match="unknown tier"):
+        store.read_rollup_columns(Query(0, 1, tier="week"))
+    with pytest.raises(ValueError, match="unknown delay series"):
+        store.read_rollup_columns(ALL, ("rtt", "owd"))
+
+
+def test_sketch_columns_refuse_irregular_blobs() -> None:
+    sketch = DDSketch()
+    sketch.extend([1, 2, 3, 10**9])
+    blob = sketch.to_bytes()
+    decoded = sql.sketch_columns([blob, DDSketch().to_bytes()])
+    assert decoded is not None
+    zero, n, keys, counts = decoded
+    assert (zero.tolist(), n.tolist()) == ([0, 0], [4, 0])
+    assert dict(zip(keys.tolist(), counts.tolist(), strict=True)) == sketch.buckets
+    assert sql.sketch_columns([blob, b"DD1\x00"]) is None
+    assert sql.sketch_columns([blob[:-1]]) is None
+    assert sql.sketch_columns([]) is None
+
+
+def test_sketches_of_another_alpha_are_decoded_one_by_one() -> None:
+    odd, plain = DDSketch(0.02), DDSketch()
+    odd.extend([0, 5, 900])
+    plain.extend([7, 7, 10**6])
+    assert sql.sketch_columns([plain.to_bytes(), odd.to_bytes()]) is None
+    zero, offsets, keys, counts = sql._sketch_columns([plain.to_bytes(), odd.to_bytes()])
+    assert zero.tolist() == [0, 1]
+    assert offsets.tolist() == [0, 2, 4]
+    assert dict(zip(keys[:2].tolist(), counts[:2].tolist(), strict=True)) == plain.buckets
+    assert dict(zip(keys[2:].tolist(), counts[2:].tolist(), strict=True)) == odd.buckets
