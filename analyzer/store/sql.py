@@ -74,7 +74,7 @@ from analyzer.store.rows import (
     skey_of,
 )
 from analyzer.store.schema import BATCH_COLUMNS, BLOCK_COLUMNS, PROBE_COLUMNS, TIERS
-from analyzer.store.tiers import fold, merge_pair
+from analyzer.store.tiers import fold, merge_parts, merge_row_groups
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 
@@ -118,15 +118,6 @@ def _span(block: Block) -> tuple[int, int]:
     return int(block.sent_at_ns.min()), int(block.sent_at_ns.max())
 
 
-def _merge_parts(parts: Sequence[MinuteRollup]) -> MinuteRollup:
-    """The parts of one key merged in part order: the same merge ingest made in place before
-    rollups became parts (so the same floats)."""
-    out = parts[0]
-    for p in parts[1:]:
-        out = merge_pair(out, p)
-    return out
-
-
 def _merged_rows(rows: Sequence[Sequence[Any]], rollups: Sequence[MinuteRollup] | None = None
                  ) -> list[MinuteRollup]:
     """Rows ``(rollup columns..., part)`` sorted by key and part, one rollup per key."""
@@ -135,11 +126,11 @@ def _merged_rows(rows: Sequence[Sequence[Any]], rollups: Sequence[MinuteRollup] 
     run: list[MinuteRollup] = []
     for r in built:
         if run and r.key != run[0].key:
-            out.append(_merge_parts(run))
+            out.append(merge_parts(run))
             run = []
         run.append(r)
     if run:
-        out.append(_merge_parts(run))
+        out.append(merge_parts(run))
     return out
 
 
@@ -284,8 +275,8 @@ class SqlStore:
             self._parts = {k: c for k, c in counts.items() if c}
         if due:
             with self._transaction():
-                for table, key in due:
-                    self._compact_key(table, key)
+                for table, _size in TIERS.values():
+                    self._compact_keys(table, [k for t, k in due if t == table])
 
     def compact(self) -> int:
         """Fold every rollup key stored as several parts into one row (maintenance; ingest
@@ -295,10 +286,26 @@ class SqlStore:
             for table, _size in TIERS.values():
                 keys = self._exec(f"SELECT {', '.join(ROLLUP_KEY)} FROM {table} GROUP BY "
                                   f"{', '.join(ROLLUP_KEY)} HAVING COUNT(*) > 1").fetchall()
-                for key in keys:
-                    removed += self._compact_key(table, tuple(key))
+                for i in range(0, len(keys), 1000):
+                    removed += self._compact_keys(table, [tuple(k) for k in keys[i:i + 1000]])
         self._parts.clear()
         return removed
+
+    def _compact_keys(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int:
+        """Replace the parts of each key by their merge, stored as the first part's number;
+        returns the number of parts removed."""
+        where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
+        groups = []
+        for key in keys:
+            rows = self._exec(f"{_rollup_select(table)} WHERE {where} ORDER BY part",
+                              key).fetchall()
+            if len(rows) > 1:
+                groups.append((key, rows))
+        merged = merge_row_groups([rows for _key, rows in groups])
+        for (key, rows), m in zip(groups, merged, strict=True):
+            self._exec(f"DELETE FROM {table} WHERE {where}", key)
+            self._exec(_part_insert(table), (*rollup_row(m), rows[0][-1]))
+        return sum(len(rows) - 1 for _key, rows in groups)
 
     def _compact_key(self, table: str, key: tuple[Any, ...],
                      extra: MinuteRollup | None = None) -> int:
@@ -309,7 +316,7 @@ class SqlStore:
                           "ORDER BY part", key).fetchall()
         if len(rows) + (extra is not None) < 2:
             return 0
-        merged = _merge_parts([build_rollup(row[:-1]) for row in rows]
+        merged = merge_parts([build_rollup(row[:-1]) for row in rows]
                               + ([extra] if extra is not None else []))
         first = rows[0][-1] if rows else 0
         self._exec(f"DELETE FROM {table} WHERE {where}", key)
@@ -557,6 +564,8 @@ def _filters(query: Query, prefix: str) -> tuple[str, list[Any]]:
             where += f" AND {prefix}{col} = ?"
             params.append(value)
     return where, params
+
+
 
 
 # -- columnar rollup reads (:meth:`SqlStore.read_rollup_columns`) ----------------------------
