@@ -21,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
+from operator import attrgetter, itemgetter, mul
 
 from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 from ixmeter.record import Result, Status
@@ -43,6 +43,9 @@ class DelayStats:
     below: dict[int, int] = field(default_factory=dict)  # threshold ns -> count strictly below
 
     def add(self, value: int, thresholds: Sequence[int]) -> None:
+        """Add one value. Everything but ``sumsq`` ends as :meth:`extend` of the same values
+        would leave it; ``sumsq`` here is a running float sum, so a series added value by value
+        may differ from :meth:`extend`'s correctly rounded one in the last bits."""
         self.n += 1
         self.min = value if self.min is None else min(self.min, value)
         self.max = value if self.max is None else max(self.max, value)
@@ -70,9 +73,13 @@ class DelayStats:
             self.below[t] = self.below.get(t, 0) + c
 
     def extend(self, values: list[int], thresholds: Sequence[int]) -> None:
-        """:meth:`add` of each value in turn, with one pass per statistic instead of calls per
-        value; the sum of squares is accumulated in the same order, so it is the same float.
-        Extremes and threshold counts are read off the sorted values."""
+        """Add a series at once: the counts, extremes, sum, sketch and threshold counts that
+        :meth:`add` of each value in turn gives (extremes and threshold counts read off the
+        sorted values). The sum of squares adds ``float`` of the exact integer sum of ``v * v``:
+        one correctly rounded value (IEEE 754-2019 §5.4.1 convertFromInt of the exact sum),
+        independent of the order of the values and never less accurate than summing rounded
+        squares in turn, so a vectorised computation (:mod:`analyzer.rollup_columns`) gives the
+        same float bit for bit."""
         if not values:
             return
         ranked = sorted(values)
@@ -80,10 +87,7 @@ class DelayStats:
         self.min = ranked[0] if self.min is None else min(self.min, ranked[0])
         self.max = ranked[-1] if self.max is None else max(self.max, ranked[-1])
         self.sum += sum(values)
-        sumsq = self.sumsq
-        for f in map(float, values):
-            sumsq += f * f
-        self.sumsq = sumsq
+        self.sumsq += float(sum(map(mul, values, values)))
         self.sketch.extend(values)
         for t in thresholds:
             self.below[t] = self.below.get(t, 0) + bisect_left(ranked, t)
