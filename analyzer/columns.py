@@ -32,11 +32,12 @@ import orjson
 
 from ixmeter.errors import RecordError
 from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.wire import ERROR_CODES, STATUS_CODES, TS_SOURCE_CODES
 
 NULL = int(np.iinfo(np.int64).min)
-STATUS: tuple[str, ...] = tuple(s.value for s in Status)  # received, lost, error
-TS_SOURCES: tuple[str, ...] = tuple(s.value for s in TimestampSource)
-ERRORS: tuple[str, ...] = tuple(e.value for e in ErrorKind)
+STATUS: tuple[str, ...] = STATUS_CODES  # received, lost, error (wire v2 codes)
+TS_SOURCES: tuple[str, ...] = TS_SOURCE_CODES
+ERRORS: tuple[str, ...] = ERROR_CODES
 RECEIVED, LOST, ERROR = (STATUS.index(s) for s in ("received", "lost", "error"))
 
 STREAM_FIELDS = ("probe_id", "method", "src_site", "src_carrier", "dst_site", "dst_carrier",

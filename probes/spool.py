@@ -1,11 +1,13 @@
 """The probe's local SQLite spool: every result lands here before any upload is tried.
 
 Results are appended to ``results``; :meth:`Spool.seal` moves the oldest ones, in one
-transaction, into a *batch* whose id and encoded body (``ixmeter.wire.encode_batch``) are stored,
-so a batch re-sent after a crash or restart is byte-for-byte the same and the collector's dedup
-on (probe id, batch id) makes the re-send idempotent. A batch is deleted only by :meth:`ack`,
-after the collector acknowledged it. WAL journal, ``synchronous=NORMAL``: a committed write
-survives ``kill -9`` of the agent (not a power cut; use ``durable=True`` for FULL).
+transaction, into a *batch* whose id and encoded body (wire v2, ``ixmeter.wire.encode_columns``)
+are stored, so a batch re-sent after a crash or restart is byte-for-byte the same and the
+collector's dedup on (probe id, batch id) makes the re-send idempotent. Batches sealed by an
+older agent keep their v1 body (``encode_batch``) and are sent as they are; :meth:`split` reads
+both versions. A batch is deleted only by :meth:`ack`, after the collector acknowledged it. WAL
+journal, ``synchronous=NORMAL``: a committed write survives ``kill -9`` of the agent (not a
+power cut; use ``durable=True`` for FULL).
 
 Blocking (sqlite3): callers on trio go through ``trio.to_thread.run_sync`` with one limiter.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from ixmeter.errors import IxmeterError, RecordError
 from ixmeter.record import Result, from_dict
-from ixmeter.wire import Batch, encode_batch
+from ixmeter.wire import Batch, decode_batch, encode_columns
 
 SCHEMA = 1
 _MIGRATIONS = {
@@ -114,10 +116,13 @@ class Spool:
         return sealed
 
     def _decode(self, row_id: int, body: str) -> Result | None:
-        """A stored result, or None after setting aside one that no longer validates (it
-        would be refused by the collector and must not block the queue)."""
+        """A stored result, or None after setting aside one that no longer validates or is
+        another probe's (it would be refused by the collector and must not block the queue)."""
         try:
-            return from_dict(json.loads(body))
+            result = from_dict(json.loads(body))
+            if result.probe_id != self.probe_id:
+                raise RecordError(f"probe_id {result.probe_id!r} is not this spool's probe")
+            return result
         except (RecordError, ValueError) as exc:
             self._db.execute("INSERT OR REPLACE INTO rejected VALUES (?, 1, ?, ?)",
                              (f"row-{self.instance}-{row_id}", body.encode(), str(exc)))
@@ -155,7 +160,7 @@ class Spool:
         if int(row[0]) < 2:
             self.quarantine(batch_id, "too large")
             return 1
-        results = [from_dict(d) for d in json.loads(row[1])["results"]]
+        results = decode_batch(bytes(row[1])).results  # v2, or v1 sealed by an older agent
         half = len(results) // 2
         with self._tx():
             self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
@@ -168,7 +173,7 @@ class Spool:
                   .fetchone()[0])
         seq = max(seq, self._next_seq())
         batch_id = f"{self.instance}-{seq:010d}"
-        body = encode_batch(Batch(self.probe_id, batch_id, results))
+        body = encode_columns(Batch(self.probe_id, batch_id, results))
         self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?)",
                          (seq, batch_id, len(results), body))
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?)", (seq + 1,))

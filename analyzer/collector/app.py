@@ -27,9 +27,10 @@ from analyzer.collector.auth import Authenticator
 from analyzer.collector.inventory import probe_plan
 from analyzer.collector.openapi import openapi_document
 from analyzer.store.base import Store, WriteReceipt
+from analyzer.wire_columns import decode_body
 from ixmeter import __version__
 from ixmeter.errors import RecordError
-from ixmeter.wire import AuthError, decode_batch
+from ixmeter.wire import AuthError
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 BATCHES_PATH = "/v1/batches"
@@ -157,7 +158,7 @@ class Collector:
         if known is not None:
             return known
         try:
-            batch = decode_batch(body)
+            batch = decode_body(body)
         except RecordError as exc:
             raise bad_record(exc) from None
         if batch.probe_id != probe_id:
@@ -165,7 +166,7 @@ class Collector:
                                          f"{batch.probe_id!r}", "field": "probe_id",
                                 "reason": "wrong_probe"}, "wrong_probe")
         try:
-            return self.store.write_batch(batch, time.time_ns())
+            return self.store.write_blocks(batch, time.time_ns())
         except Exception as exc:  # disk full, database locked or gone: nothing acknowledged
             log.exception("store write failed")
             raise Problem(503, {"error": f"store unavailable: {exc}"}, "store_error") from None

@@ -1,7 +1,8 @@
 """The store interface shared by the SQLite and PostgreSQL backends.
 
 One small Protocol (ARCHITECTURE.md): write a batch idempotently (as records or as columnar
-blocks), read rollups for paths x window, read raw results, the hash-chain head, probe health. Both backends pass one shared test-suite.
+blocks), read rollups for paths x window, read raw results, the hash-chain head, probe health.
+Both backends pass one shared test-suite.
 """
 
 from __future__ import annotations

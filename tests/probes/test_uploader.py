@@ -119,13 +119,13 @@ async def test_wrong_key_is_retried_not_dropped(tmp_path: Path, collector: Live)
 
 
 async def test_too_large_batch_is_split(tmp_path: Path, collector: Live) -> None:
-    spool = _spool(tmp_path, 400)
+    spool = _spool(tmp_path, 3000)
     up = _uploader(spool, collector.url)
-    up.batch_size = 400  # ~200 kB > the collector's 64 kB limit
+    up.batch_size = 3000  # ~100 kB (wire v2) > the collector's 64 kB limit
     async with httpx.AsyncClient() as client:
-        assert await up.upload_pending(client) == 400
+        assert await up.upload_pending(client) == 3000
     assert up.errors["too_large"] >= 1
-    assert collector.seqs() == list(range(400))
+    assert collector.seqs() == list(range(3000))
 
 
 async def test_run_until_stop_drains(tmp_path: Path, collector: Live) -> None:
