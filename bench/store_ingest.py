@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 import sqlite_utils
 import trio
-from analyzer.rollup_columns import batch_rollups
-from analyzer.wire_columns import decode_body
 
+from analyzer.rollup_columns import batch_rollups
 from analyzer.store.rows import RESULT_COLUMNS, result_row
 from analyzer.store.sqlite import SqliteStore
+from analyzer.wire_columns import decode_body
 from bench.collector_harness import CollectorProcess, Tally, bodies, free_port, upload, write_keys
 from ixmeter.wire import Batch, encode_batch, encode_columns
 from tests.store.factory import PATHS, T0, make_results, wide_paths
