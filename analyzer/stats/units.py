@@ -166,18 +166,22 @@ class DelayColumns:
 
     def buckets(self, rows: IntArray) -> tuple[IntArray, npt.NDArray[np.integer[Any]],
                                                 npt.NDArray[np.integer[Any]]]:
-        """(position in ``rows``, key, count) of every bucket of the given rows."""
-        lens = self.starts[rows + 1] - self.starts[rows]
-        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):  # a run of rows
-            at = slice(int(self.starts[rows[0]]), int(self.starts[rows[-1] + 1]))
-            keys, counts = self.keys[at], self.counts[at]
-        else:
-            firsts = np.cumsum(lens) - lens
-            at_ = np.arange(int(lens.sum())) + np.repeat(self.starts[rows] - firsts, lens)
-            keys, counts = self.keys[at_], self.counts[at_]
-        return np.repeat(np.arange(len(rows)), lens), keys, counts
+        """(number of buckets of each row, keys, counts) of the given rows (ascending), the
+        buckets row after row: runs of consecutive rows are sliced, not indexed."""
+        first, last = self.starts[rows], self.starts[rows + 1]
+        cut = np.flatnonzero(np.diff(rows) != 1) + 1
+        if not len(rows) or len(cut) >= RUN_SLICES:
+            lens = last - first
+            at = np.arange(int(lens.sum())) + np.repeat(first - (np.cumsum(lens) - lens), lens)
+            return lens, self.keys[at], self.counts[at]
+        spans = list(zip(first[np.concatenate(([0], cut))].tolist(),
+                         last[np.concatenate((cut - 1, [len(rows) - 1]))].tolist(),
+                         strict=True))
+        return (last - first, np.concatenate([self.keys[a:b] for a, b in spans]),
+                np.concatenate([self.counts[a:b] for a, b in spans]))
 
 
+RUN_SLICES = 4096  # at most this many runs of consecutive rows are sliced, else indexed
 SERIES = ("rtt", "fwd", "bwd")
 Label = tuple[str, str, str, str, str, str, str]
 LABEL_FIELDS = ("path_id", "method", "type_p", "src_site", "src_carrier", "dst_site",
@@ -282,22 +286,26 @@ def _bucket_counts(d: DelayColumns, rows: IntArray, unit: IntArray,
                    width: int) -> tuple[IntArray, FloatArray]:
     """The distinct bucket keys of ``rows`` (sorted) and the units x (1 + keys) matrix of
     their counts (column 0, the zero bucket, left empty). Counts are integers: exact in any
-    order."""
-    at, keys, cells = d.buckets(rows)
+    order. Delay keys span a few hundred values: counted over the whole range, then the
+    columns that occur are kept."""
+    lens, keys, cells = d.buckets(rows)
     if not len(keys):
         return np.zeros(0, dtype=np.int64), np.zeros((width, 1))
-    lo, hi = int(keys.min()), int(keys.max())
-    if hi - lo <= 4 * len(keys) + 4096:  # dense key range (always, for delays): no sort
-        present = np.bincount(keys - lo, minlength=hi - lo + 1) > 0
-        columns = np.flatnonzero(present).astype(np.int64) + lo
-        col = (np.cumsum(present) - 1)[keys - lo] + 1
-    else:
-        columns = np.unique(keys).astype(np.int64)
-        col = np.searchsorted(columns, keys) + 1
-    flat = unit[at] * (len(columns) + 1) + col
-    counts = np.bincount(flat, weights=cells.astype(np.float64),
-                         minlength=width * (len(columns) + 1)).astype(np.float64, copy=False)
-    return columns, counts.reshape(width, len(columns) + 1)
+    lo, span = int(keys.min()), int(keys.max()) - int(keys.min()) + 1
+    offset = keys.astype(np.int64) - lo
+    present = np.bincount(offset, minlength=span) > 0
+    columns = np.flatnonzero(present).astype(np.int64) + lo
+    if width * span > DENSE_CELLS:
+        span, offset = len(columns), np.cumsum(present)[offset] - 1
+        present = np.ones(span, dtype=bool)
+    dense = np.bincount(np.repeat(unit * span, lens) + offset,
+                        weights=cells.astype(np.float64), minlength=width * span)
+    counts = np.empty((width, len(columns) + 1))
+    counts[:, 1:] = dense.reshape(width, span)[:, present]
+    return columns, counts
+
+
+DENSE_CELLS = 1 << 22  # units x key range counted at once; above, keys are numbered first
 
 
 class UnitTables(Mapping[str, UnitTable]):

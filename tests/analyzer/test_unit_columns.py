@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from analyzer.rollup import MinuteRollup, build_rollups
+from analyzer.stats import units
 from analyzer.stats.units import (
     UnitTable,
     UnitTables,
@@ -40,7 +41,12 @@ def assert_identical(got: UnitTable, want: UnitTable) -> None:
 
 @pytest.mark.parametrize("which", ["rtt", "fwd", "bwd"])
 @pytest.mark.parametrize("unit", [1, 7, 60, 1440])
-def test_tables_from_columns_equal_tables_from_rollups(which: str, unit: int) -> None:
+@pytest.mark.parametrize("small", [False, True])
+def test_tables_from_columns_equal_tables_from_rollups(which: str, unit: int, small: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if small:  # rows gathered by index, keys numbered before counting
+        monkeypatch.setattr(units, "RUN_SLICES", 1)
+        monkeypatch.setattr(units, "DENSE_CELLS", 1)
     rollups = _rollups()
     cols = columns_from_rollups(rollups)
     rng = np.random.default_rng(unit)

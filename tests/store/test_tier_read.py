@@ -148,3 +148,33 @@ def test_sketches_of_another_alpha_are_decoded_one_by_one() -> None:
     assert offsets.tolist() == [0, 2, 4]
     assert dict(zip(keys[:2].tolist(), counts[:2].tolist(), strict=True)) == plain.buckets
     assert dict(zip(keys[2:].tolist(), counts[2:].tolist(), strict=True)) == odd.buckets
+
+
+def test_varints_of_every_length_decode() -> None:
+    """Counts of 1 to 6 varint bytes (int32 up to 28 bits, then int64), zero counts too."""
+    sketches = []
+    for i, count in enumerate((1, 200, 20_000, 3_000_000, 2**29, 2**40)):
+        s = DDSketch()
+        s.add(10**6 * (i + 1), count)
+        s.add(10**9, 3)
+        s.add(0, count)  # the zero bucket
+        sketches.append(s)
+    decoded = sql.sketch_columns([s.to_bytes() for s in sketches])
+    assert decoded is not None
+    zero, n, keys, counts = decoded
+    assert zero.tolist() == [s.zero for s in sketches]
+    assert n.tolist() == [2] * len(sketches)
+    pairs = list(zip(keys.tolist(), counts.tolist(), strict=True))
+    assert [dict(pairs[2 * i:2 * i + 2]) for i in range(len(sketches))] == [
+        s.buckets for s in sketches]
+
+
+def test_path_ends_outlive_pruned_minutes(store: Store) -> None:
+    """Series labels come from one row per series; minutes pruned meanwhile: from a tier."""
+    assert isinstance(store, sql.SqlStore)
+    _fill(store)
+    key = store.read_rollup_columns(_query("minute")).labels[0]
+    store.prune_rollups(2**62)
+    assert store._path_ends("rollups", key[:3]) == key[3:]
+    with pytest.raises(LookupError):
+        store._path_ends("rollups", ("x/A>y/B", "icmp", "icmp/v4/64/dscp0"))
