@@ -49,7 +49,6 @@ except ImportError:
                        for i, r in zip(b.idx.tolist(), results_of(b), strict=True))
         minutes = build_rollups([r for _, r in pairs], thresholds_ns)
         return {"minute": minutes, "hour": fold(minutes, "hour"), "day": fold(minutes, "day")}
-from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 from analyzer.stats.units import (
     SERIES,
     DelayColumns,
@@ -73,6 +72,7 @@ from analyzer.store.rows import (
     skey_of,
 )
 from analyzer.store.schema import BATCH_COLUMNS, BLOCK_COLUMNS, PROBE_COLUMNS, TIERS
+from analyzer.store.sketchcols import CHUNK, decode_columns
 from analyzer.store.tiers import fold, merge_parts, merge_row_groups
 from ixmeter.record import Result
 from ixmeter.wire import Batch
@@ -696,23 +696,22 @@ def _extreme(v: Array, keep: Array, first: Array, key: Array, pick: np.ufunc,
     return out
 
 
-DECODE_CHUNK = 1024  # blobs per vectorised decode: L2-sized temporaries (fastest of 512-4,096)
 
 
 def _sketch_columns(blobs: list[bytes]) -> tuple[Array, Array, Array, Array]:
     """(zero, offsets, keys, counts) of stored sketches, row ``i``'s buckets at
-    ``offsets[i]:offsets[i + 1]``: decoded :data:`DECODE_CHUNK` blobs at a time
-    (:func:`sketch_columns`; one at a time with the validating decoder for a chunk it
-    refuses) into arrays sized once (a bucket takes at least two bytes): keys int16 and
-    counts int32 while the values fit (DDSketch keys of 1 ns..2^63 ns at the store's alpha
-    are 0..4,400)."""
+    ``offsets[i]:offsets[i + 1]``: :data:`~analyzer.store.sketchcols.CHUNK` blobs at a time
+    (:func:`~analyzer.store.sketchcols.decode_columns`, or one by one with the validating
+    decoder for a chunk it refuses), into arrays sized once (a bucket takes at least two
+    bytes): keys int16 and counts int32 while the values fit (DDSketch keys of 1 ns..2^63 ns
+    at the store's alpha are 0..4,400)."""
     bound = sum(map(len, blobs)) // 2 + 1
     keys, counts = np.empty(bound, dtype=np.int16), np.empty(bound, dtype=np.int32)
     zero, sizes = np.empty(len(blobs), dtype=np.int64), np.empty(len(blobs), dtype=np.int64)
     filled = 0
-    for i in range(0, len(blobs), DECODE_CHUNK):
-        part = blobs[i:i + DECODE_CHUNK]
-        z, n, k, c = sketch_columns(part) or _one_by_one(part)
+    for i in range(0, len(blobs), CHUNK):
+        part = blobs[i:i + CHUNK]
+        z, n, k, c = decode_columns(part) or _one_by_one(part)
         if not _fits(k, keys):
             keys = keys.astype(np.int64)
         if not _fits(c, counts):
@@ -732,70 +731,9 @@ def _fits(values: Array, into: Array) -> bool:
 
 
 def _one_by_one(blobs: list[bytes]) -> tuple[Array, Array, Array, Array]:
-    """:func:`sketch_columns` with the validating decoder (raises on a corrupt blob)."""
+    """``decode_columns`` with the validating decoder (raises on a corrupt blob)."""
     decoded = [sketch_from_bytes(b) for b in blobs]
     return (np.array([s.zero for s in decoded], dtype=np.int64),
             np.array([len(s.buckets) for s in decoded], dtype=np.int64),
             np.array([k for s in decoded for k in s.buckets], dtype=np.int64),
             np.array([c for s in decoded for c in s.buckets.values()], dtype=np.int64))
-
-
-_HEAD = DDSketch(DEFAULT_ALPHA).to_bytes()[:-2]  # magic + alpha of the store's sketches
-_HEAD_VARINTS = sum(byte < 0x80 for byte in _HEAD)
-
-
-def sketch_columns(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array] | None:
-    """``DDSketch.to_bytes`` blobs of the store's alpha decoded at once: (zero, number of
-    buckets, keys, counts), the buckets of all blobs in turn; None if any blob is irregular.
-    A blob is LEB128 varints throughout (magic bytes and alpha included), so the chunk is one
-    run of varints: each is read from its last byte back, only the longer ones taking another
-    pass per byte (int32 while they are at most 4 bytes)."""
-    sizes = np.fromiter(map(len, blobs), np.int64, len(blobs))
-    if not len(blobs) or sizes.min() < len(_HEAD) + 2:
-        return None
-    b = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    blob_ends = np.cumsum(sizes) - 1
-    starts = blob_ends + 1 - sizes
-    if any((b[starts + j] != byte).any() for j, byte in enumerate(_HEAD)):
-        return None  # another format or alpha
-    ends = np.flatnonzero(b < 0x80)
-    if ends[-1] != len(b) - 1:
-        return None
-    vals = _varints(b, ends)
-    if vals is None:
-        return None
-    cut = np.searchsorted(ends, blob_ends)
-    if not np.array_equal(ends[np.minimum(cut, len(ends) - 1)], blob_ends):
-        return None  # a blob does not end on a varint's last byte
-    per_blob = np.diff(cut, prepend=-1)
-    head = np.cumsum(per_blob) - per_blob
-    zero, n = vals[head + _HEAD_VARINTS], vals[head + _HEAD_VARINTS + 1]
-    if not np.array_equal(per_blob, _HEAD_VARINTS + 2 + 2 * n):
-        return None
-    pairs = np.ones(len(vals), dtype=bool)
-    pairs[(head[:, None] + np.arange(_HEAD_VARINTS + 2)).ravel()] = False
-    body = vals[pairs]
-    deltas = body[0::2].astype(np.int64)
-    run = np.cumsum((deltas >> 1) ^ -(deltas & 1))
-    firsts = np.cumsum(n) - n
-    before = run[np.maximum(firsts - 1, 0)] if len(run) else firsts
-    keys = run - np.repeat(np.where(firsts > 0, before, 0), n)
-    return zero.astype(np.int64), n.astype(np.int64), keys, body[1::2]
-
-
-def _varints(b: Array, ends: Array) -> Array | None:
-    """The value of each varint ending at ``ends`` of ``b``; None past 8 bytes. The byte
-    ``j`` before a varint's last is its own while it has the continuation bit (the byte before
-    the first varint is read as the chunk's last byte, which never has it)."""
-    vals: Array = b[ends].astype(np.int32)
-    at = np.flatnonzero(b[ends - 1] >= 0x80)
-    for j in range(1, 9):
-        if not len(at):
-            return vals
-        if j == 4:
-            vals = vals.astype(np.int64)  # more than 28 bits
-        if j == 8:
-            return None
-        vals[at] = (vals[at] << 7) | (b[ends[at] - j] & 0x7F)
-        at = at[b[ends[at] - j - 1] >= 0x80]
-    return None

@@ -9,7 +9,7 @@ import pytest
 from analyzer.rollup import DelayStats, MinuteRollup
 from analyzer.sketch import DDSketch
 from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
-from analyzer.store import Query, Store, sql
+from analyzer.store import Query, Store, sketchcols, sql
 from analyzer.store.rows import rollup_row
 from analyzer.store.schema import TIERS
 from tests.store.factory import NS_MIN, T0, make_batches
@@ -79,7 +79,7 @@ def test_chunk_boundaries_change_nothing(store: Store, monkeypatch: pytest.Monke
     _fill(store)
     want = store.read_rollup_columns(_query("minute"))
     monkeypatch.setattr(sql, "COLUMN_CHUNK", 5)
-    monkeypatch.setattr(sql, "DECODE_CHUNK", 3)
+    monkeypatch.setattr(sql, "CHUNK", 3)
     assert_same(store.read_rollup_columns(_query("minute")), want)
     assert_same(want, columns_from_rollups(store.read_rollups(_query("minute"))))
 
@@ -124,25 +124,25 @@ def test_empty_reads_and_bad_arguments(store: Store) -> None:
         store.read_rollup_columns(ALL, ("rtt", "owd"))
 
 
-def test_sketch_columns_refuse_irregular_blobs() -> None:
+def test_decode_columns_refuses_irregular_blobs() -> None:
     sketch = DDSketch()
     sketch.extend([1, 2, 3, 10**9])
     blob = sketch.to_bytes()
-    decoded = sql.sketch_columns([blob, DDSketch().to_bytes()])
+    decoded = sketchcols.decode_columns([blob, DDSketch().to_bytes()])
     assert decoded is not None
     zero, n, keys, counts = decoded
     assert (zero.tolist(), n.tolist()) == ([0, 0], [4, 0])
     assert dict(zip(keys.tolist(), counts.tolist(), strict=True)) == sketch.buckets
-    assert sql.sketch_columns([blob, b"DD1\x00"]) is None
-    assert sql.sketch_columns([blob[:-1]]) is None
-    assert sql.sketch_columns([]) is None
+    assert sketchcols.decode_columns([blob, b"DD1\x00"]) is None
+    assert sketchcols.decode_columns([blob[:-1]]) is None
+    assert sketchcols.decode_columns([]) is None
 
 
 def test_sketches_of_another_alpha_are_decoded_one_by_one() -> None:
     odd, plain = DDSketch(0.02), DDSketch()
     odd.extend([0, 5, 900])
     plain.extend([7, 7, 10**6])
-    assert sql.sketch_columns([plain.to_bytes(), odd.to_bytes()]) is None
+    assert sketchcols.decode_columns([plain.to_bytes(), odd.to_bytes()]) is None
     zero, offsets, keys, counts = sql._sketch_columns([plain.to_bytes(), odd.to_bytes()])
     assert zero.tolist() == [0, 1]
     assert offsets.tolist() == [0, 2, 4]
@@ -159,7 +159,7 @@ def test_varints_of_every_length_decode() -> None:
         s.add(10**9, 3)
         s.add(0, count)  # the zero bucket
         sketches.append(s)
-    decoded = sql.sketch_columns([s.to_bytes() for s in sketches])
+    decoded = sketchcols.decode_columns([s.to_bytes() for s in sketches])
     assert decoded is not None
     zero, n, keys, counts = decoded
     assert zero.tolist() == [s.zero for s in sketches]
