@@ -123,7 +123,7 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
 
-ReadKey = tuple[int, int, int, str | None, str]
+WindowKey = tuple[int, int, int, str]  # store, window, tier
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -179,8 +179,8 @@ class _Context:
         self.store, self.inv, self.params = store, inv, params
         self.baseline_store = baseline_store
         self.topo = Topology(inv)
-        self._cache: dict[ReadKey, Rows] = {}
-        self._series: dict[ReadKey, set[str]] = {}
+        self._cache: dict[tuple[int, int, int, str, frozenset[str | None]], Rows] = {}
+        self._plans: dict[WindowKey, dict[str | None, set[str]]] = {}
         self._tables: dict[tuple[int, int, bytes], UnitTables] = {}
         self.tiers_used: dict[str, set[str]] = {}
         self._scope: dict[tuple[str, str], bool] = {}
@@ -194,33 +194,51 @@ class _Context:
         return city.id if city else None
 
     @staticmethod
-    def _key(store: Store, w: bl.TimeWindow, method: str | None, tier: str) -> ReadKey:
-        return (id(store), w.start_ns, w.end_ns, method, tier)
+    def _key(store: Store, w: bl.TimeWindow, tier: str) -> WindowKey:
+        return (id(store), w.start_ns, w.end_ns, tier)
 
     def plan(self, store: Store, w: bl.TimeWindow, method: str | None, tier: str,
              series: Sequence[str]) -> None:
-        """Say that a target will read this window with these delay series (read once for
-        all targets, with the union of their series)."""
-        self._series.setdefault(self._key(store, w, method, tier), set()).update(series)
+        """Say that a target will read this window with this method (None: all) and these
+        delay series. A window is read once for all targets of a method, with the union of
+        their series, and once for all methods that need the same series (each filtered read
+        would scan the whole window again; one-way series are not read for RTT-only methods)."""
+        plans = self._plans.setdefault(self._key(store, w, tier), {})
+        plans.setdefault(method, set()).update(series)
 
     def read(self, store: Store, w: bl.TimeWindow, method: str | None,
              tier: str = "minute") -> Rows:
-        key = self._key(store, w, method, tier)
+        """The usable rows of ``method`` (None: all) in the window, from the read shared by
+        the methods planned with the same series."""
+        plans = self._plans.get(self._key(store, w, tier), {})
+        if method in plans:
+            series = plans[method]
+            group = frozenset(m for m, s in plans.items() if s == series)
+        else:  # not planned: all series, a read of its own
+            series, group = set(SERIES), frozenset([method])
+        only = method if len(group) == 1 else None
+        key = (*self._key(store, w, tier), group)
         if key not in self._cache:
-            q = Query(w.start_ns, w.end_ns, method=method) if tier == "minute" else \
-                Query(w.start_ns, w.end_ns, method=method, tier=tier)
-            series = [s for s in SERIES if s in self._series.get(key, SERIES)]
-            cols = store.read_rollup_columns(q, series)
-            self._cache[key] = Rows(cols, self._usable(cols))
-        return self._cache[key]
+            q = Query(w.start_ns, w.end_ns, method=only) if tier == "minute" else \
+                Query(w.start_ns, w.end_ns, method=only, tier=tier)
+            cols = store.read_rollup_columns(q, [s for s in SERIES if s in series])
+            self._cache[key] = Rows(cols, self._usable(cols, None if None in group
+                                                       else group))
+        rows = self._cache[key]
+        if method is None or only is not None:
+            return rows
+        return rows.of_series(np.array([label[1] == method for label in rows.cols.labels],
+                                       dtype=bool))
 
-    def _usable(self, cols: RollupColumns) -> IntArray:
-        """Rows that are not traceroute and whose sites are in the inventory; notes error
-        records and unknown sites (exclusions, once per rollup key)."""
-        traced = np.array([label[1] == "traceroute" for label in cols.labels], dtype=bool)
+    def _usable(self, cols: RollupColumns, methods: frozenset[str | None] | None) -> IntArray:
+        """Rows of ``methods`` (None: any) that are not traceroute and whose sites are in the
+        inventory; notes error records and unknown sites (exclusions, once per rollup key)."""
+        looked_at = np.array([label[1] != "traceroute" and (methods is None or label[1] in
+                                                            methods)
+                              for label in cols.labels], dtype=bool)
         known = np.array([self._known_ends(label[3], label[5]) for label in cols.labels],
                          dtype=bool)
-        looked = ~traced[cols.series]
+        looked = looked_at[cols.series]
         self._note_exclusions(Rows(cols, np.flatnonzero(looked)), known)
         return np.flatnonzero(looked & known[cols.series])
 

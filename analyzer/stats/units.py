@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -152,36 +153,43 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
 class DelayColumns:
     """One delay series (``rtt``, ``fwd`` or ``bwd``) of the rows of a :class:`RollupColumns`:
     counts, extremes (NaN where the rollup has none) and exact sums per row, and the sketch of
-    row ``i`` as its zero-bucket count and the buckets ``keys[starts[i]:starts[i + 1]]`` with
-    ``counts[...]`` (a key may appear twice in a row: the counts add up)."""
+    row ``i`` as the stored ``DDSketch.to_bytes`` blobs ``blobs[starts[i]:starts[i + 1]]``
+    (several when the row merges parts: their counts add up), decoded only when a unit table
+    needs them (a year of day sketches decoded at once is ~90 MB per window; most reads use a
+    share of the rows)."""
 
     n: IntArray
     min: FloatArray
     max: FloatArray
     sum: IntArray
-    zero: IntArray
-    starts: IntArray  # len(rows) + 1 offsets into keys/counts
-    keys: npt.NDArray[np.integer[Any]]
-    counts: npt.NDArray[np.integer[Any]]
+    starts: IntArray  # len(rows) + 1 offsets into blobs
+    blobs: list[bytes]
 
-    def buckets(self, rows: IntArray) -> tuple[IntArray, npt.NDArray[np.integer[Any]],
-                                                npt.NDArray[np.integer[Any]]]:
-        """(number of buckets of each row, keys, counts) of the given rows (ascending), the
-        buckets row after row: runs of consecutive rows are sliced, not indexed."""
+    def sketches(self, rows: IntArray) -> tuple[IntArray, IntArray, IntArray,
+                                                 npt.NDArray[np.integer[Any]],
+                                                 npt.NDArray[np.integer[Any]]]:
+        """The sketches of the given rows (ascending), decoded: for each blob its position in
+        ``rows``, zero count and number of buckets, then the keys and counts of all buckets,
+        blob after blob. Runs of consecutive rows are sliced, not indexed."""
+        from analyzer.store.sketchcols import decode_all
+
         first, last = self.starts[rows], self.starts[rows + 1]
         cut = np.flatnonzero(np.diff(rows) != 1) + 1
-        if not len(rows) or len(cut) >= RUN_SLICES:
-            lens = last - first
-            at = np.arange(int(lens.sum())) + np.repeat(first - (np.cumsum(lens) - lens), lens)
-            return lens, self.keys[at], self.counts[at]
-        spans = list(zip(first[np.concatenate(([0], cut))].tolist(),
-                         last[np.concatenate((cut - 1, [len(rows) - 1]))].tolist(),
-                         strict=True))
-        return (last - first, np.concatenate([self.keys[a:b] for a, b in spans]),
-                np.concatenate([self.counts[a:b] for a, b in spans]))
+        if len(cut) < RUN_SLICES:
+            spans = zip(first[np.concatenate(([0], cut))].tolist(),
+                        last[np.concatenate((cut - 1, [len(rows) - 1]))].tolist(),
+                        strict=True) if len(rows) else iter(())
+            picked = list(chain.from_iterable(self.blobs[a:b] for a, b in spans))
+        else:
+            picked = [self.blobs[i] for row in zip(first.tolist(), last.tolist(), strict=True)
+                      for i in range(*row)]
+        zero, sizes, keys, counts = decode_all(picked)
+        return np.repeat(np.arange(len(rows)), last - first), zero, sizes, keys, counts
 
 
 RUN_SLICES = 4096  # at most this many runs of consecutive rows are sliced, else indexed
+
+
 SERIES = ("rtt", "fwd", "bwd")
 Label = tuple[str, str, str, str, str, str, str]
 LABEL_FIELDS = ("path_id", "method", "type_p", "src_site", "src_carrier", "dst_site",
@@ -236,19 +244,10 @@ def _floats(values: Sequence[int | None]) -> FloatArray:
 
 
 def _delay_columns(stats: Sequence[DelayStats]) -> DelayColumns:
-    keys: list[int] = []
-    counts: list[int] = []
-    sizes = []
-    for d in stats:
-        keys += d.sketch.buckets
-        counts += d.sketch.buckets.values()
-        sizes.append(len(d.sketch.buckets))
     return DelayColumns(
         np.array([d.n for d in stats], dtype=np.int64), _floats([d.min for d in stats]),
         _floats([d.max for d in stats]), np.array([d.sum for d in stats], dtype=np.int64),
-        np.array([d.sketch.zero for d in stats], dtype=np.int64),
-        np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))),
-        np.array(keys, dtype=np.int64), np.array(counts, dtype=np.int64))
+        np.arange(len(stats) + 1, dtype=np.int64), [d.sketch.to_bytes() for d in stats])
 
 
 def table_from_columns(cols: RollupColumns, rows: IntArray, which: str = "rtt",
@@ -270,8 +269,9 @@ def table_from_columns(cols: RollupColumns, rows: IntArray, which: str = "rtt",
     mins, maxs = np.full(width, math.inf), np.full(width, -math.inf)
     np.minimum.at(mins, unit[has], lo[has])
     np.maximum.at(maxs, unit[has], hi[has])
-    columns, counts = _bucket_counts(d, rows, unit, width)
-    counts[:, 0] = total(d.zero[rows])
+    at, zero, sizes, keys, cells = d.sketches(rows)
+    columns, counts = _bucket_counts(np.repeat(unit[at], sizes), keys, cells, width)
+    counts[:, 0] = np.bincount(unit[at], weights=zero.astype(np.float64), minlength=width)
     probe = DDSketch(DEFAULT_ALPHA)
     values = np.array([0.0] + [probe.value(k) for k in columns.tolist()])
     clock = np.nan_to_num(cols.clock_error_max_ns[rows], nan=0.0)
@@ -282,13 +282,13 @@ def table_from_columns(cols: RollupColumns, rows: IntArray, which: str = "rtt",
                      int(cols.unsynced[rows].sum()))
 
 
-def _bucket_counts(d: DelayColumns, rows: IntArray, unit: IntArray,
-                   width: int) -> tuple[IntArray, FloatArray]:
-    """The distinct bucket keys of ``rows`` (sorted) and the units x (1 + keys) matrix of
-    their counts (column 0, the zero bucket, left empty). Counts are integers: exact in any
-    order. Delay keys span a few hundred values: counted over the whole range, then the
-    columns that occur are kept."""
-    lens, keys, cells = d.buckets(rows)
+def _bucket_counts(unit: IntArray, keys: npt.NDArray[np.integer[Any]],
+                   cells: npt.NDArray[np.integer[Any]], width: int
+                   ) -> tuple[IntArray, FloatArray]:
+    """The distinct bucket keys (sorted) and the units x (1 + keys) matrix of their counts,
+    ``unit`` the unit of each bucket (column 0, the zero bucket, left to the caller). Counts
+    are integers: exact in any order. Delay keys span a few hundred values: counted over the
+    whole range, then the columns that occur are kept."""
     if not len(keys):
         return np.zeros(0, dtype=np.int64), np.zeros((width, 1))
     lo, span = int(keys.min()), int(keys.max()) - int(keys.min()) + 1
@@ -298,8 +298,8 @@ def _bucket_counts(d: DelayColumns, rows: IntArray, unit: IntArray,
     if width * span > DENSE_CELLS:
         span, offset = len(columns), np.cumsum(present)[offset] - 1
         present = np.ones(span, dtype=bool)
-    dense = np.bincount(np.repeat(unit * span, lens) + offset,
-                        weights=cells.astype(np.float64), minlength=width * span)
+    dense = np.bincount(unit * span + offset, weights=cells.astype(np.float64),
+                        minlength=width * span)
     counts = np.empty((width, len(columns) + 1))
     counts[:, 1:] = dense.reshape(width, span)[:, present]
     return columns, counts

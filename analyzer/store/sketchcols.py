@@ -6,9 +6,10 @@ The encoding is ``DDSketch.to_bytes``: magic, alpha, then LEB128 varints ``zero,
 varints are the protobuf base-128 form). The blobs of a chunk are concatenated and every
 varint decoded in one vectorised pass; key deltas are summed per sketch with a segmented
 cumulative sum. :func:`decode_columns` answers the buckets of all blobs as two arrays (what the
-store's columnar reads keep), :func:`decode_many` ``(zero, keys, counts)`` per sketch as views
-into them; both equal ``DDSketch.from_bytes`` (tested). Any blob that is not exactly that shape
-makes the call answer None, and the caller decodes one sketch at a time instead.
+analyzer's unit tables are built from; :func:`decode_all` for any number of blobs),
+:func:`decode_many` ``(zero, keys, counts)`` per sketch as views into them; both equal
+``DDSketch.from_bytes`` (tested). Any blob that is not exactly that shape makes the call answer
+None, and the caller decodes one sketch at a time instead.
 
 :func:`encode_many` is the inverse: ``DDSketch.to_bytes`` of many sketches given as segmented
 bucket columns, every varint written in one vectorised pass. :func:`bucket_keys` is
@@ -52,6 +53,28 @@ def decode_many(blobs: Sequence[bytes]) -> list[Columns] | None:
     return out
 
 
+def decode_all(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array]:
+    """:func:`decode_columns` of any number of blobs, :data:`CHUNK` at a time; a chunk it
+    refuses is decoded one sketch at a time with the validating decoder
+    (``DDSketch.from_bytes``: another alpha is fine, a corrupt blob raises ``SketchError``)."""
+    parts = [decode_columns(blobs[i:i + CHUNK]) or _one_by_one(blobs[i:i + CHUNK])
+             for i in range(0, len(blobs), CHUNK)]
+    if not parts:
+        return _one_by_one([])
+    if len(parts) == 1:
+        return parts[0]
+    zero, sizes, keys, counts = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return zero, sizes, keys, counts
+
+
+def _one_by_one(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array]:
+    decoded = [DDSketch.from_bytes(b) for b in blobs]
+    return (np.array([s.zero for s in decoded], dtype=np.int64),
+            np.array([len(s.buckets) for s in decoded], dtype=np.int64),
+            np.array([k for s in decoded for k in s.buckets], dtype=np.int64),
+            np.array([c for s in decoded for c in s.buckets.values()], dtype=np.int64))
+
+
 def decode_columns(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array] | None:
     """(zero, number of buckets, keys, counts) of the blobs, the buckets of all blobs in turn
     (int64 keys; counts int32 while every varint is at most 4 bytes); None if any blob is
@@ -89,19 +112,21 @@ def decode_columns(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array] 
 
 def _varints(b: Array, ends: Array) -> Array | None:
     """The value of each varint ending at ``ends`` of ``b``; None past 8 bytes. The byte
-    ``j`` before a varint's last is its own while it has the continuation bit (the byte before
-    the first varint is read as the chunk's last byte, which never has it)."""
+    ``j`` before a varint's last is its own while it and those after it have the continuation
+    bit (the byte before the first varint is read as the chunk's last byte, which never has
+    it); each such byte is the next lower 7 bits."""
     vals: Array = b[ends].astype(np.int32)
-    at = np.flatnonzero(b[ends - 1] >= 0x80)
+    more = np.ones(len(ends), dtype=bool)
     for j in range(1, 9):
-        if not len(at):
+        prev = b[ends - j]
+        more &= prev >= 0x80
+        if not more.any():
             return vals
         if j == 4:
             vals = vals.astype(np.int64)  # more than 28 bits
         if j == 8:
             return None
-        vals[at] = (vals[at] << 7) | (b[ends[at] - j] & 0x7F)
-        at = at[b[ends[at] - j - 1] >= 0x80]
+        vals = np.where(more, (vals << 7) | (prev & 0x7F), vals)
     return None
 
 

@@ -19,6 +19,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,6 @@ except ImportError:
 from analyzer.stats.units import (
     SERIES,
     DelayColumns,
-    Label,
     RollupColumns,
     columns_from_rollups,
 )
@@ -68,11 +68,9 @@ from analyzer.store.rows import (
     build_rollup,
     prime_columns,
     rollup_row,
-    sketch_from_bytes,
     skey_of,
 )
 from analyzer.store.schema import BATCH_COLUMNS, BLOCK_COLUMNS, PROBE_COLUMNS, TIERS
-from analyzer.store.sketchcols import CHUNK, decode_columns
 from analyzer.store.tiers import fold, merge_parts, merge_row_groups
 from ixmeter.record import Result
 from ixmeter.wire import Batch
@@ -431,8 +429,8 @@ class SqlStore:
     def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
                             ) -> RollupColumns:
         """:meth:`read_rollups` as numpy columns (what the analyzer's unit tables are built
-        from), with only the delay ``series`` asked for: no rollup object per row, every
-        sketch blob decoded in one vectorised pass per chunk of rows."""
+        from), with only the delay ``series`` asked for: no rollup object per row, the
+        sketch blobs kept as stored until a unit table decodes the rows it needs."""
         if query.tier not in TIERS:
             raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
         if unknown := set(series) - set(SERIES):
@@ -442,7 +440,7 @@ class SqlStore:
         first = query.start_ns // NS_PER_MINUTE
         params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
         cur = self._exec(f"{_columns_select(table, series)} WHERE minute >= ? AND "
-                         f"minute <= ?{where} ORDER BY {', '.join(ROLLUP_KEY)}, part", params)
+                         f"minute <= ?{where}", params)  # sorted here: cheaper than in SQL
         with _gc_paused():
             return _fetch_columns(cur, tuple(series), lambda key: self._path_ends(table, key))
 
@@ -588,19 +586,20 @@ Array = np.ndarray[Any, Any]
 
 
 def _columns_select(table: str, series: Sequence[str]) -> str:
-    """Path, method and Type-P, counts and the clock-error bound, then each delay series'
-    columns."""
-    cols = [*_SERIES_KEY, *_COUNT_COLS, *(f"{d}_{f}" for d in series for f in _DELAY_COLS)]
+    """Path, method and Type-P, counts, the clock-error bound and the part, then each delay
+    series' columns."""
+    cols = [*_SERIES_KEY, *_COUNT_COLS, "part",
+            *(f"{d}_{f}" for d in series for f in _DELAY_COLS)]
     return f"SELECT {', '.join(cols)} FROM {table}"
 
 
 def _fetch_columns(cur: Any, series: tuple[str, ...],
                    ends: Callable[[tuple[str, str, str]], tuple[str, str, str, str]]
                    ) -> RollupColumns:
-    """The rows of :func:`_columns_select` (sorted by key and part) as columns, then each
-    key's parts merged; ``ends`` gives each series' path ends. Numbers are converted a chunk
-    of rows at a time; the sketch blobs are kept and decoded at the end, straight into one
-    pair of bucket arrays per series."""
+    """The rows of :func:`_columns_select` as columns sorted by key (code-point order of the
+    strings, whatever the database's collation) and part, then each key's parts merged;
+    ``ends`` gives each series' path ends. Numbers are converted a chunk of rows at a time;
+    the sketch blobs are kept as they are (decoded by the unit tables that need them)."""
     index: dict[tuple[str, str, str], int] = {}
     chunks: list[list[Array]] = []
     blobs: list[list[bytes]] = [[] for _ in series]
@@ -611,29 +610,37 @@ def _fetch_columns(cur: Any, series: tuple[str, ...],
             blobs[k] += map(bytes, column)
     if not chunks:
         return columns_from_rollups([], series)
-    labels: list[Label] = [(*key, *ends(key)) for key in index]
-    ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
+    keys = sorted(index)
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[[index[k] for k in keys]] = np.arange(len(keys))
+    ids, minute, sent, received, lost, errors, unsynced, clock, part, *delay = (
         np.concatenate(c) for c in zip(*chunks, strict=True))
+    order = np.lexsort((part, minute, rank[ids]))
+    if not bool((order[1:] > order[:-1]).all()):
+        ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
+            a[order] for a in (ids, minute, sent, received, lost, errors, unsynced, clock,
+                               *delay))
+        blobs = [[b[i] for i in order.tolist()] for b in blobs]
     delays = {name: _delay_columns(delay[4 * k:4 * k + 4], blobs[k])
               for k, name in enumerate(series)}
-    return _merge_key_parts(RollupColumns(labels, ids, minute, sent, received, lost, errors,
-                                          unsynced, clock, delays))
+    return _merge_key_parts(RollupColumns([(*k, *ends(k)) for k in keys], rank[ids], minute,
+                                          sent, received, lost, errors, unsynced, clock,
+                                          delays))
 
 
 def _delay_columns(numbers: list[Array], blobs: list[bytes]) -> DelayColumns:
     n, lo, hi, total = numbers
-    zero, offsets, keys, counts = _sketch_columns(blobs)
-    return DelayColumns(n, lo, hi, total, zero, offsets, keys, counts)
+    return DelayColumns(n, lo, hi, total, np.arange(len(blobs) + 1, dtype=np.int64), blobs)
 
 
 def _numbers(cols: list[tuple[Any, ...]], series: int) -> list[Array]:
-    """Counts, the clock bound (None: NaN), then n, min, max (None: NaN) and sum of each
-    delay series, for a chunk of rows."""
+    """Counts, the clock bound (None: NaN), the part, then n, min, max (None: NaN) and sum of
+    each delay series, for a chunk of rows."""
     at = len(_SERIES_KEY)
     out = [np.array(c, dtype=np.int64) for c in cols[at:at + 6]]
-    out.append(np.array(cols[at + 6], dtype=np.float64))
+    out += [np.array(cols[at + 6], dtype=np.float64), np.array(cols[at + 7], dtype=np.int64)]
     for k in range(series):
-        n, total, lo, hi = cols[at + 7 + 5 * k:at + 11 + 5 * k]
+        n, total, lo, hi = cols[at + 8 + 5 * k:at + 12 + 5 * k]
         out += [np.array(n, dtype=np.int64), np.array(lo, dtype=np.float64),
                 np.array(hi, dtype=np.float64), np.array(total, dtype=np.int64)]
     return out
@@ -672,15 +679,14 @@ def _merge_key_parts(c: RollupColumns) -> RollupColumns:
 def _merge_delay(d: DelayColumns, first: Array, key: Array, keep: Array) -> DelayColumns:
     """A delay series' parts merged per key (``keep``: the rows whose figures count)."""
     sizes = np.where(keep, np.diff(d.starts), 0)
-    entries = np.repeat(keep, np.diff(d.starts))
+    kept = np.repeat(keep, np.diff(d.starts)).tolist()
     return DelayColumns(
         np.add.reduceat(np.where(keep, d.n, 0), first),
         _extreme(d.min, keep, first, key, np.minimum, math.inf),
         _extreme(d.max, keep, first, key, np.maximum, -math.inf),
         np.add.reduceat(np.where(keep, d.sum, 0), first),
-        np.add.reduceat(np.where(keep, d.zero, 0), first),
         np.concatenate(([0], np.cumsum(np.add.reduceat(sizes, first)))).astype(np.int64),
-        d.keys[entries], d.counts[entries])
+        list(compress(d.blobs, kept)))
 
 
 def _extreme(v: Array, keep: Array, first: Array, key: Array, pick: np.ufunc,
@@ -694,46 +700,3 @@ def _extreme(v: Array, keep: Array, first: Array, key: Array, pick: np.ufunc,
     later = valid & (v != 0) & (pos > at[key])
     out: Array = pick(head, pick.reduceat(np.where(later, v, empty), first))
     return out
-
-
-
-
-def _sketch_columns(blobs: list[bytes]) -> tuple[Array, Array, Array, Array]:
-    """(zero, offsets, keys, counts) of stored sketches, row ``i``'s buckets at
-    ``offsets[i]:offsets[i + 1]``: :data:`~analyzer.store.sketchcols.CHUNK` blobs at a time
-    (:func:`~analyzer.store.sketchcols.decode_columns`, or one by one with the validating
-    decoder for a chunk it refuses), into arrays sized once (a bucket takes at least two
-    bytes): keys int16 and counts int32 while the values fit (DDSketch keys of 1 ns..2^63 ns
-    at the store's alpha are 0..4,400)."""
-    bound = sum(map(len, blobs)) // 2 + 1
-    keys, counts = np.empty(bound, dtype=np.int16), np.empty(bound, dtype=np.int32)
-    zero, sizes = np.empty(len(blobs), dtype=np.int64), np.empty(len(blobs), dtype=np.int64)
-    filled = 0
-    for i in range(0, len(blobs), CHUNK):
-        part = blobs[i:i + CHUNK]
-        z, n, k, c = decode_columns(part) or _one_by_one(part)
-        if not _fits(k, keys):
-            keys = keys.astype(np.int64)
-        if not _fits(c, counts):
-            counts = counts.astype(np.int64)
-        zero[i:i + len(part)], sizes[i:i + len(part)] = z, n
-        keys[filled:filled + len(k)], counts[filled:filled + len(k)] = k, c
-        filled += len(k)
-    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return zero, offsets, keys[:filled], counts[:filled]
-
-
-def _fits(values: Array, into: Array) -> bool:
-    """Whether ``values`` can be stored in ``into``'s dtype unchanged."""
-    info = np.iinfo(into.dtype)
-    return not len(values) or (info.min <= int(values.min()) and int(values.max()) <= info.max)
-
-
-def _one_by_one(blobs: list[bytes]) -> tuple[Array, Array, Array, Array]:
-    """``decode_columns`` with the validating decoder (raises on a corrupt blob)."""
-    decoded = [sketch_from_bytes(b) for b in blobs]
-    return (np.array([s.zero for s in decoded], dtype=np.int64),
-            np.array([len(s.buckets) for s in decoded], dtype=np.int64),
-            np.array([k for s in decoded for k in s.buckets], dtype=np.int64),
-            np.array([c for s in decoded for c in s.buckets.values()], dtype=np.int64))
