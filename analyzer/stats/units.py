@@ -199,10 +199,11 @@ LABEL_FIELDS = ("path_id", "method", "type_p", "src_site", "src_carrier", "dst_s
 @dataclass
 class RollupColumns:
     """Rollups as numpy columns: what the analyzer reads from a store's rollups (sketches as
-    bucket columns, no ``MinuteRollup`` per row). ``labels[series[i]]`` is row ``i``'s path,
+    stored blobs, no ``MinuteRollup`` per row). ``labels[series[i]]`` is row ``i``'s path,
     method, Type-P and path ends (:data:`LABEL_FIELDS`); a store returns one row per rollup key
-    (parts merged), sorted by key. Delay series not read are absent from ``delays``; threshold
-    counts, sums of squares, loss periods, reordering and duplicates are not kept."""
+    (parts merged), sorted by key (strings in code-point order), series numbered in that
+    order. Delay series not read are absent from ``delays``; threshold counts, sums of
+    squares, loss periods, reordering and duplicates are not kept."""
 
     labels: list[Label]
     series: IntArray

@@ -97,7 +97,8 @@ class Store(Protocol):
                             ) -> RollupColumns:
         """The rollups :meth:`read_rollups` returns, as numpy columns with only the delay
         ``series`` asked for (``rtt``, ``fwd``, ``bwd``): what the analyzer builds its unit
-        tables from, without a rollup object per row (a year of day tiers is ~10^5 rows)."""
+        tables from, without a rollup object per row (a year of day tiers is ~10^5 rows).
+        Sorted by key with strings in code-point order, whatever the database's collation."""
         ...
 
     def read_results(self, query: Query) -> Iterator[Result]:
