@@ -38,18 +38,7 @@ from analyzer.columns import (
     results_of,
 )
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup
-
-try:  # TEMPORARY until analyzer.rollup_columns lands
-    from analyzer.rollup_columns import batch_rollups
-except ImportError:
-    from analyzer.rollup import build_rollups
-
-    def batch_rollups(blocks: Sequence[Block], thresholds_ns: Sequence[int]
-                      ) -> dict[str, list[MinuteRollup]]:
-        pairs = sorted((i, r) for b in blocks
-                       for i, r in zip(b.idx.tolist(), results_of(b), strict=True))
-        minutes = build_rollups([r for _, r in pairs], thresholds_ns)
-        return {"minute": minutes, "hour": fold(minutes, "hour"), "day": fold(minutes, "day")}
+from analyzer.rollup_columns import batch_rollups
 from analyzer.stats.units import (
     SERIES,
     DelayColumns,
@@ -117,17 +106,16 @@ def _span(block: Block) -> tuple[int, int]:
 
 def _merged_rows(rows: Sequence[Sequence[Any]], rollups: Sequence[MinuteRollup] | None = None
                  ) -> list[MinuteRollup]:
-    """Rows ``(rollup columns..., part)`` sorted by key and part, one rollup per key."""
+    """Rows ``(rollup columns..., part)`` sorted by key and part, one rollup per key. A key
+    stored as one part (compacted, or a tier written once) is returned as read: merging only
+    runs over keys with several parts."""
     built = rollups if rollups is not None else [build_rollup(row[:-1]) for row in rows]
     out: list[MinuteRollup] = []
-    run: list[MinuteRollup] = []
-    for r in built:
-        if run and r.key != run[0].key:
-            out.append(merge_parts(run))
-            run = []
-        run.append(r)
-    if run:
-        out.append(merge_parts(run))
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or tuple(rows[i][:4]) != tuple(rows[start][:4]):
+            out.append(built[start] if i - start == 1 else merge_parts(built[start:i]))
+            start = i
     return out
 
 
