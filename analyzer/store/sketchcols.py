@@ -215,8 +215,7 @@ def _leb128(vals: I64) -> tuple[npt.NDArray[np.uint8], I64]:
         lengths += more
     ends = lengths.cumsum()
     start = ends - lengths
-    out = np.empty(int(ends[-1]), np.uint8)
-    out[start] = vals & 0x7F | longer[0] << 7
+    out = np.repeat((vals & 0x7F | longer[0] << 7).astype(np.uint8), lengths)  # byte 0 first
     for j, more in enumerate(longer, 1):
         group = vals[more] >> 7 * j
         if j < width - 1:

@@ -98,10 +98,14 @@ def _result(seq: int, sent: int, rtt: int | None, **kw: Any) -> Result:
 
 
 def test_huge_delays_take_the_exact_integer_paths() -> None:
-    """Squares beyond int64 (two limbs), sums of squares beyond 2**95 and delays beyond 2**42
-    (Python integers) all give ``float(sum(v * v))``. The first series sums to just above a
+    """Square sums that need rounding (in int64), squares beyond int64 (two limbs), sums of
+    squares beyond 2**95 and delays beyond 2**42 (Python integers) all give
+    ``float(sum(v * v))``. The first series sums to just above a
     halfway point between two floats, (2**53 + 1) * 2**42 + 1: rounding the high part first
     would round down to even."""
+    mid = [90_000_001 - 7 * k for k in range(1000)]  # squares summed in int64, above 2**53
+    assert (1 << 53) < sum(v * v for v in mid) < (1 << 63)
+    assert_same([_result(k, MIDNIGHT + k, v) for k, v in enumerate(mid)], THRESHOLDS)
     near = [(1 << 42) - 1] * 2048 + [1 << 27] + _squares((1 << 42) - 2047)
     assert sum(v * v for v in near) == ((1 << 53) + 1 << 42) + 1
     assert_same([_result(k, MIDNIGHT + k, v) for k, v in enumerate(near)], THRESHOLDS)
@@ -163,6 +167,15 @@ def test_clock_error_bound_of_one_way_results_is_at_least_zero() -> None:
                  _result(4, MIDNIGHT + NS_MIN, 9, bwd_ns=4, **stamp)], THRESHOLDS)
 
 
+def test_many_paths_with_delays_from_1_ns_to_1000_s() -> None:
+    """Sketch buckets over a wide key range and many series: counted by sorting, not in a
+    dense (series, key) grid, at the minute and at the folded hour and day."""
+    results = [_result(k, MIDNIGHT + (k % 3) * NS_MIN + k, [1, 10**12, 5 * 10**5][k % 3],
+                       dst_site=f"b{k % 25}", method=Method.STAMP, fwd_ns=k + 1)
+               for k in range(150)]
+    assert_same(results, THRESHOLDS)
+
+
 def test_minima_and_maxima_fold_as_delay_stats_merge_does() -> None:
     """``DelayStats.merge`` takes a later minute's extreme only if it is not 0; the fold
     reproduces that: a minute of one-way delays with min 0 after one with min 5."""
@@ -184,7 +197,8 @@ STREAMS = [("a", "X", "b", "Y", "10.0.0.1", "10.0.0.2", Method.ICMP, "", TypeP("
            ("b", "Y", "a", "X", "10.0.0.9", "10.0.0.1", Method.STAMP, "s3",
             TypeP("udp", 6, 44, 46, 862))]
 MINUTES = (-61, -60, -59, -1, 0, 1, 2, 59, 60, 1439, 1440)  # around hour and day boundaries
-delay = st.one_of(st.integers(0, 3), st.integers(10**5, 10**7), st.integers(0, 10**12))
+delay = st.one_of(st.integers(0, 3), st.integers(10**5, 10**7), st.integers(10**7, 3 * 10**8),
+                  st.integers(0, 10**12))
 one_way = st.one_of(st.none(), st.integers(-10**6, 1), st.integers(1, 10**12), delay)
 
 
