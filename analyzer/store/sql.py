@@ -292,22 +292,6 @@ class SqlStore:
             self._exec(_part_insert(table), (*rollup_row(m), rows[0][-1]))
         return sum(len(rows) - 1 for _key, rows in groups)
 
-    def _compact_key(self, table: str, key: tuple[Any, ...],
-                     extra: MinuteRollup | None = None) -> int:
-        """Replace the parts of ``key`` (plus ``extra``, merged last) by their merge, stored
-        as the first part's number; returns the number of parts removed."""
-        where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
-        rows = self._exec(f"{_rollup_select(table)} WHERE {where} "
-                          "ORDER BY part", key).fetchall()
-        if len(rows) + (extra is not None) < 2:
-            return 0
-        merged = merge_parts([build_rollup(row[:-1]) for row in rows]
-                              + ([extra] if extra is not None else []))
-        first = rows[0][-1] if rows else 0
-        self._exec(f"DELETE FROM {table} WHERE {where}", key)
-        self._exec(_part_insert(table), (*rollup_row(merged), first))
-        return max(len(rows) - 1, 0)
-
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
                          version: str | None) -> None:
         with self._transaction():
@@ -386,8 +370,9 @@ class SqlStore:
         for tier in ("hour", "day"):
             table = TIERS[tier][0]
             for r in fold(minutes, tier):
-                if (r.key, table) in self._rebuilt:
-                    self._compact_key(table, r.key, extra=r)
+                if (r.key, table) in self._rebuilt:  # after this rebuild's part 0
+                    self._exec(_part_insert(table), (*rollup_row(r), 1))
+                    self._compact_keys(table, [r.key])
                 else:
                     self._exec(f"DELETE FROM {table} WHERE {where}", r.key)
                     self._exec(_part_insert(table), (*rollup_row(r), 0))
@@ -399,14 +384,9 @@ class SqlStore:
     def read_rollups(self, query: Query) -> list[MinuteRollup]:
         """Rollups of the query's tier whose unit overlaps ``[start_ns, end_ns)``, sorted by
         key."""
-        if query.tier not in TIERS:
-            raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
-        table, size = TIERS[query.tier]
-        where, params = _filters(query, "")
-        first = query.start_ns // NS_PER_MINUTE
-        params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
-        cur = self._exec(f"{_rollup_select(table)} WHERE minute >= ? AND "
-                         f"minute <= ?{where} ORDER BY {', '.join(ROLLUP_KEY)}, part", params)
+        table, where, params = _tier_window(query)
+        cur = self._exec(f"{_rollup_select(table)} WHERE {where} "
+                         f"ORDER BY {', '.join(ROLLUP_KEY)}, part", params)
         with _gc_paused():  # acyclic objects only: collections here would be pure cost (~2/3)
             rows = cur.fetchall()
             built = [build_rollup(row[:-1]) for row in rows]
@@ -419,16 +399,11 @@ class SqlStore:
         """:meth:`read_rollups` as numpy columns (what the analyzer's unit tables are built
         from), with only the delay ``series`` asked for: no rollup object per row, the
         sketch blobs kept as stored until a unit table decodes the rows it needs."""
-        if query.tier not in TIERS:
-            raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
         if unknown := set(series) - set(SERIES):
             raise ValueError(f"unknown delay series {sorted(unknown)}; known: {SERIES}")
-        table, size = TIERS[query.tier]
-        where, params = _filters(query, "")
-        first = query.start_ns // NS_PER_MINUTE
-        params = [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params]
-        cur = self._exec(f"{_columns_select(table, series)} WHERE minute >= ? AND "
-                         f"minute <= ?{where}", params)  # sorted here: cheaper than in SQL
+        table, where, params = _tier_window(query)
+        cur = self._exec(f"{_columns_select(table, series)} WHERE {where}",
+                         params)  # sorted here: cheaper than in SQL
         with _gc_paused():
             return _fetch_columns(cur, tuple(series), lambda key: self._path_ends(table, key))
 
@@ -549,6 +524,18 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def _tier_window(query: Query) -> tuple[str, str, list[Any]]:
+    """The rollup table of the query's tier, and the WHERE clause and parameters selecting
+    the units that overlap its window and match its filters."""
+    if query.tier not in TIERS:
+        raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
+    table, size = TIERS[query.tier]
+    where, params = _filters(query, "")
+    first = query.start_ns // NS_PER_MINUTE
+    return (table, f"minute >= ? AND minute <= ?{where}",
+            [first - first % size, (query.end_ns - 1) // NS_PER_MINUTE, *params])
 
 
 def _filters(query: Query, prefix: str) -> tuple[str, list[Any]]:
