@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from operator import mul
 from typing import Any
@@ -83,7 +83,7 @@ class _Batch:
 
 
 @dataclass(frozen=True, slots=True)
-class _Table:
+class RollupTable:
     """One tier's rollups as columns, one per key (G keys); delay columns have SERIES * G rows
     (all rtt rows, then fwd, then bwd), sketch buckets are sorted by (row, key)."""
 
@@ -103,33 +103,153 @@ class _Table:
     bucket_row: Arr
     bucket_key: Arr
     bucket_count: Arr
-    blobs: list[bytes]  # sketch encodings, one per row
+
+
+Head = tuple[str, str, str, str, str, str, str]
+"""A key's labels: path, src site, src carrier, dst site, dst carrier, method, Type-P key."""
+
+
+@dataclass(frozen=True, slots=True)
+class TierTables:
+    """Rollups of every tier (``minute``, ``hour``, ``day``) as tables; each table's ``source``
+    indexes ``heads``, and its ``below`` columns follow ``thresholds`` (distinct values)."""
+
+    thresholds: tuple[int, ...]
+    heads: list[Head]
+    tiers: dict[str, RollupTable]
 
 
 def batch_rollups(blocks: Sequence[Block],
                   thresholds_ns: Sequence[int]) -> dict[str, list[MinuteRollup]]:
     """``{"minute": build_rollups(results), "hour": fold(minutes, "hour"), "day": ...}`` for
     the results of ``blocks`` in ``idx`` order, exactly (see the module docstring)."""
+    return records(batch_tables(blocks, thresholds_ns))
+
+
+def batch_tables(blocks: Sequence[Block], thresholds_ns: Sequence[int]) -> TierTables:
+    """:func:`batch_rollups` as tables, before any record is built: what the store keeps of a
+    batch until it folds a run of batches into its rollup rows (:func:`merge_tables`)."""
+    thresholds = list(dict.fromkeys(thresholds_ns))
     live = [b for b in blocks if b.n]
     if not live:
-        return {tier: [] for tier in TIER_MINUTES}
+        empty = _empty_table(len(thresholds))
+        return TierTables(tuple(thresholds), [], {tier: empty for tier in TIER_MINUTES})
     batch = _arrange(live)
-    thresholds = list(dict.fromkeys(thresholds_ns))
     copies = np.array([Counter(thresholds_ns)[t] for t in thresholds], np.int64)
     minutes = _minute_table(batch, np.array(thresholds, np.int64), copies)
-    heads = _heads(batch)
-    fields = _Fields.of(minutes, thresholds)
-    out = {"minute": _records(fields, heads, minutes.minute)}
+    index: dict[Head, int] = {}
+    source = np.array([index.setdefault(h, len(index)) for h in _heads(batch)], np.int64)
+    minutes = replace(minutes, source=source)
+    out = {"minute": minutes}
     for tier in ("hour", "day"):
         unit = minutes.minute - minutes.minute % TIER_MINUTES[tier]
-        folded = _fold(minutes, unit)
-        if folded is None:  # every unit holds one minute: the minute rollups, relabelled
-            out[tier] = _records(fields, heads, unit)
-        else:
-            out[tier] = _records(_Fields.of(folded, thresholds),
-                                 [[col[i] for i in folded.source.tolist()] for col in heads],
-                                 folded.minute)
+        # None: every unit holds one minute, so the tier is the minute table relabelled
+        out[tier] = _fold(minutes, unit) or replace(minutes, minute=unit)
+    return TierTables(tuple(thresholds), list(index), out)
+
+
+def records(tables: TierTables) -> dict[str, list[MinuteRollup]]:
+    """New :class:`MinuteRollup` records of every tier of ``tables``. A tier that shares the
+    minute table's columns (a batch within one minute per unit) reuses its fields."""
+    thresholds = list(tables.thresholds)
+    out: dict[str, list[MinuteRollup]] = {}
+    fields: dict[int, _Fields] = {}
+    for tier, t in tables.tiers.items():
+        if not len(t.minute):
+            out[tier] = []
+            continue
+        f = fields.get(id(t.n)) or fields.setdefault(id(t.n), _Fields.of(t, thresholds))
+        keyed = [tables.heads[i] for i in t.source.tolist()]
+        out[tier] = _records(f, [list(col) for col in zip(*keyed, strict=True)], t.minute)
     return out
+
+
+def foldable(tables: TierTables) -> bool:
+    """Whether the tables' sums are int64 (:func:`merge_tables` folds them as tables);
+    sums that need Python ints are merged as records."""
+    return all(t.total.dtype == np.int64 for t in tables.tiers.values())
+
+
+def sketch_blobs(t: RollupTable) -> list[bytes]:
+    """``DDSketch.to_bytes()`` of every row's sketch (:func:`encode_many`)."""
+    return encode_many(t.zero, t.bucket_key, t.bucket_count,
+                       np.bincount(t.bucket_row, minlength=len(t.n)))
+
+
+def _empty_table(n_thresholds: int) -> RollupTable:
+    none = np.zeros(0, np.int64)
+    return RollupTable(none, none, none, np.zeros((8, 0), np.int64), np.zeros((3, 0), np.int64),
+                       none, none, none, none, np.zeros(0), np.zeros((0, n_thresholds), np.int64),
+                       none, none, none, none)
+
+
+def head_ids(parts: Sequence[tuple[RollupTable, Sequence[Head]]]
+             ) -> tuple[list[Head], list[Arr]]:
+    """The distinct heads of the parts (in order of first appearance), and for each part the
+    index of its rows' heads among them. Batches of a probe repeat one list of heads: each
+    distinct list is indexed once."""
+    index: dict[Head, int] = {}
+    known: dict[tuple[Head, ...], Arr] = {}
+    out = []
+    for t, heads in parts:
+        key = tuple(heads)
+        ids = known.get(key)
+        if ids is None:
+            ids = known[key] = np.array([index.setdefault(h, len(index)) for h in heads]
+                                        or [0], np.int64)
+        out.append(ids[t.source])
+    return list(index), out
+
+
+def merge_tables(parts: Sequence[tuple[RollupTable, Sequence[Head]]]
+                 ) -> tuple[RollupTable, list[Head]]:
+    """Tables of one tier (each with the heads its ``source`` indexes, and the same
+    thresholds) merged key by key, each key's rows in the order of ``parts``: what
+    :func:`analyzer.store.tiers.merge_parts` gives merging the key's rollups left to right
+    (sums of squares added in that order, extremes as ``DelayStats.merge`` folds them, sketch
+    buckets added: DDSketch §2.3). Keys come out sorted by (path, method, Type-P) in
+    code-point order, then minute; ``source`` indexes the returned heads."""
+    heads, ids = head_ids(parts)
+    src = np.concatenate(ids)
+    labels = sorted({(h[0], h[5], h[6]) for h in heads})
+    rank = {label: i for i, label in enumerate(labels)}
+    lab = np.array([rank[(h[0], h[5], h[6])] for h in heads] or [0], np.int64)[src]
+    minute = np.concatenate([t.minute for t, _h in parts])
+    order = np.lexsort((minute, lab))  # stable: a key's rows stay in the order of parts
+    g = len(order)
+    at = np.empty(g, np.int64)
+    at[order] = np.arange(g)
+    sizes = [len(t.minute) for t, _h in parts]
+    offsets = np.cumsum([0, *sizes[:-1]]).tolist()
+    tables = [t for t, _h in parts]
+    total = [t.total for t in tables]
+    if sum(float(np.abs(x).max(initial=0)) for x in total) >= 2.0 ** 62:
+        total = [x.astype(object) for x in total]  # a sum could overflow int64
+
+    def rows(columns: Sequence[Arr]) -> Arr:
+        """Delay rows (series-major in every table) of all tables, in key order."""
+        return np.concatenate([
+            np.concatenate([c[s * n:(s + 1) * n] for c, n in zip(columns, sizes, strict=True)])
+            [order] for s in range(SERIES)])
+
+    bucket_row = np.concatenate([
+        (t.bucket_row // n) * g + at[off + t.bucket_row % n] if n else t.bucket_row
+        for t, n, off in zip(tables, sizes, offsets, strict=True)])
+    combined = RollupTable(  # buckets not yet sorted by row: _fold sorts what it merges
+        lab[order], minute[order], src[order],
+        np.concatenate([t.counts for t in tables], axis=1)[:, order],
+        np.concatenate([t.peaks for t in tables], axis=1)[:, order],
+        rows([t.n for t in tables]), rows([t.lo for t in tables]), rows([t.hi for t in tables]),
+        rows(total), rows([t.sumsq for t in tables]), rows([t.below for t in tables]),
+        rows([t.zero for t in tables]), bucket_row,
+        np.concatenate([t.bucket_key for t in tables]),
+        np.concatenate([t.bucket_count for t in tables]))
+    folded = _fold(combined, combined.minute)
+    if folded is None:  # one row per key already
+        folded = replace(combined, **dict(zip(
+            ("bucket_row", "bucket_key", "bucket_count"),
+            _buckets(bucket_row, combined.bucket_key, combined.bucket_count), strict=True)))
+    return folded, heads
 
 
 # -- arranging the batch ----------------------------------------------------------------------
@@ -199,7 +319,7 @@ def _dense(x: Arr) -> tuple[Arr, int]:
 
 
 # -- minute rollups ---------------------------------------------------------------------------
-def _minute_table(b: _Batch, thresholds: Arr, copies: Arr) -> _Table:
+def _minute_table(b: _Batch, thresholds: Arr, copies: Arr) -> RollupTable:
     """``build_rollups`` of the batch as columns."""
     g, starts, ints, codes = b.group, b.starts, b.ints, b.codes
     ng = len(starts)
@@ -271,7 +391,7 @@ def _reordered(b: _Batch, arrived: Arr) -> Arr:
 
 
 def _delay_table(lab: Arr, minute: Arr, source: Arr, counts: Arr, peaks: Arr, values: Arr,
-                 rows: Arr, nrows: int, thresholds: Arr, copies: Arr) -> _Table:
+                 rows: Arr, nrows: int, thresholds: Arr, copies: Arr) -> RollupTable:
     """A table's delay columns from every delay value and its row (sorted by row), as
     ``DelayStats.extend`` of each row's values."""
     n = np.bincount(rows, minlength=nrows)
@@ -288,10 +408,8 @@ def _delay_table(lab: Arr, minute: Arr, source: Arr, counts: Arr, peaks: Arr, va
     pos = values >= 1
     zero = np.bincount(rows[~pos], minlength=nrows)
     bucket_row, bucket_key, bucket_count = _buckets(rows[pos], bucket_keys(values[pos]))
-    blobs = encode_many(zero, bucket_key, bucket_count,
-                        np.bincount(bucket_row, minlength=nrows))
-    return _Table(lab, minute, source, counts, peaks, n, lo, hi, total, sumsq, below, zero,
-                  bucket_row, bucket_key, bucket_count, blobs)
+    return RollupTable(lab, minute, source, counts, peaks, n, lo, hi, total, sumsq, below, zero,
+                       bucket_row, bucket_key, bucket_count)
 
 
 def _buckets(rows: Arr, keys: Arr, counts: Arr | None = None) -> tuple[Arr, Arr, Arr]:
@@ -374,7 +492,7 @@ def _limb_squares(values: Arr, at: Arr) -> Arr:
 
 
 # -- hour and day folds -----------------------------------------------------------------------
-def _fold(t: _Table, unit: Arr) -> _Table | None:
+def _fold(t: RollupTable, unit: Arr) -> RollupTable | None:
     """``tiers.fold`` of the minute table into the units starting at minutes ``unit``; None
     if every unit holds one minute (the fold changes nothing but the minute)."""
     ng = len(unit)
@@ -390,17 +508,16 @@ def _fold(t: _Table, unit: Arr) -> _Table | None:
     into = (t.bucket_row // ng) * nu + (np.cumsum(new) - 1)[t.bucket_row % ng]
     bucket_row, bucket_key, bucket_count = _buckets(into, t.bucket_key, t.bucket_count)
     zero = np.add.reduceat(t.zero, rows)
-    blobs = encode_many(zero, bucket_key, bucket_count,
-                        np.bincount(bucket_row, minlength=SERIES * nu))
-    return _Table(t.lab[starts], unit[starts], t.source[starts],
-                  np.add.reduceat(t.counts, starts, axis=1),
-                  np.maximum.reduceat(t.peaks, starts, axis=1), np.add.reduceat(t.n, rows), lo,
-                  hi, np.add.reduceat(t.total, rows), _sequential_sums(t.sumsq, rows, lengths),
-                  np.add.reduceat(t.below, rows, axis=0), zero, bucket_row, bucket_key,
-                  bucket_count, blobs)
+    return RollupTable(t.lab[starts], unit[starts], t.source[starts],
+                       np.add.reduceat(t.counts, starts, axis=1),
+                       np.maximum.reduceat(t.peaks, starts, axis=1), np.add.reduceat(t.n, rows),
+                       lo, hi, np.add.reduceat(t.total, rows),
+                       _sequential_sums(t.sumsq, rows, lengths),
+                       np.add.reduceat(t.below, rows, axis=0), zero, bucket_row, bucket_key,
+                       bucket_count)
 
 
-def _merged_extremes(t: _Table, rows: Arr, lengths: Arr) -> tuple[Arr, Arr]:
+def _merged_extremes(t: RollupTable, rows: Arr, lengths: Arr) -> tuple[Arr, Arr]:
     """Min and max of each run of rows as ``DelayStats.merge`` leaves them merging the rows in
     order: the first non-empty row's extremes, then each later non-empty one's unless it is 0
     (``other.min or self.min``)."""
@@ -442,7 +559,7 @@ class _Fields:
     clock: list[int | None]
 
     @classmethod
-    def of(cls, t: _Table, thresholds: list[int]) -> _Fields:
+    def of(cls, t: RollupTable, thresholds: list[int]) -> _Fields:
         live = t.n > 0
         below: list[dict[int, int]] = [{}] * len(live)  # an empty series has none
         where = live.nonzero()[0]
@@ -450,7 +567,8 @@ class _Fields:
             below[i] = dict(zip(thresholds, c, strict=True))
         longest, tmax, clock = t.peaks.tolist()
         return cls(t.n.tolist(), _or_none(t.lo, live), _or_none(t.hi, live),
-                   t.total.tolist(), t.sumsq.tolist(), t.blobs, below, t.counts.tolist(),
+                   t.total.tolist(), t.sumsq.tolist(), sketch_blobs(t), below,
+                   t.counts.tolist(),
                    longest, tmax, [None if c < 0 else c for c in clock])
 
 
@@ -461,13 +579,12 @@ def _or_none(values: Arr, keep: Arr) -> list[Any]:
     return out.tolist()  # type: ignore[no-any-return]
 
 
-def _heads(b: _Batch) -> list[list[Any]]:
-    """The label fields of each minute key, column by column: path, src site and carrier,
-    dst site and carrier (from the key's first result), method, Type-P."""
+def _heads(b: _Batch) -> list[Head]:
+    """The labels of each minute key: path, src site and carrier, dst site and carrier (from
+    the key's first result), method, Type-P."""
     labels, idents = b.labels, b.idents
-    rows = [(labels[lab][0], *idents[first][2:6], *labels[lab][1:])
+    return [(labels[lab][0], *idents[first][2:6], *labels[lab][1:])
             for lab, first in zip(b.lab.tolist(), b.first.tolist(), strict=True)]
-    return [list(col) for col in zip(*rows, strict=True)]
 
 
 def _records(f: _Fields, heads: list[list[Any]], minute: Arr) -> list[MinuteRollup]:

@@ -75,8 +75,14 @@ class Store(Protocol):
 
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
         """:meth:`write_batch` for a columnar batch (what the collector decodes wire bodies
-        into): raw results kept as one compressed block per stream, rollups appended as
-        parts, the chain extended over the stored blocks."""
+        into): raw results kept as one compressed block per stream, the chain extended over
+        the stored blocks; the rollups are folded into the rollup tables in runs of batches
+        (:meth:`fold_pending`)."""
+        ...
+
+    def fold_pending(self) -> int:
+        """Fold the rollups of every batch stored since the last fold into the rollup tables
+        (reads do this first; ingest every few dozen batches); returns the batches folded."""
         ...
 
     def compact(self) -> int:

@@ -129,10 +129,23 @@ def blocks_and_parts(dialect: str) -> list[str]:
     return out
 
 
+def rollup_fold(dialect: str) -> list[str]:
+    """Version 4 DDL: ``rollup_fold``, one row: the chain index through which the batches'
+    rollups are in the rollup tables. Ingest commits a batch's raw results only; the store
+    folds the batches after ``through_bid`` into the rollup tables in runs
+    (``SqlStore.fold_pending``), from the rollups it computed at ingest or, after a restart
+    or for another collector's batches, from their stored blocks with the delay thresholds
+    the ingesting store counted (``batches.thresholds``, comma-separated ns; NULL before)."""
+    return [f"CREATE TABLE rollup_fold (through_bid {_TYPES[dialect][_INT]} NOT NULL)",
+            "INSERT INTO rollup_fold (through_bid) SELECT COALESCE(MAX(bid), 0) FROM batches",
+            f"ALTER TABLE batches ADD COLUMN thresholds {_TYPES[dialect][_TEXT]}"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "batches, streams, results, rollups, probes; hash chain in batches", initial),
     Migration(2, "hour and day rollup tiers", tiers),
     Migration(3, "columnar blocks of raw results; rollups as appended parts", blocks_and_parts),
+    Migration(4, "rollups folded into the rollup tables in runs of batches", rollup_fold),
 )
 TIERS_MIGRATION = 2
 LATEST = MIGRATIONS[-1].version

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -38,7 +39,7 @@ from analyzer.columns import (
     results_of,
 )
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE, MinuteRollup
-from analyzer.rollup_columns import batch_rollups
+from analyzer.rollup_columns import TierTables, batch_tables, foldable, merge_tables, records
 from analyzer.stats.units import (
     SERIES,
     DelayColumns,
@@ -47,6 +48,7 @@ from analyzer.stats.units import (
 )
 from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
+from analyzer.store.folding import table_keys, table_rows, tables_from_rows
 from analyzer.store.rows import (
     RESULT_COLUMNS,
     ROLLUP_COLUMNS,
@@ -64,6 +66,7 @@ from analyzer.store.tiers import fold, merge_parts, merge_row_groups
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 
+log = logging.getLogger("ixmeter.store")
 _R_COLS = ", ".join(f"r.{c}" for c in RESULT_COLUMNS)
 _S_COLS = ", ".join(f"s.{c}" for c in STREAM_COLUMNS[1:15])
 
@@ -82,11 +85,13 @@ def _rollup_upsert(table: str) -> str:
 
 
 _ROLLUP_SELECT = _rollup_select("rollups")
-_BATCH_INSERT = (f"INSERT INTO batches ({', '.join(BATCH_COLUMNS)}, fmt) "
-                 f"VALUES ({', '.join('?' * (len(BATCH_COLUMNS) + 1))})")
+_BATCH_INSERT = (f"INSERT INTO batches ({', '.join(BATCH_COLUMNS)}, fmt, thresholds) "
+                 f"VALUES ({', '.join('?' * (len(BATCH_COLUMNS) + 2))})")
 _BLOCK_INSERT = (f"INSERT INTO blocks ({', '.join(BLOCK_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(BLOCK_COLUMNS))})")
-COMPACT_AT = 32  # parts a store appends to one rollup key before it folds them into one row
+FOLD_AT = 64  # batches a store writes before it folds their rollups into the rollup tables
+FOLD_CHUNK = 256  # batches folded per transaction
+KEYS_PER_SELECT = 200  # rollup keys looked up per statement when folding
 
 
 def _part_insert(table: str) -> str:
@@ -129,7 +134,8 @@ class SqlStore:
         self.thresholds_ns = tuple(sorted(set(thresholds_ns)))
         self._streams: dict[str, int] = {}
         self._in_tx = False
-        self._parts: dict[tuple[str, tuple[str, str, str, int]], int] = {}
+        # rollups this store computed at ingest, by chain index, until they are folded
+        self._unfolded: dict[int, TierTables] = {}
         self._rebuilt: set[tuple[tuple[str, str, str, int], str]] = set()
 
     # -- backend hooks -------------------------------------------------------------------
@@ -187,9 +193,10 @@ class SqlStore:
 
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
         """Store a columnar batch exactly once, in one transaction committed before returning:
-        one blob per block, the batch's minute/hour/day rollups appended as parts, the chain
-        extended over the blobs. Then compacts the rollup keys that have gathered
-        :data:`COMPACT_AT` parts from this store's writes."""
+        one blob per block and the chain extended over the blobs. The batch's minute, hour and
+        day rollups are computed here and kept in memory until the store folds a run of
+        batches into the rollup tables (:meth:`fold_pending`), every :data:`FOLD_AT`
+        batches; reads fold first, so they see every stored batch."""
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known  # cheap answer to a re-send; checked again under the write lock
         check_probe(batch.probe_id, batch.blocks)
@@ -197,38 +204,153 @@ class SqlStore:
             streams = [_stream_row(b.ident) for b in batch.blocks]
             blobs = [encode_block(b) for b in batch.blocks]
             digest = blocks_digest(zip((s[0] for s in streams), blobs, strict=True)).hex()
-            rollups = batch_rollups(batch.blocks, self.thresholds_ns)
+            tables = batch_tables(batch.blocks, self.thresholds_ns)
             with self._transaction():  # a duplicate wrote nothing: committing it is harmless
-                receipt = self._write_locked(batch, received_at_ns, digest, streams, blobs,
-                                             rollups)
-            if not receipt.duplicate:
-                self._compact_due(rollups)
-            return receipt
+                receipt, bid = self._write_locked(batch, received_at_ns, digest, streams,
+                                                  blobs, tables)
+        if bid and foldable(tables):
+            self._unfolded[bid] = tables
+            if len(self._unfolded) >= FOLD_AT:
+                self._fold_after_write()
+        return receipt
+
+    def _fold_after_write(self) -> None:
+        """Fold after a committed write. A failure is logged, not raised: the batch is
+        stored and acknowledged, and the next fold (or read) folds it from its blocks."""
+        try:
+            self.fold_pending()
+        except Exception:
+            log.exception("folding rollups failed; the next fold retries from stored blocks")
+            if len(self._unfolded) > 4 * FOLD_AT:
+                self._unfolded.clear()  # recomputed from the blocks when folded
 
     def _write_locked(self, batch: ColumnBatch, received_at_ns: int, digest: str,
-                      streams: list[tuple[Any, ...]], blobs: list[bytes],
-                      rollups: dict[str, list[MinuteRollup]]) -> WriteReceipt:
+                      streams: list[tuple[Any, ...]], blobs: list[bytes], tables: TierTables
+                      ) -> tuple[WriteReceipt, int]:
+        """The batch's rows; its receipt and chain index (0 for a duplicate)."""
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
-            return known
+            return known, 0
         head = self.chain_head()
         bid = head.length + 1
         n = batch.n
         new_head = chain.link(head.head, digest, batch.probe_id, batch.batch_id, received_at_ns)
         self._exec(_BATCH_INSERT, (bid, batch.probe_id, batch.batch_id, received_at_ns,
-                                   n, digest, head.head, new_head, 0, 2))
+                                   n, digest, head.head, new_head, 0, 2,
+                                   ",".join(map(str, tables.thresholds))))
         ids = self._stream_ids(streams)
         cur = self._conn.cursor()
         cur.executemany(self._sql(_BLOCK_INSERT), [
             (bid, sno, ids[s[0]], b.n, *_span(b), blob)
             for sno, (b, s, blob) in enumerate(zip(batch.blocks, streams, blobs, strict=True))])
-        for tier, (table, _size) in TIERS.items():
-            cur.executemany(self._sql(_part_insert(table)),
-                            [(*rollup_row(r), bid) for r in rollups[tier]])
+        if not foldable(tables):  # sums beyond int64: merged as rows, after earlier batches
+            self._fold_locked(bid - 1)
+            self._write_parts(bid, records(tables))
+            self._exec("UPDATE rollup_fold SET through_bid = ?", (bid,))
         self._exec("INSERT INTO probes (probe_id, last_batch_ns, results) VALUES (?, ?, ?) "
                    "ON CONFLICT (probe_id) DO UPDATE SET last_batch_ns = excluded.last_batch_ns, "
                    "results = probes.results + excluded.results",
                    (batch.probe_id, received_at_ns, n))
-        return WriteReceipt(n, False, new_head)
+        return WriteReceipt(n, False, new_head), bid
+
+    def _write_parts(self, part: int, rollups: dict[str, list[MinuteRollup]]) -> None:
+        """Append rollups of every tier as rows numbered ``part``, then compact their keys."""
+        cur = self._conn.cursor()
+        for tier, (table, _size) in TIERS.items():
+            cur.executemany(self._sql(_part_insert(table)),
+                            [(*rollup_row(r), part) for r in rollups[tier]])
+            self._compact_keys(table, sorted({r.key for r in rollups[tier]}))
+
+    # -- folding rollups into the rollup tables -------------------------------------------
+    def fold_pending(self) -> int:
+        """Fold the rollups of every batch stored since the last fold into the rollup tables,
+        :data:`FOLD_CHUNK` batches per transaction: for each key a run touches, its stored
+        row(s) and then each batch's rollups merged in chain order into one row
+        (:mod:`analyzer.store.folding`). Returns the batches folded."""
+        folded = 0
+        while True:
+            with self._transaction():
+                n = self._fold_locked(limit=FOLD_CHUNK)
+            folded += n
+            if n < FOLD_CHUNK:
+                return folded
+
+    def _fold_if_pending(self) -> None:
+        """What readers call first, so that they see the rollups of every stored batch."""
+        row = self._exec("SELECT (SELECT COALESCE(MAX(bid), 0) FROM batches) - through_bid "
+                         "FROM rollup_fold").fetchone()
+        if row is not None and row[0] > 0:
+            self.fold_pending()
+
+    def _fold_locked(self, through: int | None = None, limit: int = 0) -> int:
+        """Fold the batches after the last fold (through chain index ``through``; at most
+        ``limit``, 0: all) inside the open write transaction; returns how many."""
+        done = int(self._exec("SELECT through_bid FROM rollup_fold").fetchone()[0])
+        bids = [int(row[0]) for row in self._exec(
+            "SELECT bid FROM batches WHERE bid > ? AND bid <= ? ORDER BY bid"
+            + (f" LIMIT {int(limit)}" if limit else ""),
+            (done, 2**62 if through is None else through)).fetchall()]
+        if not bids:
+            return 0
+        found = [(bid, self._unfolded.get(bid) or self._tables_of(bid)) for bid in bids]
+        if not self._fold_tables(found):
+            for bid, tables in found:  # other thresholds, or stored rows of another shape
+                self._write_parts(bid, records(tables))
+        self._exec("UPDATE rollup_fold SET through_bid = ?", (bids[-1],))
+        for bid in [b for b in self._unfolded if b <= bids[-1]]:
+            del self._unfolded[bid]  # forgotten only once folded: a rollback keeps them
+        return len(bids)
+
+    def _tables_of(self, bid: int) -> TierTables:
+        """A stored batch's rollup tables, from its blocks and with the thresholds of the
+        store that ingested it (a batch another store wrote, or before this one opened)."""
+        text = self._exec("SELECT thresholds FROM batches WHERE bid = ?", (bid,)).fetchone()[0]
+        cur = self._exec(f"SELECT {_S_COLS}, b.data FROM blocks b JOIN streams s "
+                         "ON s.id = b.stream WHERE b.bid = ? ORDER BY b.sno", (bid,))
+        blocks = [decode_block(row[:14], bytes(row[14])) for row in cur.fetchall()]
+        thresholds = [int(t) for t in text.split(",") if t] if text is not None else None
+        return batch_tables(blocks, self.thresholds_ns if thresholds is None else thresholds)
+
+    def _fold_tables(self, found: list[tuple[int, TierTables]]) -> bool:
+        """The vectorised fold (:func:`merge_tables`); False, having written nothing, if the
+        batches or the stored rows do not fit one table form (then rows are merged instead)."""
+        thresholds = found[0][1].thresholds
+        if any(tables.thresholds != thresholds or not foldable(tables)
+               for _bid, tables in found):
+            return False
+        plan = []
+        for tier, (table, _size) in TIERS.items():
+            parts = [(tables.tiers[tier], tables.heads) for _bid, tables in found]
+            stored = self._rows_of_keys(table, table_keys(parts))
+            first: dict[tuple[Any, ...], int] = {}
+            if stored:
+                before = tables_from_rows(stored, thresholds)
+                if before is None:
+                    return False
+                parts.insert(0, before)
+                for row in stored:
+                    first.setdefault(tuple(row[:4]), row[-1])
+            merged, heads = merge_tables(parts)
+            plan.append((table, list(first), [(*row, first.get(row[:4], found[0][0]))
+                                              for row in table_rows(merged, heads, thresholds)]))
+        where = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
+        cur = self._conn.cursor()
+        for table, old, rows in plan:
+            cur.executemany(self._sql(f"DELETE FROM {table} WHERE {where}"), old)
+            cur.executemany(self._sql(_part_insert(table)), rows)
+        return True
+
+    def _rows_of_keys(self, table: str, keys: Sequence[tuple[Any, ...]]
+                      ) -> list[tuple[Any, ...]]:
+        """Every stored part of ``keys`` in ``table``, sorted by key and part."""
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(keys), KEYS_PER_SELECT):
+            chunk = keys[i:i + KEYS_PER_SELECT]
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            out += map(tuple, self._exec(
+                f"{_rollup_select(table)} WHERE ({', '.join(ROLLUP_KEY)}) IN (VALUES {values})",
+                [x for key in chunk for x in key]).fetchall())
+        out.sort(key=_key_and_part)
+        return out
 
     def _stream_ids(self, streams: list[tuple[Any, ...]]) -> dict[str, int]:
         missing = {s[0]: s for s in streams if s[0] not in self._streams}
@@ -243,29 +365,10 @@ class SqlStore:
         return self._streams
 
     # -- rollup parts and compaction ------------------------------------------------------
-    def _compact_due(self, rollups: dict[str, list[MinuteRollup]]) -> None:
-        """Count the parts this store appended per key; compact keys that reached
-        :data:`COMPACT_AT` (one transaction for all of them)."""
-        due: list[tuple[str, tuple[str, str, str, int]]] = []
-        counts = self._parts
-        for tier, (table, _size) in TIERS.items():
-            for r in rollups[tier]:
-                k = (table, r.key)
-                c = counts.get(k, 0) + 1
-                if c >= COMPACT_AT:
-                    due.append(k)
-                    c = 0
-                counts[k] = c
-        if len(counts) > 200_000:  # old keys: forget them (a full compact() finds them)
-            self._parts = {k: c for k, c in counts.items() if c}
-        if due:
-            with self._transaction():
-                for table, _size in TIERS.values():
-                    self._compact_keys(table, [k for t, k in due if t == table])
-
     def compact(self) -> int:
         """Fold every rollup key stored as several parts into one row (maintenance; ingest
         compacts the keys it writes often by itself). Returns the parts removed."""
+        self._fold_if_pending()
         removed = 0
         with self._transaction():
             for table, _size in TIERS.values():
@@ -273,7 +376,6 @@ class SqlStore:
                                   f"{', '.join(ROLLUP_KEY)} HAVING COUNT(*) > 1").fetchall()
                 for i in range(0, len(keys), 1000):
                     removed += self._compact_keys(table, [tuple(k) for k in keys[i:i + 1000]])
-        self._parts.clear()
         return removed
 
     def _compact_keys(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int:
@@ -336,6 +438,7 @@ class SqlStore:
         tiers stay. Cutting at a day boundary keeps every unit with minutes left complete,
         so :meth:`rebuild_tiers` never rebuilds a tier row from part of its minutes."""
         day = before_ns // NS_PER_MINUTE // 1440 * 1440
+        self._fold_if_pending()
         with self._transaction():
             return int(self._exec("DELETE FROM rollups WHERE minute < ?", (day,)).rowcount)
 
@@ -343,6 +446,7 @@ class SqlStore:
         """Recompute the hour and day tier rows of every unit that has minute rollups, from
         those minutes (parts merged in part order, minutes in key order, as ingest would have
         merged them); units whose minutes were pruned keep their tier rows. One transaction."""
+        self._fold_if_pending()
         written, self._rebuilt = 0, set()
         with self._transaction():
             cur = self._conn.cursor()
@@ -359,7 +463,6 @@ class SqlStore:
                 written += self._replace_tiers(_merged_rows(rows[:cut]))
             written += self._replace_tiers(_merged_rows(carry))
         self._rebuilt = set()
-        self._parts.clear()
         return written
 
     def _replace_tiers(self, minutes: list[MinuteRollup]) -> int:
@@ -384,6 +487,7 @@ class SqlStore:
     def read_rollups(self, query: Query) -> list[MinuteRollup]:
         """Rollups of the query's tier whose unit overlaps ``[start_ns, end_ns)``, sorted by
         key."""
+        self._fold_if_pending()
         table, where, params = _tier_window(query)
         cur = self._exec(f"{_rollup_select(table)} WHERE {where} "
                          f"ORDER BY {', '.join(ROLLUP_KEY)}, part", params)
@@ -401,6 +505,7 @@ class SqlStore:
         sketch blobs kept as stored until a unit table decodes the rows it needs."""
         if unknown := set(series) - set(SERIES):
             raise ValueError(f"unknown delay series {sorted(unknown)}; known: {SERIES}")
+        self._fold_if_pending()
         table, where, params = _tier_window(query)
         cur = self._exec(f"{_columns_select(table, series)} WHERE {where}",
                          params)  # sorted here: cheaper than in SQL
@@ -501,6 +606,10 @@ _BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vector
 
 def _first(item: tuple[tuple[int, int, int], Result]) -> tuple[int, int, int]:
     return item[0]
+
+
+def _key_and_part(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (*row[:4], row[-1])
 
 
 def _subset(block: Block, keep: np.ndarray[Any, Any]) -> Block:

@@ -14,14 +14,17 @@ from analyzer.store.rows import rollup_row
 from analyzer.store.schema import TIERS
 from tests.store.factory import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL
+from tests.store.test_tiers import as_parts
 
 
 def _fill(store: Store) -> None:
     """Six batches of 150 s (results every 3 s over three paths, two Type-Ps, from 23:50
-    UTC): minutes, hours and days split over batches, so keys of every tier have parts."""
+    UTC): minutes, hours and days split over batches, kept as a part per batch (as a
+    version 3 store kept them), so keys of every tier have parts."""
     start = T0 - T0 % (1440 * NS_MIN) + 1430 * NS_MIN
     for b in make_batches("p1", 6, 50, start_ns=start, gap_ns=3 * 10**9):
         store.write_batch(b, T0)
+    as_parts(store)
 
 
 def assert_same(got: RollupColumns, want: RollupColumns) -> None:

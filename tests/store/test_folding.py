@@ -1,0 +1,255 @@
+"""Folding rollups: merging tables (a run of batches, after the stored rows of their keys) gives
+the rows that merging each key's parts left to right gives (``tiers.merge_parts``, what reads
+and compaction do), bit for bit; the store's folds give the same rows whenever they run, from
+the tables computed at ingest or from the stored blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analyzer.columns import blocks_of
+from analyzer.rollup import MinuteRollup
+from analyzer.rollup_columns import TierTables, batch_tables, merge_tables, records
+from analyzer.store import Query, Store, sql
+from analyzer.store.folding import table_keys, table_rows, tables_from_rows
+from analyzer.store.rows import rollup_row
+from analyzer.store.schema import TIERS as STORE_TIERS
+from analyzer.store.tiers import merge_parts
+from ixmeter.record import Result
+from ixmeter.wire import Batch
+from tests.analyzer.test_rollup_columns import THRESHOLDS, batch
+from tests.store.factory import NS_MIN, T0, make_batches, wide_paths
+from tests.store.test_store import ALL
+
+TIERS = ("minute", "hour", "day")
+
+
+def exact(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows with floats as their exact hex form, sorted by key."""
+    return sorted((tuple(x.hex() if isinstance(x, float) else x for x in row) for row in rows),
+                  key=lambda r: r[:4])
+
+
+def reference(runs: list[dict[str, list[MinuteRollup]]], tier: str) -> list[tuple[Any, ...]]:
+    """Each key's parts (one per batch, in order) merged left to right, as stored rows."""
+    parts: dict[tuple[Any, ...], list[MinuteRollup]] = {}
+    for rollups in runs:
+        for r in rollups[tier]:
+            parts.setdefault(r.key, []).append(r)
+    return exact([rollup_row(p[0] if len(p) == 1 else merge_parts(p)) for p in parts.values()])
+
+
+def merged_rows(tables: list[TierTables], tier: str) -> list[tuple[Any, ...]]:
+    t, heads = merge_tables([(tt.tiers[tier], tt.heads) for tt in tables])
+    return exact(table_rows(t, heads, tables[0].thresholds))
+
+
+def test_table_rows_are_the_records_rows() -> None:
+    for b in make_batches("p1", 3, 1000, paths=wide_paths(30)):
+        tables = batch_tables(blocks_of(list(b.results)), THRESHOLDS)
+        want = records(tables)
+        for tier in TIERS:
+            got = table_rows(tables.tiers[tier], tables.heads, tables.thresholds)
+            assert exact(got) == exact([rollup_row(r) for r in want[tier]])
+
+
+def test_a_run_of_batches_merges_as_their_parts_do() -> None:
+    """Batches of 10 s over 100 paths: minutes spread over several batches, hours over all."""
+    batches = make_batches("p1", 12, 1000, gap_ns=10_000_000, paths=wide_paths(100))
+    tables = [batch_tables(blocks_of(list(b.results)), THRESHOLDS) for b in batches]
+    runs = [records(t) for t in tables]
+    for tier in TIERS:
+        assert merged_rows(tables, tier) == reference(runs, tier)
+
+
+def test_stored_rows_merge_first_then_the_run() -> None:
+    """A fold: the stored row of each key (an earlier fold), then the pending batches."""
+    batches = make_batches("p1", 9, 500, gap_ns=40_000_000, start_ns=T0 + 37 * NS_MIN)
+    tables = [batch_tables(blocks_of(list(b.results)), THRESHOLDS) for b in batches]
+    runs = [records(t) for t in tables]
+    for tier in TIERS:
+        t, heads = merge_tables([(tt.tiers[tier], tt.heads) for tt in tables[:4]])
+        stored = table_rows(t, heads, THRESHOLDS)
+        again = tables_from_rows([(*row, 7) for row in stored], THRESHOLDS)  # with a part
+        assert again is not None
+        later = [(tt.tiers[tier], tt.heads) for tt in tables[4:]]
+        keys = set(table_keys(later))
+        mine = [row for row in stored if tuple(row[:4]) in keys]
+        first = tables_from_rows(mine, THRESHOLDS)
+        assert first is not None
+        t2, heads2 = merge_tables([first, *later])
+        got = {r[:4]: r for r in exact(table_rows(t2, heads2, THRESHOLDS))}
+        got.update({r[:4]: r for r in exact(stored) if r[:4] not in keys})
+        assert sorted(got.values(), key=lambda r: r[:4]) == reference(runs, tier)
+
+
+def test_rows_of_other_thresholds_do_not_fit_the_table_form() -> None:
+    tables = batch_tables(blocks_of(list(make_batches("p1", 1, 200)[0].results)), THRESHOLDS)
+    rows = table_rows(tables.tiers["minute"], tables.heads, THRESHOLDS)
+    assert tables_from_rows(rows, THRESHOLDS) is not None
+    assert tables_from_rows(rows, (1_000_000,)) is None
+    assert tables_from_rows(rows, (*THRESHOLDS, 5)) is None
+
+
+def test_keys_of_tables() -> None:
+    tables = batch_tables(blocks_of(list(make_batches("p1", 1, 300)[0].results)), THRESHOLDS)
+    want = sorted(r.key for r in records(tables)["minute"])
+    assert table_keys([(tables.tiers["minute"], tables.heads)]) == want
+    assert table_keys([]) == []
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(batch(40), min_size=1, max_size=5))
+def test_generated_runs_merge_as_their_parts_do(batches: list[list[Result]]) -> None:
+    tables = [batch_tables(blocks_of(b), THRESHOLDS) for b in batches]
+    runs = [records(t) for t in tables]
+    for tier in TIERS:
+        assert merged_rows(tables, tier) == reference(runs, tier)
+
+
+# -- the store's folds ------------------------------------------------------------------------
+def _paths(k: int) -> tuple[tuple[str, str, str, str], ...]:
+    """Three paths of their own per scenario, so scenarios in one store share no key."""
+    return tuple((f"s{k}", "CT", f"d{j}", "CM") for j in range(3))
+
+
+def _stored(store: Store, k: int) -> dict[str, list[tuple[Any, ...]]]:
+    """The rollup rows of scenario ``k`` as stored (without their part number), every tier."""
+    assert isinstance(store, sql.SqlStore)
+    store.fold_pending()
+    out = {}
+    for tier, (table, _size) in STORE_TIERS.items():
+        rows = store._exec(f"{sql._rollup_select(table)} WHERE src_site = ?",
+                           (f"s{k}",)).fetchall()
+        out[tier] = exact([tuple(row[:-1]) for row in rows])
+    return out
+
+
+def _unfolded(store: Store) -> int:
+    assert isinstance(store, sql.SqlStore)
+    return int(store._exec("SELECT (SELECT MAX(bid) FROM batches) - through_bid "
+                           "FROM rollup_fold").fetchone()[0])
+
+
+def _expected(batches: list[Batch], thresholds: tuple[int, ...] = THRESHOLDS
+              ) -> dict[str, list[tuple[Any, ...]]]:
+    runs = [records(batch_tables(blocks_of(list(b.results)), thresholds)) for b in batches]
+    return {tier: reference(runs, tier) for tier in TIERS}
+
+
+def _huge(b: Batch) -> Batch:
+    """The batch with one delay over 2**42 ns: its sums need Python ints, no pending blob."""
+    results = list(b.results)
+    i = next(i for i, r in enumerate(results) if r.rtt_ns is not None)
+    results[i] = replace(results[i], rtt_ns=5 * 2**42, tmax_ns=10**16)
+    return replace(b, results=tuple(results))
+
+
+@pytest.mark.parametrize("schedule", ["each", "end", "every3", "huge"])
+def test_folds_at_any_time_store_the_same_rows(store: Store, schedule: str) -> None:
+    """Batches of 7.5 s over three paths: every minute spans batches, the hour and day all
+    of them. Whenever the folds run, each key's row is its parts merged in chain order."""
+    assert isinstance(store, sql.SqlStore)
+    batches = make_batches("p1", 12, 500, gap_ns=15_000_000, paths=_paths(0),
+                           start_ns=T0 + 58 * NS_MIN)
+    if schedule == "huge":
+        batches[5] = _huge(batches[5])
+    for i, b in enumerate(batches):
+        store.write_batch(b, T0)
+        if schedule == "each" or (schedule == "every3" and i % 3 == 2):
+            store.fold_pending()
+    assert _stored(store, 0) == _expected(batches)
+    assert _unfolded(store) == 0
+    for tier in TIERS:  # one row per key: folds leave no parts behind
+        table = STORE_TIERS[tier][0]
+        assert store._exec(f"SELECT COUNT(*) FROM {table} GROUP BY path_id, method, type_p, "
+                           "minute HAVING COUNT(*) > 1").fetchall() == []
+
+
+def test_reads_fold_first(store: Store) -> None:
+    assert isinstance(store, sql.SqlStore)
+    batches = make_batches("p1", 3, 300, paths=_paths(1))
+    for b in batches:
+        store.write_batch(b, T0)
+    assert _unfolded(store) == 3
+    assert sum(r.sent + r.errors for r in store.read_rollups(ALL)) == 900
+    assert _unfolded(store) == 0
+    for b in make_batches("p2", 2, 300, paths=_paths(1), start_ns=T0 + 10 * NS_MIN):
+        store.write_batch(b, T0)
+    columns = store.read_rollup_columns(Query(ALL.start_ns, ALL.end_ns, tier="day"))
+    assert int(columns.sent.sum() + columns.errors.sum()) == 1500
+
+
+def test_ingest_folds_every_fold_at_batches(store: Store,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(store, sql.SqlStore)
+    monkeypatch.setattr(sql, "FOLD_AT", 4)
+    for b in make_batches("p1", 9, 50, paths=_paths(2)):
+        store.write_batch(b, T0)
+    assert _unfolded(store) == 1
+    assert len(store._unfolded) == 1
+
+
+def test_a_fold_of_several_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(store, sql.SqlStore)
+    monkeypatch.setattr(sql, "FOLD_CHUNK", 2)
+    monkeypatch.setattr(sql, "KEYS_PER_SELECT", 3)
+    batches = make_batches("p1", 7, 100, gap_ns=50_000_000, paths=_paths(3))
+    for b in batches:
+        store.write_batch(b, T0)
+    assert store.fold_pending() == 7
+    assert _stored(store, 3) == _expected(batches)
+
+
+def test_batches_of_other_thresholds_fold_as_parts_merge(make_store: Callable[..., Store]
+                                                         ) -> None:
+    """A collector restarted with other thresholds: pending blobs of both kinds fold by
+    merging records, as parts of different thresholds always merged (a threshold counted
+    only while every part with samples counts it)."""
+    other = (1_000_000, 7_000_000)
+    batches = make_batches("p1", 6, 200, gap_ns=100_000_000, paths=_paths(4))
+    first = make_store(thresholds_ns=THRESHOLDS)
+    for b in batches[:3]:
+        first.write_batch(b, T0)
+    second = make_store(thresholds_ns=other)
+    for b in batches[3:]:
+        second.write_batch(b, T0)
+    runs = [records(batch_tables(blocks_of(list(b.results)), t)) for b, t in
+            zip(batches, [THRESHOLDS] * 3 + [other] * 3, strict=True)]
+    assert _stored(second, 4) == {tier: reference(runs, tier) for tier in TIERS}
+
+
+def test_a_reopened_store_folds_from_the_stored_blocks(make_store: Callable[..., Store]
+                                                       ) -> None:
+    """Batches written by a store that stopped before folding (or by another collector):
+    the fold computes their rollups from their blocks, with the same rows as from memory."""
+    batches = make_batches("p1", 8, 400, gap_ns=30_000_000, paths=_paths(5))
+    first = make_store()
+    for b in batches[:5]:
+        first.write_batch(b, T0)
+    second = make_store()
+    for b in batches[5:]:
+        second.write_batch(b, T0)
+    assert isinstance(second, sql.SqlStore)
+    assert len(second._unfolded) == 3
+    assert _stored(second, 5) == _expected(batches)
+    assert _stored(first, 5) == _expected(batches)
+
+
+def test_a_batch_after_unfolded_ones_with_huge_sums(make_store: Callable[..., Store]) -> None:
+    """A batch whose sums need Python ints is merged as rows: the batches before it are
+    folded first (one from another store's memory, so from its blocks)."""
+    batches = make_batches("p1", 5, 300, gap_ns=60_000_000, paths=_paths(6))
+    batches[3] = _huge(batches[3])
+    other, mine = make_store(), make_store()
+    other.write_batch(batches[0], T0)
+    for b in batches[1:]:
+        mine.write_batch(b, T0)
+    assert _stored(mine, 6) == _expected(batches)
