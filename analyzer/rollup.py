@@ -64,8 +64,10 @@ class DelayStats:
                 self.below.setdefault(t, 0)
             return
         self.n += other.n
-        self.min = other.min if self.min is None else min(self.min, other.min or self.min)
-        self.max = other.max if self.max is None else max(self.max, other.max or self.max)
+        if other.min is not None:  # a minimum of 0 counts too (0 ns one-way delays happen)
+            self.min = other.min if self.min is None else min(self.min, other.min)
+        if other.max is not None:
+            self.max = other.max if self.max is None else max(self.max, other.max)
         self.sum += other.sum
         self.sumsq += other.sumsq
         self.sketch.merge(other.sketch)

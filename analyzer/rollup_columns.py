@@ -21,8 +21,8 @@ segmented reduction over that order (``reduceat``, ``bincount``, a cumulative ma
   :class:`~analyzer.store.rows.LazySketch` es the store writes without re-encoding.
 
 Hours and days fold the minute columns as ``tiers.fold`` merges minute rollups, in minute
-order: sums of squares are float sums in that order, minima and maxima follow
-:meth:`DelayStats.merge` (which skips a later minute's extreme of 0), ``loss_period_max`` stays
+order: sums of squares are float sums in that order, minima and maxima over the minutes with
+samples, ``loss_period_max`` stays
 the longest within one minute. A batch whose keys each fall in one minute per hour (the usual
 case) reuses the minute columns and sketch bytes.
 
@@ -504,7 +504,7 @@ def _fold(t: RollupTable, unit: Arr) -> RollupTable | None:
     nu = len(starts)
     rows = (starts + ng * np.arange(SERIES)[:, None]).ravel()  # unit runs over the rows
     lengths = np.diff(np.append(rows, SERIES * ng))
-    lo, hi = _merged_extremes(t, rows, lengths)
+    lo, hi = _merged_extremes(t, rows)
     into = (t.bucket_row // ng) * nu + (np.cumsum(new) - 1)[t.bucket_row % ng]
     bucket_row, bucket_key, bucket_count = _buckets(into, t.bucket_key, t.bucket_count)
     zero = np.add.reduceat(t.zero, rows)
@@ -517,17 +517,12 @@ def _fold(t: RollupTable, unit: Arr) -> RollupTable | None:
                        bucket_count)
 
 
-def _merged_extremes(t: RollupTable, rows: Arr, lengths: Arr) -> tuple[Arr, Arr]:
-    """Min and max of each run of rows as ``DelayStats.merge`` leaves them merging the rows in
-    order: the first non-empty row's extremes, then each later non-empty one's unless it is 0
-    (``other.min or self.min``)."""
+def _merged_extremes(t: RollupTable, rows: Arr) -> tuple[Arr, Arr]:
+    """Min and max of each run of rows over its non-empty rows, as ``DelayStats.merge``
+    leaves them (meaningless where the run has no sample)."""
     live = t.n > 0
-    seen = live.cumsum(dtype=np.int64)
-    seen -= np.repeat(seen[rows] - live[rows], lengths)  # non-empty rows so far in the run
-    first = live & (seen == 1)
-    lo = np.where(live & (first | (t.lo != 0)), t.lo, INT64_MAX)
-    hi = np.where(live & (first | (t.hi != 0)), t.hi, INT64_MIN)
-    return np.minimum.reduceat(lo, rows), np.maximum.reduceat(hi, rows)
+    return (np.minimum.reduceat(np.where(live, t.lo, INT64_MAX), rows),
+            np.maximum.reduceat(np.where(live, t.hi, INT64_MIN), rows))
 
 
 def _sequential_sums(x: Arr, rows: Arr, lengths: Arr) -> Arr:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import heapq
 import logging
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import compress
@@ -756,31 +755,25 @@ def _merge_key_parts(c: RollupColumns) -> RollupColumns:
     clock = np.where(np.isnan(clock) | ~multi[first], clock, np.maximum(clock, 0.0))
     return RollupColumns(c.labels, c.series[first], c.minute[first], add(c.sent),
                          add(c.received), add(c.lost), add(c.errors), add(c.unsynced), clock,
-                         {name: _merge_delay(d, first, key, (d.n > 0) | ~multi)
+                         {name: _merge_delay(d, first, (d.n > 0) | ~multi)
                           for name, d in c.delays.items()})
 
 
-def _merge_delay(d: DelayColumns, first: Array, key: Array, keep: Array) -> DelayColumns:
+def _merge_delay(d: DelayColumns, first: Array, keep: Array) -> DelayColumns:
     """A delay series' parts merged per key (``keep``: the rows whose figures count)."""
     sizes = np.where(keep, np.diff(d.starts), 0)
     kept = np.repeat(keep, np.diff(d.starts)).tolist()
     return DelayColumns(
         np.add.reduceat(np.where(keep, d.n, 0), first),
-        _extreme(d.min, keep, first, key, np.minimum, math.inf),
-        _extreme(d.max, keep, first, key, np.maximum, -math.inf),
+        _extreme(d.min, keep, first, np.fmin),
+        _extreme(d.max, keep, first, np.fmax),
         np.add.reduceat(np.where(keep, d.sum, 0), first),
         np.concatenate(([0], np.cumsum(np.add.reduceat(sizes, first)))).astype(np.int64),
         list(compress(d.blobs, kept)))
 
 
-def _extreme(v: Array, keep: Array, first: Array, key: Array, pick: np.ufunc,
-             empty: float) -> Array:
-    """Per key, as ``DelayStats.merge`` folds parts: the first kept non-None extreme, then
-    ``pick`` with each later kept one that is neither None nor 0 (``other.min or self.min``)."""
-    valid = keep & ~np.isnan(v)
-    pos = np.arange(len(v))
-    at = np.minimum.reduceat(np.where(valid, pos, len(v)), first)
-    head = np.where(at < len(v), v[np.minimum(at, len(v) - 1)], np.nan)
-    later = valid & (v != 0) & (pos > at[key])
-    out: Array = pick(head, pick.reduceat(np.where(later, v, empty), first))
+def _extreme(v: Array, keep: Array, first: Array, pick: np.ufunc) -> Array:
+    """Per key, as ``DelayStats.merge`` folds parts: ``pick`` (``fmin``/``fmax``: NaN, a
+    part without the figure, loses) over the kept parts; NaN if none has it."""
+    out: Array = pick.reduceat(np.where(keep, v, np.nan), first)
     return out

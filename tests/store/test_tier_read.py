@@ -100,8 +100,8 @@ def _part(minute: int, n: int, lo: int | None, hi: int | None, clock: int | None
 
 
 def test_parts_merge_as_delay_stats_merge(store: Store) -> None:
-    """Parts written by hand: one without samples, a later minimum of 0 (``other.min or
-    self.min`` keeps the earlier one), a negative clock bound (merged with 0): the columns
+    """Parts written by hand: one without samples, a later minimum of 0 (it counts: a merge
+    once kept the earlier minimum then), a negative clock bound (merged with 0): the columns
     agree with the rollups read."""
     assert isinstance(store, sql.SqlStore)
     m = T0 // NS_MIN
@@ -113,7 +113,7 @@ def test_parts_merge_as_delay_stats_merge(store: Store) -> None:
         store._exec(sql._part_insert("rollups"), (*rollup_row(r), part))
     got = store.read_rollup_columns(ALL, ("rtt",))
     assert_same(got, _reference(store, ALL, ("rtt",)))
-    assert got.delays["rtt"].min.tolist() == [5.0, 7.0, 3.0]
+    assert got.delays["rtt"].min.tolist() == [0.0, 7.0, 3.0]
     assert got.delays["rtt"].n.tolist() == [5, 2, 1]
     assert np.array_equal(got.clock_error_max_ns, [7.0, 2.0, np.nan], equal_nan=True)
 
