@@ -18,11 +18,13 @@ import trio
 from analyzer.collector.app import Collector
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing, load_keys
+from analyzer.collector.openapi import openapi_document
 from analyzer.collector.server import serve
 from analyzer.store import Query
 from analyzer.store.postgres import PostgresStore
 from analyzer.store.sqlite import SqliteStore
 from inventory.loader import default_inventory, load
+from ixmeter import wire
 from ixmeter.wire import Batch, encode_batch, sign
 from tests.conftest import require_tool
 from tests.store.factory import make_batches
@@ -240,6 +242,18 @@ async def test_openapi_and_metrics(server: Server) -> None:
             "/v1/probes/{probe_id}/inventory", "/healthz"} <= set(doc["paths"])
     await server.post(KEY_A, PROBE_A, encode_batch(_batch()))
     assert await server.metric("ixmeter_collector_results_total") == 50
+
+
+def test_openapi_documents_the_wire_v2_body() -> None:
+    """The documented v2 stream keys are exactly the ones the decoder accepts, the required
+    ones exactly those without a default."""
+    schemas = openapi_document("x")["components"]["schemas"]
+    stream = schemas["Stream"]
+    assert set(stream["properties"]) == set(wire._STREAM_KEYS)
+    optional = {k for k, v in wire._DEFAULTS.items() if v is not wire._MISSING}
+    assert set(stream["required"]) == set(wire._STREAM_KEYS) - optional - {
+        "session", "error_detail", "hops"}
+    assert set(schemas["BatchV2"]["properties"]) == set(wire._ENVELOPE_KEYS)
 
 
 async def test_concurrent_probes_exactly_once(server: Server) -> None:
