@@ -80,9 +80,9 @@ def small_sample_factor(blocks: int) -> float:
     (Schmeiser, Oper. Res. 30, 1982). Tends to 1 as k grows."""
     if blocks < 2:
         return math.inf
-    from scipy.stats import t as student
+    from scipy.special import stdtrit  # = scipy.stats.t.ppf(p, df), imported in 0.2 s
 
-    return float(student.ppf(0.975, blocks - 1)) / Z_975 * math.sqrt(blocks / (blocks - 1))
+    return float(stdtrit(blocks - 1, 0.975)) / Z_975 * math.sqrt(blocks / (blocks - 1))
 
 
 def _stretch(reps: FloatArray, point: float, factor: float) -> FloatArray:

@@ -93,9 +93,11 @@ def _solve_decreasing(func: Callable[[float], float], target: float, lo: float,
 
 
 def _t_cdf(df: int) -> Callable[[float], float]:
-    from scipy.stats import t as student
+    """Student's t CDF with ``df`` degrees of freedom (``scipy.special.stdtr``: the values of
+    ``scipy.stats.t.cdf``, without importing scipy.stats, ~0.8 s)."""
+    from scipy.special import stdtr
 
-    return lambda v: float(student.cdf(v, df))
+    return lambda v: float(stdtr(df, v))
 
 
 def ratio_score_ci(x1: float, n1: float, x0: float, n0: float, threshold: float | None = None,
@@ -116,9 +118,9 @@ def ratio_score_ci(x1: float, n1: float, x0: float, n0: float, threshold: float 
     crit = Z_975
     cdf: Callable[[float], float] = norm_cdf
     if df is not None:
-        from scipy.stats import t as student
+        from scipy.special import stdtrit  # = scipy.stats.t.ppf(p, df), imported in 0.2 s
 
-        crit = float(student.ppf(0.975, df))
+        crit = float(stdtrit(df, 0.975))
         cdf = _t_cdf(df)
     low = 0.0 if x1 <= 0 else _solve_decreasing(z, crit, 1e-12, point)
     high = _solve_decreasing(z, -crit, max(point, 1e-12), 1e12)
