@@ -36,9 +36,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
     serve.add_argument("--max-skew-s", type=float, default=300.0,
                        help="accepted difference between probe and collector clocks (s)")
+    compact = sub.add_parser(
+        "compact", help="fold pending rollups and compact rollup parts (maintenance)",
+        description="Fold the rollups of every batch not folded yet into the rollup tables, "
+                    "then merge rollup keys stored as several parts (stores written before "
+                    "schema 4) into one row each. Safe while collectors run; reads give the "
+                    "same figures before and after.")
+    compact.add_argument("--db", required=True,
+                         help="SQLite file or postgresql://user@host/dbname URL")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "compact":
+        return _compact(args.db)
+    return _serve(args)
+
+
+def _compact(db: str) -> int:
+    from analyzer.store import open_store
+
+    store = open_store(db)
+    try:
+        folded = store.fold_pending()
+        removed = store.compact()
+    finally:
+        store.close()
+    print(f"folded the rollups of {folded} batch(es); merged {removed} rollup part(s)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
     import trio
 
     from analyzer.collector.app import Collector
@@ -65,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         trio.run(_main, collector, args.bind, retention, args.keys, tls)
     finally:
-        store.close()
+        try:
+            store.fold_pending()  # what it holds in memory: readers need not rebuild it
+        finally:
+            store.close()
     return 0
 
 
