@@ -284,6 +284,8 @@ class SqlStore:
         """Fold the batches after the last fold (through chain index ``through``; at most
         ``limit``, 0: all) inside the open write transaction; returns how many."""
         done = int(self._exec("SELECT through_bid FROM rollup_fold").fetchone()[0])
+        for bid in [b for b in self._unfolded if b <= done]:
+            del self._unfolded[bid]  # folded meanwhile by another store (a reader, a collector)
         bids = [int(row[0]) for row in self._exec(
             "SELECT bid FROM batches WHERE bid > ? AND bid <= ? ORDER BY bid"
             + (f" LIMIT {int(limit)}" if limit else ""),

@@ -241,6 +241,8 @@ def test_a_reopened_store_folds_from_the_stored_blocks(make_store: Callable[...,
     assert len(second._unfolded) == 3
     assert _stored(second, 5) == _expected(batches)
     assert _stored(first, 5) == _expected(batches)
+    assert isinstance(first, sql.SqlStore)
+    assert first._unfolded == {}  # folded by the other store: forgotten, not folded again
 
 
 def test_a_batch_after_unfolded_ones_with_huge_sums(make_store: Callable[..., Store]) -> None:
