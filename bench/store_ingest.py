@@ -9,9 +9,9 @@ shape) and *wide* (100 streams of 10 results: a probe measuring 100 targets, the
 province's probes). Measures, in one run: raw ``sqlite3.executemany`` of the results as rows
 in one transaction per batch (the ceiling of a row per result), ``INSERT ... ON CONFLICT DO
 NOTHING`` re-ingesting them, sqlite-utils ``insert_all``; decoding wire v1 and v2 bodies;
-``batch_tables``; the store's ``write_blocks`` with its folds; results/s accepted over HTTP by a collector
-pinned to one core (wire v2 both shapes, wire v1, then PostgreSQL); database size per million
-results.
+``batch_tables``; the store's ``write_blocks`` with its folds; results/s accepted over HTTP by
+a collector pinned to one core (wire v2 both shapes, wire v1, then PostgreSQL); database size
+per million results.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import sqlite_utils
 import trio
 
 from analyzer.rollup_columns import batch_tables
-from analyzer.store.rows import RESULT_COLUMNS, result_row
 from analyzer.store import open_store
+from analyzer.store.rows import RESULT_COLUMNS, result_row
 from analyzer.store.sqlite import SqliteStore
 from analyzer.wire_columns import decode_body
 from bench.collector_harness import CollectorProcess, Tally, bodies, free_port, upload, write_keys
