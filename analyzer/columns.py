@@ -4,9 +4,10 @@ A *stream* is what stays constant over many results (probe, method, both ends, a
 Type-P per RFC 2330 §13, session: :data:`STREAM_FIELDS`); a block holds the per-packet fields of
 a stream's results in a batch as numpy arrays, one array per field. The collector decodes wire
 v2 bodies straight into blocks, computes a batch's rollups from the arrays
-(:mod:`analyzer.rollup_columns`) and stores each block as one compressed blob
-(:func:`encode_block`), so the cost of ingest no longer grows with one Python object and one
-table row per result.
+(:mod:`analyzer.rollup_columns`) and stores all streams of one method of a batch as one
+compressed blob (:func:`encode_blob`, layout IXB2; stores written before kept one blob per
+stream, :func:`encode_block`, IXB1), so the cost of ingest grows with neither one Python object
+and one table row per result nor one per stream.
 
 Nulls: integer columns use :data:`NULL` (the smallest int64), code and flag columns -1. Codes
 index :data:`STATUS`, :data:`TS_SOURCES` and :data:`ERRORS`; flags are 0/1. Two sparse
@@ -24,6 +25,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,7 @@ import orjson
 
 from ixmeter.errors import RecordError
 from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import ERROR_CODES, STATUS_CODES, TS_SOURCE_CODES
+from ixmeter.wire import ERROR_CODES, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
 
 NULL = int(np.iinfo(np.int64).min)
 STATUS: tuple[str, ...] = STATUS_CODES  # received, lost, error (wire v2 codes)
@@ -90,13 +92,27 @@ class Block:
                         for c in INT_COLUMNS + CODE_COLUMNS))
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class Dense:
+    """The dense columns of a batch's blocks as two matrices, one row per column of
+    :data:`INT_COLUMNS` and :data:`CODE_COLUMNS`: block ``k``'s columns are the views
+    ``[at[k], at[k] + n)`` of these rows (what the body decoder builds the blocks from; the
+    blob encoder then gathers a method's results with one index, not one copy per block)."""
+
+    ints: I64
+    codes: I8
+    at: tuple[int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnBatch:
-    """A batch as blocks: what the collector writes (``Store.write_blocks``)."""
+    """A batch as blocks: what the collector writes (``Store.write_blocks``). ``dense``, when
+    given, holds the same columns as the blocks (:class:`Dense`)."""
 
     probe_id: str
     batch_id: str
     blocks: tuple[Block, ...]
+    dense: Dense | None = None
 
     @property
     def n(self) -> int:
@@ -251,3 +267,269 @@ def check_probe(batch_probe: str, blocks: Sequence[Block]) -> None:
     for i, b in enumerate(blocks):
         if b.ident[0] != batch_probe:
             raise RecordError(f"streams[{i}].probe_id: {b.ident[0]!r} is not the batch's probe")
+
+
+
+# -- blob codec: all streams of one method of a batch in one blob ------------------------------
+BLOB_MAGIC = b"IXB2"
+_BLOB_HEAD = struct.Struct("<4sII")  # magic, streams, results
+_COLUMN_HEAD = np.dtype([("flags", "u1"), ("width", "u1"), ("base", "<i8"), ("origin", "<i8")])
+_HEADS = struct.Struct("<" + "BBqq" * len(INT_COLUMNS + CODE_COLUMNS))  # _COLUMN_HEAD each
+_DELTA, _MASKED = 1, 2  # column flags
+DENSE_COLUMNS = INT_COLUMNS + CODE_COLUMNS
+DELTA_COLUMNS = ("idx", "seq", "sent_at_ns")  # the first rows of INT_COLUMNS
+_ND = len(DELTA_COLUMNS)
+_NULLABLE_ROWS = [INT_COLUMNS.index(c) for c in INT_COLUMNS if c in NULLABLE_INTS]
+_WIDTHS = (1, 2, 4, 8)  # and 0: every value is the base
+_WIDTH_OF = np.array((0, *_WIDTHS), np.int64)
+_SPAN_LIMITS = np.array((0, 0xFF, 0xFFFF, 0xFFFF_FFFF), np.uint64)  # the span each width holds
+_U64 = np.uint64
+U64 = npt.NDArray[np.uint64]
+if (INT_COLUMNS[:_ND] != DELTA_COLUMNS or NULLABLE_INTS & set(DELTA_COLUMNS)
+        or _COLUMN_HEAD.itemsize * len(DENSE_COLUMNS) != _HEADS.size):
+    raise ImportError("delta columns must lead INT_COLUMNS and never be null")
+
+
+def encode_blob(blocks: Sequence[Block]) -> bytes:
+    """The stored form of several streams' results (one method of a batch), layout ``IXB2``:
+    magic, stream count and result count (``<4sII``), then zlib (level 1) of
+
+    - each stream's result count (uint32);
+    - a head per column of :data:`DENSE_COLUMNS`: flags (1: delta, 2: nulls masked), width,
+      base, origin (``<BBqq``);
+    - the null masks of the masked columns, in column order (``np.packbits``, little-endian
+      bit order);
+    - the columns of width 1, then 2, 4 and 8 bytes, each in column order: every column over
+      all streams concatenated, stored as ``value - base`` in its width (unsigned, little
+      endian; width 0: every value is the base);
+    - a JSON trailer ``[[[stream, position, detail]...], [[stream, position, hops]...]]``.
+
+    Frame of reference: ``base`` is a column's smallest value and its width the narrowest that
+    holds its span, chosen per column and blob. The :data:`DELTA_COLUMNS` are stored as
+    differences where that needs a narrower width: each result minus the previous one of its
+    stream, a stream's first minus the previous stream's first, the very first minus
+    ``origin`` (modulo 2**64). A nullable column with both nulls and values has a mask and its
+    nulls stored as its largest value; a column of nulls only is the constant :data:`NULL`.
+    Deterministic: the same blocks give the same bytes."""
+    return _encode(_joined(blocks, INT_COLUMNS, np.int64),
+                   _joined(blocks, CODE_COLUMNS, np.int8), blocks)
+
+
+def batch_blobs(batch: ColumnBatch) -> list[tuple[str, tuple[Block, ...], bytes]]:
+    """The batch's stored form: per method (in code-point order), the blocks with results
+    and their :func:`encode_blob`. Uses ``batch.dense`` when the decoder kept it."""
+    groups: dict[str, list[int]] = {}
+    for k, b in enumerate(batch.blocks):
+        if b.n:
+            groups.setdefault(b.ident[1], []).append(k)
+    out = []
+    for method in sorted(groups):
+        blocks = tuple(batch.blocks[k] for k in groups[method])
+        if batch.dense is None:
+            out.append((method, blocks, encode_blob(blocks)))
+            continue
+        sizes = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
+        at = np.array([batch.dense.at[k] for k in groups[method]], np.int64)
+        where = np.repeat(at - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        out.append((method, blocks, _encode(batch.dense.ints[:, where],
+                                            batch.dense.codes[:, where], blocks)))
+    return out
+
+
+def _joined(blocks: Sequence[Block], names: tuple[str, ...], dtype: type[Any]) -> Any:
+    """The named columns of ``blocks`` concatenated, one row per name. ``bytes.join`` copies
+    many small buffers with less overhead per array than ``np.concatenate``; a column that is
+    not a contiguous array of ``dtype`` takes np.concatenate."""
+    parts = [getattr(b, c) for c in names for b in blocks]
+    n = sum(b.n for b in blocks)
+    try:
+        flat = np.frombuffer(b"".join(parts), dtype)
+    except (BufferError, TypeError, ValueError):  # a strided view: no contiguous buffer
+        flat = np.zeros(0, dtype)
+    if len(flat) != n * len(names):
+        flat = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+    return flat.reshape(len(names), n)
+
+
+def _encode(ints: I64, codes: I8, blocks: Sequence[Block]) -> bytes:
+    """:func:`encode_blob` of ``blocks`` whose dense columns are the rows of ``ints`` and
+    ``codes`` (streams one after the other, in ``blocks`` order). Vectorised across the
+    columns: a few numpy calls per blob, the choices per column made on Python lists."""
+    counts = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
+    n, nc = ints.shape[1], len(DENSE_COLUMNS)
+    x = np.concatenate((ints, codes.astype(np.int64)))
+    flags, origins = [0] * nc, [0] * nc
+    masks, rows, groups = b"", list(range(nc)), []
+    if n:
+        masks = _mask_nulls(x, flags)
+        y = np.concatenate((x, _deltas(x[:_ND], _starts(counts))))  # rows nc...: differences
+        lo = y.min(axis=1)
+        width = _widths(lo, y.max(axis=1)).tolist()
+        for i in range(_ND):
+            if width[nc + i] < width[i]:  # delta-encoded where it pays
+                flags[i], origins[i], rows[i] = _DELTA, int(x[i, 0]), nc + i
+        base, width = lo[rows], [width[r] for r in rows]
+        for w in _WIDTHS:
+            if picked := [k for k in range(nc) if width[k] == w]:
+                stored = y[[rows[k] for k in picked]].view(_U64) - base[picked].view(
+                    _U64)[:, None]
+                groups.append(stored.astype(f"<u{w}").tobytes())
+        heads = _HEADS.pack(*chain.from_iterable(zip(flags, width, base.tolist(), origins,
+                                                     strict=True)))
+    else:
+        heads = _HEADS.pack(*[0] * 4 * nc)
+    payload = b"".join([counts.astype("<u4").tobytes(), heads, masks, *groups,
+                        orjson.dumps(_sparse(blocks))])
+    return _BLOB_HEAD.pack(BLOB_MAGIC, len(blocks), n) + zlib.compress(payload, 1)
+
+
+def _mask_nulls(x: I64, flags: list[int]) -> bytes:
+    """Flag the nullable columns of ``x`` holding both nulls and values, store their nulls as
+    the column's largest value and return their null masks (a column of nulls only stays
+    the constant :data:`NULL`)."""
+    null = x[_NULLABLE_ROWS] == NULL
+    n = x.shape[1]
+    mixed = [k for k, c in enumerate(np.count_nonzero(null, axis=1).tolist()) if 0 < c < n]
+    if not mixed:
+        return b""
+    rows = [_NULLABLE_ROWS[k] for k in mixed]
+    where, sub = null[mixed], x[rows]
+    x[rows] = np.where(where, sub.max(axis=1)[:, None], sub)
+    for r in rows:
+        flags[r] = _MASKED
+    return bytes(np.packbits(where, axis=1, bitorder="little"))
+
+
+def _widths(lo: I64, hi: I64) -> I64:
+    """The narrowest width (bytes) holding ``hi - lo`` (modulo 2**64), per column."""
+    out: I64 = _WIDTH_OF[np.searchsorted(_SPAN_LIMITS, hi.view(_U64) - lo.view(_U64))]
+    return out
+
+
+def _starts(counts: I64) -> I64:
+    """Where each stream with results starts in the concatenated columns."""
+    out: I64 = (np.cumsum(counts) - counts)[counts > 0]
+    return out
+
+
+def _deltas(x: I64, starts: I64) -> I64:
+    """Each value minus the previous of its stream; a stream's first minus the previous
+    stream's first; 0 for the very first (modulo 2**64, as the inverse adds modulo 2**64)."""
+    u = x.view(_U64)
+    d = np.diff(u, axis=1, prepend=u[:, :1])
+    if len(starts) > 1:
+        d[:, starts[1:]] = u[:, starts[1:]] - u[:, starts[:-1]]
+    out: I64 = d.view(np.int64)
+    return out
+
+
+def _undelta(d: U64, origin: U64, starts: I64, lengths: I64) -> U64:
+    """Inverse of :func:`_deltas` for columns (rows of ``d``) whose first values are
+    ``origin``; ``d`` is overwritten."""
+    d[:, 0] = origin
+    first = np.cumsum(d[:, starts], axis=1)
+    d[:, starts] = 0
+    c = np.cumsum(d, axis=1)
+    out: U64 = c + np.repeat(first - c[:, starts], lengths, axis=1)
+    return out
+
+
+def _sparse(blocks: Sequence[Block]) -> list[list[Any]]:
+    details: list[Any] = []
+    hops: list[Any] = []
+    for s, b in enumerate(blocks):
+        if b.error_detail:
+            details += [[s, k, v] for k, v in b.error_detail]
+        if b.hops:
+            hops += [[s, k, [[h.ttl, h.addr, h.rtt_ns] for h in hs]] for k, hs in b.hops]
+    return [details, hops]
+
+
+def decode_blob(idents: Sequence[StreamIdent], data: bytes) -> tuple[Block, ...]:
+    """Inverse of :func:`encode_blob`, the streams' identities given in stored order; raises
+    :class:`RecordError` for bytes it cannot read."""
+    try:
+        magic, k, n = _BLOB_HEAD.unpack_from(data)
+        if magic != BLOB_MAGIC:
+            raise ValueError(f"magic {magic!r}")
+        if k != len(idents):
+            raise ValueError(f"{k} streams stored, {len(idents)} named")
+        if n > MAX_RESULTS:
+            raise ValueError(f"{n} results (a batch has at most {MAX_RESULTS})")
+        raw = zlib.decompress(data[_BLOB_HEAD.size:])
+        counts = np.frombuffer(raw, "<u4", k).astype(np.int64)
+        if int(counts.sum()) != n:
+            raise ValueError("stream counts do not add up")
+        head = np.frombuffer(raw, _COLUMN_HEAD, len(DENSE_COLUMNS), 4 * k)
+        ints, codes, pos = _columns_of(raw, 4 * k + head.nbytes, head, counts)
+        details, hops = _trailer(orjson.loads(raw[pos:]), counts)
+    except (ValueError, TypeError, struct.error, zlib.error, orjson.JSONDecodeError) as exc:
+        raise RecordError(f"stored blob: cannot decode ({exc})") from None
+    ends = np.cumsum(counts).tolist()
+    out = []
+    for s, (ident, a, b) in enumerate(zip(idents, [0, *ends], ends, strict=False)):
+        fields: list[Any] = [tuple(ident), *ints[:, a:b], *codes[:, a:b],
+                             tuple(details.get(s, ())), tuple(hops.get(s, ()))]
+        out.append(Block(*fields))
+    return tuple(out)
+
+
+def _columns_of(raw: bytes, pos: int, head: Any, counts: I64) -> tuple[I64, I8, int]:
+    """The integer and code columns stored at ``pos`` (one row each), and the position after
+    them."""
+    n = int(counts.sum())
+    flags, width = head["flags"], head["width"]
+    if not (np.isin(flags, (0, _DELTA, _MASKED)).all() and np.isin(width, _WIDTH_OF).all()
+            and not (flags[_ND:] & _DELTA).any()):
+        raise ValueError("column heads")
+    masked = np.flatnonzero(flags & _MASKED)
+    size = (n + 7) // 8
+    null = np.unpackbits(np.frombuffer(raw, np.uint8, size * len(masked), pos).reshape(
+        len(masked), size), axis=1, count=n, bitorder="little").view(np.bool_)
+    pos += size * len(masked)
+    stored = np.zeros((len(head), n), _U64)
+    for w in _WIDTHS:
+        rows = np.flatnonzero(width == w)
+        stored[rows] = np.frombuffer(raw, f"<u{w}", n * len(rows), pos).reshape(len(rows), n)
+        pos += w * n * len(rows)
+    x = stored + head["base"].view(_U64)[:, None]
+    delta = np.flatnonzero(flags & _DELTA)
+    if len(delta) and n:
+        x[delta] = _undelta(x[delta], head["origin"][delta].view(_U64), _starts(counts),
+                            counts[counts > 0])
+    signed = x.view(np.int64)
+    signed[masked] = np.where(null, NULL, signed[masked])
+    codes = signed[len(INT_COLUMNS):]
+    if n and not ((codes >= -128).all() and (codes <= 127).all()):
+        raise ValueError("a code column is out of range")
+    return signed[:len(INT_COLUMNS)], codes.astype(np.int8), pos
+
+
+def _trailer(obj: Any, counts: I64) -> tuple[dict[int, list[tuple[int, str]]],
+                                             dict[int, list[tuple[int, tuple[Hop, ...]]]]]:
+    """The sparse columns of the trailer, per stream (stream and position checked)."""
+    details_in, hops_in = obj
+    details: dict[int, list[tuple[int, str]]] = {}
+    hops: dict[int, list[tuple[int, tuple[Hop, ...]]]] = {}
+    for s, k, text in details_in:
+        if not isinstance(text, str):
+            raise TypeError(f"error detail {text!r}")
+        details.setdefault(_at(s, k, counts), []).append((k, text))
+    for s, k, hs in hops_in:
+        hops.setdefault(_at(s, k, counts), []).append((k, tuple(_hop(h) for h in hs)))
+    return details, hops
+
+
+def _at(s: Any, k: Any, counts: I64) -> int:
+    if not (type(s) is int and type(k) is int and 0 <= s < len(counts)
+            and 0 <= k < counts[s]):
+        raise ValueError(f"sparse value at stream {s!r}, position {k!r}")
+    return s
+
+
+def _hop(h: Any) -> Hop:
+    ttl, addr, rtt = h
+    if type(ttl) is not int or not (addr is None or isinstance(addr, str)) or not (
+            rtt is None or type(rtt) is int):
+        raise TypeError(f"hop {h!r}")
+    return Hop(ttl, addr, rtt)

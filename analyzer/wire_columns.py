@@ -40,6 +40,7 @@ from analyzer.columns import (
     RECEIVED,
     Block,
     ColumnBatch,
+    Dense,
     blocks_of,
 )
 from ixmeter.wire import (
@@ -92,7 +93,7 @@ def fast_columns(obj: Mapping[str, Any]) -> ColumnBatch | None:
         arrays[name] = arr
     if not (_idx_ok(streams, arrays["idx"]) and _results_ok(arrays)):
         return None
-    return ColumnBatch(probe_id, batch_id, _blocks(streams, arrays))
+    return ColumnBatch(probe_id, batch_id, *_blocks(streams, arrays))
 
 
 @functools.lru_cache(maxsize=16)
@@ -200,13 +201,17 @@ def _results_ok(arrays: dict[str, Array]) -> bool:
                 or ((status == ERROR) & (arrays["error"] == -1)).any())
 
 
-def _blocks(streams: Sequence[Stream], arrays: dict[str, Array]) -> tuple[Block, ...]:
-    """One block per stream, as views of the batch-wide arrays, in the order of each
-    stream's first result."""
-    idx, cols = arrays["idx"], list(arrays.values())
-    out = []
+def _blocks(streams: Sequence[Stream], arrays: dict[str, Array]
+            ) -> tuple[tuple[Block, ...], Dense]:
+    """One block per stream, in the order of each stream's first result, its columns views
+    of the rows of two batch-wide matrices (returned as :class:`Dense`)."""
+    ints = np.stack([arrays[c] for c in INT_COLUMNS])
+    codes = np.stack([arrays[c] for c in CODE_COLUMNS])
+    idx = ints[0]
+    out, at = [], []
     for s in sorted(streams, key=lambda s: int(idx[s.start])):
         a, b = s.start, s.start + s.n
-        fields: list[Any] = [s.ident, *[c[a:b] for c in cols], s.error_detail, s.hops]
+        fields: list[Any] = [s.ident, *ints[:, a:b], *codes[:, a:b], s.error_detail, s.hops]
         out.append(Block(*fields))
-    return tuple(out)
+        at.append(a)
+    return tuple(out), Dense(ints, codes, tuple(at))

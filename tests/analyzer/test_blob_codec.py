@@ -1,0 +1,176 @@
+"""The blob codec (``analyzer.columns.encode_blob`` / ``decode_blob``, layout IXB2): every
+block round-trips exactly (nulls, int64 extremes, empty streams, sparse columns), the decoder's
+view of the batch equals the record path's, and any bytes decode or raise RecordError."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analyzer.columns import (
+    BLOB_MAGIC,
+    CODE_COLUMNS,
+    INT_COLUMNS,
+    NULL,
+    NULLABLE_INTS,
+    Block,
+    ColumnBatch,
+    batch_blobs,
+    blocks_of,
+    decode_blob,
+    encode_blob,
+    encode_block,
+)
+from analyzer.wire_columns import decode_body
+from ixmeter.errors import RecordError
+from ixmeter.record import Hop
+from ixmeter.wire import encode_columns
+from tests.store.factory import make_batches, make_results, wide_paths
+
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+EXTREMES = [I64_MIN + 1, I64_MAX, 0, -1, 1, 2**32, -(2**31)]
+value = st.one_of(st.integers(-3, 300), st.integers(I64_MIN + 1, I64_MAX),
+                  st.sampled_from(EXTREMES))
+
+
+@st.composite
+def column(draw: st.DrawFn, n: int, nullable: bool) -> list[int]:
+    """A column of ``n`` values: random, constant or increasing (what delta encoding is for),
+    nullable ones with some, all or no nulls."""
+    kind = draw(st.sampled_from(["random", "constant", "increasing"]))
+    if kind == "random":
+        out = draw(st.lists(value, min_size=n, max_size=n))
+    elif kind == "constant":
+        out = [draw(value)] * n
+    else:
+        start, step = draw(value), draw(st.integers(0, 10**10))
+        out = [max(I64_MIN + 1, min(I64_MAX, start + k * step)) for k in range(n)]
+    if nullable:
+        nulls = draw(st.sampled_from(["none", "some", "all"]))
+        if nulls == "all":
+            out = [NULL] * n
+        elif nulls == "some":
+            out = [NULL if draw(st.booleans()) else x for x in out]
+    return out
+
+
+hop = st.builds(Hop, st.integers(0, 255), st.none() | st.text(max_size=20),
+                st.none() | st.integers(I64_MIN + 1, I64_MAX))
+
+
+@st.composite
+def block(draw: st.DrawFn, stream: int) -> Block:
+    n = draw(st.integers(0, 40))
+    ints = {c: np.array(draw(column(n, c in NULLABLE_INTS)), np.int64) for c in INT_COLUMNS}
+    codes = {c: np.array(draw(st.lists(st.integers(-128, 127), min_size=n, max_size=n)),
+                         np.int8) for c in CODE_COLUMNS}
+    where = sorted(draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=n)))
+    details = tuple((k, draw(st.text(max_size=30))) for k in where if draw(st.booleans()))
+    hops = tuple((k, tuple(draw(st.lists(hop, min_size=1, max_size=4))))
+                 for k in where if draw(st.booleans()))
+    return Block(("p1", "icmp", f"s{stream}", *([None] * 11)), **ints, **codes,
+                 error_detail=details, hops=hops)
+
+
+@st.composite
+def blocks(draw: st.DrawFn) -> list[Block]:
+    return [draw(block(s)) for s in range(draw(st.integers(0, 5)))]
+
+
+def assert_round_trip(bs: list[Block] | tuple[Block, ...]) -> bytes:
+    data = encode_blob(bs)
+    assert data.startswith(BLOB_MAGIC)
+    back = decode_blob([b.ident for b in bs], data)
+    assert len(back) == len(bs)
+    for got, want in zip(back, bs, strict=True):
+        assert got.same_as(want)
+        assert all(getattr(got, c).dtype == getattr(want, c).dtype
+                   for c in INT_COLUMNS + CODE_COLUMNS)
+    assert encode_blob(back) == data  # deterministic
+    return data
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks())
+def test_any_blocks_round_trip(bs: list[Block]) -> None:
+    assert_round_trip(bs)
+
+
+@pytest.mark.parametrize("paths", [None, wide_paths(100)])
+def test_decoded_bodies_round_trip_and_match_the_record_path(paths: Any) -> None:
+    """What the collector stores: blobs from the decoder's matrices equal blobs of the blocks
+    of the records, and the stored size is below the per-stream blocks'."""
+    kw = {} if paths is None else {"paths": paths}
+    for batch in make_batches("p1", 3, 1000, **kw):
+        decoded = decode_body(encode_columns(batch))
+        assert decoded.dense is not None
+        fast = batch_blobs(decoded)
+        slow = batch_blobs(ColumnBatch(batch.probe_id, batch.batch_id,
+                                       blocks_of(batch.results)))
+        assert [m for m, _b, _d in fast] == ["icmp", "stamp"]
+        assert {(m, d) for m, _b, d in fast} == {(m, d) for m, _b, d in slow}
+        for _method, bs, data in fast:
+            assert decode_blob([b.ident for b in bs], data) is not None
+            assert_round_trip(bs)
+        assert sum(len(d) for _m, _b, d in fast) < sum(map(len, map(
+            encode_block, decoded.blocks)))
+
+
+def test_batch_blobs_leave_out_empty_streams() -> None:
+    results = make_results("p1", 10)
+    [first, *rest] = blocks_of(results)
+    empty = replace(first, **{c: getattr(first, c)[:0] for c in INT_COLUMNS + CODE_COLUMNS},
+                    error_detail=(), hops=())
+    got = batch_blobs(ColumnBatch("p1", "b", (empty, first, *rest)))
+    assert [len(bs) for _m, bs, _d in got] == [3, 3]  # 3 paths x (ICMP, STAMP)
+    assert all(b.n for _m, bs, _d in got for b in bs)
+
+
+def test_delta_and_width_choices_keep_blobs_small() -> None:
+    """1,000 results of 100 streams in two blobs: a few bytes per result."""
+    batch = make_batches("p1", 1, 1000, paths=wide_paths(100))[0]
+    total = sum(len(d) for _m, _b, d in batch_blobs(decode_body(encode_columns(batch))))
+    assert total < 10 * 1000
+
+
+# -- refusing bad bytes -------------------------------------------------------------------------
+def _valid() -> bytes:
+    return encode_blob(blocks_of(make_results("p1", 50))[:1])
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_or_raise_record_error(data: bytes) -> None:
+    for prefix in (b"", BLOB_MAGIC + bytes(8)):
+        with contextlib.suppress(RecordError):
+            decode_blob([("x",)], prefix + data)
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 10**6), st.integers(1, 255))
+def test_edited_payloads_decode_or_raise_record_error(at: int, xor: int) -> None:
+    data = _valid()
+    payload = bytearray(zlib.decompress(data[12:]))
+    payload[at % len(payload)] ^= xor
+    for edited in (data[:12] + zlib.compress(bytes(payload)),
+                   data[:at % len(data)] + bytes([data[at % len(data)] ^ xor])
+                   + data[at % len(data) + 1:]):
+        with contextlib.suppress(RecordError):
+            decode_blob([("x",)], edited)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"IXB1" + bytes(8), "magic"),
+    (BLOB_MAGIC + (2).to_bytes(4, "little") + bytes(4), "2 streams stored, 1 named"),
+    (BLOB_MAGIC + (1).to_bytes(4, "little") + (10**6).to_bytes(4, "little"), "at most"),
+    (BLOB_MAGIC + (1).to_bytes(4, "little") + bytes(4) + b"junk", "cannot decode"),
+])
+def test_refusals_say_why(data: bytes, message: str) -> None:
+    with pytest.raises(RecordError, match=message):
+        decode_blob([("x",)], data)
