@@ -262,6 +262,22 @@ def blocks_digest(items: Iterable[tuple[str, bytes]]) -> bytes:
     return h.digest()
 
 
+def blobs_digest(items: Iterable[tuple[str, Sequence[str], bytes]]) -> bytes:
+    """sha256 over a batch's stored blobs in order (methods in code-point order): for each,
+    the method (UTF-8) and a NUL, the number of its streams (8 bytes big-endian), each
+    stream's key (UTF-8) and a NUL, the blob's length (8 bytes big-endian) and the blob.
+    Editing a blob, its method, its list of streams or a stream changes it; ``ixmeter
+    verify`` recomputes it from the stored blobs and stream rows."""
+    h = hashlib.sha256()
+    for method, skeys, data in items:
+        h.update(method.encode() + b"\0" + struct.pack(">Q", len(skeys)))
+        for skey in skeys:
+            h.update(skey.encode() + b"\0")
+        h.update(struct.pack(">Q", len(data)))
+        h.update(data)
+    return h.digest()
+
+
 def check_probe(batch_probe: str, blocks: Sequence[Block]) -> None:
     """Every block must be the batch's probe's (a probe writes only its own results)."""
     for i, b in enumerate(blocks):
@@ -279,6 +295,7 @@ _DELTA, _MASKED = 1, 2  # column flags
 DENSE_COLUMNS = INT_COLUMNS + CODE_COLUMNS
 DELTA_COLUMNS = ("idx", "seq", "sent_at_ns")  # the first rows of INT_COLUMNS
 _ND = len(DELTA_COLUMNS)
+_SENT = INT_COLUMNS.index("sent_at_ns")
 _NULLABLE_ROWS = [INT_COLUMNS.index(c) for c in INT_COLUMNS if c in NULLABLE_INTS]
 _WIDTHS = (1, 2, 4, 8)  # and 0: every value is the base
 _WIDTH_OF = np.array((0, *_WIDTHS), np.int64)
@@ -312,12 +329,25 @@ def encode_blob(blocks: Sequence[Block]) -> bytes:
     nulls stored as its largest value; a column of nulls only is the constant :data:`NULL`.
     Deterministic: the same blocks give the same bytes."""
     return _encode(_joined(blocks, INT_COLUMNS, np.int64),
-                   _joined(blocks, CODE_COLUMNS, np.int8), blocks)
+                   _joined(blocks, CODE_COLUMNS, np.int8), blocks)[0]
 
 
-def batch_blobs(batch: ColumnBatch) -> list[tuple[str, tuple[Block, ...], bytes]]:
-    """The batch's stored form: per method (in code-point order), the blocks with results
-    and their :func:`encode_blob`. Uses ``batch.dense`` when the decoder kept it."""
+@dataclass(frozen=True, slots=True)
+class MethodBlob:
+    """One method's results of a batch as stored: its streams with results (in stored order),
+    their :func:`encode_blob`, the result count and the first and last send time."""
+
+    method: str
+    blocks: tuple[Block, ...]
+    data: bytes
+    n: int
+    first_ns: int
+    last_ns: int
+
+
+def batch_blobs(batch: ColumnBatch) -> list[MethodBlob]:
+    """The batch's stored form: one blob per method with results, in code-point order of the
+    methods. Uses ``batch.dense`` when the decoder kept it."""
     groups: dict[str, list[int]] = {}
     for k, b in enumerate(batch.blocks):
         if b.n:
@@ -326,13 +356,16 @@ def batch_blobs(batch: ColumnBatch) -> list[tuple[str, tuple[Block, ...], bytes]
     for method in sorted(groups):
         blocks = tuple(batch.blocks[k] for k in groups[method])
         if batch.dense is None:
-            out.append((method, blocks, encode_blob(blocks)))
-            continue
-        sizes = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
-        at = np.array([batch.dense.at[k] for k in groups[method]], np.int64)
-        where = np.repeat(at - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
-        out.append((method, blocks, _encode(batch.dense.ints[:, where],
-                                            batch.dense.codes[:, where], blocks)))
+            ints, codes = _joined(blocks, INT_COLUMNS, np.int64), _joined(
+                blocks, CODE_COLUMNS, np.int8)
+        else:
+            sizes = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
+            at = np.array([batch.dense.at[k] for k in groups[method]], np.int64)
+            where = np.repeat(at - (np.cumsum(sizes) - sizes), sizes) + np.arange(
+                int(sizes.sum()))
+            ints, codes = batch.dense.ints[:, where], batch.dense.codes[:, where]
+        data, first, last = _encode(ints, codes, blocks)
+        out.append(MethodBlob(method, blocks, data, ints.shape[1], first, last))
     return out
 
 
@@ -351,20 +384,22 @@ def _joined(blocks: Sequence[Block], names: tuple[str, ...], dtype: type[Any]) -
     return flat.reshape(len(names), n)
 
 
-def _encode(ints: I64, codes: I8, blocks: Sequence[Block]) -> bytes:
+def _encode(ints: I64, codes: I8, blocks: Sequence[Block]) -> tuple[bytes, int, int]:
     """:func:`encode_blob` of ``blocks`` whose dense columns are the rows of ``ints`` and
-    ``codes`` (streams one after the other, in ``blocks`` order). Vectorised across the
-    columns: a few numpy calls per blob, the choices per column made on Python lists."""
+    ``codes`` (streams one after the other, in ``blocks`` order), and the first and last send
+    time (0, 0 without results). Vectorised across the columns: a few numpy calls per blob,
+    the choices per column made on Python lists."""
     counts = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
     n, nc = ints.shape[1], len(DENSE_COLUMNS)
     x = np.concatenate((ints, codes.astype(np.int64)))
     flags, origins = [0] * nc, [0] * nc
-    masks, rows, groups = b"", list(range(nc)), []
+    masks, rows, groups, span = b"", list(range(nc)), [], (0, 0)
     if n:
         masks = _mask_nulls(x, flags)
         y = np.concatenate((x, _deltas(x[:_ND], _starts(counts))))  # rows nc...: differences
-        lo = y.min(axis=1)
-        width = _widths(lo, y.max(axis=1)).tolist()
+        lo, hi = y.min(axis=1), y.max(axis=1)
+        width = _widths(lo, hi).tolist()
+        span = (int(lo[_SENT]), int(hi[_SENT]))
         for i in range(_ND):
             if width[nc + i] < width[i]:  # delta-encoded where it pays
                 flags[i], origins[i], rows[i] = _DELTA, int(x[i, 0]), nc + i
@@ -380,7 +415,7 @@ def _encode(ints: I64, codes: I8, blocks: Sequence[Block]) -> bytes:
         heads = _HEADS.pack(*[0] * 4 * nc)
     payload = b"".join([counts.astype("<u4").tobytes(), heads, masks, *groups,
                         orjson.dumps(_sparse(blocks))])
-    return _BLOB_HEAD.pack(BLOB_MAGIC, len(blocks), n) + zlib.compress(payload, 1)
+    return _BLOB_HEAD.pack(BLOB_MAGIC, len(blocks), n) + zlib.compress(payload, 1), *span
 
 
 def _mask_nulls(x: I64, flags: list[int]) -> bytes:

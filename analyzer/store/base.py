@@ -75,8 +75,8 @@ class Store(Protocol):
 
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
         """:meth:`write_batch` for a columnar batch (what the collector decodes wire bodies
-        into): raw results kept as one compressed block per stream, the chain extended over
-        the stored blocks; the rollups are folded into the rollup tables in runs of batches
+        into): raw results kept as one compressed blob per method, the chain extended over
+        the stored blobs; the rollups are folded into the rollup tables in runs of batches
         (:meth:`fold_pending`)."""
         ...
 

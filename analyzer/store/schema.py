@@ -2,7 +2,9 @@
 
 Tables: ``batches`` (one row per accepted batch: the idempotence key ``(probe_id, batch_id)``
 and the hash-chain link), ``streams`` (the constant part of results), ``results`` (raw results,
-natural key ``(bid, idx)`` = batch + index in batch, pruned by retention), ``rollups`` (per
+natural key ``(bid, idx)`` = batch + index in batch, pruned by retention; since version 3
+``blocks``, one blob per batch and stream, and since version 5 ``blobs``, one blob per batch
+and method), ``rollups`` (per
 path x method x Type-P x minute, prunable by age), ``rollups_hour`` / ``rollups_day`` (the
 same per UTC hour / day, kept forever) and ``probes`` (heartbeats and health).
 
@@ -141,11 +143,30 @@ def rollup_fold(dialect: str) -> list[str]:
             f"ALTER TABLE batches ADD COLUMN thresholds {_TYPES[dialect][_TEXT]}"]
 
 
+BLOB_COLUMNS = ("bid", "method", "n", "first_ns", "last_ns", "stream_ids", "data")
+
+
+def method_blobs(dialect: str) -> list[str]:
+    """Version 5 DDL: ``blobs``, raw results as one compressed blob per batch and method
+    (:func:`analyzer.columns.encode_blob`), with the ids of its streams in stored order
+    (decimal, comma-separated), the result count and the send-time span (indexed, for window
+    reads and retention). ``batches.fmt`` 3 says a batch's raw results are there; batches of
+    format 1 and 2 keep their ``results`` rows and ``blocks``."""
+    t = _TYPES[dialect]
+    return [f"CREATE TABLE blobs (bid {t[_INT]} NOT NULL, method {t[_TEXT]} NOT NULL, "
+            f"n {t[_INT]} NOT NULL, first_ns {t[_INT]} NOT NULL, last_ns {t[_INT]} NOT NULL, "
+            f"stream_ids {t[_TEXT]} NOT NULL, data {t[_BLOB]} NOT NULL, "
+            "PRIMARY KEY (bid, method))",
+            "CREATE INDEX blobs_first ON blobs (first_ns)",
+            "CREATE INDEX blobs_last ON blobs (last_ns)"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "batches, streams, results, rollups, probes; hash chain in batches", initial),
     Migration(2, "hour and day rollup tiers", tiers),
     Migration(3, "columnar blocks of raw results; rollups as appended parts", blocks_and_parts),
     Migration(4, "rollups folded into the rollup tables in runs of batches", rollup_fold),
+    Migration(5, "raw results as one blob per batch and method", method_blobs),
 )
 TIERS_MIGRATION = 2
 LATEST = MIGRATIONS[-1].version

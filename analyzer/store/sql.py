@@ -29,10 +29,16 @@ from analyzer.columns import (
     INT_COLUMNS,
     Block,
     ColumnBatch,
+    MethodBlob,
+    StreamIdent,
+    batch_blobs,
+    blobs_digest,
     blocks_digest,
     blocks_of,
     check_probe,
+    decode_blob,
     decode_block,
+    encode_blob,
     encode_block,
     path_and_type_p,
     results_of,
@@ -60,8 +66,9 @@ from analyzer.store.rows import (
     rollup_row,
     skey_of,
 )
-from analyzer.store.schema import BATCH_COLUMNS, BLOCK_COLUMNS, PROBE_COLUMNS, TIERS
+from analyzer.store.schema import BATCH_COLUMNS, BLOB_COLUMNS, PROBE_COLUMNS, TIERS
 from analyzer.store.tiers import fold, merge_parts, merge_row_groups
+from ixmeter.errors import RecordError
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 
@@ -86,8 +93,9 @@ def _rollup_upsert(table: str) -> str:
 _ROLLUP_SELECT = _rollup_select("rollups")
 _BATCH_INSERT = (f"INSERT INTO batches ({', '.join(BATCH_COLUMNS)}, fmt, thresholds) "
                  f"VALUES ({', '.join('?' * (len(BATCH_COLUMNS) + 2))})")
-_BLOCK_INSERT = (f"INSERT INTO blocks ({', '.join(BLOCK_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(BLOCK_COLUMNS))})")
+_BLOB_INSERT = (f"INSERT INTO blobs ({', '.join(BLOB_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(BLOB_COLUMNS))})")
+FMT_ROWS, FMT_BLOCKS, FMT_BLOBS = 1, 2, 3  # batches.fmt: where a batch's raw results are
 FOLD_AT = 64  # batches a store writes before it folds their rollups into the rollup tables
 FOLD_CHUNK = 256  # batches folded per transaction
 KEYS_PER_SELECT = 200  # rollup keys looked up per statement when folding
@@ -101,6 +109,19 @@ def _part_insert(table: str) -> str:
 def _stream_row(ident: tuple[Any, ...]) -> tuple[Any, ...]:
     """The ``streams`` row of a block's identity (skey first, path and Type-P last)."""
     return (skey_of(ident), *ident, *path_and_type_p(ident))
+
+
+def _ids_text(ids: Sequence[int]) -> str:
+    """``blobs.stream_ids``: the ids in stored order, decimal, comma-separated."""
+    return ",".join(map(str, ids))
+
+
+def _ids_of(text: str) -> list[int]:
+    """Inverse of :func:`_ids_text`; raises :class:`RecordError` for anything else."""
+    try:
+        return [int(i) for i in text.split(",")]
+    except ValueError:
+        raise RecordError(f"blobs.stream_ids: {text[:40]!r} is not a list of ids") from None
 
 
 def _span(block: Block) -> tuple[int, int]:
@@ -132,6 +153,7 @@ class SqlStore:
         self._conn = conn
         self.thresholds_ns = tuple(sorted(set(thresholds_ns)))
         self._streams: dict[str, int] = {}
+        self._stream_rows: dict[StreamIdent, tuple[Any, ...]] = {}
         self._in_tx = False
         # rollups this store computed at ingest, by chain index, until they are folded
         self._unfolded: dict[int, TierTables] = {}
@@ -192,17 +214,19 @@ class SqlStore:
 
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
         """Store a columnar batch exactly once, in one transaction committed before returning:
-        one blob per block and the chain extended over the blobs. The batch's minute, hour and
-        day rollups are computed here and kept in memory until the store folds a run of
-        batches into the rollup tables (:meth:`fold_pending`), every :data:`FOLD_AT`
-        batches; reads fold first, so they see every stored batch."""
+        one blob per method (:func:`analyzer.columns.batch_blobs`) and the chain extended
+        over the blobs. The batch's minute, hour and day rollups are computed here and kept in
+        memory until the store folds a run of batches into the rollup tables
+        (:meth:`fold_pending`), every :data:`FOLD_AT` batches; reads fold first, so they see
+        every stored batch."""
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known  # cheap answer to a re-send; checked again under the write lock
         check_probe(batch.probe_id, batch.blocks)
         with _gc_paused():
-            streams = [_stream_row(b.ident) for b in batch.blocks]
-            blobs = [encode_block(b) for b in batch.blocks]
-            digest = blocks_digest(zip((s[0] for s in streams), blobs, strict=True)).hex()
+            blobs = batch_blobs(batch)
+            streams = [[self._stream_row(b.ident) for b in m.blocks] for m in blobs]
+            digest = blobs_digest((m.method, [s[0] for s in rows], m.data)
+                                  for m, rows in zip(blobs, streams, strict=True)).hex()
             tables = batch_tables(batch.blocks, self.thresholds_ns)
             with self._transaction():  # a duplicate wrote nothing: committing it is harmless
                 receipt, bid = self._write_locked(batch, received_at_ns, digest, streams,
@@ -223,9 +247,18 @@ class SqlStore:
             if len(self._unfolded) > 4 * FOLD_AT:
                 self._unfolded.clear()  # recomputed from the blocks when folded
 
+    def _stream_row(self, ident: StreamIdent) -> tuple[Any, ...]:
+        """:func:`_stream_row`, memoised (streams recur in every batch of a probe)."""
+        row = self._stream_rows.get(ident)
+        if row is None:
+            if len(self._stream_rows) > 100_000:
+                self._stream_rows.clear()
+            row = self._stream_rows[ident] = _stream_row(ident)
+        return row
+
     def _write_locked(self, batch: ColumnBatch, received_at_ns: int, digest: str,
-                      streams: list[tuple[Any, ...]], blobs: list[bytes], tables: TierTables
-                      ) -> tuple[WriteReceipt, int]:
+                      streams: list[list[tuple[Any, ...]]], blobs: list[MethodBlob],
+                      tables: TierTables) -> tuple[WriteReceipt, int]:
         """The batch's rows; its receipt and chain index (0 for a duplicate)."""
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known, 0
@@ -234,13 +267,13 @@ class SqlStore:
         n = batch.n
         new_head = chain.link(head.head, digest, batch.probe_id, batch.batch_id, received_at_ns)
         self._exec(_BATCH_INSERT, (bid, batch.probe_id, batch.batch_id, received_at_ns,
-                                   n, digest, head.head, new_head, 0, 2,
+                                   n, digest, head.head, new_head, 0, FMT_BLOBS,
                                    ",".join(map(str, tables.thresholds))))
-        ids = self._stream_ids(streams)
+        ids = self._stream_ids([s for rows in streams for s in rows])
         cur = self._conn.cursor()
-        cur.executemany(self._sql(_BLOCK_INSERT), [
-            (bid, sno, ids[s[0]], b.n, *_span(b), blob)
-            for sno, (b, s, blob) in enumerate(zip(batch.blocks, streams, blobs, strict=True))])
+        cur.executemany(self._sql(_BLOB_INSERT), [
+            (bid, m.method, m.n, m.first_ns, m.last_ns, _ids_text([ids[s[0]] for s in rows]),
+             m.data) for m, rows in zip(blobs, streams, strict=True)])
         if not foldable(tables):  # sums beyond int64: merged as rows, after earlier batches
             self._fold_locked(bid - 1)
             self._write_parts(bid, records(tables))
@@ -302,14 +335,23 @@ class SqlStore:
         return len(bids)
 
     def _tables_of(self, bid: int) -> TierTables:
-        """A stored batch's rollup tables, from its blocks and with the thresholds of the
-        store that ingested it (a batch another store wrote, or before this one opened)."""
+        """A stored batch's rollup tables, from its raw results and with the thresholds of
+        the store that ingested it (a batch another store wrote, or before this one opened)."""
         text = self._exec("SELECT thresholds FROM batches WHERE bid = ?", (bid,)).fetchone()[0]
-        cur = self._exec(f"SELECT {_S_COLS}, b.data FROM blocks b JOIN streams s "
-                         "ON s.id = b.stream WHERE b.bid = ? ORDER BY b.sno", (bid,))
-        blocks = [decode_block(row[:14], bytes(row[14])) for row in cur.fetchall()]
+        blocks = self._stored_blocks(bid)
         thresholds = [int(t) for t in text.split(",") if t] if text is not None else None
         return batch_tables(blocks, self.thresholds_ns if thresholds is None else thresholds)
+
+    def _stored_blocks(self, bid: int) -> list[Block]:
+        """A batch's raw results as blocks, from its blobs or (schema 3) its blocks."""
+        rows = self._exec("SELECT bid, stream_ids, data FROM blobs WHERE bid = ?",
+                          (bid,)).fetchall()
+        if rows:
+            return [b for blob, labels in zip(rows, self._blob_labels(rows), strict=True)
+                    for b in decode_blob([ident for ident, _p, _t in labels], bytes(blob[2]))]
+        cur = self._exec(f"SELECT {_S_COLS}, b.data FROM blocks b JOIN streams s "
+                         "ON s.id = b.stream WHERE b.bid = ? ORDER BY b.sno", (bid,))
+        return [decode_block(row[:14], bytes(row[14])) for row in cur.fetchall()]
 
     def _fold_tables(self, found: list[tuple[int, TierTables]]) -> bool:
         """The vectorised fold (:func:`merge_tables`); False, having written nothing, if the
@@ -407,13 +449,14 @@ class SqlStore:
     def prune(self, before_ns: int) -> int:
         """Delete raw results sent before ``before_ns`` (retention); rollups and the chain stay.
         Batches that lose results are marked ``pruned`` so verify checks only their links. A
-        block wholly before the cut-off is deleted; one straddling it is rewritten with the
-        results it keeps."""
+        blob (or block) wholly before the cut-off is deleted; one straddling it is rewritten
+        with the results it keeps."""
         with self._transaction():
+            removed = self._prune_blobs(before_ns)
             self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
                        "(SELECT DISTINCT bid FROM results WHERE sent_at_ns < ?)", (before_ns,))
-            removed = int(self._exec("DELETE FROM results WHERE sent_at_ns < ?",
-                                     (before_ns,)).rowcount)
+            removed += int(self._exec("DELETE FROM results WHERE sent_at_ns < ?",
+                                      (before_ns,)).rowcount)
             self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
                        "(SELECT DISTINCT bid FROM blocks WHERE first_ns < ?)", (before_ns,))
             removed += int(self._exec("SELECT COALESCE(SUM(n), 0) FROM blocks "
@@ -424,6 +467,35 @@ class SqlStore:
             for bid, sno, data in straddling:
                 removed += self._trim_block(bid, sno, bytes(data), before_ns)
             return removed
+
+    def _prune_blobs(self, before_ns: int) -> int:
+        """:meth:`prune` of the ``blobs`` table (inside its transaction)."""
+        self._exec("UPDATE batches SET pruned = 1 WHERE bid IN "
+                   "(SELECT DISTINCT bid FROM blobs WHERE first_ns < ?)", (before_ns,))
+        removed = int(self._exec("SELECT COALESCE(SUM(n), 0) FROM blobs WHERE last_ns < ?",
+                                 (before_ns,)).fetchone()[0])
+        self._exec("DELETE FROM blobs WHERE last_ns < ?", (before_ns,))
+        for bid, method, ids, data in self._exec(
+                "SELECT bid, method, stream_ids, data FROM blobs WHERE first_ns < ?",
+                (before_ns,)).fetchall():
+            removed += self._trim_blob(bid, method, _ids_of(ids), bytes(data), before_ns)
+        return removed
+
+    def _trim_blob(self, bid: int, method: str, ids: list[int], data: bytes,
+                   before_ns: int) -> int:
+        """Rewrite one blob without its results sent before ``before_ns`` (streams left
+        without results leave its list)."""
+        blocks = decode_blob([("",) * 14] * len(ids), data)
+        kept = [(i, _subset(b, b.sent_at_ns >= before_ns)) for i, b in zip(ids, blocks,
+                                                                              strict=True)]
+        kept = [(i, b) for i, b in kept if b.n]
+        n = sum(b.n for _i, b in kept)
+        first = min(int(b.sent_at_ns.min()) for _i, b in kept)  # a blob kept has a result
+        self._exec("UPDATE blobs SET n = ?, first_ns = ?, stream_ids = ?, data = ? "
+                   "WHERE bid = ? AND method = ?",
+                   (n, first, _ids_text([i for i, _b in kept]),
+                    encode_blob([b for _i, b in kept]), bid, method))
+        return sum(b.n for b in blocks) - n
 
     def _trim_block(self, bid: int, sno: int, data: bytes, before_ns: int) -> int:
         """Rewrite one block without its results sent before ``before_ns``."""
@@ -528,9 +600,11 @@ class SqlStore:
     def read_results(self, query: Query) -> Iterator[Result]:
         """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order
         (ties: chain order, then index in the batch), from result rows (batches stored before
-        schema version 3) and blocks alike."""
+        schema version 3), blocks (version 3) and blobs alike. Only the blobs of the query's
+        method are read, and only those with a stream on its paths and Type-P decoded."""
         yield from (r for _key, r in heapq.merge(self._row_results(query),
-                                                  self._block_results(query)))
+                                                  self._block_results(query),
+                                                  self._blob_results(query)))
 
     def _row_results(self, query: Query) -> Iterator[tuple[tuple[int, int, int], Result]]:
         where, params = _filters(query, "s.")
@@ -553,14 +627,54 @@ class SqlStore:
             [query.end_ns, query.start_ns, *params])
         found: list[tuple[tuple[int, int, int], Result]] = []
         for row in cur.fetchall():
-            block = decode_block(row[:14], bytes(row[15]))
-            bid = int(row[14])
-            sent = block.sent_at_ns
-            keep = ((sent >= query.start_ns) & (sent < query.end_ns)).tolist()
-            found += [((r.sent_at_ns, bid, i), r) for i, r, k in
-                      zip(block.idx.tolist(), results_of(block), keep, strict=True) if k]
+            found += _in_window(decode_block(row[:14], bytes(row[15])), int(row[14]), query)
         found.sort(key=_first)
         return iter(found)
+
+    def _blob_results(self, query: Query) -> Iterator[tuple[tuple[int, int, int], Result]]:
+        """Results of the blobs overlapping the window, in (send time, bid, idx) order."""
+        where = "first_ns < ? AND last_ns >= ?"
+        params: list[Any] = [query.end_ns, query.start_ns]
+        if query.method is not None:
+            where += " AND method = ?"
+            params.append(query.method)
+        rows = self._exec(f"SELECT bid, stream_ids, data FROM blobs WHERE {where}",
+                          params).fetchall()
+        paths, type_p = set(query.path_ids), query.type_p
+        found: list[tuple[tuple[int, int, int], Result]] = []
+        for (bid, _ids, data), labels in zip(rows, self._blob_labels(rows), strict=True):
+            wanted = [(not paths or path in paths) and type_p in (None, tp)
+                      for _ident, path, tp in labels]
+            if not any(wanted):
+                continue  # no stream of the query's paths and Type-P: not decoded
+            blocks = decode_blob([ident for ident, _p, _t in labels], bytes(data))
+            for block, want in zip(blocks, wanted, strict=True):
+                if want:
+                    found += _in_window(block, int(bid), query)
+        found.sort(key=_first)
+        return iter(found)
+
+    def _blob_labels(self, rows: Sequence[Sequence[Any]]
+                     ) -> list[list[tuple[StreamIdent, str, str]]]:
+        """Identity, path and Type-P of the streams of each blob row (bid, stream_ids, ...)."""
+        lists = [_ids_of(ids) for _bid, ids, *_rest in rows]
+        streams = self._stream_labels({i for ids in lists for i in ids})
+        try:
+            return [[streams[i] for i in ids] for ids in lists]
+        except KeyError as exc:
+            raise RecordError(f"a blob names stream {exc}, which is not stored") from None
+
+    def _stream_labels(self, ids: set[int]) -> dict[int, tuple[StreamIdent, str, str]]:
+        """Identity, path and Type-P of the streams ``ids``."""
+        out: dict[int, tuple[StreamIdent, str, str]] = {}
+        wanted = sorted(ids)
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k:k + 500]
+            cur = self._exec(f"SELECT s.id, {_S_COLS}, s.path_id, s.type_p FROM streams s "
+                             f"WHERE s.id IN ({', '.join('?' * len(chunk))})", chunk)
+            for row in cur.fetchall():
+                out[int(row[0])] = (tuple(row[1:15]), row[15], row[16])
+        return out
 
     def chain_head(self) -> ChainHead:
         row = self._exec("SELECT bid, head FROM batches ORDER BY bid DESC LIMIT 1").fetchone()
@@ -577,11 +691,33 @@ class SqlStore:
 
     def _links(self) -> Iterator[chain.StoredLink]:
         cur = self._exec(f"SELECT {', '.join(BATCH_COLUMNS)}, fmt FROM batches ORDER BY bid")
+        skeys: dict[int, str] | None = None  # read once, at the first batch of blobs
         for bid, probe, batch_id, at, _n, body, prev, head, pruned, fmt in cur.fetchall():
-            recomputed = (None if pruned else self._blocks_body_of(bid) if fmt == 2
-                          else self._body_of(bid))
+            if fmt == FMT_BLOBS and not pruned and skeys is None:
+                skeys = self._stream_keys()
+            recomputed = (None if pruned else self._blobs_body_of(bid, skeys or {})
+                          if fmt == FMT_BLOBS else self._blocks_body_of(bid)
+                          if fmt == FMT_BLOCKS else self._body_of(bid))
             yield chain.StoredLink(int(bid), probe, batch_id, int(at), body, prev, head,
                                    recomputed)
+
+    def _stream_keys(self) -> dict[int, str]:
+        """Every stream's key, rebuilt from its columns (so an edited stream changes it)."""
+        cur = self._exec(f"SELECT s.id, {_S_COLS} FROM streams s")
+        return {int(row[0]): skey_of(row[1:15]) for row in cur.fetchall()}
+
+    def _blobs_body_of(self, bid: int, skeys: dict[int, str]) -> str:
+        """The digest of a batch's stored blobs, in method order, each with the keys of the
+        streams it names ("" for a list that is not one, or an id with no stream: the digest
+        then cannot match)."""
+        rows = sorted(self._exec("SELECT method, stream_ids, data FROM blobs WHERE bid = ?",
+                                 (bid,)).fetchall(), key=_first_str)
+        try:
+            items = [(method, [skeys.get(i, "") for i in _ids_of(ids)], bytes(data))
+                     for method, ids, data in rows]
+        except RecordError:
+            return ""
+        return blobs_digest(items).hex()
 
     def _body_of(self, bid: int) -> str:
         cur = self._exec(f"SELECT {_S_COLS}, r.idx, {_R_COLS} FROM results r "
@@ -611,6 +747,19 @@ def _first(item: tuple[tuple[int, int, int], Result]) -> tuple[int, int, int]:
 
 def _key_and_part(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*row[:4], row[-1])
+
+
+def _first_str(row: Sequence[Any]) -> str:
+    return str(row[0])
+
+
+def _in_window(block: Block, bid: int, query: Query
+               ) -> list[tuple[tuple[int, int, int], Result]]:
+    """The block's results sent within the query's window, keyed (send time, bid, idx)."""
+    sent = block.sent_at_ns
+    keep = ((sent >= query.start_ns) & (sent < query.end_ns)).tolist()
+    return [((r.sent_at_ns, bid, i), r) for i, r, k in
+            zip(block.idx.tolist(), results_of(block), keep, strict=True) if k]
 
 
 def _subset(block: Block, keep: np.ndarray[Any, Any]) -> Block:

@@ -114,12 +114,14 @@ def test_decoded_bodies_round_trip_and_match_the_record_path(paths: Any) -> None
         fast = batch_blobs(decoded)
         slow = batch_blobs(ColumnBatch(batch.probe_id, batch.batch_id,
                                        blocks_of(batch.results)))
-        assert [m for m, _b, _d in fast] == ["icmp", "stamp"]
-        assert {(m, d) for m, _b, d in fast} == {(m, d) for m, _b, d in slow}
-        for _method, bs, data in fast:
-            assert decode_blob([b.ident for b in bs], data) is not None
-            assert_round_trip(bs)
-        assert sum(len(d) for _m, _b, d in fast) < sum(map(len, map(
+        assert [m.method for m in fast] == ["icmp", "stamp"]
+        assert [(m.method, m.data, m.n, m.first_ns, m.last_ns) for m in fast] == [
+            (m.method, m.data, m.n, m.first_ns, m.last_ns) for m in slow]
+        for m in fast:
+            assert assert_round_trip(m.blocks) == m.data
+            sent = np.concatenate([b.sent_at_ns for b in m.blocks])
+            assert (m.n, m.first_ns, m.last_ns) == (len(sent), sent.min(), sent.max())
+        assert sum(len(m.data) for m in fast) < sum(map(len, map(
             encode_block, decoded.blocks)))
 
 
@@ -129,14 +131,14 @@ def test_batch_blobs_leave_out_empty_streams() -> None:
     empty = replace(first, **{c: getattr(first, c)[:0] for c in INT_COLUMNS + CODE_COLUMNS},
                     error_detail=(), hops=())
     got = batch_blobs(ColumnBatch("p1", "b", (empty, first, *rest)))
-    assert [len(bs) for _m, bs, _d in got] == [3, 3]  # 3 paths x (ICMP, STAMP)
-    assert all(b.n for _m, bs, _d in got for b in bs)
+    assert [len(m.blocks) for m in got] == [3, 3]  # 3 paths x (ICMP, STAMP)
+    assert all(b.n for m in got for b in m.blocks)
 
 
 def test_delta_and_width_choices_keep_blobs_small() -> None:
     """1,000 results of 100 streams in two blobs: a few bytes per result."""
     batch = make_batches("p1", 1, 1000, paths=wide_paths(100))[0]
-    total = sum(len(d) for _m, _b, d in batch_blobs(decode_body(encode_columns(batch))))
+    total = sum(len(m.data) for m in batch_blobs(decode_body(encode_columns(batch))))
     assert total < 10 * 1000
 
 

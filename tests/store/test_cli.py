@@ -52,7 +52,7 @@ def test_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["verify", "--db", str(db), "--head", "ab" * 32]) == 1
     assert capsys.readouterr().out.startswith("NOT FOUND")
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE blocks SET data = CAST(data || x'00' AS BLOB) WHERE bid = 2")
+        conn.execute("UPDATE blobs SET data = CAST(data || x'00' AS BLOB) WHERE bid = 2")
     assert main(["verify", "--db", str(db)]) == 1
     assert "batch #2 (p1/p1-b1)" in capsys.readouterr().out
 

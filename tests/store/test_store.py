@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from analyzer.columns import decode_block, encode_block
+from analyzer.columns import decode_blob, encode_blob
 from analyzer.rollup import build_rollups
 from analyzer.store import Query, Store
 from analyzer.store.sql import SqlStore
+from ixmeter.errors import RecordError
 from tests.store.conftest import StoreFactory
 from tests.store.factory import NS_MIN, T0, make_batches
 from tests.store.pgcluster import PgCluster
@@ -23,14 +24,15 @@ def _raw(store: Store, sql: str, params: tuple[Any, ...] = ()) -> None:
     store._exec(sql, params)
 
 
-def _edit_block(store: Store, bid: int, position: int) -> None:
-    """Add 1 ns to one stored RTT, re-encoding the block as a careful attacker would."""
+def _edit_blob(store: Store, bid: int, position: int) -> None:
+    """Add 1 ns to one stored RTT, re-encoding the blob as a careful attacker would."""
     assert isinstance(store, SqlStore)
-    data = store._exec("SELECT data FROM blocks WHERE bid = ? AND sno = 0", (bid,)).fetchone()[0]
-    block = decode_block(("",) * 14, bytes(data))
-    block.rtt_ns[position] += 1
-    _raw(store, "UPDATE blocks SET data = ? WHERE bid = ? AND sno = 0",
-         (encode_block(block), bid))
+    method, ids, data = store._exec("SELECT method, stream_ids, data FROM blobs WHERE bid = ? "
+                                    "ORDER BY method", (bid,)).fetchone()
+    blocks = decode_blob([("",) * 14] * len(ids.split(",")), bytes(data))
+    blocks[0].rtt_ns[position] += 1
+    _raw(store, "UPDATE blobs SET data = ? WHERE bid = ? AND method = ?",
+         (encode_blob(blocks), bid, method))
 
 
 def test_write_is_idempotent(store: Store) -> None:
@@ -113,11 +115,48 @@ def test_prune_keeps_rollups_and_chain(store: Store) -> None:
     assert (report.length, report.bodies_checked) == (12, 6)
 
 
+def test_prune_rewrites_a_straddling_blob(store: Store) -> None:
+    batches = make_batches("p1", 4, 500)  # 10 s per batch
+    for b in batches:
+        store.write_batch(b, T0)
+    everything = [r for b in batches for r in b.results]
+    cut = T0 + 15_000_000_000 + 1  # halfway through the second batch
+    assert store.prune(cut) == sum(r.sent_at_ns < cut for r in everything)
+    assert list(store.read_results(ALL)) == [r for r in everything if r.sent_at_ns >= cut]
+    assert store.prune(cut) == 0
+    stamp = Query(0, 2**62, method="stamp", path_ids=["csx-a/CT>yy-a/CU"])
+    assert list(store.read_results(stamp)) == [
+        r for r in everything if r.sent_at_ns >= cut and r.method.value == "stamp"
+        and r.path_id == "csx-a/CT>yy-a/CU"]
+    report = store.verify_chain()
+    assert report.ok
+    assert (report.length, report.bodies_checked) == (4, 2)
+
+
+def test_a_read_decodes_only_the_blobs_it_asks_for(store: Store) -> None:
+    """A garbled blob breaks only the reads that need it: other methods and other paths
+    are read without decoding it."""
+    near = make_batches("p1", 1, 100)[0]
+    far = make_batches("p2", 1, 100, paths=(("zz-a", "CT", "zz-b", "CU"),))[0]
+    store.write_batch(near, T0)
+    store.write_batch(far, T0)
+    _raw(store, "UPDATE blobs SET data = ? WHERE bid = 2 AND method = 'icmp'", (b"junk",))
+    _raw(store, "UPDATE blobs SET data = ? WHERE bid = 1 AND method = 'stamp'", (b"junk",))
+    path = "csx-a/CT>yy-a/CU"
+    assert list(store.read_results(Query(0, 2**62, method="icmp", path_ids=[path]))) == [
+        r for r in near.results if r.method.value == "icmp" and r.path_id == path]
+    far_stamp = Query(0, 2**62, method="stamp", path_ids=["zz-a/CT>zz-b/CU"])
+    assert list(store.read_results(far_stamp)) == [  # bid 1's has no stream there
+        r for r in far.results if r.method.value == "stamp"]
+    with pytest.raises(RecordError, match="stored blob"):
+        list(store.read_results(ALL))
+
+
 def test_verify_detects_an_edited_result(store: Store) -> None:
     for b in make_batches("p1", 4, 100):
         store.write_batch(b, T0)
     assert store.verify_chain().ok
-    _edit_block(store, bid=3, position=7)
+    _edit_blob(store, bid=3, position=7)
     report = store.verify_chain()
     assert not report.ok
     assert report.broken is not None
@@ -129,6 +168,13 @@ def test_verify_detects_an_edited_result(store: Store) -> None:
     ("UPDATE batches SET received_at_ns = received_at_ns + 1 WHERE bid = 2", "batch #2"),
     ("DELETE FROM batches WHERE bid = 2", "batch #3"),
     ("UPDATE streams SET dst_addr = '198.18.9.9'", "batch #1"),
+    ("UPDATE blobs SET method = 'stamq' WHERE bid = 2 AND method = 'stamp'", "batch #2"),
+    ("DELETE FROM blobs WHERE bid = 3 AND method = 'icmp'", "batch #3"),
+    ("UPDATE blobs SET stream_ids = (SELECT stream_ids FROM blobs WHERE bid = 1 "
+     "AND method = 'stamp') WHERE bid = 2 AND method = 'icmp'", "batch #2"),
+    ("UPDATE blobs SET stream_ids = 'x' WHERE bid = 2 AND method = 'icmp'", "batch #2"),
+    ("UPDATE blobs SET stream_ids = stream_ids || ',' || stream_ids WHERE bid = 2 "
+     "AND method = 'icmp'", "batch #2"),
 ])
 def test_verify_detects_edited_batches_and_streams(store: Store, sql: str, where: str) -> None:
     for b in make_batches("p1", 3, 50):
