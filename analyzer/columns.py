@@ -25,7 +25,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,8 @@ class Dense:
     ints: I64
     codes: I8
     at: tuple[int, ...]
+    n: tuple[int, ...]  # each block's results
+    methods: tuple[str, ...]  # each block's method
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,51 +287,61 @@ def check_probe(batch_probe: str, blocks: Sequence[Block]) -> None:
             raise RecordError(f"streams[{i}].probe_id: {b.ident[0]!r} is not the batch's probe")
 
 
-
 # -- blob codec: all streams of one method of a batch in one blob ------------------------------
 BLOB_MAGIC = b"IXB2"
-_BLOB_HEAD = struct.Struct("<4sII")  # magic, streams, results
-_COLUMN_HEAD = np.dtype([("flags", "u1"), ("width", "u1"), ("base", "<i8"), ("origin", "<i8")])
-_HEADS = struct.Struct("<" + "BBqq" * len(INT_COLUMNS + CODE_COLUMNS))  # _COLUMN_HEAD each
-_DELTA, _MASKED = 1, 2  # column flags
+_BLOB_HEAD = struct.Struct("<4sIII")  # magic, streams, results, length of the zlib part
+COLUMN_HEAD = np.dtype([("flags", "u1"), ("width", "u1"), ("base", "<i8"), ("origin", "<i8")])
+_HEADS = struct.Struct("<" + "BBqq" * len(INT_COLUMNS + CODE_COLUMNS))  # COLUMN_HEAD each
+_DELTA, _MASKED, _RAW = 1, 2, 16  # column flags; flags // _RAW: planes kept outside zlib
 DENSE_COLUMNS = INT_COLUMNS + CODE_COLUMNS
 DELTA_COLUMNS = ("idx", "seq", "sent_at_ns")  # the first rows of INT_COLUMNS
-_ND = len(DELTA_COLUMNS)
+_ND, _NI = len(DELTA_COLUMNS), len(INT_COLUMNS)
 _SENT = INT_COLUMNS.index("sent_at_ns")
 _NULLABLE_ROWS = [INT_COLUMNS.index(c) for c in INT_COLUMNS if c in NULLABLE_INTS]
-_WIDTHS = (1, 2, 4, 8)  # and 0: every value is the base
-_WIDTH_OF = np.array((0, *_WIDTHS), np.int64)
-_SPAN_LIMITS = np.array((0, 0xFF, 0xFFFF, 0xFFFF_FFFF), np.uint64)  # the span each width holds
+_WIDTHS = range(1, 9)  # bytes kept per value; 0: every value is the base
+_SPAN_LIMITS = np.array([(1 << 8 * w) - 1 for w in range(8)], np.uint64)  # span w bytes hold
+_SAMPLE = 64  # results looked at to tell a plane of noise (stored raw) from one zlib shrinks
 _U64 = np.uint64
 U64 = npt.NDArray[np.uint64]
 if (INT_COLUMNS[:_ND] != DELTA_COLUMNS or NULLABLE_INTS & set(DELTA_COLUMNS)
-        or _COLUMN_HEAD.itemsize * len(DENSE_COLUMNS) != _HEADS.size):
+        or COLUMN_HEAD.itemsize * len(DENSE_COLUMNS) != _HEADS.size):
     raise ImportError("delta columns must lead INT_COLUMNS and never be null")
 
 
 def encode_blob(blocks: Sequence[Block]) -> bytes:
     """The stored form of several streams' results (one method of a batch), layout ``IXB2``:
-    magic, stream count and result count (``<4sII``), then zlib (level 1) of
+    magic, stream count, result count and the length of the zlib part (``<4sIII``), then the
+    zlib part (level 1) of
 
     - each stream's result count (uint32);
-    - a head per column of :data:`DENSE_COLUMNS`: flags (1: delta, 2: nulls masked), width,
-      base, origin (``<BBqq``);
+    - a head per column of :data:`DENSE_COLUMNS`: flags, width in bytes (0-8), base, origin
+      (``<BBqq``); flags: 1 delta-encoded, 2 nulls masked, and 16 times the number of the
+      column's low byte planes kept raw;
     - the null masks of the masked columns, in column order (``np.packbits``, little-endian
       bit order);
-    - the columns of width 1, then 2, 4 and 8 bytes, each in column order: every column over
-      all streams concatenated, stored as ``value - base`` in its width (unsigned, little
-      endian; width 0: every value is the base);
-    - a JSON trailer ``[[[stream, position, detail]...], [[stream, position, hops]...]]``.
+    - the columns of width 1, then 2, ... 8 bytes, each group in column order: a column over
+      all streams concatenated, stored as ``value - base`` (unsigned) byte plane by byte plane,
+      the least significant first, but for its raw planes; width 0: every value is the base;
+    - a JSON trailer ``[[[stream, position, detail]...], [[stream, position, hops]...]]``;
 
-    Frame of reference: ``base`` is a column's smallest value and its width the narrowest that
-    holds its span, chosen per column and blob. The :data:`DELTA_COLUMNS` are stored as
-    differences where that needs a narrower width: each result minus the previous one of its
-    stream, a stream's first minus the previous stream's first, the very first minus
-    ``origin`` (modulo 2**64). A nullable column with both nulls and values has a mask and its
-    nulls stored as its largest value; a column of nulls only is the constant :data:`NULL`.
+    and last the raw planes, in the same order. Frame of reference: ``base`` is a column's
+    smallest value and its width the fewest bytes holding its span, chosen per column and
+    blob. The :data:`DELTA_COLUMNS` are stored as differences where that takes fewer bytes:
+    each result minus the previous one of its stream, a stream's first minus the previous
+    stream's first, the very first minus ``origin`` (modulo 2**64). A nullable column with
+    both nulls and values has a mask and its nulls stored as ``NULL - base`` wraps; a column
+    of nulls only is the constant :data:`NULL`. Byte planes put the near-constant high bytes
+    of delays and times in runs zlib shrinks fast; the low planes of delays are noise, which
+    zlib would spend most of its time on for nothing, so a plane below a column's top one
+    that changes between at least 7 of 8 of the first :data:`_SAMPLE` results is kept raw.
     Deterministic: the same blocks give the same bytes."""
-    return _encode(_joined(blocks, INT_COLUMNS, np.int64),
-                   _joined(blocks, CODE_COLUMNS, np.int8), blocks)[0]
+    sizes = [b.n for b in blocks]
+    if not any(sizes):
+        return _encode_empty(blocks)
+    x = np.concatenate((_joined(blocks, INT_COLUMNS, np.int64),
+                        _joined(blocks, CODE_COLUMNS, np.int8).astype(np.int64)))
+    [(data, _first, _last)] = _encode(x, [blocks], [sizes])
+    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,26 +359,34 @@ class MethodBlob:
 
 def batch_blobs(batch: ColumnBatch) -> list[MethodBlob]:
     """The batch's stored form: one blob per method with results, in code-point order of the
-    methods. Uses ``batch.dense`` when the decoder kept it."""
+    methods, all encoded in one pass over the batch's columns (``batch.dense`` when the
+    decoder kept it)."""
+    dense = batch.dense
+    sizes = list(dense.n) if dense else [len(b.idx) for b in batch.blocks]
+    methods = dense.methods if dense else tuple(b.ident[1] for b in batch.blocks)
     groups: dict[str, list[int]] = {}
-    for k, b in enumerate(batch.blocks):
-        if b.n:
-            groups.setdefault(b.ident[1], []).append(k)
-    out = []
-    for method in sorted(groups):
-        blocks = tuple(batch.blocks[k] for k in groups[method])
-        if batch.dense is None:
-            ints, codes = _joined(blocks, INT_COLUMNS, np.int64), _joined(
-                blocks, CODE_COLUMNS, np.int8)
-        else:
-            sizes = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
-            at = np.array([batch.dense.at[k] for k in groups[method]], np.int64)
-            where = np.repeat(at - (np.cumsum(sizes) - sizes), sizes) + np.arange(
-                int(sizes.sum()))
-            ints, codes = batch.dense.ints[:, where], batch.dense.codes[:, where]
-        data, first, last = _encode(ints, codes, blocks)
-        out.append(MethodBlob(method, blocks, data, ints.shape[1], first, last))
-    return out
+    for k, (size, method) in enumerate(zip(sizes, methods, strict=True)):
+        if size:
+            groups.setdefault(method, []).append(k)
+    methods = tuple(sorted(groups))
+    order = [k for m in methods for k in groups[m]]
+    parts = [tuple(batch.blocks[k] for k in groups[m]) for m in methods]
+    counts = [[sizes[k] for k in groups[m]] for m in methods]
+    if not parts:
+        return []
+    n = np.array([sizes[k] for k in order], np.int64)
+    x = np.empty((len(DENSE_COLUMNS), int(n.sum())), np.int64)
+    if dense is None:
+        blocks = [batch.blocks[k] for k in order]
+        x[:_NI], x[_NI:] = _joined(blocks, INT_COLUMNS, np.int64), _joined(
+            blocks, CODE_COLUMNS, np.int8)
+    else:
+        at = np.array([dense.at[k] for k in order], np.int64)
+        where = np.repeat(at - (np.cumsum(n) - n), n) + np.arange(len(x[0]))
+        np.take(dense.ints, where, axis=1, out=x[:_NI])
+        x[_NI:] = np.take(dense.codes, where, axis=1)
+    return [MethodBlob(m, part, data, sum(c), first, last) for m, part, c, (data, first, last)
+            in zip(methods, parts, counts, _encode(x, parts, counts), strict=True)]
 
 
 def _joined(blocks: Sequence[Block], names: tuple[str, ...], dtype: type[Any]) -> Any:
@@ -384,60 +404,144 @@ def _joined(blocks: Sequence[Block], names: tuple[str, ...], dtype: type[Any]) -
     return flat.reshape(len(names), n)
 
 
-def _encode(ints: I64, codes: I8, blocks: Sequence[Block]) -> tuple[bytes, int, int]:
-    """:func:`encode_blob` of ``blocks`` whose dense columns are the rows of ``ints`` and
-    ``codes`` (streams one after the other, in ``blocks`` order), and the first and last send
-    time (0, 0 without results). Vectorised across the columns: a few numpy calls per blob,
-    the choices per column made on Python lists."""
-    counts = np.fromiter((b.n for b in blocks), np.int64, len(blocks))
-    n, nc = ints.shape[1], len(DENSE_COLUMNS)
-    x = np.concatenate((ints, codes.astype(np.int64)))
-    flags, origins = [0] * nc, [0] * nc
-    masks, rows, groups, span = b"", list(range(nc)), [], (0, 0)
-    if n:
-        masks = _mask_nulls(x, flags)
-        y = np.concatenate((x, _deltas(x[:_ND], _starts(counts))))  # rows nc...: differences
-        lo, hi = y.min(axis=1), y.max(axis=1)
-        width = _widths(lo, hi).tolist()
-        span = (int(lo[_SENT]), int(hi[_SENT]))
+def _encode_empty(blocks: Sequence[Block]) -> bytes:
+    """:func:`encode_blob` of streams without results."""
+    z = zlib.compress(b"".join([struct.pack(f"<{len(blocks)}I", *[0] * len(blocks)),
+                                _HEADS.pack(*[0] * 4 * len(DENSE_COLUMNS)),
+                                orjson.dumps(_sparse(blocks))]), 1)
+    return _BLOB_HEAD.pack(BLOB_MAGIC, len(blocks), 0, len(z)) + z
+
+
+def _encode(x: I64, parts: Sequence[Sequence[Block]], sizes: list[list[int]]
+            ) -> list[tuple[bytes, int, int]]:
+    """:func:`encode_blob` of each part (blocks whose result counts are ``sizes``, every part
+    with results), and its first and last send time. The parts' dense columns are the rows of
+    ``x``, one part after the other, streams in order (overwritten).
+
+    Vectorised across the columns and the parts: each step is one numpy call over the whole
+    batch (segment reductions per part), the choices per column and part made on lists."""
+    lens = [sum(s) for s in sizes]
+    seg = np.array(list(accumulate(lens, initial=0))[:-1])
+    lo, hi = np.minimum.reduceat(x, seg, axis=1), np.maximum.reduceat(x, seg, axis=1)
+    masks = _nulls(x, lo, hi, seg, lens)
+    d = _deltas(x[:_ND], seg, [n for s in sizes for n in s])
+    d_lo, d_hi = np.minimum.reduceat(d, seg, axis=1), np.maximum.reduceat(d, seg, axis=1)
+    widths = _widths(np.concatenate((lo, d_lo)), np.concatenate((hi, d_hi))).T.tolist()
+    bases, d_bases, firsts = lo.T.tolist(), d_lo.T.tolist(), x[:_ND, seg].T.tolist()
+    spans = list(zip(lo[_SENT].tolist(), hi[_SENT].tolist(), strict=True))
+    flags = [[_MASKED if r in masks[m] else 0 for r in range(len(x))] for m in range(len(lens))]
+    origins = [[0] * len(x) for _ in lens]
+    starts = seg.tolist()
+    for m, (a, n) in enumerate(zip(starts, lens, strict=True)):
         for i in range(_ND):
-            if width[nc + i] < width[i]:  # delta-encoded where it pays
-                flags[i], origins[i], rows[i] = _DELTA, int(x[i, 0]), nc + i
-        base, width = lo[rows], [width[r] for r in rows]
-        for w in _WIDTHS:
-            if picked := [k for k in range(nc) if width[k] == w]:
-                stored = y[[rows[k] for k in picked]].view(_U64) - base[picked].view(
-                    _U64)[:, None]
-                groups.append(stored.astype(f"<u{w}").tobytes())
-        heads = _HEADS.pack(*chain.from_iterable(zip(flags, width, base.tolist(), origins,
-                                                     strict=True)))
-    else:
-        heads = _HEADS.pack(*[0] * 4 * nc)
-    payload = b"".join([counts.astype("<u4").tobytes(), heads, masks, *groups,
-                        orjson.dumps(_sparse(blocks))])
-    return _BLOB_HEAD.pack(BLOB_MAGIC, len(blocks), n) + zlib.compress(payload, 1), *span
+            if widths[m][len(x) + i] < widths[m][i]:  # delta-encoded where it pays
+                flags[m][i], origins[m][i] = _DELTA, firsts[m][i]
+                bases[m][i], widths[m][i] = d_bases[m][i], widths[m][len(x) + i]
+                x[i, a:a + n] = d[i, a:a + n]
+    stored = x.view(_U64) - np.repeat(np.array(bases, np.int64).T.view(_U64), lens, axis=1)
+    widths = [w[:len(x)] for w in widths]
+    planes = _planes(stored, starts, lens, widths, flags)
+    out = []
+    for m, n in enumerate(lens):
+        packed, raw = planes[m]
+        z = zlib.compress(b"".join([
+            struct.pack(f"<{len(sizes[m])}I", *sizes[m]),
+            _HEADS.pack(*chain.from_iterable(zip(flags[m], widths[m], bases[m], origins[m],
+                                                 strict=True))),
+            *masks[m].values(), packed, orjson.dumps(_sparse(parts[m]))]), 1)
+        out.append((_BLOB_HEAD.pack(BLOB_MAGIC, len(sizes[m]), n, len(z)) + z + raw,
+                    *spans[m]))
+    return out
 
 
-def _mask_nulls(x: I64, flags: list[int]) -> bytes:
-    """Flag the nullable columns of ``x`` holding both nulls and values, store their nulls as
-    the column's largest value and return their null masks (a column of nulls only stays
-    the constant :data:`NULL`)."""
-    null = x[_NULLABLE_ROWS] == NULL
-    n = x.shape[1]
-    mixed = [k for k, c in enumerate(np.count_nonzero(null, axis=1).tolist()) if 0 < c < n]
-    if not mixed:
-        return b""
-    rows = [_NULLABLE_ROWS[k] for k in mixed]
-    where, sub = null[mixed], x[rows]
-    x[rows] = np.where(where, sub.max(axis=1)[:, None], sub)
-    for r in rows:
-        flags[r] = _MASKED
-    return bytes(np.packbits(where, axis=1, bitorder="little"))
+def _planes(stored: U64, starts: list[int], lens: list[int], widths: list[list[int]],
+            flags: list[list[int]]) -> list[tuple[bytes, bytes]]:
+    """Per part, its columns of ``stored`` grouped by width, narrowest first, as their byte
+    planes (least significant first): those zlib is to compress and those kept raw (noise;
+    their count added to ``flags``). Every plane any part needs is cut out of the batch in
+    one gather, and each part's two runs of planes in one more each."""
+    tops = [max(ws) for ws in zip(*widths, strict=True)]
+    pairs = [(r, p) for r, top in enumerate(tops) for p in range(top)]
+    if not pairs:
+        return [(b"", b"")] * len(lens)
+    where = {pair: k for k, pair in enumerate(pairs)}
+    octets = stored.astype("<u8", copy=False).view(np.uint8).reshape(len(stored), -1, 8)
+    rows, planes = zip(*pairs, strict=True)
+    cut = octets[list(rows), :, list(planes)]  # (plane of a column, result)
+    noise = _noise(stored, starts, lens, widths)
+    out = []
+    for m, (a, n) in enumerate(zip(starts, lens, strict=True)):
+        packed, raw = [], []
+        for r in sorted((r for r, w in enumerate(widths[m]) if w), key=widths[m].__getitem__):
+            k = noise[m][r]
+            flags[m][r] += k * _RAW
+            raw += [where[r, p] for p in range(k)]
+            packed += [where[r, p] for p in range(k, widths[m][r])]
+        out.append((cut[packed, a:a + n].tobytes(), cut[raw, a:a + n].tobytes()))
+    return out
+
+
+_LANES = np.uint64(0x0101_0101_0101_0101)
+_BUSY = -(-7 * (_SAMPLE - 1) // 8)  # changes: at least 7 in 8
+
+
+def _noise(stored: U64, starts: list[int], lens: list[int], widths: list[list[int]]
+           ) -> list[list[int]]:
+    """Per part and column, how many of its low byte planes look like noise: below its top
+    plane, and changing between at least 7 of 8 consecutive results of the part's first
+    :data:`_SAMPLE` (parts with fewer results: none). The changes of all eight planes are
+    counted at once, a byte lane each (at most 63 < 256 per lane)."""
+    out = [[0] * len(stored) for _ in lens]
+    long = [m for m, n in enumerate(lens) if n >= _SAMPLE]
+    tops = [max(ws) for ws in zip(*(widths[m] for m in long), strict=True)] if long else []
+    rows = [r for r, top in enumerate(tops) if top > 1]
+    if not rows:
+        return out
+    at = (np.array([starts[m] for m in long])[:, None] + np.arange(_SAMPLE)).ravel()
+    sample = stored[np.array(rows)[:, None], at].reshape(len(rows), len(long), _SAMPLE)
+    flips = sample[:, :, 1:] ^ sample[:, :, :-1]
+    for shift in (4, 2, 1):  # fold each byte onto its lowest bit: 1 where the byte changed
+        flips |= flips >> np.uint64(shift)
+    lanes = np.ascontiguousarray((flips & _LANES).sum(axis=2), "<u8").view(np.uint8)
+    busy = lanes.reshape(len(rows), len(long), 8) >= _BUSY
+    below_top = np.arange(8) < (np.array([[widths[m][r] for m in long] for r in rows]) - 1)[
+        :, :, None]
+    counts = np.cumprod(busy & below_top, axis=2).sum(axis=2).tolist()
+    for k, r in enumerate(rows):
+        for j, m in enumerate(long):
+            out[m][r] = counts[k][j]
+    return out
+
+
+_NULLABLE_FROM = min(_NULLABLE_ROWS)  # the nullable columns are rows of x[FROM:TO]
+_NULLABLE_TO = max(_NULLABLE_ROWS) + 1
+_IS_NULLABLE = np.array([r in _NULLABLE_ROWS for r in range(_NULLABLE_FROM, _NULLABLE_TO)])
+_I64_MAX = np.iinfo(np.int64).max
+
+
+def _nulls(x: I64, lo: I64, hi: I64, seg: I64, lens: list[int]) -> list[dict[int, bytes]]:
+    """Per part (``seg``: where each starts, ``lens``: its results), the null masks of its
+    nullable columns holding both nulls and values, by row; their ``lo`` raised to the
+    smallest value. :data:`NULL` is the smallest int64, so ``lo`` is NULL where a column has
+    a null and ``hi`` where it has nothing else (a column of nulls only: the constant)."""
+    rows = slice(_NULLABLE_FROM, _NULLABLE_TO)
+    mixed = (lo[rows] == NULL) & (hi[rows] != NULL) & _IS_NULLABLE[:, None]
+    out: list[dict[int, bytes]] = [{} for _ in lens]
+    if not mixed.any():
+        return out
+    null = x[rows] == NULL
+    values = np.minimum.reduceat(np.where(null, _I64_MAX, x[rows]), seg, axis=1)
+    lo[rows] = np.where(mixed, values, lo[rows])
+    starts = seg.tolist()
+    for k, m in zip(*np.nonzero(mixed), strict=True):
+        a, n = starts[m], lens[m]
+        out[m][int(k) + _NULLABLE_FROM] = np.packbits(null[k, a:a + n], bitorder="little").tobytes()
+    return out
 
 
 def _widths(lo: I64, hi: I64) -> I64:
-    """The narrowest width (bytes) holding ``hi - lo`` (modulo 2**64), per column."""
-    out: I64 = _WIDTH_OF[np.searchsorted(_SPAN_LIMITS, hi.view(_U64) - lo.view(_U64))]
+    """The bytes (0-8) holding ``hi - lo`` (modulo 2**64), elementwise."""
+    out: I64 = np.searchsorted(_SPAN_LIMITS, hi.view(_U64) - lo.view(_U64))
     return out
 
 
@@ -447,13 +551,17 @@ def _starts(counts: I64) -> I64:
     return out
 
 
-def _deltas(x: I64, starts: I64) -> I64:
+def _deltas(x: I64, seg: I64, sizes: list[int]) -> I64:
     """Each value minus the previous of its stream; a stream's first minus the previous
-    stream's first; 0 for the very first (modulo 2**64, as the inverse adds modulo 2**64)."""
+    stream's first; 0 for the first of each part (``seg``: where the parts start, ``sizes``:
+    all streams' result counts). Modulo 2**64, as the inverse adds modulo 2**64."""
     u = x.view(_U64)
-    d = np.diff(u, axis=1, prepend=u[:, :1])
+    d = np.empty_like(u)
+    np.subtract(u[:, 1:], u[:, :-1], out=d[:, 1:])
+    starts = _starts(np.array(sizes, np.int64))
     if len(starts) > 1:
         d[:, starts[1:]] = u[:, starts[1:]] - u[:, starts[:-1]]
+    d[:, seg] = 0
     out: I64 = d.view(np.int64)
     return out
 
@@ -484,19 +592,20 @@ def decode_blob(idents: Sequence[StreamIdent], data: bytes) -> tuple[Block, ...]
     """Inverse of :func:`encode_blob`, the streams' identities given in stored order; raises
     :class:`RecordError` for bytes it cannot read."""
     try:
-        magic, k, n = _BLOB_HEAD.unpack_from(data)
+        magic, k, n, size = _BLOB_HEAD.unpack_from(data)
         if magic != BLOB_MAGIC:
             raise ValueError(f"magic {magic!r}")
         if k != len(idents):
             raise ValueError(f"{k} streams stored, {len(idents)} named")
         if n > MAX_RESULTS:
             raise ValueError(f"{n} results (a batch has at most {MAX_RESULTS})")
-        raw = zlib.decompress(data[_BLOB_HEAD.size:])
+        raw = zlib.decompress(data[_BLOB_HEAD.size:_BLOB_HEAD.size + size])
         counts = np.frombuffer(raw, "<u4", k).astype(np.int64)
         if int(counts.sum()) != n:
             raise ValueError("stream counts do not add up")
-        head = np.frombuffer(raw, _COLUMN_HEAD, len(DENSE_COLUMNS), 4 * k)
-        ints, codes, pos = _columns_of(raw, 4 * k + head.nbytes, head, counts)
+        head = np.frombuffer(raw, COLUMN_HEAD, len(DENSE_COLUMNS), 4 * k)
+        ints, codes, pos = _columns_of(raw, 4 * k + head.nbytes, head, counts,
+                                       memoryview(data)[_BLOB_HEAD.size + size:])
         details, hops = _trailer(orjson.loads(raw[pos:]), counts)
     except (ValueError, TypeError, struct.error, zlib.error, orjson.JSONDecodeError) as exc:
         raise RecordError(f"stored blob: cannot decode ({exc})") from None
@@ -509,35 +618,43 @@ def decode_blob(idents: Sequence[StreamIdent], data: bytes) -> tuple[Block, ...]
     return tuple(out)
 
 
-def _columns_of(raw: bytes, pos: int, head: Any, counts: I64) -> tuple[I64, I8, int]:
-    """The integer and code columns stored at ``pos`` (one row each), and the position after
-    them."""
+def _columns_of(raw: bytes, pos: int, head: Any, counts: I64, planes_raw: memoryview
+                ) -> tuple[I64, I8, int]:
+    """The integer and code columns stored at ``pos`` (one row each; their raw planes in
+    ``planes_raw``), and the position after them."""
     n = int(counts.sum())
-    flags, width = head["flags"], head["width"]
-    if not (np.isin(flags, (0, _DELTA, _MASKED)).all() and np.isin(width, _WIDTH_OF).all()
-            and not (flags[_ND:] & _DELTA).any()):
+    flags, width = head["flags"] % _RAW, head["width"]
+    noise = head["flags"] // _RAW
+    if not (np.isin(flags, (0, _DELTA, _MASKED)).all() and (width <= 8).all()
+            and (noise <= width).all() and not (flags[_ND:] & _DELTA).any()):
         raise ValueError("column heads")
     masked = np.flatnonzero(flags & _MASKED)
     size = (n + 7) // 8
     null = np.unpackbits(np.frombuffer(raw, np.uint8, size * len(masked), pos).reshape(
         len(masked), size), axis=1, count=n, bitorder="little").view(np.bool_)
     pos += size * len(masked)
-    stored = np.zeros((len(head), n), _U64)
+    planes = np.zeros((len(head), 8, n), np.uint8)
+    at = 0
     for w in _WIDTHS:
-        rows = np.flatnonzero(width == w)
-        stored[rows] = np.frombuffer(raw, f"<u{w}", n * len(rows), pos).reshape(len(rows), n)
-        pos += w * n * len(rows)
-    x = stored + head["base"].view(_U64)[:, None]
+        for r in np.flatnonzero(width == w).tolist():
+            k = int(noise[r])
+            planes[r, :k] = np.frombuffer(planes_raw, np.uint8, k * n, at).reshape(k, n)
+            planes[r, k:w] = np.frombuffer(raw, np.uint8, (w - k) * n, pos).reshape(w - k, n)
+            at, pos = at + k * n, pos + (w - k) * n
+    if at != len(planes_raw):
+        raise ValueError("raw planes do not add up")
+    x = (np.ascontiguousarray(planes.transpose(0, 2, 1)).view("<u8").reshape(len(head), n)
+         + head["base"].view(_U64)[:, None])
     delta = np.flatnonzero(flags & _DELTA)
     if len(delta) and n:
         x[delta] = _undelta(x[delta], head["origin"][delta].view(_U64), _starts(counts),
                             counts[counts > 0])
     signed = x.view(np.int64)
     signed[masked] = np.where(null, NULL, signed[masked])
-    codes = signed[len(INT_COLUMNS):]
+    codes = signed[_NI:]
     if n and not ((codes >= -128).all() and (codes <= 127).all()):
         raise ValueError("a code column is out of range")
-    return signed[:len(INT_COLUMNS)], codes.astype(np.int8), pos
+    return signed[:_NI], codes.astype(np.int8), pos
 
 
 def _trailer(obj: Any, counts: I64) -> tuple[dict[int, list[tuple[int, str]]],

@@ -208,10 +208,10 @@ def _blocks(streams: Sequence[Stream], arrays: dict[str, Array]
     ints = np.stack([arrays[c] for c in INT_COLUMNS])
     codes = np.stack([arrays[c] for c in CODE_COLUMNS])
     idx = ints[0]
-    out, at = [], []
-    for s in sorted(streams, key=lambda s: int(idx[s.start])):
+    out, ordered = [], sorted(streams, key=lambda s: int(idx[s.start]))
+    for s in ordered:
         a, b = s.start, s.start + s.n
         fields: list[Any] = [s.ident, *ints[:, a:b], *codes[:, a:b], s.error_detail, s.hops]
         out.append(Block(*fields))
-        at.append(a)
-    return tuple(out), Dense(ints, codes, tuple(at))
+    return tuple(out), Dense(ints, codes, tuple(s.start for s in ordered),
+                             tuple(s.n for s in ordered), tuple(s.ident[1] for s in ordered))
