@@ -412,6 +412,21 @@ def _encode_empty(blocks: Sequence[Block]) -> bytes:
     return _BLOB_HEAD.pack(BLOB_MAGIC, len(blocks), 0, len(z)) + z
 
 
+@dataclass(slots=True)
+class _Frame:
+    """How one blob stores its columns (the column heads), and its null masks by column."""
+
+    flags: list[int]
+    widths: list[int]
+    bases: list[int]
+    origins: list[int]
+    masks: dict[int, bytes]
+
+    def heads(self) -> bytes:
+        return _HEADS.pack(*chain.from_iterable(zip(self.flags, self.widths, self.bases,
+                                                    self.origins, strict=True)))
+
+
 def _encode(x: I64, parts: Sequence[Sequence[Block]], sizes: list[list[int]]
             ) -> list[tuple[bytes, int, int]]:
     """:func:`encode_blob` of each part (blocks whose result counts are ``sizes``, every part
@@ -422,44 +437,52 @@ def _encode(x: I64, parts: Sequence[Sequence[Block]], sizes: list[list[int]]
     batch (segment reductions per part), the choices per column and part made on lists."""
     lens = [sum(s) for s in sizes]
     seg = np.array(list(accumulate(lens, initial=0))[:-1])
-    lo, hi = np.minimum.reduceat(x, seg, axis=1), np.maximum.reduceat(x, seg, axis=1)
-    masks = _nulls(x, lo, hi, seg, lens)
-    d = _deltas(x[:_ND], seg, [n for s in sizes for n in s])
-    d_lo, d_hi = np.minimum.reduceat(d, seg, axis=1), np.maximum.reduceat(d, seg, axis=1)
-    widths = _widths(np.concatenate((lo, d_lo)), np.concatenate((hi, d_hi))).T.tolist()
-    bases, d_bases, firsts = lo.T.tolist(), d_lo.T.tolist(), x[:_ND, seg].T.tolist()
-    spans = list(zip(lo[_SENT].tolist(), hi[_SENT].tolist(), strict=True))
-    flags = [[_MASKED if r in masks[m] else 0 for r in range(len(x))] for m in range(len(lens))]
-    origins = [[0] * len(x) for _ in lens]
-    starts = seg.tolist()
-    for m, (a, n) in enumerate(zip(starts, lens, strict=True)):
-        for i in range(_ND):
-            if widths[m][len(x) + i] < widths[m][i]:  # delta-encoded where it pays
-                flags[m][i], origins[m][i] = _DELTA, firsts[m][i]
-                bases[m][i], widths[m][i] = d_bases[m][i], widths[m][len(x) + i]
-                x[i, a:a + n] = d[i, a:a + n]
-    stored = x.view(_U64) - np.repeat(np.array(bases, np.int64).T.view(_U64), lens, axis=1)
-    widths = [w[:len(x)] for w in widths]
-    planes = _planes(stored, starts, lens, widths, flags)
+    frames, spans = _frames(x, seg, lens, [n for s in sizes for n in s])
+    bases = np.array([f.bases for f in frames], np.int64).T.view(_U64)
+    stored = x.view(_U64) - np.repeat(bases, lens, axis=1)
+    planes = _planes(stored, seg.tolist(), lens, frames)
     out = []
-    for m, n in enumerate(lens):
-        packed, raw = planes[m]
-        z = zlib.compress(b"".join([
-            struct.pack(f"<{len(sizes[m])}I", *sizes[m]),
-            _HEADS.pack(*chain.from_iterable(zip(flags[m], widths[m], bases[m], origins[m],
-                                                 strict=True))),
-            *masks[m].values(), packed, orjson.dumps(_sparse(parts[m]))]), 1)
-        out.append((_BLOB_HEAD.pack(BLOB_MAGIC, len(sizes[m]), n, len(z)) + z + raw,
-                    *spans[m]))
+    for part, counts, frame, (packed, raw), span in zip(parts, sizes, frames, planes, spans,
+                                                         strict=True):
+        z = zlib.compress(b"".join([struct.pack(f"<{len(counts)}I", *counts), frame.heads(),
+                                    *frame.masks.values(), packed,
+                                    orjson.dumps(_sparse(part))]), 1)
+        out.append((_BLOB_HEAD.pack(BLOB_MAGIC, len(counts), sum(counts), len(z)) + z + raw,
+                    *span))
     return out
 
 
-def _planes(stored: U64, starts: list[int], lens: list[int], widths: list[list[int]],
-            flags: list[list[int]]) -> list[tuple[bytes, bytes]]:
+def _frames(x: I64, seg: I64, lens: list[int], sizes: list[int]
+            ) -> tuple[list[_Frame], list[tuple[int, int]]]:
+    """Each part's frame (``seg``: where the parts start, ``lens``: their results, ``sizes``:
+    every stream's results) and its first and last send time; the :data:`DELTA_COLUMNS` of
+    a part stored as differences are replaced by them in ``x``."""
+    lo, hi = np.minimum.reduceat(x, seg, axis=1), np.maximum.reduceat(x, seg, axis=1)
+    masks = _nulls(x, lo, hi, seg, lens)
+    d = _deltas(x[:_ND], seg, sizes)
+    d_lo, d_hi = np.minimum.reduceat(d, seg, axis=1), np.maximum.reduceat(d, seg, axis=1)
+    widths = _widths(np.concatenate((lo, d_lo)), np.concatenate((hi, d_hi))).T.tolist()
+    bases, d_bases, firsts = lo.T.tolist(), d_lo.T.tolist(), x[:_ND, seg].T.tolist()
+    nc, frames = len(x), []
+    for m, (a, n) in enumerate(zip(seg.tolist(), lens, strict=True)):
+        f = _Frame([_MASKED if r in masks[m] else 0 for r in range(nc)], widths[m][:nc],
+                   bases[m], [0] * nc, masks[m])
+        for i in range(_ND):
+            if widths[m][nc + i] < f.widths[i]:  # delta-encoded where it pays
+                f.flags[i], f.widths[i], f.bases[i], f.origins[i] = (
+                    _DELTA, widths[m][nc + i], d_bases[m][i], firsts[m][i])
+                x[i, a:a + n] = d[i, a:a + n]
+        frames.append(f)
+    return frames, list(zip(lo[_SENT].tolist(), hi[_SENT].tolist(), strict=True))
+
+
+def _planes(stored: U64, starts: list[int], lens: list[int], frames: list[_Frame]
+            ) -> list[tuple[bytes, bytes]]:
     """Per part, its columns of ``stored`` grouped by width, narrowest first, as their byte
     planes (least significant first): those zlib is to compress and those kept raw (noise;
-    their count added to ``flags``). Every plane any part needs is cut out of the batch in
-    one gather, and each part's two runs of planes in one more each."""
+    their count added to the frame's flags). Every plane any part needs is cut out of the
+    batch in one gather, and each part's two runs of planes in one more each."""
+    widths = [f.widths for f in frames]
     tops = [max(ws) for ws in zip(*widths, strict=True)]
     pairs = [(r, p) for r, top in enumerate(tops) for p in range(top)]
     if not pairs:
@@ -474,7 +497,7 @@ def _planes(stored: U64, starts: list[int], lens: list[int], widths: list[list[i
         packed, raw = [], []
         for r in sorted((r for r, w in enumerate(widths[m]) if w), key=widths[m].__getitem__):
             k = noise[m][r]
-            flags[m][r] += k * _RAW
+            frames[m].flags[r] += k * _RAW
             raw += [where[r, p] for p in range(k)]
             packed += [where[r, p] for p in range(k, widths[m][r])]
         out.append((cut[packed, a:a + n].tobytes(), cut[raw, a:a + n].tobytes()))
