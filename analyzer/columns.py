@@ -363,17 +363,15 @@ def batch_blobs(batch: ColumnBatch) -> list[MethodBlob]:
     decoder kept it)."""
     dense = batch.dense
     sizes = list(dense.n) if dense else [len(b.idx) for b in batch.blocks]
-    methods = dense.methods if dense else tuple(b.ident[1] for b in batch.blocks)
-    groups: dict[str, list[int]] = {}
-    for k, (size, method) in enumerate(zip(sizes, methods, strict=True)):
-        if size:
-            groups.setdefault(method, []).append(k)
-    methods = tuple(sorted(groups))
+    of_block = dense.methods if dense else tuple(b.ident[1] for b in batch.blocks)
+    methods = sorted({m for m, n in zip(of_block, sizes, strict=True) if n})
+    if not methods:
+        return []
+    groups = {m: [k for k, (b, n) in enumerate(zip(of_block, sizes, strict=True)) if b == m and n]
+              for m in methods}
     order = [k for m in methods for k in groups[m]]
     parts = [tuple(batch.blocks[k] for k in groups[m]) for m in methods]
     counts = [[sizes[k] for k in groups[m]] for m in methods]
-    if not parts:
-        return []
     n = np.array([sizes[k] for k in order], np.int64)
     x = np.empty((len(DENSE_COLUMNS), int(n.sum())), np.int64)
     if dense is None:
