@@ -523,14 +523,14 @@ def _noise(stored: U64, starts: list[int], lens: list[int], widths: list[list[in
     flips = sample[:, :, 1:] ^ sample[:, :, :-1]
     for shift in (4, 2, 1):  # fold each byte onto its lowest bit: 1 where the byte changed
         flips |= flips >> np.uint64(shift)
-    lanes = np.ascontiguousarray((flips & _LANES).sum(axis=2), "<u8").view(np.uint8)
-    busy = lanes.reshape(len(rows), len(long), 8) >= _BUSY
-    below_top = np.arange(8) < (np.array([[widths[m][r] for m in long] for r in rows]) - 1)[
-        :, :, None]
-    counts = np.cumprod(busy & below_top, axis=2).sum(axis=2).tolist()
+    lanes = np.ascontiguousarray((flips & _LANES).sum(axis=2), "<u8").view(np.uint8).reshape(
+        len(rows), len(long), 8).tolist()
     for k, r in enumerate(rows):
         for j, m in enumerate(long):
-            out[m][r] = counts[k][j]
+            changes, n = lanes[k][j], 0
+            while n < widths[m][r] - 1 and changes[n] >= _BUSY:
+                n += 1
+            out[m][r] = n
     return out
 
 
@@ -553,10 +553,12 @@ def _nulls(x: I64, lo: I64, hi: I64, seg: I64, lens: list[int]) -> list[dict[int
     null = x[rows] == NULL
     values = np.minimum.reduceat(np.where(null, _I64_MAX, x[rows]), seg, axis=1)
     lo[rows] = np.where(mixed, values, lo[rows])
-    starts = seg.tolist()
-    for k, m in zip(*np.nonzero(mixed), strict=True):
-        a, n = starts[m], lens[m]
-        out[m][int(k) + _NULLABLE_FROM] = np.packbits(null[k, a:a + n], bitorder="little").tobytes()
+    for m, (a, n, column) in enumerate(zip(seg.tolist(), lens, mixed.T.tolist(), strict=True)):
+        if ks := [k for k, flag in enumerate(column) if flag]:
+            packed = np.packbits(null[ks, a:a + n], axis=1, bitorder="little").tobytes()
+            size = (n + 7) // 8
+            out[m] = {k + _NULLABLE_FROM: packed[j * size:(j + 1) * size]
+                      for j, k in enumerate(ks)}
     return out
 
 
