@@ -710,11 +710,14 @@ class SqlStore:
         """The digest of a batch's stored blobs, in method order, each with the keys of the
         streams it names ("" for a list that is not one, or an id with no stream: the digest
         then cannot match)."""
-        rows = sorted(self._exec("SELECT method, stream_ids, data FROM blobs WHERE bid = ?",
-                                 (bid,)).fetchall(), key=_first_str)
+        rows = sorted(self._exec("SELECT method, stream_ids, data, n, first_ns, last_ns "
+                                 "FROM blobs WHERE bid = ?", (bid,)).fetchall(), key=_first_str)
         try:
             items = [(method, [skeys.get(i, "") for i in _ids_of(ids)], bytes(data))
-                     for method, ids, data in rows]
+                     for method, ids, data, *_span in rows]
+            if not all(_span_holds(bytes(row[2]), len(items[k][1]), row[3:])
+                       for k, row in enumerate(rows)):
+                return ""  # n or the send-time span edited: window reads would miss results
         except RecordError:
             return ""
         return blobs_digest(items).hex()
@@ -739,6 +742,16 @@ class SqlStore:
 
 
 _BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
+
+
+def _span_holds(data: bytes, streams: int, stored: Sequence[Any]) -> bool:
+    """Whether a blob row's ``n``, ``first_ns`` and ``last_ns`` (what window reads and
+    retention select blobs by, outside the digest) are the blob's own."""
+    blocks = decode_blob([("",) * 14] * streams, data)
+    sent = np.concatenate([b.sent_at_ns for b in blocks]) if blocks else np.zeros(0, np.int64)
+    if not len(sent):
+        return int(stored[0]) == 0
+    return [int(x) for x in stored] == [len(sent), int(sent.min()), int(sent.max())]
 
 
 def _first(item: tuple[tuple[int, int, int], Result]) -> tuple[int, int, int]:

@@ -175,6 +175,10 @@ def test_verify_detects_an_edited_result(store: Store) -> None:
     ("UPDATE blobs SET stream_ids = 'x' WHERE bid = 2 AND method = 'icmp'", "batch #2"),
     ("UPDATE blobs SET stream_ids = stream_ids || ',' || stream_ids WHERE bid = 2 "
      "AND method = 'icmp'", "batch #2"),
+    # the columns window reads and retention select blobs by, outside the blob's digest
+    ("UPDATE blobs SET first_ns = first_ns + 1 WHERE bid = 2 AND method = 'icmp'", "batch #2"),
+    ("UPDATE blobs SET last_ns = last_ns - 1 WHERE bid = 3 AND method = 'stamp'", "batch #3"),
+    ("UPDATE blobs SET n = n + 1 WHERE bid = 1 AND method = 'icmp'", "batch #1"),
 ])
 def test_verify_detects_edited_batches_and_streams(store: Store, sql: str, where: str) -> None:
     for b in make_batches("p1", 3, 50):
