@@ -136,7 +136,7 @@ def rollup_fold(dialect: str) -> list[str]:
     rollups are in the rollup tables. Ingest commits a batch's raw results only; the store
     folds the batches after ``through_bid`` into the rollup tables in runs
     (``SqlStore.fold_pending``), from the rollups it computed at ingest or, after a restart
-    or for another collector's batches, from their stored blocks with the delay thresholds
+    or for another collector's batches, from their stored raw results with the delay thresholds
     the ingesting store counted (``batches.thresholds``, comma-separated ns; NULL before)."""
     return [f"CREATE TABLE rollup_fold (through_bid {_TYPES[dialect][_INT]} NOT NULL)",
             "INSERT INTO rollup_fold (through_bid) SELECT COALESCE(MAX(bid), 0) FROM batches",

@@ -239,13 +239,14 @@ class SqlStore:
 
     def _fold_after_write(self) -> None:
         """Fold after a committed write. A failure is logged, not raised: the batch is
-        stored and acknowledged, and the next fold (or read) folds it from its blocks."""
+        stored and acknowledged, and the next fold (or read) folds it from
+        its stored raw results."""
         try:
             self.fold_pending()
         except Exception:
-            log.exception("folding rollups failed; the next fold retries from stored blocks")
+            log.exception("folding rollups failed; the next fold redoes them from raw results")
             if len(self._unfolded) > 4 * FOLD_AT:
-                self._unfolded.clear()  # recomputed from the blocks when folded
+                self._unfolded.clear()  # recomputed from the raw results when folded
 
     def _stream_row(self, ident: StreamIdent) -> tuple[Any, ...]:
         """:func:`_stream_row`, memoised (streams recur in every batch of a probe)."""
