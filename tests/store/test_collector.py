@@ -208,6 +208,28 @@ async def test_oversize_body_is_413_declared_or_streamed(server: Server) -> None
     assert (await server.post(KEY_A, PROBE_A, encode_batch(_batch()))).status_code == 200
 
 
+async def test_other_methods_on_batches_are_405(server: Server) -> None:
+    response = await server.client.get(server.url + "/v1/batches")
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    assert (await server.client.put(server.url + "/v1/batches", content=b"{}")).status_code == 405
+
+
+async def test_client_gone_mid_body_is_not_answered_or_counted(server: Server) -> None:
+    body = encode_batch(_batch())
+    headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time())
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    lines = ["POST /v1/batches HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
+             *[f"{k}: {v}" for k, v in headers.items()], "", ""]
+    stream = await trio.open_tcp_stream(host, int(port))
+    await stream.send_all("\r\n".join(lines).encode() + body[:len(body) // 2])
+    await stream.aclose()
+    assert (await server.client.get(server.url + "/healthz")).status_code == 200
+    assert server.stored() == 0
+    assert await server.metric("ixmeter_collector_requests_total{route=\"batches\"") == 0
+    assert await server.metric("ixmeter_collector_auth_failures_total") == 0
+    assert (await server.post(KEY_A, PROBE_A, body, headers=headers)).status_code == 200
+
+
 async def test_heartbeat_and_health(server: Server) -> None:
     path = f"/v1/probes/{PROBE_A}/heartbeat"
     body = json.dumps({"version": "0.1.0", "spool_depth": 7, "counters": {"sent": 3}}).encode()
