@@ -1,4 +1,4 @@
-"""The collector's ASGI app (Starlette, run under hypercorn's trio worker).
+"""The collector's ASGI app (Starlette, served by :mod:`analyzer.collector.h11server`).
 
 Routes: ``POST /v1/batches`` (signed batch ingest, acknowledged only after commit),
 ``POST /v1/probes/{id}/heartbeat``, ``GET /v1/probes/{id}/inventory``, ``GET /healthz``,

@@ -1,4 +1,4 @@
-"""The collector over real HTTP on 127.0.0.1 (hypercorn trio worker in the test's nursery)."""
+"""The collector over real HTTP on 127.0.0.1 (its HTTP/1.1 server in the test's nursery)."""
 
 from __future__ import annotations
 
