@@ -2,8 +2,8 @@
 
 Routes: ``POST /v1/batches`` (signed batch ingest, acknowledged only after commit),
 ``POST /v1/probes/{id}/heartbeat``, ``GET /v1/probes/{id}/inventory``, ``GET /healthz``,
-``GET /openapi.json`` and ``GET /metrics`` (Prometheus). Blocking store work runs in
-``trio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``: one writer.
+``GET /openapi.json`` and ``GET /metrics`` (Prometheus). Blocking store work runs on one
+:class:`~analyzer.collector.storethread.StoreThread`, a call at a time: one writer.
 
 ``POST /v1/batches`` is the hot path: it is served as a plain ASGI callable (no Starlette
 request, response or middleware objects; answers encoded with orjson), in front of the
@@ -21,7 +21,6 @@ from contextlib import aclosing
 from typing import Any
 
 import orjson
-import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.inventory import probe_plan
 from analyzer.collector.openapi import openapi_document
+from analyzer.collector.storethread import StoreThread
 from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
 from ixmeter import __version__
@@ -99,7 +99,7 @@ class Collector:
         self.store, self.auth, self.inventory = store, auth, inventory
         self.max_body, self.clock = max_body, clock
         self.metrics = Metrics()
-        self.limiter = trio.CapacityLimiter(1)
+        self.store_thread = StoreThread()
 
     def app(self) -> AsgiApp:
         routes = [
@@ -165,8 +165,9 @@ class Collector:
             raise Problem(status, {"error": str(exc), "reason": exc.reason},
                           exc.reason) from None
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+    async def in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` (blocking store work) on the store thread, after the calls before it."""
+        return await self.store_thread.run(fn, *args)
 
     # -- routes ----------------------------------------------------------------------------
     async def batches_app(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,7 +193,7 @@ class Collector:
             body = await self._body(headers.get("content-length"), chunks)
         probe_id = self._check(headers, scope["method"], scope["path"], body)
         started = time.perf_counter()
-        receipt: WriteReceipt = await self._in_thread(self._ingest, probe_id, body)
+        receipt: WriteReceipt = await self.in_store_thread(self._ingest, probe_id, body)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.child(self.metrics.batches,
                            "duplicate" if receipt.duplicate else "accepted").inc()
@@ -234,7 +235,7 @@ class Collector:
         body = await self._read_body(request)
         self._authenticate(request, body, url_probe=probe_id)
         version, depth, counters = parse_heartbeat(body)
-        await self._in_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
+        await self.in_store_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
                               version)
         if depth is not None:
             self.metrics.spool_depth.labels(probe_id).set(depth)
@@ -255,7 +256,7 @@ class Collector:
         return JSONResponse(plan)
 
     async def healthz(self, request: Request) -> Response:
-        head = await self._in_thread(self.store.chain_head)
+        head = await self.in_store_thread(self.store.chain_head)
         return JSONResponse({"ok": True, "version": __version__, "chain_length": head.length,
                              "chain_head": head.head})
 

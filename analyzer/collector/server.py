@@ -32,26 +32,28 @@ async def serve(collector: Collector, bind: str, *, retention_s: float | None = 
                 shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until ``shutdown_trigger`` returns (or forever); reports the bound URLs."""
-    async with trio.open_nursery() as nursery:
+    try:
+        async with trio.open_nursery() as nursery:
 
-        async def http(task_status: trio.TaskStatus[list[str]]) -> None:
-            await http_server(collector, tls).serve(bind, shutdown_trigger=shutdown_trigger,
-                                                    task_status=task_status)
-            nursery.cancel_scope.cancel()  # the server has shut down: stop retention too
+            async def http(task_status: trio.TaskStatus[list[str]]) -> None:
+                await http_server(collector, tls).serve(bind, shutdown_trigger=shutdown_trigger,
+                                                        task_status=task_status)
+                nursery.cancel_scope.cancel()  # the server has shut down: stop retention too
 
-        if retention_s:
-            nursery.start_soon(_retention, collector, retention_s)
-        if keys_path:
-            nursery.start_soon(_watch_keys, collector, keys_path)
-        binds = await nursery.start(http)
-        task_status.started(binds)
+            if retention_s:
+                nursery.start_soon(_retention, collector, retention_s)
+            if keys_path:
+                nursery.start_soon(_watch_keys, collector, keys_path)
+            binds = await nursery.start(http)
+            task_status.started(binds)
+    finally:
+        collector.store_thread.stop()
 
 
 async def _retention(collector: Collector, retention_s: float) -> None:
     while True:
         cutoff = time.time_ns() - int(retention_s * 1e9)
-        removed = await trio.to_thread.run_sync(collector.store.prune, cutoff,
-                                                limiter=collector.limiter)
+        removed = await collector.in_store_thread(collector.store.prune, cutoff)
         if removed:
             log.info("retention: pruned %d raw results sent before %d", removed, cutoff)
         await trio.sleep(PRUNE_EVERY_S)

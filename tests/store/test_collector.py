@@ -312,6 +312,25 @@ async def test_keys_file_reloaded_on_change(tmp_path: Path) -> None:
     store.close()
 
 
+async def test_retention_prunes_old_results(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    store.write_batch(_batch(), time.time_ns())  # results sent in May 2026, long ago
+    collector = Collector(store, Authenticator(KeyRing({PROBE_A: [KEY_A]})))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve(
+            collector, "127.0.0.1:0", retention_s=60.0, shutdown_trigger=stop.wait,
+            task_status=task_status))
+        with trio.fail_after(10):  # read on the store thread too: one connection, one thread
+            while True:
+                if not await collector.in_store_thread(lambda: list(store.read_results(ALL))):
+                    break
+                await trio.sleep(0.05)
+        stop.set()
+    assert store.chain_head().length == 1  # the chain stays
+    store.close()
+
+
 @pytest.mark.postgres
 async def test_two_collectors_on_one_postgres_store_once(pg_cluster: PgCluster) -> None:
     """Several collectors behind a load balancer: one chain, each batch stored once."""
