@@ -66,6 +66,13 @@ class CollectorProcess:
                 time.sleep(0.05)
         raise RuntimeError("collector did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the collector has used so far (Linux /proc;
+        taskset execs the collector, so its pid is the collector's)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)

@@ -117,18 +117,26 @@ def store_direct(tmp: Path, n_batches: int, shape: str) -> list[tuple[str, str]]
              rate(k, t_write))]
 
 
-def _sent(port: int, requests: list[Raw], duplicate: bool | None) -> float:
-    """Seconds to send the requests over 4 connections from the other core; every answer
-    must be 200 (and duplicate or not, as given)."""
-    start = time.perf_counter()
+def _sent(collector: CollectorProcess, requests: list[Raw], duplicate: bool | None
+          ) -> tuple[float, float]:
+    """Seconds to send the requests over 4 connections from the other core, and the
+    collector's CPU seconds meanwhile; every answer must be 200 (and duplicate or not, as
+    given)."""
+    start, cpu = time.perf_counter(), collector.cpu_seconds()
     with _on_other_core():
-        answers = trio.run(send_raw, "127.0.0.1", port, requests, 4)
-    seconds = time.perf_counter() - start
+        answers = trio.run(send_raw, "127.0.0.1", collector.port, requests, 4)
+    seconds, cpu = time.perf_counter() - start, collector.cpu_seconds() - cpu
     for status, body in answers:
         if status != 200 or (duplicate is not None
                              and (b'"duplicate":true' in body) != duplicate):
             raise RuntimeError(f"unexpected answer {status} {body[:200]!r}")
-    return seconds
+    return seconds, cpu
+
+
+def _per_request(n: int, seconds: float, cpu: float, count: int) -> str:
+    """``n / seconds``, and the collector's CPU per request (steadier than wall time on a
+    shared machine)."""
+    return f"{rate(n, seconds)} ({cpu / count * 1e3:.2f} ms CPU per request)"
 
 
 @contextmanager
@@ -149,22 +157,24 @@ def over_http(tmp: Path, db: str, n_batches: int, label: str, shape: str = "narr
     keys = write_keys(tmp / f"keys-{label}.yaml", probes)
     payloads = {p: bodies(p, n_batches // len(probes), SIZE, seed=k, encode=encode,
                           paths=SHAPES[shape]) for k, p in enumerate(probes)}
-    port = free_port()
-    collector = CollectorProcess(db, tmp / f"keys-{label}.yaml", port, cpu=0, src=src).start()
-    host = f"127.0.0.1:{port}"
+    collector = CollectorProcess(db, tmp / f"keys-{label}.yaml", free_port(), cpu=0,
+                                 src=src).start()
+    host = f"127.0.0.1:{collector.port}"
     try:
-        seconds = _sent(port, presigned(keys, payloads, host), duplicate=False)
-        resent = _sent(port, presigned(keys, payloads, host), duplicate=True)  # all re-sent
+        first = _sent(collector, presigned(keys, payloads, host), duplicate=False)
+        again = _sent(collector, presigned(keys, payloads, host), duplicate=True)  # re-sent
         health = [(h11.Request(method="GET", target="/healthz", headers=[("Host", host)]), b"")]
-        health_s = _sent(port, health * HEALTH_N, duplicate=None)
+        healthz = _sent(collector, health * HEALTH_N, duplicate=None)
     finally:
         collector.stop()
-    n = sum(len(items) for items in payloads.values()) * SIZE
-    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders", rate(n, seconds)),
+    batches = sum(len(items) for items in payloads.values())
+    n = batches * SIZE
+    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders",
+             _per_request(n, *first, batches)),
             (f"same batches re-sent to {label} (answered duplicate, nothing stored)",
-             rate(n, resent)),
+             _per_request(n, *again, batches)),
             ("GET /healthz on that collector, requests/s (not results/s)",
-             rate(HEALTH_N, health_s))], n
+             _per_request(HEALTH_N, *healthz, HEALTH_N))], n
 
 
 def db_size_sqlite(path: Path, n: int) -> str:
