@@ -9,7 +9,7 @@ collector's app has none).
 
 Why not a general ASGI server: per request hypercorn's trio worker spawns a task, passes
 events through memory channels, locks and shields every write and restarts an idle-timeout
-task; on the collector's one core that was ~0.4 ms of the ~0.7 ms a re-sent batch cost
+task; on the collector's one core that was ~0.3 ms of the ~0.8 ms a re-sent batch cost
 (docs/collector.md, "Measured").
 
 A connection is closed after an idle ``keep_alive_s``, after a response the client or h11 says
