@@ -22,7 +22,10 @@ once and requests in progress get ``grace_s`` to finish.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import ssl
+import stat
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
@@ -59,8 +62,30 @@ def parse_bind(bind: str) -> tuple[str, int]:
     host, sep, port = bind.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise IxmeterError(f"cannot listen on {bind!r}: expected HOST:PORT",
-                           hint="e.g. 127.0.0.1:8650, 0.0.0.0:8650 or [::1]:8650")
+                           hint="e.g. 127.0.0.1:8650, 0.0.0.0:8650, [::1]:8650 or unix:PATH")
     return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+async def open_listeners(bind: str) -> list[trio.SocketListener]:
+    """Listeners for ``HOST:PORT`` (every address the host resolves to) or ``unix:PATH`` (a
+    unix socket; a stale socket file left at PATH is replaced, any other file is an error)."""
+    if not bind.startswith("unix:"):
+        host, port = parse_bind(bind)
+        return await trio.open_tcp_listeners(port, host=host)
+    path = bind.removeprefix("unix:")
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        sock.close()
+        raise IxmeterError(f"cannot listen on {bind!r}: {exc.strerror}") from None
+    return [trio.SocketListener(sock)]
 
 
 def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
@@ -72,9 +97,13 @@ def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     return context
 
 
-def url_of(scheme: str, sockname: tuple[Any, ...]) -> str:
-    host = sockname[0]
-    return f"{scheme}://[{host}]:{sockname[1]}" if ":" in host else f"{scheme}://{host}:{sockname[1]}"
+def url_of(scheme: str, sockname: tuple[Any, ...] | str) -> str:
+    """How a bound socket is reported: ``http://HOST:PORT``, ``http://[IPv6]:PORT`` or
+    ``http://unix:PATH``, as hypercorn reported them."""
+    if isinstance(sockname, str):
+        return f"{scheme}://unix:{sockname}"
+    host, port = sockname[0], sockname[1]
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def asgi_scope(request: h11.Request, scheme: str, client: tuple[str, int] | None,
@@ -191,8 +220,7 @@ class HttpServer:
     async def serve(self, bind: str, *, shutdown_trigger: Callable[[], Awaitable[Any]] | None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on ``bind``, report the URLs, serve until ``shutdown_trigger`` returns."""
-        host, port = parse_bind(bind)
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        listeners = await open_listeners(bind)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
                 await accepting.start(partial(trio.serve_listeners, self._connection,

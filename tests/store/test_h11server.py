@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h11
@@ -236,6 +238,28 @@ async def test_shutdown_finishes_requests_in_progress(running: Running) -> None:
     assert answers == [201]
     await idle.aclose()
     await busy.stream.aclose()
+
+
+async def test_unix_socket_replacing_a_stale_one(tmp_path: Path) -> None:
+    """``unix:PATH``, as the demo runs the collector; a socket file left by a killed run is
+    replaced, any other file at PATH is refused."""
+    path = tmp_path / "collector.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()
+    server, stop = HttpServer(echo_app), trio.Event()
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(lambda task_status: server.serve(
+            f"unix:{path}", shutdown_trigger=stop.wait, task_status=task_status))
+        assert urls == [f"http://unix:{path}"]
+        client = Client(await trio.open_unix_socket(str(path)))
+        head, body = await client.request("POST", "/u", b"over unix")
+        assert (head.status_code, body) == (201, b"POST over unix")
+        await client.stream.aclose()
+        stop.set()
+    (tmp_path / "file").write_text("not a socket")
+    with pytest.raises(IxmeterError):
+        await HttpServer(echo_app).serve(f"unix:{tmp_path / 'file'}", shutdown_trigger=None)
 
 
 def test_parse_bind() -> None:
