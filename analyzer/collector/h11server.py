@@ -66,26 +66,36 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
-async def open_listeners(bind: str) -> list[trio.SocketListener]:
-    """Listeners for ``HOST:PORT`` (every address the host resolves to) or ``unix:PATH`` (a
-    unix socket; a stale socket file left at PATH is replaced, any other file is an error)."""
-    if not bind.startswith("unix:"):
-        host, port = parse_bind(bind)
-        return await trio.open_tcp_listeners(port, host=host)
-    path = bind.removeprefix("unix:")
+async def open_listener(bind: str) -> trio.SocketListener:
+    """One listening socket, bound as hypercorn bound it: ``HOST:PORT`` on IPv4, ``[IPv6]:PORT``
+    on IPv6 with the system's dual-stack default (``[::]`` takes IPv4 too where
+    ``net.ipv6.bindv6only`` is 0), or ``unix:PATH`` (a stale socket file left at PATH is
+    replaced; any other file there is an error)."""
+    if bind.startswith("unix:"):
+        address: str | tuple[str, int] = bind.removeprefix("unix:")
+        family = socket.AF_UNIX
+        _remove_stale_socket(bind.removeprefix("unix:"))
+    else:
+        address = parse_bind(bind)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family != socket.AF_UNIX:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        await sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        sock.close()
+        raise IxmeterError(f"cannot listen on {bind!r}: {exc.strerror or exc}") from None
+    return trio.SocketListener(sock)
+
+
+def _remove_stale_socket(path: str) -> None:
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.remove(path)
     except FileNotFoundError:
         pass
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        await sock.bind(path)
-        sock.listen(socket.SOMAXCONN)
-    except OSError as exc:
-        sock.close()
-        raise IxmeterError(f"cannot listen on {bind!r}: {exc.strerror}") from None
-    return [trio.SocketListener(sock)]
 
 
 def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
@@ -220,7 +230,7 @@ class HttpServer:
     async def serve(self, bind: str, *, shutdown_trigger: Callable[[], Awaitable[Any]] | None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on ``bind``, report the URLs, serve until ``shutdown_trigger`` returns."""
-        listeners = await open_listeners(bind)
+        listeners = [await open_listener(bind)]
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
                 await accepting.start(partial(trio.serve_listeners, self._connection,

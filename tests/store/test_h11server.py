@@ -262,6 +262,27 @@ async def test_unix_socket_replacing_a_stale_one(tmp_path: Path) -> None:
         await HttpServer(echo_app).serve(f"unix:{tmp_path / 'file'}", shutdown_trigger=None)
 
 
+_V6ONLY = Path("/proc/sys/net/ipv6/bindv6only")
+
+
+@pytest.mark.skipif(not _V6ONLY.exists() or _V6ONLY.read_text().strip() != "0",
+                    reason="net.ipv6.bindv6only is set (or unknown): [::] is IPv6 only here")
+async def test_ipv6_any_takes_ipv4_too_and_a_taken_port_is_an_error() -> None:
+    """``[::]:PORT`` is one dual-stack socket, as it was under hypercorn (where the system's
+    ``net.ipv6.bindv6only`` is 0, the Linux default)."""
+    server, stop = HttpServer(echo_app), trio.Event()
+    async with trio.open_nursery() as nursery:
+        [url] = await nursery.start(lambda task_status: server.serve(
+            "[::]:0", shutdown_trigger=stop.wait, task_status=task_status))
+        port = int(url.rsplit(":", 1)[1])
+        client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        assert (await client.request("GET", "/v4"))[0].status_code == 201
+        await client.stream.aclose()
+        with pytest.raises(IxmeterError, match="in use"):
+            await HttpServer(echo_app).serve(f"[::]:{port}", shutdown_trigger=None)
+        stop.set()
+
+
 def test_parse_bind() -> None:
     assert parse_bind("127.0.0.1:8650") == ("127.0.0.1", 8650)
     assert parse_bind("[::1]:0") == ("::1", 0)
