@@ -71,10 +71,10 @@ async def open_listener(bind: str) -> trio.SocketListener:
     on IPv6 with the system's dual-stack default (``[::]`` takes IPv4 too where
     ``net.ipv6.bindv6only`` is 0), or ``unix:PATH`` (a stale socket file left at PATH is
     replaced; any other file there is an error)."""
+    address: str | tuple[str, int]
     if bind.startswith("unix:"):
-        address: str | tuple[str, int] = bind.removeprefix("unix:")
-        family = socket.AF_UNIX
-        _remove_stale_socket(bind.removeprefix("unix:"))
+        address, family = bind.removeprefix("unix:"), socket.AF_UNIX
+        _remove_stale_socket(address)
     else:
         address = parse_bind(bind)
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
