@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.store_ingest            # short run (~2 min)
     .venv/bin/python -m bench.store_ingest --full     # 5x more batches
     .venv/bin/python -m bench.store_ingest --no-pg    # skip PostgreSQL
+    .venv/bin/python -m bench.store_ingest --http-only --collector-src /tmp/old
+                                  # HTTP lines only, collector run from another commit's tree
 
 Two batch shapes of 1,000 results: *narrow* (6 streams: 3 paths x ICMP/STAMP, the factory's
 shape) and *wide* (100 streams of 10 results: a probe measuring 100 targets, the shape of a
@@ -11,7 +13,11 @@ in one transaction per batch (the ceiling of a row per result), ``INSERT ... ON 
 NOTHING`` re-ingesting them, sqlite-utils ``insert_all``; decoding wire v1 and v2 bodies;
 ``batch_tables``; the store's ``write_blocks`` with its folds; results/s accepted over HTTP by
 a collector pinned to one core (wire v2 both shapes, wire v1, then PostgreSQL); database size
-per million results.
+per million results. The uploaders send presigned requests from one trio task per connection
+on the other core (signing and encoding are the probes' costs), so the collector's core is the
+one measured. The over-HTTP rates include folding every batch's rollups: what the collector
+had not folded when the uploads end is folded from the stored raw results by this process
+(dearer than the collector's fold from memory) and its time added.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import h11
 import sqlite_utils
 import trio
 
@@ -34,11 +41,21 @@ from analyzer.store import open_store
 from analyzer.store.rows import RESULT_COLUMNS, result_row
 from analyzer.store.sqlite import SqliteStore
 from analyzer.wire_columns import decode_body
-from bench.collector_harness import CollectorProcess, Tally, bodies, free_port, upload, write_keys
+from bench.collector_harness import (
+    ROOT,
+    CollectorProcess,
+    Raw,
+    bodies,
+    free_port,
+    presigned,
+    send_raw,
+    write_keys,
+)
 from ixmeter.wire import Batch, encode_batch, encode_columns
 from tests.store.factory import PATHS, T0, make_results, wide_paths
 
 SIZE = 1000
+HEALTH_N = 2000
 SHAPES = {"narrow": PATHS, "wide": wide_paths(100)}
 
 
@@ -105,51 +122,71 @@ def store_direct(tmp: Path, n_batches: int, shape: str) -> list[tuple[str, str]]
              rate(k, t_write))]
 
 
-async def _client(url: str, keys: dict[str, bytes], payloads: dict[str, list[tuple[str, bytes]]],
-                  concurrency: int) -> Tally:
-    tally = Tally()
-    limits = httpx.Limits(max_connections=concurrency)
-    jobs = [(p, bid, body) for p, items in payloads.items() for bid, body in items]
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+def _sent(collector: CollectorProcess, requests: list[Raw], duplicate: bool | None
+          ) -> tuple[float, float]:
+    """Seconds to send the requests over 4 connections from the other core, and the
+    collector's CPU seconds meanwhile; every answer must be 200 (and duplicate or not, as
+    given)."""
+    start, cpu = time.perf_counter(), collector.cpu_seconds()
+    with _on_other_core():
+        answers = trio.run(send_raw, "127.0.0.1", collector.port, requests, 4)
+    seconds, cpu = time.perf_counter() - start, collector.cpu_seconds() - cpu
+    for status, body in answers:
+        if status != 200 or (duplicate is not None
+                             and (b'"duplicate":true' in body) != duplicate):
+            raise RuntimeError(f"unexpected answer {status} {body[:200]!r}")
+    return seconds, cpu
 
-        async def worker(k: int) -> None:
-            for probe, bid, body in jobs[k::concurrency]:
-                await upload(client, url, keys[probe], probe, bid, body, tally)
 
-        async with trio.open_nursery() as nursery:
-            for k in range(concurrency):
-                nursery.start_soon(worker, k)
-    return tally
+def _per_request(n: int, seconds: float, cpu: float, count: int) -> str:
+    """``n / seconds``, and the collector's CPU per request (steadier than wall time on a
+    shared machine)."""
+    return f"{rate(n, seconds)} ({cpu / count * 1e3:.2f} ms CPU per request)"
+
+
+@contextmanager
+def _on_other_core() -> Iterator[None]:
+    """Run the uploaders on a core other than the collector's (core 0) when there is one."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus - {0} or cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def over_http(tmp: Path, db: str, n_batches: int, label: str, shape: str = "narrow",
-              encode: Callable[[Batch], bytes] = encode_columns
+              encode: Callable[[Batch], bytes] = encode_columns, src: Path = ROOT
               ) -> tuple[list[tuple[str, str]], int]:
     probes = [f"p{k}" for k in range(4)]
     keys = write_keys(tmp / f"keys-{label}.yaml", probes)
     payloads = {p: bodies(p, n_batches // len(probes), SIZE, seed=k, encode=encode,
                           paths=SHAPES[shape]) for k, p in enumerate(probes)}
-    collector = CollectorProcess(db, tmp / f"keys-{label}.yaml", free_port(), cpu=0).start()
+    collector = CollectorProcess(db, tmp / f"keys-{label}.yaml", free_port(), cpu=0,
+                                 src=src).start()
+    host = f"127.0.0.1:{collector.port}"
     try:
-        start = time.perf_counter()
-        tally = trio.run(_client, collector.url, keys, payloads, 4)
-        seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        again = trio.run(_client, collector.url, keys, payloads, 4)  # every batch re-sent
-        resent = time.perf_counter() - start
+        seconds, cpu = _sent(collector, presigned(keys, payloads, host), duplicate=False)
+        fold = timed(lambda: _fold_rest(db))  # what the collector had not folded yet
+        first = (seconds + fold, cpu + fold)
+        again = _sent(collector, presigned(keys, payloads, host), duplicate=True)  # re-sent
+        health = [(h11.Request(method="GET", target="/healthz", headers=[("Host", host)]), b"")]
+        healthz = _sent(collector, health * HEALTH_N, duplicate=None)
     finally:
         collector.stop()
-    seconds += timed(lambda: _fold_rest(db))  # rollups the collector had not folded yet
-    n = len(tally.acked) * SIZE
-    assert again.duplicate_acks == len(tally.acked)
-    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders", rate(n, seconds)),
+    batches = sum(len(items) for items in payloads.values())
+    n = batches * SIZE
+    return [(f"over HTTP into {label}, collector on 1 core, 4 uploaders",
+             _per_request(n, *first, batches)),
             (f"same batches re-sent to {label} (answered duplicate, nothing stored)",
-             rate(n, resent))], n
+             _per_request(n, *again, batches)),
+            ("GET /healthz on that collector, requests/s (not results/s)",
+             _per_request(HEALTH_N, *healthz, HEALTH_N))], n
 
 
 def _fold_rest(db: str) -> None:
-    """Fold what the stopped collector left unfolded (from the stored blocks, in this
-    process): counted in the ingest time, so every batch's rollups are paid for."""
+    """Fold what the collector left unfolded (from the stored raw results, in this process):
+    counted in the ingest time, so every batch's rollups are paid for."""
     store = open_store(db)
     store.fold_pending()
     store.close()
@@ -165,30 +202,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="5x more batches")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--http-only", action="store_true",
+                        help="only the over-HTTP lines (no ceiling, decode or store lines)")
+    parser.add_argument("--collector-src", type=Path, default=ROOT, metavar="DIR",
+                        help="run the collector from this source tree, e.g. an export of an "
+                             "older commit, to compare in one session (default: this one)")
     args = parser.parse_args()
     n_batches = 2000 if args.full else 400
+    src = args.collector_src.resolve()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        rows += ceiling(tmp, 40)
-        for shape in SHAPES:
-            rows += store_direct(tmp, n_batches, shape)
-        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite (v2, narrow)")
+        if not args.http_only:
+            rows += ceiling(tmp, 40)
+            for shape in SHAPES:
+                rows += store_direct(tmp, n_batches, shape)
+        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite (v2, narrow)", src=src)
         rows += http + [("SQLite size per million results (rollups included)",
                          db_size_sqlite(tmp / "http.db", n))]
-        rows += over_http(tmp, str(tmp / "wide.db"), n_batches, "SQLite (v2, wide)",
-                          "wide")[0]
+        rows += over_http(tmp, str(tmp / "wide.db"), n_batches, "SQLite (v2, wide)", "wide",
+                          src=src)[0][:2]
         rows += over_http(tmp, str(tmp / "v1.db"), n_batches // 4, "SQLite (v1, narrow)",
-                          encode=encode_batch)[0][:1]
+                          encode=encode_batch, src=src)[0][:1]
         if not args.no_pg:
-            rows += _postgres(tmp, n_batches)
-    print(f"batches of {SIZE} results; {os.cpu_count()} CPUs (shared)\n")
+            rows += _postgres(tmp, n_batches, src)
+    print(f"batches of {SIZE} results; {os.cpu_count()} CPUs (shared); collector from {src}\n")
     print("| measurement | results/s |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
 
 
-def _postgres(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
+def _postgres(tmp: Path, n_batches: int, src: Path) -> list[tuple[str, str]]:
     from tests.store.pgcluster import PgCluster, PgUnavailable
 
     try:
@@ -200,8 +244,8 @@ def _postgres(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
         from analyzer.store.postgres import PostgresStore
         PostgresStore(url).close()  # schema only: its size is subtracted below
         empty = _pg_size(url)
-        http, n = over_http(tmp, url, n_batches, "PostgreSQL (v2, narrow)")
-        return http + [("PostgreSQL size per million results (rollups, indexes included)",
+        http, n = over_http(tmp, url, n_batches, "PostgreSQL (v2, narrow)", src=src)
+        return http[:2] + [("PostgreSQL size per million results (rollups, indexes included)",
                         f"{(_pg_size(url) - empty) / n * 1e6 / 2**20:,.0f} MiB")]
     finally:
         cluster.stop()

@@ -1,9 +1,13 @@
-"""The collector's ASGI app (Starlette, run under hypercorn's trio worker).
+"""The collector's ASGI app (Starlette, served by :mod:`analyzer.collector.h11server`).
 
 Routes: ``POST /v1/batches`` (signed batch ingest, acknowledged only after commit),
 ``POST /v1/probes/{id}/heartbeat``, ``GET /v1/probes/{id}/inventory``, ``GET /healthz``,
-``GET /openapi.json`` and ``GET /metrics`` (Prometheus). Blocking store work runs in
-``trio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``: one writer.
+``GET /openapi.json`` and ``GET /metrics`` (Prometheus). Blocking store work runs on one
+:class:`~analyzer.collector.storethread.StoreThread`, a call at a time: one writer.
+
+``POST /v1/batches`` is the hot path: it is served as a plain ASGI callable (no Starlette
+request, response or middleware objects; answers encoded with orjson), in front of the
+Starlette router that serves everything else, with the same answers, bodies and metrics.
 """
 
 from __future__ import annotations
@@ -12,20 +16,22 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import trio
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.inventory import probe_plan
 from analyzer.collector.openapi import openapi_document
+from analyzer.collector.storethread import StoreThread
 from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
 from ixmeter import __version__
@@ -35,6 +41,8 @@ from ixmeter.wire import AuthError
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 BATCHES_PATH = "/v1/batches"
 log = logging.getLogger("ixmeter.collector")
+
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Problem(Exception):
@@ -71,6 +79,16 @@ class Metrics:
         self.probe_counters = Gauge("ixmeter_probe_counter",
                                     "counters last reported in each probe's heartbeat",
                                     ["probe", "name"], registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Counter, *labels: str) -> Any:
+        """``metric.labels(*labels)``, bound once and kept: ``labels()`` validates and locks on
+        every call, which the hot path pays per request. Created on first use, as before."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 class Collector:
@@ -81,11 +99,11 @@ class Collector:
         self.store, self.auth, self.inventory = store, auth, inventory
         self.max_body, self.clock = max_body, clock
         self.metrics = Metrics()
-        self.limiter = trio.CapacityLimiter(1)
+        self.store_thread = StoreThread()
 
-    def app(self) -> Starlette:
+    def app(self) -> AsgiApp:
         routes = [
-            Route(BATCHES_PATH, self._wrap("batches", self.post_batch), methods=["POST"]),
+            Route(BATCHES_PATH, _AsgiApp(self.batches_app), methods=["POST"]),
             Route("/v1/probes/{probe_id}/heartbeat", self._wrap("heartbeat", self.heartbeat),
                   methods=["POST"]),
             Route("/v1/probes/{probe_id}/inventory", self._wrap("inventory", self.get_inventory),
@@ -94,64 +112,94 @@ class Collector:
             Route("/openapi.json", self._wrap("openapi", self.openapi), methods=["GET"]),
             Route("/metrics", _AsgiApp(make_asgi_app(self.metrics.registry))),
         ]
-        return Starlette(routes=routes)
+        return _BatchesFirst(self.batches_app, Starlette(routes=routes))
 
     def _wrap(self, name: str, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
                 response: Response = await handler(request)
             except Problem as p:
-                if p.status in (401, 403) and p.reason != "wrong_probe":
-                    self.metrics.auth_failures.labels(p.reason).inc()
-                else:
-                    self.metrics.rejected.labels(p.reason).inc()
+                self._count_problem(p)
                 response = JSONResponse(p.body, status_code=p.status)
-            self.metrics.requests.labels(name, str(response.status_code)).inc()
+            self.metrics.child(self.metrics.requests, name, str(response.status_code)).inc()
             return response
         return endpoint
 
+    def _count_problem(self, p: Problem) -> None:
+        if p.status in (401, 403) and p.reason != "wrong_probe":
+            self.metrics.child(self.metrics.auth_failures, p.reason).inc()
+        else:
+            self.metrics.child(self.metrics.rejected, p.reason).inc()
+
     # -- helpers ---------------------------------------------------------------------------
     async def _read_body(self, request: Request) -> bytes:
+        async with aclosing(request.stream()) as stream:
+            return await self._body(request.headers.get("content-length"), stream)
+
+    async def _body(self, declared: str | None, chunks: AsyncIterator[bytes]) -> bytes:
         """The body, refused with 413 as soon as it exceeds ``max_body`` (declared or read)."""
-        declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise self._too_large(int(declared))
-        chunks, size = [], 0
-        async with aclosing(request.stream()) as stream:
-            async for chunk in stream:
-                size += len(chunk)
-                if size > self.max_body:
-                    raise self._too_large(size)
-                chunks.append(chunk)
-        return b"".join(chunks)
+        parts, size = [], 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > self.max_body:
+                raise self._too_large(size)
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _too_large(self, size: int) -> Problem:
         return Problem(413, {"error": f"body of {size} bytes or more exceeds the limit of "
                                       f"{self.max_body} bytes", "field": "body"}, "oversize")
 
     def _authenticate(self, request: Request, body: bytes, url_probe: str | None = None) -> str:
+        return self._check(dict(request.headers), request.method, request.url.path, body,
+                           url_probe)
+
+    def _check(self, headers: Mapping[str, str], method: str, path: str, body: bytes,
+               url_probe: str | None = None) -> str:
         try:
-            return self.auth.authenticate(dict(request.headers), request.method,
-                                          request.url.path, body, self.clock(), url_probe)
+            return self.auth.authenticate(headers, method, path, body, self.clock(), url_probe)
         except AuthError as exc:
             status = 403 if exc.reason == "wrong_probe" else 401
             raise Problem(status, {"error": str(exc), "reason": exc.reason},
                           exc.reason) from None
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+    async def in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` (blocking store work) on the store thread, after the calls before it."""
+        return await self.store_thread.run(fn, *args)
 
     # -- routes ----------------------------------------------------------------------------
-    async def post_batch(self, request: Request) -> Response:
-        body = await self._read_body(request)
-        probe_id = self._authenticate(request, body)
+    async def batches_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/batches`` as a plain ASGI callable; answers as the Starlette routes do
+        (JSON bodies, a 500 in plain text for an unexpected error) and counts the same."""
+        try:
+            status, answer = 200, await self.post_batch(scope, receive)
+        except Problem as p:
+            self._count_problem(p)
+            status, answer = p.status, p.body
+        except ClientGone:
+            return  # nobody to answer; not counted, as before
+        except Exception:
+            log.exception("POST %s failed", BATCHES_PATH)
+            await _send_answer(send, 500, b"Internal Server Error", b"text/plain; charset=utf-8")
+            return
+        self.metrics.child(self.metrics.requests, "batches", str(status)).inc()
+        await _send_answer(send, status, json_bytes(answer), b"application/json")
+
+    async def post_batch(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        headers = request_headers(scope["headers"])
+        async with aclosing(_body_chunks(receive)) as chunks:
+            body = await self._body(headers.get("content-length"), chunks)
+        probe_id = self._check(headers, scope["method"], scope["path"], body)
         started = time.perf_counter()
-        receipt: WriteReceipt = await self._in_thread(self._ingest, probe_id, body)
+        receipt: WriteReceipt = await self.in_store_thread(self._ingest, probe_id, body)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
-        self.metrics.batches.labels("duplicate" if receipt.duplicate else "accepted").inc()
+        self.metrics.child(self.metrics.batches,
+                           "duplicate" if receipt.duplicate else "accepted").inc()
         self.metrics.results.inc(receipt.accepted)
-        return JSONResponse({"accepted": receipt.accepted, "duplicate": receipt.duplicate,
-                             "chain_head": receipt.chain_head})
+        return {"accepted": receipt.accepted, "duplicate": receipt.duplicate,
+                "chain_head": receipt.chain_head}
 
     def _ingest(self, probe_id: str, body: bytes) -> WriteReceipt:
         known = self._known_batch(probe_id, body)
@@ -187,7 +235,7 @@ class Collector:
         body = await self._read_body(request)
         self._authenticate(request, body, url_probe=probe_id)
         version, depth, counters = parse_heartbeat(body)
-        await self._in_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
+        await self.in_store_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
                               version)
         if depth is not None:
             self.metrics.spool_depth.labels(probe_id).set(depth)
@@ -208,7 +256,7 @@ class Collector:
         return JSONResponse(plan)
 
     async def healthz(self, request: Request) -> Response:
-        head = await self._in_thread(self.store.chain_head)
+        head = await self.in_store_thread(self.store.chain_head)
         return JSONResponse({"ok": True, "version": __version__, "chain_length": head.length,
                              "chain_head": head.head})
 
@@ -224,6 +272,59 @@ class _AsgiApp:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._app(scope, receive, send)
+
+
+class _BatchesFirst:
+    """The collector's ASGI app: ``POST /v1/batches`` straight to its handler, everything else
+    (including other methods on that path, answered 405 as before) to the Starlette router."""
+
+    def __init__(self, batches: AsgiApp, rest: Starlette) -> None:
+        self._batches, self._rest = batches, rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["path"] == BATCHES_PATH
+                and scope["method"] == "POST" and not scope.get("root_path")):
+            await self._batches(scope, receive, send)
+        else:
+            await self._rest(scope, receive, send)
+
+
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI header pairs as a dict of lower-case names to latin-1 values; the first of repeated
+    names wins, as in ``dict(starlette.requests.Request.headers)``."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+async def _body_chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
+    """The request body's chunks as the ASGI server delivers them, up to the last one; raises
+    :class:`ClientGone` if the client disconnects first."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, byte for byte what Starlette's ``JSONResponse`` renders for the
+    collector's answers (str, int, bool and None values), at a tenth of the cost."""
+    return orjson.dumps(obj)
+
+
+async def _send_answer(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(body)).encode()),
+                            (b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": body})
 
 
 _BATCH_ID = re.compile(rb'\{"batch_id":"([^"\\]{1,256})"')

@@ -1,6 +1,7 @@
-"""Serve a :class:`~analyzer.collector.app.Collector` with hypercorn's trio worker, plus a
-retention task that prunes raw results older than the configured time (rollups stay) and a
-watcher that reloads the keys file when it changes (key rotation without restart)."""
+"""Serve a :class:`~analyzer.collector.app.Collector` over HTTP/1.1
+(:mod:`analyzer.collector.h11server`), plus a retention task that prunes raw results older than
+the configured time (rollups stay) and a watcher that reloads the keys file when it changes (key
+rotation without restart)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
 from analyzer.collector.app import Collector
+from analyzer.collector.h11server import HttpServer, server_ssl_context
 from analyzer.collector.keys import KeysError, load_keys
 
 log = logging.getLogger("ixmeter.collector")
@@ -21,16 +21,10 @@ PRUNE_EVERY_S = 3600.0
 KEYS_POLL_S = 2.0
 
 
-def hypercorn_config(bind: str, tls: tuple[str, str] | None = None) -> Config:
-    """Listen on ``bind``; with ``tls`` = (certfile, keyfile) serve HTTPS only."""
-    config = Config()
-    config.bind = [bind]
-    if tls is not None:
-        config.certfile, config.keyfile = tls
-    config.accesslog = None
-    config.errorlog = None
-    config.keep_alive_timeout = 75
-    return config
+def http_server(collector: Collector, tls: tuple[str, str] | None = None) -> HttpServer:
+    """The collector's app over HTTP; with ``tls`` = (certfile, keyfile) HTTPS only."""
+    context = None if tls is None else server_ssl_context(*tls)
+    return HttpServer(collector.app(), ssl_context=context)
 
 
 async def serve(collector: Collector, bind: str, *, retention_s: float | None = None,
@@ -38,26 +32,28 @@ async def serve(collector: Collector, bind: str, *, retention_s: float | None = 
                 shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until ``shutdown_trigger`` returns (or forever); reports the bound URLs."""
-    async with trio.open_nursery() as nursery:
+    try:
+        async with trio.open_nursery() as nursery:
 
-        async def http(task_status: trio.TaskStatus[list[str]]) -> None:
-            await hypercorn_serve(collector.app(), hypercorn_config(bind, tls),  # type: ignore[arg-type]
-                                  shutdown_trigger=shutdown_trigger, task_status=task_status)
-            nursery.cancel_scope.cancel()  # hypercorn has shut down: stop retention too
+            async def http(task_status: trio.TaskStatus[list[str]]) -> None:
+                await http_server(collector, tls).serve(bind, shutdown_trigger=shutdown_trigger,
+                                                        task_status=task_status)
+                nursery.cancel_scope.cancel()  # the server has shut down: stop retention too
 
-        if retention_s:
-            nursery.start_soon(_retention, collector, retention_s)
-        if keys_path:
-            nursery.start_soon(_watch_keys, collector, keys_path)
-        binds = await nursery.start(http)
-        task_status.started(binds)
+            if retention_s:
+                nursery.start_soon(_retention, collector, retention_s)
+            if keys_path:
+                nursery.start_soon(_watch_keys, collector, keys_path)
+            binds = await nursery.start(http)
+            task_status.started(binds)
+    finally:
+        collector.store_thread.stop()
 
 
 async def _retention(collector: Collector, retention_s: float) -> None:
     while True:
         cutoff = time.time_ns() - int(retention_s * 1e9)
-        removed = await trio.to_thread.run_sync(collector.store.prune, cutoff,
-                                                limiter=collector.limiter)
+        removed = await collector.in_store_thread(collector.store.prune, cutoff)
         if removed:
             log.info("retention: pruned %d raw results sent before %d", removed, cutoff)
         await trio.sleep(PRUNE_EVERY_S)

@@ -1,4 +1,4 @@
-"""The collector over real HTTP on 127.0.0.1 (hypercorn trio worker in the test's nursery)."""
+"""The collector over real HTTP on 127.0.0.1 (its HTTP/1.1 server in the test's nursery)."""
 
 from __future__ import annotations
 
@@ -210,6 +210,28 @@ async def test_oversize_body_is_413_declared_or_streamed(server: Server) -> None
     assert (await server.post(KEY_A, PROBE_A, encode_batch(_batch()))).status_code == 200
 
 
+async def test_other_methods_on_batches_are_405(server: Server) -> None:
+    response = await server.client.get(server.url + "/v1/batches")
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    assert (await server.client.put(server.url + "/v1/batches", content=b"{}")).status_code == 405
+
+
+async def test_client_gone_mid_body_is_not_answered_or_counted(server: Server) -> None:
+    body = encode_batch(_batch())
+    headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time())
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    lines = ["POST /v1/batches HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
+             *[f"{k}: {v}" for k, v in headers.items()], "", ""]
+    stream = await trio.open_tcp_stream(host, int(port))
+    await stream.send_all("\r\n".join(lines).encode() + body[:len(body) // 2])
+    await stream.aclose()
+    assert (await server.client.get(server.url + "/healthz")).status_code == 200
+    assert server.stored() == 0
+    assert await server.metric("ixmeter_collector_requests_total{route=\"batches\"") == 0
+    assert await server.metric("ixmeter_collector_auth_failures_total") == 0
+    assert (await server.post(KEY_A, PROBE_A, body, headers=headers)).status_code == 200
+
+
 async def test_heartbeat_and_health(server: Server) -> None:
     path = f"/v1/probes/{PROBE_A}/heartbeat"
     body = json.dumps({"version": "0.1.0", "spool_depth": 7, "counters": {"sent": 3}}).encode()
@@ -301,6 +323,25 @@ async def test_keys_file_reloaded_on_change(tmp_path: Path) -> None:
             await trio.sleep(0.2)
         assert codes[-1] == 200
         stop.set()
+    store.close()
+
+
+async def test_retention_prunes_old_results(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    store.write_batch(_batch(), time.time_ns())  # results sent in May 2026, long ago
+    collector = Collector(store, Authenticator(KeyRing({PROBE_A: [KEY_A]})))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve(
+            collector, "127.0.0.1:0", retention_s=60.0, shutdown_trigger=stop.wait,
+            task_status=task_status))
+        with trio.fail_after(10):  # read on the store thread too: one connection, one thread
+            while True:
+                if not await collector.in_store_thread(lambda: list(store.read_results(ALL))):
+                    break
+                await trio.sleep(0.05)
+        stop.set()
+    assert store.chain_head().length == 1  # the chain stays
     store.close()
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 
-from analyzer.collector.app import field_of
+from analyzer.collector.app import field_of, json_bytes, request_headers
 from analyzer.collector.auth import Authenticator, NonceCache
 from analyzer.collector.keys import KeyRing, KeysError, load_keys, parse_keys, save_keys
 from analyzer.store import chain
@@ -61,6 +63,25 @@ def test_check_accepts_an_intact_chain_and_names_the_first_break() -> None:
 ])
 def test_field_of_names_the_field(message: str, field: str) -> None:
     assert field_of(message) == field
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)))  # JSON cannot carry lone surrogates
+_ANSWER = st.dictionaries(_TEXT, st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
+                          | _TEXT)
+
+
+@given(_ANSWER)
+def test_json_answers_are_what_starlette_renders(answer: dict[str, object]) -> None:
+    assert json_bytes(answer) == JSONResponse(answer).body
+
+
+@given(st.lists(st.tuples(st.sampled_from([b"x-ixmeter-nonce", b"X-Ixmeter-Nonce", b"host",
+                                           b"content-length"]),
+                          st.binary(max_size=8))))
+def test_request_headers_are_starlettes_first_wins(raw: list[tuple[bytes, bytes]]) -> None:
+    lowered = [(k.lower(), v) for k, v in raw]  # ASGI servers send lower-case names
+    assert request_headers(lowered) == dict(Headers(raw=lowered))
+    assert request_headers(raw) == dict(Headers(raw=lowered))
 
 
 def test_nonce_cache_expires_and_is_bounded() -> None:
