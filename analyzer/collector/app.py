@@ -99,7 +99,8 @@ class Collector:
         self.store, self.auth, self.inventory = store, auth, inventory
         self.max_body, self.clock = max_body, clock
         self.metrics = Metrics()
-        self.store_thread = StoreThread()
+        # when quiet, fold the rollups the store holds (readers need not fold them)
+        self.store_thread = StoreThread(idle=store.fold_pending)
 
     def app(self) -> AsgiApp:
         routes = [

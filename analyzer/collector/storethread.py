@@ -10,10 +10,15 @@ call to finish even if cancelled meanwhile (a commit is never abandoned half-way
 or exception is delivered to the caller, and a cancellation takes effect once it returns. Calls
 run first come, first served. The thread starts on the first call in a trio run and ends with
 :meth:`StoreThread.stop` or when its run ends.
+
+``idle``, if given, runs on the thread once the queue has stayed empty for ``idle_s`` after some
+calls (once per quiet spell, not every ``idle_s``): the collector folds the rollups it holds
+there, so readers find them folded soon after a burst of batches.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -23,13 +28,16 @@ import outcome
 import trio
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], trio.lowlevel.Task]
+IDLE_S = 0.5
+log = logging.getLogger("ixmeter.collector")
 
 
 class StoreThread:
     """Runs ``fn(*args)`` on one thread, one call at a time, in the order they were made."""
 
-    def __init__(self, name: str = "ixmeter store") -> None:
-        self.name = name
+    def __init__(self, name: str = "ixmeter store", idle: Callable[[], Any] | None = None,
+                 idle_s: float = IDLE_S) -> None:
+        self.name, self.idle, self.idle_s = name, idle, idle_s
         self._jobs: queue.SimpleQueue[_Job | None] | None = None
         self._token: trio.lowlevel.TrioToken | None = None
 
@@ -54,14 +62,35 @@ class StoreThread:
     def _start(self, token: trio.lowlevel.TrioToken) -> None:
         jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._jobs, self._token = jobs, token
-        threading.Thread(target=_work, args=(jobs, token), name=self.name, daemon=True).start()
+        threading.Thread(target=_work, args=(jobs, token, self.idle, self.idle_s),
+                         name=self.name, daemon=True).start()
 
 
-def _work(jobs: queue.SimpleQueue[_Job | None], token: trio.lowlevel.TrioToken) -> None:
-    while (job := jobs.get()) is not None:
+def _work(jobs: queue.SimpleQueue[_Job | None], token: trio.lowlevel.TrioToken,
+          idle: Callable[[], Any] | None, idle_s: float) -> None:
+    busy = False  # calls ran since the last idle()
+    while True:
+        try:
+            job = jobs.get(timeout=idle_s) if busy and idle is not None else jobs.get()
+        except queue.Empty:
+            busy = False
+            _quietly(idle)
+            continue
+        if job is None:
+            return
         fn, args, task = job
         result = outcome.capture(fn, *args)
+        busy = True
         try:
             token.run_sync_soon(trio.lowlevel.reschedule, task, result)
         except trio.RunFinishedError:
             return
+
+
+def _quietly(fn: Callable[[], Any] | None) -> None:
+    """Background work: a failure is logged, and the thread goes on serving calls."""
+    try:
+        if fn is not None:
+            fn()
+    except Exception:
+        log.exception("idle work on the store thread failed")

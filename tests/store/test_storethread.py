@@ -85,3 +85,31 @@ def test_a_new_trio_run_gets_a_new_thread_and_stop_ends_it() -> None:
     worker.stop()
     second.join(5)
     assert not second.is_alive()
+
+
+async def test_idle_work_runs_once_per_quiet_spell_on_the_thread() -> None:
+    ran: list[int] = []
+    worker = StoreThread(idle=lambda: ran.append(threading.get_ident()), idle_s=0.05)
+    await trio.sleep(0.2)
+    assert ran == []  # no call yet: nothing to do when quiet
+    ident = await worker.run(threading.get_ident)
+    await trio.sleep(0.3)
+    assert ran == [ident]  # once, on the store thread, not every idle_s
+    await worker.run(int)
+    await worker.run(int)
+    await trio.sleep(0.3)
+    assert ran == [ident, ident]
+    worker.stop()
+
+
+async def test_failing_idle_work_leaves_the_thread_serving(caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    def boom() -> None:
+        raise OSError("disk full")
+
+    worker = StoreThread(idle=boom, idle_s=0.02)
+    assert await worker.run(int, 3) == 3
+    await trio.sleep(0.2)
+    assert await worker.run(int, 4) == 4
+    worker.stop()
+    assert "idle work on the store thread failed" in caplog.text
