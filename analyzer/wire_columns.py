@@ -12,10 +12,16 @@ reads the body again, value by value, and raises the :class:`RecordError` that n
 So a refused body gets the reference's exact message (``streams[2].rtt_ns[17]``) whatever the
 order the vectorised checks run in, and only refused bodies pay for the second reading.
 
-How the fast path stays cheap: a column is gathered over all streams into one list (a value
-sent once for a stream is repeated by numpy instead), its JSON types checked at once by
-``set(map(type, values))``, converted by one ``np.array`` and checked by a few whole-array
-comparisons (ranges, then ``idx`` and the per-result rules over all columns).
+How the fast path stays cheap, for 6 streams of ~170 results as for 100 streams of 10: the
+streams' keys and identities are checked column by column across streams
+(:func:`ixmeter.wire.read_table`); a dense column's values are gathered over all streams, their
+exact JSON types listed and counted at once (``list(map(type, values)).count(int)``; a
+comprehension puts :data:`NULL` for None only where a column has nulls), converted by one
+``np.fromiter`` into a row of one int64 matrix (a value sent once for a stream is repeated by
+numpy instead), and the matrix is checked by a few whole-array comparisons (the ranges of all
+columns at once, then ``idx`` and the per-result rules). Each block's columns are views of the
+matrix's rows, and blocks are made without the frozen dataclass's 19
+``object.__setattr__`` calls (:func:`analyzer.columns.block`).
 
 Pure: no I/O.
 """
@@ -41,20 +47,26 @@ from analyzer.columns import (
     Block,
     ColumnBatch,
     Dense,
+    block,
     blocks_of,
 )
 from ixmeter.wire import (
     DENSE_TYPES,
+    FLAG_COLUMNS,
+    INT64_MAX,
+    INT64_MIN,
     WIRE_VERSION_COLUMNS,
-    Stream,
+    StreamTable,
     batch_from_json,
     bounds,
     loads_with,
-    read_streams,
+    read_table,
 )
 
 Array = npt.NDArray[Any]
+Ints = npt.NDArray[np.intp]
 _NONE = type(None)
+_LIST = frozenset({list})
 _BLOCK_FIELDS = ("ident", *INT_COLUMNS, *CODE_COLUMNS, "error_detail", "hops")
 if (tuple(DENSE_TYPES) != INT_COLUMNS + CODE_COLUMNS
         or tuple(f.name for f in dataclasses.fields(Block)) != _BLOCK_FIELDS):
@@ -78,112 +90,135 @@ def _column_batch(obj: Any) -> ColumnBatch:
 
 def fast_columns(obj: Mapping[str, Any]) -> ColumnBatch | None:
     """The blocks of a parsed v2 body, or None if any value breaks a rule (the reference
-    decoder then names it). The envelope and stream keys are checked by the reference's own
-    :func:`ixmeter.wire.read_streams`, which raises."""
-    probe_id, batch_id, streams = read_streams(obj)
-    if not streams:
+    decoder then names it). The envelope and the streams' keys are checked by the reference's
+    own :func:`ixmeter.wire.read_table`, which raises."""
+    probe_id, batch_id, table = read_table(obj)
+    if not table.ns:
         return ColumnBatch(probe_id, batch_id, ())
-    ns = np.array([s.n for s in streams], dtype=np.intp)
-    limits = _limits(int(ns.sum()))
-    arrays: dict[str, Array] = {}
-    for name in DENSE_TYPES:
-        arr = _column(streams, name, ns, limits.get(name))
-        if arr is None:
-            return None
-        arrays[name] = arr
-    if not (_idx_ok(streams, arrays["idx"]) and _results_ok(arrays)):
+    ns = np.array(table.ns, dtype=np.intp)
+    starts = np.cumsum(ns) - ns
+    dense = _dense(table, ns, starts)
+    if dense is None:
         return None
-    return ColumnBatch(probe_id, batch_id, *_blocks(streams, arrays))
+    values, nulls = dense
+    arrays = dict(zip(DENSE_TYPES, values, strict=True))
+    if not (_in_range(values, nulls) and _idx_ok(starts, arrays["idx"])
+            and _results_ok(arrays)):
+        return None
+    ints, codes = np.split(values, [len(INT_COLUMNS)])
+    return ColumnBatch(probe_id, batch_id, *_blocks(
+        table, starts, ints, np.where(codes == NULL, -1, codes).astype(np.int8)))
+
+
+def _dense(table: StreamTable, ns: Ints, starts: Ints
+           ) -> tuple[npt.NDArray[np.int64], list[int]] | None:
+    """All dense columns, a row each in :data:`DENSE_TYPES` order with one value per result
+    in body order (:data:`NULL` for null, a flag as 0/1), and each row's number of nulls;
+    None if a list does not have ``n`` values or a value has a JSON type not allowed or is
+    beyond int64."""
+    counts = list(table.ns)
+    out = np.empty((len(DENSE_TYPES), int(ns.sum())), dtype=np.int64)
+    nulls = []
+    for row, (name, sent) in zip(out, table.columns.items(), strict=True):
+        column = _column(name, sent, counts, ns)
+        if column is None:
+            return None
+        row[:], n_null = column
+        nulls.append(n_null)
+    return out, nulls
+
+
+def _column(name: str, sent: Sequence[Any], counts: list[int], ns: Ints
+            ) -> tuple[Array, int] | None:
+    """Column ``name`` from each stream's value as sent, one value per result in body order,
+    and its number of nulls."""
+    kinds = set(map(type, sent))
+    if list not in kinds:
+        return _repeated(name, list(sent), counts, ns)
+    if kinds == _LIST:
+        if list(map(len, sent)) != counts:
+            return None
+        return _numbers(name, list(chain.from_iterable(sent)))
+    # Lists and single values: the single values repeated first (a filler of the column's
+    # type for a stream that sent a list), then the lists' values over their streams.
+    listed = [type(v) is list for v in sent]
+    lists = list(compress(sent, listed))
+    if list(map(len, lists)) != list(compress(counts, listed)):
+        return None
+    filler: Any = False if name in FLAG_COLUMNS else 0
+    parts = _numbers(name, list(chain.from_iterable(lists)))
+    once = _repeated(name, [filler if x else v for v, x in zip(sent, listed, strict=True)],
+                     counts, ns)
+    if parts is None or once is None:
+        return None
+    out, nulls = once
+    out[np.repeat(listed, ns)] = parts[0]
+    return out, nulls + parts[1]
+
+
+def _numbers(name: str, values: list[Any]) -> tuple[Array, int] | None:
+    """``values`` of column ``name`` as int64 (:data:`NULL` for None) and their number of
+    nulls, if each has a JSON type allowed and is within int64 (-2**63 sent as a value reads
+    as null here: :func:`_in_range` refuses it, as one value below the low bound too many).
+    The exact types are listed and the plain ones counted (``list.count`` finds a type by
+    identity), cheaper than collecting them in a set when all are plain."""
+    types = list(map(type, values))
+    plain = types.count(bool if name in FLAG_COLUMNS else int)
+    nulls = len(values) - plain
+    if nulls:
+        if not DENSE_TYPES[name].issuperset(types) or _NONE not in DENSE_TYPES[name]:
+            return None
+        values = [NULL if x is None else x for x in values]
+    try:
+        return np.fromiter(values, np.int64, len(values)), nulls
+    except OverflowError:
+        return None
+
+
+def _repeated(name: str, sent: list[Any], counts: list[int], ns: Ints
+              ) -> tuple[Array, int] | None:
+    """The values sent once per stream, each repeated ``n`` times, and the number of nulls
+    they stand for; an ``idx`` run ``i`` stands for ``i, i+1, ..., i+n-1`` (out of int64 it
+    wraps below 0; out of the batch, below 0 or past it, it fails :func:`_in_range`)."""
+    numbers = _numbers(name, sent)
+    if numbers is None:
+        return None
+    each, nulls = numbers
+    out = np.repeat(each, ns)
+    if name == "idx":
+        out += np.arange(len(out)) - np.repeat(np.cumsum(ns) - ns, ns)
+    return out, nulls and sum(n for v, n in zip(sent, counts, strict=True) if v is None)
+
+
+def _in_range(values: npt.NDArray[np.int64], nulls: list[int]) -> bool:
+    """Whether each row's values but its nulls are within the row's bounds (:func:`_limits`):
+    :data:`NULL` is below every low bound, so a row must have exactly as many values below
+    it as nulls (-2**63 sent as a value is one too many)."""
+    low, high = _limits(values.shape[1])
+    return (np.array_equal(np.count_nonzero(values < low, axis=1), nulls)
+            and not (values > high).any())
 
 
 @functools.lru_cache(maxsize=16)
-def _limits(total: int) -> dict[str, tuple[int, int]]:
-    """Per integer column, the range its rules (:func:`ixmeter.wire.bounds`) leave."""
-    out: dict[str, tuple[int, int]] = {}
+def _limits(total: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Per dense column, as column vectors, the range its rules (:func:`ixmeter.wire.bounds`)
+    leave for a non-null value; a flag is 0 or 1."""
+    out = dict.fromkeys(DENSE_TYPES, (INT64_MIN, INT64_MAX))
+    out.update(dict.fromkeys(FLAG_COLUMNS, (0, 1)))
     for rule in bounds(total):
-        low, high = out.get(rule.column, (rule.low, rule.high))
+        low, high = out[rule.column]
         out[rule.column] = (max(low, rule.low), min(high, rule.high))
-    return out
+    low_high = np.array(list(out.values()), dtype=np.int64)
+    return low_high[:, :1], low_high[:, 1:]
 
 
-def _column(streams: Sequence[Stream], name: str, ns: npt.NDArray[np.intp],
-            limit: tuple[int, int] | None) -> Array | None:
-    """Column ``name`` of all streams, in body order: int64 with :data:`NULL`, or int8 with -1
-    for the code and flag columns; None if a value breaks a rule of the column."""
-    values = [s.columns[name] for s in streams]
-    is_list = [type(v) is list for v in values]
-    if all(is_list):
-        return _listed(name, list(chain.from_iterable(values)), limit)
-    out = _repeated(streams, name, values, is_list, ns, limit)
-    if out is not None and any(is_list):
-        listed = _listed(name, list(chain.from_iterable(compress(values, is_list))), limit)
-        if listed is None:
-            return None
-        out[np.repeat(is_list, ns)] = listed
-    return out
-
-
-def _listed(name: str, parts: list[Any], limit: tuple[int, int] | None) -> Array | None:
-    """The values sent in lists, as an array, if each has a JSON type and value allowed."""
-    types = set(map(type, parts))
-    if not DENSE_TYPES[name].issuperset(types):
-        return None
-    if limit is None:  # a flag column
-        return np.array([-1 if x is None else x for x in parts] if _NONE in types else parts,
-                        dtype=np.int8)
-    nulls = parts.count(None) if _NONE in types else 0
-    try:
-        arr = np.array([NULL if x is None else x for x in parts] if nulls else parts,
-                       dtype=np.int64)
-    except OverflowError:
-        return None
-    if not _fits(arr, nulls, *limit):
-        return None
-    if name in CODE_COLUMNS:
-        return (np.where(arr == NULL, -1, arr) if nulls else arr).astype(np.int8)
-    return arr
-
-
-def _fits(arr: npt.NDArray[np.int64], nulls: int, low: int, high: int) -> bool:
-    """Whether every value of ``arr`` but its ``nulls`` nulls (:data:`NULL`, below ``low``) is
-    in ``low..high``; -2**63 sent as a value does not fit."""
-    if nulls:
-        return int(np.count_nonzero(arr < low)) == nulls and int(arr.max()) <= high
-    return low <= int(arr.min()) and int(arr.max()) <= high
-
-
-def _repeated(streams: Sequence[Stream], name: str, values: list[Any], is_list: list[bool],
-              ns: npt.NDArray[np.intp], limit: tuple[int, int] | None) -> Array | None:
-    """The values sent once per stream, checked and each repeated ``n`` times (0 where the
-    stream sent a list); an ``idx`` run ``i`` becomes ``i, i+1, ..., i+n-1``."""
-    allowed = DENSE_TYPES[name]
-    low, high = limit or (0, 0)
-    span = name == "idx"
-    for s, v, listed in zip(streams, values, is_list, strict=True):
-        if listed:
-            continue
-        if type(v) not in allowed:
-            return None
-        if limit is not None and v is not None and not low <= v <= high - (s.n - 1) * span:
-            return None
-    small = name in CODE_COLUMNS
-    null = -1 if small else NULL
-    each = [0 if listed else null if v is None else v
-            for v, listed in zip(values, is_list, strict=True)]
-    out = np.repeat(np.array(each, dtype=np.int8 if small else np.int64), ns)
-    if span:
-        out += np.arange(len(out), dtype=np.int64) - np.repeat(
-            np.array([s.start for s in streams], dtype=np.int64), ns)
-    return out
-
-
-def _idx_ok(streams: Sequence[Stream], idx: npt.NDArray[np.int64]) -> bool:
+def _idx_ok(starts: Ints, idx: npt.NDArray[np.int64]) -> bool:
     """Positions increase within each stream and none is in the batch twice (their range was
     checked: so each position of the batch is used exactly once)."""
     if len(idx) < 2:
         return True
     falls = idx[1:] <= idx[:-1]
-    falls[[s.start - 1 for s in streams[1:]]] = False  # a new stream may start lower
+    falls[starts[1:] - 1] = False  # a new stream may start lower
     if falls.any():
         return False
     seen = np.zeros(len(idx), dtype=np.bool_)
@@ -198,20 +233,25 @@ def _results_ok(arrays: dict[str, Array]) -> bool:
     no_delay = (arrays["rtt_ns"] == NULL) & (arrays["fwd_ns"] == NULL)
     return not (((status == RECEIVED) & no_delay).any()
                 or ((status == LOST) & ~no_delay).any()
-                or ((status == ERROR) & (arrays["error"] == -1)).any())
+                or ((status == ERROR) & (arrays["error"] == NULL)).any())
 
 
-def _blocks(streams: Sequence[Stream], arrays: dict[str, Array]
-            ) -> tuple[tuple[Block, ...], Dense]:
-    """One block per stream, in the order of each stream's first result, its columns views
-    of the rows of two batch-wide matrices (returned as :class:`Dense`)."""
-    ints = np.stack([arrays[c] for c in INT_COLUMNS])
-    codes = np.stack([arrays[c] for c in CODE_COLUMNS])
-    idx = ints[0]
-    out, ordered = [], sorted(streams, key=lambda s: int(idx[s.start]))
-    for s in ordered:
-        a, b = s.start, s.start + s.n
-        fields: list[Any] = [s.ident, *ints[:, a:b], *codes[:, a:b], s.error_detail, s.hops]
-        out.append(Block(*fields))
-    return tuple(out), Dense(ints, codes, tuple(s.start for s in ordered),
-                             tuple(s.n for s in ordered), tuple(s.ident[1] for s in ordered))
+def _blocks(table: StreamTable, starts: Ints, ints: npt.NDArray[np.int64],
+            codes: npt.NDArray[np.int8]) -> tuple[tuple[Block, ...], Dense]:
+    """One block per stream, its columns views of the rows of ``ints`` and ``codes``, in the
+    order of each stream's first result; and those matrices as :class:`Dense` (the blob
+    encoder gathers a method's results from them with one index)."""
+    rows, ns = [*ints, *codes], table.ns
+    if len(set(ns)) == 1:  # streams of equal length: each row viewed as one line per stream
+        columns = [list(row.reshape(len(ns), -1)) for row in rows]
+    else:
+        spans = [slice(a, b) for a, b in zip(starts.tolist(), (starts + ns).tolist(),
+                                             strict=True)]
+        columns = [[row[span] for span in spans] for row in rows]
+    per_stream = list(zip(*columns, strict=True))
+    order = np.argsort(ints[0][starts]).tolist()
+    at, sizes = starts.tolist(), list(ns)
+    return (tuple(block(table.idents[i], per_stream[i], table.error_detail[i], table.hops[i])
+                  for i in order),
+            Dense(ints, codes, tuple(at[i] for i in order), tuple(sizes[i] for i in order),
+                  tuple(table.idents[i][1] for i in order)))

@@ -100,12 +100,15 @@ the reference word the error.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import hmac
 import json
+import operator
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import orjson
@@ -120,6 +123,7 @@ from ixmeter.record import (
     Status,
     TimestampSource,
     TypeP,
+    _fetch_type_p,
     _hops,
     _type_p,
     _type_p_fast,
@@ -516,6 +520,140 @@ def _hop_list(value: Any, where: str) -> tuple[Hop, ...]:
         return _hops(value)
     except RecordError as exc:
         raise _relocated(exc, where, "hops") from None
+
+
+# -- v2: structure across streams (the collector's fast path) ---------------------------------
+class StreamTable(NamedTuple):
+    """The streams of a v2 body, column-major: entry ``i`` of each sequence is stream ``i``'s
+    (body order); ``columns`` holds each dense column as each stream sent it (a list of values
+    or one value; the default where absent). :func:`read_table` checks everything
+    :func:`read_streams` does except the length of the dense columns' lists, which their
+    reader checks along with their values."""
+
+    idents: Sequence[tuple[Any, ...]]
+    ns: Sequence[int]
+    columns: dict[str, Sequence[Any]]
+    error_detail: Sequence[tuple[tuple[int, str], ...]]
+    hops: Sequence[tuple[tuple[int, tuple[Hop, ...]], ...]]
+
+
+# A stream object's values in this order: identity, n, dense columns, sparse columns.
+_TABLE_KEYS = ("method", *STREAM_STRINGS, "session", "type_p", "n", *DENSE_TYPES,
+               "error_detail", "hops")
+_fetch_stream = operator.itemgetter(*_TABLE_KEYS)
+_OPTIONAL: dict[str, Any] = {"session": "", "error_detail": [], "hops": [], **{
+    name: value for name, value in _DEFAULTS.items() if value is not _MISSING}}
+_STR, _DICT = frozenset({str}), frozenset({dict})
+
+
+def read_table(obj: Any) -> tuple[str, str, StreamTable]:
+    """Probe id, batch id and the streams of a v2 body as a :class:`StreamTable`.
+
+    A body of plain streams (every identity key present with exact JSON types, as
+    :func:`encode_columns` writes them) is checked with a few operations per key over all
+    streams at once; any other body goes through :func:`read_streams`, which accepts it
+    alike or raises the error naming the field."""
+    fast = _plain_table(obj)
+    if fast is not None:
+        return fast
+    probe_id, batch_id, streams = read_streams(obj)
+    return probe_id, batch_id, StreamTable(
+        [s.ident for s in streams], [s.n for s in streams],
+        {name: [s.columns[name] for s in streams] for name in DENSE_TYPES},
+        [s.error_detail for s in streams], [s.hops for s in streams])
+
+
+def _plain_table(obj: Any) -> tuple[str, str, StreamTable] | None:
+    """The table of a body of plain streams that breaks no structure rule, else None."""
+    if type(obj) is not dict or obj.keys() != _ENVELOPE_KEYS or obj["v"] != WIRE_VERSION_COLUMNS:
+        return None
+    probe_id, batch_id, items = obj["probe_id"], obj["batch_id"], obj["streams"]
+    if not (type(probe_id) is str and probe_id and type(batch_id) is str and batch_id
+            and type(items) is list and items and set(map(type, items)) == _DICT):
+        return None
+    keys = _stream_keys(items)
+    if keys is None:
+        return None
+    ns, dense, details, hops = keys[9], keys[10:-2], keys[-2], keys[-1]
+    idents = _plain_idents(probe_id, keys[0], keys[1:7], keys[7], keys[8])
+    if (idents is None or len(set(idents)) != len(idents) or set(map(type, ns)) != _INT
+            or min(ns) < 1 or sum(ns) > MAX_RESULTS):
+        return None
+    sparse = _plain_sparse(details, hops, ns)
+    if sparse is None:
+        return None
+    return probe_id, batch_id, StreamTable(idents, ns, dict(zip(DENSE_TYPES, dense, strict=True)),
+                                           *sparse)
+
+
+def _stream_keys(items: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
+    """Per key of :data:`_TABLE_KEYS`, every stream's value (the default where absent); None if
+    a stream has an unknown key or lacks a required one."""
+    order = tuple(items[0])
+    where = _key_positions(order)
+    if where is not None and all(map(order.__eq__, map(tuple, items))):
+        # Every stream has every key, in one order: take the values as they lie.
+        values = list(zip(*map(dict.values, items), strict=True))
+        return [values[k] for k in where]
+    if not all(map(_STREAM_KEYS.issuperset, items)):
+        return None
+    full = len(_STREAM_KEYS)
+    try:
+        return list(zip(*map(_fetch_stream, (item if len(item) == full else {**_OPTIONAL, **item}
+                                             for item in items)), strict=True))
+    except KeyError:  # a required key is missing
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _key_positions(order: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Where each key of :data:`_TABLE_KEYS` is in ``order``, if ``order`` has them all and
+    nothing else."""
+    if len(order) != len(_TABLE_KEYS) or set(order) != set(_TABLE_KEYS):
+        return None
+    return tuple(order.index(name) for name in _TABLE_KEYS)
+
+
+def _plain_idents(probe_id: str, method: Sequence[Any], names: Sequence[Sequence[Any]],
+                  session: Sequence[Any], type_p: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    """The streams' identities (``analyzer.columns.STREAM_FIELDS`` order) if every identity
+    key has a valid value, its Type-P with all five keys of exact types; else None."""
+    if (set(map(type, chain(method, session, *names))) != _STR
+            or not _METHODS.issuperset(method) or not all(map(all, names))
+            or set(map(type, type_p)) != _DICT):
+        return None
+    try:
+        fields = list(map(_fetch_type_p, type_p))
+    except KeyError:
+        return None
+    protocol, ip_version, size, dscp, dst_port = zip(*fields, strict=True)
+    if (set(map(type, protocol)) != _STR or set(map(type, chain(ip_version, size, dscp))) != _INT
+            or not _INT_NULL.issuperset(map(type, dst_port))):
+        return None
+    # Types are exact, so equal field tuples are the same Type-P: check each distinct one once.
+    distinct = dict(zip(fields, type_p, strict=True))
+    if any(_type_p_fast(value) is None for value in distinct.values()):
+        return None
+    return list(zip(repeat(probe_id), method, *names, protocol, ip_version, size, dscp,
+                    dst_port, session))
+
+
+def _plain_sparse(details: Sequence[Any], hops: Sequence[Any], ns: Sequence[int]
+                  ) -> tuple[Sequence[Any], Sequence[Any]] | None:
+    """Each stream's ``error_detail`` and ``hops`` pairs, or None if one breaks a rule."""
+    try:
+        return (_sparse_column(details, ns, "error_detail", _detail),
+                _sparse_column(hops, ns, "hops", _hop_list))
+    except RecordError:
+        return None
+
+
+def _sparse_column(values: Sequence[Any], ns: Sequence[int], name: str,
+                   value_of: Callable[[Any, str], _T]) -> Sequence[tuple[tuple[int, _T], ...]]:
+    if values.count([]) == len(values):
+        return [()] * len(values)
+    return [() if v == [] else _sparse(v, name, "", n, value_of)
+            for v, n in zip(values, ns, strict=True)]
 
 
 # -- v2: values -----------------------------------------------------------------------------
