@@ -41,8 +41,9 @@ def jobs_for(probes: list[str], n_batches: int, size: int) -> list[Job]:
 
 
 async def run_uploads(url: str, keys: dict[str, bytes], jobs: list[Job], concurrency: int,
-                      during: Callable[[], object] | None = None) -> Tally:
-    """Each probe uploads its batches in order; ``concurrency`` probes at a time."""
+                      during: Callable[[Tally], object] | None = None) -> Tally:
+    """Each probe uploads its batches in order; ``concurrency`` probes at a time; ``during``
+    runs in a thread meanwhile, seeing the tally as it grows."""
     tally = Tally()
     by_probe: dict[str, list[Job]] = {}
     for job in jobs:
@@ -56,7 +57,7 @@ async def run_uploads(url: str, keys: dict[str, bytes], jobs: list[Job], concurr
 
         async with trio.open_nursery() as nursery:
             if during is not None:
-                nursery.start_soon(trio.to_thread.run_sync, during)
+                nursery.start_soon(trio.to_thread.run_sync, during, tally)
             for items in by_probe.values():
                 nursery.start_soon(probe, items)
     return tally
@@ -101,11 +102,15 @@ def killed(tmp: Path, kills: int) -> str:
     db = tmp / "killed.db"
     collector = CollectorProcess(str(db), tmp / "k2.yaml", free_port(), cpu=0).start()
 
-    def killer() -> None:
-        for _ in range(kills):
-            time.sleep(1.5)
-            collector.kill()  # SIGKILL: no shutdown, requests in flight are cut
-            time.sleep(0.5)
+    def killer(tally: Tally) -> None:
+        """SIGKILL (no shutdown, requests in flight cut) at evenly spread points of the
+        upload, judged by the batches acknowledged so far: the upload takes well under a
+        second at today's ingest rates, so fixed delays would miss it."""
+        for k in range(1, kills + 1):
+            while len(tally.acked) < k * len(jobs) // (kills + 1):
+                time.sleep(0.002)
+            collector.kill()
+            time.sleep(0.3)
             collector.start()
 
     try:
