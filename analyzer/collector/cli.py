@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--db", required=True,
                        help="SQLite file or postgresql://user@host/dbname URL")
     serve.add_argument("--bind", default=DEFAULT_BIND,
-                       help=f"HOST:PORT to listen on (default {DEFAULT_BIND}; [::1]:PORT for IPv6)")
+                       help=f"HOST:PORT to listen on (default {DEFAULT_BIND}; [::1]:PORT for "
+                            "IPv6, [::]:PORT for both; unix:PATH for a Unix socket)")
     serve.add_argument("--keys", required=True,
                        help="YAML/JSON file probe_id -> hex key(s); reloaded when it changes")
     serve.add_argument("--inventory", help="inventory YAML: served to probes, and its absolute "
