@@ -17,11 +17,11 @@ streams' keys and identities are checked column by column across streams
 (:func:`ixmeter.wire.read_table`); a dense column's values are gathered over all streams, their
 exact JSON types listed and counted at once (``list(map(type, values)).count(int)``; a
 comprehension puts :data:`NULL` for None only where a column has nulls), converted by one
-``np.fromiter`` into a row of one int64 matrix (a value sent once for a stream is repeated by
-numpy instead), and the matrix is checked by a few whole-array comparisons (the ranges of all
-columns at once, then ``idx`` and the per-result rules). Each block's columns are views of the
-matrix's rows, and blocks are made without the frozen dataclass's 19
-``object.__setattr__`` calls (:func:`analyzer.columns.block`).
+``np.fromiter`` into a row of an int64 matrix (a value sent once for a stream is repeated by
+numpy instead), and the matrices are checked by a few whole-array comparisons (the ranges of
+all columns at once, then ``idx`` and the per-result rules). Each block's columns are views of
+the rows of the integer matrix and of the int8 codes, and blocks are made without the frozen
+dataclass's 19 ``object.__setattr__`` calls (:func:`analyzer.columns.block`).
 
 Pure: no I/O.
 """
@@ -97,35 +97,40 @@ def fast_columns(obj: Mapping[str, Any]) -> ColumnBatch | None:
         return ColumnBatch(probe_id, batch_id, ())
     ns = np.array(table.ns, dtype=np.intp)
     starts = np.cumsum(ns) - ns
-    dense = _dense(table, ns, starts)
+    dense = _dense(table, ns)
     if dense is None:
         return None
-    values, nulls = dense
-    arrays = dict(zip(DENSE_TYPES, values, strict=True))
-    if not (_in_range(values, nulls) and _idx_ok(starts, arrays["idx"])
-            and _results_ok(arrays)):
+    ints, small, nulls = dense  # small: the code and flag columns, int8 once checked
+    arrays = dict(zip(DENSE_TYPES, [*ints, *small], strict=True))
+    low, high = _limits(ints.shape[1])
+    k = len(INT_COLUMNS)
+    if not (_in_range(ints, nulls[:k], low[:k], high[:k])
+            and _in_range(small, nulls[k:], low[k:], high[k:])
+            and _idx_ok(starts, arrays["idx"]) and _results_ok(arrays)):
         return None
-    ints, codes = np.split(values, [len(INT_COLUMNS)])
-    return ColumnBatch(probe_id, batch_id, *_blocks(
-        table, starts, ints, np.where(codes == NULL, -1, codes).astype(np.int8)))
+    codes = np.where(small == NULL, -1, small).astype(np.int8)
+    return ColumnBatch(probe_id, batch_id, *_blocks(table, starts, ints, codes))
 
 
-def _dense(table: StreamTable, ns: Ints, starts: Ints
-           ) -> tuple[npt.NDArray[np.int64], list[int]] | None:
-    """All dense columns, a row each in :data:`DENSE_TYPES` order with one value per result
-    in body order (:data:`NULL` for null, a flag as 0/1), and each row's number of nulls;
-    None if a list does not have ``n`` values or a value has a JSON type not allowed or is
-    beyond int64."""
+def _dense(table: StreamTable, ns: Ints
+           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[int]] | None:
+    """The dense columns, a row each with one value per result in body order
+    (:data:`NULL` for null, a flag as 0/1): the :data:`INT_COLUMNS`, then the
+    :data:`CODE_COLUMNS` (apart, so that blocks do not keep them as int64), and each column's
+    number of nulls; None if a list does not have ``n`` values or a value has a JSON type not
+    allowed or is beyond int64."""
     counts = list(table.ns)
-    out = np.empty((len(DENSE_TYPES), int(ns.sum())), dtype=np.int64)
+    total = int(ns.sum())
+    ints = np.empty((len(INT_COLUMNS), total), dtype=np.int64)
+    small = np.empty((len(CODE_COLUMNS), total), dtype=np.int64)
     nulls = []
-    for row, (name, sent) in zip(out, table.columns.items(), strict=True):
+    for row, (name, sent) in zip([*ints, *small], table.columns.items(), strict=True):
         column = _column(name, sent, counts, ns)
         if column is None:
             return None
         row[:], n_null = column
         nulls.append(n_null)
-    return out, nulls
+    return ints, small, nulls
 
 
 def _column(name: str, sent: Sequence[Any], counts: list[int], ns: Ints
@@ -190,19 +195,20 @@ def _repeated(name: str, sent: list[Any], counts: list[int], ns: Ints
     return out, nulls and sum(n for v, n in zip(sent, counts, strict=True) if v is None)
 
 
-def _in_range(values: npt.NDArray[np.int64], nulls: list[int]) -> bool:
-    """Whether each row's values but its nulls are within the row's bounds (:func:`_limits`):
-    :data:`NULL` is below every low bound, so a row must have exactly as many values below
-    it as nulls (-2**63 sent as a value is one too many)."""
-    low, high = _limits(values.shape[1])
+def _in_range(values: npt.NDArray[np.int64], nulls: list[int], low: npt.NDArray[np.int64],
+              high: npt.NDArray[np.int64]) -> bool:
+    """Whether each row's values but its nulls are within the row's bounds ``low`` and
+    ``high`` (column vectors, :func:`_limits`): :data:`NULL` is below every low bound, so a
+    row must have exactly as many values below it as nulls (-2**63 sent as a value is one
+    too many)."""
     return (np.array_equal(np.count_nonzero(values < low, axis=1), nulls)
             and not (values > high).any())
 
 
 @functools.lru_cache(maxsize=16)
 def _limits(total: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Per dense column, as column vectors, the range its rules (:func:`ixmeter.wire.bounds`)
-    leave for a non-null value; a flag is 0 or 1."""
+    """Per dense column (:data:`DENSE_TYPES` order), as column vectors, the range its rules
+    (:func:`ixmeter.wire.bounds`) leave for a non-null value; a flag is 0 or 1."""
     out = dict.fromkeys(DENSE_TYPES, (INT64_MIN, INT64_MAX))
     out.update(dict.fromkeys(FLAG_COLUMNS, (0, 1)))
     for rule in bounds(total):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.columns import Block, block, blocks_of
+from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, Block, block, blocks_of
 from analyzer.wire_columns import decode_body, fast_columns
 from ixmeter.errors import RecordError
 from ixmeter.record import Method
@@ -106,6 +106,9 @@ def test_many_streams_decode_to_the_reference_blocks(batch: Batch) -> None:
     got = decode_body(body)
     assert (got.probe_id, got.batch_id, got.n) == (batch.probe_id, batch.batch_id, 1000)
     assert same_blocks(got.blocks, blocks_of(batch.results))
+    for b in got.blocks:  # the stored dtypes (same_as compares values only)
+        assert {getattr(b, c).dtype for c in INT_COLUMNS} == {np.dtype(np.int64)}
+        assert {getattr(b, c).dtype for c in CODE_COLUMNS} == {np.dtype(np.int8)}
 
 
 def test_streams_of_unequal_length_and_runs() -> None:
