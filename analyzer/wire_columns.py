@@ -61,6 +61,7 @@ from ixmeter.wire import (
     bounds,
     loads_with,
     read_table,
+    within_size,
 )
 
 Array = npt.NDArray[Any]
@@ -75,8 +76,10 @@ if (tuple(DENSE_TYPES) != INT_COLUMNS + CODE_COLUMNS
 
 def decode_body(body: bytes) -> ColumnBatch:
     """A v1 or v2 batch body as blocks; raises :class:`RecordError` naming the field
-    (``streams[2].rtt_ns[17]``, ``results[3].seq``) or ``body: not valid JSON``."""
-    return loads_with(body, _column_batch)
+    (``streams[2].rtt_ns[17]``, ``results[3].seq``) or ``body: not valid JSON``. A v2 body
+    may not claim more results than it has bytes (:func:`ixmeter.wire.within_size`)."""
+    size = len(body)
+    return loads_with(body, lambda obj: _column_batch(within_size(obj, size)))
 
 
 def _column_batch(obj: Any) -> ColumnBatch:

@@ -199,7 +199,26 @@ def _canonical(obj: Any) -> bytes:
 def decode_batch(body: bytes) -> Batch:
     """Parse a v1 or v2 body into records; raise :class:`RecordError` naming the field
     (``results[3].seq``, ``streams[0].rtt_ns[5]``). A v2 body's results come in ``idx`` order."""
-    return loads_with(body, batch_from_json)
+    size = len(body)
+    return loads_with(body, lambda obj: batch_from_json(within_size(obj, size)))
+
+
+def within_size(obj: Any, size: int) -> Any:
+    """``obj``, unless it is a v2 body claiming more results than its ``size`` in bytes.
+
+    A body whose columns are all single values can claim 100,000 results in a few hundred
+    bytes and make a decoder expand them; a probe's bodies take 20 bytes a result or more
+    (send times differ), so one result per byte refuses only such bodies, before any
+    expansion. Claims over :data:`MAX_RESULTS` are left to that limit's own error."""
+    if not isinstance(obj, Mapping) or obj.get("v") != WIRE_VERSION_COLUMNS:
+        return obj
+    streams = obj.get("streams")
+    claimed = sum(n for st in streams if isinstance(st, Mapping) and type(n := st.get("n")) is int
+                  and n > 0) if isinstance(streams, list) else 0
+    if size < claimed <= MAX_RESULTS:
+        raise RecordError(f"field 'streams': {claimed} results claimed in a body of {size} "
+                          "bytes (at most one result per byte)")
+    return obj
 
 
 def loads_with(body: bytes, build: Callable[[Any], _T]) -> _T:

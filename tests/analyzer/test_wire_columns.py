@@ -428,3 +428,19 @@ def test_edited_generated_bodies_are_judged_alike(batch: Batch, as_lists: bool,
     value = data.draw(json_values | st.sampled_from([0, 1, -1, True, None, 2**63, -2**63]))
     _edit(obj, path, value)
     _decoded_alike(json.dumps(obj).encode())
+
+
+def test_a_body_may_not_claim_more_results_than_it_has_bytes() -> None:
+    """All columns single values: 60,000 results in a few hundred bytes would be expanded by
+    the decoders; both refuse it on the claim, naming ``streams``. A real body passes."""
+    obj = _base()
+    stream = obj["streams"][0]
+    stream.update(n=60_000, idx=0, seq=0, status=1, rtt_ns=None, reply_ttl=None,
+                  error_detail=[], hops=[])
+    del obj["streams"][1]
+    body = json.dumps(obj).encode()
+    message = _refused(body)
+    assert field_of(message) == "streams", message
+    assert f"60000 results claimed in a body of {len(body)} bytes" in message
+    real = encode_columns(make_batches("p1", 1, 1000)[0])
+    assert decode_body(real).n == 1000
