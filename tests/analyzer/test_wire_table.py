@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, Block, block, blocks_of
 from analyzer.wire_columns import decode_body, fast_columns
-from ixmeter.errors import RecordError
 from ixmeter.record import Method
 from ixmeter.wire import (
     DENSE_TYPES,
@@ -28,7 +27,7 @@ from ixmeter.wire import (
     read_streams,
     read_table,
 )
-from tests.analyzer.test_wire_columns import _decoded_alike, _paths, same_blocks
+from tests.analyzer.test_wire_columns import _decoded_alike, _paths, _refused, same_blocks
 from tests.store.factory import make_batches, make_results, wide_paths
 
 WIDE = make_batches("p1", 2, 1000, paths=wide_paths(100))  # 100 streams of 10 per batch
@@ -139,15 +138,6 @@ def test_streams_that_differ_in_one_identity_key_only() -> None:
         body = json.dumps(edited).encode()
         assert fast_columns(json.loads(body)) is not None
         assert same_blocks(decode_body(body).blocks, blocks_of(decode_batch(body).results))
-
-
-def _refused(body: bytes) -> str:
-    with pytest.raises(RecordError) as columnar:
-        decode_body(body)
-    with pytest.raises(RecordError) as reference:
-        decode_batch(body)
-    assert str(columnar.value) == str(reference.value)
-    return str(columnar.value)
 
 
 # Values that break one rule in one stream of a hundred; each column is checked over all
