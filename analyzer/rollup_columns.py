@@ -153,12 +153,12 @@ def records(tables: TierTables) -> dict[str, list[MinuteRollup]]:
     minute table's columns (a batch within one minute per unit) reuses its fields."""
     thresholds = list(tables.thresholds)
     out: dict[str, list[MinuteRollup]] = {}
-    fields: dict[int, _Fields] = {}
+    fields: dict[int, TableFields] = {}
     for tier, t in tables.tiers.items():
         if not len(t.minute):
             out[tier] = []
             continue
-        f = fields.get(id(t.n)) or fields.setdefault(id(t.n), _Fields.of(t, thresholds))
+        f = fields.get(id(t.n)) or fields.setdefault(id(t.n), TableFields.of(t, thresholds))
         keyed = [tables.heads[i] for i in t.source.tolist()]
         out[tier] = _records(f, [list(col) for col in zip(*keyed, strict=True)], t.minute)
     return out
@@ -537,7 +537,7 @@ def _sequential_sums(x: Arr, rows: Arr, lengths: Arr) -> Arr:
 
 # -- records ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class _Fields:
+class TableFields:
     """A table's values as Python lists, ready to be handed to the record constructors; the
     threshold dicts are prototypes, copied into each record."""
 
@@ -554,7 +554,7 @@ class _Fields:
     clock: list[int | None]
 
     @classmethod
-    def of(cls, t: RollupTable, thresholds: list[int]) -> _Fields:
+    def of(cls, t: RollupTable, thresholds: list[int]) -> TableFields:
         live = t.n > 0
         below: list[dict[int, int]] = [{}] * len(live)  # an empty series has none
         where = live.nonzero()[0]
@@ -582,7 +582,7 @@ def _heads(b: _Batch) -> list[Head]:
             for lab, first in zip(b.lab.tolist(), b.first.tolist(), strict=True)]
 
 
-def _records(f: _Fields, heads: list[list[Any]], minute: Arr) -> list[MinuteRollup]:
+def _records(f: TableFields, heads: list[list[Any]], minute: Arr) -> list[MinuteRollup]:
     """New :class:`MinuteRollup` records (with new delay stats, sketches and dicts) from the
     fields, column by column: a few hundred records per batch, whose construction is most of
     the cost of this module."""

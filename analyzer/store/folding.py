@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.rollup_columns import SERIES, Head, RollupTable, head_ids, sketch_blobs
-from analyzer.store.rows import ROLLUP_COLUMNS, _below
+from analyzer.rollup_columns import SERIES, Head, RollupTable, TableFields, head_ids
+from analyzer.store.rows import ROLLUP_COLUMNS, _below, below_json
 from analyzer.store.sketchcols import decode_columns
 
 Arr = npt.NDArray[Any]
@@ -46,45 +46,26 @@ def table_keys(tables: Sequence[tuple[RollupTable, Sequence[Head]]]
 def table_rows(t: RollupTable, heads: Sequence[Head], thresholds: Sequence[int]
                ) -> list[tuple[Any, ...]]:
     """Each key's stored row, in :data:`ROLLUP_COLUMNS` order: what
-    :func:`analyzer.store.rows.rollup_row` gives for the records of the table."""
+    :func:`analyzer.store.rows.rollup_row` gives for the records of the table, from the same
+    field lists the records are built from (:class:`TableFields`), without the records."""
     g = len(t.minute)
     if not g:
         return []
+    f = TableFields.of(t, list(thresholds))
     keyed = [heads[i] for i in t.source.tolist()]
     path, src_site, src_carrier, dst_site, dst_carrier, method, type_p = zip(*keyed,
                                                                               strict=True)
-    sent, received, lost, errors, duplicated, reordered, periods, unsynced = t.counts.tolist()
-    longest, tmax, clock = t.peaks.tolist()
-    live = t.n > 0
-    lo, hi = _or_none(t.lo, live), _or_none(t.hi, live)
-    n, total, sumsq, blobs = t.n.tolist(), t.total.tolist(), t.sumsq.tolist(), sketch_blobs(t)
-    below = _below_json(t.below, live, thresholds)
-    delay = [list(zip(*(c[s * g:(s + 1) * g] for c in (n, lo, hi, total, sumsq, blobs, below)),
-                      strict=True)) for s in range(SERIES)]
+    sent, received, lost, errors, duplicated, reordered, periods, unsynced = f.counts
+    below = list(map(below_json, f.below))
+    delay = [list(zip(*(c[s * g:(s + 1) * g] for c in (f.n, f.lo, f.hi, f.total, f.sumsq,
+                                                       f.blobs, below)), strict=True))
+             for s in range(SERIES)]
     return [(*head, *rest, *rtt, *fwd, *bwd) for head, rest, rtt, fwd, bwd in zip(
         zip(path, method, type_p, t.minute.tolist(), src_site, src_carrier, dst_site,
             dst_carrier, strict=True),
-        zip(sent, received, lost, errors, duplicated, reordered, periods, longest, tmax,
-            [None if c < 0 else c for c in clock], unsynced, strict=True),
+        zip(sent, received, lost, errors, duplicated, reordered, periods, f.longest, f.tmax,
+            f.clock, unsynced, strict=True),
         *delay, strict=True)]
-
-
-def _or_none(values: Arr, keep: Arr) -> list[Any]:
-    out = values.astype(object)
-    out[~keep] = None
-    return out.tolist()  # type: ignore[no-any-return]
-
-
-def _below_json(below: Arr, live: Arr, thresholds: Sequence[int]) -> list[str]:
-    """The threshold counts' JSON of each row (``rows._delay_cols``: keys in numeric order);
-    ``{}`` for an empty series."""
-    order = sorted(range(len(thresholds)), key=thresholds.__getitem__)
-    names = [f'"{thresholds[i]}":' for i in order]
-    out = ["{}"] * len(live)
-    for i, counts in zip(np.flatnonzero(live).tolist(), below[live][:, order].tolist(),
-                         strict=True):
-        out[i] = "{" + ",".join(map(str.__add__, names, map(str, counts))) + "}"
-    return out
 
 
 _SKETCH = tuple(ROLLUP_COLUMNS.index(f"{s}_sketch") for s in ("rtt", "fwd", "bwd"))

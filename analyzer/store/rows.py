@@ -134,8 +134,12 @@ def rollup_row(r: MinuteRollup) -> tuple[Any, ...]:
 
 
 def _delay_cols(d: DelayStats) -> tuple[Any, ...]:
-    below = _COMPACT_JSON({str(k): v for k, v in sorted(d.below.items())})
-    return (d.n, d.min, d.max, d.sum, d.sumsq, d.sketch.to_bytes(), below)
+    return (d.n, d.min, d.max, d.sum, d.sumsq, d.sketch.to_bytes(), below_json(d.below))
+
+
+def below_json(below: dict[int, int]) -> str:
+    """The stored form of threshold counts: JSON, thresholds in numeric order."""
+    return _COMPACT_JSON({str(k): v for k, v in sorted(below.items())})
 
 
 def build_rollup(row: Sequence[Any]) -> MinuteRollup:
