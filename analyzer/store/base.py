@@ -7,7 +7,7 @@ Both backends pass one shared test-suite.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +46,7 @@ class ProbeHealth:
     spool_depth: int | None
     results: int
     version: str | None = None
+    counters: dict[str, int] | None = None  # the heartbeat's counters, as last reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,12 @@ class Store(Protocol):
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
         """Store a batch exactly once (idempotent on probe id + batch id), update rollups,
         extend the hash chain; commit before returning."""
+        ...
+
+    def write_batches(self, batches: Sequence[Batch], received_at_ns: int
+                      ) -> list[WriteReceipt]:
+        """:meth:`write_batch` of each batch, all in one transaction: all stored or none
+        (imports)."""
         ...
 
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
@@ -114,7 +121,8 @@ class Store(Protocol):
     def chain_head(self) -> ChainHead: ...
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
-                         version: str | None) -> None: ...
+                         version: str | None, counters: Mapping[str, int] | None = None
+                         ) -> None: ...
 
     def probe_health(self) -> list[ProbeHealth]: ...
 

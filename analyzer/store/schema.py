@@ -27,18 +27,18 @@ _TYPES = {"sqlite": {_INT: "INTEGER", _TEXT: "TEXT", _REAL: "REAL", _BLOB: "BLOB
 _TEXT_COLS = {"skey", "probe_id", "batch_id", "method", "src_site", "src_carrier", "dst_site",
               "dst_carrier", "src_addr", "dst_addr", "protocol", "session", "path_id", "type_p",
               "status", "ts_source", "error", "error_detail", "hops", "body_sha256",
-              "prev_head", "head", "version", "rtt_below", "fwd_below", "bwd_below"}
+              "prev_head", "head", "version", "counters", "rtt_below", "fwd_below", "bwd_below"}
 _REAL_COLS = {"rtt_sumsq", "fwd_sumsq", "bwd_sumsq"}
 _BLOB_COLS = {"rtt_sketch", "fwd_sketch", "bwd_sketch"}
 _NULLABLE = {"dst_port", "rtt_ns", "fwd_ns", "bwd_ns", "clock_error_ns", "src_synced",
              "dst_synced", "error", "error_detail", "reply_ttl", "hops", "clock_error_max_ns",
              "rtt_min", "rtt_max", "fwd_min", "fwd_max", "bwd_min", "bwd_max", "last_seen_ns",
-             "last_batch_ns", "spool_depth", "version"}
+             "last_batch_ns", "spool_depth", "version", "counters"}
 
 BATCH_COLUMNS = ("bid", "probe_id", "batch_id", "received_at_ns", "n", "body_sha256",
                  "prev_head", "head", "pruned")
 PROBE_COLUMNS = ("probe_id", "last_seen_ns", "last_batch_ns", "spool_depth", "results",
-                 "version")
+                 "version", "counters")
 
 
 def _kind(col: str) -> str:
@@ -73,7 +73,7 @@ def initial(dialect: str) -> list[str]:
         "CREATE INDEX results_sent ON results (sent_at_ns)",
         _table(dialect, "rollups", ROLLUP_COLUMNS, f"PRIMARY KEY ({', '.join(ROLLUP_KEY)})"),
         "CREATE INDEX rollups_minute ON rollups (minute)",
-        _table(dialect, "probes", PROBE_COLUMNS, "PRIMARY KEY (probe_id)"),
+        _table(dialect, "probes", PROBE_COLUMNS[:-1], "PRIMARY KEY (probe_id)"),  # counters: v6
     ]
 
 
@@ -161,12 +161,18 @@ def method_blobs(dialect: str) -> list[str]:
             "CREATE INDEX blobs_last ON blobs (last_ns)"]
 
 
+def probe_counters(dialect: str) -> list[str]:
+    """Version 6 DDL: ``probes.counters``, the last heartbeat's counters (JSON)."""
+    return [f"ALTER TABLE probes ADD COLUMN counters {_TYPES[dialect][_TEXT]}"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "batches, streams, results, rollups, probes; hash chain in batches", initial),
     Migration(2, "hour and day rollup tiers", tiers),
     Migration(3, "columnar blocks of raw results; rollups as appended parts", blocks_and_parts),
     Migration(4, "rollups folded into the rollup tables in runs of batches", rollup_fold),
     Migration(5, "raw results as one blob per batch and method", method_blobs),
+    Migration(6, "the last heartbeat's counters", probe_counters),
 )
 TIERS_MIGRATION = 2
 LATEST = MIGRATIONS[-1].version

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import gc
 import heapq
+import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from itertools import compress
 from typing import Any
@@ -212,6 +213,37 @@ class SqlStore:
             ColumnBatch(batch.probe_id, batch.batch_id, blocks_of(batch.results)),
             received_at_ns)
 
+    def write_batches(self, batches: Sequence[Batch], received_at_ns: int
+                      ) -> list[WriteReceipt]:
+        """Store several batches of records in one transaction: all of them or none (an
+        import); a batch already stored is answered as a duplicate and stores nothing."""
+        prepared = []
+        with _gc_paused():
+            for batch in batches:
+                columns = ColumnBatch(batch.probe_id, batch.batch_id, blocks_of(batch.results))
+                check_probe(columns.probe_id, columns.blocks)
+                prepared.append((columns, self._prepare(columns)))
+            with self._transaction():
+                written = [self._write_locked(columns, received_at_ns, *parts)
+                           for columns, parts in prepared]
+        for (_columns, parts), (_receipt, bid) in zip(prepared, written, strict=True):
+            tables = parts[3]
+            if bid and foldable(tables):
+                self._unfolded[bid] = tables
+        if len(self._unfolded) >= FOLD_AT:
+            self._fold_after_write()
+        return [receipt for receipt, _bid in written]
+
+    def _prepare(self, batch: ColumnBatch) -> tuple[str, list[list[tuple[Any, ...]]],
+                                                     list[MethodBlob], TierTables]:
+        """What a batch's write needs, computed before the write lock: its blob digest,
+        stream rows, blobs and rollup tables."""
+        blobs = batch_blobs(batch)
+        streams = [[self._stream_row(b.ident) for b in m.blocks] for m in blobs]
+        digest = blobs_digest((m.method, [s[0] for s in rows], m.data)
+                              for m, rows in zip(blobs, streams, strict=True)).hex()
+        return digest, streams, blobs, batch_tables(batch.blocks, self.thresholds_ns)
+
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
         """Store a columnar batch exactly once, in one transaction committed before returning:
         one blob per method (:func:`analyzer.columns.batch_blobs`) and the chain extended
@@ -223,11 +255,7 @@ class SqlStore:
             return known  # cheap answer to a re-send; checked again under the write lock
         check_probe(batch.probe_id, batch.blocks)
         with _gc_paused():
-            blobs = batch_blobs(batch)
-            streams = [[self._stream_row(b.ident) for b in m.blocks] for m in blobs]
-            digest = blobs_digest((m.method, [s[0] for s in rows], m.data)
-                                  for m, rows in zip(blobs, streams, strict=True)).hex()
-            tables = batch_tables(batch.blocks, self.thresholds_ns)
+            digest, streams, blobs, tables = self._prepare(batch)
             with self._transaction():  # a duplicate wrote nothing: committing it is harmless
                 receipt, bid = self._write_locked(batch, received_at_ns, digest, streams,
                                                   blobs, tables)
@@ -439,13 +467,16 @@ class SqlStore:
         return sum(len(rows) - 1 for _key, rows in groups)
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
-                         version: str | None) -> None:
+                         version: str | None, counters: Mapping[str, int] | None = None
+                         ) -> None:
+        text = None if counters is None else json.dumps(dict(counters), sort_keys=True)
         with self._transaction():
             self._exec(
-                "INSERT INTO probes (probe_id, last_seen_ns, spool_depth, results, version) "
-                "VALUES (?, ?, ?, 0, ?) ON CONFLICT (probe_id) DO UPDATE SET "
+                "INSERT INTO probes (probe_id, last_seen_ns, spool_depth, results, version, "
+                "counters) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (probe_id) DO UPDATE SET "
                 "last_seen_ns = excluded.last_seen_ns, spool_depth = excluded.spool_depth, "
-                "version = excluded.version", (probe_id, at_ns, spool_depth, version))
+                "version = excluded.version, counters = excluded.counters",
+                (probe_id, at_ns, spool_depth, version, text))
 
     def prune(self, before_ns: int) -> int:
         """Delete raw results sent before ``before_ns`` (retention); rollups and the chain stay.
@@ -683,8 +714,9 @@ class SqlStore:
 
     def probe_health(self) -> list[ProbeHealth]:
         cur = self._exec(f"SELECT {', '.join(PROBE_COLUMNS)} FROM probes ORDER BY probe_id")
-        return [ProbeHealth(p, seen, batch, depth, results, version)
-                for p, seen, batch, depth, results, version in cur.fetchall()]
+        return [ProbeHealth(p, seen, batch, depth, results, version,
+                            None if counters is None else json.loads(counters))
+                for p, seen, batch, depth, results, version, counters in cur.fetchall()]
 
     def verify_chain(self, find_head: str | None = None) -> chain.ChainReport:
         """Recompute every link and every body digest still backed by raw results."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -196,6 +197,25 @@ def test_heartbeat_and_health(store: Store) -> None:
     [health] = store.probe_health()
     assert (health.probe_id, health.last_seen_ns, health.last_batch_ns, health.spool_depth,
             health.results, health.version) == ("p2", T0 + 9, T0 + 5, 0, 10, "0.1.1")
+
+
+def test_heartbeat_counters_are_kept(store: Store) -> None:
+    store.record_heartbeat("p2", T0, 3, "0.1.0", {"batches_rejected": 1, "results_rejected": 7})
+    [health] = store.probe_health()
+    assert health.counters == {"batches_rejected": 1, "results_rejected": 7}
+
+
+def test_write_batches_is_all_or_nothing(store: Store) -> None:
+    good, other = make_batches("p1", 2, 20)
+    bad = replace(other, results=other.results[:5] + tuple(
+        replace(r, probe_id="p9") for r in other.results[5:]))
+    with pytest.raises(RecordError):
+        store.write_batches([good, bad], T0)
+    assert store.chain_head().length == 0
+    receipts = store.write_batches([good, other], T0)
+    assert [r.accepted for r in receipts] == [20, 20]
+    assert store.write_batches([good], T0)[0].duplicate
+    assert sum(r.sent for r in store.read_rollups(ALL)) == 40
 
 
 def test_configured_thresholds_and_reopen(make_store: StoreFactory) -> None:
