@@ -1,13 +1,13 @@
 """The probe's local SQLite spool: every result lands here before any upload is tried.
 
-Results are appended to ``results``; :meth:`Spool.seal` moves the oldest ones, in one
-transaction, into a *batch* whose id and encoded body (wire v2, ``ixmeter.wire.encode_columns``)
-are stored, so a batch re-sent after a crash or restart is byte-for-byte the same and the
-collector's dedup on (probe id, batch id) makes the re-send idempotent. Batches sealed by an
-older agent keep their v1 body (``encode_batch``) and are sent as they are; :meth:`split` reads
-both versions. A batch is deleted only by :meth:`ack`, after the collector acknowledged it. WAL
-journal, ``synchronous=NORMAL``: a committed write survives ``kill -9`` of the agent (not a
-power cut; use ``durable=True`` for FULL).
+Results are appended to ``results``; :meth:`Spool.seal` assigns the oldest loose ones, in one
+transaction, to a new *batch* whose id and encoded body (``ixmeter.wire.encode_columns``) are
+stored, so a batch re-sent after a crash or restart is byte-for-byte the same and the
+collector's dedup on (probe id, batch id) makes the re-send idempotent. A batch and its results
+stay until :meth:`ack`, after the collector acknowledged it; a batch refused as too large is
+re-sealed from its stored results in two halves (:meth:`split`), so the probe never decodes a
+body. WAL journal, ``synchronous=NORMAL``: a committed write survives ``kill -9`` of the agent
+(not a power cut; use ``durable=True`` for FULL).
 
 Blocking (sqlite3): callers on trio go through ``trio.to_thread.run_sync`` with one limiter.
 """
@@ -23,12 +23,14 @@ from pathlib import Path
 
 from ixmeter.errors import IxmeterError, RecordError
 from ixmeter.record import Result, from_dict
-from ixmeter.wire import Batch, decode_batch, encode_columns
+from ixmeter.wire import Batch, encode_columns
 
 SCHEMA = 1
 _MIGRATIONS = {
     1: [
-        "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)",
+        "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,"
+        " batch INTEGER)",  # batch: the sealed batch's seq, NULL while loose
+        "CREATE INDEX results_batch ON results (batch)",
         "CREATE TABLE batches (seq INTEGER PRIMARY KEY, batch_id TEXT NOT NULL UNIQUE,"
         " n INTEGER NOT NULL, body BLOB NOT NULL)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -101,18 +103,27 @@ class Spool:
         return len(rows)
 
     def seal(self, max_results: int = 1000) -> SealedBatch | None:
-        """Move up to ``max_results`` oldest results into a new batch; None if none wait."""
+        """Assign up to ``max_results`` oldest loose results to a new batch; None if none
+        wait."""
         with self._tx():
-            rows = self._db.execute("SELECT id, body FROM results ORDER BY id LIMIT ?",
-                                    (max_results,)).fetchall()
+            rows = self._db.execute("SELECT id, body FROM results WHERE batch IS NULL "
+                                    "ORDER BY id LIMIT ?", (max_results,)).fetchall()
             if not rows:
                 return None
-            results = tuple(r for r in (self._decode(i, body) for i, body in rows) if r)
-            if not results:
-                self._db.execute("DELETE FROM results WHERE id <= ?", (rows[-1][0],))
-                return None
-            sealed = self._insert_batch(results)
-            self._db.execute("DELETE FROM results WHERE id <= ?", (rows[-1][0],))
+            return self._seal_rows(rows)
+
+    def _seal_rows(self, rows: list[tuple[int, str]]) -> SealedBatch | None:
+        """A new batch of the stored results ``rows`` (id, body), inside the open
+        transaction; results that no longer decode are set aside and dropped from it."""
+        kept = [(i, r) for i, r in ((i, self._decode(i, body)) for i, body in rows) if r]
+        good = {i for i, _r in kept}
+        self._db.executemany("DELETE FROM results WHERE id = ?",
+                             [(i,) for i, _body in rows if i not in good])
+        if not kept:
+            return None
+        sealed, seq = self._insert_batch(tuple(r for _i, r in kept))
+        self._db.executemany("UPDATE results SET batch = ? WHERE id = ?",
+                             [(seq, i) for i, _r in kept])
         return sealed
 
     def _decode(self, row_id: int, body: str) -> Result | None:
@@ -139,36 +150,44 @@ class Spool:
         return SealedBatch(str(row[0]), int(row[1]), bytes(row[2])) if row else None
 
     def ack(self, batch_id: str) -> None:
-        """Forget a batch the collector acknowledged."""
+        """Forget a batch the collector acknowledged, and its results."""
         with self._tx():
-            self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+            self._drop(batch_id)
+
+    def _drop(self, batch_id: str) -> None:
+        self._db.execute("DELETE FROM results WHERE batch = (SELECT seq FROM batches "
+                         "WHERE batch_id = ?)", (batch_id,))
+        self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
 
     def quarantine(self, batch_id: str, reason: str) -> None:
-        """Set aside a batch the collector refused as invalid: kept on disk, no longer sent."""
+        """Set aside a batch the collector refused as invalid: its body kept on disk in
+        ``rejected``, no longer sent."""
         with self._tx():
             self._db.execute("INSERT OR REPLACE INTO rejected SELECT batch_id, n, body, ?"
                              " FROM batches WHERE batch_id = ?", (reason, batch_id))
-            self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+            self._drop(batch_id)
 
     def split(self, batch_id: str) -> int:
-        """Replace a batch refused as too large (never stored by the collector) by two halves
-        with fresh ids; return how many batches it became (1: a single result, quarantined)."""
-        row = self._db.execute("SELECT n, body FROM batches WHERE batch_id = ?",
+        """Replace a batch refused as too large (never stored by the collector) by two
+        batches of its results with fresh ids; return how many batches it became (1: a single
+        result, set aside)."""
+        row = self._db.execute("SELECT seq, n FROM batches WHERE batch_id = ?",
                                (batch_id,)).fetchone()
         if row is None:
             return 0
-        if int(row[0]) < 2:
+        if int(row[1]) < 2:
             self.quarantine(batch_id, "too large")
             return 1
-        results = decode_batch(bytes(row[1])).results  # v2, or v1 sealed by an older agent
-        half = len(results) // 2
         with self._tx():
+            rows = self._db.execute("SELECT id, body FROM results WHERE batch = ? ORDER BY id",
+                                    (row[0],)).fetchall()
             self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
-            for part in (results[:half], results[half:]):
-                self._insert_batch(tuple(part))
+            half = len(rows) // 2
+            for part in (rows[:half], rows[half:]):
+                self._seal_rows(part)
         return 2
 
-    def _insert_batch(self, results: tuple[Result, ...]) -> SealedBatch:
+    def _insert_batch(self, results: tuple[Result, ...]) -> tuple[SealedBatch, int]:
         seq = int(self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches")
                   .fetchone()[0])
         seq = max(seq, self._next_seq())
@@ -177,17 +196,15 @@ class Spool:
         self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?)",
                          (seq, batch_id, len(results), body))
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?)", (seq + 1,))
-        return SealedBatch(batch_id, len(results), body)
+        return SealedBatch(batch_id, len(results), body), seq
 
     def rejected(self) -> int:
         """Results in batches the collector refused (kept for inspection)."""
         return int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()[0])
 
     def depth(self) -> int:
-        """Results not yet acknowledged (waiting or in sealed batches)."""
-        loose = self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        sealed = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM batches").fetchone()[0]
-        return int(loose) + int(sealed)
+        """Results not yet acknowledged (loose or in sealed batches)."""
+        return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch, decode_batch, encode_batch
+from ixmeter.wire import Batch, decode_batch
 from probes.spool import Spool
 
 PROBE = "cs-tianyi-zn-ct"
@@ -100,28 +100,6 @@ def test_sealed_body_is_wire_v2_of_the_results(tmp_path: Path) -> None:
     assert sealed is not None
     assert json.loads(sealed.body)["v"] == 2
     assert decode_batch(sealed.body) == Batch(PROBE, sealed.batch_id, tuple(results))
-    spool.close()
-
-
-def test_a_v1_batch_of_an_older_agent_is_sent_as_is_and_split_into_v2(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "s.db", PROBE)
-    spool.add(result(i) for i in range(4))
-    sealed = spool.seal()
-    assert sealed is not None
-    v1 = encode_batch(Batch(PROBE, sealed.batch_id, decode_batch(sealed.body).results))
-    spool._db.execute("UPDATE batches SET body = ?", (v1,))  # as if sealed by an old agent
-    resent = spool.next_batch()
-    assert resent is not None
-    assert resent.body == v1
-    assert spool.split(sealed.batch_id) == 2
-    first = spool.next_batch()
-    assert first is not None
-    assert json.loads(first.body)["v"] == 2
-    assert _seqs(first.body) == [0, 1]
-    spool.ack(first.batch_id)
-    second = spool.next_batch()
-    assert second is not None
-    assert _seqs(second.body) == [2, 3]
     spool.close()
 
 
