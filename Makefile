@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests (and the demo's emulated network) need; installed only when run as root.
 DEB_PACKAGES := iproute2 iputils-ping fping libpcap0.8 iptables traceroute mtr-tiny \
-                postgresql chromium chromium-driver fonts-wqy-microhei
+                postgresql chromium chromium-driver fonts-wqy-microhei prometheus
 DEMO_DEB_PACKAGES := iproute2 iputils-ping libpcap0.8
 PYTEST_ARGS ?=
 DEMO_ARGS ?=

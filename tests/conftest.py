@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+import trio
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -26,3 +27,13 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} not installed (make test installs it as root)")
     return path
+
+
+async def promtool_problems(text: str) -> str:
+    """What ``promtool check metrics`` says about ``text`` ("" when it passes); skips the test
+    if promtool is missing (Debian: prometheus)."""
+    promtool = require_tool("promtool")
+    done = await trio.run_process([promtool, "check", "metrics"], stdin=text.encode(),
+                                  capture_stdout=True, capture_stderr=True, check=False)
+    problems = (done.stdout + done.stderr).decode()
+    return problems or ("" if done.returncode == 0 else f"exit status {done.returncode}")

@@ -12,16 +12,24 @@ Starlette router that serves everything else, with the same answers, bodies and 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,7 +42,7 @@ from analyzer.collector.openapi import openapi_document
 from analyzer.collector.storethread import StoreThread
 from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
-from ixmeter import __version__
+from ixmeter import __version__, heartbeat
 from ixmeter.errors import RecordError
 from ixmeter.wire import AuthError
 
@@ -73,12 +81,8 @@ class Metrics:
                                registry=r)
         self.ingest_seconds = Histogram("ixmeter_collector_ingest_seconds",
                                         "decode + commit time per batch", registry=r)
-        self.spool_depth = Gauge("ixmeter_probe_spool_depth",
-                                 "spool depth last reported by each probe", ["probe"],
-                                 registry=r)
-        self.probe_counters = Gauge("ixmeter_probe_counter",
-                                    "counters last reported in each probe's heartbeat",
-                                    ["probe", "name"], registry=r)
+        self.probes = ProbeReports()
+        r.register(self.probes)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Counter, *labels: str) -> Any:
@@ -133,25 +137,24 @@ class Collector:
             self.metrics.child(self.metrics.rejected, p.reason).inc()
 
     # -- helpers ---------------------------------------------------------------------------
-    async def _read_body(self, request: Request) -> bytes:
+    async def _read_body(self, request: Request, limit: int | None = None) -> bytes:
         async with aclosing(request.stream()) as stream:
-            return await self._body(request.headers.get("content-length"), stream)
+            return await self._body(request.headers.get("content-length"), stream, limit)
 
-    async def _body(self, declared: str | None, chunks: AsyncIterator[bytes]) -> bytes:
-        """The body, refused with 413 as soon as it exceeds ``max_body`` (declared or read)."""
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise self._too_large(int(declared))
+    async def _body(self, declared: str | None, chunks: AsyncIterator[bytes],
+                    limit: int | None = None) -> bytes:
+        """The body, refused with 413 as soon as it exceeds ``limit`` (default ``max_body``),
+        declared or read."""
+        limit = self.max_body if limit is None else limit
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(int(declared), limit)
         parts, size = [], 0
         async for chunk in chunks:
             size += len(chunk)
-            if size > self.max_body:
-                raise self._too_large(size)
+            if size > limit:
+                raise _too_large(size, limit)
             parts.append(chunk)
         return b"".join(parts)
-
-    def _too_large(self, size: int) -> Problem:
-        return Problem(413, {"error": f"body of {size} bytes or more exceeds the limit of "
-                                      f"{self.max_body} bytes", "field": "body"}, "oversize")
 
     def _authenticate(self, request: Request, body: bytes, url_probe: str | None = None) -> str:
         return self._check(dict(request.headers), request.method, request.url.path, body,
@@ -232,16 +235,15 @@ class Collector:
             return None
 
     async def heartbeat(self, request: Request) -> Response:
+        """Store a probe's heartbeat (``ixmeter.heartbeat``: at most ``MAX_BODY`` bytes, fixed
+        counter names) and export it on ``/metrics``; 400/413/422 name what is wrong."""
         probe_id = request.path_params["probe_id"]
-        body = await self._read_body(request)
+        body = await self._read_body(request, heartbeat.MAX_BODY)
         self._authenticate(request, body, url_probe=probe_id)
-        version, depth, counters = parse_heartbeat(body)
-        await self.in_store_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
-                              version)
-        if depth is not None:
-            self.metrics.spool_depth.labels(probe_id).set(depth)
-        for name, value in counters.items():
-            self.metrics.probe_counters.labels(probe_id, name).set(value)
+        hb = parse_heartbeat(body)
+        await self.in_store_thread(self.store.record_heartbeat, probe_id, time.time_ns(),
+                                   hb.spool_depth, hb.version, hb.counters)
+        self.metrics.probes.report(probe_id, hb)
         return JSONResponse({"ok": True})
 
     async def get_inventory(self, request: Request) -> Response:
@@ -358,27 +360,60 @@ def bad_record(exc: RecordError) -> Problem:
     return Problem(422, {"error": message, "field": field}, "bad_field")
 
 
-def parse_heartbeat(body: bytes) -> tuple[str | None, int | None, dict[str, int]]:
-    """``{"version": str, "spool_depth": int >= 0, "counters": {str: int}}``, all optional."""
+def _too_large(size: int, limit: int) -> Problem:
+    return Problem(413, {"error": f"body of {size} bytes or more exceeds the limit of "
+                                  f"{limit} bytes", "field": "body"}, "oversize")
+
+
+def parse_heartbeat(body: bytes) -> heartbeat.Heartbeat:
+    """``ixmeter.heartbeat.decode``; 400 for a body that is not a JSON object, 422 naming the
+    field otherwise (an unknown counter name, a value that is not an integer >= 0 ...)."""
     try:
-        obj = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, {"error": f"body: not valid JSON ({exc})", "field": "body"},
-                      "malformed_body") from None
-    if not isinstance(obj, dict):
-        raise Problem(400, {"error": "body: expected a JSON object", "field": "body"},
-                      "malformed_body")
-    version, depth, counters = obj.get("version"), obj.get("spool_depth"), obj.get("counters")
-    if version is not None and not isinstance(version, str):
-        raise _bad("version", version, "a string")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
-        raise _bad("spool_depth", depth, "an integer >= 0")
-    if counters is not None and not (isinstance(counters, dict) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in counters.values())):
-        raise _bad("counters", counters, "an object of integer counters")
-    return version, depth, dict(counters or {})
+        return heartbeat.decode(body)
+    except heartbeat.HeartbeatError as exc:
+        if exc.field == "body":
+            raise Problem(400, {"error": str(exc), "field": "body"}, "malformed_body") from None
+        raise Problem(422, {"error": str(exc), "field": exc.field}, "bad_field") from None
 
 
-def _bad(field: str, value: Any, expected: str) -> Problem:
-    return Problem(422, {"error": f"field {field!r}: expected {expected}, got {value!r}",
-                         "field": field}, "bad_field")
+class ProbeReports:
+    """The last heartbeat of each authenticated probe as Prometheus families
+    ``ixmeter_collector_probe_*``: ``spool_depth{probe}`` and one family per
+    :data:`ixmeter.heartbeat.COUNTERS` family (its type, help and label), so the probe's own
+    ``ixmeter_probe_*`` names are never reused with another meaning. A custom collector: a
+    scrape reads the dict as it is, heartbeats replace it (copy on write)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, heartbeat.Heartbeat] = {}
+
+    def report(self, probe_id: str, hb: heartbeat.Heartbeat) -> None:
+        self._last = {**self._last, probe_id: hb}
+
+    def collect(self) -> Iterator[Metric]:
+        last = sorted(self._last.items())
+        depth = GaugeMetricFamily(f"{PROBE_PREFIX}spool_depth", "results waiting in the "
+                                  "probe's spool, as last reported", labels=["probe"])
+        for probe, hb in last:
+            if hb.spool_depth is not None:
+                depth.add_metric([probe], hb.spool_depth)
+        yield depth
+        families: dict[str, _Family] = {}
+        for c in heartbeat.COUNTERS:
+            family = families.get(c.family)
+            if family is None:
+                family = families[c.family] = _family(c)
+            for probe, hb in last:
+                if c.name in hb.counters:
+                    labels = [probe] if c.label is None else [probe, c.label[1]]
+                    family.add_metric(labels, hb.counters[c.name])
+        yield from families.values()
+
+
+PROBE_PREFIX = "ixmeter_collector_probe_"
+_Family = CounterMetricFamily | GaugeMetricFamily
+
+
+def _family(c: heartbeat.CounterName) -> _Family:
+    kind = CounterMetricFamily if c.kind == "counter" else GaugeMetricFamily
+    labels = ["probe"] if c.label is None else ["probe", c.label[0]]
+    return kind(PROBE_PREFIX + c.family, f"{c.help}, as last reported", labels=labels)

@@ -232,19 +232,6 @@ async def test_client_gone_mid_body_is_not_answered_or_counted(server: Server) -
     assert (await server.post(KEY_A, PROBE_A, body, headers=headers)).status_code == 200
 
 
-async def test_heartbeat_and_health(server: Server) -> None:
-    path = f"/v1/probes/{PROBE_A}/heartbeat"
-    body = json.dumps({"version": "0.1.0", "spool_depth": 7, "counters": {"sent": 3}}).encode()
-    assert (await server.post(KEY_A, PROBE_A, body, path=path)).status_code == 200
-    [health] = server.store.probe_health()
-    assert (health.probe_id, health.spool_depth, health.version) == (PROBE_A, 7, "0.1.0")
-    assert await server.metric(f'ixmeter_probe_counter{{name="sent",probe="{PROBE_A}"}}') == 3
-    bad = await server.post(KEY_A, PROBE_A, b'{"spool_depth": -1}', path=path)
-    assert (bad.status_code, bad.json()["field"]) == (422, "spool_depth")
-    other = await server.post(KEY_B, PROBE_B, body, path=path)  # B cannot beat for A
-    assert other.status_code == 403
-
-
 async def test_inventory_for_probe(server: Server) -> None:
     path = f"/v1/probes/{PROBE_A}/inventory"
     headers = sign(KEY_A, PROBE_A, "GET", path, b"", time.time())
