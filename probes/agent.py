@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -27,9 +27,9 @@ from probes.clock import Clock, SystemClock
 from probes.config import ProbeConfig, jobs_from_inventory, jobs_from_targets, read_key
 from probes.methods.icmp import IcmpProber, family_of
 from probes.methods.traceroute import TracerouteProber
-from probes.metrics import ProbeMetrics, render, serve_metrics
+from probes.metrics import ProbeMetrics, heartbeat_counters, render, serve_metrics
 from probes.scheduler import Job, Prober, Scheduler
-from probes.spool import Spool
+from probes.spool import Spool, SpoolStatus
 from probes.uploader import Uploader
 
 FLUSH_S = 0.2
@@ -129,7 +129,8 @@ class Agent:
                                    limits={Method.TRACEROUTE: TRACES_QUEUED}, rng=self.rng,
                                    clock=self.clock)
         self.metrics_port: int | None = None
-        self._spool_depth = 0
+        self._spool_depth = 0  # as of the last flush
+        self._set_aside: Mapping[str, tuple[int, int]] = {}  # idem
         self.done = trio.Event()
 
     def emit(self, result: Result) -> None:
@@ -142,8 +143,9 @@ class Agent:
         return drops
 
     def metrics_text(self) -> str:
-        return render(self.metrics, local_drops=self.local_drops(), spool_depth=self._spool_depth
-                      + len(self.buffer), upload_errors=self.uploader.errors,
+        spool = SpoolStatus(self._spool_depth + len(self.buffer), self._set_aside)
+        return render(self.metrics, local_drops=self.local_drops(), spool=spool,
+                      upload_errors=self.uploader.errors,
                       uploaded=self.uploader.uploaded,
                       route_changes=sum(self.trace.watch.changes.values()))
 
@@ -152,8 +154,8 @@ class Agent:
         batch, self.buffer = self.buffer, []
         if batch:
             await trio.to_thread.run_sync(self.spool.add, batch, limiter=self.limiter)
-        self._spool_depth = await trio.to_thread.run_sync(self.spool.depth,
-                                                          limiter=self.limiter)
+        status = await trio.to_thread.run_sync(self.spool.status, limiter=self.limiter)
+        self._spool_depth, self._set_aside = status.depth, status.set_aside
 
     async def _flusher(self) -> None:
         while True:
@@ -162,7 +164,7 @@ class Agent:
 
     async def _heartbeat(self, client: httpx.AsyncClient) -> None:
         while True:
-            counters = dict(self.metrics.counters(), **self.local_drops())
+            counters = heartbeat_counters(self.metrics, self.local_drops())
             await self.uploader.heartbeat(client, counters)
             await trio.sleep(self.cfg.heartbeat_s)
 

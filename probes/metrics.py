@@ -3,19 +3,30 @@ written by hand so the probe host needs no prometheus-client.
 
 Counted per method: probes sent, received, lost (RFC 7680 §2.4: not received within Tmax) and
 errors by kind; local drops by cause (queue full, send error, late, duplicate) apart from
-network loss (STYLE.md §6); spool depth, upload errors and the last RTT per target.
+network loss (STYLE.md §6); spool depth, batches and results set aside in the spool by reason
+(``ixmeter.heartbeat.SET_ASIDE_REASONS``), upload errors and the last RTT per target.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 
 import trio
 
+from ixmeter.heartbeat import (
+    LOCAL_DROP_CAUSES,
+    SET_ASIDE_BATCHES_HELP,
+    SET_ASIDE_REASONS,
+    SET_ASIDE_RESULTS_HELP,
+)
 from ixmeter.record import ErrorKind, Result, Status
+from probes.spool import SpoolStatus
 
 _NEVER_LEFT = (ErrorKind.LOCAL_DROP, ErrorKind.SEND_ERROR)
+_UNNAMED: set[str] = set()  # local drop causes already logged as missing from the fixed set
+log = logging.getLogger("ixmeter.probe.metrics")
 
 
 class ProbeMetrics:
@@ -49,6 +60,19 @@ class ProbeMetrics:
                 "lost": sum(self.lost.values()), "errors": sum(self.errors.values())}
 
 
+def heartbeat_counters(m: ProbeMetrics, local_drops: Mapping[str, int]) -> dict[str, int]:
+    """The totals and every local-drop cause (0 if none) under their heartbeat names
+    (:data:`ixmeter.heartbeat.COUNTERS`). A cause outside that fixed set is a bug: logged once,
+    left out so the heartbeat itself still goes through (it stays on ``/metrics``)."""
+    counters = m.counters()
+    counters.update({f"local_drops.{c}": local_drops.get(c, 0) for c in LOCAL_DROP_CAUSES})
+    for cause in sorted(set(local_drops) - set(LOCAL_DROP_CAUSES) - _UNNAMED):
+        _UNNAMED.add(cause)
+        log.error("local drop cause %r is not in ixmeter.heartbeat.LOCAL_DROP_CAUSES: not "
+                  "reported in heartbeats", cause)
+    return counters
+
+
 def _labels(**kv: str) -> str:
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in kv.items())
     return "{" + inner + "}" if inner else ""
@@ -58,7 +82,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render(m: ProbeMetrics, *, local_drops: Mapping[str, int], spool_depth: int,
+def render(m: ProbeMetrics, *, local_drops: Mapping[str, int], spool: SpoolStatus,
            upload_errors: Mapping[str, int], uploaded: int, route_changes: int = 0) -> str:
     """The exposition text: HELP/TYPE lines, then samples."""
     out: list[str] = []
@@ -79,7 +103,12 @@ def render(m: ProbeMetrics, *, local_drops: Mapping[str, int], spool_depth: int,
            "local drops by cause, apart from network loss",
            [(_labels(cause=k), v) for k, v in sorted(local_drops.items())])
     family("ixmeter_probe_spool_depth", "gauge", "results not yet acknowledged by the collector",
-           [("", spool_depth)])
+           [("", spool.depth)])
+    for i, (what, text) in enumerate((("batches", SET_ASIDE_BATCHES_HELP),
+                                      ("results", SET_ASIDE_RESULTS_HELP))):
+        family(f"ixmeter_probe_set_aside_{what}", "gauge", text,
+               [(_labels(reason=r), spool.set_aside.get(r, (0, 0))[i])
+                for r in SET_ASIDE_REASONS])
     family("ixmeter_probe_uploaded_total", "counter", "results acknowledged by the collector",
            [("", uploaded)])
     family("ixmeter_probe_upload_errors_total", "counter", "failed uploads by reason",

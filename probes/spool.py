@@ -6,8 +6,11 @@ stored, so a batch re-sent after a crash or restart is byte-for-byte the same an
 collector's dedup on (probe id, batch id) makes the re-send idempotent. A batch and its results
 stay until :meth:`ack`, after the collector acknowledged it; a batch refused as too large is
 re-sealed from its stored results in two halves (:meth:`split`), so the probe never decodes a
-body. WAL journal, ``synchronous=NORMAL``: a committed write survives ``kill -9`` of the agent
-(not a power cut; use ``durable=True`` for FULL).
+body. A batch that can never be accepted (the collector answered 400/422, or 413 for a single
+result) and a stored result that no longer validates are *set aside* in ``rejected``: kept
+with their body, reason and when, counted (:meth:`status`), never sent again. WAL journal,
+``synchronous=NORMAL``: a committed write survives ``kill -9`` of the agent (not a power cut;
+use ``durable=True`` for FULL).
 
 Blocking (sqlite3): callers on trio go through ``trio.to_thread.run_sync`` with one limiter.
 """
@@ -17,15 +20,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ixmeter.errors import IxmeterError, RecordError
+from ixmeter.heartbeat import SET_ASIDE_REASONS
 from ixmeter.record import Result, from_dict
 from ixmeter.wire import Batch, encode_columns
 
 SCHEMA = 1
+_NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"  # UTC, for the operator reading ``rejected``
 _MIGRATIONS = {
     1: [
         "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,"
@@ -34,8 +39,11 @@ _MIGRATIONS = {
         "CREATE TABLE batches (seq INTEGER PRIMARY KEY, batch_id TEXT NOT NULL UNIQUE,"
         " n INTEGER NOT NULL, body BLOB NOT NULL)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # set aside: kept for inspection, never sent again (reason: SET_ASIDE_REASONS;
+        # detail: the collector's answer or why the spool could not read the result)
         "CREATE TABLE rejected (batch_id TEXT PRIMARY KEY, n INTEGER NOT NULL,"
-        " body BLOB NOT NULL, reason TEXT NOT NULL)",
+        " body BLOB NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,"
+        " set_aside_at TEXT NOT NULL)",
     ],
 }
 
@@ -51,6 +59,15 @@ class SealedBatch:
     batch_id: str
     n: int
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStatus:
+    """What the spool holds: results not yet acknowledged, and ``{reason: (batches,
+    results)}`` set aside."""
+
+    depth: int
+    set_aside: Mapping[str, tuple[int, int]]
 
 
 class Spool:
@@ -135,8 +152,9 @@ class Spool:
                 raise RecordError(f"probe_id {result.probe_id!r} is not this spool's probe")
             return result
         except (RecordError, ValueError) as exc:
-            self._db.execute("INSERT OR REPLACE INTO rejected VALUES (?, 1, ?, ?)",
-                             (f"row-{self.instance}-{row_id}", body.encode(), str(exc)))
+            self._db.execute(f"INSERT OR REPLACE INTO rejected VALUES (?, 1, ?, ?, ?, {_NOW})",
+                             (f"row-{self.instance}-{row_id}", body.encode(), "unreadable",
+                              str(exc)))
             return None
 
     def _next_seq(self) -> int:
@@ -159,24 +177,28 @@ class Spool:
                          "WHERE batch_id = ?)", (batch_id,))
         self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
 
-    def quarantine(self, batch_id: str, reason: str) -> None:
-        """Set aside a batch the collector refused as invalid: its body kept on disk in
-        ``rejected``, no longer sent."""
+    def set_aside(self, batch_id: str, reason: str, detail: str) -> None:
+        """Move a batch that can never be accepted to ``rejected`` (body kept, never sent
+        again), with its reason class (:data:`~ixmeter.heartbeat.SET_ASIDE_REASONS`) and the
+        collector's answer; its results leave the queue."""
+        if reason not in SET_ASIDE_REASONS:
+            raise ValueError(f"set-aside reason {reason!r} is not one of {SET_ASIDE_REASONS}")
         with self._tx():
-            self._db.execute("INSERT OR REPLACE INTO rejected SELECT batch_id, n, body, ?"
-                             " FROM batches WHERE batch_id = ?", (reason, batch_id))
+            self._db.execute("INSERT OR REPLACE INTO rejected SELECT batch_id, n, body, ?, ?, "
+                             f"{_NOW} FROM batches WHERE batch_id = ?",
+                             (reason, detail, batch_id))
             self._drop(batch_id)
 
-    def split(self, batch_id: str) -> int:
+    def split(self, batch_id: str, detail: str = "") -> int:
         """Replace a batch refused as too large (never stored by the collector) by two
         batches of its results with fresh ids; return how many batches it became (1: a single
-        result, set aside)."""
+        result, set aside as ``too_large`` with ``detail``)."""
         row = self._db.execute("SELECT seq, n FROM batches WHERE batch_id = ?",
                                (batch_id,)).fetchone()
         if row is None:
             return 0
         if int(row[1]) < 2:
-            self.quarantine(batch_id, "too large")
+            self.set_aside(batch_id, "too_large", detail)
             return 1
         with self._tx():
             rows = self._db.execute("SELECT id, body FROM results WHERE batch = ? ORDER BY id",
@@ -198,9 +220,15 @@ class Spool:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?)", (seq + 1,))
         return SealedBatch(batch_id, len(results), body), seq
 
-    def rejected(self) -> int:
-        """Results in batches the collector refused (kept for inspection)."""
-        return int(self._db.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()[0])
+    def set_aside_counts(self) -> dict[str, tuple[int, int]]:
+        """``{reason: (batches, results)}`` kept in ``rejected``."""
+        rows = self._db.execute("SELECT reason, COUNT(*), COALESCE(SUM(n), 0) FROM rejected "
+                                "GROUP BY reason").fetchall()
+        return {str(r): (int(b), int(n)) for r, b, n in rows}
+
+    def status(self) -> SpoolStatus:
+        """Depth and set-aside counts, read together (for ``/metrics`` and the heartbeat)."""
+        return SpoolStatus(self.depth(), self.set_aside_counts())
 
     def depth(self) -> int:
         """Results not yet acknowledged (loose or in sealed batches)."""

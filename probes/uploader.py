@@ -1,16 +1,26 @@
 """Signed upload of spooled batches to the collector, with exponential back-off and jitter.
 
 Contract (analyzer/collector): ``POST /v1/batches`` answers 200 ``{"accepted", "duplicate"}``
-once the batch is committed; only then is it deleted from the spool. 401/403 (auth), 5xx and
-timeouts are retried with "full jitter" back-off (delay drawn uniformly in [0, min(cap,
-base * 2^attempt)]); 400/422 (the collector can never accept this body) set the batch aside in
-the spool's ``rejected`` table; 413 splits it in two. Requests are signed with
-``ixmeter.wire.sign`` (HMAC-SHA256, RFC 2104). httpx's AsyncClient runs under trio via anyio.
+once the batch is committed; only then is it deleted from the spool. What each answer leads to
+(:func:`disposition`):
+
+- 200: acknowledged, deleted from the spool.
+- 400, 422 (the collector can never accept this body): *set aside* in the spool's ``rejected``
+  table with reason ``refused`` and the collector's answer; the next batch is sent at once.
+- 413: split in two batches; a batch of one result is set aside (``too_large``), next at once.
+- 401, 403 (keys), 408, 429, 5xx, timeouts and connection errors: retried, same batch, after
+  "full jitter" back-off (delay drawn uniformly in [0, min(cap, base * 2^attempt)]).
+- Any other status (404, 405, a redirect: a wrong ``collector_url``): a configuration error,
+  logged as such and retried with back-off; never set aside, the batch may be fine.
+
+Set-aside batches are never sent again; they are counted on the probe's ``/metrics`` and in
+every heartbeat (``ixmeter.heartbeat``). Requests are signed with ``ixmeter.wire.sign``
+(HMAC-SHA256, RFC 2104). httpx's AsyncClient runs under trio via anyio.
 """
 
 from __future__ import annotations
 
-import json
+import enum
 import logging
 import random
 import time
@@ -22,7 +32,7 @@ from typing import Any
 import httpx
 import trio
 
-from ixmeter import __version__
+from ixmeter import __version__, heartbeat
 from ixmeter.wire import sign
 from probes.spool import SealedBatch, Spool
 
@@ -40,6 +50,32 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** min(attempt, 30)))
+
+
+class Action(enum.Enum):
+    """What the uploader does with a batch after the collector's answer."""
+
+    ACK = "ack"  # committed: delete from the spool
+    SET_ASIDE = "set_aside"  # can never be accepted: keep in ``rejected``, go on at once
+    SPLIT = "split"  # too large: two halves (a single result is set aside)
+    RETRY = "retry"  # may succeed later: same batch after back-off
+    CONFIG = "config"  # the probe's configuration is wrong: back-off, logged as such
+
+
+RETRYABLE = frozenset({401, 403, 408, 429})
+
+
+def disposition(status: int) -> Action:
+    """The action for an HTTP status of ``POST /v1/batches`` (module docstring)."""
+    if status == 200:
+        return Action.ACK
+    if status in (400, 422):
+        return Action.SET_ASIDE
+    if status == 413:
+        return Action.SPLIT
+    if status in RETRYABLE or 500 <= status <= 599:
+        return Action.RETRY
+    return Action.CONFIG
 
 
 class Uploader:
@@ -110,22 +146,34 @@ class Uploader:
         except httpx.HTTPError as exc:
             self._failed("unreachable", f"{type(exc).__name__}: {exc}")
             return None
-        status = response.status_code
-        if status == 200:
+        return await self._answered(batch, response.status_code, response.text[:1000])
+
+    async def _answered(self, batch: SealedBatch, status: int, answer: str) -> int | None:
+        """Act on the collector's answer (:func:`disposition`)."""
+        action = disposition(status)
+        if action is Action.ACK:
             await self._db(self.spool.ack, batch.batch_id)
             self.uploaded += batch.n
             return batch.n
-        if status in (400, 422):
-            self.errors["rejected"] += 1
-            log.error("collector refused batch %s: %s", batch.batch_id, response.text[:300])
-            await self._db(self.spool.quarantine, batch.batch_id, response.text[:1000])
+        if action is Action.SET_ASIDE:
+            self.errors["refused"] += 1
+            log.error("collector refused batch %s of %d results (HTTP %d), set aside in the "
+                      "spool: %s", batch.batch_id, batch.n, status, answer[:300])
+            await self._db(self.spool.set_aside, batch.batch_id, "refused",
+                           f"HTTP {status}: {answer}")
             return 0
-        if status == 413:
+        if action is Action.SPLIT:
             self.errors["too_large"] += 1
-            await self._db(self.spool.split, batch.batch_id)
+            await self._db(self.spool.split, batch.batch_id, f"HTTP {status}: {answer}")
             return 0
-        reason = "auth" if status in (401, 403) else "server"
-        self._failed(reason, f"HTTP {status}: {response.text[:300]}")
+        if action is Action.CONFIG:
+            self.errors["config"] += 1
+            log.error("collector at %s answered HTTP %d to POST %s: check collector_url in the "
+                      "probe config; retrying with back-off (%s)", self.url, status,
+                      BATCHES_PATH, answer[:300])
+            return None
+        self._failed("auth" if status in (401, 403) else "server",
+                     f"HTTP {status}: {answer[:300]}")
         return None
 
     def _failed(self, reason: str, detail: str) -> None:
@@ -133,10 +181,13 @@ class Uploader:
         log.warning("upload failed (%s): %s", reason, detail)
 
     async def heartbeat(self, client: httpx.AsyncClient, counters: Mapping[str, int]) -> bool:
-        """``POST /v1/probes/{id}/heartbeat`` with version, spool depth and counters."""
-        depth = await self._db(self.spool.depth)
-        body = json.dumps({"version": __version__, "spool_depth": depth,
-                           "counters": dict(counters)}, sort_keys=True).encode()
+        """``POST /v1/probes/{id}/heartbeat``: version, spool depth, ``counters`` and the
+        spool's set-aside counts (:mod:`ixmeter.heartbeat`; names outside its fixed set are
+        the caller's bug and raise :class:`~ixmeter.heartbeat.HeartbeatError`)."""
+        status = await self._db(self.spool.status)
+        body = heartbeat.encode(heartbeat.Heartbeat(
+            __version__, status.depth,
+            {**counters, **heartbeat.set_aside_counters(status.set_aside)}))
         path = f"/v1/probes/{self.probe_id}/heartbeat"
         headers = sign(self.key, self.probe_id, "POST", path, body, self.now())
         headers["Content-Type"] = "application/json"
@@ -146,5 +197,5 @@ class Uploader:
             self._failed("heartbeat", str(exc))
             return False
         if response.status_code != 200:
-            self._failed("heartbeat", f"HTTP {response.status_code}")
+            self._failed("heartbeat", f"HTTP {response.status_code}: {response.text[:300]}")
         return response.status_code == 200

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import Batch, decode_batch
-from probes.spool import Spool
+from probes.spool import Spool, SpoolStatus
 
 PROBE = "cs-tianyi-zn-ct"
 
@@ -76,7 +79,7 @@ def test_batch_ids_never_repeat_even_after_everything_acked(tmp_path: Path) -> N
     assert sealed.batch_id not in ids
 
 
-def test_split_and_quarantine(tmp_path: Path) -> None:
+def test_split_and_set_aside(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", PROBE)
     spool.add(result(i) for i in range(7))
     sealed = spool.seal()
@@ -85,11 +88,28 @@ def test_split_and_quarantine(tmp_path: Path) -> None:
     a = spool.next_batch()
     assert a is not None
     assert _seqs(a.body) == [0, 1, 2]
-    spool.quarantine(a.batch_id, "400 bad body")
+    spool.set_aside(a.batch_id, "refused", '{"error": "bad body"}')
     b = spool.next_batch()
     assert b is not None
     assert _seqs(b.body) == [3, 4, 5, 6]
-    assert (spool.depth(), spool.rejected()) == (4, 3)
+    assert spool.status() == SpoolStatus(4, {"refused": (1, 3)})
+    row = spool._db.execute("SELECT batch_id, n, body, reason, detail, set_aside_at "
+                            "FROM rejected").fetchone()
+    assert row[:5] == (a.batch_id, 3, a.body, "refused", '{"error": "bad body"}')
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row[5])
+    with pytest.raises(ValueError, match="not one of"):
+        spool.set_aside(b.batch_id, "because", "")
+
+
+def test_a_single_result_too_large_is_set_aside(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", PROBE)
+    spool.add([result(0), result(1)])
+    sealed = spool.seal(1)
+    assert sealed is not None
+    assert spool.split(sealed.batch_id, "413: over the limit") == 1
+    assert spool.set_aside_counts() == {"too_large": (1, 1)}
+    assert spool.depth() == 1
+    spool.close()
 
 
 def test_sealed_body_is_wire_v2_of_the_results(tmp_path: Path) -> None:
@@ -109,7 +129,7 @@ def test_another_probes_result_is_set_aside_when_sealing(tmp_path: Path) -> None
     sealed = spool.seal()
     assert sealed is not None
     assert _seqs(sealed.body) == [0, 2]
-    assert spool.rejected() == 1
+    assert spool.set_aside_counts() == {"unreadable": (1, 1)}
     spool.close()
 
 
