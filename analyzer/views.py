@@ -28,6 +28,7 @@ from analyzer.rollup import MinuteRollup, merge
 from analyzer.store.base import Query, Store
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
 from inventory.topology import PathEnds, Topology
+from ixmeter.heartbeat import set_aside_totals
 from ixmeter.record import Result
 
 if TYPE_CHECKING:
@@ -376,6 +377,8 @@ class ProbeRow:
     coverage: float  # share of the window's hours with at least one rollup from this probe
     status: str  # "ok" | "late" | "silent" | "unknown"
     version: str | None
+    set_aside_batches: int = 0  # batches the probe set aside as never acceptable (heartbeat)
+    set_aside_results: int = 0  # the results in them
 
 
 def probe_rows(store: Store, topo: Topology, cur: RollupIndex, now_ns: int,
@@ -398,9 +401,10 @@ def probe_rows(store: Store, topo: Topology, cur: RollupIndex, now_ns: int,
         status = ("unknown" if h is None else "silent" if age is None
                   else "ok" if age <= late_after_s else "late")
         cov = len(hours_by_end.get((site, carrier), ())) / n_hours
+        aside = set_aside_totals(h.counters if h else None)
         rows.append(ProbeRow(pid, site, carrier, seen, age, h.spool_depth if h else None,
                              h.results if h else 0, min(cov, 1.0), status,
-                             h.version if h else None))
+                             h.version if h else None, *aside))
     return rows
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from analyzer.store.base import Store
 from analyzer.views import NS, NS_PER_DAY, NS_PER_HOUR, Window
 from inventory.topology import PathEnds, Topology
+from ixmeter.heartbeat import set_aside_counters
 from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import Batch
 
@@ -127,7 +128,8 @@ def _trace(topo: Topology, p: PathEnds, t: int, before: bool) -> Result:
 
 def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
     """Write the plan's results batch by batch (one batch per probe and burst); heartbeats
-    for every probe but the last, which stays silent. Returns the number of results."""
+    for every probe but the last, which stays silent; the first is late, with a backlog and
+    one batch set aside. Returns the number of results."""
     rng = random.Random(plan.seed)
     paths = demo_paths(topo, plan.sites)
     total = 0
@@ -147,7 +149,8 @@ def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
     for i, pid in enumerate(probes[:-1]):
         late = i == 0
         store.record_heartbeat(pid, now_ns - (2 * NS_PER_HOUR if late else 30 * NS),
-                               17 if late else 0, "0.1.0")
+                               17 if late else 0, "0.1.0", set_aside_counters(
+                                   {"refused": (1, 40)} if late else {}))
     return total
 
 

@@ -103,6 +103,11 @@ TABLE: dict[str, tuple[str, str]] = {
     "ms": ("毫秒", "ms"),
     "time": ("时间", "Time"),
     "cdf": ("累积比例", "Cumulative share"),
+    # probes page: batches a probe set aside (the collector can never accept them)
+    "set_aside": ("已搁置批次（结果数）", "Set aside: batches (results)"),
+    "set_aside_hint": ("采集端拒收的批次，保留在探针缓存的 rejected 表中，不再上传；请检查探针日志",
+                       "Batches the collector refused, kept in the probe spool's rejected "
+                       "table and no longer sent; see the probe's log"),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import dash
 import plotly.graph_objects as go
 import pytest
-from dash import Dash
+from dash import Dash, html
 
 from dashboard import context
 from dashboard.app import create_app
@@ -95,6 +95,10 @@ def test_path_and_probe_pages(app: Dash) -> None:
     probes = _page("probes").render("zh")
     assert "cs-cmcc-cm" in str(probes)
     assert "延迟" in str(probes)
+    assert "已搁置批次（结果数）" in str(probes)
+    [aside] = [s for s in _find(probes, html.Span) if s.className == "set-aside"]
+    assert aside.children == "1 (40)"  # cs-cmcc-cm's refused batch, highlighted
+    assert "Set aside: batches (results)" in str(_page("probes").render("en"))
 
 
 def test_report_is_the_analyzers(app: Dash, ctx: Context) -> None:

@@ -52,7 +52,7 @@ def test_pages_load_and_language_switches(dash_duo: Any, ctx: Context) -> None:
     dash_duo.wait_for_contains_text("#ov-body", "Policy targets", timeout=WAIT)
     for nav, selector, text in (("#nav-matrix", "#mx-change .main-svg", None),
                                 ("#nav-path", "#pa-header", "→"),
-                                ("#nav-probes", "#pr-table", "cs-cmcc-cm"),
+                                ("#nav-probes", "#pr-table .set-aside", "1 (40)"),
                                 ("#nav-reports", "#rp-generate", "Generate")):
         dash_duo.find_element(nav).click()
         dash_duo.wait_for_element(selector, timeout=WAIT)

@@ -102,6 +102,8 @@ def test_probe_rows(ctx: Context, topo: Topology) -> None:
     assert len(rows) == len(topo.inv.probes)
     assert rows["cs-cmcc-cm"].status == "late"
     assert rows["cs-cmcc-cm"].spool_depth == 17
+    assert (rows["cs-cmcc-cm"].set_aside_batches, rows["cs-cmcc-cm"].set_aside_results) == (1, 40)
+    assert rows["cs-yungu-ct"].set_aside_batches == 0
     assert rows["cs-yungu-ct"].status == "ok"
     assert rows["cs-yungu-ct"].coverage > 0
     assert rows["cs-ixp-ct"].status == "unknown"
