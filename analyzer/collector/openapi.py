@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ixmeter import heartbeat
 from ixmeter.wire import MAX_RESULTS
 
 _SIGNED: list[dict[str, list[str]]] = [{"probeSignature": []}]
@@ -45,7 +46,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "requestBody": {"content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Heartbeat"}}}},
                 "responses": {"200": {"description": "recorded"},
-                              "422": _err("a field is invalid"), **_AUTH_ERRORS}}},
+                              "400": _err("body is not one JSON object"),
+                              "413": _err(f"body over {heartbeat.MAX_BODY} bytes"),
+                              "422": _err("a field is invalid (an unknown counter name, a "
+                                          "value that is not an integer >= 0); 'field' names "
+                                          "it"), **_AUTH_ERRORS}}},
             "/v1/probes/{probe_id}/inventory": {"get": {
                 "summary": "The probe's specs and targets (signed GET, empty body)",
                 "security": _SIGNED, "parameters": [_PROBE_PARAM],
@@ -87,10 +92,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "Receipt": {"type": "object", "properties": {
                     "accepted": {"type": "integer"}, "duplicate": {"type": "boolean"},
                     "chain_head": {"type": "string"}}},
-                "Heartbeat": {"type": "object", "properties": {
-                    "version": {"type": "string"}, "spool_depth": {"type": "integer"},
-                    "counters": {"type": "object",
-                                 "additionalProperties": {"type": "integer"}}}},
+                "Heartbeat": _HEARTBEAT,
             },
         },
     }
@@ -144,3 +146,15 @@ _STREAM = {
     },
 }
 _PROBE_PARAM = {"name": "probe_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_COUNT = {"type": "integer", "minimum": 0, "maximum": heartbeat.MAX_VALUE}
+_HEARTBEAT = {
+    "type": "object", "additionalProperties": False,
+    "description": "ixmeter.heartbeat: every key optional; counter names from a fixed set",
+    "properties": {
+        "version": {"type": "string", "minLength": 1, "maxLength": heartbeat.MAX_VERSION},
+        "spool_depth": _COUNT,
+        "counters": {"type": "object", "additionalProperties": False,
+                     "properties": {c.name: {**_COUNT, "description": c.help}
+                                    for c in heartbeat.COUNTERS}},
+    },
+}
