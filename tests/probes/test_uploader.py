@@ -18,8 +18,7 @@ from analyzer.collector.app import Collector
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
-from analyzer.store import Query
-from analyzer.store.sqlite import SqliteStore
+from analyzer.store import Query, Store, open_store
 from probes.spool import Spool
 from probes.uploader import Backoff, Uploader
 from tests.probes.test_spool import PROBE, result
@@ -31,7 +30,7 @@ ALL = Query(0, 2**62)
 @dataclass
 class Live:
     url: str
-    store: SqliteStore
+    store: Store
 
     def seqs(self) -> list[int]:
         return sorted(r.seq for r in self.store.read_results(ALL))
@@ -39,7 +38,7 @@ class Live:
 
 @pytest.fixture
 async def collector(tmp_path: Path) -> AsyncIterator[Live]:
-    store = SqliteStore(tmp_path / "collector.db")
+    store = open_store(tmp_path / "collector.db")
     app = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})), max_body=64 * 1024)
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
