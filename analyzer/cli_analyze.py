@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ixmeter.errors import IxmeterError
 
 if TYPE_CHECKING:
-    from analyzer.evaluate import Evaluation
+    from analyzer.evaluate import Evaluation, Params
+    from analyzer.store.base import ReadStore
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -43,14 +46,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the JSON document")
 
 
-def run_evaluation(args: argparse.Namespace) -> tuple[Evaluation, dict[str, Any]]:
-    """Open the store(s), load the inventory, evaluate; return the evaluation and provenance."""
-    from analyzer import baselines
-    from analyzer.evaluate import DEFAULT_SEED, Params, evaluate
+@contextmanager
+def opened_stores(args: argparse.Namespace) -> Iterator[tuple[ReadStore, ReadStore | None]]:
+    """The store (and ``--baseline-db``) opened read-only, each in one snapshot for as long as
+    the caller reads: the figures and the chain head quoted with them come from one state."""
+    from analyzer.store import open_reader
+
+    _params(args)  # argument errors first, before any store is opened
+    for db in (args.db, args.baseline_db):
+        if db and not Path(db).exists() and "://" not in db:
+            raise IxmeterError(f"no store at {db!r}", hint="give the collector's --db file")
+    with ExitStack() as stack:
+        store = open_reader(args.db)
+        stack.callback(store.close)
+        stack.enter_context(store.snapshot())
+        base = None
+        if args.baseline_db:
+            base = open_reader(args.baseline_db)
+            stack.callback(base.close)
+            stack.enter_context(base.snapshot())
+        yield store, base
+
+
+def run_evaluation(args: argparse.Namespace, store: ReadStore, base_store: ReadStore | None
+                   ) -> tuple[Evaluation, dict[str, Any]]:
+    """Load the inventory and evaluate; return the evaluation and provenance."""
+    from analyzer.evaluate import evaluate
     from analyzer.report.jsonout import provenance
-    from analyzer.store import open_store
     from inventory.loader import default_inventory, load
     from ixmeter import __version__
+
+    params = _params(args)
+    inv_path = Path(args.inventory) if args.inventory else default_inventory()
+    inv = load(inv_path)
+    ev = evaluate(store, inv, params, base_store, args.target or None)
+    return ev, provenance(store, inv_path, ev, __version__)
+
+
+def _params(args: argparse.Namespace) -> Params:
+    """The evaluation parameters, or the one-line error of a bad argument."""
+    from analyzer import baselines
+    from analyzer.evaluate import DEFAULT_SEED, Params
 
     if args.unit_minutes < 1 or 1440 % args.unit_minutes:
         raise IxmeterError(f"--unit-minutes {args.unit_minutes} does not divide a day",
@@ -58,30 +94,17 @@ def run_evaluation(args: argparse.Namespace) -> tuple[Evaluation, dict[str, Any]
     if args.replicates < 100:
         raise IxmeterError(f"--replicates {args.replicates} is too few",
                            hint="use at least 2000 for a report")
-    inv_path = Path(args.inventory) if args.inventory else default_inventory()
-    inv = load(inv_path)
-    params = Params(current=baselines.parse_window(args.current),
-                    baseline=baselines.parse_window(args.baseline) if args.baseline else None,
-                    seed=DEFAULT_SEED if args.seed is None else args.seed,
-                    replicates=args.replicates, unit_minutes=args.unit_minutes)
-    if not Path(args.db).exists() and "://" not in args.db:
-        raise IxmeterError(f"no store at {args.db!r}", hint="give the collector's --db file")
-    store = open_store(args.db)
-    base_store = open_store(args.baseline_db) if args.baseline_db else None
-    try:
-        ev = evaluate(store, inv, params, base_store, args.target or None)
-        prov = provenance(store, inv_path, ev, __version__)
-    finally:
-        store.close()
-        if base_store is not None:
-            base_store.close()
-    return ev, prov
+    return Params(current=baselines.parse_window(args.current),
+                  baseline=baselines.parse_window(args.baseline) if args.baseline else None,
+                  seed=DEFAULT_SEED if args.seed is None else args.seed,
+                  replicates=args.replicates, unit_minutes=args.unit_minutes)
 
 
 def run(args: argparse.Namespace) -> int:
     from analyzer.report.jsonout import document, dumps
 
-    ev, prov = run_evaluation(args)
+    with opened_stores(args) as (store, base_store):
+        ev, prov = run_evaluation(args, store, base_store)
     if args.json:
         sys.stdout.write(dumps(document(ev, prov)))
     else:

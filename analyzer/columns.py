@@ -5,9 +5,8 @@ Type-P per RFC 2330 §13, session: :data:`STREAM_FIELDS`); a block holds the per
 a stream's results in a batch as numpy arrays, one array per field. The collector decodes wire
 v2 bodies straight into blocks, computes a batch's rollups from the arrays
 (:mod:`analyzer.rollup_columns`) and stores all streams of one method of a batch as one
-compressed blob (:func:`encode_blob`, layout IXB2; stores written before kept one blob per
-stream, :func:`encode_block`, IXB1), so the cost of ingest grows with neither one Python object
-and one table row per result nor one per stream.
+compressed blob (:func:`encode_blob`, layout IXB2), so the cost of ingest grows with neither
+one Python object and one table row per result nor one per stream.
 
 Nulls: integer columns use :data:`NULL` (the smallest int64), code and flag columns -1. Codes
 index :data:`STATUS`, :data:`TS_SOURCES` and :data:`ERRORS`; flags are 0/1. Two sparse
@@ -231,70 +230,20 @@ def _none(value: int) -> int | None:
     return None if value == NULL else value
 
 
-# -- storage codec ----------------------------------------------------------------------------
-MAGIC = b"IXB1"
-_HEAD = struct.Struct("<4sI")  # magic, n
-
-
-def encode_block(block: Block) -> bytes:
-    """The stored form of a block: magic and n, then zlib (level 1) of the int64 columns, the
-    int8 columns (little-endian, :data:`INT_COLUMNS` then :data:`CODE_COLUMNS` order) and a JSON
-    trailer with the sparse columns. Deterministic: the same block gives the same bytes."""
-    parts = [getattr(block, c).astype("<i8", copy=False).tobytes() for c in INT_COLUMNS]
-    parts += [getattr(block, c).astype("i1", copy=False).tobytes() for c in CODE_COLUMNS]
-    sparse = [[list(p) for p in block.error_detail],
-              [[k, [[h.ttl, h.addr, h.rtt_ns] for h in hs]] for k, hs in block.hops]]
-    parts.append(orjson.dumps(sparse))
-    return _HEAD.pack(MAGIC, block.n) + zlib.compress(b"".join(parts), 1)
-
-
-def decode_block(ident: StreamIdent, data: bytes) -> Block:
-    """Inverse of :func:`encode_block`; raises :class:`RecordError` for bytes it cannot read."""
-    try:
-        magic, n = _HEAD.unpack_from(data)
-        if magic != MAGIC:
-            raise ValueError(f"magic {magic!r}")
-        raw = zlib.decompress(data[_HEAD.size:])
-        cols: dict[str, Any] = {}
-        pos = 0
-        for c in INT_COLUMNS:
-            cols[c] = np.frombuffer(raw, "<i8", n, pos).astype(np.int64)
-            pos += 8 * n
-        for c in CODE_COLUMNS:
-            cols[c] = np.frombuffer(raw, "i1", n, pos).astype(np.int8)
-            pos += n
-        details, hops = orjson.loads(raw[pos:])
-        return Block(ident=tuple(ident), **cols,
-                     error_detail=tuple((int(k), str(s)) for k, s in details),
-                     hops=tuple((int(k), tuple(Hop(*h) for h in hs)) for k, hs in hops))
-    except (ValueError, TypeError, struct.error, zlib.error, orjson.JSONDecodeError) as exc:
-        raise RecordError(f"stored block: cannot decode ({exc})") from None
-
-
-def blocks_digest(items: Iterable[tuple[str, bytes]]) -> bytes:
-    """sha256 over a batch's stored blocks in order: for each, the stream key (UTF-8), a NUL,
-    the blob's length (8 bytes big-endian) and the blob. Editing a block or its stream changes
-    it; ``ixmeter verify`` recomputes it from the stored blobs."""
-    h = hashlib.sha256()
-    for skey, data in items:
-        h.update(skey.encode())
-        h.update(b"\0")
-        h.update(struct.pack(">Q", len(data)))
-        h.update(data)
-    return h.digest()
-
-
-def blobs_digest(items: Iterable[tuple[str, Sequence[str], bytes]]) -> bytes:
+def blobs_digest(items: Iterable[tuple[str, Sequence[str], int, int, int, bytes]]) -> bytes:
     """sha256 over a batch's stored blobs in order (methods in code-point order): for each,
     the method (UTF-8) and a NUL, the number of its streams (8 bytes big-endian), each
-    stream's key (UTF-8) and a NUL, the blob's length (8 bytes big-endian) and the blob.
-    Editing a blob, its method, its list of streams or a stream changes it; ``ixmeter
-    verify`` recomputes it from the stored blobs and stream rows."""
+    stream's key (UTF-8) and a NUL, its result count, first and last send time (8 bytes
+    big-endian each, the times signed), the blob's length (8 bytes big-endian) and the blob.
+    Editing a blob, its method, its list of streams, a stream, its count or its span (what
+    window reads and retention select blobs by) changes it; ``ixmeter verify`` recomputes it
+    from the stored blobs and stream rows."""
     h = hashlib.sha256()
-    for method, skeys, data in items:
+    for method, skeys, n, first_ns, last_ns, data in items:
         h.update(method.encode() + b"\0" + struct.pack(">Q", len(skeys)))
         for skey in skeys:
             h.update(skey.encode() + b"\0")
+        h.update(struct.pack(">Qqq", n, first_ns, last_ns))
         h.update(struct.pack(">Q", len(data)))
         h.update(data)
     return h.digest()

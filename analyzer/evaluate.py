@@ -35,7 +35,7 @@ from analyzer.stats.compare import (
     compare_ratio,
 )
 from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables
-from analyzer.store.base import Query, Store
+from analyzer.store.base import Query, ReadStore
 from analyzer.verdicts import Decision, Verdict, consecutive_days, holm_adjust
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
 from inventory.topology import PathEnds, Topology
@@ -174,8 +174,8 @@ class Rows:
 
 
 class _Context:
-    def __init__(self, store: Store, inv: Inventory, params: Params,
-                 baseline_store: Store | None) -> None:
+    def __init__(self, store: ReadStore, inv: Inventory, params: Params,
+                 baseline_store: ReadStore | None) -> None:
         self.store, self.inv, self.params = store, inv, params
         self.baseline_store = baseline_store
         self.topo = Topology(inv)
@@ -194,10 +194,10 @@ class _Context:
         return city.id if city else None
 
     @staticmethod
-    def _key(store: Store, w: bl.TimeWindow, tier: str) -> WindowKey:
+    def _key(store: ReadStore, w: bl.TimeWindow, tier: str) -> WindowKey:
         return (id(store), w.start_ns, w.end_ns, tier)
 
-    def plan(self, store: Store, w: bl.TimeWindow, method: str | None, tier: str,
+    def plan(self, store: ReadStore, w: bl.TimeWindow, method: str | None, tier: str,
              series: Sequence[str]) -> None:
         """Say that a target will read this window with this method (None: all) and these
         delay series. A window is read once for all targets of a method, with the union of
@@ -206,7 +206,7 @@ class _Context:
         plans = self._plans.setdefault(self._key(store, w, tier), {})
         plans.setdefault(method, set()).update(series)
 
-    def read(self, store: Store, w: bl.TimeWindow, method: str | None,
+    def read(self, store: ReadStore, w: bl.TimeWindow, method: str | None,
              tier: str = "minute") -> Rows:
         """The usable rows of ``method`` (None: all) in the window, from the read shared by
         the methods planned with the same series."""
@@ -263,7 +263,7 @@ class _Context:
                     self._exclude(label[0], int(cols.sent[i]), int(cols.errors[i]), known[s])
             seen.update(part.minutes.tolist())
 
-    def select(self, store: Store, w: bl.TimeWindow, method: str | None,
+    def select(self, store: ReadStore, w: bl.TimeWindow, method: str | None,
                scope: PathScope, tier: str = "minute") -> Rows:
         scope_key = scope.model_dump_json()
         rows = self.read(store, w, method, tier)
@@ -365,7 +365,7 @@ class _TargetRun:
         for store, w in self._reads():
             ctx.plan(store, w, self.method, self.tier, series)
 
-    def _reads(self) -> list[tuple[Store, bl.TimeWindow]]:
+    def _reads(self) -> list[tuple[ReadStore, bl.TimeWindow]]:
         """The store windows this target reads: the current window, and the baseline's."""
         reads = [(self.ctx.store, self.p.current)]
         res = self.res
@@ -376,7 +376,7 @@ class _TargetRun:
                 reads.append((store, res.window))
         return reads
 
-    def _select(self, store: Store, w: bl.TimeWindow, scope: PathScope) -> Rows:
+    def _select(self, store: ReadStore, w: bl.TimeWindow, scope: PathScope) -> Rows:
         return busy_hours(self.ctx.select(store, w, self.method, scope, self.tier),
                           self.t.aggregation)
 
@@ -503,8 +503,8 @@ class _TargetRun:
                 for r, (d, ap, af) in zip(rows, adjusted, strict=True)]
 
 
-def evaluate(store: Store, inv: Inventory, params: Params,
-             baseline_store: Store | None = None,
+def evaluate(store: ReadStore, inv: Inventory, params: Params,
+             baseline_store: ReadStore | None = None,
              targets: Sequence[str] | None = None) -> Evaluation:
     """Evaluate every policy target of ``inv`` (or those named in ``targets``)."""
     ctx = _Context(store, inv, params, baseline_store)

@@ -9,7 +9,7 @@ A :class:`MinuteRollup` summarises the results of one directed path, one method 
 - reordered: RFC 4737 §3.3, a packet whose sequence number is below the next expected one
   (the highest seen so far plus one) in arrival order;
 - loss periods: RFC 3357 §4.1, a period starts at a lost packet whose predecessor was received;
-- delay: exact min, max, sum and sum of squares (mean and variance), a DDSketch
+- delay: exact min and max, sum and sum of squares (mean and variance), a DDSketch
   (:mod:`analyzer.sketch`) for quantiles, and exact counts below each policy threshold.
 
 All pure: no clock, no I/O. Windows are merged with :func:`merge`, which is exact for counts,
@@ -37,7 +37,7 @@ class DelayStats:
     n: int = 0
     min: int | None = None
     max: int | None = None
-    sum: int = 0
+    sum: float = 0.0  # float of each series' exact integer sum, added in order
     sumsq: float = 0.0
     sketch: DDSketch = field(default_factory=lambda: DDSketch(DEFAULT_ALPHA))
     below: dict[int, int] = field(default_factory=dict)  # threshold ns -> count strictly below
@@ -49,7 +49,7 @@ class DelayStats:
         self.n += 1
         self.min = value if self.min is None else min(self.min, value)
         self.max = value if self.max is None else max(self.max, value)
-        self.sum += value
+        self.sum += float(value)
         self.sumsq += float(value) * float(value)
         self.sketch.add(value)
         for t in thresholds:
@@ -88,7 +88,7 @@ class DelayStats:
         self.n += len(values)
         self.min = ranked[0] if self.min is None else min(self.min, ranked[0])
         self.max = ranked[-1] if self.max is None else max(self.max, ranked[-1])
-        self.sum += sum(values)
+        self.sum += float(sum(values))
         self.sumsq += float(sum(map(mul, values, values)))
         self.sketch.extend(values)
         for t in thresholds:

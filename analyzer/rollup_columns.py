@@ -96,7 +96,7 @@ class RollupTable:
     n: Arr
     lo: Arr  # min (meaningless where n == 0)
     hi: Arr  # max
-    total: Arr  # sum: int64, or Python ints (object) where int64 could overflow
+    total: Arr  # sum: float64 of each row's exact integer sum, added in order when merged
     sumsq: Arr  # float64
     below: Arr  # (rows, len(thresholds)) counts strictly below each distinct threshold
     zero: Arr  # sketch zero bucket
@@ -164,12 +164,6 @@ def records(tables: TierTables) -> dict[str, list[MinuteRollup]]:
     return out
 
 
-def foldable(tables: TierTables) -> bool:
-    """Whether the tables' sums are int64 (:func:`merge_tables` folds them as tables);
-    sums that need Python ints are merged as records."""
-    return all(t.total.dtype == np.int64 for t in tables.tiers.values())
-
-
 def sketch_blobs(t: RollupTable) -> list[bytes]:
     """``DDSketch.to_bytes()`` of every row's sketch (:func:`encode_many`)."""
     return encode_many(t.zero, t.bucket_key, t.bucket_count,
@@ -223,8 +217,6 @@ def merge_tables(parts: Sequence[tuple[RollupTable, Sequence[Head]]]
     offsets = np.cumsum([0, *sizes[:-1]]).tolist()
     tables = [t for t, _h in parts]
     total = [t.total for t in tables]
-    if sum(float(np.abs(x).max(initial=0)) for x in total) >= 2.0 ** 62:
-        total = [x.astype(object) for x in total]  # a sum could overflow int64
 
     def rows(columns: Sequence[Arr]) -> Arr:
         """Delay rows (series-major in every table) of all tables, in key order."""
@@ -452,7 +444,7 @@ def _sums(values: Arr, at: Arr, live: Arr, nrows: int) -> tuple[Arr, Arr]:
     ``float(hi) * 2**42 + float(lo)`` is one IEEE addition of two exact floats when
     ``hi < 2**53``, so correctly rounded. Other runs (delays over an hour, or huge sums) are
     summed as Python ints."""
-    total: Arr = np.zeros(nrows, np.int64)
+    total: Arr = np.zeros(nrows)
     sumsq = np.zeros(nrows)
     if not len(values):
         return total, sumsq
@@ -461,11 +453,10 @@ def _sums(values: Arr, at: Arr, live: Arr, nrows: int) -> tuple[Arr, Arr]:
     if len(values) >= MAX_FAST_N or top >= MAX_FAST_ABS:
         ends = np.append(at[1:], len(values)).tolist()
         runs = [values[a:e].tolist() for a, e in zip(at.tolist(), ends, strict=True)]
-        total = np.zeros(nrows, object)
-        total[live] = [sum(run) for run in runs]
+        total[live] = [float(sum(run)) for run in runs]
         sumsq[live] = [float(sum(map(mul, run, run))) for run in runs]
         return total, sumsq
-    total[live] = np.add.reduceat(values, at)
+    total[live] = np.add.reduceat(values, at)  # exact in int64 (|v| < 2**42, n < 2**20)
     if top * top * longest < 1 << 63:
         sumsq[live] = np.add.reduceat(values * values, at)  # exact, converted once
     else:
@@ -511,7 +502,7 @@ def _fold(t: RollupTable, unit: Arr) -> RollupTable | None:
     return RollupTable(t.lab[starts], unit[starts], t.source[starts],
                        np.add.reduceat(t.counts, starts, axis=1),
                        np.maximum.reduceat(t.peaks, starts, axis=1), np.add.reduceat(t.n, rows),
-                       lo, hi, np.add.reduceat(t.total, rows),
+                       lo, hi, _sequential_sums(t.total, rows, lengths),
                        _sequential_sums(t.sumsq, rows, lengths),
                        np.add.reduceat(t.below, rows, axis=0), zero, bucket_row, bucket_key,
                        bucket_count)
@@ -544,7 +535,7 @@ class TableFields:
     n: list[int]
     lo: list[int | None]
     hi: list[int | None]
-    total: list[int]
+    total: list[float]
     sumsq: list[float]
     blobs: list[bytes]
     below: list[dict[int, int]]

@@ -1,6 +1,6 @@
 """Read-only query functions for the dashboard: the one place between its pages and the store.
 
-Everything here reads through the :class:`~analyzer.store.base.Store` Protocol (no SQL) and the
+Everything here reads through the :class:`~analyzer.store.base.ReadStore` Protocol (no SQL) and the
 inventory's :class:`~inventory.topology.Topology`, and returns plain dataclasses of numbers that
 the dashboard's figure builders draw. Statistics are taken from merged minute rollups
 (:func:`analyzer.rollup.merge`), so they carry the rollups' definitions:
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from analyzer.rollup import MinuteRollup, merge
-from analyzer.store.base import Query, Store
+from analyzer.store.base import Query, ReadStore
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
 from inventory.topology import PathEnds, Topology
 from ixmeter.heartbeat import set_aside_totals
@@ -211,7 +211,7 @@ class RollupIndex:
         return sorted({k[2] for k in self.select(method)})
 
 
-def load_index(store: Store, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
+def load_index(store: ReadStore, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
     """Read a window's minute rollups and fold them into local-hour buckets."""
     index = RollupIndex(window)
     pending: dict[tuple[PathKey, int], list[MinuteRollup]] = {}
@@ -338,7 +338,7 @@ class Route:
     exchange_sites: list[str]
 
 
-def latest_route(store: Store, topo: Topology, path_id: str, window: Window) -> Route | None:
+def latest_route(store: ReadStore, topo: Topology, path_id: str, window: Window) -> Route | None:
     """From results with ``method="traceroute"`` (``Result.hops``); hop owners from the
     inventory's carrier and site prefixes."""
     last: Result | None = None
@@ -365,7 +365,7 @@ def _route_hop(topo: Topology, ttl: int, addr: str | None, rtt_ns: int | None) -
 
 @dataclass(frozen=True, slots=True)
 class ProbeRow:
-    """A probe's health (Store.probe_health) and its data coverage in the current window."""
+    """A probe's health (ReadStore.probe_health) and its data coverage in the current window."""
 
     probe_id: str
     site: str
@@ -381,7 +381,7 @@ class ProbeRow:
     set_aside_results: int = 0  # the results in them
 
 
-def probe_rows(store: Store, topo: Topology, cur: RollupIndex, now_ns: int,
+def probe_rows(store: ReadStore, topo: Topology, cur: RollupIndex, now_ns: int,
                late_after_s: float = 600.0) -> list[ProbeRow]:
     """One row per inventory probe (and any unknown probe the collector has seen)."""
     health = {h.probe_id: h for h in store.probe_health()}
@@ -440,7 +440,7 @@ def _num(x: object) -> float | None:
     return float(x) if isinstance(x, int | float) else None
 
 
-def evaluate(store: Store, inv: Inventory, base: Window, cur: Window,
+def evaluate(store: ReadStore, inv: Inventory, base: Window, cur: Window,
              replicates: int = 2000) -> Evaluation:
     """Run the analyzer's evaluator over the two windows (every policy target)."""
     from analyzer.baselines import TimeWindow

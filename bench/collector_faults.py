@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 import trio
+from analyzer.store.sqlite import SqliteStore
 
 from analyzer.store import Query
-from analyzer.store.sqlite import SqliteStore
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
 from ixmeter.wire import encode_columns
 from tests.store.factory import make_batches

@@ -35,11 +35,11 @@ from typing import Any
 import h11
 import sqlite_utils
 import trio
+from analyzer.store.sqlite import SqliteStore
 
 from analyzer.rollup_columns import batch_tables
 from analyzer.store import open_store
 from analyzer.store.rows import RESULT_COLUMNS, result_row
-from analyzer.store.sqlite import SqliteStore
 from analyzer.wire_columns import decode_body
 from bench.collector_harness import (
     ROOT,

@@ -37,6 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analyzer.store.sql import SqlStore, _rollup_upsert  # noqa: E402
+
 from analyzer.baselines import TimeWindow  # noqa: E402
 from analyzer.evaluate import Params, evaluate  # noqa: E402
 from analyzer.report.jsonout import row_to_dict  # noqa: E402
@@ -45,7 +47,6 @@ from analyzer.sketch import DDSketch  # noqa: E402
 from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_store  # noqa: E402
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
-from analyzer.store.sql import SqlStore, _rollup_upsert  # noqa: E402
 from inventory.loader import default_inventory, load  # noqa: E402
 from inventory.topology import Topology  # noqa: E402
 from ixmeter.record import TypeP, path_id  # noqa: E402

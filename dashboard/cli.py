@@ -59,7 +59,7 @@ def _window(text: str | None, flag: str) -> object:
 
 def build_context(args: argparse.Namespace) -> object:
     """Open the store and inventory and pick the windows (no server started)."""
-    from analyzer.store import is_postgres_url, open_store
+    from analyzer.store import is_postgres_url, open_reader, open_store
     from analyzer.views import Window
     from dashboard import demo
     from dashboard.context import Context
@@ -73,12 +73,17 @@ def build_context(args: argparse.Namespace) -> object:
     cur = _window(args.current, "--current")
     inv_path = Path(args.inventory) if args.inventory else default_inventory()
     topo = Topology(load(inv_path))
-    store = open_store(args.db)
     now = time.time_ns()
     plan = demo.default_plan(topo, now, sites=demo.SHOW_SITES)
-    if args.demo_data and store.chain_head().length == 0:
-        print("filling the database with synthetic demo data ...")
-        demo.fill(store, topo, plan, now)
+    if args.demo_data:  # the one write, before serving: synthetic data into an empty store
+        writer = open_store(args.db)
+        try:
+            if writer.chain_head().length == 0:
+                print("filling the database with synthetic demo data ...")
+                demo.fill(writer, topo, plan, now)
+        finally:
+            writer.close()
+    store = open_reader(args.db)  # the dashboard itself only reads
     base = base_arg or plan.baseline
     if cur is None:
         end = now - (now + 8 * 3600 * NS) % DAY_NS + DAY_NS

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import views
-from analyzer.store.base import Store
+from analyzer.store.base import ReadStore
 from analyzer.views import RollupIndex, VerdictRow, Window
 from inventory.loader import default_inventory
 from inventory.topology import Topology
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    store: Store
+    store: ReadStore
     topo: Topology
     baseline: Window
     current: Window

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -219,9 +220,17 @@ class Collector:
                                 "reason": "wrong_probe"}, "wrong_probe")
         try:
             return self.store.write_blocks(batch, time.time_ns())
-        except Exception as exc:  # disk full, database locked or gone: nothing acknowledged
+        except RecordError as exc:
+            raise bad_record(exc) from None
+        except Exception as exc:
             log.exception("store write failed")
-            raise Problem(503, {"error": f"store unavailable: {exc}"}, "store_error") from None
+            if retryable(exc):  # disk full, database locked or gone: nothing acknowledged
+                raise Problem(503, {"error": f"store unavailable: {exc}"},
+                              "store_error") from None
+            # the store refused this batch's values, as it would on every retry: a 4xx, so
+            # the probe sets the batch aside and goes on (a decoder gap, logged above)
+            raise Problem(422, {"error": f"the store cannot hold this batch: {exc}",
+                                "field": "body"}, "store_refused") from None
 
     def _known_batch(self, probe_id: str, body: bytes) -> WriteReceipt | None:
         """A re-sent batch is answered without decoding it: canonical bodies (sorted keys)
@@ -363,6 +372,15 @@ def bad_record(exc: RecordError) -> Problem:
 def _too_large(size: int, limit: int) -> Problem:
     return Problem(413, {"error": f"body of {size} bytes or more exceeds the limit of "
                                   f"{limit} bytes", "field": "body"}, "oversize")
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a store error is about the store (I/O, disk full, lock, lost connection: the
+    same batch may succeed later) rather than the batch's values."""
+    if isinstance(exc, OSError | sqlite3.OperationalError):
+        return True
+    return any(k.__module__.startswith("psycopg") and k.__name__ in (
+        "OperationalError", "InterfaceError") for k in type(exc).__mro__)
 
 
 def parse_heartbeat(body: bytes) -> heartbeat.Heartbeat:

@@ -38,11 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-skew-s", type=float, default=300.0,
                        help="accepted difference between probe and collector clocks (s)")
     compact = sub.add_parser(
-        "compact", help="fold pending rollups and compact rollup parts (maintenance)",
-        description="Fold the rollups of every batch not folded yet into the rollup tables, "
-                    "then merge rollup keys stored as several parts (stores written before "
-                    "schema 4) into one row each. Safe while collectors run; reads give the "
-                    "same figures before and after.")
+        "compact", help="fold the rollups of stored batches not yet folded (maintenance)",
+        description="Fold the rollups of every batch not folded yet into the rollup tables "
+                    "(each fold a link of the hash chain). Safe while collectors run; reads "
+                    "give the same figures before and after.")
     compact.add_argument("--db", required=True,
                          help="SQLite file or postgresql://user@host/dbname URL")
 
@@ -59,10 +58,11 @@ def _compact(db: str) -> int:
     store = open_store(db)
     try:
         folded = store.fold_pending()
-        removed = store.compact()
+        head = store.chain_head()
     finally:
         store.close()
-    print(f"folded the rollups of {folded} batch(es); merged {removed} rollup part(s)")
+    print(f"folded the rollups of {folded} batch(es); chain head {head.head} "
+          f"({head.length} links)")
     return 0
 
 

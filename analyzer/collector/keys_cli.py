@@ -1,4 +1,5 @@
-"""``ixmeter keys``: generate, list and rotate per-probe HMAC keys (docs/collector.md)."""
+"""``ixmeter keys``: generate, list and rotate per-probe HMAC keys (docs/collector.md), and
+the operator's signing key for published chain heads (docs/auditor.md)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rot.add_argument("--keys", required=True, help="keys file")
     rot.add_argument("--retire", action="store_true",
                      help="instead: keep only the newest key of the probe")
+    sig = sub.add_parser("signing", help="generate the operator's Ed25519 key that signs "
+                                         "published chain heads (prints the public key)")
+    sig.add_argument("--out", required=True, help="private key file to create (PEM, 0600)")
 
 
 def fingerprint(key: bytes) -> str:
@@ -37,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
         for probe in ring.probes():
             prints = " ".join(fingerprint(k) for k in ring.keys_for(probe))
             print(f"{probe}\t{prints}")
+        return 0
+    if args.action == "signing":
+        from analyzer.heads import new_signing_key
+
+        print(new_signing_key(args.out))
         return 0
     if args.action == "new":
         key = new_key()

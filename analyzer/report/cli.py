@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ixmeter.errors import IxmeterError
+
+if TYPE_CHECKING:
+    from analyzer.evaluate import Evaluation
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,12 +25,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyzer.cli_analyze import run_evaluation
+    _ev, files = write(args)
+    print(f"wrote {', '.join(files)} to {args.out}")
+    return 0
+
+
+def write(args: argparse.Namespace) -> tuple[Evaluation, list[str]]:
+    """Evaluate and write the report folder; the evaluation and the files written."""
+    from analyzer.cli_analyze import opened_stores, run_evaluation
     from analyzer.report.csvout import write_all
     from analyzer.report.data import gather
     from analyzer.report.html import render
     from analyzer.report.jsonout import document, dumps
-    from analyzer.store import open_store
     from inventory.loader import default_inventory, load
     from inventory.topology import Topology
 
@@ -35,21 +45,16 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise IxmeterError(f"cannot create {out}: {exc.strerror}") from None
-    ev, prov = run_evaluation(args)
-    doc = document(ev, prov)
-    store = open_store(args.db)
-    try:
-        inv = load(args.inventory or default_inventory())
-        data = gather(store, ev, doc, Topology(inv))
-    finally:
-        store.close()
+    with opened_stores(args) as (store, base_store):
+        ev, prov = run_evaluation(args, store, base_store)
+        doc = document(ev, prov)
+        data = gather(store, ev, doc, Topology(load(args.inventory or default_inventory())))
     (out / "report.json").write_text(dumps(doc), encoding="utf-8")
     (out / "report.html").write_text(render(data), encoding="utf-8")
-    written = write_all(data.figures, out)
+    files = ["report.json", "report.html"]
     if not args.no_pdf:
         from analyzer.report.pdf import write_pdf
 
         write_pdf(data, out / "report.pdf")
-    print(f"wrote report.json, report.html{'' if args.no_pdf else ', report.pdf'} and "
-          f"{len(written)} CSV files to {out}")
-    return 0
+        files.append("report.pdf")
+    return ev, files + [Path(p).name for p in write_all(data.figures, out)]

@@ -13,7 +13,7 @@ from analyzer.evaluate import Evaluation
 from analyzer.metrics import Metrics, carrier_matrix, metrics_by, ms
 from analyzer.report.jsonout import num, row_to_dict
 from analyzer.rollup import MinuteRollup
-from analyzer.store.base import Query, Store
+from analyzer.store.base import Query, ReadStore
 from inventory.topology import Topology
 
 MAX_TRACES = 20_000
@@ -97,7 +97,7 @@ def coverage_rows(rollups: list[MinuteRollup], w: TimeWindow) -> list[dict[str, 
             for k in sorted(seen)]
 
 
-def route_rows(store: Store, w: TimeWindow, topo: Topology,
+def route_rows(store: ReadStore, w: TimeWindow, topo: Topology,
                window: str = "current") -> list[dict[str, Any]]:
     """Per path, the distinct hop sequences traceroute saw, each hop mapped to a carrier or
     site by the inventory's prefixes (route evidence: which exchange the path crossed)."""
@@ -125,7 +125,7 @@ def _hop_label(addr: str | None, topo: Topology) -> str:
     return site or carrier or addr
 
 
-def gather(store: Store, ev: Evaluation, document: dict[str, Any],
+def gather(store: ReadStore, ev: Evaluation, document: dict[str, Any],
            topo: Topology) -> ReportData:
     """All figures of the report for the evaluation's windows."""
     p = ev.params

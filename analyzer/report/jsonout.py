@@ -15,7 +15,7 @@ from typing import Any
 from analyzer.baselines import TimeWindow
 from analyzer.evaluate import Evaluation, Row
 from analyzer.stats.compare import MIN_DELAY_SAMPLES, MIN_LOSS_SAMPLES, MIN_UNITS, STAT_MAP
-from analyzer.store.base import Store
+from analyzer.store.base import ReadStore
 
 SCHEMA = 1
 PERCENTILE_METHOD = "RFC 2330 §11.3 inverted CDF (conditional on arrival); median RFC 7679 §5.2"
@@ -91,7 +91,7 @@ def sha256_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def provenance(store: Store, inventory_path: str | Path, ev: Evaluation,
+def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
                version: str) -> dict[str, Any]:
     """Software version, inventory hash, the store's chain head, parameters and seed."""
     head = store.chain_head()

@@ -152,7 +152,7 @@ def table_from_rollups(rollups: Iterable[MinuteRollup], which: str = "rtt",
 @dataclass
 class DelayColumns:
     """One delay series (``rtt``, ``fwd`` or ``bwd``) of the rows of a :class:`RollupColumns`:
-    counts, extremes (NaN where the rollup has none) and exact sums per row, and the sketch of
+    counts, extremes (NaN where the rollup has none) and sums per row, and the sketch of
     row ``i`` as the stored ``DDSketch.to_bytes`` blobs ``blobs[starts[i]:starts[i + 1]]``
     (several when the row merges parts: their counts add up), decoded only when a unit table
     needs them (a year of day sketches decoded at once is ~90 MB per window; most reads use a
@@ -161,7 +161,7 @@ class DelayColumns:
     n: IntArray
     min: FloatArray
     max: FloatArray
-    sum: IntArray
+    sum: FloatArray
     starts: IntArray  # len(rows) + 1 offsets into blobs
     blobs: list[bytes]
 
@@ -200,10 +200,10 @@ LABEL_FIELDS = ("path_id", "method", "type_p", "src_site", "src_carrier", "dst_s
 class RollupColumns:
     """Rollups as numpy columns: what the analyzer reads from a store's rollups (sketches as
     stored blobs, no ``MinuteRollup`` per row). ``labels[series[i]]`` is row ``i``'s path,
-    method, Type-P and path ends (:data:`LABEL_FIELDS`); a store returns one row per rollup key
-    (parts merged), sorted by key (strings in code-point order), series numbered in that
-    order. Delay series not read are absent from ``delays``; threshold counts, sums of
-    squares, loss periods, reordering and duplicates are not kept."""
+    method, Type-P and path ends (:data:`LABEL_FIELDS`); a store returns one row per rollup
+    key, sorted by key (strings in code-point order), series numbered in that order. Delay
+    series not read are absent from ``delays``; threshold counts, sums of squares, loss
+    periods, reordering and duplicates are not kept."""
 
     labels: list[Label]
     series: IntArray
@@ -247,7 +247,7 @@ def _floats(values: Sequence[int | None]) -> FloatArray:
 def _delay_columns(stats: Sequence[DelayStats]) -> DelayColumns:
     return DelayColumns(
         np.array([d.n for d in stats], dtype=np.int64), _floats([d.min for d in stats]),
-        _floats([d.max for d in stats]), np.array([d.sum for d in stats], dtype=np.int64),
+        _floats([d.max for d in stats]), np.array([d.sum for d in stats], dtype=np.float64),
         np.arange(len(stats) + 1, dtype=np.int64), [d.sketch.to_bytes() for d in stats])
 
 

@@ -1,22 +1,25 @@
 """The store interface shared by the SQLite and PostgreSQL backends.
 
-One small Protocol (ARCHITECTURE.md): write a batch idempotently (as records or as columnar
-blocks), read rollups for paths x window, read raw results, the hash-chain head, probe health.
-Both backends pass one shared test-suite.
+Two small Protocols (ARCHITECTURE.md): :class:`ReadStore`, what readers (analyze, report,
+verify, dashboard) may do, and :class:`Store`, which adds the writers' operations (collector,
+imports, maintenance). Both backends pass one shared test-suite.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from analyzer.columns import ColumnBatch
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.units import SERIES, RollupColumns
-from analyzer.store.chain import ChainReport
 from ixmeter.record import Result
 from ixmeter.wire import Batch
+
+if TYPE_CHECKING:
+    from analyzer.store.verify import Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,7 @@ class WriteReceipt:
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
-    """Head of the hash chain over accepted batches (tamper evidence)."""
+    """Head of the hash chain (tamper evidence): its length in links and the head."""
 
     length: int
     head: str
@@ -63,15 +66,49 @@ class Query:
     tier: str = "minute"
 
 
-class Store(Protocol):
-    """Implemented by :class:`analyzer.store.sqlite.SqliteStore` and
-    :class:`analyzer.store.postgres.PostgresStore`. A store object is used by one thread at a
-    time (the collector serialises through its ``CapacityLimiter``); open one per thread
-    otherwise. Any number of readers and processes may open the same database."""
+class ReadStore(Protocol):
+    """What a reader may do; it never changes a byte of the store."""
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Every read inside sees one committed state (a report's figures and its head)."""
+        ...
+
+    def batch_receipt(self, probe_id: str, batch_id: str) -> WriteReceipt | None:
+        """The answer to a re-send of a stored batch (``duplicate=True``), else None."""
+        ...
+
+    def read_rollups(self, query: Query) -> list[MinuteRollup]:
+        """Rollups of the query's tier whose unit overlaps the window, sorted by key;
+        batches not yet folded are folded in memory."""
+        ...
+
+    def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
+                            ) -> RollupColumns:
+        """The rollups :meth:`read_rollups` returns, as numpy columns with only the delay
+        ``series`` asked for (``rtt``, ``fwd``, ``bwd``)."""
+        ...
+
+    def read_results(self, query: Query) -> Iterator[Result]:
+        """Raw results still within retention, in send order."""
+        ...
+
+    def chain_head(self) -> ChainHead: ...
+
+    def probe_health(self) -> list[ProbeHealth]: ...
+
+    def verify(self, find_head: str | None = None, deep: bool = False) -> Report:
+        """Check the store against its hash chain (``ixmeter verify``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Store(ReadStore, Protocol):
+    """A writer: :class:`ReadStore` and the operations that extend the chain."""
 
     def write_batch(self, batch: Batch, received_at_ns: int) -> WriteReceipt:
-        """Store a batch exactly once (idempotent on probe id + batch id), update rollups,
-        extend the hash chain; commit before returning."""
+        """Store a batch exactly once (idempotent on probe id + batch id) and extend the hash
+        chain; commit before returning."""
         ...
 
     def write_batches(self, batches: Sequence[Batch], received_at_ns: int
@@ -81,68 +118,24 @@ class Store(Protocol):
         ...
 
     def write_blocks(self, batch: ColumnBatch, received_at_ns: int) -> WriteReceipt:
-        """:meth:`write_batch` for a columnar batch (what the collector decodes wire bodies
-        into): raw results kept as one compressed blob per method, the chain extended over
-        the stored blobs; the rollups are folded into the rollup tables in runs of batches
-        (:meth:`fold_pending`)."""
+        """:meth:`write_batch` for a columnar batch (what the collector decodes bodies into)."""
         ...
 
     def fold_pending(self) -> int:
         """Fold the rollups of every batch stored since the last fold into the rollup tables
-        (reads do this first; ingest every few dozen batches); returns the batches folded."""
+        (a fold link); returns the batches folded."""
         ...
-
-    def compact(self) -> int:
-        """Fold rollup keys stored as several parts into one row each (maintenance; ingest
-        compacts the keys it writes often by itself); returns the parts removed."""
-        ...
-
-    def batch_receipt(self, probe_id: str, batch_id: str) -> WriteReceipt | None:
-        """The answer to a re-send of a stored batch (``duplicate=True``), else None."""
-        ...
-
-    def read_rollups(self, query: Query) -> list[MinuteRollup]:
-        """Rollups of the query's tier (minute by default) whose unit overlaps the window,
-        sorted by (path, method, Type-P, minute)."""
-        ...
-
-    def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
-                            ) -> RollupColumns:
-        """The rollups :meth:`read_rollups` returns, as numpy columns with only the delay
-        ``series`` asked for (``rtt``, ``fwd``, ``bwd``): what the analyzer builds its unit
-        tables from, without a rollup object per row (a year of day tiers is ~10^5 rows).
-        Sorted by key with strings in code-point order, whatever the database's collation."""
-        ...
-
-    def read_results(self, query: Query) -> Iterator[Result]:
-        """Raw results still within retention, in send order."""
-        ...
-
-    def chain_head(self) -> ChainHead: ...
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
                          version: str | None, counters: Mapping[str, int] | None = None
                          ) -> None: ...
 
-    def probe_health(self) -> list[ProbeHealth]: ...
-
     def prune(self, before_ns: int) -> int:
-        """Retention: delete raw results sent before ``before_ns``; rollups and chain stay."""
+        """Retention: delete the raw results of folded batches sent before ``before_ns``
+        (a prune link); rollups and the chain stay."""
         ...
 
     def prune_rollups(self, before_ns: int) -> int:
         """Retention of minute rollups: delete those of UTC days wholly before ``before_ns``
-        (rounded down to a day); hour and day tiers stay."""
+        (a prune link); hour and day tiers stay."""
         ...
-
-    def rebuild_tiers(self) -> int:
-        """Recompute the hour and day tiers of every unit that still has minute rollups (for
-        stores written before the tiers existed); returns the tier rows written."""
-        ...
-
-    def verify_chain(self, find_head: str | None = None) -> ChainReport:
-        """Re-check every link of the hash chain (``ixmeter verify``); with ``find_head``, also
-        report where that (published) head sits in the chain."""
-        ...
-
-    def close(self) -> None: ...

@@ -1,31 +1,126 @@
-"""Folding batches' rollups into the rollup tables: the pure codecs between rollup tables
-(:class:`analyzer.rollup_columns.RollupTable`) and stored rollup rows.
+"""Folding batches' rollups into the rollup tables (pure: stored rows come through a callback).
 
 Ingest commits a batch's raw results only; its minute, hour and day rollups, computed as tables
-(:func:`analyzer.rollup_columns.batch_tables`), wait in the store's memory until it folds a run
-of batches into its rollup tables (``SqlStore.fold_pending``): the stored rows of the keys the
-run touches (:func:`tables_from_rows`), then each batch's tables in chain order, merged key by
-key (:func:`analyzer.rollup_columns.merge_tables`) into one row per key (:func:`table_rows`).
-That is the left-to-right merge of every part of the key in chain order, as reads and
-compaction merge stored parts (:func:`analyzer.store.tiers.merge_parts`), so a key's row does
-not depend on when folds ran: the same batches give the same floats bit for bit.
+(:func:`analyzer.rollup_columns.batch_tables`), are folded into the rollup tables in runs of
+batches (:func:`plan`): the stored rows of the keys the run touches (:func:`tables_from_rows`),
+then each batch's tables in chain order, merged key by key
+(:func:`analyzer.rollup_columns.merge_tables`) into one row per key (:func:`table_rows`), each
+with its digest (:func:`analyzer.store.evidence.row_digest`). That is the left-to-right merge of
+every batch of the key in chain order, so a key's row does not depend on when folds ran: the
+same batches give the same floats bit for bit. The writer applies a plan and appends a fold
+link; a reader folds the batches stored since the last fold the same way, in memory.
 
-Pure: no I/O.
+Batches whose rollups count other delay thresholds than the rest of the run, or stored rows of
+another threshold set, are merged as records (:func:`analyzer.store.tiers.merge_parts`: a
+threshold count is kept only where every part has it), which gives the same figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.rollup_columns import SERIES, Head, RollupTable, TableFields, head_ids
-from analyzer.store.rows import ROLLUP_COLUMNS, _below, below_json
+from analyzer.rollup import MinuteRollup
+from analyzer.rollup_columns import (
+    SERIES,
+    Head,
+    RollupTable,
+    TableFields,
+    TierTables,
+    head_ids,
+    merge_tables,
+    records,
+)
+from analyzer.store.evidence import EvidenceError, row_digest
+from analyzer.store.rows import ROLLUP_COLUMNS, _below, below_json, build_rollup, rollup_row
+from analyzer.store.schema import TIERS
 from analyzer.store.sketchcols import decode_columns
+from analyzer.store.tiers import merge_parts
 
 Arr = npt.NDArray[Any]
+Key = tuple[str, str, str, int]
+Row = tuple[Any, ...]
+StoredRows = Callable[[str, Sequence[Key]], list[Row]]
+"""``(table, keys) -> rows``: the stored rows (rollup columns, then the digest) of ``keys``."""
+_WIDTH = len(ROLLUP_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class TableChange:
+    """What a fold does to one rollup table: the stored rows it replaces and the rows it
+    writes (rollup columns, then the digest)."""
+
+    table: str
+    removed: list[Row]
+    written: list[Row]
+
+
+def plan(batches: Sequence[TierTables], stored: StoredRows, *, check: bool
+         ) -> list[TableChange]:
+    """The change of every rollup table that folding ``batches`` (in chain order) makes.
+    With ``check`` (what a writer does), a stored row whose figures do not match its digest
+    raises :class:`EvidenceError`: a fold never launders an edited row into a new digest."""
+    thresholds = batches[0].thresholds
+    same = all(b.thresholds == thresholds for b in batches)
+    as_records: list[dict[str, list[MinuteRollup]]] | None = None
+    out = []
+    for tier, (table, _size) in TIERS.items():
+        parts = [(b.tiers[tier], b.heads) for b in batches]
+        old = stored(table, table_keys(parts))
+        if check:
+            check_rows(table, old)
+        rows = _merged(parts, old, thresholds) if same else None
+        if rows is None:
+            as_records = as_records or [records(b) for b in batches]
+            rows = _merged_records([r[tier] for r in as_records], old)
+        out.append(TableChange(table, old, [(*r, row_digest(table, r)) for r in rows]))
+    return out
+
+
+def check_rows(table: str, rows: Sequence[Row]) -> None:
+    """Raise :class:`EvidenceError` naming the first row whose figures do not match its
+    stored digest."""
+    for row in rows:
+        if row_digest(table, row[:_WIDTH]) != bytes(row[_WIDTH]):
+            raise EvidenceError(f"{table} row {key_text(row)}: the stored figures do not match "
+                                "the row's digest (edited)")
+
+
+def key_text(row: Sequence[Any]) -> str:
+    """A rollup row's key for messages: path, method, Type-P and the unit's UTC minute."""
+    when = datetime.fromtimestamp(int(row[3]) * 60, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return f"{row[0]} {row[1]} {row[2]} {when}"
+
+
+def _merged(parts: Sequence[tuple[RollupTable, Sequence[Head]]], old: Sequence[Row],
+            thresholds: Sequence[int]) -> list[Row] | None:
+    """The merged rows of the stored rows then the parts, as tables; None if the stored rows
+    do not fit the table form (other thresholds)."""
+    if old:
+        before = tables_from_rows(old, thresholds)
+        if before is None:
+            return None
+        parts = [before, *parts]
+    merged, heads = merge_tables(parts)
+    return table_rows(merged, heads, thresholds)
+
+
+def _merged_records(batches: Sequence[Sequence[MinuteRollup]], old: Sequence[Row]
+                    ) -> list[Row]:
+    """The merged rows of the stored rows then each batch's records, key by key."""
+    groups: dict[Key, list[MinuteRollup]] = {}
+    for row in old:
+        r = build_rollup(row[:_WIDTH])
+        groups.setdefault(r.key, []).append(r)
+    for rollups in batches:
+        for r in rollups:
+            groups.setdefault(r.key, []).append(r)
+    return [rollup_row(merge_parts(groups[key])) for key in sorted(groups)]
 
 
 def table_keys(tables: Sequence[tuple[RollupTable, Sequence[Head]]]
@@ -95,7 +190,7 @@ def tables_from_rows(rows: Sequence[Sequence[Any]], thresholds: Sequence[int]
         np.array([cols[15], cols[16], [-1 if c is None else c for c in cols[17]]],
                  np.int64).reshape(3, g),
         n, _ints([x for d in delays for x in d[1]]), _ints([x for d in delays for x in d[2]]),
-        np.array([int(x) for d in delays for x in d[3]], np.int64),
+        np.array([float(x) for d in delays for x in d[3]], np.float64),
         np.array([x for d in delays for x in d[4]], np.float64), below, zero,
         np.repeat(np.arange(SERIES * g, dtype=np.int64), sizes), keys.astype(np.int64),
         counts.astype(np.int64))

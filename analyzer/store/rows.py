@@ -1,22 +1,18 @@
-"""Pure codecs between records and table rows, shared by the SQLite and PostgreSQL stores.
+"""Pure codecs between rollups and table rows, shared by the SQLite and PostgreSQL stores.
 
-A result is split into its *stream* (what stays constant over many results: probe, method,
-path ends, addresses, Type-P per RFC 2330 §13, session) and its per-packet columns. The stream
-key ``skey`` is canonical JSON of the stream tuple; the per-packet row and the stream key
-together rebuild the :class:`~ixmeter.record.Result` exactly (round-trip tested).
-
-The *canonical batch body* hashed into the chain (:mod:`analyzer.store.chain`) is the JSON
-array of ``[skey, idx, <result columns>...]`` in index order: it is rebuilt from stored rows by
-``ixmeter verify``, so any edit of a stored result or stream changes it.
+A stream is what stays constant over many results (probe, method, path ends, addresses, Type-P
+per RFC 2330 §13, session); its key ``skey`` is canonical JSON of the 14 identity columns
+(:func:`skey_of`), part of every raw-results digest (:func:`analyzer.columns.blobs_digest`).
+A rollup row holds :data:`ROLLUP_COLUMNS` (:func:`rollup_row`, :func:`build_rollup`); delay sums
+and sums of squares are floats (sums of at most 100,000 bounded delays per batch are exact
+integers, converted once and added in chain order: see :mod:`analyzer.rollup_columns`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import accumulate
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -25,16 +21,11 @@ import numpy.typing as npt
 from analyzer.rollup import DelayStats, MinuteRollup
 from analyzer.sketch import DEFAULT_ALPHA, DDSketch
 from analyzer.store.sketchcols import decode_many
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.errors import RecordError
 
 STREAM_COLUMNS = ("skey", "probe_id", "method", "src_site", "src_carrier", "dst_site",
                   "dst_carrier", "src_addr", "dst_addr", "protocol", "ip_version", "size",
                   "dscp", "dst_port", "session", "path_id", "type_p")
-
-# Per-packet columns after (bid, idx, stream); their order is part of the chain's canonical form.
-RESULT_COLUMNS = ("seq", "sent_at_ns", "status", "tmax_ns", "ts_source", "rtt_ns", "fwd_ns",
-                  "bwd_ns", "clock_error_ns", "src_synced", "dst_synced", "error",
-                  "error_detail", "dup", "reply_ttl", "hops", "v")
 
 _DELAY_FIELDS = ("n", "min", "max", "sum", "sumsq", "sketch", "below")
 ROLLUP_KEY = ("path_id", "method", "type_p", "minute")
@@ -44,85 +35,15 @@ ROLLUP_COLUMNS = ROLLUP_KEY + (
     "clock_error_max_ns", "unsynced") + tuple(
     f"{d}_{f}" for d in ("rtt", "fwd", "bwd") for f in _DELAY_FIELDS)
 
-StreamTuple = tuple[Any, ...]
 # The encoders json.dumps(..., separators=(",", ":")[, ensure_ascii=False]) builds per call;
-# _CANONICAL_JSON writes stream keys and the batch body the chain digests.
+# _CANONICAL_JSON writes stream keys.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
 _CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_LABEL = itemgetter(*(STREAM_COLUMNS.index(c) for c in ("path_id", "method", "type_p")))
-
-
-def stream_of(r: Result, cache: dict[tuple[Any, ...], StreamTuple] | None = None
-              ) -> StreamTuple:
-    """The stream columns of a result (``skey`` first); ``cache`` memoises the JSON key."""
-    t = r.type_p
-    ident = (r.probe_id, r.method._value_, r.src_site, r.src_carrier, r.dst_site, r.dst_carrier,
-             r.src_addr, r.dst_addr, t.protocol, t.ip_version, t.size, t.dscp, t.dst_port,
-             r.session)
-    if cache is not None and (hit := cache.get(ident)) is not None:
-        return hit
-    out = (skey_of(ident), *ident, r.path_id, t.key())
-    if cache is not None:
-        if len(cache) > 100_000:
-            cache.clear()
-        cache[ident] = out
-    return out
-
-
-def rollup_labels(streams: Iterable[StreamTuple]) -> list[tuple[str, str, str]]:
-    """The (path, method, Type-P key) of each stream tuple: the rollup key but its minute,
-    already derived once per stream by :func:`stream_of`."""
-    return list(map(_LABEL, streams))
 
 
 def skey_of(ident: Sequence[Any]) -> str:
     """The stream key: canonical JSON of the 14 stream identity columns."""
     return _CANONICAL_JSON(list(ident))
-
-
-def result_row(r: Result) -> tuple[Any, ...]:
-    """The per-packet columns of a result, in :data:`RESULT_COLUMNS` order. Enum values are
-    read as ``_value_``, the member's plain attribute (``.value`` is a descriptor call, a
-    noticeable share of ingest at three per result)."""
-    hops = (_COMPACT_JSON([[h.ttl, h.addr, h.rtt_ns] for h in r.hops])
-            if r.hops else None)
-    error = r.error
-    return (r.seq, r.sent_at_ns, r.status._value_, r.tmax_ns, r.ts_source._value_, r.rtt_ns,
-            r.fwd_ns, r.bwd_ns, r.clock_error_ns, _b(r.src_synced), _b(r.dst_synced),
-            error._value_ if error is not None else None, r.error_detail, r.dup, r.reply_ttl,
-            hops, r.v)
-
-
-def _b(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _ob(value: Any) -> bool | None:
-    return None if value is None else bool(value)
-
-
-def build_result(stream: Sequence[Any], row: Sequence[Any]) -> Result:
-    """Inverse of :func:`stream_of` + :func:`result_row` (stream without skey/path/type_p)."""
-    (probe_id, method, src_site, src_carrier, dst_site, dst_carrier, src_addr, dst_addr,
-     protocol, ip_version, size, dscp, dst_port, session) = stream
-    (seq, sent_at_ns, status, tmax_ns, ts_source, rtt_ns, fwd_ns, bwd_ns, clock_error_ns,
-     src_synced, dst_synced, error, error_detail, dup, reply_ttl, hops, v) = row
-    return Result(
-        probe_id=probe_id, method=Method(method), src_site=src_site, src_carrier=src_carrier,
-        dst_site=dst_site, dst_carrier=dst_carrier, src_addr=src_addr, dst_addr=dst_addr,
-        type_p=TypeP(protocol, ip_version, size, dscp, dst_port), seq=seq,
-        sent_at_ns=sent_at_ns, status=Status(status), tmax_ns=tmax_ns,
-        ts_source=TimestampSource(ts_source), rtt_ns=rtt_ns, fwd_ns=fwd_ns, bwd_ns=bwd_ns,
-        clock_error_ns=clock_error_ns, src_synced=_ob(src_synced), dst_synced=_ob(dst_synced),
-        error=ErrorKind(error) if error is not None else None, error_detail=error_detail,
-        dup=dup, reply_ttl=reply_ttl, session=session,
-        hops=tuple(Hop(*h) for h in json.loads(hops)) if hops else (), v=v)
-
-
-def body_digest(items: Iterable[tuple[str, int, Sequence[Any]]]) -> bytes:
-    """sha256 of the canonical batch body: JSON of ``[skey, idx, *result_row]`` in idx order."""
-    body = [[skey, idx, *row] for skey, idx, row in items]
-    return hashlib.sha256(_CANONICAL_JSON(body).encode()).digest()
 
 
 def rollup_row(r: MinuteRollup) -> tuple[Any, ...]:
@@ -155,7 +76,7 @@ def build_rollup(row: Sequence[Any]) -> MinuteRollup:
 
 def _delay(cols: Sequence[Any]) -> DelayStats:
     n, lo, hi, total, sumsq, sketch, below = cols
-    return DelayStats(n=n, min=lo, max=hi, sum=int(total), sumsq=float(sumsq),
+    return DelayStats(n=n, min=lo, max=hi, sum=float(total), sumsq=float(sumsq),
                       sketch=LazySketch(bytes(sketch)), below=_below(below))
 
 
@@ -290,3 +211,16 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return result, i + 1
         shift += 7
     return -1, pos
+
+
+def ids_text(ids: Sequence[int]) -> str:
+    """``blobs.stream_ids``: the ids in stored order, decimal, comma-separated."""
+    return ",".join(map(str, ids))
+
+
+def ids_of(text: str) -> list[int]:
+    """Inverse of :func:`ids_text`; raises :class:`RecordError` for anything else."""
+    try:
+        return [int(i) for i in text.split(",")]
+    except ValueError:
+        raise RecordError(f"blobs.stream_ids: {text[:40]!r} is not a list of ids") from None

@@ -1,24 +1,38 @@
-"""One schema for both backends, and the migrations registry.
+"""One schema for both backends, its migrations registry and the one migration runner.
 
-Tables: ``batches`` (one row per accepted batch: the idempotence key ``(probe_id, batch_id)``
-and the hash-chain link), ``streams`` (the constant part of results), ``results`` (raw results,
-natural key ``(bid, idx)`` = batch + index in batch, pruned by retention; since version 3
-``blocks``, one blob per batch and stream, and since version 5 ``blobs``, one blob per batch
-and method), ``rollups`` (per
-path x method x Type-P x minute, prunable by age), ``rollups_hour`` / ``rollups_day`` (the
-same per UTC hour / day, kept forever) and ``probes`` (heartbeats and health).
+Tables:
 
-Migrations are an ordered registry of ``(version, name, statements)``; the applied versions
-are recorded in ``ixmeter_migrations`` and each runs once, in order, in its own transaction.
-A new schema version appends a migration; never edit an applied one.
+- ``links``: the hash chain (:mod:`analyzer.store.chain`), one row per link. A *batch* link is
+  one accepted batch (``probe_id``, ``batch_id``: the idempotence key; ``n``, the send-time span
+  ``first_ns``..``last_ns``, the delay ``thresholds`` its rollups count and ``blobs_sha256``, the
+  digest of its stored raw results); a *fold* or *prune* link records a change of the rollup
+  tables or a deletion by retention (``detail``, canonical JSON committing to each evidence
+  table's state after it);
+- ``streams``: what stays constant over many results (probe, method, both ends, addresses,
+  Type-P, session), so raw results carry only per-packet columns;
+- ``blobs``: raw results, one compressed blob per batch and method
+  (:func:`analyzer.columns.encode_blob`), with the ids of its streams in stored order and its
+  send-time span (for window reads and retention);
+- ``rollups``, ``rollups_hour``, ``rollups_day``: per path x method x Type-P x UTC minute, hour
+  or day (``minute`` is the unit's first minute), each row with its ``digest``
+  (:mod:`analyzer.store.evidence`); these are the *evidence tables* a verdict reads;
+- ``evidence_state``: each evidence table's LtHash, as the last fold or prune link left it;
+- ``probes``: heartbeats and health (operational, not evidence: no figure is computed from it).
+
+Migrations are an ordered registry of ``(version, name, statements)``; the applied versions are
+recorded in ``ixmeter_migrations`` and each runs once, in order, in one transaction with the
+writer's lock (:func:`migrate`). Nothing has shipped, so the registry holds one baseline; a
+change after the first release appends a migration and never edits an applied one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from analyzer.store.rows import RESULT_COLUMNS, ROLLUP_COLUMNS, ROLLUP_KEY, STREAM_COLUMNS
+from analyzer.store.rows import ROLLUP_COLUMNS, ROLLUP_KEY, STREAM_COLUMNS
 
 _INT, _TEXT, _REAL, _BLOB = "int", "text", "real", "blob"
 _TYPES = {"sqlite": {_INT: "INTEGER", _TEXT: "TEXT", _REAL: "REAL", _BLOB: "BLOB"},
@@ -26,19 +40,24 @@ _TYPES = {"sqlite": {_INT: "INTEGER", _TEXT: "TEXT", _REAL: "REAL", _BLOB: "BLOB
                        _BLOB: "BYTEA"}}
 _TEXT_COLS = {"skey", "probe_id", "batch_id", "method", "src_site", "src_carrier", "dst_site",
               "dst_carrier", "src_addr", "dst_addr", "protocol", "session", "path_id", "type_p",
-              "status", "ts_source", "error", "error_detail", "hops", "body_sha256",
-              "prev_head", "head", "version", "counters", "rtt_below", "fwd_below", "bwd_below"}
-_REAL_COLS = {"rtt_sumsq", "fwd_sumsq", "bwd_sumsq"}
-_BLOB_COLS = {"rtt_sketch", "fwd_sketch", "bwd_sketch"}
-_NULLABLE = {"dst_port", "rtt_ns", "fwd_ns", "bwd_ns", "clock_error_ns", "src_synced",
-             "dst_synced", "error", "error_detail", "reply_ttl", "hops", "clock_error_max_ns",
-             "rtt_min", "rtt_max", "fwd_min", "fwd_max", "bwd_min", "bwd_max", "last_seen_ns",
-             "last_batch_ns", "spool_depth", "version", "counters"}
+              "kind", "thresholds", "blobs_sha256", "detail", "body_sha256", "prev_head",
+              "head", "version", "counters", "stream_ids", "tbl", "rtt_below", "fwd_below",
+              "bwd_below"}
+_REAL_COLS = {"rtt_sum", "fwd_sum", "bwd_sum", "rtt_sumsq", "fwd_sumsq", "bwd_sumsq"}
+_BLOB_COLS = {"rtt_sketch", "fwd_sketch", "bwd_sketch", "digest", "data", "state"}
+_NULLABLE = {"dst_port", "clock_error_max_ns", "rtt_min", "rtt_max", "fwd_min", "fwd_max",
+             "bwd_min", "bwd_max", "last_seen_ns", "last_batch_ns", "spool_depth", "version",
+             "counters", "probe_id", "batch_id", "n", "first_ns", "last_ns", "thresholds",
+             "blobs_sha256", "detail"}
 
-BATCH_COLUMNS = ("bid", "probe_id", "batch_id", "received_at_ns", "n", "body_sha256",
-                 "prev_head", "head", "pruned")
+LINK_COLUMNS = ("idx", "kind", "at_ns", "probe_id", "batch_id", "n", "first_ns", "last_ns",
+                "thresholds", "blobs_sha256", "detail", "body_sha256", "prev_head", "head")
+BLOB_COLUMNS = ("bid", "method", "n", "first_ns", "last_ns", "stream_ids", "data")
 PROBE_COLUMNS = ("probe_id", "last_seen_ns", "last_batch_ns", "spool_depth", "results",
                  "version", "counters")
+STORED_ROLLUP_COLUMNS = (*ROLLUP_COLUMNS, "digest")
+TIERS = {"minute": ("rollups", 1), "hour": ("rollups_hour", 60), "day": ("rollups_day", 1440)}
+EVIDENCE_TABLES = tuple(table for table, _size in TIERS.values())
 
 
 def _kind(col: str) -> str:
@@ -55,26 +74,30 @@ def _cols(dialect: str, cols: Sequence[str]) -> str:
                      for c in cols)
 
 
-def _table(dialect: str, name: str, cols: Sequence[str], extra: str, suffix: str = "") -> str:
-    return f"CREATE TABLE {name} ({_cols(dialect, cols)}, {extra}){suffix}"
+def _table(dialect: str, name: str, cols: Sequence[str], extra: str) -> str:
+    return f"CREATE TABLE {name} ({_cols(dialect, cols)}, {extra})"
 
 
-def initial(dialect: str) -> list[str]:
-    """Version 1 DDL for ``dialect`` ("sqlite" or "postgres")."""
-    sqlite = dialect == "sqlite"
-    ident = ("INTEGER PRIMARY KEY" if sqlite
+def baseline(dialect: str) -> list[str]:
+    """The whole schema for ``dialect`` ("sqlite" or "postgres")."""
+    ident = ("INTEGER PRIMARY KEY" if dialect == "sqlite"
              else "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
-    return [
-        _table(dialect, "batches", BATCH_COLUMNS,
-               "PRIMARY KEY (bid), UNIQUE (probe_id, batch_id)"),
+    key = ", ".join(ROLLUP_KEY)
+    out = [
+        _table(dialect, "links", LINK_COLUMNS, "PRIMARY KEY (idx), UNIQUE (probe_id, batch_id)"),
+        "CREATE INDEX links_kind ON links (kind, idx)",
+        "CREATE INDEX links_last ON links (last_ns)",
         f"CREATE TABLE streams (id {ident}, {_cols(dialect, STREAM_COLUMNS)}, UNIQUE (skey))",
-        _table(dialect, "results", ("bid", "idx", "stream") + RESULT_COLUMNS,
-               "PRIMARY KEY (bid, idx)", " WITHOUT ROWID" if sqlite else ""),
-        "CREATE INDEX results_sent ON results (sent_at_ns)",
-        _table(dialect, "rollups", ROLLUP_COLUMNS, f"PRIMARY KEY ({', '.join(ROLLUP_KEY)})"),
-        "CREATE INDEX rollups_minute ON rollups (minute)",
-        _table(dialect, "probes", PROBE_COLUMNS[:-1], "PRIMARY KEY (probe_id)"),  # counters: v6
+        _table(dialect, "blobs", BLOB_COLUMNS, "PRIMARY KEY (bid, method)"),
+        "CREATE INDEX blobs_first ON blobs (first_ns)",
+        "CREATE INDEX blobs_last ON blobs (last_ns)",
+        _table(dialect, "evidence_state", ("tbl", "state"), "PRIMARY KEY (tbl)"),
+        _table(dialect, "probes", PROBE_COLUMNS, "PRIMARY KEY (probe_id)"),
     ]
+    for table, _size in TIERS.values():
+        out += [_table(dialect, table, STORED_ROLLUP_COLUMNS, f"PRIMARY KEY ({key})"),
+                f"CREATE INDEX {table}_minute ON {table} (minute)"]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,95 +107,46 @@ class Migration:
     statements: Callable[[str], list[str]]
 
 
-TIERS = {"minute": ("rollups", 1), "hour": ("rollups_hour", 60), "day": ("rollups_day", 1440)}
-
-
-def tiers(dialect: str) -> list[str]:
-    """Version 2 DDL: hour and day tiers, the same columns as ``rollups`` (``minute`` is the
-    first UTC minute of the unit). Their rows are filled from the minutes after the migration
-    (``rebuild_tiers``), then maintained at ingest."""
-    out = []
-    for name, _size in (TIERS["hour"], TIERS["day"]):
-        out += [_table(dialect, name, ROLLUP_COLUMNS, f"PRIMARY KEY ({', '.join(ROLLUP_KEY)})"),
-                f"CREATE INDEX {name}_minute ON {name} (minute)"]
-    return out
-
-
-BLOCK_COLUMNS = ("bid", "sno", "stream", "n", "first_ns", "last_ns", "data")
-
-
-def blocks_and_parts(dialect: str) -> list[str]:
-    """Version 3 DDL: columnar ingest.
-
-    ``blocks``: raw results as one compressed blob per stream and batch
-    (:func:`analyzer.columns.encode_block`), with the send-time span for window reads and
-    retention; ``batches.fmt`` says how a batch's raw results are kept (1: a ``results`` row
-    each, as written before version 3; 2: ``blocks``). Rollup tables get ``part``: ingest
-    appends each batch's rollups as a new part (``part`` = the batch's chain index) instead of
-    reading, merging and rewriting the stored row; readers merge a key's parts in part order,
-    and compaction folds them into one row (the first part's number). Existing rows become
-    part 0. The tables are rebuilt, as SQLite cannot change a primary key in place."""
-    blob = _TYPES[dialect][_BLOB]
-    integer = _TYPES[dialect][_INT]
-    out = [f"ALTER TABLE batches ADD COLUMN fmt {integer} NOT NULL DEFAULT 1",
-           f"CREATE TABLE blocks (bid {integer} NOT NULL, sno {integer} NOT NULL, "
-           f"stream {integer} NOT NULL, n {integer} NOT NULL, first_ns {integer} NOT NULL, "
-           f"last_ns {integer} NOT NULL, data {blob} NOT NULL, PRIMARY KEY (bid, sno))",
-           "CREATE INDEX blocks_first ON blocks (first_ns)",
-           "CREATE INDEX blocks_last ON blocks (last_ns)"]
-    cols = ", ".join(ROLLUP_COLUMNS)
-    for name, _size in TIERS.values():
-        out += [_table(dialect, f"{name}_v3", ROLLUP_COLUMNS + ("part",),
-                       f"PRIMARY KEY ({', '.join(ROLLUP_KEY)}, part)"),
-                f"INSERT INTO {name}_v3 ({cols}, part) SELECT {cols}, 0 FROM {name}",
-                f"DROP TABLE {name}",
-                f"ALTER TABLE {name}_v3 RENAME TO {name}",
-                f"CREATE INDEX {name}_minute ON {name} (minute)"]
-    return out
-
-
-def rollup_fold(dialect: str) -> list[str]:
-    """Version 4 DDL: ``rollup_fold``, one row: the chain index through which the batches'
-    rollups are in the rollup tables. Ingest commits a batch's raw results only; the store
-    folds the batches after ``through_bid`` into the rollup tables in runs
-    (``SqlStore.fold_pending``), from the rollups it computed at ingest or, after a restart
-    or for another collector's batches, from their stored raw results with the delay thresholds
-    the ingesting store counted (``batches.thresholds``, comma-separated ns; NULL before)."""
-    return [f"CREATE TABLE rollup_fold (through_bid {_TYPES[dialect][_INT]} NOT NULL)",
-            "INSERT INTO rollup_fold (through_bid) SELECT COALESCE(MAX(bid), 0) FROM batches",
-            f"ALTER TABLE batches ADD COLUMN thresholds {_TYPES[dialect][_TEXT]}"]
-
-
-BLOB_COLUMNS = ("bid", "method", "n", "first_ns", "last_ns", "stream_ids", "data")
-
-
-def method_blobs(dialect: str) -> list[str]:
-    """Version 5 DDL: ``blobs``, raw results as one compressed blob per batch and method
-    (:func:`analyzer.columns.encode_blob`), with the ids of its streams in stored order
-    (decimal, comma-separated), the result count and the send-time span (indexed, for window
-    reads and retention). ``batches.fmt`` 3 says a batch's raw results are there; batches of
-    format 1 and 2 keep their ``results`` rows and ``blocks``."""
-    t = _TYPES[dialect]
-    return [f"CREATE TABLE blobs (bid {t[_INT]} NOT NULL, method {t[_TEXT]} NOT NULL, "
-            f"n {t[_INT]} NOT NULL, first_ns {t[_INT]} NOT NULL, last_ns {t[_INT]} NOT NULL, "
-            f"stream_ids {t[_TEXT]} NOT NULL, data {t[_BLOB]} NOT NULL, "
-            "PRIMARY KEY (bid, method))",
-            "CREATE INDEX blobs_first ON blobs (first_ns)",
-            "CREATE INDEX blobs_last ON blobs (last_ns)"]
-
-
-def probe_counters(dialect: str) -> list[str]:
-    """Version 6 DDL: ``probes.counters``, the last heartbeat's counters (JSON)."""
-    return [f"ALTER TABLE probes ADD COLUMN counters {_TYPES[dialect][_TEXT]}"]
-
-
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "batches, streams, results, rollups, probes; hash chain in batches", initial),
-    Migration(2, "hour and day rollup tiers", tiers),
-    Migration(3, "columnar blocks of raw results; rollups as appended parts", blocks_and_parts),
-    Migration(4, "rollups folded into the rollup tables in runs of batches", rollup_fold),
-    Migration(5, "raw results as one blob per batch and method", method_blobs),
-    Migration(6, "the last heartbeat's counters", probe_counters),
+    Migration(1, "baseline: hash chain of links, raw result blobs, rollup tiers with row "
+                 "digests, evidence state, probes", baseline),
 )
-TIERS_MIGRATION = 2
 LATEST = MIGRATIONS[-1].version
+_REGISTRY = ("CREATE TABLE IF NOT EXISTS ixmeter_migrations (version {int} PRIMARY KEY, "
+             "name TEXT NOT NULL, applied_at {real} NOT NULL)")
+
+
+class SchemaError(Exception):
+    """The database's schema is not one this ixmeter can use (raised with a clear message)."""
+
+
+def migrate(execute: Callable[[str, Sequence[Any]], Any], dialect: str) -> list[int]:
+    """Apply the pending migrations through ``execute(sql, params)`` (``?`` placeholders),
+    inside the caller's write transaction; return the versions applied."""
+    types = _TYPES[dialect]
+    execute(_REGISTRY.format(int=types[_INT], real=types[_REAL]), ())
+    done = {int(row[0]) for row in execute("SELECT version FROM ixmeter_migrations",
+                                           ()).fetchall()}
+    check_version(done)
+    applied = []
+    for m in MIGRATIONS:
+        if m.version not in done:
+            for stmt in m.statements(dialect):
+                execute(stmt, ())
+            execute("INSERT INTO ixmeter_migrations VALUES (?, ?, ?)",
+                    (m.version, m.name, time.time()))
+            applied.append(m.version)
+    return applied
+
+
+def check_version(done: set[int]) -> None:
+    """Refuse a database from a newer ixmeter, or one whose migrations are not all applied
+    (what a read-only reader must not do itself)."""
+    if done and max(done) > LATEST:
+        raise SchemaError(f"database schema version {max(done)} is newer than this ixmeter "
+                          f"({LATEST}): upgrade ixmeter")
+    missing = {m.version for m in MIGRATIONS} - done
+    if done and missing:
+        raise SchemaError(f"database schema is at version {max(done)}, this ixmeter needs "
+                          f"{LATEST}: open it once with a writer (the collector or "
+                          "`ixmeter collector compact`) to migrate it")

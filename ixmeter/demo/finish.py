@@ -36,35 +36,14 @@ def report_argv(db: Path, inventory: Path, timeline: Timeline, out: Path) -> lis
 
 
 def analyze(db: Path, inventory: Path, timeline: Timeline, out: Path) -> Analysis:
-    """Evaluate every policy target, write report.json/html/pdf and the CSV files to ``out``."""
-    from analyzer.cli_analyze import run_evaluation
+    """Evaluate every policy target, write report.json/html/pdf and the CSV files to ``out``
+    (what ``ixmeter report`` does with :func:`report_argv`)."""
     from analyzer.report import cli as report_cli
-    from analyzer.report.csvout import write_all
-    from analyzer.report.data import gather
-    from analyzer.report.html import render
-    from analyzer.report.jsonout import document, dumps
-    from analyzer.report.pdf import write_pdf
-    from analyzer.store import open_store
-    from inventory.loader import load
-    from inventory.topology import Topology
 
     argv = report_argv(db, inventory, timeline, out)
     parser = argparse.ArgumentParser(prog="ixmeter report")
     report_cli.configure(parser)
-    args = parser.parse_args(argv)
-    out.mkdir(parents=True, exist_ok=True)
-    ev, prov = run_evaluation(args)
-    doc = document(ev, prov)
-    store = open_store(db)
-    try:
-        data = gather(store, ev, doc, Topology(load(inventory)))
-    finally:
-        store.close()
-    (out / "report.json").write_text(dumps(doc), encoding="utf-8")
-    (out / "report.html").write_text(render(data), encoding="utf-8")
-    csvs = write_all(data.figures, out)
-    write_pdf(data, out / "report.pdf")
-    files = ["report.json", "report.html", "report.pdf", *(Path(p).name for p in csvs)]
+    ev, files = report_cli.write(parser.parse_args(argv))
     command = "ixmeter report " + " ".join(shlex.quote(a) for a in argv)
     return Analysis(ev, out, files, command)
 
@@ -112,14 +91,14 @@ def serve_dashboard(db: Path, inventory: Path, timeline: Timeline, port: int,
                     host: str = "127.0.0.1") -> None:
     """The dashboard over the demo's store, its windows set to the two measured phases;
     returns on Ctrl-C."""
-    from analyzer.store import open_store
+    from analyzer.store import open_reader
     from analyzer.views import Window
     from dashboard.app import create_app
     from dashboard.context import Context
     from inventory.loader import load
     from inventory.topology import Topology
 
-    store = open_store(db)
+    store = open_reader(db)
     try:
         ctx = Context(store, Topology(load(inventory)), Window(*timeline.baseline),
                       Window(*timeline.current), inventory_path=inventory)

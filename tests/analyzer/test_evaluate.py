@@ -32,7 +32,7 @@ def _put(store: Store, name: str, rs: list[Result]) -> None:
     store.write_batch(Batch(rs[0].probe_id, name, tuple(rs)), 0)
 
 
-def _fill(db: Path) -> None:
+def _fill(db: Path | str) -> None:
     store = open_store(db)
     kw: dict[str, Any] = {"minutes": 60, "per_minute": 10, "spread": 0.1}
     big = TypeP("icmp", 4, 128)

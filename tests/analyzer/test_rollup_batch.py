@@ -1,6 +1,5 @@
-"""The batch paths of the ingest (series added at once, varints encoded in bulk, rollup keys from
-stream labels) give exactly what the per-value reference paths give: the store's bytes and the
-chain digests depend on it."""
+"""The batch paths of the ingest (series added at once, varints encoded in bulk) give exactly
+what the per-value reference paths give: the store's bytes and the row digests depend on it."""
 
 from __future__ import annotations
 
@@ -9,10 +8,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyzer.rollup import DelayStats, build_rollups
+from analyzer.rollup import DelayStats
 from analyzer.sketch import DDSketch
-from analyzer.store.rows import rollup_labels, rollup_row, stream_of
-from tests.store.factory import make_results
 
 delays = st.lists(st.integers(min_value=-10**6, max_value=10**13), max_size=400)
 THRESHOLDS = (0, 1_000_000, 3_000_000)
@@ -44,11 +41,3 @@ def test_encoding_is_the_stored_format() -> None:
     assert sketch.to_bytes() == (b"DD1\x88'\x02\x06\x00\x01\x8c\x01\x01\xda\t\x01\xc2\x02\xac"
                                  b"\x02\x8a\x13\x01\xca\x15\x01")
     assert DDSketch().to_bytes() == b"DD1\x88'\x00\x00"
-
-
-def test_rollups_from_stream_labels_equal_rollups_from_results() -> None:
-    results = make_results("p0", 2000, gap_ns=50_000_000)
-    cache: dict[tuple[object, ...], tuple[object, ...]] = {}
-    labels = rollup_labels(stream_of(r, cache) for r in results)
-    assert ([rollup_row(r) for r in build_rollups(results, THRESHOLDS, labels)]
-            == [rollup_row(r) for r in build_rollups(results, THRESHOLDS)])

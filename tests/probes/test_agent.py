@@ -19,8 +19,7 @@ from analyzer.collector.app import Collector
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
-from analyzer.store import Query
-from analyzer.store.sqlite import SqliteStore
+from analyzer.store import Query, Store, open_store
 from inventory.loader import default_inventory
 from ixmeter.cli import main as ixmeter_main
 from ixmeter.record import Method, Result, Status
@@ -61,8 +60,8 @@ def write_config(tmp_path: Path, url: str, stamp_port: int = 862, **extra: objec
 
 
 @pytest.fixture
-async def collector(tmp_path: Path) -> AsyncIterator[tuple[str, SqliteStore]]:
-    store = SqliteStore(tmp_path / "collector.db")
+async def collector(tmp_path: Path) -> AsyncIterator[tuple[str, Store]]:
+    store = open_store(tmp_path / "collector.db")
     app = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})))
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -85,13 +84,13 @@ async def reflector() -> AsyncIterator[int]:
         sock.close()
 
 
-def _stored(store: SqliteStore) -> list[Result]:
+def _stored(store: Store) -> list[Result]:
     return list(store.read_results(ALL))
 
 
 @pytest.mark.root
 async def test_agent_measures_spools_uploads_and_drains(
-        tmp_path: Path, collector: tuple[str, SqliteStore], reflector: int) -> None:
+        tmp_path: Path, collector: tuple[str, Store], reflector: int) -> None:
     url, store = collector
     agent = Agent(load_config(write_config(tmp_path, url, reflector, metrics_port=0)))
     stop = trio.Event()
@@ -116,7 +115,7 @@ async def test_agent_measures_spools_uploads_and_drains(
 
 
 async def test_authenticated_stamp_from_the_config(
-        tmp_path: Path, collector: tuple[str, SqliteStore]) -> None:
+        tmp_path: Path, collector: tuple[str, Store]) -> None:
     """``stamp_auth_key_file`` switches the probe's STAMP sessions to authenticated mode
     (RFC 8762 §4.2.2): an authenticated reflector answers them, and their Type-P records the
     112-octet authenticated packet."""
@@ -149,7 +148,7 @@ async def test_authenticated_stamp_from_the_config(
 
 
 @pytest.mark.root
-async def test_metrics_endpoint(tmp_path: Path, collector: tuple[str, SqliteStore]) -> None:
+async def test_metrics_endpoint(tmp_path: Path, collector: tuple[str, Store]) -> None:
     url, _store = collector
     cfg = load_config(write_config(tmp_path, url, metrics_port=0))
     agent = Agent(cfg.model_copy(update={"metrics_port": 1, "targets": cfg.targets[:1]}))
@@ -260,7 +259,7 @@ def test_config_unknown_probe(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.root
 async def test_cli_run_stops_cleanly_on_sigterm(
-        tmp_path: Path, collector: tuple[str, SqliteStore], reflector: int) -> None:
+        tmp_path: Path, collector: tuple[str, Store], reflector: int) -> None:
     url, store = collector
     path = write_config(tmp_path, url, reflector)
     proc = await trio.lowlevel.open_process(

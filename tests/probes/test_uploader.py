@@ -21,8 +21,7 @@ from analyzer.collector.app import Collector
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
-from analyzer.store import Query
-from analyzer.store.sqlite import SqliteStore
+from analyzer.store import Query, Store, open_store
 from ixmeter import heartbeat
 from probes.agent import Agent
 from probes.config import load_config
@@ -37,7 +36,7 @@ ALL = Query(0, 2**62)
 @dataclass
 class Live:
     url: str
-    store: SqliteStore
+    store: Store
 
     def seqs(self) -> list[int]:
         return sorted(r.seq for r in self.store.read_results(ALL))
@@ -45,7 +44,7 @@ class Live:
 
 @pytest.fixture
 async def collector(tmp_path: Path) -> AsyncIterator[Live]:
-    store = SqliteStore(tmp_path / "collector.db")
+    store = open_store(tmp_path / "collector.db")
     app = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})), max_body=64 * 1024)
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -235,7 +234,7 @@ async def test_poison_first_costs_no_back_off(tmp_path: Path, collector: Live) -
 
 
 async def test_single_result_too_large_is_set_aside(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "collector.db")
+    store = open_store(tmp_path / "collector.db")
     app = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})), max_body=200)
     spool = _spool(tmp_path, 3)
     stop = trio.Event()
@@ -303,7 +302,7 @@ async def test_store_failure_5xx_is_retried_never_set_aside(tmp_path: Path) -> N
     """A collector whose disk is full answers 503; the probe keeps the batch and sends it
     again once there is room."""
     with _small_filesystem(tmp_path / "small") as small:
-        store = SqliteStore(small / "collector.db")
+        store = open_store(small / "collector.db")
         app = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})))
         spool = _spool(tmp_path, 200)
         stop = trio.Event()

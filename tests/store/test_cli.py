@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 from analyzer.collector.keys import load_keys
-from analyzer.store import Query
-from analyzer.store.sqlite import SqliteStore
+from analyzer.store import Query, open_reader, open_store
 from ixmeter.cli import main
-from ixmeter.wire import encode_batch, sign
+from ixmeter.wire import encode_columns, sign
 from tests.store.factory import T0, make_batches
 
 
@@ -39,39 +38,71 @@ def test_keys_new_list_rotate_retire(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "s.db"
-    store = SqliteStore(db)
+    store = open_store(db)
     for b in make_batches("p1", 3, 20):
         store.write_batch(b, T0)
     store.close()
     assert main(["verify", "--db", str(db)]) == 0
-    assert capsys.readouterr().out.startswith("ok: 3 batches")
+    assert capsys.readouterr().out.startswith("ok: 3 links, 3 batches")
     with sqlite3.connect(db) as conn:
-        [second] = conn.execute("SELECT head FROM batches WHERE bid = 2").fetchone()
+        [second] = conn.execute("SELECT head FROM links WHERE idx = 2").fetchone()
     assert main(["verify", "--db", str(db), "--head", second]) == 0
-    assert "the given head is batch #2" in capsys.readouterr().out
+    assert "the given head is link #2" in capsys.readouterr().out
     assert main(["verify", "--db", str(db), "--head", "ab" * 32]) == 1
-    assert capsys.readouterr().out.startswith("NOT FOUND")
+    assert "NOT FOUND" in capsys.readouterr().out
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE blobs SET data = CAST(data || x'00' AS BLOB) WHERE bid = 2")
     assert main(["verify", "--db", str(db)]) == 1
-    assert "batch #2 (p1/p1-b1)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("EDITED: 1 problem(s)")
+    assert "link #2 (batch p1/p1-b1): the stored raw results" in out
 
 
-def test_collector_compact_folds_and_merges(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_exports_a_signed_head_an_auditor_checks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db, key, head = tmp_path / "s.db", tmp_path / "signing.pem", tmp_path / "head.json"
+    store = open_store(db)
+    for b in make_batches("p1", 2, 20):
+        store.write_batch(b, T0)
+    store.close()
+    assert main(["keys", "signing", "--out", str(key)]) == 0
+    public = capsys.readouterr().out.strip()
+    assert main(["verify", "--db", str(db), "--export-head", str(head),
+                 "--sign-key", str(key)]) == 0
+    assert "(signed)" in capsys.readouterr().out
+    assert main(["verify", "--db", str(db), "--head-file", str(head),
+                 "--public-key", public]) == 0
+    assert "the given head is link #2" in capsys.readouterr().out
+    other = tmp_path / "other.pem"
+    assert main(["keys", "signing", "--out", str(other)]) == 0
+    stranger = capsys.readouterr().out.strip()
+    assert main(["verify", "--db", str(db), "--head-file", str(head),
+                 "--public-key", stranger]) == 2
+    assert "not the given key's" in capsys.readouterr().err
+    store = open_store(db)  # the store goes on: the published head stays in its chain
+    store.write_batch(make_batches("p1", 3, 20)[2], T0)
+    store.close()
+    assert main(["verify", "--db", str(db), "--head-file", str(head)]) == 0
+
+
+def test_collector_compact_folds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Batches left unfolded by a stopped collector: ``compact`` folds them (reads give the
     same rollups before and after), and a second run has nothing left to do."""
     db = tmp_path / "s.db"
-    store = SqliteStore(db)
+    store = open_store(db)
     for b in make_batches("p1", 4, 50):
         store.write_batch(b, T0)
     store.close()
+    reader = open_reader(db)
+    before = reader.read_rollups(Query(0, 2**62))
+    reader.close()
     assert main(["collector", "compact", "--db", str(db)]) == 0
     assert capsys.readouterr().out.startswith("folded the rollups of 4 batch(es)")
     assert main(["collector", "compact", "--db", str(db)]) == 0
-    assert capsys.readouterr().out.startswith("folded the rollups of 0 batch(es); merged 0")
-    reader = SqliteStore(db)
-    assert sum(r.sent + r.errors for r in reader.read_rollups(Query(0, 2**62))) == 200
+    assert capsys.readouterr().out.startswith("folded the rollups of 0 batch(es)")
+    reader = open_reader(db)
+    assert reader.read_rollups(Query(0, 2**62)) == before
+    assert sum(r.sent + r.errors for r in before) == 200
     reader.close()
 
 
@@ -99,7 +130,7 @@ def test_collector_serve_subprocess(tmp_path: Path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline, proc.stderr
                 time.sleep(0.1)
-        body = encode_batch(make_batches("p1", 1, 10)[0])
+        body = encode_columns(make_batches("p1", 1, 10)[0])
         headers = sign(bytes.fromhex(key), "p1", "POST", "/v1/batches", body, time.time())
         response = httpx.post(url + "/v1/batches", content=body, headers=headers)
         assert response.json()["accepted"] == 10

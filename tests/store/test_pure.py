@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -17,39 +16,39 @@ from analyzer.collector.app import field_of, json_bytes, request_headers
 from analyzer.collector.auth import Authenticator, NonceCache
 from analyzer.collector.keys import KeyRing, KeysError, load_keys, parse_keys, save_keys
 from analyzer.store import chain
-from analyzer.store.rows import build_result, result_row, stream_of
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import AuthError, sign
 
 
-def test_link_is_the_documented_formula() -> None:
+def test_head_is_the_documented_formula() -> None:
     body = hashlib.sha256(b"[]").hexdigest()
-    expected = hashlib.sha256(bytes(32) + bytes.fromhex(body) + b"p1\nb1\n42").hexdigest()
-    assert chain.link(chain.GENESIS, body, "p1", "b1", 42) == expected
+    expected = hashlib.sha256(bytes(32) + bytes.fromhex(body) + b"batch\np1\nb1\n42"
+                              ).hexdigest()
+    assert chain.head_of(chain.GENESIS, body, "batch", "p1", "b1", 42) == expected
 
 
-def _links(n: int) -> list[chain.StoredLink]:
+def _links(n: int) -> list[chain.Link]:
     out, prev = [], chain.GENESIS
     for i in range(1, n + 1):
-        body = hashlib.sha256(str(i).encode()).hexdigest()
-        head = chain.link(prev, body, "p", f"b{i}", i)
-        out.append(chain.StoredLink(i, "p", f"b{i}", i, body, prev, head, body))
+        body = chain.batch_body(i, i, i, "1000000", "00" * 32)
+        head = chain.head_of(prev, body, chain.BATCH, "p", f"b{i}", i)
+        out.append(chain.Link(i, chain.BATCH, i, "p", f"b{i}", body, body, prev, head))
         prev = head
     return out
 
 
-def test_check_accepts_an_intact_chain_and_names_the_first_break() -> None:
+def test_walk_accepts_an_intact_chain_and_names_the_first_break() -> None:
     links = _links(4)
-    report = chain.check(links)
-    assert (report.ok, report.length, report.bodies_checked) == (True, 4, 4)
+    walked = chain.walk(links, find_head=links[1].head)
+    assert (walked.broken, walked.length, walked.head, walked.found_at) == (
+        None, 4, links[3].head, 2)
     swapped = [links[0], links[2], links[1], links[3]]
-    broken = chain.check(swapped).broken
+    broken = chain.walk(swapped).broken
     assert broken is not None
-    assert broken.startswith("batch #3 (p/b3): expected chain index 2")
-    pruned = [dataclasses.replace(links[0], recomputed_body=None), *links[1:]]
-    assert chain.check(pruned).bodies_checked == 3  # retention: link checked, body not
-    edited = [*links[:2], dataclasses.replace(links[2], recomputed_body="00" * 32), links[3]]
-    assert "a stored result was edited" in (chain.check(edited).broken or "")
+    assert broken.startswith("link #3 (batch p/b3): expected chain index 2")
+    edited = [*links[:2], dataclasses.replace(links[2], body="00" * 32), links[3]]
+    assert "do not match the link's body digest (edited)" in (chain.walk(edited).broken or "")
+    fold = chain.detail_of(chain.FOLD, {"through": 4}, {"rollups": "ab"})
+    assert fold == '{"kind":"fold","state":{"rollups":"ab"},"through":4}'
 
 
 @pytest.mark.parametrize(("message", "field"), [
@@ -124,40 +123,3 @@ def test_keys_files_yaml_and_json(tmp_path: Path) -> None:
         parse_keys({"a": "11" * 8})
     with pytest.raises(KeysError, match="cannot read keys file"):
         load_keys(tmp_path / "missing.yaml")
-
-
-_text = st.text(min_size=1, max_size=12)
-_opt_int = st.none() | st.integers(min_value=0, max_value=2**62)
-
-
-@st.composite
-def _results(draw: st.DrawFn) -> Result:
-    status = draw(st.sampled_from(Status))
-    received = status is Status.RECEIVED
-    return Result(
-        probe_id=draw(_text), method=draw(st.sampled_from(Method)), src_site=draw(_text),
-        src_carrier=draw(_text), dst_site=draw(_text), dst_carrier=draw(_text),
-        src_addr=draw(_text), dst_addr=draw(_text),
-        type_p=TypeP(draw(st.sampled_from(["icmp", "udp", "tcp"])), draw(st.sampled_from([4, 6])),
-                     draw(st.integers(0, 9000)), draw(st.integers(0, 63)),
-                     draw(st.none() | st.integers(0, 65535))),
-        seq=draw(st.integers(0, 2**40)), sent_at_ns=draw(st.integers(-2**62, 2**62)),
-        status=status, tmax_ns=draw(st.integers(1, 2**40)),
-        ts_source=draw(st.sampled_from(TimestampSource)),
-        rtt_ns=draw(st.integers(0, 2**40)) if received else None,
-        fwd_ns=draw(_opt_int) if received else None, bwd_ns=draw(_opt_int) if received else None,
-        clock_error_ns=draw(_opt_int), src_synced=draw(st.none() | st.booleans()),
-        dst_synced=draw(st.none() | st.booleans()),
-        error=draw(st.sampled_from(ErrorKind)) if status is Status.ERROR else None,
-        error_detail=draw(st.none() | st.text(max_size=20)), dup=draw(st.integers(0, 5)),
-        reply_ttl=draw(st.none() | st.integers(0, 255)), session=draw(st.text(max_size=8)),
-        hops=tuple(draw(st.lists(st.builds(Hop, st.integers(1, 64), st.none() | _text, _opt_int),
-                                 max_size=3))))
-
-
-@settings(max_examples=60, deadline=None)
-@given(_results())
-def test_rows_round_trip_any_result(r: Result) -> None:
-    stream, row = stream_of(r), result_row(r)
-    assert build_result(stream[1:15], row) == r
-    assert json.loads(stream[0]) == list(stream[1:15])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -9,8 +10,8 @@ import pytest
 
 from analyzer.columns import decode_blob, encode_blob
 from analyzer.rollup import build_rollups
-from analyzer.store import Query, Store
-from analyzer.store.sql import SqlStore
+from analyzer.store import Query, Store, open_store
+from analyzer.store.writes import Writer
 from ixmeter.errors import RecordError
 from tests.store.conftest import StoreFactory
 from tests.store.factory import NS_MIN, T0, make_batches
@@ -21,14 +22,14 @@ ALL = Query(0, 2**62)
 
 def _raw(store: Store, sql: str, params: tuple[Any, ...] = ()) -> None:
     """Edit the database behind the store's back (an attacker with write access)."""
-    assert isinstance(store, SqlStore)
-    store._exec(sql, params)
+    assert isinstance(store, Writer)
+    store.db.execute(sql, params)
 
 
 def _edit_blob(store: Store, bid: int, position: int) -> None:
     """Add 1 ns to one stored RTT, re-encoding the blob as a careful attacker would."""
-    assert isinstance(store, SqlStore)
-    method, ids, data = store._exec("SELECT method, stream_ids, data FROM blobs WHERE bid = ? "
+    assert isinstance(store, Writer)
+    method, ids, data = store.db.execute("SELECT method, stream_ids, data FROM blobs WHERE bid = ? "
                                     "ORDER BY method", (bid,)).fetchone()
     blocks = decode_blob([("",) * 14] * len(ids.split(",")), bytes(data))
     blocks[0].rtt_ns[position] += 1
@@ -111,27 +112,45 @@ def test_prune_keeps_rollups_and_chain(store: Store) -> None:
     assert removed == 3000
     assert min(r.sent_at_ns for r in store.read_results(ALL)) == T0 + NS_MIN
     assert store.read_rollups(ALL) == before
-    report = store.verify_chain()
-    assert report.ok
-    assert (report.length, report.bodies_checked) == (12, 6)
+    report = store.verify()
+    assert report.ok, report.findings
+    assert (report.batches, report.raw_checked, report.raw_pruned) == (12, 6, 6)
+    assert store.prune(T0 + NS_MIN) == 0  # nothing more to prune: no new link
+    assert store.chain_head().length == report.length
 
 
-def test_prune_rewrites_a_straddling_blob(store: Store) -> None:
+def test_prune_keeps_a_batch_that_straddles_the_cut(store: Store) -> None:
+    """Retention deletes whole batches sent before the cut: a batch with results on both
+    sides stays whole until a later cut passes its last result."""
     batches = make_batches("p1", 4, 500)  # 10 s per batch
     for b in batches:
         store.write_batch(b, T0)
-    everything = [r for b in batches for r in b.results]
     cut = T0 + 15_000_000_000 + 1  # halfway through the second batch
-    assert store.prune(cut) == sum(r.sent_at_ns < cut for r in everything)
-    assert list(store.read_results(ALL)) == [r for r in everything if r.sent_at_ns >= cut]
-    assert store.prune(cut) == 0
-    stamp = Query(0, 2**62, method="stamp", path_ids=["csx-a/CT>yy-a/CU"])
-    assert list(store.read_results(stamp)) == [
-        r for r in everything if r.sent_at_ns >= cut and r.method.value == "stamp"
-        and r.path_id == "csx-a/CT>yy-a/CU"]
-    report = store.verify_chain()
-    assert report.ok
-    assert (report.length, report.bodies_checked) == (4, 2)
+    assert store.prune(cut) == 500
+    assert list(store.read_results(ALL)) == [r for b in batches[1:] for r in b.results]
+    assert store.verify().ok
+
+
+def test_prune_never_deletes_raw_results_not_yet_folded(store: Store) -> None:
+    for b in make_batches("p1", 3, 100):
+        store.write_batch(b, T0)
+    before = store.read_rollups(ALL)
+    assert store.prune(2**62) == 300  # folds first, then prunes
+    assert store.read_rollups(ALL) == before
+    assert store.verify().ok
+
+
+def test_minute_retention_is_a_link_and_keeps_the_tiers(store: Store) -> None:
+    for b in make_batches("p1", 2, 3000, gap_ns=40_000_000):  # four minutes
+        store.write_batch(b, T0)
+    hours = store.read_rollups(Query(0, 2**62, tier="hour"))
+    minutes = len(store.read_rollups(ALL))
+    assert store.prune_rollups(T0 + 86_400 * 10**9) == minutes
+    assert not store.read_rollups(ALL)
+    assert store.read_rollups(Query(0, 2**62, tier="hour")) == hours
+    report = store.verify()
+    assert report.ok, report.findings
+    assert report.rows_checked["rollups"] == 0
 
 
 def test_a_read_decodes_only_the_blobs_it_asks_for(store: Store) -> None:
@@ -156,38 +175,44 @@ def test_a_read_decodes_only_the_blobs_it_asks_for(store: Store) -> None:
 def test_verify_detects_an_edited_result(store: Store) -> None:
     for b in make_batches("p1", 4, 100):
         store.write_batch(b, T0)
-    assert store.verify_chain().ok
+    assert store.verify().ok
     _edit_blob(store, bid=3, position=7)
-    report = store.verify_chain()
+    report = store.verify()
     assert not report.ok
-    assert report.broken is not None
-    assert report.broken.startswith("batch #3 (p1/p1-b2)")
-    assert "edited" in report.broken
+    assert report.findings[0].startswith("link #3 (batch p1/p1-b2): the stored raw results")
 
 
 @pytest.mark.parametrize(("sql", "where"), [
-    ("UPDATE batches SET received_at_ns = received_at_ns + 1 WHERE bid = 2", "batch #2"),
-    ("DELETE FROM batches WHERE bid = 2", "batch #3"),
-    ("UPDATE streams SET dst_addr = '198.18.9.9'", "batch #1"),
-    ("UPDATE blobs SET method = 'stamq' WHERE bid = 2 AND method = 'stamp'", "batch #2"),
-    ("DELETE FROM blobs WHERE bid = 3 AND method = 'icmp'", "batch #3"),
+    ("UPDATE links SET at_ns = at_ns + 1 WHERE idx = 2", "link #2"),
+    ("DELETE FROM links WHERE idx = 2", "link #3"),
+    ("UPDATE links SET n = n + 1 WHERE idx = 2", "link #2"),
+    ("UPDATE links SET last_ns = 0 WHERE idx = 1", "link #1"),
+    ("UPDATE links SET thresholds = '1' WHERE idx = 3", "link #3"),
+    ("UPDATE links SET detail = replace(detail, '\"batches\":3', '\"batches\":2') "
+     "WHERE kind = 'fold'", "link #4"),
+    ("UPDATE streams SET dst_addr = '198.18.9.9'", "link #1"),
+    ("UPDATE blobs SET method = 'stamq' WHERE bid = 2 AND method = 'stamp'", "link #2"),
+    ("DELETE FROM blobs WHERE bid = 3 AND method = 'icmp'", "link #3"),
+    ("DELETE FROM blobs WHERE bid = 3", "link #3"),
     ("UPDATE blobs SET stream_ids = (SELECT stream_ids FROM blobs WHERE bid = 1 "
-     "AND method = 'stamp') WHERE bid = 2 AND method = 'icmp'", "batch #2"),
-    ("UPDATE blobs SET stream_ids = 'x' WHERE bid = 2 AND method = 'icmp'", "batch #2"),
+     "AND method = 'stamp') WHERE bid = 2 AND method = 'icmp'", "link #2"),
+    ("UPDATE blobs SET stream_ids = 'x' WHERE bid = 2 AND method = 'icmp'", "link #2"),
     ("UPDATE blobs SET stream_ids = stream_ids || ',' || stream_ids WHERE bid = 2 "
-     "AND method = 'icmp'", "batch #2"),
-    # the columns window reads and retention select blobs by, outside the blob's digest
-    ("UPDATE blobs SET first_ns = first_ns + 1 WHERE bid = 2 AND method = 'icmp'", "batch #2"),
-    ("UPDATE blobs SET last_ns = last_ns - 1 WHERE bid = 3 AND method = 'stamp'", "batch #3"),
-    ("UPDATE blobs SET n = n + 1 WHERE bid = 1 AND method = 'icmp'", "batch #1"),
+     "AND method = 'icmp'", "link #2"),
+    # the columns window reads and retention select blobs by
+    ("UPDATE blobs SET first_ns = first_ns + 1 WHERE bid = 2 AND method = 'icmp'", "link #2"),
+    ("UPDATE blobs SET last_ns = last_ns - 1 WHERE bid = 3 AND method = 'stamp'", "link #3"),
+    ("UPDATE blobs SET n = n + 1 WHERE bid = 1 AND method = 'icmp'", "link #1"),
 ])
-def test_verify_detects_edited_batches_and_streams(store: Store, sql: str, where: str) -> None:
+def test_verify_detects_edited_links_blobs_and_streams(store: Store, sql: str,
+                                                       where: str) -> None:
     for b in make_batches("p1", 3, 50):
         store.write_batch(b, T0)
+    store.fold_pending()
     _raw(store, sql)
-    broken = store.verify_chain().broken
-    assert broken is not None
-    assert broken.startswith(where)
+    report = store.verify()
+    assert not report.ok
+    assert any(re.search(rf"(^|: ){where}\b", f) for f in report.findings), report.findings
 
 
 def test_heartbeat_and_health(store: Store) -> None:
@@ -233,10 +258,8 @@ def test_configured_thresholds_and_reopen(make_store: StoreFactory) -> None:
 def test_postgres_store_reconnects_after_losing_its_connection(pg_cluster: PgCluster) -> None:
     import psycopg
 
-    from analyzer.store.postgres import PostgresStore
-
     url = pg_cluster.new_database()
-    store = PostgresStore(url)
+    store = open_store(url)
     b1, b2 = make_batches("p1", 2, 50)
     store.write_batch(b1, T0)
     with psycopg.connect(url, autocommit=True) as admin:
@@ -246,5 +269,5 @@ def test_postgres_store_reconnects_after_losing_its_connection(pg_cluster: PgClu
         store.write_batch(b2, T0)  # the collector answers 503; the probe retries
     assert store.write_batch(b2, T0).accepted == 50
     assert store.chain_head().length == 2
-    assert store.verify_chain().ok
+    assert store.verify().ok
     store.close()

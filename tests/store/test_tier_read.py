@@ -1,30 +1,29 @@
-"""Columnar rollup reads (``read_rollup_columns``): the rollups ``read_rollups`` returns, parts
-merged the same way, as numpy columns; on SQLite and PostgreSQL."""
+"""Columnar rollup reads (``read_rollup_columns``): the rollups ``read_rollups`` returns, as
+numpy columns, stored rows and the in-memory fold of pending batches alike; on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analyzer.rollup import DelayStats, MinuteRollup
 from analyzer.sketch import DDSketch
 from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
-from analyzer.store import Query, Store, sketchcols, sql
-from analyzer.store.rows import rollup_row
-from analyzer.store.schema import TIERS
+from analyzer.store import Query, Store, reads, sketchcols
+from analyzer.store.writes import Writer
 from tests.store.factory import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL
-from tests.store.test_tiers import as_parts
 
 
 def _fill(store: Store) -> None:
     """Six batches of 150 s (results every 3 s over three paths, two Type-Ps, from 23:50
-    UTC): minutes, hours and days split over batches, kept as a part per batch (as a
-    version 3 store kept them), so keys of every tier have parts."""
+    UTC): minutes, hours and days split over batches; the first four folded, the last two
+    pending, so reads merge stored rows with the in-memory fold of the pending ones."""
     start = T0 - T0 % (1440 * NS_MIN) + 1430 * NS_MIN
-    for b in make_batches("p1", 6, 50, start_ns=start, gap_ns=3 * 10**9):
+    for i, b in enumerate(make_batches("p1", 6, 50, start_ns=start, gap_ns=3 * 10**9)):
         store.write_batch(b, T0)
-    as_parts(store)
+        if i == 3:
+            store.fold_pending()
 
 
 def assert_same(got: RollupColumns, want: RollupColumns) -> None:
@@ -63,16 +62,9 @@ def _query(tier: str, **kw: object) -> Query:
     return Query(ALL.start_ns, ALL.end_ns, tier=tier, **kw)  # type: ignore[arg-type]
 
 
-def _keys_with_parts(store: Store, table: str) -> int:
-    assert isinstance(store, sql.SqlStore)
-    return len(store._exec(f"SELECT path_id FROM {table} GROUP BY path_id, method, type_p, "
-                           "minute HAVING COUNT(*) > 1").fetchall())
-
-
 @pytest.mark.parametrize("tier", ["minute", "hour", "day"])
 def test_columns_equal_the_rollups_read(store: Store, tier: str) -> None:
-    _fill(store)  # each minute split over batches: keys of every tier stored as several parts
-    assert _keys_with_parts(store, TIERS[tier][0]) > 0
+    _fill(store)
     for q in (_query(tier), _query(tier, method="stamp"),
               _query(tier, path_ids=["csx-a/CT>yy-a/CU"]),
               Query(T0 + 3 * NS_MIN, T0 + 5 * NS_MIN, tier=tier)):
@@ -81,41 +73,12 @@ def test_columns_equal_the_rollups_read(store: Store, tier: str) -> None:
 
 
 def test_chunk_boundaries_change_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows fetched 5 at a time: a key's parts straddle fetch chunks and are still merged."""
+    """Rows fetched 5 at a time."""
     _fill(store)
     want = store.read_rollup_columns(_query("minute"))
-    monkeypatch.setattr(sql, "COLUMN_CHUNK", 5)
+    monkeypatch.setattr(reads, "COLUMN_CHUNK", 5)
     assert_same(store.read_rollup_columns(_query("minute")), want)
     assert_same(want, _reference(store, _query("minute")))
-
-
-def _part(minute: int, n: int, lo: int | None, hi: int | None, clock: int | None,
-          values: tuple[int, ...] = ()) -> MinuteRollup:
-    sketch = DDSketch()
-    sketch.extend(values)
-    rtt = DelayStats(n=n, min=lo, max=hi, sum=sum(values), sketch=sketch)
-    return MinuteRollup("a/CT>b/CM", "a", "CT", "b", "CM", "icmp", "icmp/v4/64/dscp0", minute,
-                        sent=n + 1, received=n, lost=1, errors=minute % 2, rtt=rtt,
-                        clock_error_max_ns=clock, unsynced=1)
-
-
-def test_parts_merge_as_delay_stats_merge(store: Store) -> None:
-    """Parts written by hand: one without samples, a later minimum of 0 (it counts: a merge
-    once kept the earlier minimum then), a negative clock bound (merged with 0): the columns
-    agree with the rollups read."""
-    assert isinstance(store, sql.SqlStore)
-    m = T0 // NS_MIN
-    parts = [(_part(m, 3, 5, 9, None, (5, 6, 9)), 1), (_part(m, 2, 0, 4, -3, (0, 4)), 2),
-             (_part(m, 0, None, None, 7), 3),
-             (_part(m + 1, 0, None, None, None), 1), (_part(m + 1, 2, 7, 8, 2, (7, 8)), 2),
-             (_part(m + 2, 1, 3, 3, None, (3,)), 1)]
-    for r, part in parts:
-        store._exec(sql._part_insert("rollups"), (*rollup_row(r), part))
-    got = store.read_rollup_columns(ALL, ("rtt",))
-    assert_same(got, _reference(store, ALL, ("rtt",)))
-    assert got.delays["rtt"].min.tolist() == [0.0, 7.0, 3.0]
-    assert got.delays["rtt"].n.tolist() == [5, 2, 1]
-    assert np.array_equal(got.clock_error_max_ns, [7.0, 2.0, np.nan], equal_nan=True)
 
 
 def test_empty_reads_and_bad_arguments(store: Store) -> None:
@@ -182,7 +145,7 @@ def test_varints_of_every_length_decode() -> None:
 
 def test_path_ends_outlive_pruned_minutes(store: Store) -> None:
     """Series labels come from one row per series; minutes pruned meanwhile: from a tier."""
-    assert isinstance(store, sql.SqlStore)
+    assert isinstance(store, Writer)
     _fill(store)
     key = store.read_rollup_columns(_query("minute")).labels[0]
     store.prune_rollups(2**62)

@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 
 from analyzer.rollup import MinuteRollup
-from analyzer.rollup_columns import records
 from analyzer.sketch import DDSketch
 from analyzer.stats.units import table_from_rollups
-from analyzer.store import Query, Store, sql
-from analyzer.store.rows import LazySketch, rollup_row, sketch_from_bytes
-from analyzer.store.schema import TIERS
+from analyzer.store import Query, Store, reads
+from analyzer.store.rows import LazySketch, sketch_from_bytes
 from analyzer.store.sketchcols import decode_many
 from analyzer.store.tiers import fold
 from tests.store.factory import NS_MIN, T0, make_batches
-from tests.store.test_store import ALL, _raw
+from tests.store.test_store import ALL
 
 HOUR_NS, DAY_NS = 60 * NS_MIN, 1440 * NS_MIN
 
@@ -55,15 +53,6 @@ def test_tier_read_window_covers_overlapping_units(store: Store) -> None:
     assert {r.minute for r in _tier(store, "hour", q)} == {hours[0].minute}
 
 
-def test_rebuild_tiers_restores_them(store: Store) -> None:
-    _fill(store)
-    before = {t: _tier(store, t) for t in ("hour", "day")}
-    _raw(store, "DELETE FROM rollups_hour")
-    _raw(store, "UPDATE rollups_day SET sent = 0")
-    assert store.rebuild_tiers() > 0
-    assert {t: _tier(store, t) for t in ("hour", "day")} == before
-
-
 def test_minute_retention_keeps_tiers(store: Store) -> None:
     _fill(store)
     tiers = {t: _tier(store, t) for t in ("hour", "day")}
@@ -72,8 +61,8 @@ def test_minute_retention_keeps_tiers(store: Store) -> None:
     assert store.prune_rollups(second_day + HOUR_NS) == sum(
         1 for r in minutes if r.minute * NS_MIN < second_day)  # cut at the day boundary
     assert all(r.minute * NS_MIN >= second_day for r in store.read_rollups(ALL))
-    store.rebuild_tiers()  # units without minutes keep their rows
-    assert {t: _tier(store, t) for t in ("hour", "day")} == tiers
+    assert {t: _tier(store, t) for t in ("hour", "day")} == tiers  # units keep their rows
+    assert store.verify(deep=True).ok
 
 
 def test_unknown_tier_is_refused(store: Store) -> None:
@@ -116,7 +105,7 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
 @pytest.mark.parametrize(("bulk", "tier"), [(1, "hour"), (10**9, "hour"), (1, "minute")])
 def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(
         store: Store, bulk: int, tier: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sql, "_BULK_DECODE", bulk)  # 1: tier reads decode in one pass
+    monkeypatch.setattr(reads, "_BULK_DECODE", bulk)  # 1: tier reads decode in one pass
     _fill(store)
     lazy = _tier(store, tier)
     decoded = _tier(store, tier)
@@ -130,44 +119,3 @@ def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(
         for t in tables[1:]:
             for name in ("minutes", "sent", "n", "total", "mins", "keys", "counts"):
                 assert np.array_equal(getattr(t, name), getattr(tables[0], name)), name
-
-
-def _rows(store: Store, table: str) -> int:
-    assert isinstance(store, sql.SqlStore)
-    return int(store._exec(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-
-def as_parts(store: Store) -> int:
-    """The unfolded batches' rollups written as one row part per batch and tier, numbered by
-    chain index, as a version 3 store kept them (reads merge a key's parts in part order,
-    ``compact()`` folds them). Returns the batches."""
-    assert isinstance(store, sql.SqlStore)
-    done = store._exec("SELECT through_bid FROM rollup_fold").fetchone()[0]
-    bids = [row[0] for row in store._exec("SELECT bid FROM batches WHERE bid > ? ORDER BY bid",
-                                          (done,)).fetchall()]
-    with store._transaction():
-        for bid in bids:
-            for tier, rollups in records(store._tables_of(bid)).items():
-                for r in rollups:
-                    store._exec(sql._part_insert(TIERS[tier][0]), (*rollup_row(r), bid))
-        store._exec("UPDATE rollup_fold SET through_bid = ?", (bids[-1],))
-    store._unfolded.clear()
-    return len(bids)
-
-
-def test_parts_compact_without_changing_any_read(store: Store) -> None:
-    """40 batches of 1.5 s kept as parts (a version 3 store): every minute, hour and day key
-    has up to 40 parts; compact() folds them into one row each. Reads of every tier are the
-    same before and after, to the bit."""
-    for b in make_batches("p1", 40, 75):
-        store.write_batch(b, T0)
-    assert as_parts(store) == 40
-    reads = {t: _tier(store, t) for t in ("minute", "hour", "day")}
-    assert _rows(store, "rollups_day") == 40 * 6
-    assert store.compact() > 0
-    for tier, table in (("minute", "rollups"), ("hour", "rollups_hour"),
-                        ("day", "rollups_day")):
-        assert _tier(store, tier) == reads[tier]
-        assert _rows(store, table) == len(reads[tier])
-    assert store.compact() == 0
-    assert sum(r.sent + r.errors for r in reads["day"]) == 3000

@@ -1,0 +1,421 @@
+"""Reading the store: chain head, rollups (as records or columns), raw results, probe health.
+
+Readers never write. Batches stored since the last fold link (the collector folds every few
+dozen batches or when idle) are folded *in memory* the way the writer will fold them
+(:func:`analyzer.store.folding.plan`), from their stored raw results, so every read sees every
+stored batch: a rollup key those batches touch is read as the fold would leave it. The pending
+fold is computed once per state of the chain and kept (:class:`Pending`).
+
+Call reads inside :meth:`Reader.snapshot` when several must agree (a report's figures and the
+chain head it quotes): the store may be written meanwhile by a collector.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain as chained
+from typing import Any
+
+import numpy as np
+
+from analyzer.columns import Block, StreamIdent, decode_blob, results_of
+from analyzer.rollup import NS_PER_MINUTE, MinuteRollup
+from analyzer.rollup_columns import TierTables, batch_tables
+from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
+from analyzer.store import chain
+from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
+from analyzer.store.connection import Db, StoreError
+from analyzer.store.folding import Key, Row, plan
+from analyzer.store.rows import (
+    ROLLUP_COLUMNS,
+    ROLLUP_KEY,
+    build_rollup,
+    ids_of,
+    prime_columns,
+)
+from analyzer.store.schema import (
+    PROBE_COLUMNS,
+    STORED_ROLLUP_COLUMNS,
+    TIERS,
+    SchemaError,
+    check_version,
+)
+from analyzer.store.verify import Report, verify
+from ixmeter.errors import RecordError
+from ixmeter.record import Result
+
+_S_COLS = ", ".join(f"s.{c}" for c in ("probe_id", "method", "src_site", "src_carrier",
+                                         "dst_site", "dst_carrier", "src_addr", "dst_addr",
+                                         "protocol", "ip_version", "size", "dscp", "dst_port",
+                                         "session"))
+_ROWS = f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "
+KEYS_PER_SELECT = 200  # rollup keys looked up per statement
+_BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
+Labels = list[tuple[StreamIdent, str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The rollup rows folding the batches after ``through`` would write, per table and key;
+    computed for the chain state ending at link ``length``."""
+
+    length: int
+    through: int
+    batches: int
+    rows: dict[str, dict[Key, Row]]
+
+
+class Reader:
+    """The read half of the store over a :class:`~analyzer.store.connection.Db`."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self._pending: Pending | None = None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one committed state of the store."""
+        with self.db.snapshot():
+            yield
+
+    # -- the chain and batches -----------------------------------------------------------
+    def chain_head(self) -> ChainHead:
+        row = self.db.execute("SELECT idx, head FROM links ORDER BY idx DESC LIMIT 1"
+                              ).fetchone()
+        return ChainHead(0, chain.GENESIS) if row is None else ChainHead(int(row[0]), row[1])
+
+    def batch_receipt(self, probe_id: str, batch_id: str) -> WriteReceipt | None:
+        """The duplicate answer for a batch already stored (its own chain head), else None."""
+        row = self.db.execute("SELECT head FROM links WHERE probe_id = ? AND batch_id = ?",
+                              (probe_id, batch_id)).fetchone()
+        return None if row is None else WriteReceipt(0, True, row[0])
+
+    def folded_through(self) -> int:
+        """The chain index through which batches are folded into the rollup tables."""
+        row = self.db.execute("SELECT detail FROM links WHERE kind = ? ORDER BY idx DESC "
+                              "LIMIT 1", (chain.FOLD,)).fetchone()
+        return 0 if row is None else int(json.loads(row[0])["through"])
+
+    def committed_state(self) -> dict[str, str]:
+        """Each evidence table's state digest as the last fold or prune link committed it
+        (empty before the first)."""
+        row = self.db.execute("SELECT detail FROM links WHERE kind IN (?, ?) ORDER BY idx DESC "
+                              "LIMIT 1", (chain.FOLD, chain.PRUNE)).fetchone()
+        return {} if row is None else dict(json.loads(row[0])["state"])
+
+    def unfolded(self, through: int) -> list[tuple[int, tuple[int, ...]]]:
+        """Each batch stored after ``through``: its chain index and delay thresholds."""
+        return [(int(bid), chain.thresholds_of(text)) for bid, text in self.db.execute(
+            "SELECT idx, thresholds FROM links WHERE kind = ? AND idx > ? ORDER BY idx",
+            (chain.BATCH, through)).fetchall()]
+
+    def probe_health(self) -> list[ProbeHealth]:
+        cur = self.db.execute(f"SELECT {', '.join(PROBE_COLUMNS)} FROM probes "
+                              "ORDER BY probe_id")
+        return [ProbeHealth(p, seen, batch, depth, results, version,
+                            None if counters is None else json.loads(counters))
+                for p, seen, batch, depth, results, version, counters in cur.fetchall()]
+
+    # -- raw results ----------------------------------------------------------------------
+    def batch_blocks(self, bid: int) -> list[Block]:
+        """A stored batch's raw results as blocks (empty once pruned)."""
+        rows = self.db.execute("SELECT bid, stream_ids, data FROM blobs WHERE bid = ? "
+                               "ORDER BY method", (bid,)).fetchall()
+        return [b for row, labels in zip(rows, self._blob_labels(rows), strict=True)
+                for b in decode_blob([ident for ident, _p, _t in labels], bytes(row[2]))]
+
+    def batch_tables(self, bid: int, thresholds: Sequence[int]) -> TierTables:
+        """A stored batch's rollups as tables, with the thresholds it was ingested with."""
+        return batch_tables(self.batch_blocks(bid), thresholds)
+
+    def read_results(self, query: Query) -> Iterator[Result]:
+        """Raw results sent in ``[start_ns, end_ns)`` still within retention, in send order
+        (ties: chain order, then index in the batch). Only the blobs of the query's method
+        are read, and only those with a stream on its paths and Type-P decoded."""
+        where = "first_ns < ? AND last_ns >= ?"
+        params: list[Any] = [query.end_ns, query.start_ns]
+        if query.method is not None:
+            where += " AND method = ?"
+            params.append(query.method)
+        rows = self.db.execute(f"SELECT bid, stream_ids, data FROM blobs WHERE {where}",
+                               params).fetchall()
+        paths, type_p = set(query.path_ids), query.type_p
+        found: list[tuple[tuple[int, int, int], Result]] = []
+        for (bid, _ids, data), labels in zip(rows, self._blob_labels(rows), strict=True):
+            wanted = [(not paths or path in paths) and type_p in (None, tp)
+                      for _ident, path, tp in labels]
+            if not any(wanted):
+                continue  # no stream of the query's paths and Type-P: not decoded
+            blocks = decode_blob([ident for ident, _p, _t in labels], bytes(data))
+            for block, want in zip(blocks, wanted, strict=True):
+                if want:
+                    found += _in_window(block, int(bid), query)
+        found.sort(key=_first)
+        return iter(r for _key, r in found)
+
+    def _blob_labels(self, rows: Sequence[Sequence[Any]]) -> list[Labels]:
+        """Identity, path and Type-P of the streams of each blob row (bid, stream_ids, ...)."""
+        lists = [ids_of(ids) for _bid, ids, *_rest in rows]
+        streams = self._stream_labels({i for ids in lists for i in ids})
+        try:
+            return [[streams[i] for i in ids] for ids in lists]
+        except KeyError as exc:
+            raise RecordError(f"a blob names stream {exc}, which is not stored") from None
+
+    def _stream_labels(self, ids: set[int]) -> dict[int, tuple[StreamIdent, str, str]]:
+        out: dict[int, tuple[StreamIdent, str, str]] = {}
+        wanted = sorted(ids)
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k:k + 500]
+            cur = self.db.execute(f"SELECT s.id, {_S_COLS}, s.path_id, s.type_p FROM streams s "
+                                  f"WHERE s.id IN ({', '.join('?' * len(chunk))})", chunk)
+            for row in cur.fetchall():
+                out[int(row[0])] = (tuple(row[1:15]), row[15], row[16])
+        return out
+
+    # -- rollups --------------------------------------------------------------------------
+    def stored_rows(self, table: str, keys: Sequence[Key]) -> list[Row]:
+        """The stored rows of ``keys`` in ``table`` (rollup columns, then the digest)."""
+        out: list[Row] = []
+        for i in range(0, len(keys), KEYS_PER_SELECT):
+            chunk = keys[i:i + KEYS_PER_SELECT]
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            out += map(tuple, self.db.execute(
+                f"{_ROWS}{table} WHERE ({', '.join(ROLLUP_KEY)}) IN (VALUES {values})",
+                [x for key in chunk for x in key]).fetchall())
+        return out
+
+    def pending(self) -> Pending:
+        """The in-memory fold of the batches stored since the last fold link."""
+        length = self.chain_head().length
+        if self._pending is not None and self._pending.length == length:
+            return self._pending
+        through = self.folded_through()
+        batches = [self.batch_tables(bid, thresholds)
+                   for bid, thresholds in self.unfolded(through)]
+        rows: dict[str, dict[Key, Row]] = {table: {} for table, _size in TIERS.values()}
+        if batches:
+            for change in plan(batches, self.stored_rows, check=False):
+                rows[change.table] = {_key(r): r for r in change.written}
+        self._pending = Pending(length, through, len(batches), rows)
+        return self._pending
+
+    def _tier_rows(self, query: Query, columns: str) -> tuple[Iterator[list[Any]], list[Row]]:
+        """The query's stored rows (``columns`` selected), a chunk at a time, without the keys
+        the pending fold rewrites; and the pending fold's rows of the query (all columns)."""
+        table, where, params = _tier_window(query)
+        pending = self.pending().rows[table]
+        cur = self.db.execute(f"SELECT {columns} FROM {table} WHERE {where}", params)
+        extra = [r for key, r in pending.items() if _matches(query, key)]
+
+        def chunks() -> Iterator[list[Any]]:
+            while chunk := cur.fetchmany(COLUMN_CHUNK):
+                yield [r for r in chunk if _key(r) not in pending] if pending else chunk
+        return chunks(), extra
+
+    def read_rollups(self, query: Query) -> list[MinuteRollup]:
+        """Rollups of the query's tier whose unit overlaps ``[start_ns, end_ns)``, sorted by
+        key."""
+        chunks, extra = self._tier_rows(query, ", ".join(ROLLUP_COLUMNS))
+        with _gc_paused():  # acyclic objects only: collections here would be pure cost
+            rows = sorted(chained(chained.from_iterable(chunks), extra), key=_key)
+            built = [build_rollup(row[:len(ROLLUP_COLUMNS)]) for row in rows]
+            if query.tier != "minute" and len(rows) >= _BULK_DECODE:
+                prime_columns(built, rows)
+            return built
+
+    def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
+                            ) -> RollupColumns:
+        """:meth:`read_rollups` as numpy columns (what the analyzer's unit tables are built
+        from), with only the delay ``series`` asked for: no rollup object per row, the
+        sketch blobs kept as stored until a unit table decodes the rows it needs."""
+        if unknown := set(series) - set(SERIES):
+            raise ValueError(f"unknown delay series {sorted(unknown)}; known: {SERIES}")
+        picked = _column_names(tuple(series))
+        chunks, extra = self._tier_rows(query, ", ".join(picked))
+        at = [STORED_ROLLUP_COLUMNS.index(c) for c in picked]
+        projected = [tuple(r[i] for i in at) for r in extra]
+        ends = {(r[0], r[1], r[2]): (r[4], r[5], r[6], r[7]) for r in extra}
+        table = TIERS[query.tier][0]
+        with _gc_paused():
+            return _fetch_columns(chained(chunks, [projected] if projected else []),
+                                  tuple(series), lambda key: ends.get(key) or self._path_ends(
+                                      table, key))
+
+    def _path_ends(self, table: str, key: Sequence[str]) -> tuple[str, str, str, str]:
+        """The path ends of a (path, method, Type-P) series, from one of its rows: read once
+        per series rather than four strings per row."""
+        for name in [table, *(t for t, _size in TIERS.values() if t != table)]:
+            row = self.db.execute(f"SELECT src_site, src_carrier, dst_site, dst_carrier FROM "
+                                  f"{name} WHERE path_id = ? AND method = ? AND type_p = ? "
+                                  "LIMIT 1", key).fetchone()
+            if row is not None:
+                return (row[0], row[1], row[2], row[3])
+        raise LookupError(f"rollups of {'/'.join(key)} vanished while being read")
+
+    def verify(self, find_head: str | None = None, deep: bool = False) -> Report:
+        """``ixmeter verify`` (:func:`analyzer.store.verify.verify`)."""
+        return verify(self, find_head, deep)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_checked(db: Db) -> Reader:
+    """A reader over ``db`` once its schema is this ixmeter's; else :class:`StoreError`."""
+    try:
+        done = {int(r[0]) for r in db.execute("SELECT version FROM ixmeter_migrations")}
+    except Exception:
+        db.close()
+        raise StoreError("not an ixmeter store (no ixmeter_migrations table)",
+                         hint="check the path or URL") from None
+    try:
+        check_version(done)
+    except SchemaError as exc:
+        db.close()
+        raise StoreError(str(exc)) from None
+    if not done:
+        db.close()
+        raise StoreError("the store's schema was never created",
+                         hint="open it once with a writer (collector, import)")
+    return Reader(db)
+
+
+def _key(row: Sequence[Any]) -> Key:
+    return (row[0], row[1], row[2], int(row[3]))
+
+
+def _first(item: tuple[tuple[int, int, int], Result]) -> tuple[int, int, int]:
+    return item[0]
+
+
+def _in_window(block: Block, bid: int, query: Query
+               ) -> list[tuple[tuple[int, int, int], Result]]:
+    """The block's results sent within the query's window, keyed (send time, bid, idx)."""
+    sent = block.sent_at_ns
+    keep = ((sent >= query.start_ns) & (sent < query.end_ns)).tolist()
+    return [((r.sent_at_ns, bid, i), r) for i, r, k in
+            zip(block.idx.tolist(), results_of(block), keep, strict=True) if k]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _unit_span(query: Query) -> tuple[str, int, int]:
+    """The query tier's table and the first and last unit start (minutes) overlapping it."""
+    if query.tier not in TIERS:
+        raise ValueError(f"unknown tier {query.tier!r}; known: {', '.join(TIERS)}")
+    table, size = TIERS[query.tier]
+    first = query.start_ns // NS_PER_MINUTE
+    return table, first - first % size, (query.end_ns - 1) // NS_PER_MINUTE
+
+
+def _tier_window(query: Query) -> tuple[str, str, list[Any]]:
+    """The rollup table of the query's tier, and the WHERE clause and parameters selecting
+    the units that overlap its window and match its filters."""
+    table, low, high = _unit_span(query)
+    where, params = "minute >= ? AND minute <= ?", list[Any]([low, high])
+    if query.path_ids:
+        where += f" AND path_id IN ({', '.join('?' * len(query.path_ids))})"
+        params += list(query.path_ids)
+    for col, value in (("method", query.method), ("type_p", query.type_p)):
+        if value is not None:
+            where += f" AND {col} = ?"
+            params.append(value)
+    return table, where, params
+
+
+def _matches(query: Query, key: Key) -> bool:
+    """Whether a rollup key is one :func:`_tier_window` selects."""
+    _table, low, high = _unit_span(query)
+    path, method, type_p, minute = key
+    return (low <= minute <= high and (not query.path_ids or path in query.path_ids)
+            and query.method in (None, method) and query.type_p in (None, type_p))
+
+
+# -- columnar rollup reads --------------------------------------------------------------------
+_SERIES_KEY = ROLLUP_KEY[:3]  # path_id, method, type_p
+_COUNT_COLS = ("minute", "sent", "received", "lost", "errors", "unsynced", "clock_error_max_ns")
+_DELAY_COLS = ("n", "sum", "min", "max", "sketch")
+COLUMN_CHUNK = 16_384  # rows fetched and converted at a time: bounded Python temporaries
+Array = np.ndarray[Any, Any]
+
+
+def _column_names(series: tuple[str, ...]) -> list[str]:
+    """Path, method and Type-P, the counts and the clock-error bound, then each delay
+    series' columns (what :func:`_fetch_columns` reads)."""
+    return [*_SERIES_KEY, *_COUNT_COLS, *(f"{d}_{f}" for d in series for f in _DELAY_COLS)]
+
+
+def _fetch_columns(chunks: Iterator[Sequence[Sequence[Any]]], series: tuple[str, ...],
+                   ends: Callable[[tuple[str, str, str]], tuple[str, str, str, str]]
+                   ) -> RollupColumns:
+    """Rows of :func:`_column_names` as columns sorted by key (code-point order of the
+    strings, whatever the database's collation); ``ends`` gives each series' path ends.
+    Numbers are converted a chunk of rows at a time; the sketch blobs are kept as they are
+    (decoded by the unit tables that need them)."""
+    index: dict[tuple[str, str, str], int] = {}
+    parts: list[list[Array]] = []
+    blobs: list[list[bytes]] = [[] for _ in series]
+    for chunk in chunks:
+        if not chunk:
+            continue
+        cols = list(zip(*chunk, strict=True))
+        parts.append([_series_ids(cols, index), *_numbers(cols, len(series))])
+        for k, column in enumerate(cols[-5 * len(series) + 4::5] if series else ()):
+            blobs[k] += map(bytes, column)
+    if not parts:
+        return columns_from_rollups([], series)
+    keys = sorted(index)
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[[index[k] for k in keys]] = np.arange(len(keys))
+    ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
+        np.concatenate(c) for c in zip(*parts, strict=True))
+    order = np.lexsort((minute, rank[ids]))
+    if not bool((order[1:] > order[:-1]).all()):
+        ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
+            a[order] for a in (ids, minute, sent, received, lost, errors, unsynced, clock,
+                               *delay))
+        blobs = [[b[i] for i in order.tolist()] for b in blobs]
+    delays = {name: _delay_columns(delay[4 * k:4 * k + 4], blobs[k])
+              for k, name in enumerate(series)}
+    return RollupColumns([(*k, *ends(k)) for k in keys], rank[ids], minute, sent, received,
+                         lost, errors, unsynced, clock, delays)
+
+
+def _delay_columns(numbers: list[Array], blobs: list[bytes]) -> DelayColumns:
+    n, lo, hi, total = numbers
+    return DelayColumns(n, lo, hi, total, np.arange(len(blobs) + 1, dtype=np.int64), blobs)
+
+
+def _numbers(cols: list[tuple[Any, ...]], series: int) -> list[Array]:
+    """Counts, the clock bound (None: NaN), then n, min, max (None: NaN) and sum of each
+    delay series, for a chunk of rows."""
+    at = len(_SERIES_KEY)
+    out = [np.array(c, dtype=np.int64) for c in cols[at:at + 6]]
+    out.append(np.array(cols[at + 6], dtype=np.float64))
+    for k in range(series):
+        n, total, lo, hi = cols[at + 7 + 5 * k:at + 11 + 5 * k]
+        out += [np.array(n, dtype=np.int64), np.array(lo, dtype=np.float64),
+                np.array(hi, dtype=np.float64), np.array(total, dtype=np.float64)]
+    return out
+
+
+def _series_ids(cols: list[tuple[Any, ...]], index: dict[tuple[str, str, str], int]
+                ) -> Array:
+    """The series (path, method, Type-P) number of each row; new series added to ``index``."""
+    return np.array([index.setdefault(k, len(index)) for k in zip(*cols[:3], strict=True)],
+                    dtype=np.int64)
