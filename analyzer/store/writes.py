@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from analyzer.columns import (
@@ -107,7 +108,7 @@ class Writer(Reader):
         columns = [ColumnBatch(b.probe_id, b.batch_id, blocks_of(b.results)) for b in batches]
         with _gc_paused():
             prepared = [self._prepare(c) for c in columns]
-            with self.db.write():
+            with self._writing():
                 written = [self._write_locked(c, received_at_ns, p)
                            for c, p in zip(columns, prepared, strict=True)]
         self._hold([(bid, p[2]) for (_r, bid), p in zip(written, prepared, strict=True)])
@@ -121,10 +122,20 @@ class Writer(Reader):
             return known  # cheap answer to a re-send; checked again under the write lock
         with _gc_paused():
             prepared = self._prepare(batch)
-            with self.db.write():  # a duplicate wrote nothing: committing it is harmless
+            with self._writing():  # a duplicate wrote nothing: committing it is harmless
                 receipt, bid = self._write_locked(batch, received_at_ns, prepared)
         self._hold([(bid, prepared[2])])
         return receipt
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction; if it rolls back, stream ids cached during it may not exist."""
+        try:
+            with self.db.write():
+                yield
+        except BaseException:
+            self._streams.clear()
+            raise
 
     def _prepare(self, batch: ColumnBatch) -> Prepared:
         """What a batch's write needs, computed before the write lock: its blobs, the stream
