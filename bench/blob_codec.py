@@ -1,14 +1,13 @@
-"""Raw-result codecs per batch of 1,000 results: one blob per stream against one per method.
+"""The raw-result codec (IXB2, one blob per batch and method) per batch of 1,000 results.
 
-    .venv/bin/python -m bench.blob_codec            # 20 batches per shape (~20 s)
+    .venv/bin/python -m bench.blob_codec            # 20 batches per shape (~10 s)
     .venv/bin/python -m bench.blob_codec --full     # 100 batches per shape
 
 For the *narrow* (6 streams) and *wide* (100 streams of 10) shapes of ``bench.store_ingest``,
-batches decoded from wire v2 bodies as the collector decodes them: the time to encode a batch
-(best of 15 rounds over all its batches) and its stored bytes with ``encode_block`` over every
-stream (IXB1, the schema 3 layout) and with ``batch_blobs`` (IXB2, one blob per method), and
-the time to decode them back. On a shared machine pin it to the quietest core
-(``taskset -c 0``): the best round is then close to a quiet machine's.
+batches decoded from bodies as the collector decodes them: the time to encode a batch (best of
+15 rounds over all its batches) with ``batch_blobs``, its stored bytes, and the time to decode
+them back. On a shared machine pin it to the quietest core (``taskset -c 0``): the best round is
+then close to a quiet machine's.
 """
 
 from __future__ import annotations
@@ -18,14 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from analyzer.columns import (
-    ColumnBatch,
-    MethodBlob,
-    batch_blobs,
-    decode_blob,
-    decode_block,
-    encode_block,
-)
+from analyzer.columns import ColumnBatch, MethodBlob, batch_blobs, decode_blob
 from analyzer.wire_columns import decode_body
 from bench.collector_harness import bodies
 from bench.store_ingest import SHAPES, SIZE
@@ -39,21 +31,6 @@ def best_ms(fn: Callable[[], Any], per: int, rounds: int = 15) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best / per * 1e3
-
-
-def per_stream(batches: list[ColumnBatch]) -> tuple[float, float, float]:
-    """IXB1: encode ms, bytes and decode ms per batch."""
-    stored = [[encode_block(b) for b in x.blocks] for x in batches]
-
-    def decode() -> None:
-        for x, blobs in zip(batches, stored, strict=True):
-            for b, data in zip(x.blocks, blobs, strict=True):
-                decode_block(b.ident, data)
-
-    return (best_ms(lambda: [[encode_block(b) for b in x.blocks] for x in batches],
-                    len(batches)),
-            sum(len(d) for blobs in stored for d in blobs) / len(batches),
-            best_ms(decode, len(batches)))
 
 
 def per_method(batches: list[ColumnBatch]) -> tuple[float, float, float]:
@@ -79,10 +56,8 @@ def main() -> None:
     for shape, paths in SHAPES.items():
         batches = [decode_body(body) for _, body in bodies("p0", n, SIZE, paths=paths)]
         streams = f"{shape} ({len(batches[0].blocks)} streams)"
-        for name, measure in (("IXB1, a blob per stream", per_stream),
-                              ("IXB2, a blob per method", per_method)):
-            enc, size, dec = measure(batches)
-            print(f"| {streams} | {name} | {enc:.3f} | {size:,.0f} | {dec:.3f} |")
+        enc, size, dec = per_method(batches)
+        print(f"| {streams} | IXB2, a blob per method | {enc:.3f} | {size:,.0f} | {dec:.3f} |")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import httpx
 import trio
-from analyzer.store.sqlite import SqliteStore
 
-from analyzer.store import Query
+from analyzer.store import Query, open_reader
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
 from ixmeter.wire import encode_columns
 from tests.store.factory import make_batches
@@ -64,10 +63,10 @@ async def run_uploads(url: str, keys: dict[str, bytes], jobs: list[Job], concurr
 
 
 def outcome(name: str, db: Path, jobs: list[Job], tally: Tally, seconds: float) -> str:
-    store = SqliteStore(db)
+    store = open_reader(db)
     try:
         stored = list(store.read_results(Query(0, 2**62)))
-        report = store.verify_chain()
+        report = store.verify()
         rolled = sum(r.sent + r.errors for r in store.read_rollups(Query(0, 2**62, tier="day")))
     finally:
         store.close()
@@ -77,7 +76,7 @@ def outcome(name: str, db: Path, jobs: list[Job], tally: Tally, seconds: float) 
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(tally.errors.items())) or "none"
     return (f"| {name} | {sent:,} | {acked:,} | {len(stored):,} | {len(stored) - len(keys)} | "
             f"{sent - len(keys):,} | {rolled:,} | {tally.duplicate_acks} | {tally.retries} "
-            f"({errors}) | {'ok' if report.ok else report.broken} | {seconds:.1f} s |")
+            f"({errors}) | {'ok' if report.ok else '; '.join(report.findings)} | {seconds:.1f} s |")
 
 
 def many_probes(tmp: Path, n_probes: int, n_batches: int) -> str:
@@ -142,7 +141,7 @@ def _disk_full(tmp: Path, mnt: Path) -> str:
     collector = CollectorProcess(str(db), tmp / "k3.yaml", free_port(), cpu=0).start()
     full_seen: list[str] = []
 
-    def grow_when_full() -> None:
+    def grow_when_full(_tally: Tally) -> None:
         while True:  # wait for the store to report the disk full, then give it room
             time.sleep(0.5)
             text = httpx.get(collector.url + "/metrics").text

@@ -35,11 +35,9 @@ from typing import Any
 import h11
 import sqlite_utils
 import trio
-from analyzer.store.sqlite import SqliteStore
 
 from analyzer.rollup_columns import batch_tables
 from analyzer.store import open_store
-from analyzer.store.rows import RESULT_COLUMNS, result_row
 from analyzer.wire_columns import decode_body
 from bench.collector_harness import (
     ROOT,
@@ -51,6 +49,7 @@ from bench.collector_harness import (
     send_raw,
     write_keys,
 )
+from ixmeter.record import Result
 from ixmeter.wire import Batch, encode_batch, encode_columns
 from tests.store.factory import PATHS, T0, make_results, wide_paths
 
@@ -69,15 +68,31 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+_RESULT_COLUMNS = ("seq", "sent_at_ns", "status", "tmax_ns", "ts_source", "rtt_ns", "fwd_ns",
+                   "bwd_ns", "clock_error_ns", "src_synced", "dst_synced", "error",
+                   "error_detail", "dup", "reply_ttl", "v")
+
+
+def _result_row(r: Result) -> tuple[Any, ...]:
+    """A result's per-packet columns, as a store with a row per result would keep them."""
+    return (r.seq, r.sent_at_ns, r.status.value, r.tmax_ns, r.ts_source.value, r.rtt_ns,
+            r.fwd_ns, r.bwd_ns, r.clock_error_ns, r.src_synced, r.dst_synced,
+            None if r.error is None else r.error.value, r.error_detail, r.dup, r.reply_ttl,
+            r.v)
+
+
 def ceiling(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
-    """Raw inserts of the store's result rows (same table, same index) in three ways."""
+    """Raw inserts of the results as one row each (a table keyed by batch and index, indexed
+    by send time), in three ways: the ceiling of a row per result."""
     path = tmp / "ceiling.db"
-    SqliteStore(path).close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    rows = [result_row(r) for r in make_results("p0", SIZE)]
-    cols = ("bid", "idx", "stream", *RESULT_COLUMNS)
+    cols = ("bid", "idx", "stream", *_RESULT_COLUMNS)
+    conn.execute(f"CREATE TABLE results ({', '.join(cols)}, PRIMARY KEY (bid, idx)) "
+                 "WITHOUT ROWID")
+    conn.execute("CREATE INDEX results_sent ON results (sent_at_ns)")
+    rows = [_result_row(r) for r in make_results("p0", SIZE)]
     sql = f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
 
     def plain(conflict: str = "") -> None:
@@ -111,7 +126,7 @@ def store_direct(tmp: Path, n_batches: int, shape: str) -> list[tuple[str, str]]
     t_v2 = timed(lambda: [decode_body(body) for _, body in v2])
     t_v2_best = min(timed(lambda: [decode_body(body) for _, body in v2]) for _ in range(5))
     t_roll = timed(lambda: [batch_tables(b.blocks, (1_000_000, 3_000_000)) for b in decoded])
-    store = SqliteStore(tmp / f"direct-{shape}.db")
+    store = open_store(tmp / f"direct-{shape}.db")
     t_write = timed(lambda: ([store.write_blocks(b, T0) for b in decoded],
                              store.fold_pending()))  # every batch's rollups folded
     store.close()
@@ -120,7 +135,7 @@ def store_direct(tmp: Path, n_batches: int, shape: str) -> list[tuple[str, str]]
             (f"{shape}: decode wire v2 body (JSON to blocks)", rate(k, t_v2)),
             (f"{shape}: same, best of 5 more passes (less noise)", rate(k, t_v2_best)),
             (f"{shape}: batch_tables (minute, hour, day rollups as tables)", rate(k, t_roll)),
-            (f"{shape}: SqliteStore.write_blocks (rollups, blobs, chain, commit, folds)",
+            (f"{shape}: write_blocks (rollups, blobs, chain, commit, folds)",
              rate(k, t_write))]
 
 
@@ -243,8 +258,7 @@ def _postgres(tmp: Path, n_batches: int, src: Path) -> list[tuple[str, str]]:
         return [("PostgreSQL", f"skipped: {exc}")]
     try:
         url = cluster.new_database()
-        from analyzer.store.postgres import PostgresStore
-        PostgresStore(url).close()  # schema only: its size is subtracted below
+        open_store(url).close()  # schema only: its size is subtracted below
         empty = _pg_size(url)
         http, n = over_http(tmp, url, n_batches, "PostgreSQL (v2, narrow)", src=src)
         return http[:2] + [("PostgreSQL size per million results (rollups, indexes included)",

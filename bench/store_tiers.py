@@ -37,16 +37,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzer.store.sql import SqlStore, _rollup_upsert  # noqa: E402
-
 from analyzer.baselines import TimeWindow  # noqa: E402
 from analyzer.evaluate import Params, evaluate  # noqa: E402
 from analyzer.report.jsonout import row_to_dict  # noqa: E402
 from analyzer.rollup import DelayStats, MinuteRollup, build_rollups  # noqa: E402
 from analyzer.sketch import DDSketch  # noqa: E402
 from analyzer.stats.units import table_from_rollups  # noqa: E402
-from analyzer.store import Query, open_store  # noqa: E402
+from analyzer.store import Query, open_reader, open_store  # noqa: E402
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
+from analyzer.store.writes import Writer  # noqa: E402
 from inventory.loader import default_inventory, load  # noqa: E402
 from inventory.topology import Topology  # noqa: E402
 from ixmeter.record import TypeP, path_id  # noqa: E402
@@ -77,10 +76,10 @@ def minute_reads(db: Path, n: int) -> None:
     for i in range(n):
         row = list(rollup_row(tpl[i % len(tpl)]))
         row[_PATH], row[_MINUTE] = f"p{i % 100}", Y0 + i // 100
-        rows.append((*row, 0))  # part 0: one compacted row per key
+        rows.append(row)
     store = open_store(db)
-    assert isinstance(store, SqlStore)
-    store._conn.executemany(_rollup_upsert("rollups"), rows)
+    assert isinstance(store, Writer)
+    store.load_rows("minute", rows, "synthetic minutes for bench.store_tiers")
     q = Query(0, 2**62)
     t = _clock()
     got = store.read_rollups(q)
@@ -98,7 +97,7 @@ def minute_reads(db: Path, n: int) -> None:
     print(f"read_rollup_columns (RTT), {len(columns):,} minute rollups: {_since(t)}")
     cols = [ROLLUP_COLUMNS.index(f"{d}_sketch") for d in ("rtt", "fwd", "bwd")]
     t = _clock()
-    for row in store._exec(f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups").fetchall():
+    for row in store.db.execute(f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups").fetchall():
         for c in cols:
             DDSketch.from_bytes(bytes(row[c]))
     print(f"fetch + the reference decoder on all three sketches (the decoding the reader did "
@@ -135,8 +134,8 @@ def _template(rng: np.random.Generator, median_ms: float, loss: float) -> Minute
     sk.count = received
     values = [sk.value(k) for k in sk.buckets]
     d = DelayStats(n=received, min=int(min(values)), max=int(max(values)),
-                   sum=int(sum(v * c for v, c in zip(values, sk.buckets.values(),
-                                                     strict=True))),
+                   sum=float(sum(v * c for v, c in zip(values, sk.buckets.values(),
+                                                       strict=True))),
                    sketch=sk, below={1_000_000: 0, 3_000_000: 0})
     r = MinuteRollup("", "", "", "", "", "icmp", ICMP, 0, sent=PER_DAY, received=received,
                      lost=PER_DAY - received, loss_periods=PER_DAY - received,
@@ -150,8 +149,7 @@ def write_year(db: Path, paths: list[tuple[str, str, str, str]], seed: int) -> N
     8 synthetic days per path and window, each day drawn from them."""
     rng = np.random.default_rng(seed)
     store = open_store(db)
-    assert isinstance(store, SqlStore)
-    sql = _rollup_upsert("rollups_day")
+    assert isinstance(store, Writer)
     for k, (src, sc, dst, dc) in enumerate(paths):
         inter = sc != dc
         base_ms = rng.uniform(20, 40) if inter else rng.uniform(4, 8)
@@ -166,8 +164,8 @@ def write_year(db: Path, paths: list[tuple[str, str, str, str]], seed: int) -> N
             for d in range(YEAR):
                 row = list(days[int(rng.integers(8))])
                 row[_MINUTE] = Y0 + (window * YEAR + d) * DAY_MIN
-                rows.append((*row, 0))  # part 0: one compacted row per key
-            store._conn.executemany(sql, rows)
+                rows.append(row)
+            store.load_rows("day", rows, "synthetic year for bench.store_tiers")
         if k % 100 == 99:
             print(f"  {k + 1} paths written")
     store.close()
@@ -182,7 +180,7 @@ def year_analysis(db: Path, n_paths: int, seed: int, json_out: Path | None = Non
     ns = 60 * 10**9
     base = TimeWindow(Y0 * ns, (Y0 + YEAR * DAY_MIN) * ns)
     cur = TimeWindow(base.end_ns, base.end_ns + YEAR * DAY_MIN * ns)
-    store = open_store(db)
+    store = open_reader(db)
     print(f"RSS before reading: {_rss():.0f} MiB")
     t = _clock()
     ev = evaluate(store, load(default_inventory()), Params(cur, base, seed=seed))

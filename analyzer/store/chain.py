@@ -5,9 +5,11 @@ Every change of the evidence is a *link*, appended in one transaction with the c
 - a **batch** link for each accepted batch: its raw results (the digest of its stored blobs),
   its size, send-time span and the delay thresholds its rollups count;
 - a **fold** link each time batches' rollups are folded into the rollup tables;
-- a **prune** link each time retention deletes raw results or minute rollups.
+- a **prune** link each time retention deletes raw results or minute rollups;
+- a **load** link when rollup rows computed elsewhere are loaded as they are (a synthetic
+  history for a benchmark or a demo, marked as such in the detail): no raw result backs them.
 
-A fold or prune link's *detail* is canonical JSON that names what it did and commits, for each
+A fold, prune or load link's *detail* is canonical JSON that names what it did and commits, for each
 evidence table, to the SHA-256 of the table's LtHash after it (:mod:`analyzer.store.evidence`),
 so the chain commits to every row a verdict can read, and a table's rows can be checked against
 the last such link even after the raw results they came from were pruned.
@@ -29,8 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "00" * 32
-BATCH, FOLD, PRUNE = "batch", "fold", "prune"
-KINDS = (BATCH, FOLD, PRUNE)
+BATCH, FOLD, PRUNE, LOAD = "batch", "fold", "prune", "load"
+KINDS = (BATCH, FOLD, PRUNE, LOAD)
+STATE_KINDS = (FOLD, PRUNE, LOAD)  # links that commit to the evidence tables' states
 
 
 def canonical(obj: Any) -> str:
@@ -55,12 +58,12 @@ def batch_body(n: int, first_ns: int, last_ns: int, thresholds: str, blobs_sha25
 
 
 def detail_body(detail: str) -> str:
-    """A fold or prune link's body: SHA-256 of its detail."""
+    """A fold, prune or load link's body: SHA-256 of its detail."""
     return hashlib.sha256(detail.encode()).hexdigest()
 
 
 def detail_of(kind: str, fields: Mapping[str, Any], state: Mapping[str, str]) -> str:
-    """The canonical detail of a fold or prune link: what it did and each evidence table's
+    """The canonical detail of a fold, prune or load link: what it did and each evidence table's
     state digest after it."""
     return canonical({"kind": kind, **fields, "state": dict(state)})
 

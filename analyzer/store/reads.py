@@ -101,10 +101,10 @@ class Reader:
         return 0 if row is None else int(json.loads(row[0])["through"])
 
     def committed_state(self) -> dict[str, str]:
-        """Each evidence table's state digest as the last fold or prune link committed it
+        """Each evidence table's state digest as the last fold, prune or load link committed it
         (empty before the first)."""
-        row = self.db.execute("SELECT detail FROM links WHERE kind IN (?, ?) ORDER BY idx DESC "
-                              "LIMIT 1", (chain.FOLD, chain.PRUNE)).fetchone()
+        row = self.db.execute("SELECT detail FROM links WHERE kind IN (?, ?, ?) ORDER BY idx "
+                              "DESC LIMIT 1", chain.STATE_KINDS).fetchone()
         return {} if row is None else dict(json.loads(row[0])["state"])
 
     def unfolded(self, through: int) -> list[tuple[int, tuple[int, ...]]]:

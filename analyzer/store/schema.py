@@ -16,7 +16,7 @@ Tables:
 - ``rollups``, ``rollups_hour``, ``rollups_day``: per path x method x Type-P x UTC minute, hour
   or day (``minute`` is the unit's first minute), each row with its ``digest``
   (:mod:`analyzer.store.evidence`); these are the *evidence tables* a verdict reads;
-- ``evidence_state``: each evidence table's LtHash, as the last fold or prune link left it;
+- ``evidence_state``: each evidence table's LtHash, as the last fold, prune or load link left it;
 - ``probes``: heartbeats and health (operational, not evidence: no figure is computed from it).
 
 Migrations are an ordered registry of ``(version, name, statements)``; the applied versions are

@@ -9,7 +9,7 @@ Read-only, in one snapshot. It checks, and names what it finds:
    the batch's last send time;
 3. the evidence tables (minute, hour and day rollups): every row's figures against its digest
    (naming table and key), and each table's LtHash, recomputed from its rows, against the state
-   the last fold or prune link committed to (a row added, removed, or edited with a recomputed
+   the last fold, prune or load link committed to (a row added, removed, or edited with a recomputed
    digest changes it);
 4. with ``deep``: the rollups rebuilt from the stored raw results of every folded batch, in
    chain order, compared row by row for the units wholly after the retention cuts.
@@ -186,7 +186,7 @@ def _check_raw(reader: Reader, links: Sequence[_Stored], report: Report) -> None
 
 def _last_state(links: Sequence[_Stored]) -> dict[str, str]:
     for s in reversed(links):
-        if s.kind in (chain.FOLD, chain.PRUNE):
+        if s.kind in chain.STATE_KINDS:
             return dict(s.fields().get("state", {}))
     return {}
 
@@ -215,9 +215,9 @@ def _check_tables(reader: Reader, committed: dict[str, str], report: Report) -> 
         state.add(table, digests)
         report.rows_checked[table] = n
         if state.hexdigest() != committed.get(table, LtHash().hexdigest()):
-            report.add(f"{table}: its rows are not the rows the chain's last fold or prune link "
-                       "committed to (a row was added, removed, or edited with a recomputed "
-                       "digest)")
+            report.add(f"{table}: its rows are not the rows the chain's last fold, prune or "
+                       "load link committed to (a row was added, removed, or edited with a "
+                       "recomputed digest)")
 
 
 def _deep(reader: Reader, links: Sequence[_Stored], through: int, report: Report) -> None:

@@ -13,7 +13,7 @@ against their batch link first. Retention (:meth:`Writer.prune`, :meth:`Writer.p
 deletes raw results of folded batches or old minute rollups and appends a *prune* link.
 
 A writer checks the evidence it builds on: the stored rows a fold merges must match their
-digests, the tables' states must match the last fold or prune link, the raw results a fold
+digests, the tables' states must match the last fold, prune or load link, the raw results a fold
 reads must match their batch link; otherwise it refuses (:class:`EvidenceError`) rather than
 launder an edit into new digests.
 """
@@ -43,7 +43,7 @@ from analyzer.rollup_columns import TierTables, batch_tables
 from analyzer.store import chain
 from analyzer.store.base import WriteReceipt
 from analyzer.store.connection import Db, StoreError
-from analyzer.store.evidence import EvidenceError, LtHash
+from analyzer.store.evidence import EvidenceError, LtHash, row_digest
 from analyzer.store.folding import check_rows, plan
 from analyzer.store.reads import Reader, _gc_paused
 from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_text, skey_of
@@ -52,6 +52,7 @@ from analyzer.store.schema import (
     EVIDENCE_TABLES,
     LINK_COLUMNS,
     STORED_ROLLUP_COLUMNS,
+    TIERS,
     SchemaError,
     migrate,
 )
@@ -272,7 +273,7 @@ class Writer(Reader):
 
     # -- evidence state -------------------------------------------------------------------
     def _state(self) -> dict[str, LtHash]:
-        """Each evidence table's LtHash, checked against the last fold or prune link."""
+        """Each evidence table's LtHash, checked against the last fold, prune or load link."""
         stored = {tbl: LtHash.from_bytes(bytes(data)) for tbl, data in
                   self.db.execute("SELECT tbl, state FROM evidence_state").fetchall()}
         state = {t: stored.get(t, LtHash()) for t in EVIDENCE_TABLES}
@@ -280,7 +281,7 @@ class Writer(Reader):
         for table, lt in state.items():
             if lt.hexdigest() != committed.get(table, LtHash().hexdigest()):
                 raise EvidenceError(f"{table}: the stored evidence state does not match the "
-                                    "chain's last fold or prune link (the store was edited); "
+                                    "chain's last fold, prune or load link (the store was edited); "
                                     "run `ixmeter verify`")
         return state
 
@@ -332,6 +333,23 @@ class Writer(Reader):
             self.db.execute("DELETE FROM rollups WHERE minute < ?", (day,))
             self._commit_state(chain.PRUNE, state, {"minute_before": day, "rows": len(rows)})
             return len(rows)
+
+    # -- loading rows computed elsewhere ---------------------------------------------------
+    def load_rows(self, tier: str, rows: Sequence[Sequence[Any]], note: str) -> int:
+        """Load rollup rows (:data:`~analyzer.store.rows.ROLLUP_COLUMNS`, e.g.
+        ``rows.rollup_row`` of synthetic rollups) into a tier as they are, with their digests,
+        and append a *load* link whose detail carries ``note`` (say what they are: "synthetic
+        history for bench.store_tiers"). No raw result backs them; a key already stored is
+        refused by the table's key. Returns the rows loaded."""
+        table = TIERS[tier][0]
+        written = [(*r, row_digest(table, r)) for r in rows]
+        with _gc_paused(), self.db.write():
+            state = self._state()
+            self.db.executemany(f"INSERT INTO {table} {_ROW_INSERT}", written)
+            state[table].add(table, [r[-1] for r in written])
+            self._commit_state(chain.LOAD, state, {"table": table, "rows": len(written),
+                                                   "note": note})
+        return len(written)
 
     # -- heartbeats (operational, not evidence) -------------------------------------------
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,

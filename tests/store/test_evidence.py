@@ -104,8 +104,8 @@ def test_edits_with_a_recomputed_digest_name_the_table(store: Store, table: str)
                           (edited[i], row_digest(table, edited[:-1]), *row[:4]))
         report = writer.verify()
         assert report.findings == [
-            f"{table}: its rows are not the rows the chain's last fold or prune link committed "
-            "to (a row was added, removed, or edited with a recomputed digest)"], column
+            f"{table}: its rows are not the rows the chain's last fold, prune or load link "
+            "committed to (a row was added, removed, or edited with a recomputed digest)"], column
         writer.db.execute(f"UPDATE {table} SET {column} = ?, digest = ? WHERE {_KEY}",
                           (row[i], row[-1], *edited[:4]))
     assert writer.verify().ok
