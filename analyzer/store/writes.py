@@ -351,6 +351,16 @@ class Writer(Reader):
                                                    "note": note})
         return len(written)
 
+    def close(self) -> None:
+        """Fold what this writer holds (an import, a stopping collector), then close."""
+        try:
+            if self._held:
+                self.fold_pending()
+        except Exception:  # stored and acknowledged: the next writer folds them
+            log.exception("folding rollups on close failed; the next fold redoes them")
+        finally:
+            self.db.close()
+
     # -- heartbeats (operational, not evidence) -------------------------------------------
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
                          version: str | None, counters: Mapping[str, int] | None = None
