@@ -75,6 +75,7 @@ class Reader:
     def __init__(self, db: Db) -> None:
         self.db = db
         self._pending: Pending | None = None
+        self._tables: dict[int, TierTables] = {}  # pending batches' rollups, by chain index
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -195,8 +196,10 @@ class Reader:
         if self._pending is not None and self._pending.length == length:
             return self._pending
         through = self.folded_through()
-        batches = [self.batch_tables(bid, thresholds)
-                   for bid, thresholds in self.unfolded(through)]
+        unfolded = self.unfolded(through)
+        self._tables = {bid: self._tables.get(bid) or self.batch_tables(bid, thresholds)
+                        for bid, thresholds in unfolded}  # each batch decoded once
+        batches = list(self._tables.values())
         rows: dict[str, dict[Key, Row]] = {table: {} for table, _size in TIERS.values()}
         if batches:
             for change in plan(batches, self.stored_rows, check=False):
