@@ -16,7 +16,6 @@ test record); the tester and their telephone are left for the reporting party.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -272,10 +271,6 @@ def _rule_dict(r: RuleInfo, reg: Register) -> dict[str, Any]:
             "series": len(mine), "day_states": dict(sorted(states.items())),
             "not_evaluable": dict(sorted(kinds.items())), "faults": len(faults),
             "open": sum(f.open for f in faults)}
-
-
-def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
 
 
 def table(reg: Register) -> str:
