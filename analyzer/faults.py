@@ -284,6 +284,8 @@ def _pairs(values: dict[str, float]) -> tuple[tuple[str, float | None], ...]:
 def _rows_by_series(cols: RollupColumns) -> dict[tuple[str, str], IntArray]:
     """Row indices (ascending) of each (path, Type-P) of a read."""
     out: dict[tuple[str, str], IntArray] = {}
+    if not len(cols):
+        return out
     order = np.argsort(cols.series, kind="stable")
     values, starts = np.unique(cols.series[order], return_index=True)
     for v, part in zip(values.tolist(), np.split(order, starts[1:]), strict=True):

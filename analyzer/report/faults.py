@@ -18,14 +18,14 @@ from inventory.schema import Inventory
 Rows = list[dict[str, Any]]
 
 
-def local_days(w: TimeWindow, tz: str) -> tuple[date, date]:
-    """The first and last local dates a window touches."""
+def local_days(start_ns: int, end_ns: int, tz: str) -> tuple[date, date]:
+    """The first and last local dates the window [start_ns, end_ns) touches."""
     zone = ZoneInfo(tz)
 
     def on(ns: int) -> date:
         return datetime.fromtimestamp(ns // 10**9, tz=UTC).astimezone(zone).date()
 
-    return on(w.start_ns), on(w.end_ns - 1)
+    return on(start_ns), on(end_ns - 1)
 
 
 def fault_figures(store: Store, inv: Inventory, w: TimeWindow) -> dict[str, Rows]:
@@ -34,7 +34,7 @@ def fault_figures(store: Store, inv: Inventory, w: TimeWindow) -> dict[str, Rows
 
     if not inv.fault_rules:
         return {}
-    first, last = local_days(w, inv.fault_rules[0].calendar.timezone)
+    first, last = local_days(w.start_ns, w.end_ns, inv.fault_rules[0].calendar.timezone)
     reg = evaluate_faults(store, inv, first, last)
     return figures(reg, {c.id: (c.name.zh, c.name.en) for c in inv.carriers})
 
