@@ -177,15 +177,17 @@ def fmt(statistic: str, value: float | None) -> str:
 
 
 def check_text(c: Check) -> str:
-    """``rtt_mean 41.2 ms > 35 ms`` / ``... > reference 30 ms x 1.25 = 37.5 ms``."""
+    """``rtt_mean 41.2 ms > 35 ms [a2-delay]``, or against the reference ``rtt_mean 41.2 ms
+    > in-network 30 ms x (1 + 25 %) = 37.5 ms [a2-margin]``; the threshold id in brackets."""
     value = fmt(c.statistic, c.value)
     if c.holds is None:
         return f"{c.statistic} {value} {c.relation}: unknown ({c.why})"
     verb = "" if c.holds else "not "
     if c.relation.startswith("> reference"):
         return (f"{c.statistic} {value} {verb}> in-network {fmt(c.statistic, c.reference)} "
-                f"{c.relation.removeprefix('> reference ')} = {fmt(c.statistic, c.limit)}")
-    return f"{c.statistic} {value} {verb}{c.relation} {fmt(c.statistic, c.limit)}"
+                f"{c.relation.removeprefix('> reference ')} = {fmt(c.statistic, c.limit)} "
+                f"[{c.threshold}]")
+    return f"{c.statistic} {value} {verb}{c.relation} {fmt(c.statistic, c.limit)} [{c.threshold}]"
 
 
 def local_time(ns: int | None, tz: str) -> str | None:
