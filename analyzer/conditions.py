@@ -4,10 +4,11 @@ A condition (inventory :class:`~inventory.schema.Condition`) is ``all_of`` / ``a
 of conditions, or one test of a statistic: ``above`` a threshold (value > T), ``at_least`` it
 (value >= T), or ``above_reference_by`` a margin (value > reference x (1 + margin), so with a
 reference of 0 any value above 0). A test whose value, threshold or reference is unknown is
-unknown, and the tree is judged in Kleene's three-valued logic (Kleene 1952, strong
-connectives): ``all_of`` is false if any part is false, unknown if any is unknown, else true;
-``any_of`` is true if any part is true, unknown if any is unknown, else false. So a day with an
-Annex 4 value still to be filled in is NOT EVALUABLE unless another branch already decides it.
+unknown, and the tree is judged in Kleene's strong three-valued logic (Kleene, Introduction to
+Metamathematics, 1952, §64): ``all_of`` is false if any part is false, unknown if any is
+unknown, else true; ``any_of`` is true if any part is true, unknown if any is unknown, else
+false. So a day with an Annex 4 value still to be filled in is NOT EVALUABLE unless another
+branch already decides it.
 
 Values are in the store's units: delays in ns, loss as a ratio; thresholds in ms are read as
 ms x 10^6, in percent as value / 100.
