@@ -41,8 +41,9 @@ def hour_results(path: str, start: datetime, hour: Hour, seq0: int = 0) -> Itera
             rtt_ns=None if lost else int(ms * 1e6) + (i % 7) * 1000)
 
 
-def write_plan(db: Path, plan: Plan, name: str = "known") -> None:
-    """One batch per path and day, all in one transaction."""
+def write_plan(db: str | Path, plan: Plan, name: str = "known") -> None:
+    """One batch per path and day, all in one transaction (a SQLite file or a PostgreSQL
+    URL)."""
     batches = []
     for path, days in sorted(plan.items()):
         for day, hours in sorted(days.items()):

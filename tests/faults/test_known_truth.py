@@ -14,6 +14,7 @@ from analyzer.faults import evaluate_faults
 from analyzer.store import open_store
 from inventory.loader import load
 from tests.faults.history import INVENTORY, Hour, days, write_plan
+from tests.store.pgcluster import PgCluster
 
 D = days(date(2026, 4, 1), 6)  # 04-01 .. 04-06, local (Asia/Shanghai)
 BUSY = (20, 21, 22)
@@ -51,7 +52,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _register(db: Path, tier: str) -> Register:
+def _register(db: str | Path, tier: str) -> Register:
     store = open_store(db)
     try:
         return evaluate_faults(store, load(INVENTORY), D[0], D[-1], tier)
@@ -142,6 +143,14 @@ def test_every_tier_gives_the_same_register(db: Path) -> None:
         doc.pop("notes")
     assert docs[0] == docs[1] == docs[2]
     assert docs[0]["faults"]
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_the_same_register(db: Path, pg_cluster: PgCluster) -> None:
+    url = pg_cluster.new_database()
+    write_plan(url, _plan())
+    for tier in ("minute", "hour", "day"):
+        assert to_dict(_register(url, tier), {}) == to_dict(_register(db, tier), {})
 
 
 @pytest.mark.parametrize(("asked", "rule", "read"), [
