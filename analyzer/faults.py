@@ -127,6 +127,7 @@ class _RuleRun:
         self.stats = sorted(statistics(rule.condition))
         self.thresholds = {t.id: t for t in inv.thresholds}
         self.relative = uses_reference(rule.condition)
+        self._refs: dict[tuple[tuple[str, ...], str], dict[int, DayFigures]] = {}
 
     def info(self) -> RuleInfo:
         r = self.rule
@@ -174,13 +175,22 @@ class _RuleRun:
                 rows: dict[tuple[str, str], IntArray]) -> Series:
         own = self._daily(cols, [rows[(t.path.id, type_p)]] if (t.path.id, type_p) in rows
                           else [])
-        ref = self._daily(cols, [rows[(r, type_p)] for r in t.refs if (r, type_p) in rows]) \
-            if self.relative else {}
+        ref = self._reference_days(t.refs, type_p, cols, rows) if self.relative else {}
         days = tuple(self._judge(d, own.get(d), ref.get(d), t) for d in self.days)
         p = t.path
         return Series(self.rule.id, t.segment.id, t.segment.role, t.segment.interconnect,
                       p.id, (p.src_site, p.src_carrier), (p.dst_site, p.dst_carrier), type_p,
                       t.refs, days)
+
+    def _reference_days(self, refs: tuple[str, ...], type_p: str, cols: RollupColumns | None,
+                        rows: dict[tuple[str, str], IntArray]) -> dict[int, DayFigures]:
+        """The pooled reference paths' days (computed once per reference set and Type-P:
+        several crossing paths into one test point share it)."""
+        key = (refs, type_p)
+        if key not in self._refs:
+            self._refs[key] = self._daily(cols, [rows[(r, type_p)] for r in refs
+                                                 if (r, type_p) in rows])
+        return self._refs[key]
 
     def _daily(self, cols: RollupColumns | None, parts: list[IntArray]
                ) -> dict[int, DayFigures]:
@@ -197,11 +207,11 @@ class _RuleRun:
         chosen = np.isin(minute_of_day // 60, cal.hours) if cal.hours else \
             np.ones(len(local), dtype=bool)
         test = local // cal.test_minutes
-        tests, at = np.unique(test[chosen], return_inverse=True)
-        samples = np.bincount(at, weights=table.sent[chosen], minlength=len(tests))
+        test_ids, at = np.unique(test[chosen], return_inverse=True)
+        samples = np.bincount(at, weights=table.sent[chosen], minlength=len(test_ids))
         counted = np.zeros(len(local), dtype=bool)
         counted[np.flatnonzero(chosen)] = samples[at] >= cal.min_samples
-        test_day = tests * cal.test_minutes // 1440
+        test_day = test_ids * cal.test_minutes // 1440
         out = {}
         days = np.unique(day[chosen])
         weights = ((day[None, :] == days[:, None]) & counted[None, :]).astype(np.float64)
