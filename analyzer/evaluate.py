@@ -5,8 +5,8 @@ the target's method whose directed path is in the target's scope (``Topology.in_
 the busy hours if the aggregation says so (local hours in its time zone), group them by the
 target's ``per`` (scope, carrier pair, city pair, path) and Type-P (RFC 2330 §13: different
 Type-P are never compared), then compare as the target says (relative to the baseline, absolute,
-or relative to the reference scope), apply Holm over per-pair lists, and for an N-consecutive-
-days rule combine the per-day verdicts (:func:`analyzer.verdicts.consecutive_days`).
+or relative to the reference scope) and apply Holm over per-pair lists. Day-by-day rules (N
+consecutive days) are fault rules, judged by :mod:`analyzer.faults`.
 
 The statistics, intervals and rules are in :mod:`analyzer.stats` and :mod:`analyzer.verdicts`;
 docs/methodology.md cites each. Deterministic: every row's bootstrap seed is derived from the
@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from analyzer import baselines as bl
+from analyzer.localtime import TIER_MINUTES, local_minutes, offset_at_hour, why_not
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.compare import (
     STAT_MAP,
@@ -36,7 +35,7 @@ from analyzer.stats.compare import (
 )
 from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables
 from analyzer.store.base import Query, ReadStore
-from analyzer.verdicts import Decision, Verdict, consecutive_days, holm_adjust
+from analyzer.verdicts import Decision, Verdict, holm_adjust
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
 from inventory.topology import PathEnds, Topology
 
@@ -56,40 +55,40 @@ class Params:
     tier: str = "auto"
 
 
-TIER_SIZES = (("day", 1440), ("hour", 60))
-TIER_MIN_UNITS = 60  # a window is read from a tier only if it spans at least this many units
+TIER_MIN_UNITS = 60  # a window is read from a tier only if it selects at least this many units
 _NS_MIN = 60_000_000_000
+_NS_HOUR = 60 * _NS_MIN
 
 
-def _tz_whole(tz: str, windows: Sequence[bl.TimeWindow], size: int) -> bool:
-    """Whether ``tz``'s UTC offset is a whole number of ``size``-minute units at the window
-    ends (local hours/days are then unions of UTC tier units)."""
-    zone = ZoneInfo(tz)
-    for w in windows:
-        for ns in (w.start_ns, w.end_ns - 1):
-            off = datetime.fromtimestamp(ns // 10**9, tz=UTC).astimezone(zone).utcoffset()
-            if int(off.total_seconds() // 60 if off else 0) % size:
-                return False
-    return True
+def _busy(agg: Aggregation) -> bool:
+    return agg.window == "busy_hours" and bool(agg.busy_hours)
+
+
+def selected_units(w: bl.TimeWindow, size: int, agg: Aggregation) -> int:
+    """How many units of ``size`` minutes of the window the aggregation keeps: all of them, or
+    for busy hours the hours whose local hour is a busy one."""
+    if not _busy(agg):
+        return (w.end_ns - w.start_ns) // (size * _NS_MIN)
+    hours = range(w.start_ns // _NS_HOUR, -(-w.end_ns // _NS_HOUR))
+    return sum((h + offset_at_hour(h, agg.timezone) // 60) % 24 in agg.busy_hours
+               for h in hours)
 
 
 def choose_tier(windows: Sequence[bl.TimeWindow], agg: Aggregation, unit_minutes: int) -> str:
     """The coarsest store tier a target can be evaluated from without changing what it
-    selects: every window starts and ends on a UTC unit boundary and spans at least
-    :data:`TIER_MIN_UNITS` units; busy hours need units of at most an hour, local days units
-    that tile them (the time zone's offset a whole number of units); a ``unit_minutes`` larger
-    than the tier must be a multiple of it. Else ``minute``."""
-    for tier, size in TIER_SIZES:
-        span = size * _NS_MIN
-        if any(w.start_ns % span or w.end_ns % span or (w.end_ns - w.start_ns) // span
-               < TIER_MIN_UNITS for w in windows):
+    selects (:func:`analyzer.localtime.why_not`: busy hours need local hours tiled by the
+    tier's UTC units) and that leaves each window at least :data:`TIER_MIN_UNITS` selected
+    units for the block bootstrap; a ``unit_minutes`` larger than the tier must be a multiple
+    of it. Else ``minute``."""
+    spans = [(w.start_ns, w.end_ns) for w in windows]
+    for tier in ("day", "hour"):
+        size = TIER_MINUTES[tier]
+        busy = _busy(agg)
+        if why_not(tier, spans, agg.timezone if busy else None, 60 if busy else None):
+            continue
+        if any(selected_units(w, size, agg) < TIER_MIN_UNITS for w in windows):
             continue
         if unit_minutes > size and unit_minutes % size:
-            continue
-        busy = agg.window == "busy_hours" and bool(agg.busy_hours)
-        if busy and size > 60:
-            continue
-        if (busy or agg.consecutive_days) and not _tz_whole(agg.timezone, windows, size):
             continue
         return tier
     return "minute"
@@ -110,7 +109,6 @@ class Row:
     decision: Decision
     p_adj_pass: float | None = None
     p_adj_fail: float | None = None
-    daily: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -298,31 +296,12 @@ def row_seed(seed: int, *parts: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _local_offsets(minutes: IntArray, tz: str) -> IntArray:
-    """The offset (minutes) of ``tz`` from UTC at each minute, looked up once per hour."""
-    zone = ZoneInfo(tz)
-    hours, at = np.unique(minutes // 60, return_inverse=True)
-    offsets = []
-    for hour in hours.tolist():
-        off = datetime.fromtimestamp(hour * 3600, tz=UTC).astimezone(zone).utcoffset()
-        offsets.append(int(off.total_seconds() // 60) if off else 0)
-    out: IntArray = np.array(offsets, dtype=np.int64)[at]
-    return out
-
-
 def busy_hours(rows: Rows, agg: Aggregation) -> Rows:
     """Keep rollups whose local hour (``agg.timezone``) is one of ``agg.busy_hours``."""
-    if agg.window != "busy_hours" or not agg.busy_hours:
+    if not _busy(agg):
         return rows
-    minutes = rows.minutes
-    hour = ((minutes + _local_offsets(minutes, agg.timezone)) // 60) % 24
+    hour = (local_minutes(rows.minutes, agg.timezone) // 60) % 24
     return rows.where(np.isin(hour, list(agg.busy_hours)))
-
-
-def local_days(rows: Rows, tz: str) -> dict[int, Rows]:
-    """Rollups by local calendar day (days since the epoch in ``tz``), days ascending."""
-    minutes = rows.minutes
-    return rows.split((minutes + _local_offsets(minutes, tz)) // 1440)
 
 
 def _groups(ctx: _Context, rows: Rows, per: str) -> dict[tuple[str, str], Rows]:
@@ -358,7 +337,7 @@ class _TargetRun:
                 windows.append(self.res.window)
         self.tier = self.p.tier if self.p.tier != "auto" else choose_tier(
             windows, t.aggregation, self.p.unit_minutes)
-        self.unit = max(self.p.unit_minutes, dict(TIER_SIZES).get(self.tier, 1))
+        self.unit = max(self.p.unit_minutes, TIER_MINUTES[self.tier])
         ctx.tiers_used.setdefault(f"{self.tier} (bootstrap unit {self.unit} min)",
                                   set()).add(t.id)
         series = SERIES if STAT_MAP[t.statistic][0] == "owd" else ("rtt",)
@@ -437,9 +416,9 @@ class _TargetRun:
         return rows
 
     def _compare(self, g: str, tp: str, rows: Rows, other_rows: Rows | None,
-                 res: bl.ResolvedBaseline | None, salt: str = "") -> Comparison:
+                 res: bl.ResolvedBaseline | None) -> Comparison:
         c = self.t.comparison
-        seed = row_seed(self.p.seed, self.t.id, g, tp, salt)
+        seed = row_seed(self.p.seed, self.t.id, g, tp)
         stat, reps, unit = self.t.statistic, self.p.replicates, self.unit
         cur = self.ctx.tables(rows, unit)
         other = None if other_rows is None else self.ctx.tables(other_rows, unit)
@@ -458,32 +437,9 @@ class _TargetRun:
     def _row(self, g: str, tp: str, cur: Rows, other: Rows | None,
              res: bl.ResolvedBaseline | None) -> Row:
         result = self._compare(g, tp, cur, other, res)
-        decision = result.decision
-        daily: tuple[tuple[str, str], ...] = ()
-        days = self.t.aggregation.consecutive_days
-        if days and decision.verdict is not Verdict.NOT_EVALUABLE:
-            decision, daily = self._daily(g, tp, cur, other, res, days)
         source = res.source if res else ("reference scope" if other is not None else None)
         return Row(self.t.id, g, self.t.per, tp, self.t.statistic, self.t.comparison.kind,
-                   source, result, decision, daily=daily)
-
-    def _daily(self, g: str, tp: str, cur: Rows, other: Rows | None,
-               res: bl.ResolvedBaseline | None,
-               days: int) -> tuple[Decision, tuple[tuple[str, str], ...]]:
-        tz = self.t.aggregation.timezone
-        other_days = local_days(other, tz) if other is not None and \
-            self.t.comparison.kind == "reference" else {}
-        verdicts, labels = [], []
-        for day, rs in local_days(cur, tz).items():
-            ref = other_days.get(day) if other_days else other
-            if other is not None and not ref:
-                v = Verdict.NOT_EVALUABLE
-            else:
-                v = self._compare(g, tp, rs, ref, res, salt=str(day)).decision.verdict
-            verdicts.append(v)
-            labels.append((datetime.fromtimestamp(day * 86400, tz=UTC).strftime("%Y-%m-%d"),
-                           v.value))
-        return consecutive_days(verdicts, days), tuple(labels)
+                   source, result, result.decision)
 
     def _not_evaluable(self, g: str, tp: str, cur: Rows | None, why: str,
                        source: str | None) -> Row:

@@ -144,25 +144,3 @@ def holm_adjust(decisions: Sequence[Decision]) -> list[tuple[Decision, float, fl
                                f"(adjusted p {adj_fail[j]:.3g})")
         out[i] = (d, adj_pass[j], adj_fail[j])
     return out
-
-
-def consecutive_days(daily: Sequence[Verdict], days: int) -> Decision:
-    """Combine per-day verdicts for an N-consecutive-days rule: FAIL if N consecutive days all
-    FAIL; PASS if every run of N consecutive days holds a PASS day; else INCONCLUSIVE."""
-    if len(daily) < days:
-        return Decision(Verdict.NOT_EVALUABLE,
-                        f"window holds {len(daily)} days, fewer than the {days} the rule needs")
-    fail_run = run = 0
-    open_run = worst_open = 0
-    for v in daily:
-        run = run + 1 if v is Verdict.FAIL else 0
-        fail_run = max(fail_run, run)
-        open_run = open_run + 1 if v is not Verdict.PASS else 0
-        worst_open = max(worst_open, open_run)
-    counts = ", ".join(f"{v.value} {sum(1 for d in daily if d is v)}" for v in Verdict)
-    summary = f"{len(daily)} days ({counts}); longest FAIL run {fail_run}"
-    if fail_run >= days:
-        return Decision(Verdict.FAIL, f"{summary} >= {days}", 1.0, 0.0)
-    if worst_open < days:
-        return Decision(Verdict.PASS, f"{summary}; every {days}-day run has a PASS day", 0.0)
-    return Decision(Verdict.INCONCLUSIVE, f"{summary}; {worst_open} days without a PASS")

@@ -17,7 +17,7 @@ from dashboard import context, ids
 from dashboard.i18n import DEFAULT_LANG, LANGS, t
 
 HERE = Path(__file__).parent
-PAGE_ORDER = ("overview", "matrix", "path", "probes", "reports")
+PAGE_ORDER = ("overview", "matrix", "path", "probes", "faults", "reports")
 
 
 def create_app(ctx: context.Context) -> Dash:

@@ -110,6 +110,48 @@ TABLE: dict[str, tuple[str, str]] = {
                        "table and no longer sent; see the probe's log"),
 }
 
+# --- the faults page (dashboard/pages/faults.py, issue 17) ---
+TABLE.update({
+    "faults": ("网间通信障碍", "Faults"),
+    "faults_title": ("网间通信障碍登记（按日判定）", "Fault register (judged day by day)"),
+    "fault_days": ("日期范围（当地时间）", "Local days"),
+    "fault_rules": ("障碍判定规则", "Fault rules"),
+    "fault_rule": ("规则", "Rule"),
+    "article": ("条款", "Article"),
+    "fault_class": ("障碍类别", "Fault class"),
+    "segment": ("区段", "Segment"),
+    "direction": ("互联方向", "Direction"),
+    "began": ("开始日期", "Began"),
+    "last_fault_day": ("最后障碍日", "Last fault day"),
+    "fault_status": ("状态", "Status"),
+    "fault_open": ("未消除", "Open"),
+    "fault_cleared": ("已消除", "Cleared"),
+    "series": ("判定序列", "Series"),
+    "tier_read": ("读取层级", "Tier read"),
+    "not_judged": ("无法判定的天数", "Days not judged"),
+    "no_faults": ("该日期范围内没有障碍", "No faults in these days"),
+    "no_fault_rules": ("清单中没有障碍判定规则", "The inventory has no fault rules"),
+    "select_fault": ("选择一条障碍查看证据", "Select a fault to see its evidence"),
+    "evidence": ("证据（逐日）", "Evidence, day by day"),
+    "date": ("日期", "Date"),
+    "tests": ("测试次数", "Tests"),
+    "samples": ("样本数", "Samples"),
+    "checks": ("判定", "Checks"),
+    "reason": ("原因", "Reason"),
+    "gaps": ("期间无数据", "Days without data meanwhile"),
+    "fault_form": ("网间通信障碍申告单字段", "Fault report form fields"),
+    "description": ("障碍描述", "Description"),
+    "test_time": ("测试时间", "Test time"),
+    "test_record": ("测试记录", "Test record"),
+    "tester": ("测试人 / 联络电话", "Tester / telephone"),
+    "to_fill": ("由申告方填写", "filled in by the reporting party"),
+    "synthetic_banner": ("合成数据：以下障碍登记基于合成结果，并非实测",
+                         "SYNTHETIC DATA: this register is computed from synthetic results, "
+                         "not measurements"),
+    "FAULT": ("障碍", "FAULT"),
+    "CLEAR": ("正常", "CLEAR"),
+})
+
 
 def t(key: str, lang: str | None) -> str:
     """The label for ``key`` in ``lang`` ("zh" or "en"); the key itself if unknown."""

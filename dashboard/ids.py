@@ -49,3 +49,13 @@ RP_DOWNLOAD = "rp-download"
 RP_STATUS = "rp-status"
 RP_TABLE = "rp-table"
 RP_BODY = "rp-body"
+
+# faults
+FA_TITLE = "fa-title"
+FA_DAYS = "fa-days"
+FA_DAYS_LABEL = "fa-days-label"
+FA_BODY = "fa-body"
+FA_RULES = "fa-rules"
+FA_TABLE = "fa-table"
+FA_SELECT = "fa-select"
+FA_EVIDENCE = "fa-evidence"

@@ -48,4 +48,25 @@ def summary(inv: Inventory) -> str:
     for target in inv.policy_targets:
         n = sum(topo.in_scope(target.scope, p) for p in paths)
         lines.append(f"    {target.id}: {target.statistic}, {target.comparison.kind}, {n} paths")
-    return "\n".join(lines)
+    return "\n".join(lines + _fault_lines(inv, topo))
+
+
+def _fault_lines(inv: Inventory, topo: Topology) -> list[str]:
+    """Segments by role and interconnection point; fault rules, the paths each judges and the
+    thresholds still to be filled in."""
+    if not inv.segments and not inv.fault_rules:
+        return []
+    roles: Counter[str] = Counter()
+    for seg in inv.segments:
+        roles[seg.role] += len(topo.segment_paths(seg))
+    points = sorted({s.interconnect for s in inv.segments})
+    lines = [f"  segments: {len(inv.segments)} at {', '.join(points)}; paths by role: "
+             + ", ".join(f"{r} {n}" for r, n in sorted(roles.items())),
+             f"  fault rules: {len(inv.fault_rules)}"]
+    pending = {t.id for t in inv.thresholds if t.value is None}
+    for rule in inv.fault_rules:
+        n = sum(roles[r] for r in set(rule.segments))
+        lines.append(f"    {rule.id} ({rule.article.en}): {n} paths ({', '.join(rule.segments)})")
+    if pending:
+        lines.append(f"  thresholds to be filled in: {', '.join(sorted(pending))}")
+    return lines

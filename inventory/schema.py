@@ -72,6 +72,17 @@ def _check_address(value: str) -> str:
     return value
 
 
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Asia/Shanghai)"
+                         ) from None
+    return value
+
+
 class Carrier(_Model):
     id: Id
     name: Names
@@ -188,12 +199,14 @@ class Window(_Model):
 
 
 class Document(_Model):
-    """The source a policy target or declared baseline comes from."""
+    """The source a policy target, fault rule or declared baseline comes from, cited by its
+    real title; what the document itself does not give (issuer, year) is marked assumed."""
 
     title: Names
     issuer: str
-    year: int = Field(ge=1990, le=2100)
+    year: int | None = Field(default=None, ge=1990, le=2100)
     reference: str | None = None
+    assumption: str | None = None
 
 
 class PathScope(_Model):
@@ -256,12 +269,14 @@ class Comparison(_Model):
 
 
 class Aggregation(_Model):
-    """Over which time the statistic is taken: the whole window, or busy hours on N days."""
+    """Over which time the statistic is taken: the whole window, or its busy hours (local
+    hours in ``timezone``). Day-by-day rules are fault rules (:class:`FaultRule`)."""
 
     window: Literal["whole", "busy_hours"] = "whole"
-    busy_hours: list[Annotated[int, Field(ge=0, le=23)]] = []  # local hours, Asia/Shanghai
-    consecutive_days: int | None = Field(default=None, ge=1, le=366)
+    busy_hours: list[Annotated[int, Field(ge=0, le=23)]] = []
     timezone: str = "Asia/Shanghai"
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 
 
 class PolicyTarget(_Model):
@@ -284,6 +299,123 @@ class PolicyTarget(_Model):
         return v
 
 
+class Segment(_Model):
+    """A measured stretch of an interconnection: the directed probe pairs (``paths``) that
+    measure it, its ``role`` (a label such as Annex 5's PA-PE of the regulator's measures) and
+    the interconnection point (a site) it belongs to. A fault rule selects segments by role;
+    its reference is the reference-role path at the same interconnection point with the same
+    destination end (test point and network)."""
+
+    id: Id
+    role: Id
+    interconnect: Id
+    paths: PathScope
+    name: Names | None = None
+    assumption: str | None = None
+
+
+class Threshold(_Model):
+    """A named value a fault rule compares with, with where it comes from. ``value`` None:
+    not public (e.g. "to be filled from Annex 4"); a rule that needs it is NOT EVALUABLE until
+    it is filled in. ``percent`` is read as value / 100 (loss ratios, margins)."""
+
+    id: Id
+    name: Names
+    value: float | None = Field(ge=0)
+    unit: Literal["ms", "percent"]
+    source: str = Field(min_length=1)
+
+
+RULE_STATISTICS = ("rtt_mean", "rtt_median", "rtt_p95", "rtt_p99", "rtt_min", "pdv_p99",
+                   "loss_ratio")
+
+
+class Condition(_Model):
+    """A composite condition: ``all_of`` or ``any_of`` a list of conditions, or one test of a
+    ``statistic`` against a threshold (``above`` it, ``at_least`` it) or against the reference
+    (``above_reference_by``: more than reference x (1 + margin)). Exactly one of the four."""
+
+    all_of: list[Condition] | None = None
+    any_of: list[Condition] | None = None
+    statistic: str | None = None
+    above: Id | None = None
+    at_least: Id | None = None
+    above_reference_by: Id | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Condition:
+        tests = [k for k in ("above", "at_least", "above_reference_by") if getattr(self, k)]
+        kinds = [k for k in ("all_of", "any_of") if getattr(self, k) is not None]
+        if self.statistic is None and tests:
+            raise ValueError(f"'{tests[0]}' needs a 'statistic'")
+        if self.statistic is not None:
+            kinds.append("statistic")
+            if len(tests) != 1:
+                raise ValueError("a test needs exactly one of 'above', 'at_least', "
+                                 "'above_reference_by'")
+            if self.statistic not in RULE_STATISTICS:
+                raise ValueError(f"statistic {self.statistic!r} cannot be used in a fault rule; "
+                                 f"known: {', '.join(RULE_STATISTICS)}")
+        if len(kinds) != 1:
+            raise ValueError("a condition is exactly one of 'all_of', 'any_of' or a "
+                             "'statistic' test")
+        for k in ("all_of", "any_of"):
+            if getattr(self, k) == []:
+                raise ValueError(f"'{k}' needs at least one condition")
+        return self
+
+
+class RuleCalendar(_Model):
+    """When a fault rule looks: local calendar days in ``timezone``, the local ``hours`` of
+    each day (empty: all day), one test per ``test_minutes`` of local time that holds at least
+    ``min_samples`` samples, at least ``min_tests`` tests for a day to be judged, and a fault
+    once ``consecutive_days`` judged days in a row meet the condition."""
+
+    timezone: str = "Asia/Shanghai"
+    hours: list[Annotated[int, Field(ge=0, le=23)]] = []
+    test_minutes: int = Field(default=60, ge=1, le=1440)
+    min_samples: int = Field(default=1, ge=1)
+    min_tests: int = Field(default=1, ge=1)
+    consecutive_days: int = Field(default=1, ge=1, le=366)
+    assumption: str | None = None
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+    @model_validator(mode="after")
+    def _tiles(self) -> RuleCalendar:
+        if 1440 % self.test_minutes:
+            raise ValueError(f"test_minutes {self.test_minutes} does not divide a day")
+        if self.hours and 60 % self.test_minutes:
+            raise ValueError(f"test_minutes {self.test_minutes} does not divide an hour, so "
+                             "tests would straddle the chosen hours")
+        if len(set(self.hours)) != len(self.hours):
+            raise ValueError("an hour is listed twice")
+        return self
+
+
+class Article(_Model):
+    """Where in the document a rule is written, e.g. 第五条（一）1 / Article 5 (1) item 1."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class FaultRule(_Model):
+    """A rule of a regulator's fault register, as written: the segments it judges (by role),
+    the calendar, the condition, the reference roles (for ``above_reference_by`` tests)."""
+
+    id: Id
+    name: Names
+    fault_class: Id
+    article: Article
+    document: Document
+    method: MethodName = MethodName.ICMP
+    segments: list[Id] = Field(min_length=1)
+    reference: list[Id] = []
+    calendar: RuleCalendar = RuleCalendar()
+    condition: Condition
+
+
 class Province(_Model):
     id: Id
     name: Names
@@ -304,3 +436,7 @@ class Inventory(_Model):
     specs: list[MeasurementSpec] = []
     baselines: list[Baseline] = []
     policy_targets: list[PolicyTarget] = []
+    segments: list[Segment] = []
+    thresholds: list[Threshold] = []
+    fault_rules: list[FaultRule] = []
+    synthetic: str | None = None  # set when the data this inventory describes is synthetic

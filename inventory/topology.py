@@ -19,6 +19,7 @@ from inventory.schema import (
     MeasurementSpec,
     PathScope,
     Probe,
+    Segment,
     Selector,
     Site,
 )
@@ -109,6 +110,19 @@ class Topology:
         """Every directed path between two probes at different (site, carrier) ends."""
         ends = sorted({(p.site, p.carrier) for p in self.inv.probes})
         return [PathEnds(s, sc, d, dc) for s, sc in ends for d, dc in ends if (s, sc) != (d, dc)]
+
+    @cached_property
+    def endpoint_paths(self) -> list[PathEnds]:
+        """Every directed path from a probe's end to another endpoint's end (probe or
+        answer-only target): what the probes can measure."""
+        sources = sorted({(p.site, p.carrier) for p in self.inv.probes})
+        ends = sorted({(e.site, e.carrier) for e in self.endpoints.values()})
+        return [PathEnds(s, sc, d, dc) for s, sc in sources for d, dc in ends
+                if (s, sc) != (d, dc)]
+
+    def segment_paths(self, segment: Segment) -> list[PathEnds]:
+        """The measurable directed paths a segment covers, in path order."""
+        return [p for p in self.endpoint_paths if self.in_scope(segment.paths, p)]
 
     def carrier_of_address(self, address: str) -> str | None:
         """Map an address (a traceroute hop) to a carrier by the inventory's prefixes."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from inventory.schema import Endpoint, Inventory, PathScope, Selector
+from inventory.schema import Condition, Endpoint, Inventory, PathScope, Selector
 
 Loc = tuple[str | int, ...]
 Issue = tuple[Loc, str]
@@ -17,7 +17,8 @@ Issue = tuple[Loc, str]
 def cross_check(inv: Inventory) -> list[Issue]:
     """Every cross-reference problem in ``inv``, in file order."""
     issues: list[Issue] = []
-    for check in (_duplicates, _cities, _sites, _endpoints, _addresses, _specs, _targets):
+    for check in (_duplicates, _cities, _sites, _endpoints, _addresses, _specs, _targets,
+                  _segments, _fault_rules):
         issues.extend(check(inv))
     return issues
 
@@ -33,7 +34,8 @@ def _dupes(section: str, items: Sequence[Any],
 
 
 def _duplicates(inv: Inventory) -> Iterator[Issue]:
-    for section in ("carriers", "cities", "sites", "specs", "baselines", "policy_targets"):
+    for section in ("carriers", "cities", "sites", "specs", "baselines", "policy_targets",
+                    "segments", "thresholds", "fault_rules"):
         yield from _dupes(section, getattr(inv, section))
     endpoints: dict[str, str] = {}
     yield from _dupes("probes", inv.probes, endpoints)
@@ -121,3 +123,58 @@ def _targets(inv: Inventory) -> Iterator[Issue]:
             yield from _scope_issues(("policy_targets", i, "comparison", "reference"), ref, inv)
         if target.baseline is not None and target.baseline not in baselines:
             yield ("policy_targets", i, "baseline"), f"unknown baseline {target.baseline!r}"
+
+
+def _segments(inv: Inventory) -> Iterator[Issue]:
+    sites = {s.id for s in inv.sites}
+    for i, seg in enumerate(inv.segments):
+        if seg.interconnect not in sites:
+            yield ("segments", i, "interconnect"), f"unknown site {seg.interconnect!r}"
+        yield from _scope_issues(("segments", i, "paths"), seg.paths, inv)
+
+
+def _fault_rules(inv: Inventory) -> Iterator[Issue]:
+    roles = {s.role for s in inv.segments}
+    for i, rule in enumerate(inv.fault_rules):
+        loc: Loc = ("fault_rules", i)
+        for field in ("segments", "reference"):
+            for j, role in enumerate(getattr(rule, field)):
+                if role not in roles:
+                    yield (*loc, field, j), (f"no segment has role {role!r} (roles: "
+                                            f"{', '.join(sorted(roles)) or 'none'})")
+        relative = list(_tests(rule.condition, (*loc, "condition")))
+        if any(c.above_reference_by for _, c in relative) and not rule.reference:
+            yield (*loc, "reference"), ("the condition compares with the reference: name the "
+                                        "reference segment roles")
+        if rule.reference and not any(c.above_reference_by for _, c in relative):
+            yield (*loc, "reference"), "reference roles given but no test uses them"
+        yield from _threshold_issues(relative, inv)
+
+
+def _tests(cond: Condition, loc: Loc) -> Iterator[tuple[Loc, Condition]]:
+    """Every statistic test of a condition tree, with its location."""
+    for key in ("all_of", "any_of"):
+        for j, child in enumerate(getattr(cond, key) or []):
+            yield from _tests(child, (*loc, key, j))
+    if cond.statistic is not None:
+        yield loc, cond
+
+
+def _threshold_issues(tests: list[tuple[Loc, Condition]], inv: Inventory) -> Iterator[Issue]:
+    """Each test names a known threshold of the right unit: ms for a delay statistic,
+    percent for the loss ratio and for a margin over the reference."""
+    known = {t.id: t for t in inv.thresholds}
+    for loc, c in tests:
+        for key in ("above", "at_least", "above_reference_by"):
+            tid = getattr(c, key)
+            if tid is None:
+                continue
+            th = known.get(tid)
+            if th is None:
+                yield (*loc, key), f"unknown threshold {tid!r}"
+                continue
+            want = "percent" if key == "above_reference_by" or c.statistic == "loss_ratio" \
+                else "ms"
+            if th.unit != want:
+                yield (*loc, key), (f"threshold {tid!r} is in {th.unit}; {c.statistic} "
+                                    f"{key.replace('_', ' ')} needs one in {want}")

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "validate and summarise inventory files"),
     "analyze": ("analyzer.cli_analyze", "judge policy targets: verdicts with 95% intervals"),
     "report": ("analyzer.report.cli", "write the auditors' report (HTML, PDF, CSV, JSON)"),
+    "faults": ("analyzer.faults_cli", "fault register: fault rules judged day by day (--watch)"),
     "import": ("analyzer.importers.cli", "import csv, ping, fping or RIPE Atlas results"),
     "testbed": ("testbed.cli", "build and drive the emulated carrier network for tests and demo"),
     "collector": ("analyzer.collector.cli", "run the HTTP collector that stores signed batches"),

@@ -154,4 +154,8 @@ def gather(store: ReadStore, ev: Evaluation, document: dict[str, Any],
     if p.baseline is not None:
         figures["routes"] = route_rows(store, p.baseline, topo, "baseline") + figures["routes"]
     figures["exclusions"] = [dict(e) for e in ev.exclusions]
+    # --- hook: the fault register (issue 17, analyzer/report/faults.py) ---
+    from analyzer.report.faults import fault_figures
+    figures.update(fault_figures(store, topo.inv, p.current))
+    # --- end of hook ---
     return ReportData(document, figures)

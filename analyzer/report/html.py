@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from analyzer.report.data import ReportData
+from analyzer.report.faults import html_section as faults_section  # hook: issue 17
 
 METHODOLOGY = [
     ("Round-trip delay", "RFC 2681 §2, statistics conditional on arrival (RFC 6703 §5.3)"),
@@ -131,6 +132,7 @@ def render(data: ReportData) -> str:
 <h2>Route evidence (traceroute)</h2>{_table(fig.get('routes', []))}
 <h2>Data coverage per probe</h2>{_table(fig.get('coverage', []))}
 <h2>Exclusions and why</h2>{_table(fig.get('exclusions', []))}
+{faults_section(fig)}
 <h2>Methodology</h2><table>{meth}</table>
 <h2>Provenance</h2>
 <table><tr><td>software</td><td>{_e(prov['software'])}</td></tr>

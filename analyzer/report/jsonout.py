@@ -82,8 +82,6 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         b = c.bootstrap
         out["bootstrap"] = {"block_minutes": b.block_units * b.unit_minutes, "blocks": b.blocks,
                             "replicates": b.replicates, "seed": b.seed, "method": b.method}
-    if row.daily:
-        out["daily"] = [{"day": d, "verdict": v} for d, v in row.daily]
     return out
 
 

@@ -107,6 +107,23 @@ def choose_mode(asked: str = "auto") -> tuple[str, str]:
     return "loopback", "no network namespaces: missing " + "; ".join(missing)
 
 
+def _fault_history(opts: DemoOptions, out: Path) -> None:
+    """The fault rules shown on a synthetic six-day history in a store of its own
+    (:mod:`ixmeter.demo.history`): the live run is minutes long, the rules need days."""
+    from datetime import datetime
+
+    from inventory.loader import default_inventory, load
+    from ixmeter.demo import history
+
+    inventory = opts.inventory or default_inventory()
+    if not load(inventory).fault_rules:
+        return
+    print("\nfault rules on a SYNTHETIC six-day history (the live run lasts minutes, the rules "
+          "need days; docs/demo.md):", flush=True)
+    today = datetime.now(history.TZ).date()
+    print(history.show(out / "synthetic", inventory, today), flush=True)
+
+
 def run_demo(opts: DemoOptions) -> int:
     """Run the demo; 0 when the report was written (whatever the verdicts say)."""
     from ixmeter.demo import finish, runner
@@ -134,6 +151,7 @@ def run_demo(opts: DemoOptions) -> int:
         print(f"\nreport: {analysis.report_dir}/ ({', '.join(analysis.files[:3])} and "
               f"{len(analysis.files) - 3} CSV files)")
         print(f"reproduce it: {analysis.command}")
+        _fault_history(opts, out)
         if not opts.dashboard:
             return 0
         with contextlib.suppress(KeyboardInterrupt):

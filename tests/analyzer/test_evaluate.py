@@ -105,11 +105,9 @@ def test_absolute_one_way_per_city_pair(rows: Rows) -> None:
     assert _verdict(rows, "owd-same-city", "c1>c1", "udp/v4/44/dscp0/862") is Verdict.PASS
 
 
-def test_busy_hour_reference_over_consecutive_days(
-        rows: Rows) -> None:
+def test_busy_hour_reference(rows: Rows) -> None:
     row = rows[("busy-reference", "A>B", "icmp/v4/64/dscp0")]
     assert row.decision.verdict is Verdict.PASS, row.decision.reason
-    assert [v for _, v in row.daily] == ["PASS", "PASS"]
     missing = rows[("busy-reference", "B>A", "icmp/v4/64/dscp0")]
     assert missing.decision.verdict is Verdict.NOT_EVALUABLE
 

@@ -86,8 +86,9 @@ def test_choose_tier_from_windows_and_aggregation() -> None:
     assert choose_tier([year], whole, 90) == "day"  # units below the tier become the tier
     busy = Aggregation(window="busy_hours", busy_hours=[20, 21], timezone="Asia/Shanghai")
     assert choose_tier([year], busy, 1) == "hour"
-    days = Aggregation(consecutive_days=3, timezone="Asia/Shanghai")
-    assert choose_tier([year], days, 1) == "hour"  # local days are not UTC days
-    assert choose_tier([year], Aggregation(consecutive_days=3, timezone="UTC"), 1) == "day"
+    # 60 hours hold 6-9 busy hours: too few hour units, so minute units (issue 17)
+    assert choose_tier([TimeWindow(T0, T0 + 60 * 60 * MIN_NS)], busy, 1) == "minute"
+    assert choose_tier([TimeWindow(T0, T0 + 30 * DAY)], busy, 1) == "hour"  # 60 busy hours
+    assert choose_tier([TimeWindow(T0, T0 + 29 * DAY)], busy, 1) == "minute"  # 58
     kolkata = Aggregation(window="busy_hours", busy_hours=[20], timezone="Asia/Kolkata")
     assert choose_tier([year], kolkata, 1) == "minute"  # UTC+5:30

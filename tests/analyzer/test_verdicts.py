@@ -1,4 +1,4 @@
-"""Decision rules, clock gates, Holm and the consecutive-days rule (analyzer.verdicts)."""
+"""Decision rules, clock gates and Holm (analyzer.verdicts)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from analyzer.verdicts import (
     clock_free,
     clock_gate,
     clock_limited,
-    consecutive_days,
     decide_absolute,
     decide_ratio,
     holm_adjust,
@@ -75,11 +74,3 @@ def test_holm_demotes_pairs_that_are_not_significant_over_the_list() -> None:
     assert [d.verdict for d, _, _ in out] == [P, INC, F, N]
     assert out[1][1] == 0.04  # 0.02 x 2 (rank 2 of 3)
     assert "Holm" in out[1][0].reason
-
-
-def test_consecutive_days() -> None:
-    assert consecutive_days([P, F, F, P], 3).verdict is P  # never 3 failing days in a row
-    assert consecutive_days([P, F, INC, F, P], 3).verdict is INC  # INC could hide a third FAIL
-    assert consecutive_days([P, F, F, F], 3).verdict is F
-    assert consecutive_days([P, INC, P, P, INC], 3).verdict is P
-    assert consecutive_days([P, P], 3).verdict is N

@@ -85,6 +85,36 @@ CASES = [
      "policy_targets[2].colour", "unknown field", "colour: red"),
     ("bad address", "198.18.1.10,", "198.18.1.300,", "probes[0].addresses",
      "'198.18.1.300' is not an IPv4 or IPv6 address", "198.18.1.300"),
+    ("segment at an unknown site", "  - id: csix-ct-cm-pb\n    role: PB\n    interconnect: cs-ixp",
+     "  - id: csix-ct-cm-pb\n    role: PB\n    interconnect: cs-ixq", "segments[1].interconnect",
+     "unknown site 'cs-ixq'", "interconnect: cs-ixq"),
+    ("rule role no segment has", "    segments: [PB, PE]", "    segments: [PB, PF]",
+     "fault_rules[0].segments[1]", "no segment has role 'PF'", "segments: [PB, PF]"),
+    ("unknown threshold", "at_least: annex4-delay}", "at_least: annex5-delay}",
+     "fault_rules[0].condition.any_of[0].at_least", "unknown threshold 'annex5-delay'",
+     "annex5-delay"),
+    ("threshold of the wrong unit", "{statistic: rtt_mean, above: a2-delay}",
+     "{statistic: rtt_mean, above: a2-loss}",
+     "fault_rules[1].condition.any_of[0].all_of[0].above",
+     "threshold 'a2-loss' is in percent; rtt_mean above needs one in ms", "above: a2-loss}"),
+    ("a test with two comparisons", "{statistic: loss_ratio, at_least: annex4-loss}",
+     "{statistic: loss_ratio, at_least: annex4-loss, above: a2-loss}",
+     "fault_rules[0].condition.any_of[1]", "exactly one of 'above', 'at_least'",
+     "{statistic: loss_ratio, at_least: annex4-loss, above"),
+    ("a statistic a rule cannot use", "{statistic: rtt_mean, at_least: annex4-delay}",
+     "{statistic: owd_median, at_least: annex4-delay}", "fault_rules[0].condition.any_of[0]",
+     "statistic 'owd_median' cannot be used in a fault rule",
+     "{statistic: owd_median, at_least"),
+    ("tests that do not tile a day", "      test_minutes: 60\n      min_samples: 100\n      "
+     "min_tests: 2\n      consecutive_days: 3", "      test_minutes: 7\n      min_samples: 100"
+     "\n      min_tests: 2\n      consecutive_days: 3", "fault_rules[0].calendar",
+     "test_minutes 7 does not divide a day", "      timezone: Asia/Shanghai\n      hours"),
+    ("unknown time zone", "      timezone: Asia/Shanghai\n      hours", "      timezone: "
+     "Asia/Changsha\n      hours", "fault_rules[0].calendar.timezone",
+     "unknown time zone 'Asia/Changsha'", "Asia/Changsha"),
+    ("reference roles for a rule that has none", "    segments: [PB, PE]\n",
+     "    segments: [PB, PE]\n    reference: [PC]\n", "fault_rules[0].reference",
+     "reference roles given but no test uses them", "reference: [PC]"),
 ]
 
 
@@ -101,6 +131,24 @@ def test_each_error_names_file_line_and_field(tmp_path: Path, old: str, new: str
     assert message in matching[0].message
     assert matching[0].file == str(path)
     assert matching[0].line == _line_of(text, anchor)
+
+
+def test_seed_segments_and_fault_rules() -> None:
+    inv = load(SEED)
+    topo = Topology(inv)
+    roles = {seg.role for seg in inv.segments}
+    assert roles == {"PA", "PB", "PC", "PD", "PE"}
+    assert all(seg.interconnect == "cs-ixp" for seg in inv.segments)
+    pb = next(s for s in inv.segments if s.id == "csix-ct-cm-pb")
+    assert [p.id for p in topo.segment_paths(pb)] == ["cs-ixp/CT>cs-ixp/CM"]
+    assert {r.id: r.article.zh for r in inv.fault_rules} == {"class-a-1": "第五条（一）1",
+                                                            "class-a-2": "第五条（一）2"}
+    annex4 = [t for t in inv.thresholds if t.id.startswith("annex4")]
+    assert annex4
+    assert all(t.value is None and "to be filled from Annex 4" in t.source for t in annex4)
+    titles = {t.document.title.zh for t in inv.policy_targets}
+    assert titles == {"湖南省算力支撑能力提升行动方案（2022—2025年）",
+                      "山东省算力基础设施高质量发展实施方案（征求意见稿）"}
 
 
 def test_yaml_syntax_error_has_its_line(tmp_path: Path) -> None:
