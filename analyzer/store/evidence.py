@@ -35,9 +35,9 @@ from ixmeter.errors import IxmeterError
 LANES = 1024  # LtHash16: 1,024 lanes of 16 bits, 2,048 bytes
 _ELEMENT_BYTES = 2 * LANES
 _CHUNK = 4096  # rows expanded per numpy sum
-_INT = struct.Struct(">q")
-_FLOAT = struct.Struct(">d")
-_LEN = struct.Struct(">I")
+_INT = struct.Struct(">Bq").pack  # tag, value
+_FLOAT = struct.Struct(">Bd").pack
+_LEN = struct.Struct(">BI").pack  # tag, length
 
 
 class EncodeError(ValueError):
@@ -50,24 +50,27 @@ class EvidenceError(IxmeterError):
 
 def encode_row(row: Sequence[Any]) -> bytes:
     """The canonical encoding of a row (module docstring)."""
-    out = bytearray()
+    out: list[bytes] = []
+    put = out.append
     for value in row:
         kind = type(value)
-        if value is None:
-            out += b"\x00"
-        elif kind is int:
-            out += b"\x01" + _INT.pack(value)
+        if kind is int:
+            put(_INT(1, value))
         elif kind is float:
-            out += b"\x02" + _FLOAT.pack(value)
+            put(_FLOAT(2, value))
         elif kind is str:
             data = value.encode()
-            out += b"\x03" + _LEN.pack(len(data)) + data
+            put(_LEN(3, len(data)))
+            put(data)
+        elif value is None:
+            put(b"\x00")
         elif kind in (bytes, bytearray, memoryview):
             data = bytes(value)
-            out += b"\x04" + _LEN.pack(len(data)) + data
+            put(_LEN(4, len(data)))
+            put(data)
         else:
             raise EncodeError(f"cannot encode a {kind.__name__} in a stored row")
-    return bytes(out)
+    return b"".join(out)
 
 
 def row_digest(table: str, row: Sequence[Any]) -> bytes:
