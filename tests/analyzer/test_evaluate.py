@@ -260,7 +260,8 @@ def test_imported_baseline_in_a_separate_store(db: Path, tmp_path: Path,
     old = tmp_path / "old-measurements.csv"
     old.write_text("\n".join(lines) + "\n")
     base_db = tmp_path / "base.db"
-    assert main(["import", "--db", str(base_db), "--format", "csv", str(old)]) == 0
+    assert main(["import", "--db", str(base_db), "--inventory", str(INV), "--format", "csv",
+                 str(old)]) == 0
     capsys.readouterr()
     assert main(["analyze", "--db", str(db), "--inventory", str(INV), "--current", CURRENT,
                  "--baseline-db", str(base_db), "--target", "latency-imported", "--json"]) == 0
