@@ -336,6 +336,12 @@ def _groups(ctx: _Context, rows: Rows, per: str) -> dict[tuple[str, str], Rows]:
     return {keys[i]: part for i, part in rows.split(of_series[rows.series]).items()}
 
 
+def path_ends(rows: Rows) -> list[PathEnds]:
+    """The directed paths of a group of rows."""
+    labels = rows.cols.labels
+    return [PathEnds(*labels[s][3:7]) for s in np.unique(rows.series).tolist()]
+
+
 def _reference_rows(ref: Rows, per: str, group: str, type_p: str) -> Rows:
     """The reference scope's rollups a group is compared with: the same Type-P and, when
     grouping by carrier pair or path, the same source carrier (its in-network paths)."""
@@ -449,8 +455,9 @@ class _TargetRun:
         theta = (1 - c.reduction) if c.kind == "relative" and c.reduction else (
             c.at_most_ratio or 0.0)
         if res is not None and res.kind == "declared":
-            declared = (res.declared or {}).get(stat)
-            return compare_declared(cur, declared, theta, stat, seed, reps, unit)
+            d, why = bl.declared_for(res, stat, path_ends(rows), self.ctx.topo.in_scope)
+            return compare_declared(cur, None if d is None else (d.value, d.unit), theta, stat,
+                                    seed, reps, unit, d.scope_label if d else None, why)
         assert other is not None
         return compare_ratio(cur, other, theta, stat, seed, reps, unit,
                              paired=c.kind == "reference")
