@@ -184,7 +184,7 @@ class _Context:
         self._tables: dict[tuple[int, int, bytes], UnitTables] = {}
         self.tiers_used: dict[str, set[str]] = {}
         self._scope: dict[tuple[str, str], bool] = {}
-        self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.exclusions: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._seen: dict[tuple[str, str, str], set[int]] = {}
         self._known: dict[tuple[str, str], bool] = {}
         self.baseline_windows: set[bl.TimeWindow] = set()
@@ -260,7 +260,7 @@ class _Context:
             bad = part if not known[s] else part.where(cols.errors[part.idx] != 0)
             for i in bad.idx.tolist():
                 if int(cols.minute[i]) not in seen:
-                    self._exclude(label[0], int(cols.sent[i]), int(cols.errors[i]), known[s])
+                    self._exclude(label[:3], int(cols.sent[i]), int(cols.errors[i]), known[s])
             seen.update(part.minutes.tolist())
 
     def select(self, store: Store, w: bl.TimeWindow, method: str | None,
@@ -284,9 +284,12 @@ class _Context:
             self._tables[key] = UnitTables(rows.cols, rows.idx, unit_minutes)
         return self._tables[key]
 
-    def _exclude(self, path: str, sent: int, errors: int, known: bool) -> None:
+    def _exclude(self, key: tuple[str, str, str], sent: int, errors: int, known: bool) -> None:
+        """Count a left-out minute of a (path, method, Type-P)."""
         why = "error records (not samples)" if known else "site not in the inventory"
-        e = self.exclusions.setdefault((path, why), {"path": path, "reason": why,
+        path, method, type_p = key
+        e = self.exclusions.setdefault((*key, why), {"path": path, "method": method,
+                                                     "type_p": type_p, "reason": why,
                                                      "minutes": 0, "records": 0})
         e["minutes"] += 1
         e["records"] += errors if known else sent + errors

@@ -71,6 +71,10 @@ _ALL = (
                "PASS if the 95% interval lies inside the target (TOST, one-sided 0.025), FAIL "
                "if outside, INCONCLUSIVE otherwise", "Schuirmann, J. Pharmacokin. Biopharm. "
                "15, 1987"),
+    MethodInfo("target-summary", "Target verdict", "目标判定",
+               "a target FAILs if any group fails, PASSes if every group passes, is NOT "
+               "EVALUABLE if no group could be judged, INCONCLUSIVE otherwise",
+               "ixmeter policy: every group in a target's scope must meet it"),
     MethodInfo("holm", "Multiplicity", "多重比较", "Holm step-down over per-pair lists",
                "Holm, Scand. J. Stat. 6, 1979"),
     MethodInfo("clock-gates", "Clock gates", "时钟门限",
@@ -80,6 +84,7 @@ _ALL = (
 METHODS: dict[str, MethodInfo] = {m.id: m for m in _ALL}
 BOOTSTRAP, PAIRED_BOOTSTRAP = METHODS["block-bootstrap"], METHODS["paired-block-bootstrap"]
 LOSS_RATIO, LOSS_LEVEL = METHODS["loss-ratio-score"], METHODS["wilson"]
+ZERO_LOSS = METHODS["zero-loss-bound"]
 
 
 def method(method_id: str) -> MethodInfo:

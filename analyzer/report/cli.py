@@ -18,6 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    parser.add_argument("--lang", choices=("zh", "en"), default="zh",
+                        help="language of the PDF, and the one first in the HTML (which has "
+                             "both); default zh")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,12 +47,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     (out / "report.json").write_text(dumps(doc), encoding="utf-8")
-    (out / "report.html").write_text(render(data), encoding="utf-8")
+    (out / "report.html").write_text(render(data, args.lang), encoding="utf-8")
     written = write_all(data.figures, out)
     if not args.no_pdf:
         from analyzer.report.pdf import write_pdf
 
-        write_pdf(data, out / "report.pdf")
+        write_pdf(data, out / "report.pdf", args.lang)
     print(f"wrote report.json, report.html{'' if args.no_pdf else ', report.pdf'} and "
           f"{len(written)} CSV files to {out}")
     return 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyzer.baselines import declared_ns
-from analyzer.methods import LOSS_LEVEL, LOSS_RATIO
+from analyzer.methods import LOSS_LEVEL, LOSS_RATIO, ZERO_LOSS
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.bootstrap import (
     MIN_BLOCKS,
@@ -180,7 +180,8 @@ def _loss_ratio(ct: UnitTable, bt: UnitTable, theta: float) -> Comparison:
         return _ne(why, **figures)
     if x0 == 0:
         return _ne(f"zero baseline loss: the ratio is undefined; baseline loss ratio 95% upper "
-                   f"bound {zero_loss_upper(n0):.3g} (0 of {n0})", **figures)
+                   f"bound {zero_loss_upper(n0):.3g} (0 of {n0})", method=ZERO_LOSS.id,
+                   **figures)
     (phi1, k1), (phi0, k0) = loss_dispersion(ct), loss_dispersion(bt)
     df = _df(phi1, k1, phi0, k0)
     iv = ratio_score_ci(x1 / phi1, n1 / phi1, x0 / phi0, n0 / phi0, theta, df=df)

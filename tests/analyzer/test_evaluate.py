@@ -195,11 +195,13 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert 'src="http' not in page
     assert "Miettinen-Nurminen" in page
     assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
-    assert "current,s1/A>s3/B,A > * > s3,1," in (a / "routes.csv").read_text()
+    assert "current,s1/A>s3/B,traceroute,udp/v4/60/dscp0,A > * > s3,,1," in \
+        (a / "routes.csv").read_text()
     metrics = (a / "metrics.csv").read_text().splitlines()
     assert "rtt_median_ms_conditional" in metrics[0]
     assert "rtt_p95_ms_inf" in metrics[0]
-    assert any(line.startswith("current,carrier_pair,A>B,") for line in metrics)
+    assert any(line.startswith("current,icmp,icmp/v4/64/dscp0,carrier_pair,A>B,")
+               for line in metrics)
 
 
 def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
@@ -225,7 +227,8 @@ def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
     assert (row["scope"], row["verdict"]) == ("CT>CU", "PASS")
     assert row["baseline"]["source"] == "before-direct-connect"
     assert doc["provenance"]["inventory"]["file"] == "hunan.yaml"
-    assert doc["exclusions"] == [{"path": "nowhere/CT>yy-furongyun/CU", "reason":
+    assert doc["exclusions"] == [{"path": "nowhere/CT>yy-furongyun/CU", "method": "icmp",
+                                  "type_p": "icmp/v4/64/dscp0", "reason":
                                   "site not in the inventory", "minutes": 30, "records": 300}]
 
 
