@@ -79,9 +79,11 @@ def _loads(text: str, line: int) -> tuple[int, Any]:
 def _array(text: str) -> list[tuple[int, Any]]:
     decoder = json.JSONDecoder()
     pos = text.index("[") + 1
+    line, counted = text.count("\n", 0, pos) + 1, pos  # newlines counted up to ``counted``
     out: list[tuple[int, Any]] = []
     while True:
         pos = _skip(text, pos)
+        line, counted = line + text.count("\n", counted, pos), pos
         if pos < len(text) and text[pos] == "]" and (not out or text[pos - 1] != ","):
             if text[pos + 1:].strip():
                 out.append(_stop(text, pos, "text after the array"))
@@ -90,7 +92,7 @@ def _array(text: str) -> list[tuple[int, Any]]:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             return [*out, (exc.lineno, Problem("", exc.lineno, f"not JSON: {exc.msg}"))]
-        out.append((text.count("\n", 0, pos) + 1, obj))
+        out.append((line, obj))
         pos = _skip(text, end)
         if pos < len(text) and text[pos] == ",":
             pos += 1

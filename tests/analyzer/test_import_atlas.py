@@ -160,3 +160,29 @@ def test_cli_imports_atlas_into_a_store(tmp_path: Path,
     assert "imported 18 results" in out
     assert main([*args, str(DATA / "atlas_mixed.json")]) == 2
     assert "atlas_mixed.json:4: result [1]: firmware 1" in capsys.readouterr().err
+
+
+def test_imported_traceroutes_show_in_the_report_routes(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from analyzer.baselines import parse_window
+    from analyzer.report.data import route_rows
+    from analyzer.store import open_store
+    from inventory.loader import load
+    from inventory.topology import Topology
+
+    db = str(tmp_path / "routes.db")
+    assert main(["import", "--db", db, "--inventory", INV, "--format", "atlas", "--partial",
+                 "--size", "20", "--probe-map", "6001=s1/A", "--map", "198.18.3.10=s3/A",
+                 "--map", "198.18.67.10=s3/B", str(DATA / "atlas_mixed.json")]) == 0
+    capsys.readouterr()
+    store = open_store(db)
+    try:
+        rows = route_rows(store, parse_window("2025-12-31T00:00:00Z/2026-01-02T00:00:00Z"),
+                          Topology(load(Path(INV))))
+    finally:
+        store.close()
+    assert [(r["path"], r["type_p"], r["route"], r["traces"]) for r in rows] == [
+        ("s1/A>s3/B", "udp/v4/48/dscp0", "A > * > *", 1),
+        ("s1/A>s3/B", "udp/v4/48/dscp0", "A > * > s3", 1),
+        ("s1/A>s3/B", "udp/v4/48/dscp0", "A > B > s3", 1)]
