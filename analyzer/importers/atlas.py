@@ -302,6 +302,8 @@ def _traceroute(doc: dict[str, Any], m: Mapping, probe: str, src: End, dst: End,
         trace, error = _trace(hops, k)
         last = trace[-1]
         reached = last.addr == dst.addr
+        if reached and last.rtt_ns is not None and (why := over_tmax(last.rtt_ns, m)):
+            raise _Refused(f"trace {k}: {why}")
         out.add(line, make_result(probe_id=probe, src=src, dst=dst, method=Method.TRACEROUTE,
                                   type_p=type_p, seq=k, sent_at_ns=start, tmax_ns=m.tmax_ns,
                                   rtt_ns=last.rtt_ns if reached else None, error=error,

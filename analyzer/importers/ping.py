@@ -142,7 +142,7 @@ def _line(run: _Run, i: int, stamp: str | None, body: str, m: Mapping) -> str | 
         return _reply(run, i, stamp, r, m)
     if e := _ERROR.match(body):
         seq = run.unwrap(int(e.group(2)))
-        run.errors[seq] = (i, f"From {e.group(1)}: {e.group(3)}",
+        run.errors[seq] = (i, f"From {e.group(1)}: {e.group(3)}"[:200],
                            parse_stamp(stamp) if stamp else None)
         return None
     if (n := _NO_ANSWER.match(body)) or _STATS.match(body) or _PIPE.match(body):
