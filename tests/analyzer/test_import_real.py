@@ -135,7 +135,7 @@ def test_ping_d_places_lost_packets_between_their_neighbours(outputs: dict[str, 
 
 def test_a_garbled_reply_is_refused_not_lost(outputs: dict[str, str]) -> None:
     text = outputs["ping_d_v4"]
-    line = next(x for x in text.splitlines() if "icmp_seq=3 " in x or "icmp_seq=4 " in x)
+    line = next(x for x in text.splitlines() if " bytes from " in x)
     seq = int(re.search(r"icmp_seq=(\d+)", line).group(1))
     garbled = text.replace(line, re.sub(r"time=(\d)", r"time=\1O", line))
     p = parse_ping(garbled, "ping", _mapping(dst=End("s3", "A")))
