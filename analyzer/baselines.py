@@ -5,17 +5,21 @@
   given as ``--baseline-db``); then it is a measured window of that store (the inventory's
   window, ``--baseline``, or all of it);
 - declared: values with the document they come from (inventory ``Baseline.values`` and
-  ``source``); compared without sampling error on the baseline side.
+  ``source``), each for its own path scope; compared without sampling error on the baseline
+  side. A group takes the value whose scope holds all its paths (:func:`declared_for`).
 
 Windows are half-open [from, to) in ISO 8601 (RFC 3339); a time without offset is UTC.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from inventory.schema import Baseline, Inventory, PolicyTarget
+from inventory.schema import Baseline, Inventory, PathScope, PolicyTarget
+from inventory.topology import PathEnds
 from ixmeter.errors import IxmeterError
 
 ALL_TIME = (0, 2**62)
@@ -75,6 +79,22 @@ def parse_window(text: str) -> TimeWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Declared:
+    """One declared baseline value and the path scope it was declared for."""
+
+    statistic: str
+    value: float
+    unit: str
+    scope: PathScope
+
+    @property
+    def scope_label(self) -> str:
+        """The scope as declared (its non-default fields, JSON), or ``all paths``."""
+        fields = self.scope.model_dump(mode="json", exclude_defaults=True)
+        return json.dumps(fields, sort_keys=True, ensure_ascii=False) if fields else "all paths"
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedBaseline:
     """What a relative target is compared with."""
 
@@ -82,7 +102,27 @@ class ResolvedBaseline:
     source: str
     window: TimeWindow | None = None
     separate_store: bool = False
-    declared: dict[str, tuple[float, str]] | None = None  # statistic -> (value, unit)
+    declared: tuple[Declared, ...] = ()
+
+
+def declared_for(res: ResolvedBaseline, statistic: str, paths: Sequence[PathEnds],
+                 in_scope: Callable[[PathScope, PathEnds], bool]
+                 ) -> tuple[Declared | None, str]:
+    """The declared value of ``statistic`` for a group of ``paths``: the one whose scope holds
+    every path of the group; a value for a narrower scope before one for all paths. None and
+    the reason when no value, or more than one narrower value, applies."""
+    values = [d for d in res.declared if d.statistic == statistic]
+    if not values:
+        return None, f"the declared baseline gives no value for {statistic}"
+    fits = [d for d in values if all(in_scope(d.scope, p) for p in paths)]
+    narrow = [d for d in fits if d.scope != PathScope()]
+    if len(narrow) > 1:
+        return None, (f"declared values of {statistic} for several scopes apply to this group: "
+                      + "; ".join(d.scope_label for d in narrow))
+    if narrow or fits:
+        return (narrow or fits)[0], ""
+    return None, (f"no declared value of {statistic} covers all paths of this group "
+                  f"(declared for: {'; '.join(d.scope_label for d in values)})")
 
 
 def find_baseline(inv: Inventory, baseline_id: str | None) -> Baseline | None:
@@ -99,8 +139,7 @@ def resolve(target: PolicyTarget, inv: Inventory, override: TimeWindow | None,
         return "no baseline: give --baseline FROM/TO or name one in the inventory"
     if b.kind == "declared":
         assert b.source is not None
-        values: dict[str, tuple[float, str]] = {v.statistic: (v.value, str(v.unit))
-                                                for v in b.values}
+        values = tuple(Declared(v.statistic, v.value, str(v.unit), v.scope) for v in b.values)
         return ResolvedBaseline("declared", _doc(b), declared=values)
     window = override or (_window(b) if b.window else None)
     if b.kind == "imported":

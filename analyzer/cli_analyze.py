@@ -33,7 +33,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="bootstrap seed (default 20260101); recorded in the output")
     parser.add_argument("--replicates", type=int, default=2000,
-                        help="bootstrap replicates B (>= 2000 for a report; default 2000)")
+                        help="bootstrap replicates B for the 95%% intervals (>= 2000 for a "
+                             "report; default 2000)")
     parser.add_argument("--unit-minutes", type=int, default=1, metavar="N",
                         help="merge minute rollups into units of N minutes before the block "
                              "bootstrap (60 or 1440 for long windows; default 1)")
@@ -105,11 +106,22 @@ def run(args: argparse.Namespace) -> int:
 
     with opened_stores(args) as (store, base_store):
         ev, prov = run_evaluation(args, store, base_store)
+    doc = document(ev, prov)
     if args.json:
-        sys.stdout.write(dumps(document(ev, prov)))
+        sys.stdout.write(dumps(doc))
     else:
-        sys.stdout.write(table(ev))
+        sys.stdout.write(target_lines(doc) + table(ev))
     return 0
+
+
+def target_lines(doc: dict[str, Any]) -> str:
+    """One line per target (its verdict, name and source document, in English), then a blank
+    line: what a reader needs first."""
+    from analyzer.report.data import target_rows
+    from analyzer.report.html import target_line
+
+    lines = [target_line(t, "en") for t in target_rows(doc)]
+    return "\n".join(lines) + "\n\n" if lines else ""
 
 
 def table(ev: Evaluation) -> str:

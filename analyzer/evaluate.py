@@ -182,7 +182,7 @@ class _Context:
         self._tables: dict[tuple[int, int, bytes], UnitTables] = {}
         self.tiers_used: dict[str, set[str]] = {}
         self._scope: dict[tuple[str, str], bool] = {}
-        self.exclusions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.exclusions: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._seen: dict[tuple[str, str, str], set[int]] = {}
         self._known: dict[tuple[str, str], bool] = {}
         self.baseline_windows: set[bl.TimeWindow] = set()
@@ -258,7 +258,7 @@ class _Context:
             bad = part if not known[s] else part.where(cols.errors[part.idx] != 0)
             for i in bad.idx.tolist():
                 if int(cols.minute[i]) not in seen:
-                    self._exclude(label[0], int(cols.sent[i]), int(cols.errors[i]), known[s])
+                    self._exclude(label[:3], int(cols.sent[i]), int(cols.errors[i]), known[s])
             seen.update(part.minutes.tolist())
 
     def select(self, store: ReadStore, w: bl.TimeWindow, method: str | None,
@@ -282,9 +282,12 @@ class _Context:
             self._tables[key] = UnitTables(rows.cols, rows.idx, unit_minutes)
         return self._tables[key]
 
-    def _exclude(self, path: str, sent: int, errors: int, known: bool) -> None:
+    def _exclude(self, key: tuple[str, str, str], sent: int, errors: int, known: bool) -> None:
+        """Count a left-out minute of a (path, method, Type-P)."""
         why = "error records (not samples)" if known else "site not in the inventory"
-        e = self.exclusions.setdefault((path, why), {"path": path, "reason": why,
+        path, method, type_p = key
+        e = self.exclusions.setdefault((*key, why), {"path": path, "method": method,
+                                                     "type_p": type_p, "reason": why,
                                                      "minutes": 0, "records": 0})
         e["minutes"] += 1
         e["records"] += errors if known else sent + errors
@@ -313,6 +316,12 @@ def _groups(ctx: _Context, rows: Rows, per: str) -> dict[tuple[str, str], Rows]:
     of_series = np.array([code[(group_key(r, per, ctx.city_of), r.type_p)]
                           for r in rows.heads()], dtype=np.int64)
     return {keys[i]: part for i, part in rows.split(of_series[rows.series]).items()}
+
+
+def path_ends(rows: Rows) -> list[PathEnds]:
+    """The directed paths of a group of rows."""
+    labels = rows.cols.labels
+    return [PathEnds(*labels[s][3:7]) for s in np.unique(rows.series).tolist()]
 
 
 def _reference_rows(ref: Rows, per: str, group: str, type_p: str) -> Rows:
@@ -428,8 +437,9 @@ class _TargetRun:
         theta = (1 - c.reduction) if c.kind == "relative" and c.reduction else (
             c.at_most_ratio or 0.0)
         if res is not None and res.kind == "declared":
-            declared = (res.declared or {}).get(stat)
-            return compare_declared(cur, declared, theta, stat, seed, reps, unit)
+            d, why = bl.declared_for(res, stat, path_ends(rows), self.ctx.topo.in_scope)
+            return compare_declared(cur, None if d is None else (d.value, d.unit), theta, stat,
+                                    seed, reps, unit, d.scope_label if d else None, why)
         assert other is not None
         return compare_ratio(cur, other, theta, stat, seed, reps, unit,
                              paired=c.kind == "reference")

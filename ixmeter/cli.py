@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module: _CommandModule = importlib.import_module(module_name)
-        escaped = help_text.replace("%", "%%")  # argparse %-formats help strings
-        child = sub.add_parser(name, help=escaped, description=escaped)
+        escaped = help_text.replace("%", "%%")  # argparse %-formats help, not descriptions
+        child = sub.add_parser(name, help=escaped, description=help_text)
         module.configure(child)
         child.set_defaults(_module=module_name)
     return parser

@@ -22,6 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    parser.add_argument("--lang", choices=("zh", "en"), default="zh",
+                        help="language of the PDF, and the one first in the HTML (which has "
+                             "both); default zh")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,11 +53,11 @@ def write(args: argparse.Namespace) -> tuple[Evaluation, list[str]]:
         doc = document(ev, prov)
         data = gather(store, ev, doc, Topology(load(args.inventory or default_inventory())))
     (out / "report.json").write_text(dumps(doc), encoding="utf-8")
-    (out / "report.html").write_text(render(data), encoding="utf-8")
+    (out / "report.html").write_text(render(data, args.lang), encoding="utf-8")
     files = ["report.json", "report.html"]
     if not args.no_pdf:
         from analyzer.report.pdf import write_pdf
 
-        write_pdf(data, out / "report.pdf")
+        write_pdf(data, out / "report.pdf", args.lang)
         files.append("report.pdf")
     return ev, files + [Path(p).name for p in write_all(data.figures, out)]

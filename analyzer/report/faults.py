@@ -28,6 +28,17 @@ def local_days(start_ns: int, end_ns: int, tz: str) -> tuple[date, date]:
     return on(start_ns), on(end_ns - 1)
 
 
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "fault_rules": ("rule", "article", "article_zh", "fault_class", "days", "timezone", "tier",
+                    "series", "faults", "open", "not_evaluable", "data"),
+    "faults": ("rule", "segment", "role", "interconnect", "direction", "path", "type_p",
+               "began", "confirmed", "last_fault_day", "cleared", "open", "gaps",
+               "direction_zh", "test_time", "data"),
+    "fault_days": ("rule", "segment", "path", "type_p", "date", "state", "tests", "samples",
+                   "checks", "reason", "data"),
+}
+
+
 def fault_figures(store: ReadStore, inv: Inventory, w: TimeWindow) -> dict[str, Rows]:
     """The register's figures for the report (none when the inventory has no fault rules)."""
     from analyzer.faults import evaluate_faults

@@ -14,6 +14,7 @@ from typing import Any
 
 from analyzer.baselines import TimeWindow
 from analyzer.evaluate import Evaluation, Row
+from analyzer.methods import METHODS
 from analyzer.stats.compare import MIN_DELAY_SAMPLES, MIN_LOSS_SAMPLES, MIN_UNITS, STAT_MAP
 from analyzer.store.base import ReadStore
 
@@ -63,7 +64,7 @@ def row_to_dict(row: Row) -> dict[str, Any]:
                      "source": row.baseline_source},
         "current": {"n": c.current_n, "value": _value(c.current_value, s)},
         "verdict": row.decision.verdict.value, "reason": row.decision.reason,
-        "method": c.method or None, "more_samples": c.more_samples,
+        "method": _method(c.method), "more_samples": c.more_samples,
         "p": {"pass": num(row.decision.p_pass), "fail": num(row.decision.p_fail),
               "holm_pass": num(row.p_adj_pass), "holm_fail": num(row.p_adj_fail)},
         "details": _clean(c.details, s),
@@ -85,18 +86,28 @@ def row_to_dict(row: Row) -> dict[str, Any]:
     return out
 
 
+def _method(method_id: str) -> dict[str, str] | None:
+    """The method that produced a row: its id, names and citation (:mod:`analyzer.methods`)."""
+    if not method_id:
+        return None
+    m = METHODS[method_id]
+    return {"id": m.id, "en": m.en, "zh": m.zh, "citation": m.citation}
+
+
 def sha256_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
                version: str) -> dict[str, Any]:
-    """Software version, inventory hash, the store's chain head, parameters and seed."""
+    """Software version, inventory hash, the store's chain head, parameters and seed, and each
+    evaluated target's name and source document as the inventory gives them."""
     head = store.chain_head()
     p = ev.params
     return {
         "software": f"ixmeter {version}",
         "inventory": {"file": Path(inventory_path).name, "sha256": sha256_file(inventory_path)},
+        "targets": target_sources(inventory_path, {r.target for r in ev.rows}),
         "store_chain_head": {"length": head.length, "head": head.head},
         "parameters": {
             "current": p.current.iso(), "baseline": _iso(p.baseline), "seed": p.seed,
@@ -109,14 +120,60 @@ def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
     }
 
 
+def target_sources(inventory_path: str | Path, ids: set[str]) -> dict[str, Any]:
+    """Target id -> its name (zh, en) and source document (title zh/en, issuer, year,
+    reference), from the inventory."""
+    from inventory.loader import load
+
+    out: dict[str, Any] = {}
+    for t in load(Path(inventory_path)).policy_targets:
+        if t.id in ids:
+            d = t.document
+            out[t.id] = {"name": {"zh": t.name.zh, "en": t.name.en},
+                         "method": t.method.value if t.method else None,
+                         "document": {"title": {"zh": d.title.zh, "en": d.title.en},
+                                      "issuer": d.issuer, "year": d.year,
+                                      "reference": d.reference}}
+    return out
+
+
+def target_verdict(verdicts: list[str]) -> str:
+    """One verdict for a target from its groups' verdicts (methods ``target-summary``): FAIL if
+    any group fails, PASS if every group passes, NOT EVALUABLE if none could be judged,
+    INCONCLUSIVE otherwise."""
+    if "FAIL" in verdicts:
+        return "FAIL"
+    if verdicts and all(v == "PASS" for v in verdicts):
+        return "PASS"
+    if all(v == "NOT EVALUABLE" for v in verdicts):
+        return "NOT EVALUABLE"
+    return "INCONCLUSIVE"
+
+
+def target_summaries(rows: list[dict[str, Any]], sources: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per target, first in every report: its verdict and the count per verdict."""
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        by.setdefault(r["target"], []).append(r["verdict"])
+    out = []
+    for target in sorted(by):
+        counts = {v: by[target].count(v) for v in sorted(set(by[target]))}
+        src = sources.get(target, {})
+        out.append({"target": target, "verdict": target_verdict(by[target]), "groups": counts,
+                    "name": src.get("name"), "document": src.get("document")})
+    return out
+
+
 def _iso(w: TimeWindow | None) -> str | None:
     return None if w is None else w.iso()
 
 
 def document(ev: Evaluation, prov: dict[str, Any]) -> dict[str, Any]:
+    """The analysis as one JSON document: a line per target, then every verdict row."""
+    rows = [row_to_dict(r) for r in ev.rows]
     return {"schema": SCHEMA, "provenance": prov,
-            "verdicts": [row_to_dict(r) for r in ev.rows],
-            "exclusions": ev.exclusions, "notes": ev.notes}
+            "targets": target_summaries(rows, prov.get("targets", {})),
+            "verdicts": rows, "exclusions": ev.exclusions, "notes": ev.notes}
 
 
 def dumps(doc: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""PDF report with reportlab (``server`` extra). ``rl_config.invariant = 1`` fixes the document
-id and dates, so the same data gives the same bytes."""
+"""PDF report with reportlab (``server`` extra), in one language (``--lang``; Chinese with
+reportlab's built-in CID font STSong-Light, no font file). ``rl_config.invariant = 1`` fixes
+the document id and dates, so the same data gives the same bytes."""
 
 from __future__ import annotations
 
@@ -7,37 +8,55 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from analyzer.report.data import ReportData
-from analyzer.report.html import METHODOLOGY, short_metrics
+from analyzer.report.data import COLUMNS, ReportData
+from analyzer.report.html import methodology_rows, short_metrics, target_line, text
 
 _COLOURS = {"PASS": "#d6f5d6", "FAIL": "#f8d0d0", "INCONCLUSIVE": "#fff3c4",
             "NOT EVALUABLE": "#e4e4e4"}
-_VERDICT_COLS = ("target", "scope", "statistic", "baseline_value", "current_value", "point",
-                 "low", "high", "threshold", "verdict")
+_VERDICT_COLS = ("target", "scope", "type_p", "statistic", "baseline_value", "current_value",
+                 "point", "low", "high", "threshold", "verdict", "interval_method")
+CJK_FONT = "STSong-Light"
 
 
 def _cell(x: Any) -> str:
     return "" if x is None else str(x)
 
 
-def write_pdf(data: ReportData, path: Path) -> None:
-    """Summary, verdict table, charts, carrier matrix, routes, coverage, exclusions,
-    methodology and provenance on A4 landscape pages."""
+def _styles(lang: str) -> Any:
+    from reportlab.lib.styles import getSampleStyleSheet
+
+    styles = getSampleStyleSheet()
+    if lang == "zh":
+        from reportlab.pdfbase import pdfmetrics
+        from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+        for name in ("Title", "Normal", "BodyText", "Heading2", "Heading3"):
+            styles[name].fontName = CJK_FONT
+    return styles
+
+
+def write_pdf(data: ReportData, path: Path, lang: str = "zh") -> None:
+    """A line per target, verdict table, charts, carrier matrix, metrics, routes, coverage,
+    exclusions, methodology and provenance on A4 landscape pages, in ``lang``."""
     from reportlab import rl_config
 
     rl_config.invariant = 1
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    styles = getSampleStyleSheet()
+    styles = _styles(lang)
     small = styles["BodyText"].clone("small", fontSize=7, leading=8)
     doc, fig = data.document, data.figures
     prov = doc["provenance"]
-    story: list[Any] = [Paragraph("ixmeter verdict report", styles["Title"]),
-                        Paragraph(escape(f"Current {prov['parameters']['current']}; baseline "
-                                         f"{prov['parameters']['baseline']}"), styles["Normal"])]
+    story: list[Any] = [Paragraph(escape(text("title", lang)), styles["Title"]),
+                        Paragraph(escape(text("targets", lang)), styles["Heading2"])]
+    story += [Paragraph(escape(target_line(t, lang)), styles["Normal"])
+              for t in fig.get("targets", [])]
+    story.append(Paragraph(escape(f"{text('current', lang)}: {prov['parameters']['current']}; "
+                                  f"{text('baseline', lang)}: {prov['parameters']['baseline']}"),
+                           styles["Normal"]))
     for note in doc.get("notes", []):
         story.append(Paragraph(escape(f"Note: {note}"), small))
 
@@ -45,7 +64,7 @@ def write_pdf(data: ReportData, path: Path) -> None:
                 colour_key: str | None = None) -> None:
         story.extend([Spacer(1, 8), Paragraph(escape(title), styles["Heading2"])])
         if not rows:
-            story.append(Paragraph("(none)", small))
+            story.append(Paragraph(escape(text("none", lang)), small))
             return
         keys = list(cols or rows[0])
         table_rows = [[Paragraph(escape(k), small) for k in keys]]
@@ -62,52 +81,54 @@ def write_pdf(data: ReportData, path: Path) -> None:
         table.setStyle(TableStyle(style))
         story.append(table)
 
-    section("Verdicts", fig.get("verdicts", []), _VERDICT_COLS, "verdict")
-    story.append(Paragraph("Reasons:", styles["Heading3"]))
+    section(text("verdicts", lang), fig.get("verdicts", []), _VERDICT_COLS, "verdict")
+    story.append(Paragraph(escape(text("why", lang)), styles["Heading3"]))
     for r in fig.get("verdicts", []):
         story.append(Paragraph(escape(f"{r['target']} {r['scope']} {r['type_p']}: {r['verdict']}: "
                                       f"{r['reason']}"), small))
-    story.extend(_chart(fig.get("carrier_matrix", [])))
-    section("Carrier matrix", fig.get("carrier_matrix", []))
+    story.extend(_chart(fig.get("carrier_matrix", []), text("median_chart", lang) + ": "
+                        + text("legend", lang)))
+    section(text("matrix", lang), fig.get("carrier_matrix", []), COLUMNS["carrier_matrix"])
     pairs = [short_metrics(r) for r in fig.get("metrics", []) if r["per"] == "carrier_pair"]
-    section("Metrics by carrier pair (cond. = arrived only, RFC 6703 §5.3; loss=+inf, "
-            "RFC 7679 §5.1)", pairs)
-    section("Route evidence (traceroute)", fig.get("routes", []))
-    section("Data coverage per probe", fig.get("coverage", []))
-    section("Exclusions and why", fig.get("exclusions", []))
-    section("Methodology", [{"item": a, "definition": b} for a, b in METHODOLOGY])
-    section("Provenance", [{"software": prov["software"],
+    section(text("metrics", lang), pairs)
+    story.append(Paragraph(escape(text("cond_note", lang)), small))
+    section(text("routes", lang), fig.get("routes", []), COLUMNS["routes"])
+    section(text("coverage", lang), fig.get("coverage", []), COLUMNS["coverage"])
+    section(text("exclusions", lang), fig.get("exclusions", []), COLUMNS["exclusions"])
+    section(text("methodology", lang), methodology_rows(data, lang),
+            ("id", "method", "definition", "source", "used"))
+    section(text("provenance", lang), [{"software": prov["software"],
                             "inventory sha256": prov["inventory"]["sha256"],
                             "chain head": prov["store_chain_head"]["head"],
                             "seed": prov["parameters"]["seed"]}])
-    SimpleDocTemplate(str(path), pagesize=landscape(A4), title="ixmeter verdict report",
+    SimpleDocTemplate(str(path), pagesize=landscape(A4), title=text("title", lang),
                       author="ixmeter", creator="ixmeter", subject="",
                       invariant=1).build(story)
 
 
-def _chart(matrix: list[dict[str, Any]]) -> list[Any]:
-    """Before/after median RTT per carrier pair as a grouped bar chart."""
+def _chart(matrix: list[dict[str, Any]], title: str) -> list[Any]:
+    """Before/after median RTT per Type-P and carrier pair as a grouped bar chart."""
     from reportlab.graphics.charts.barcharts import VerticalBarChart
     from reportlab.graphics.shapes import Drawing, String
     from reportlab.lib import colors
 
-    pairs = sorted({f"{r['src_carrier']}>{r['dst_carrier']}" for r in matrix})
-    if not pairs:
+    from analyzer.report.html import pairs as chart_pairs
+
+    found = chart_pairs(matrix, "rtt_median_ms")
+    if not found:
         return []
-    series = []
-    for window in ("baseline", "current"):
-        by = {f"{r['src_carrier']}>{r['dst_carrier']}": r["rtt_median_ms"] for r in matrix
-              if r["window"] == window}
-        series.append([float(by.get(p) or 0.0) for p in pairs])
+    names = [name for name, _, _ in found]
+    series = [[float(before or 0.0) for _, before, _ in found],
+              [float(after or 0.0) for _, _, after in found]]
     drawing = Drawing(700, 200)
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = 40, 30, 620, 150
     chart.data = series
-    chart.categoryAxis.categoryNames = pairs
+    chart.categoryAxis.categoryNames = names
     chart.categoryAxis.labels.fontSize = 6
     chart.bars[0].fillColor = colors.HexColor("#999999")
     chart.bars[1].fillColor = colors.HexColor("#3366cc")
     drawing.add(chart)
-    drawing.add(String(40, 188, "Median RTT (ms) by carrier pair: grey baseline, blue current",
-                       fontSize=8))
+    drawing.add(String(40, 188, title, fontSize=8,
+                       fontName=CJK_FONT if any(ord(c) > 127 for c in title) else "Helvetica"))
     return [drawing]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.methods import BOOTSTRAP, PAIRED_BOOTSTRAP
 from analyzer.stats.intervals import (
     Z_975,
     FloatArray,
@@ -36,10 +37,8 @@ DEFAULT_REPLICATES = 2000
 MIN_BLOCKS = 10  # the block length is capped so that a window holds at least this many
 
 
-METHOD = ("non-overlapping block bootstrap, Politis-White block length, percentile interval "
-          "with the t(k-1) finite-block correction")
-PAIRED_METHOD = METHOD.replace("block bootstrap", "paired block bootstrap (the same blocks for "
-                               "scope and reference)")
+METHOD = BOOTSTRAP.id  # analyzer.methods: name and citation
+PAIRED_METHOD = PAIRED_BOOTSTRAP.id
 
 
 @dataclass(frozen=True, slots=True)

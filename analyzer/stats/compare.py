@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyzer.baselines import declared_ns
+from analyzer.methods import LOSS_LEVEL, LOSS_RATIO, ZERO_LOSS
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.bootstrap import (
     MIN_BLOCKS,
@@ -65,14 +66,15 @@ MIN_UNITS = 10
 # Rollups (merged into units here) or ready tables by delay series ("rtt", "fwd", "bwd"), e.g.
 # the hour/day tiers a store keeps, merged per group (bench/analyzer_year.py).
 Data = Sequence[MinuteRollup] | Mapping[str, UnitTable]
-SCORE_METHOD = "Miettinen-Nurminen score interval, counts / dispersion phi"
-WILSON_METHOD = "Wilson score interval, counts / dispersion phi"
+SCORE_METHOD = LOSS_RATIO.id  # analyzer.methods: name and citation
+WILSON_METHOD = LOSS_LEVEL.id
 
 
 @dataclass(frozen=True)
 class Comparison:
     """The figures behind one verdict. Delay values in ns; ``interval`` is on the ratio
-    (``kind == "ratio"``) or on the level (``"level"``)."""
+    (``kind == "ratio"``) or on the level (``"level"``); ``method`` an id of
+    :mod:`analyzer.methods`."""
 
     decision: Decision
     current_n: int = 0
@@ -178,7 +180,8 @@ def _loss_ratio(ct: UnitTable, bt: UnitTable, theta: float) -> Comparison:
         return _ne(why, **figures)
     if x0 == 0:
         return _ne(f"zero baseline loss: the ratio is undefined; baseline loss ratio 95% upper "
-                   f"bound {zero_loss_upper(n0):.3g} (0 of {n0})", **figures)
+                   f"bound {zero_loss_upper(n0):.3g} (0 of {n0})", method=ZERO_LOSS.id,
+                   **figures)
     (phi1, k1), (phi0, k0) = loss_dispersion(ct), loss_dispersion(bt)
     df = _df(phi1, k1, phi0, k0)
     iv = ratio_score_ci(x1 / phi1, n1 / phi1, x0 / phi0, n0 / phi0, theta, df=df)
@@ -316,10 +319,12 @@ def _loss_level(t: UnitTable, limit: float) -> Comparison:
 
 def compare_declared(cur: Data, declared: tuple[float, str] | None,
                      theta: float, statistic: str, seed: int, replicates: int,
-                     unit_minutes: int) -> Comparison:
-    """current level / declared baseline value against theta (no baseline sampling error)."""
+                     unit_minutes: int, scope: str | None = None,
+                     why: str = "") -> Comparison:
+    """current level / declared baseline value against theta (no baseline sampling error);
+    ``scope`` says which declared scope the value came from (``details.declared_scope``)."""
     if declared is None:
-        return _ne(f"the declared baseline gives no value for {statistic}")
+        return _ne(why or f"the declared baseline gives no value for {statistic}")
     v = declared_ns(*declared)
     if v <= 0:
         return _ne("zero declared baseline: the ratio is undefined")
@@ -330,5 +335,6 @@ def compare_declared(cur: Data, declared: tuple[float, str] | None,
     ratio = Interval(iv.point / v, iv.low / v, iv.high / v, iv.p_below, iv.p_above)
     d = decide_ratio(ratio, theta)
     out = replace(level, decision=d, interval=ratio, kind="ratio", baseline_value=v,
-                  threshold=theta, details={**level.details, "declared": True})
+                  threshold=theta, details={**level.details, "declared": True,
+                                            "declared_scope": scope})
     return _with_unit(out, unit_minutes)

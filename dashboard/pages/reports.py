@@ -62,14 +62,14 @@ def _labels(lang: str) -> tuple[str, str, str, str]:
 def report_content(c: context.Context, base: Window, cur: Window, fmt: str) -> str:
     """The analyzer's report for two windows in one format (html, json or csv)."""
     from analyzer.report.csvout import to_csv
-    from analyzer.report.data import gather, verdict_rows
+    from analyzer.report.data import COLUMNS, gather, verdict_rows
     from analyzer.report.html import render
     from analyzer.report.jsonout import document, dumps, provenance
 
     with c.lock:
         ev = c.evaluation(base, cur)
         if fmt == "csv":
-            return to_csv(verdict_rows(ev))
+            return to_csv(verdict_rows(ev), COLUMNS["verdicts"])
         doc = document(ev, provenance(c.store, c.inventory_path, ev, __version__))
         if fmt == "json":
             return dumps(doc)

@@ -193,11 +193,13 @@ def test_report_writes_every_output_reproducibly(db: Path, tmp_path: Path,
     assert 'src="http' not in page
     assert "Miettinen-Nurminen" in page
     assert "A,B," in (a / "carrier_matrix.csv").read_text().replace("baseline,", "")
-    assert "current,s1/A>s3/B,A > * > s3,1," in (a / "routes.csv").read_text()
+    assert "current,s1/A>s3/B,traceroute,udp/v4/60/dscp0,A > * > s3,,1," in \
+        (a / "routes.csv").read_text()
     metrics = (a / "metrics.csv").read_text().splitlines()
     assert "rtt_median_ms_conditional" in metrics[0]
     assert "rtt_p95_ms_inf" in metrics[0]
-    assert any(line.startswith("current,carrier_pair,A>B,") for line in metrics)
+    assert any(line.startswith("current,icmp,icmp/v4/64/dscp0,carrier_pair,A>B,")
+               for line in metrics)
 
 
 def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
@@ -223,7 +225,8 @@ def test_default_inventory_and_its_measured_baseline(tmp_path: Path,
     assert (row["scope"], row["verdict"]) == ("CT>CU", "PASS")
     assert row["baseline"]["source"] == "before-direct-connect"
     assert doc["provenance"]["inventory"]["file"] == "hunan.yaml"
-    assert doc["exclusions"] == [{"path": "nowhere/CT>yy-furongyun/CU", "reason":
+    assert doc["exclusions"] == [{"path": "nowhere/CT>yy-furongyun/CU", "method": "icmp",
+                                  "type_p": "icmp/v4/64/dscp0", "reason":
                                   "site not in the inventory", "minutes": 30, "records": 300}]
 
 
@@ -258,7 +261,8 @@ def test_imported_baseline_in_a_separate_store(db: Path, tmp_path: Path,
     old = tmp_path / "old-measurements.csv"
     old.write_text("\n".join(lines) + "\n")
     base_db = tmp_path / "base.db"
-    assert main(["import", "--db", str(base_db), "--format", "csv", str(old)]) == 0
+    assert main(["import", "--db", str(base_db), "--inventory", str(INV), "--format", "csv",
+                 str(old)]) == 0
     capsys.readouterr()
     assert main(["analyze", "--db", str(db), "--inventory", str(INV), "--current", CURRENT,
                  "--baseline-db", str(base_db), "--target", "latency-imported", "--json"]) == 0

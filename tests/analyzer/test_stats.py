@@ -184,4 +184,4 @@ def test_paired_bootstrap_keeps_common_time_effects() -> None:
     assert paired.point == pytest.approx(1.5, rel=0.02)
     assert paired.low <= paired.point <= paired.high
     assert (paired.high - paired.low) < 0.5 * (apart.high - apart.low)
-    assert info.method.startswith("non-overlapping paired block bootstrap")
+    assert info.method == "paired-block-bootstrap"
