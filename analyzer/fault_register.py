@@ -100,6 +100,7 @@ class RuleInfo:
     consecutive_days: int
     tier: str
     tier_note: str | None = None
+    method: str = "icmp"  # the measurement method whose rollups the rule reads
 
 
 @dataclass

@@ -134,7 +134,7 @@ class _RuleRun:
         return RuleInfo(r.id, (r.name.zh, r.name.en), r.fault_class, (r.article.zh,
                         r.article.en), (r.document.title.zh, r.document.title.en),
                         self.cal.timezone, self.cal.consecutive_days, self.tier,
-                        self.tier_note)
+                        self.tier_note, r.method.value)
 
     def targets(self) -> list[_Target]:
         """The measured paths of the rule's segments, each with its reference paths."""

@@ -29,13 +29,13 @@ def local_days(start_ns: int, end_ns: int, tz: str) -> tuple[date, date]:
 
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "fault_rules": ("rule", "article", "article_zh", "fault_class", "days", "timezone", "tier",
-                    "series", "faults", "open", "not_evaluable", "data"),
-    "faults": ("rule", "segment", "role", "interconnect", "direction", "path", "type_p",
-               "began", "confirmed", "last_fault_day", "cleared", "open", "gaps",
+    "fault_rules": ("rule", "article", "article_zh", "fault_class", "method", "type_p", "days",
+                    "timezone", "tier", "series", "faults", "open", "not_evaluable", "data"),
+    "faults": ("rule", "segment", "role", "interconnect", "direction", "path", "method",
+               "type_p", "began", "confirmed", "last_fault_day", "cleared", "open", "gaps",
                "direction_zh", "test_time", "data"),
-    "fault_days": ("rule", "segment", "path", "type_p", "date", "state", "tests", "samples",
-                   "checks", "reason", "data"),
+    "fault_days": ("rule", "segment", "path", "method", "type_p", "date", "state", "tests",
+                   "samples", "checks", "reason", "data"),
 }
 
 
@@ -43,8 +43,8 @@ def fault_figures(store: ReadStore, inv: Inventory, w: TimeWindow) -> dict[str, 
     """The register's figures for the report (none when the inventory has no fault rules)."""
     from analyzer.faults import evaluate_faults
 
-    if not inv.fault_rules:
-        return {}
+    if not inv.fault_rules:  # no rules: the CSVs still come, with their headers
+        return {name: [] for name in COLUMNS}
     first, last = local_days(w.start_ns, w.end_ns, inv.fault_rules[0].calendar.timezone)
     reg = evaluate_faults(store, inv, first, last)
     return figures(reg, {c.id: (c.name.zh, c.name.en) for c in inv.carriers})
@@ -54,22 +54,27 @@ def figures(reg: Register, names: dict[str, tuple[str, str]]) -> dict[str, Rows]
     """``fault_rules``, ``faults`` and ``fault_days`` as flat rows."""
     doc = to_dict(reg, names)
     data = "synthetic" if reg.synthetic else "measured"
+    method = {r.id: r.method for r in reg.rules}
+    type_ps = {r.id: " ".join(sorted({s.type_p for s in reg.series if s.rule == r.id}))
+               for r in reg.rules}
     rules = [{"rule": r["id"], "article": r["article"]["en"], "article_zh": r["article"]["zh"],
-              "fault_class": r["fault_class"], "days": f"{reg.first} .. {reg.last}",
+              "fault_class": r["fault_class"], "method": method[r["id"]],
+              "type_p": type_ps[r["id"]], "days": f"{reg.first} .. {reg.last}",
               "timezone": r["timezone"], "tier": r["tier"], "series": r["series"],
               "faults": r["faults"], "open": r["open"],
               "not_evaluable": ", ".join(f"{k} {n}" for k, n in r["not_evaluable"].items()),
               "data": data} for r in doc["rules"]]
     faults = [{"rule": f["rule"], "segment": f["segment"], "role": f["role"],
                "interconnect": f["interconnect"], "direction": f["direction"],
-               "path": f["path"], "type_p": f["type_p"],
+               "path": f["path"], "method": method[f["rule"]], "type_p": f["type_p"],
                "began": ("<=" if f["began_on_or_before"] else "") + f["began"],
                "confirmed": f["confirmed"], "last_fault_day": f["last_fault_day"],
                "cleared": f["cleared"], "open": f["open"], "gaps": "; ".join(f["gaps"]),
                "direction_zh": f["form"]["direction"]["zh"],
                "test_time": f"{f['form']['test_time']['from']} .. {f['form']['test_time']['to']}",
                "data": data} for f in doc["faults"]]
-    days = [{"rule": s.rule, "segment": s.segment, "path": s.path, "type_p": s.type_p,
+    days = [{"rule": s.rule, "segment": s.segment, "path": s.path, "method": method[s.rule],
+             "type_p": s.type_p,
              "date": d.date, "state": d.state, "tests": d.tests, "samples": d.samples,
              "checks": "; ".join(check_text(c) for c in d.checks), "reason": d.reason,
              "data": data} for s in reg.series for d in s.days]
