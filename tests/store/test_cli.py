@@ -16,7 +16,7 @@ from analyzer.collector.keys import load_keys
 from analyzer.store import Query
 from analyzer.store.sqlite import SqliteStore
 from ixmeter.cli import main
-from ixmeter.wire import encode_batch, sign
+from ixmeter.wire import encode_columns, sign
 from tests.store.factory import T0, make_batches
 
 
@@ -99,7 +99,7 @@ def test_collector_serve_subprocess(tmp_path: Path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline, proc.stderr
                 time.sleep(0.1)
-        body = encode_batch(make_batches("p1", 1, 10)[0])
+        body = encode_columns(make_batches("p1", 1, 10)[0])
         headers = sign(bytes.fromhex(key), "p1", "POST", "/v1/batches", body, time.time())
         response = httpx.post(url + "/v1/batches", content=body, headers=headers)
         assert response.json()["accepted"] == 10
