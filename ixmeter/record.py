@@ -19,7 +19,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn
 
 from ixmeter.errors import RecordError
 from ixmeter.rules import (
@@ -31,6 +31,7 @@ from ixmeter.rules import (
     IDENT_MAX_CHARS,
     SCHEMA_VERSION,
     STATUS_CODES,
+    Bound,
     ErrorKind,
     Method,
     Status,
@@ -164,28 +165,44 @@ _values = operator.attrgetter(*_TYPES)
 _GOOD_TYPES: set[tuple[type, ...]] = set()  # type signatures seen valid (at most 2**13)
 _IDENTS = ("probe_id", "src_site", "src_carrier", "dst_site", "dst_carrier", "src_addr",
            "dst_addr")
-_identity = operator.attrgetter(*_IDENTS)
+_identity = operator.attrgetter(*_IDENTS, "session")
+_GOOD_IDENTITIES: set[tuple[str, ...]] = set()  # identity strings seen valid (bounded)
 _INT_BOUNDS = tuple(b for b in BOUNDS if b.column not in CODE_COLUMNS)  # codes: the enums
+_bound_values = operator.attrgetter(*(b.column for b in _INT_BOUNDS))
+_LOWS = tuple(b.low for b in _INT_BOUNDS)
+_HIGHS = tuple(b.high if isinstance(b.high, int) else None for b in _INT_BOUNDS)  # None: tmax
+if {b.high for b in BOUNDS + HOP_BOUNDS if isinstance(b.high, str)} != {"tmax_ns"}:
+    raise ImportError("a bound by another column than tmax_ns: _check must fetch it")
 _STATUS_CODE = {Status(s): i for i, s in enumerate(STATUS_CODES)}
 
 
 def _check(r: Result) -> None:
-    """Every rule of :mod:`ixmeter.rules` on one record; the first broken one raises."""
+    """Every rule of :mod:`ixmeter.rules` on one record; the first broken one raises. The
+    type signatures and identity strings of a batch repeat: each is checked once, then
+    remembered."""
     signature = tuple(map(type, _values(r)))
     if signature not in _GOOD_TYPES:
         _check_types(r, signature)
-    _check_texts(r)
-    for b in _INT_BOUNDS:
-        value = getattr(r, b.column)
-        high = getattr(r, b.high) if isinstance(b.high, str) else b.high
-        if value is not None and outside(value, b.low, high):
-            raise RecordError(f"field {b.column!r}: {b.message(value, high)}")
+    identity = _identity(r)
+    if identity not in _GOOD_IDENTITIES:
+        _check_identity(identity)
+    if r.error_detail:
+        _check_text("error_detail", r.error_detail, DETAIL_MAX_CHARS)
+    tmax = r.tmax_ns
+    for b, low, high, value in zip(_INT_BOUNDS, _LOWS, _HIGHS, _bound_values(r), strict=True):
+        if value is not None and outside(value, low, tmax if high is None else high):
+            _out_of_bounds(r, b, value)
     for name, reason, broken in result_faults(_STATUS_CODE[r.status], r.rtt_ns is not None,
                                               r.fwd_ns is not None, r.error is not None):
         if broken:
             raise RecordError(f"field {name!r}: {reason}")
     if r.hops:
         _check_hops(r.hops, r.tmax_ns)
+
+
+def _out_of_bounds(r: Result, b: Bound, value: int) -> NoReturn:
+    high = getattr(r, b.high) if isinstance(b.high, str) else b.high
+    raise RecordError(f"field {b.column!r}: {b.message(value, high)}")
 
 
 def _check_types(r: Result, signature: tuple[type, ...]) -> None:
@@ -197,15 +214,20 @@ def _check_types(r: Result, signature: tuple[type, ...]) -> None:
         _GOOD_TYPES.add(signature)
 
 
-def _check_texts(r: Result) -> None:
-    problem = text_problem(_identity(r), IDENT_MAX_CHARS)
+def _check_identity(identity: tuple[str, ...]) -> None:
+    problem = text_problem(identity[:-1], IDENT_MAX_CHARS)
     if problem is not None:
         raise RecordError(f"field {_IDENTS[problem[0]]!r}: {problem[1]}")
-    for name, value, limit in (("session", r.session, IDENT_MAX_CHARS),
-                               ("error_detail", r.error_detail, DETAIL_MAX_CHARS)):
-        problem = text_problem((value,), limit, empty_ok=True) if value else None
-        if problem is not None:
-            raise RecordError(f"field {name!r}: {problem[1]}")
+    _check_text("session", identity[-1], IDENT_MAX_CHARS)
+    if len(_GOOD_IDENTITIES) >= 4096:
+        _GOOD_IDENTITIES.clear()
+    _GOOD_IDENTITIES.add(identity)
+
+
+def _check_text(name: str, value: str, limit: int) -> None:
+    problem = text_problem((value,), limit, empty_ok=True)
+    if problem is not None:
+        raise RecordError(f"field {name!r}: {problem[1]}")
 
 
 def _check_hops(hops: tuple[Hop, ...], tmax_ns: int) -> None:
