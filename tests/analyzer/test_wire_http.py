@@ -3,7 +3,7 @@
 rollups, and the hash chain verifies.
 
 The bodies are drawn by hypothesis with a fixed seed (``derandomize``): 60 in ``make test``,
-``IXMETER_WIRE_HTTP_EXAMPLES=10000`` for the full run (about 10 minutes here).
+``IXMETER_WIRE_HTTP_EXAMPLES=10000`` for the full run (3 min 19 s here, load average 2-3).
 """
 
 from __future__ import annotations
