@@ -24,8 +24,7 @@ from analyzer.collector.app import Collector
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
-from analyzer.store import Query
-from analyzer.store.sqlite import SqliteStore
+from analyzer.store import Query, open_store
 from analyzer.wire_columns import decode_body
 from ixmeter.record import Result
 from ixmeter.wire import encode_columns, sign
@@ -74,7 +73,7 @@ def _renamed(body: bytes, k: int) -> bytes:
 async def test_signed_mutated_bodies_never_get_a_5xx_and_2xx_are_stored_once(
         tmp_path: Path) -> None:
     bodies = _bodies(EXAMPLES)
-    store = SqliteStore(tmp_path / "c.db")
+    store = open_store(tmp_path / "c.db")
     collector = Collector(store, Authenticator(KeyRing({PROBE: [KEY]})))
     answers: list[tuple[int, dict[str, Any]]] = []
     stop = trio.Event()
@@ -99,7 +98,7 @@ async def test_signed_mutated_bodies_never_get_a_5xx_and_2xx_are_stored_once(
 
 
 def _stored_once(want: list[Result], db: Path) -> None:
-    store = SqliteStore(db)
+    store = open_store(db)
     try:
         got = list(store.read_results(ALL))
         assert collections.Counter(got) == collections.Counter(want)
