@@ -202,6 +202,16 @@ def text_problem(values: Sequence[Any], max_chars: int, *, empty_ok: bool = Fals
     raise AssertionError("unreachable")
 
 
+def detail_text(text: str) -> str:
+    """A probe's own message (an exception's text, say) as a valid ``error_detail``: each
+    control character or lone surrogate written as its escape (``\\n``, ``\\x00``,
+    ``\\ud800``), cut to :data:`DETAIL_MAX_CHARS`. For text the probe makes, never for a
+    received or imported value (that is refused as it is)."""
+    clean = _BAD_CHAR.sub(lambda m: m.group().encode("unicode_escape",
+                                                     "backslashreplace").decode(), text)
+    return clean[:DETAIL_MAX_CHARS]
+
+
 def type_p_problem(protocol: Any, ip_version: Any, size: Any, dscp: Any, dst_port: Any
                    ) -> tuple[str, str] | None:
     """The first Type-P field that breaks its rule, as (field, reason); None if none does

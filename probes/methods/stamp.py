@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.rules import CLOCK_ERROR_MAX_NS
+from ixmeter.rules import CLOCK_ERROR_MAX_NS, detail_text
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
 from probes.stamp.codec import TimestampInfo, Tlv, base_size
 from probes.stamp.net import STAMP_PORT, SenderEndpoint, family_of, open_udp
@@ -73,7 +73,7 @@ def to_result(target: StampTarget, outcome: Reply | Lost | str, seq: int,
     if isinstance(outcome, str):
         return _make(target, seq, sent_at_ns, status=Status.ERROR,
                      ts_source=TimestampSource.USER, error=ErrorKind.SEND_ERROR,
-                     error_detail=outcome)
+                     error_detail=detail_text(outcome))
     if isinstance(outcome, Lost):
         return _make(target, seq, sent_at_ns, status=Status.LOST, ts_source=TimestampSource.USER)
     source = TimestampSource.KERNEL if rx_kernel and outcome.t1_kernel else TimestampSource.USER

@@ -20,7 +20,7 @@ from ixmeter.record import (
     TypeP,
     from_dict,
 )
-from ixmeter.rules import BOUNDS, MAX_RESULTS, TMAX_MAX_NS
+from ixmeter.rules import BOUNDS, MAX_RESULTS, TMAX_MAX_NS, detail_text, text_problem
 from ixmeter.wire import AuthError, sign, verify
 
 
@@ -125,6 +125,14 @@ def test_the_edges_of_every_range_are_valid() -> None:
             error_detail="é" * 1024, hops=(Hop(255, "a" * 64, TMAX_MAX_NS), Hop(1, None)),
             type_p=TypeP("tcp", 6, 65535, 63, 65535))
     _result(sent_at_ns=4_102_444_800 * 10**9 - 1, tmax_ns=1, rtt_ns=1, reply_ttl=0)
+
+
+@given(st.text(max_size=1500))
+def test_a_probes_own_message_always_makes_a_valid_detail(text: str) -> None:
+    detail = detail_text(text)
+    _result(status=Status.ERROR, rtt_ns=None, error=ErrorKind.SEND_ERROR, error_detail=detail)
+    if text_problem([text], 1024, empty_ok=True) is None:
+        assert detail == text  # a valid text is kept as it is
 
 
 def test_bounds_are_ordered_after_the_column_they_name() -> None:

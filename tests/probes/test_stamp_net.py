@@ -180,6 +180,10 @@ def test_to_result_mapping() -> None:
     assert (lost.status, lost.rtt_ns) == (Status.LOST, None)
     err = to_result(t, "send failed: [Errno 105] No buffer space", 4, SENT + 1, rx_kernel=True)
     assert (err.status, err.error) == (Status.ERROR, ErrorKind.SEND_ERROR)
+    odd = to_result(t, "two\nlines\x00" + "x" * 2000, 4, SENT + 1, rx_kernel=True)
+    assert odd.error_detail is not None
+    assert odd.error_detail.startswith("two\\nlines\\x00x")
+    assert len(odd.error_detail) == 1024
 
 
 def test_to_result_of_what_cannot_be_physical_is_a_clock_fault() -> None:
