@@ -1,266 +1,378 @@
-"""The collector's body decoder: a batch body straight into :class:`analyzer.columns.Block`\\ s.
+"""The one body decoder: a batch body into the :class:`analyzer.columns.Block`\\ s the store
+writes, every rule of the format checked on the way.
 
-:func:`decode_body` reads wire v2 (:mod:`ixmeter.wire`, columnar) into numpy arrays without
-one Python object per result, and wire v1 through :func:`ixmeter.wire.decode_batch`'s records
-and :func:`analyzer.columns.blocks_of`. The blocks of a v2 body equal ``blocks_of`` of the
-records the reference decoder (:func:`ixmeter.wire.decode_batch`) makes of it: ``idx`` is the
-position in the batch, blocks come in the order of their first result.
+bytes -> :func:`ixmeter.wire.parse_body` (msgspec: JSON syntax, types, keys, int64) -> the
+counts, the envelope and the streams' identities -> the dense columns as two int64 matrices,
+one row per column (:data:`analyzer.columns.NULL` for null, a flag as 0/1) -> the value rules
+of :mod:`ixmeter.rules` on whole rows (:data:`ixmeter.rules.BOUNDS` with
+:func:`ixmeter.rules.outside`, then ``idx``, then :func:`ixmeter.rules.result_faults`) -> the
+sparse columns -> one block per stream, its columns views of the matrices' rows
+(:class:`analyzer.columns.Dense`). The same rules, on scalars, make a
+:class:`ixmeter.record.Result`; so a body decodes exactly when each of its results, read one by
+one, would make a valid record (``tests/analyzer/wire_oracle.py`` is that reading).
 
-Two paths, one judgement. The fast path here only *decides*: it checks every rule of v2 with
-whole-column operations and gives up (None) at the first doubt; the reference decoder then
-reads the body again, value by value, and raises the :class:`RecordError` that names the field.
-So a refused body gets the reference's exact message (``streams[2].rtt_ns[17]``) whatever the
-order the vectorised checks run in, and only refused bodies pay for the second reading.
-
-How the fast path stays cheap, for 6 streams of ~170 results as for 100 streams of 10: the
-streams' keys and identities are checked column by column across streams
-(:func:`ixmeter.wire.read_table`); a dense column's values are gathered over all streams, their
-exact JSON types listed and counted at once (``list(map(type, values)).count(int)``; a
-comprehension puts :data:`NULL` for None only where a column has nulls), converted by one
-``np.fromiter`` into a row of an int64 matrix (a value sent once for a stream is repeated by
-numpy instead), and the matrices are checked by a few whole-array comparisons (the ranges of
-all columns at once, then ``idx`` and the per-result rules). Each block's columns are views of
-the rows of the integer matrix and of the int8 codes, and blocks are made without the frozen
-dataclass's 19 ``object.__setattr__`` calls (:func:`analyzer.columns.block`).
+Errors: only :class:`ixmeter.errors.RecordError`, ``field '<path>': <reason>`` with the path of
+the first value that breaks a rule, in the order of the steps above (``streams[2].rtt_ns[17]``;
+``streams[0].tmax_ns`` where the column was sent as one value), or ``body: ...``.
 
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-import functools
-from collections.abc import Mapping, Sequence
-from itertools import chain, compress
-from typing import Any
+import operator
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.columns import (
-    CODE_COLUMNS,
-    ERROR,
-    INT_COLUMNS,
-    LOST,
-    NULL,
-    RECEIVED,
-    Block,
-    ColumnBatch,
-    Dense,
-    block,
-    blocks_of,
+from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, NULL, Block, ColumnBatch, Dense, block
+from ixmeter.errors import RecordError
+from ixmeter.record import Hop
+from ixmeter.rules import (
+    BOUNDS,
+    DETAIL_MAX_CHARS,
+    HOP_ADDR_MAX_CHARS,
+    HOP_BOUNDS,
+    IDENT_MAX_CHARS,
+    INT64_MAX,
+    MAX_RESULTS,
+    METHOD_VALUES,
+    Bound,
+    outside,
+    result_faults,
+    text_problem,
+    type_p_problem,
 )
 from ixmeter.wire import (
-    DENSE_TYPES,
-    FLAG_COLUMNS,
-    INT64_MAX,
-    INT64_MIN,
-    WIRE_VERSION_COLUMNS,
-    StreamTable,
-    batch_from_json,
-    bounds,
-    loads_with,
-    read_table,
-    within_size,
+    DENSE_COLUMNS,
+    IDENT_STRINGS,
+    NULLABLE_COLUMNS,
+    WireBody,
+    WireStream,
+    parse_body,
 )
 
-Array = npt.NDArray[Any]
-Ints = npt.NDArray[np.intp]
-_NONE = type(None)
-_LIST = frozenset({list})
+I64 = npt.NDArray[np.int64]
 _BLOCK_FIELDS = ("ident", *INT_COLUMNS, *CODE_COLUMNS, "error_detail", "hops")
-if (tuple(DENSE_TYPES) != INT_COLUMNS + CODE_COLUMNS
+if (DENSE_COLUMNS != INT_COLUMNS + CODE_COLUMNS
         or tuple(f.name for f in dataclasses.fields(Block)) != _BLOCK_FIELDS):
     raise ImportError("ixmeter.wire's columns are not analyzer.columns.Block's")
+_ROW = {name: r for r, name in enumerate(DENSE_COLUMNS)}  # rows of ints, then of small
+_NI = len(INT_COLUMNS)
+_HEAD = operator.attrgetter("method", *IDENT_STRINGS, "session", "type_p")
+_TYPE_P = operator.attrgetter("protocol", "ip_version", "size", "dscp", "dst_port")
+_DENSE = operator.attrgetter(*DENSE_COLUMNS)
+_RUN_MAX = INT64_MAX - MAX_RESULTS  # an idx run from here may pass int64
 
 
 def decode_body(body: bytes) -> ColumnBatch:
-    """A v1 or v2 batch body as blocks; raises :class:`RecordError` naming the field
-    (``streams[2].rtt_ns[17]``, ``results[3].seq``) or ``body: not valid JSON``. A v2 body
-    may not claim more results than it has bytes (:func:`ixmeter.wire.within_size`)."""
-    size = len(body)
-    return loads_with(body, lambda obj: _column_batch(within_size(obj, size)))
-
-
-def _column_batch(obj: Any) -> ColumnBatch:
-    if isinstance(obj, Mapping) and obj.get("v") == WIRE_VERSION_COLUMNS:
-        fast = fast_columns(obj)
-        if fast is not None:
-            return fast
-    batch = batch_from_json(obj)  # raises the error of a refused body, or reads v1
-    return ColumnBatch(batch.probe_id, batch.batch_id, blocks_of(batch.results))
-
-
-def fast_columns(obj: Mapping[str, Any]) -> ColumnBatch | None:
-    """The blocks of a parsed v2 body, or None if any value breaks a rule (the reference
-    decoder then names it). The envelope and the streams' keys are checked by the reference's
-    own :func:`ixmeter.wire.read_table`, which raises."""
-    probe_id, batch_id, table = read_table(obj)
-    if not table.ns:
-        return ColumnBatch(probe_id, batch_id, ())
-    ns = np.array(table.ns, dtype=np.intp)
-    starts = np.cumsum(ns) - ns
-    dense = _dense(table, ns)
-    if dense is None:
-        return None
-    ints, small, nulls = dense  # small: the code and flag columns, int8 once checked
-    arrays = dict(zip(DENSE_TYPES, [*ints, *small], strict=True))
-    low, high = _limits(ints.shape[1])
-    k = len(INT_COLUMNS)
-    if not (_in_range(ints, nulls[:k], low[:k], high[:k])
-            and _in_range(small, nulls[k:], low[k:], high[k:])
-            and _idx_ok(starts, arrays["idx"]) and _results_ok(arrays)):
-        return None
+    """A batch body as blocks, one per stream in the order of its first result; raises
+    :class:`RecordError` naming the first value that breaks a rule."""
+    parsed = parse_body(body)
+    _check_envelope(parsed)
+    streams = parsed.streams
+    ns = [s.n for s in streams]
+    _check_counts(ns, len(body))
+    if not streams:
+        return ColumnBatch(parsed.probe_id, parsed.batch_id, ())
+    at = _Locator(streams, ns)
+    idents = _idents(parsed.probe_id, streams)
+    ints, small = _matrices(streams, at)
+    _check_bounds(ints, small, at)
+    _check_idx(ints[_ROW["idx"]], at)
+    _check_results(ints, small, at)
+    details = _details(streams)
+    hops = _hops(streams, ints[_ROW["tmax_ns"]], at)
     codes = np.where(small == NULL, -1, small).astype(np.int8)
-    return ColumnBatch(probe_id, batch_id, *_blocks(table, starts, ints, codes))
+    return ColumnBatch(parsed.probe_id, parsed.batch_id,
+                       *_blocks(idents, at, ints, codes, details, hops))
 
 
-def _dense(table: StreamTable, ns: Ints
-           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[int]] | None:
-    """The dense columns, a row each with one value per result in body order
-    (:data:`NULL` for null, a flag as 0/1): the :data:`INT_COLUMNS`, then the
-    :data:`CODE_COLUMNS` (apart, so that blocks do not keep them as int64), and each column's
-    number of nulls; None if a list does not have ``n`` values or a value has a JSON type not
-    allowed or is beyond int64."""
-    counts = list(table.ns)
-    total = int(ns.sum())
-    ints = np.empty((len(INT_COLUMNS), total), dtype=np.int64)
-    small = np.empty((len(CODE_COLUMNS), total), dtype=np.int64)
-    nulls = []
-    for row, (name, sent) in zip([*ints, *small], table.columns.items(), strict=True):
-        column = _column(name, sent, counts, ns)
-        if column is None:
-            return None
-        row[:], n_null = column
-        nulls.append(n_null)
-    return ints, small, nulls
+class _Locator:
+    """Where batch-wide value ``pos`` (streams' values one after the other, body order) was
+    sent, for the error that names it."""
+
+    def __init__(self, streams: Sequence[WireStream], ns: list[int]) -> None:
+        self.streams, self.ns = streams, ns
+        self.starts = [0, *np.cumsum(ns)[:-1].tolist()]
+        self.total = sum(ns)
+
+    def fail(self, column: str, pos: int, reason: str, *, indexed: bool = False) -> NoReturn:
+        """Raise for value ``pos`` of ``column``: ``streams[i].column[k]``, or
+        ``streams[i].column`` where the stream sent the column as one value (unless
+        ``indexed``: a rule about result ``k``)."""
+        i = bisect.bisect_right(self.starts, pos) - 1
+        where = f"streams[{i}].{column}"
+        if indexed or type(getattr(self.streams[i], column)) is list:
+            where += f"[{pos - self.starts[i]}]"
+        raise RecordError(f"field {where!r}: {reason}")
 
 
-def _column(name: str, sent: Sequence[Any], counts: list[int], ns: Ints
-            ) -> tuple[Array, int] | None:
-    """Column ``name`` from each stream's value as sent, one value per result in body order,
-    and its number of nulls."""
-    kinds = set(map(type, sent))
-    if list not in kinds:
-        return _repeated(name, list(sent), counts, ns)
-    if kinds == _LIST:
-        if list(map(len, sent)) != counts:
-            return None
-        return _numbers(name, list(chain.from_iterable(sent)))
-    # Lists and single values: the single values repeated first (a filler of the column's
-    # type for a stream that sent a list), then the lists' values over their streams.
-    listed = [type(v) is list for v in sent]
-    lists = list(compress(sent, listed))
-    if list(map(len, lists)) != list(compress(counts, listed)):
-        return None
-    filler: Any = False if name in FLAG_COLUMNS else 0
-    parts = _numbers(name, list(chain.from_iterable(lists)))
-    once = _repeated(name, [filler if x else v for v, x in zip(sent, listed, strict=True)],
-                     counts, ns)
-    if parts is None or once is None:
-        return None
-    out, nulls = once
-    out[np.repeat(listed, ns)] = parts[0]
-    return out, nulls + parts[1]
+# -- counts, envelope, identities ---------------------------------------------------------------
+def _check_envelope(parsed: WireBody) -> None:
+    problem = text_problem((parsed.batch_id, parsed.probe_id), IDENT_MAX_CHARS)
+    if problem is not None:
+        raise RecordError(f"field {('batch_id', 'probe_id')[problem[0]]!r}: {problem[1]}")
 
 
-def _numbers(name: str, values: list[Any]) -> tuple[Array, int] | None:
-    """``values`` of column ``name`` as int64 (:data:`NULL` for None) and their number of
-    nulls, if each has a JSON type allowed and is within int64 (-2**63 sent as a value reads
-    as null here: :func:`_in_range` refuses it, as one value below the low bound too many).
-    The exact types are listed and the plain ones counted (``list.count`` finds a type by
-    identity), cheaper than collecting them in a set when all are plain."""
-    types = list(map(type, values))
-    plain = types.count(bool if name in FLAG_COLUMNS else int)
-    nulls = len(values) - plain
-    if nulls:
-        if not DENSE_TYPES[name].issuperset(types) or _NONE not in DENSE_TYPES[name]:
-            return None
-        values = [NULL if x is None else x for x in values]
-    try:
-        return np.fromiter(values, np.int64, len(values)), nulls
-    except OverflowError:
-        return None
+def _check_counts(ns: list[int], size: int) -> None:
+    """At most :data:`MAX_RESULTS` results, and no more results than ``size`` bytes (a body of
+    single values must not make the decoder expand thousands of results from a few bytes)."""
+    total = sum(ns)
+    if total > MAX_RESULTS:
+        i = int(np.searchsorted(np.cumsum(ns), MAX_RESULTS, side="right"))
+        raise RecordError(f"field 'streams[{i}].n': the batch would hold more than "
+                          f"{MAX_RESULTS} results")
+    if total > size:
+        raise RecordError(f"field 'streams': {total} results claimed in a body of {size} bytes "
+                          "(at most one result per byte)")
 
 
-def _repeated(name: str, sent: list[Any], counts: list[int], ns: Ints
-              ) -> tuple[Array, int] | None:
-    """The values sent once per stream, each repeated ``n`` times, and the number of nulls
-    they stand for; an ``idx`` run ``i`` stands for ``i, i+1, ..., i+n-1`` (out of int64 it
-    wraps below 0; out of the batch, below 0 or past it, it fails :func:`_in_range`)."""
-    numbers = _numbers(name, sent)
-    if numbers is None:
-        return None
-    each, nulls = numbers
-    out = np.repeat(each, ns)
+def _idents(probe_id: str, streams: Sequence[WireStream]) -> list[tuple[Any, ...]]:
+    """Each stream's identity (``analyzer.columns.STREAM_FIELDS`` order), every identity key
+    checked, and no two streams alike."""
+    heads = list(map(_HEAD, streams))
+    methods, *names, sessions, type_ps = zip(*heads, strict=True)
+    if not METHOD_VALUES.issuperset(methods):
+        i = next(i for i, m in enumerate(methods) if m not in METHOD_VALUES)
+        raise RecordError(f"field 'streams[{i}].method': {methods[i]!r} is not one of "
+                          f"{', '.join(sorted(METHOD_VALUES))}")
+    strings = list(chain.from_iterable(zip(*names, strict=True)))  # stream by stream
+    problem = text_problem(strings, IDENT_MAX_CHARS)
+    if problem is not None:
+        i, k = divmod(problem[0], len(IDENT_STRINGS))
+        raise RecordError(f"field 'streams[{i}].{IDENT_STRINGS[k]}': {problem[1]}")
+    problem = text_problem(sessions, IDENT_MAX_CHARS, empty_ok=True)
+    if problem is not None:
+        raise RecordError(f"field 'streams[{problem[0]}].session': {problem[1]}")
+    fields = list(map(_TYPE_P, type_ps))
+    for value in dict.fromkeys(fields):
+        tp_problem = type_p_problem(*value)
+        if tp_problem is not None:
+            raise RecordError(f"field 'streams[{fields.index(value)}].type_p.{tp_problem[0]}': "
+                              f"{tp_problem[1]}")
+    idents = [(probe_id, m, *strs, *tp, s) for m, strs, tp, s in
+              zip(methods, zip(*names, strict=True), fields, sessions, strict=True)]
+    if len(set(idents)) < len(idents):
+        seen: dict[tuple[Any, ...], int] = {}
+        for i, ident in enumerate(idents):
+            if ident in seen:
+                raise RecordError(f"field 'streams[{i}]': the same stream as "
+                                  f"streams[{seen[ident]}]")
+            seen[ident] = i
+    return idents
+
+
+# -- dense columns ------------------------------------------------------------------------------
+def _matrices(streams: Sequence[WireStream], at: _Locator) -> tuple[I64, I64]:
+    """The dense columns, one row each with one value per result in body order: the
+    :data:`INT_COLUMNS`, then the :data:`CODE_COLUMNS` (apart, so that blocks do not keep
+    them as int64); a list of other than ``n`` values raises."""
+    sent = zip(*map(_DENSE, streams), strict=True)
+    ns = np.array(at.ns, dtype=np.intp)
+    ints = np.empty((_NI, at.total), dtype=np.int64)
+    small = np.empty((len(CODE_COLUMNS), at.total), dtype=np.int64)
+    for row, name, values in zip([*ints, *small], DENSE_COLUMNS, sent, strict=True):
+        row[:] = _column(name, values, ns, at)
+    return ints, small
+
+
+def _column(name: str, sent: tuple[Any, ...], ns: npt.NDArray[np.intp], at: _Locator) -> I64:
+    """Column ``name`` from each stream's value as sent (one value or a list of ``n``)."""
+    types = list(map(type, sent))
+    lists = types.count(list)
+    if not lists:
+        return _repeated(name, sent, ns, at)
+    if lists == len(sent):
+        if list(map(len, sent)) != at.ns:
+            _wrong_length(name, sent, at)
+        return _numbers(sent, at.total, name in NULLABLE_COLUMNS)
+    pieces: list[Any] = []
+    for value, kind, n in zip(sent, types, at.ns, strict=True):
+        if kind is list:
+            if len(value) != n:
+                _wrong_length(name, sent, at)
+            pieces.append(value)
+        elif name == "idx" and value <= _RUN_MAX:  # past it, its first value is reported
+            pieces.append(range(value, value + n))
+        else:
+            pieces.append([NULL if value is None else value] * n)
+    return _numbers(pieces, at.total, name in NULLABLE_COLUMNS)
+
+
+def _wrong_length(name: str, sent: tuple[Any, ...], at: _Locator) -> NoReturn:
+    i = next(i for i, v in enumerate(sent) if type(v) is list and len(v) != at.ns[i])
+    raise RecordError(f"field 'streams[{i}].{name}': expected {at.ns[i]} values, "
+                      f"got {len(sent[i])}")
+
+
+def _numbers(pieces: Sequence[Sequence[Any]], total: int, nullable: bool) -> I64:
+    """The JSON values of ``pieces``, one after the other, as int64: :data:`NULL` for null, a
+    flag 0/1 (msgspec checked their types and that each integer is within
+    ``-(2**63-1) .. 2**63-1``). A nullable column is mapped at once (most have nulls: trying
+    without first costs more than it saves)."""
+    values = chain.from_iterable(pieces)
+    if nullable:
+        return np.fromiter([NULL if x is None else x for x in values], np.int64, total)
+    return np.fromiter(values, np.int64, total)
+
+
+def _repeated(name: str, sent: tuple[Any, ...], ns: npt.NDArray[np.intp], at: _Locator
+              ) -> I64:
+    """The values sent once per stream, each repeated ``n`` times; an ``idx`` run ``i``
+    stands for ``i, i+1, ..., i+n-1`` (past int64 it wraps below 0 and fails its range)."""
+    out = np.repeat(_numbers((sent,), len(sent), name in NULLABLE_COLUMNS), ns)
     if name == "idx":
-        out += np.arange(len(out)) - np.repeat(np.cumsum(ns) - ns, ns)
-    return out, nulls and sum(n for v, n in zip(sent, counts, strict=True) if v is None)
+        out += np.arange(at.total) - np.repeat(at.starts, ns)
+    return out
 
 
-def _in_range(values: npt.NDArray[np.int64], nulls: list[int], low: npt.NDArray[np.int64],
-              high: npt.NDArray[np.int64]) -> bool:
-    """Whether each row's values but its nulls are within the row's bounds ``low`` and
-    ``high`` (column vectors, :func:`_limits`): :data:`NULL` is below every low bound, so a
-    row must have exactly as many values below it as nulls (-2**63 sent as a value is one
-    too many)."""
-    return (np.array_equal(np.count_nonzero(values < low, axis=1), nulls)
-            and not (values > high).any())
+# -- the value rules on whole columns -------------------------------------------------------------
+def _check_bounds(ints: I64, small: I64, at: _Locator) -> None:
+    """:data:`ixmeter.rules.BOUNDS` in their order; the first value outside its range raises."""
+    for b in BOUNDS:
+        x = _row(ints, small, b.column)
+        high = _row(ints, small, b.high) if isinstance(b.high, str) else b.high
+        bad = outside(x, b.low, high)
+        if b.column in NULLABLE_COLUMNS:
+            bad &= x != NULL
+        if bad.any():
+            _fail_bound(b, x, high, int(np.argmax(bad)), at)
 
 
-@functools.lru_cache(maxsize=16)
-def _limits(total: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Per dense column (:data:`DENSE_TYPES` order), as column vectors, the range its rules
-    (:func:`ixmeter.wire.bounds`) leave for a non-null value; a flag is 0 or 1."""
-    out = dict.fromkeys(DENSE_TYPES, (INT64_MIN, INT64_MAX))
-    out.update(dict.fromkeys(FLAG_COLUMNS, (0, 1)))
-    for rule in bounds(total):
-        low, high = out[rule.column]
-        out[rule.column] = (max(low, rule.low), min(high, rule.high))
-    low_high = np.array(list(out.values()), dtype=np.int64)
-    return low_high[:, :1], low_high[:, 1:]
+def _row(ints: I64, small: I64, name: str) -> I64:
+    r = _ROW[name]
+    out: I64 = ints[r] if r < _NI else small[r - _NI]
+    return out
 
 
-def _idx_ok(starts: Ints, idx: npt.NDArray[np.int64]) -> bool:
-    """Positions increase within each stream and none is in the batch twice (their range was
-    checked: so each position of the batch is used exactly once)."""
-    if len(idx) < 2:
-        return True
+def _fail_bound(b: Bound, x: I64, high: Any, pos: int, at: _Locator) -> NoReturn:
+    limit = int(high[pos]) if isinstance(high, np.ndarray) else high
+    at.fail(b.column, pos, b.message(int(x[pos]), limit))
+
+
+def _check_idx(idx: I64, at: _Locator) -> None:
+    """Each result's position in the batch: ``0..N-1``, increasing within a stream, and no
+    position twice (so every position exactly once)."""
+    total = at.total
+    bad = outside(idx, 0, total - 1)
+    if bad.any():
+        pos = int(np.argmax(bad))
+        at.fail("idx", pos, f"{idx[pos]} is not a position in the batch (0..{total - 1})")
     falls = idx[1:] <= idx[:-1]
-    falls[starts[1:] - 1] = False  # a new stream may start lower
+    falls[np.array(at.starts[1:], dtype=np.intp) - 1] = False  # a new stream may start lower
     if falls.any():
-        return False
-    seen = np.zeros(len(idx), dtype=np.bool_)
+        pos = int(np.argmax(falls)) + 1
+        at.fail("idx", pos, f"must increase within a stream, got {idx[pos]} after "
+                            f"{idx[pos - 1]}")
+    seen = np.zeros(total, dtype=np.bool_)
     seen[idx] = True
-    return bool(seen.all())
+    if not seen.all():
+        order = np.argsort(idx, kind="stable")
+        twice = order[1:][idx[order][1:] == idx[order][:-1]]
+        pos = int(twice.min())
+        at.fail("idx", pos, f"position {idx[pos]} is in the batch twice")
 
 
-def _results_ok(arrays: dict[str, Array]) -> bool:
-    """The per-result rules (v1's ``_check_consistency``): a received result has a delay, a
-    lost one none, an error names its code."""
-    status = arrays["status"]
-    no_delay = (arrays["rtt_ns"] == NULL) & (arrays["fwd_ns"] == NULL)
-    return not (((status == RECEIVED) & no_delay).any()
-                or ((status == LOST) & ~no_delay).any()
-                or ((status == ERROR) & (arrays["error"] == NULL)).any())
+def _check_results(ints: I64, small: I64, at: _Locator) -> None:
+    """:func:`ixmeter.rules.result_faults` over all results; the first broken rule (then the
+    first result in body order) raises."""
+    faults = result_faults(_row(ints, small, "status"), _row(ints, small, "rtt_ns") != NULL,
+                           _row(ints, small, "fwd_ns") != NULL,
+                           _row(ints, small, "error") != NULL)
+    for column, reason, broken in faults:
+        if broken.any():
+            at.fail(column, int(np.argmax(broken)), reason, indexed=True)
 
 
-def _blocks(table: StreamTable, starts: Ints, ints: npt.NDArray[np.int64],
-            codes: npt.NDArray[np.int8]) -> tuple[tuple[Block, ...], Dense]:
+# -- sparse columns -------------------------------------------------------------------------------
+Details = list[tuple[tuple[int, str], ...]]
+Hops = list[tuple[tuple[int, tuple[Hop, ...]], ...]]
+
+
+def _positions(pairs: Sequence[tuple[Any, ...]], n: int, where: str) -> None:
+    """The ``k`` of a sparse column's pairs: increasing, each in ``0..n-1``."""
+    low = 0
+    for j, pair in enumerate(pairs):
+        k = pair[0]
+        if not low <= k < n:
+            raise RecordError(f"field '{where}[{j}][0]': expected an integer in "
+                              f"{low}..{n - 1} (increasing), got {k}")
+        low = k + 1
+
+
+def _details(streams: Sequence[WireStream]) -> Details:
+    """Each stream's ``error_detail`` pairs, positions and texts checked."""
+    out: Details = []
+    for i, s in enumerate(streams):
+        pairs = s.error_detail
+        if pairs:
+            _positions(pairs, s.n, f"streams[{i}].error_detail")
+            problem = text_problem([text for _k, text in pairs], DETAIL_MAX_CHARS,
+                                   empty_ok=True)
+            if problem is not None:
+                raise RecordError(f"field 'streams[{i}].error_detail[{problem[0]}][1]': "
+                                  f"{problem[1]}")
+        out.append(tuple(pairs))
+    return out
+
+
+def _hops(streams: Sequence[WireStream], tmax: I64, at: _Locator) -> Hops:
+    """Each stream's ``hops`` pairs; every hop's TTL, RTT (:data:`ixmeter.rules.HOP_BOUNDS`,
+    its result's Tmax) and address checked over all hops at once."""
+    out: Hops = []
+    located: list[tuple[str, int]] = []  # each hop: its path, its result's batch position
+    for i, s in enumerate(streams):
+        if not s.hops:
+            out.append(())
+            continue
+        _positions(s.hops, s.n, f"streams[{i}].hops")
+        out.append(tuple((k, tuple(Hop(*h) for h in hops)) for k, hops in s.hops))
+        located += [(f"streams[{i}].hops[{j}][1][{h}]", at.starts[i] + k)
+                    for j, (k, hops) in enumerate(s.hops) for h in range(len(hops))]
+    if located:
+        _check_hops([h for pairs in out for _k, hops in pairs for h in hops], located, tmax)
+    return out
+
+
+def _check_hops(hops: list[Hop], located: list[tuple[str, int]], tmax: I64) -> None:
+    result_tmax = tmax[np.array([pos for _path, pos in located], dtype=np.intp)]
+    for b, offset in zip(HOP_BOUNDS, (0, 2), strict=True):
+        x = np.array([NULL if (v := getattr(h, b.column)) is None else v for h in hops],
+                     dtype=np.int64)
+        high = result_tmax if isinstance(b.high, str) else b.high
+        bad = outside(x, b.low, high) & (x != NULL)
+        if bad.any():
+            j = int(np.argmax(bad))
+            limit = int(high[j]) if isinstance(high, np.ndarray) else high
+            raise RecordError(f"field '{located[j][0]}[{offset}]': "
+                              f"{b.message(int(x[j]), limit)}")
+    addrs = [(j, h.addr) for j, h in enumerate(hops) if h.addr is not None]
+    problem = text_problem([a for _j, a in addrs], HOP_ADDR_MAX_CHARS)
+    if problem is not None:
+        raise RecordError(f"field '{located[addrs[problem[0]][0]][0]}[1]': {problem[1]}")
+
+
+# -- blocks ---------------------------------------------------------------------------------------
+def _blocks(idents: list[tuple[Any, ...]], at: _Locator, ints: I64,
+            codes: npt.NDArray[np.int8], details: Details, hops: Hops
+            ) -> tuple[tuple[Block, ...], Dense]:
     """One block per stream, its columns views of the rows of ``ints`` and ``codes``, in the
     order of each stream's first result; and those matrices as :class:`Dense` (the blob
     encoder gathers a method's results from them with one index)."""
-    rows, ns = [*ints, *codes], table.ns
+    rows, ns, starts = [*ints, *codes], at.ns, at.starts
     if len(set(ns)) == 1:  # streams of equal length: each row viewed as one line per stream
         columns = [list(row.reshape(len(ns), -1)) for row in rows]
     else:
-        spans = [slice(a, b) for a, b in zip(starts.tolist(), (starts + ns).tolist(),
-                                             strict=True)]
+        spans = [slice(a, a + n) for a, n in zip(starts, ns, strict=True)]
         columns = [[row[span] for span in spans] for row in rows]
     per_stream = list(zip(*columns, strict=True))
-    order = np.argsort(ints[0][starts]).tolist()
-    at, sizes = starts.tolist(), list(ns)
-    return (tuple(block(table.idents[i], per_stream[i], table.error_detail[i], table.hops[i])
-                  for i in order),
-            Dense(ints, codes, tuple(at[i] for i in order), tuple(sizes[i] for i in order),
-                  tuple(table.idents[i][1] for i in order)))
+    order = np.argsort(ints[_ROW["idx"]][starts]).tolist()
+    return (tuple(block(idents[i], per_stream[i], details[i], hops[i]) for i in order),
+            Dense(ints, codes, tuple(starts[i] for i in order), tuple(ns[i] for i in order),
+                  tuple(idents[i][1] for i in order)))

@@ -10,9 +10,9 @@ Two batch shapes of 1,000 results: *narrow* (6 streams: 3 paths x ICMP/STAMP, th
 shape) and *wide* (100 streams of 10 results: a probe measuring 100 targets, the shape of a
 province's probes). Measures, in one run: raw ``sqlite3.executemany`` of the results as rows
 in one transaction per batch (the ceiling of a row per result), ``INSERT ... ON CONFLICT DO
-NOTHING`` re-ingesting them, sqlite-utils ``insert_all``; decoding wire v1 and v2 bodies;
+NOTHING`` re-ingesting them, sqlite-utils ``insert_all``; decoding batch bodies;
 ``batch_tables``; the store's ``write_blocks`` with its folds; results/s accepted over HTTP by
-a collector pinned to one core (wire v2 both shapes, wire v1, then PostgreSQL); database size
+a collector pinned to one core (both shapes, then PostgreSQL); database size
 per million results. The uploaders send presigned requests from one trio task per connection
 on the other core (signing and encoding are the probes' costs), so the collector's core is the
 one measured. The over-HTTP rates include folding every batch's rollups: what the collector
@@ -50,7 +50,7 @@ from bench.collector_harness import (
     write_keys,
 )
 from ixmeter.record import Result
-from ixmeter.wire import Batch, encode_batch, encode_columns
+from ixmeter.wire import Batch, encode_columns
 from tests.store.factory import PATHS, T0, make_results, wide_paths
 
 SIZE = 1000
@@ -116,24 +116,22 @@ def ceiling(tmp: Path, n_batches: int) -> list[tuple[str, str]]:
 
 
 def store_direct(tmp: Path, n_batches: int, shape: str) -> list[tuple[str, str]]:
-    """Decode (v1, v2), rollups and ``write_blocks`` on one core, without HTTP."""
+    """Decode, rollups and ``write_blocks`` on one core, without HTTP."""
     paths = SHAPES[shape]
     n = min(n_batches, 100)
-    v2 = bodies("p0", n, SIZE, paths=paths)
-    v1 = bodies("p0", n, SIZE, paths=paths, encode=encode_batch)
-    t_v1 = timed(lambda: [decode_body(body) for _, body in v1])
-    decoded = [decode_body(body) for _, body in v2]
-    t_v2 = timed(lambda: [decode_body(body) for _, body in v2])
-    t_v2_best = min(timed(lambda: [decode_body(body) for _, body in v2]) for _ in range(5))
+    encoded = bodies("p0", n, SIZE, paths=paths)
+    decoded = [decode_body(body) for _, body in encoded]
+    t_decode = timed(lambda: [decode_body(body) for _, body in encoded])
+    t_best = min(timed(lambda: [decode_body(body) for _, body in encoded]) for _ in range(5))
     t_roll = timed(lambda: [batch_tables(b.blocks, (1_000_000, 3_000_000)) for b in decoded])
     store = open_store(tmp / f"direct-{shape}.db")
     t_write = timed(lambda: ([store.write_blocks(b, T0) for b in decoded],
                              store.fold_pending()))  # every batch's rollups folded
     store.close()
     k = n * SIZE
-    return [(f"{shape}: decode wire v1 body (JSON, records, to blocks)", rate(k, t_v1)),
-            (f"{shape}: decode wire v2 body (JSON to blocks)", rate(k, t_v2)),
-            (f"{shape}: same, best of 5 more passes (less noise)", rate(k, t_v2_best)),
+    return [(f"{shape}: decode the batch body (JSON to blocks, every rule checked)",
+             rate(k, t_decode)),
+            (f"{shape}: same, best of 5 more passes (less noise)", rate(k, t_best)),
             (f"{shape}: batch_tables (minute, hour, day rollups as tables)", rate(k, t_roll)),
             (f"{shape}: write_blocks (rollups, blobs, chain, commit, folds)",
              rate(k, t_write))]
@@ -234,13 +232,11 @@ def main() -> None:
             rows += ceiling(tmp, 40)
             for shape in SHAPES:
                 rows += store_direct(tmp, n_batches, shape)
-        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite (v2, narrow)", src=src)
+        http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite (narrow)", src=src)
         rows += http + [("SQLite size per million results (rollups included)",
                          db_size_sqlite(tmp / "http.db", n))]
-        rows += over_http(tmp, str(tmp / "wide.db"), n_batches, "SQLite (v2, wide)", "wide",
+        rows += over_http(tmp, str(tmp / "wide.db"), n_batches, "SQLite (wide)", "wide",
                           src=src)[0][:2]
-        rows += over_http(tmp, str(tmp / "v1.db"), n_batches // 4, "SQLite (v1, narrow)",
-                          encode=encode_batch, src=src)[0][:1]
         if not args.no_pg:
             rows += _postgres(tmp, n_batches, src)
     print(f"batches of {SIZE} results; {os.cpu_count()} CPUs (shared); collector from {src}\n")
@@ -260,7 +256,7 @@ def _postgres(tmp: Path, n_batches: int, src: Path) -> list[tuple[str, str]]:
         url = cluster.new_database()
         open_store(url).close()  # schema only: its size is subtracted below
         empty = _pg_size(url)
-        http, n = over_http(tmp, url, n_batches, "PostgreSQL (v2, narrow)", src=src)
+        http, n = over_http(tmp, url, n_batches, "PostgreSQL (narrow)", src=src)
         return http[:2] + [("PostgreSQL size per million results (rollups, indexes included)",
                         f"{(_pg_size(url) - empty) / n * 1e6 / 2**20:,.0f} MiB")]
     finally:

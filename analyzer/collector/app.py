@@ -340,28 +340,19 @@ async def _send_answer(send: Send, status: int, body: bytes, content_type: bytes
 
 
 _BATCH_ID = re.compile(rb'\{"batch_id":"([^"\\]{1,256})"')
-_FIELD = re.compile(r"field '([^']+)'")
-_RESULT = re.compile(r"(results\[\d+\])(\.[\w.\[\]]+)?: ")
+_FIELD = re.compile(r"field '([^']+)': ")
 
 
 def field_of(message: str) -> str:
-    """The field a :class:`RecordError` message names, e.g. ``results[3].type_p.dscp``."""
-    prefix = ""
-    m = _RESULT.match(message)
-    if m:
-        if m.group(2):
-            return m.group(1) + m.group(2)
-        prefix, message = m.group(1), message[m.end():]
+    """The field a :class:`RecordError` message names (``field 'streams[2].rtt_ns[17]': ...``
+    gives ``streams[2].rtt_ns[17]``); ``body`` for a message that names none."""
     f = _FIELD.match(message)
-    if f:
-        return f"{prefix}.{f.group(1)}" if prefix else f.group(1)
-    return prefix or "body"
+    return f.group(1) if f else "body"
 
 
 def bad_record(exc: RecordError) -> Problem:
-    """400 for a body that is not JSON, 422 naming the field otherwise. A result whose probe_id
-    differs from its batch's is a 422 too: the batch can never be accepted, so a probe sets it
-    aside instead of retrying (a batch of *another* probe is a 403, see ``_ingest``)."""
+    """400 for a body that is not JSON or not an object, 422 naming the field otherwise: such
+    a batch can never be accepted, so a probe sets it aside instead of retrying."""
     message = str(exc)
     field = field_of(message)
     if field == "body":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ixmeter import heartbeat
-from ixmeter.wire import MAX_RESULTS
+from ixmeter.wire import WireBody
 
 _SIGNED: list[dict[str, list[str]]] = [{"probeSignature": []}]
 _ERROR = {"type": "object", "properties": {
@@ -69,26 +71,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                                "X-Ixmeter-Timestamp (Unix s) and X-Ixmeter-Nonce."}},
             "schemas": {
                 "Error": _ERROR,
-                "Batch": {"oneOf": [{"$ref": "#/components/schemas/BatchV2"},
-                                    {"$ref": "#/components/schemas/BatchV1"}],
-                          "description": "wire v2 (columnar: what probes send) or v1 (a record "
-                                         "per result, accepted for ever); docs/collector.md"},
-                "BatchV1": {"type": "object", "required": ["v", "probe_id", "batch_id", "results"],
-                            "properties": {"v": {"const": 1}, "probe_id": _NAME,
-                                           "batch_id": _NAME,
-                                           "results": {"type": "array", "maxItems": MAX_RESULTS,
-                                                       "items": {
-                                               "type": "object",
-                                               "description": "ixmeter.record.Result.to_dict()"}}}},
-                "BatchV2": {"type": "object", "additionalProperties": False,
-                            "required": ["v", "probe_id", "batch_id", "streams"],
-                            "properties": {"v": {"const": 2}, "probe_id": _NAME,
-                                           "batch_id": _NAME,
-                                           "streams": {"type": "array",
-                                                       "items": {"$ref":
-                                                                 "#/components/schemas/Stream"}}},
-                            "description": f"at most {MAX_RESULTS:,} results (sum of n)"},
-                "Stream": _STREAM,
+                "Batch": {"$ref": "#/components/schemas/WireBody",
+                          "description": "the batch body (columnar; docs/collector.md). JSON "
+                                         "types from ixmeter.wire's Structs; value rules "
+                                         "(ranges, strings, per result): ixmeter.rules"},
+                **_BODY_SCHEMAS,
                 "Receipt": {"type": "object", "properties": {
                     "accepted": {"type": "integer"}, "duplicate": {"type": "boolean"},
                     "chain_head": {"type": "string"}}},
@@ -98,53 +85,9 @@ def openapi_document(version: str) -> dict[str, Any]:
     }
 
 
-_NAME = {"type": "string", "minLength": 1}
-_INT = {"type": "integer"}
-
-
-def _column(item: dict[str, Any], description: str) -> dict[str, Any]:
-    """A dense v2 column: a list of n values, or one value standing for all n."""
-    return {"oneOf": [item, {"type": "array", "items": item}], "description": description}
-
-
-_NULLABLE_INT = {"type": ["integer", "null"]}
-_STREAM = {
-    "type": "object", "additionalProperties": False,
-    "required": ["method", "src_site", "src_carrier", "dst_site", "dst_carrier", "src_addr",
-                 "dst_addr", "type_p", "n", "idx", "seq", "sent_at_ns", "tmax_ns", "status",
-                 "ts_source"],
-    "description": "results sharing probe, method, ends, addresses, Type-P and session; two "
-                   "streams of a batch differ in one of these",
-    "properties": {
-        "method": {"enum": ["icmp", "stamp", "traceroute"]},
-        **{k: _NAME for k in ("src_site", "src_carrier", "dst_site", "dst_carrier", "src_addr",
-                              "dst_addr")},
-        "session": {"type": "string", "default": ""},
-        "type_p": {"type": "object", "required": ["protocol", "ip_version", "size"],
-                   "properties": {"protocol": {"enum": ["icmp", "udp", "tcp"]},
-                                  "ip_version": {"enum": [4, 6]}, "size": _INT,
-                                  "dscp": {"type": "integer", "minimum": 0, "maximum": 63},
-                                  "dst_port": _NULLABLE_INT}},
-        "n": {"type": "integer", "minimum": 1},
-        "idx": _column(_INT, "position in the batch; one integer i: the run i..i+n-1"),
-        "seq": _column({"type": "integer", "minimum": 0}, "probe sequence number"),
-        "sent_at_ns": _column(_INT, "send time, Unix ns"),
-        "tmax_ns": _column({"type": "integer", "minimum": 1}, "loss threshold Tmax, ns"),
-        "status": _column({"enum": [0, 1, 2]}, "0 received, 1 lost, 2 error"),
-        "ts_source": _column({"enum": [0, 1, 2, 3]}, "0 hardware, 1 kernel, 2 user, 3 imported"),
-        **{k: _column(_NULLABLE_INT, "ns, or null") for k in
-           ("rtt_ns", "fwd_ns", "bwd_ns", "clock_error_ns")},
-        "reply_ttl": _column(_NULLABLE_INT, "TTL / hop limit of the reply"),
-        **{k: _column({"type": ["boolean", "null"]}, "clock synchronised")
-           for k in ("src_synced", "dst_synced")},
-        "error": _column({"enum": [0, 1, 2, 3, 4, 5, None]}, "ixmeter.wire.ERROR_CODES"),
-        "dup": _column({"type": "integer", "minimum": 0}, "duplicate replies"),
-        "v": _column(_INT, "record schema version"),
-        "error_detail": {"type": "array", "description": "[[k, text], ...] for results with one"},
-        "hops": {"type": "array",
-                 "description": "[[k, [[ttl, addr|null, rtt_ns|null], ...]], ...]"},
-    },
-}
+# The body's schema, generated from the one definition (ixmeter.wire's msgspec Structs).
+_BODY_SCHEMAS = msgspec.json.schema_components(
+    [WireBody], ref_template="#/components/schemas/{name}")[1]
 _PROBE_PARAM = {"name": "probe_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _COUNT = {"type": "integer", "minimum": 0, "maximum": heartbeat.MAX_VALUE}
 _HEARTBEAT = {

@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.rules import CLOCK_ERROR_MAX_NS, detail_text
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
 from probes.stamp.codec import TimestampInfo, Tlv, base_size
 from probes.stamp.net import STAMP_PORT, SenderEndpoint, family_of, open_udp
@@ -62,15 +63,17 @@ def to_result(target: StampTarget, outcome: Reply | Lost | str, seq: int,
     """One STAMP outcome as a record (RFC 7679 §3.4, RFC 7680 §2.4, RFC 2681 §2.5).
 
     - a clock step during the exchange: ERROR/CLOCK_STEP, no delays;
-    - a negative network RTT: ERROR/CLOCK_FAULT (T3 before T2 or T4 before T1);
-    - a one-way delay <= 0 (RFC 7679 §3.5): RECEIVED with ``rtt_ns`` (clock-free) kept, that
-      one-way delay None and ``error=CLOCK_FAULT`` naming it;
+    - a network RTT below 0 or above T4-T1: ERROR/CLOCK_FAULT (T3 before T2 or T4 before T1);
+    - a one-way delay that cannot be physical, <= 0 (RFC 7679 §3.5) or above the exchange's own
+      round trip T4-T1: RECEIVED with ``rtt_ns`` (clock-free) kept, that one-way delay None and
+      ``error=CLOCK_FAULT`` naming it; so is a clock error estimate over a day (RFC 7679
+      §3.7.3), then with both one-way delays and ``clock_error_ns`` None;
     - :class:`Lost`: LOST; a string: ERROR/SEND_ERROR (the packet never left).
     """
     if isinstance(outcome, str):
         return _make(target, seq, sent_at_ns, status=Status.ERROR,
                      ts_source=TimestampSource.USER, error=ErrorKind.SEND_ERROR,
-                     error_detail=outcome)
+                     error_detail=detail_text(outcome))
     if isinstance(outcome, Lost):
         return _make(target, seq, sent_at_ns, status=Status.LOST, ts_source=TimestampSource.USER)
     source = TimestampSource.KERNEL if rx_kernel and outcome.t1_kernel else TimestampSource.USER
@@ -78,12 +81,14 @@ def to_result(target: StampTarget, outcome: Reply | Lost | str, seq: int,
         return _make(target, seq, sent_at_ns, status=Status.ERROR, ts_source=source,
                      error=ErrorKind.CLOCK_STEP,
                      error_detail="wall clock stepped during the exchange (RFC 2681 §2.5)")
-    if outcome.rtt_net_ns < 0:
+    if not 0 <= outcome.rtt_net_ns <= outcome.t4_ns - outcome.t1_ns:
         return _make(target, seq, sent_at_ns, status=Status.ERROR, ts_source=source,
                      error=ErrorKind.CLOCK_FAULT, error_detail=outcome.fault)
     return _make(target, seq, sent_at_ns, status=Status.RECEIVED, ts_source=source,
                  rtt_ns=outcome.rtt_net_ns, fwd_ns=outcome.fwd_ns, bwd_ns=outcome.bwd_ns,
-                 clock_error_ns=outcome.clock_error_ns, src_synced=outcome.src_synced,
+                 clock_error_ns=(outcome.clock_error_ns
+                                 if outcome.clock_error_ns <= CLOCK_ERROR_MAX_NS else None),
+                 src_synced=outcome.src_synced,
                  dst_synced=outcome.dst_synced, reply_ttl=outcome.reply_ttl,
                  error=ErrorKind.CLOCK_FAULT if outcome.fault else None,
                  error_detail=outcome.fault)

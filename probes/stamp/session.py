@@ -12,6 +12,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 
 from ixmeter.errors import IxmeterError
+from ixmeter.rules import CLOCK_ERROR_MAX_NS
 from probes.clock import stepped, timestamp_to_unix_ns, unix_ns_to_ntp
 from probes.stamp.codec import (
     FLAG_U,
@@ -222,8 +223,9 @@ class Sent:
 class Reply:
     """A matched reply and the delays it yields (RFC 8762 §4; RFC 7679 §3.4; RFC 2681 §2.4).
 
-    ``fwd_ns`` = T2-T1 and ``bwd_ns`` = T4-T3 are None when not positive (a clock fault,
-    RFC 7679 §3.5, named in ``fault``); ``rtt_net_ns`` = (T4-T1)-(T3-T2) needs no clock sync.
+    ``fwd_ns`` = T2-T1 and ``bwd_ns`` = T4-T3 are None when they cannot be physical: <= 0
+    (RFC 7679 §3.5) or above T4-T1 (a clock fault, named in ``fault``; see ``_compute``);
+    ``rtt_net_ns`` = (T4-T1)-(T3-T2) needs no clock sync.
     ``clock_error_ns`` sums both ends' Error Estimates (RFC 7679 §3.7.1). ``stepped`` is True
     if the wall clock stepped during the exchange (RFC 2681 §2.5).
     """
@@ -385,7 +387,9 @@ class SessionSender:
     def receive(self, data: bytes, t4_ns: int, wall_ns: int, mono_ns: int,
                 ttl: int | None = None) -> Event:
         """Match a reply received at T4 = ``t4_ns``; ``wall_ns``/``mono_ns`` are read now,
-        ``ttl`` is the reply's received TTL/Hop Limit if known."""
+        ``ttl`` is the reply's received TTL/Hop Limit if known. A reply with T4-T1 above Tmax
+        is :class:`Late` and its packet stays pending until :meth:`expire` or
+        :meth:`give_up` declares it lost (RFC 7680 §2.4), unless the wall clock stepped."""
         try:
             r = decode_reflector(data, self.key)
         except MalformedPacket as exc:
@@ -394,12 +398,17 @@ class SessionSender:
         p = self._pending.get(r.sender_seq)
         if p is None or p.t1_raw != r.sender_timestamp or r.ssid not in (self.ssid, 0):
             return self._not_pending(r)
+        was_stepped = stepped(p.wall_ns, p.mono_ns, wall_ns, mono_ns)
+        if not was_stepped and t4_ns - p.t1_ns > self.tmax_ns:
+            # After Tmax by its own timestamps: lost (RFC 7680 §2.4), once it expires.
+            self._c.late += 1
+            return Late(r.sender_seq)
         del self._pending[r.sender_seq]
         self._mark_done(r.sender_seq, True)
         self._c.received += 1
         self._c.reflector_seq_max = max(self._c.reflector_seq_max, r.seq)
         self._note_order(r.sender_seq)
-        reply = _compute(r, p, t4_ns, stepped(p.wall_ns, p.mono_ns, wall_ns, mono_ns), ttl)
+        reply = _compute(r, p, t4_ns, was_stepped, ttl)
         self._c.clock_faults += reply.fault is not None
         self._c.clock_steps += reply.stepped
         return reply
@@ -492,20 +501,35 @@ def _timestamp_info(trailer: bytes) -> TimestampInfo | None:
 
 def _compute(r: ReflectorPacket, p: _Pending, t4: int, was_stepped: bool,
              ttl: int | None) -> Reply:
-    """Delays of one exchange (RFC 8762 §4; RFC 7679 §3.4-3.7; RFC 2681 §2.4)."""
+    """Delays of one exchange (RFC 8762 §4; RFC 7679 §3.4-3.7; RFC 2681 §2.4).
+
+    A one-way delay that cannot be physical is a clock fault, named in ``fault`` and given as
+    None: one <= 0 (RFC 7679 §3.5), one above T4-T1 (longer than the whole exchange on the
+    sender's own clock: the ends' clocks disagree by more than the round trip), or both when
+    the ends' error estimates add up to more than a day (``ixmeter.rules.CLOCK_ERROR_MAX_NS``,
+    RFC 7679 §3.7.3). A network RTT below 0 or above T4-T1 (T3 before T2) is a fault too."""
     t1 = p.t1_ns
     t2 = timestamp_to_unix_ns(r.receive_timestamp, r.error_estimate.ptp, t1)
     t3 = timestamp_to_unix_ns(r.timestamp, r.error_estimate.ptp, t1)
-    fwd, bwd, rtt_net = t2 - t1, t4 - t3, (t4 - t1) - (t3 - t2)
+    fwd, bwd, rtt_net, span = t2 - t1, t4 - t3, (t4 - t1) - (t3 - t2), t4 - t1
+    clock_error = p.ee.ns + r.error_estimate.ns
     faults = [f"{name} one-way delay {d} ns <= 0 (RFC 7679 §3.5)"
               for name, d in (("forward", fwd), ("backward", bwd)) if d <= 0]
+    faults += [f"{name} one-way delay {d} ns > T4-T1 {span} ns, the whole exchange"
+               for name, d in (("forward", fwd), ("backward", bwd)) if d > 0 and d > span]
+    if clock_error > CLOCK_ERROR_MAX_NS:
+        faults.append(f"clock error estimate {clock_error} ns is over a day (RFC 7679 §3.7.3)")
     if rtt_net < 0:
         faults.append(f"network RTT {rtt_net} ns < 0: T3 precedes T2 or T4 precedes T1")
+    elif rtt_net > span:
+        faults.append(f"network RTT {rtt_net} ns > T4-T1 {span} ns: T3 precedes T2")
+    one_way = clock_error <= CLOCK_ERROR_MAX_NS
     info = _timestamp_info(r.trailer)
     dst_synced = r.error_estimate.synced and not (info and info.sync_src_in == SYNC_FREE_RUNNING)
     return Reply(
         seq=r.sender_seq, t1_ns=t1, t2_ns=t2, t3_ns=t3, t4_ns=t4,
-        fwd_ns=fwd if fwd > 0 else None, bwd_ns=bwd if bwd > 0 else None,
+        fwd_ns=fwd if one_way and 0 < fwd <= span else None,
+        bwd_ns=bwd if one_way and 0 < bwd <= span else None,
         rtt_net_ns=rtt_net, clock_error_ns=p.ee.ns + r.error_estimate.ns,
         src_synced=p.ee.synced, dst_synced=bool(dst_synced), reflector_seq=r.seq,
         sender_ttl=r.sender_ttl, ssid=r.ssid, timestamp_info=info,

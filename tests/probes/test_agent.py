@@ -23,11 +23,11 @@ from analyzer.store import Query, Store, open_store
 from inventory.loader import default_inventory
 from ixmeter.cli import main as ixmeter_main
 from ixmeter.record import Method, Result, Status
-from ixmeter.wire import decode_batch
 from probes.agent import Agent
 from probes.config import ConfigError, load_config
 from probes.stamp.net import open_udp, serve_reflector
 from probes.stamp.session import ReflectorConfig, SessionReflector
+from tests.analyzer.wire_oracle import read
 
 KEY = b"q" * 32
 PROBE = "cs-yungu-ct"
@@ -320,7 +320,7 @@ def test_agent_in_a_testbed_host_from_the_inventory(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", PROBE)
     results = []
     while (batch := spool.next_batch() or spool.seal(100_000)) is not None:
-        results += [r.to_dict() for r in decode_batch(batch.body).results]
+        results += [r.to_dict() for r in read(batch.body)[2]]
         spool.ack(batch.batch_id)
     spool.close()
     missing = sent - len(results)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch, decode_batch
 from probes.spool import Spool, SpoolStatus
+from tests.analyzer.wire_oracle import read
 
 PROBE = "cs-tianyi-zn-ct"
 
@@ -30,7 +30,7 @@ def result(seq: int, probe: str = PROBE, lost: bool = False) -> Result:
 
 
 def _seqs(body: bytes) -> list[int]:
-    return [r.seq for r in decode_batch(body).results]
+    return [r.seq for r in read(body)[2]]
 
 
 def test_batches_in_order_deleted_only_on_ack(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_sealed_body_is_wire_v2_of_the_results(tmp_path: Path) -> None:
     sealed = spool.seal()
     assert sealed is not None
     assert json.loads(sealed.body)["v"] == 2
-    assert decode_batch(sealed.body) == Batch(PROBE, sealed.batch_id, tuple(results))
+    assert read(sealed.body) == (PROBE, sealed.batch_id, results)
     spool.close()
 
 
@@ -136,7 +136,6 @@ def test_another_probes_result_is_set_aside_when_sealing(tmp_path: Path) -> None
 WRITER = """
 import sys
 from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch, decode_batch, encode_batch
 from probes.spool import Spool
 
 PROBE = "cs-tianyi-zn-ct"

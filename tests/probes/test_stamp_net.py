@@ -157,26 +157,46 @@ def _reply(**kw: object) -> Reply:
     return Reply(**base)  # type: ignore[arg-type]
 
 
+SENT = 1_800_000_000 * 10**9  # a send time (2027)
+
+
 def test_to_result_mapping() -> None:
     t = _target("192.0.2.9", 862, size=64, dscp=46)
-    ok = to_result(t, _reply(), 3, 10, rx_kernel=True)
+    ok = to_result(t, _reply(), 3, SENT, rx_kernel=True)
     assert (ok.status, ok.rtt_ns, ok.fwd_ns, ok.bwd_ns, ok.clock_error_ns) == (
         Status.RECEIVED, 25, 10, 15, 7)
     assert (ok.src_synced, ok.dst_synced, ok.ts_source, ok.error) == (
         True, False, TimestampSource.KERNEL, None)
     assert ok.type_p.key() == "udp/v4/64/dscp46/862"
-    fault = to_result(t, _reply(fwd_ns=None, fault="forward <= 0"), 3, 10, rx_kernel=True)
+    fault = to_result(t, _reply(fwd_ns=None, fault="forward <= 0"), 3, SENT, rx_kernel=True)
     assert (fault.status, fault.rtt_ns, fault.fwd_ns, fault.error) == (
         Status.RECEIVED, 25, None, ErrorKind.CLOCK_FAULT)
-    neg = to_result(t, _reply(rtt_net_ns=-5, fault="negative"), 3, 10, rx_kernel=False)
+    neg = to_result(t, _reply(rtt_net_ns=-5, fault="negative"), 3, SENT, rx_kernel=False)
     assert (neg.status, neg.rtt_ns, neg.error, neg.ts_source) == (
         Status.ERROR, None, ErrorKind.CLOCK_FAULT, TimestampSource.USER)
-    step = to_result(t, _reply(stepped=True), 3, 10, rx_kernel=True)
+    step = to_result(t, _reply(stepped=True), 3, SENT, rx_kernel=True)
     assert (step.status, step.error) == (Status.ERROR, ErrorKind.CLOCK_STEP)
-    lost = to_result(t, Lost(3, 10, 10), 3, 10, rx_kernel=True)
+    lost = to_result(t, Lost(3, 10, 10), 3, SENT, rx_kernel=True)
     assert (lost.status, lost.rtt_ns) == (Status.LOST, None)
-    err = to_result(t, "send failed: [Errno 105] No buffer space", 4, 11, rx_kernel=True)
+    err = to_result(t, "send failed: [Errno 105] No buffer space", 4, SENT + 1, rx_kernel=True)
     assert (err.status, err.error) == (Status.ERROR, ErrorKind.SEND_ERROR)
+    odd = to_result(t, "two\nlines\x00" + "x" * 2000, 4, SENT + 1, rx_kernel=True)
+    assert odd.error_detail is not None
+    assert odd.error_detail.startswith("two\\nlines\\x00x")
+    assert len(odd.error_detail) == 1024
+
+
+def test_to_result_of_what_cannot_be_physical_is_a_clock_fault() -> None:
+    """A network RTT above T4-T1 (T3 before T2: residence below 0) is no RTT; a clock error
+    bound over a day leaves no one-way delay nor bound (neither could be stored as such)."""
+    t = _target("192.0.2.9", 862)
+    long = to_result(t, _reply(rtt_net_ns=36, fault="T3 precedes T2"), 3, SENT, rx_kernel=True)
+    assert (long.status, long.rtt_ns, long.error, long.error_detail) == (
+        Status.ERROR, None, ErrorKind.CLOCK_FAULT, "T3 precedes T2")
+    vague = to_result(t, _reply(fwd_ns=None, bwd_ns=None, clock_error_ns=86_400 * 10**9 + 1,
+                                fault="clock error estimate over a day"), 3, SENT, True)
+    assert (vague.status, vague.rtt_ns, vague.fwd_ns, vague.clock_error_ns, vague.error) == (
+        Status.RECEIVED, 25, None, None, ErrorKind.CLOCK_FAULT)
 
 
 # --- the CLI --------------------------------------------------------------------------------

@@ -105,15 +105,71 @@ def test_kernel_tx_stamp_replaces_t1() -> None:
 def test_negative_one_way_is_a_clock_fault_but_rtt_net_survives() -> None:
     sender = SessionSender()
     sent = sender.next_packet(T0, M0, EE_SYNC)
-    reply = _reply_for(sent.data, T0 - 500_000, T0 - 400_000)  # reflector clock 1 ms behind
+    # The reflector's clock behind: T2 before T1; it holds the packet 600 us, so T4-T3
+    # stays within T4-T1 and is kept.
+    reply = _reply_for(sent.data, T0 - 100_000, T0 + 500_000)
     ev = sender.receive(reply, T0 + 1_000_000, T0 + 1_000_000, M0 + 1_000_000)
     assert isinstance(ev, Reply)
     assert ev.fwd_ns is None
-    assert ev.bwd_ns == 1_400_000
-    assert ev.rtt_net_ns == 900_000
+    assert ev.bwd_ns == 500_000
+    assert ev.rtt_net_ns == 400_000
     assert ev.fault is not None
     assert "forward" in ev.fault
     assert sender.statistics().clock_faults == 1
+
+
+def test_one_way_delay_above_the_round_trip_is_a_clock_fault() -> None:
+    """A reflector clock an hour ahead: T2-T1 is an hour, more than T4-T1 (2 ms) on the
+    sender's own clock; T4-T3 is below 0. Neither is a delay; RTT_net survives."""
+    sender = SessionSender()
+    sent = sender.next_packet(T0, M0, EE_SYNC)
+    hour = 3_600 * 10**9
+    reply = _reply_for(sent.data, T0 + hour + 1_000_000, T0 + hour + 1_050_000)
+    ev = sender.receive(reply, T0 + 2_000_000, T0 + 2_000_000, M0 + 2_000_000)
+    assert isinstance(ev, Reply)
+    assert (ev.fwd_ns, ev.bwd_ns, ev.rtt_net_ns) == (None, None, 1_950_000)
+    assert ev.fault is not None
+    assert f"forward one-way delay {hour + 1_000_000} ns > T4-T1 2000000 ns" in ev.fault
+    assert "backward one-way delay" in ev.fault
+    assert sender.statistics().clock_faults == 1
+
+
+def test_residence_below_zero_is_a_clock_fault() -> None:
+    """T3 before T2 makes RTT_net larger than T4-T1: named in the fault."""
+    sender = SessionSender()
+    sent = sender.next_packet(T0, M0, EE_SYNC)
+    reply = _reply_for(sent.data, T0 + 1_000_000, T0 + 500_000)
+    ev = sender.receive(reply, T0 + 2_000_000, T0 + 2_000_000, M0 + 2_000_000)
+    assert isinstance(ev, Reply)
+    assert ev.rtt_net_ns == 2_500_000
+    assert ev.fault is not None
+    assert "network RTT 2500000 ns > T4-T1 2000000 ns: T3 precedes T2" in ev.fault
+
+
+def test_an_error_estimate_over_a_day_leaves_no_one_way_delay() -> None:
+    sender = SessionSender()
+    sent = sender.next_packet(T0, M0, EE_SYNC)
+    vague = ErrorEstimate(True, False, 63, 255)  # 255 * 2**31 s
+    reply = _reply_for(sent.data, T0 + 1_000_000, T0 + 1_050_000, ee=vague)
+    ev = sender.receive(reply, T0 + 2_000_000, T0 + 2_000_000, M0 + 2_000_000)
+    assert isinstance(ev, Reply)
+    assert (ev.fwd_ns, ev.bwd_ns, ev.rtt_net_ns) == (None, None, 1_950_000)
+    assert ev.fault is not None
+    assert "is over a day (RFC 7679 §3.7.3)" in ev.fault
+
+
+def test_a_reply_after_tmax_by_its_own_timestamps_is_late_and_the_packet_lost() -> None:
+    """T4-T1 above Tmax: not matched (no delay above Tmax is ever reported); the packet is
+    lost once it expires (RFC 7680 §2.4)."""
+    sender = SessionSender(tmax_ns=1_000_000_000)
+    sent = sender.next_packet(T0, M0, EE_SYNC)
+    reply = _reply_for(sent.data, T0 + 500_000_000, T0 + 500_000_100)
+    late = T0 + 1_000_000_001
+    ev = sender.receive(reply, late, late, M0 + 1_000_000_001)
+    assert ev == Late(0)
+    assert sender.expire(M0 + 1_000_000_001) == [Lost(0, T0, T0)]
+    st = sender.statistics()
+    assert (st.received, st.lost, st.late) == (0, 1, 1)
 
 
 def test_clock_step_detected() -> None:

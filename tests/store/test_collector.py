@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 import trio
 
@@ -24,7 +25,7 @@ from analyzer.store import Query, Store, open_store
 from analyzer.store.writes import Writer
 from inventory.loader import default_inventory, load
 from ixmeter import wire
-from ixmeter.wire import Batch, encode_batch, sign
+from ixmeter.wire import Batch, encode_columns, sign
 from tests.conftest import require_tool
 from tests.store.factory import make_batches
 from tests.store.pgcluster import PgCluster
@@ -84,7 +85,7 @@ def _batch(probe: str = PROBE_A, n: int = 50, k: int = 0) -> Batch:
 
 
 async def test_batch_accepted_once_and_resend_is_duplicate(server: Server) -> None:
-    body = encode_batch(_batch())
+    body = encode_columns(_batch())
     first = await server.post(KEY_A, PROBE_A, body)
     assert first.status_code == 200
     assert first.json()["accepted"] == 50
@@ -100,26 +101,25 @@ async def test_batch_accepted_once_and_resend_is_duplicate(server: Server) -> No
 
 
 async def test_old_key_still_accepted_during_rotation(server: Server) -> None:
-    response = await server.post(KEY_A_OLD, PROBE_A, encode_batch(_batch()))
+    response = await server.post(KEY_A_OLD, PROBE_A, encode_columns(_batch()))
     assert response.status_code == 200
 
 
 async def _auth_case(server: Server, case: str) -> httpx.Response:
-    body = encode_batch(_batch())
+    body = encode_columns(_batch())
     if case == "unknown_probe":
         return await server.post(KEY_A, "nobody", body)
     if case == "bad_signature":
         return await server.post(KEY_B, PROBE_A, body)
     if case == "tampered_body":
         headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time())
-        return await server.post(KEY_A, PROBE_A, body.replace(b'"seq":3', b'"seq":4'),
-                                 headers=headers)
+        return await server.post(KEY_A, PROBE_A, body + b" ", headers=headers)
     if case == "stale_timestamp":
         return await server.post(KEY_A, PROBE_A, body, now=time.time() - 3600)
     if case == "missing_headers":
         return await server.client.post(server.url + "/v1/batches", content=body)
     if case == "replayed_nonce":
-        other = encode_batch(_batch(k=1))
+        other = encode_columns(_batch(k=1))
         headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", other, time.time())
         assert (await server.post(KEY_A, PROBE_A, other, headers=headers)).status_code == 200
         return await server.post(KEY_A, PROBE_A, other, headers=headers)
@@ -145,23 +145,23 @@ async def test_auth_failures_store_nothing_and_are_counted(
     family = ("ixmeter_collector_rejected_total" if reason == "wrong_probe"
               else "ixmeter_collector_auth_failures_total")
     assert await server.metric(f'{family}{{reason="{reason}"}}') == 1
-    assert (await server.post(KEY_A, PROBE_A, encode_batch(_batch(k=2)))).status_code == 200
+    assert (await server.post(KEY_A, PROBE_A, encode_columns(_batch(k=2)))).status_code == 200
 
 
 def _bad_results_body(field: str, value: object) -> bytes:
-    obj = json.loads(encode_batch(_batch(n=3)))
-    obj["results"][1][field] = value
+    obj = json.loads(encode_columns(_batch(n=3)))
+    obj["streams"][1][field] = value
     return json.dumps(obj).encode()
 
 
 @pytest.mark.parametrize(("body", "status", "field", "needle"), [
     (b"{not json", 400, "body", "not valid JSON"),
-    (b"[1, 2]", 400, "body", "expected a JSON object"),
-    (json.dumps({"v": 9, "probe_id": PROBE_A, "batch_id": "x", "results": []}).encode(),
+    (b"[1, 2]", 400, "body", "expected `object`"),
+    (json.dumps({"v": 9, "probe_id": PROBE_A, "batch_id": "x", "streams": []}).encode(),
      422, "v", "9"),
-    (_bad_results_body("seq", "x"), 422, "results[1].seq", "'x'"),
-    (_bad_results_body("status", "maybe"), 422, "results[1].status", "'maybe'"),
-    (_bad_results_body("probe_id", PROBE_B), 422, "results[1].probe_id", PROBE_B),
+    (_bad_results_body("seq", "x"), 422, "streams[1].seq", "got `str`"),
+    (_bad_results_body("status", 7), 422, "streams[1].status", "7 is not within 0..2"),
+    (_bad_results_body("probe_id", PROBE_B), 422, "streams[1].probe_id", "unknown key"),
 ])
 async def test_bad_input_names_field_and_value(server: Server, body: bytes, status: int,
                                                field: str, needle: str) -> None:
@@ -195,7 +195,7 @@ async def _raw_post(url: str, headers: dict[str, str], body_parts: list[bytes]) 
 
 
 async def test_oversize_body_is_413_declared_or_streamed(server: Server) -> None:
-    big = encode_batch(_batch(n=1200))
+    big = encode_columns(_batch(n=6000))
     assert len(big) > server.collector.max_body
     headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", big, time.time())
     declared = await _raw_post(server.url, {**headers, "Content-Length": str(len(big))}, [])
@@ -206,7 +206,7 @@ async def test_oversize_body_is_413_declared_or_streamed(server: Server) -> None
     assert streamed == 413
     assert server.stored() == 0
     assert await server.metric('ixmeter_collector_rejected_total{reason="oversize"}') == 2
-    assert (await server.post(KEY_A, PROBE_A, encode_batch(_batch()))).status_code == 200
+    assert (await server.post(KEY_A, PROBE_A, encode_columns(_batch()))).status_code == 200
 
 
 async def test_other_methods_on_batches_are_405(server: Server) -> None:
@@ -216,7 +216,7 @@ async def test_other_methods_on_batches_are_405(server: Server) -> None:
 
 
 async def test_client_gone_mid_body_is_not_answered_or_counted(server: Server) -> None:
-    body = encode_batch(_batch())
+    body = encode_columns(_batch())
     headers = sign(KEY_A, PROBE_A, "POST", "/v1/batches", body, time.time())
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     lines = ["POST /v1/batches HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
@@ -248,20 +248,19 @@ async def test_openapi_and_metrics(server: Server) -> None:
     doc = (await server.client.get(server.url + "/openapi.json")).json()
     assert {"/v1/batches", "/v1/probes/{probe_id}/heartbeat",
             "/v1/probes/{probe_id}/inventory", "/healthz"} <= set(doc["paths"])
-    await server.post(KEY_A, PROBE_A, encode_batch(_batch()))
+    await server.post(KEY_A, PROBE_A, encode_columns(_batch()))
     assert await server.metric("ixmeter_collector_results_total") == 50
 
 
-def test_openapi_documents_the_wire_v2_body() -> None:
-    """The documented v2 stream keys are exactly the ones the decoder accepts, the required
-    ones exactly those without a default."""
+def test_openapi_documents_the_body_from_its_schema() -> None:
+    """The documented body is the decoder's schema: the keys of its msgspec Structs, the
+    required ones exactly those without a default."""
     schemas = openapi_document("x")["components"]["schemas"]
-    stream = schemas["Stream"]
-    assert set(stream["properties"]) == set(wire._STREAM_KEYS)
-    optional = {k for k, v in wire._DEFAULTS.items() if v is not wire._MISSING}
-    assert set(stream["required"]) == set(wire._STREAM_KEYS) - optional - {
-        "session", "error_detail", "hops"}
-    assert set(schemas["BatchV2"]["properties"]) == set(wire._ENVELOPE_KEYS)
+    for name, struct in (("WireBody", wire.WireBody), ("WireStream", wire.WireStream),
+                         ("WireTypeP", wire.WireTypeP)):
+        info = msgspec.structs.fields(struct)
+        assert set(schemas[name]["properties"]) == {f.name for f in info}
+        assert set(schemas[name]["required"]) == {f.name for f in info if f.required}
 
 
 async def test_concurrent_probes_exactly_once(server: Server) -> None:
@@ -271,7 +270,7 @@ async def test_concurrent_probes_exactly_once(server: Server) -> None:
     async def upload(b: Batch) -> None:
         key = KEY_A if b.probe_id == PROBE_A else KEY_B
         for _ in range(2):  # every batch sent twice, concurrently with the others
-            codes.append((await server.post(key, b.probe_id, encode_batch(b))).status_code)
+            codes.append((await server.post(key, b.probe_id, encode_columns(b))).status_code)
 
     async with trio.open_nursery() as nursery:
         for b in batches:
@@ -288,7 +287,7 @@ async def test_keys_file_reloaded_on_change(tmp_path: Path) -> None:
     store = open_store(tmp_path / "k.db")
     collector = Collector(store, Authenticator(load_keys(keys)))
     stop = trio.Event()
-    body = encode_batch(_batch(PROBE_B))
+    body = encode_columns(_batch(PROBE_B))
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as client:
         [url] = await nursery.start(lambda task_status: serve(
             collector, "127.0.0.1:0", keys_path=str(keys), shutdown_trigger=stop.wait,
@@ -351,7 +350,7 @@ async def test_two_collectors_on_one_postgres_store_once(pg_cluster: PgCluster) 
 
         async def send(b: Batch, base: str) -> None:
             key = KEY_A if b.probe_id == PROBE_A else KEY_B
-            body = encode_batch(b)
+            body = encode_columns(b)
             r = await client.post(base + "/v1/batches", content=body,
                                   headers=sign(key, b.probe_id, "POST", "/v1/batches", body,
                                                time.time()))
@@ -375,7 +374,7 @@ async def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
     store = open_store(tmp_path / "v6.db")
     collector = Collector(store, Authenticator(KeyRing({PROBE_A: [KEY_A]})))
     stop = trio.Event()
-    body = encode_batch(_batch())
+    body = encode_columns(_batch())
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as client:
         [url] = await nursery.start(lambda task_status: serve(
             collector, "[::1]:0", shutdown_trigger=stop.wait, task_status=task_status))
@@ -404,7 +403,7 @@ async def test_serves_https_with_certfile(tmp_path: Path,
     store = open_store(tmp_path / "tls.db")
     collector = Collector(store, Authenticator(KeyRing({PROBE_A: [KEY_A]})))
     stop = trio.Event()
-    body = encode_batch(_batch())
+    body = encode_columns(_batch())
     ctx = ssl.create_default_context(cafile=str(cert))
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30, verify=ctx) as c:
         [url] = await nursery.start(lambda task_status: serve(

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ixmeter import heartbeat
-from ixmeter.wire import encode_batch
+from ixmeter.wire import encode_columns
 from tests.conftest import promtool_problems
 from tests.store.test_collector import (
     KEY_A,
@@ -86,7 +86,7 @@ async def test_collector_metrics_pass_promtool(server: Server) -> None:
     for key, probe in ((KEY_A, PROBE_A), (KEY_B, PROBE_B)):
         path = f"/v1/probes/{probe}/heartbeat"
         assert (await server.post(key, probe, heartbeat.encode(full), path=path)).is_success
-    await server.post(KEY_A, PROBE_A, encode_batch(_batch()))
+    await server.post(KEY_A, PROBE_A, encode_columns(_batch()))
     await server.post(KEY_A, PROBE_A, b"{}")  # a refusal: the rejected counter has a sample
     text = (await server.client.get(server.url + "/metrics")).text
     assert "ixmeter_collector_probe_set_aside_batches" in text

@@ -53,12 +53,12 @@ def test_walk_accepts_an_intact_chain_and_names_the_first_break() -> None:
 
 @pytest.mark.parametrize(("message", "field"), [
     ("body: not valid JSON (Expecting value)", "body"),
-    ("field 'v': unknown wire version 9", "v"),
-    ("results[3]: field 'seq': expected an integer, got 'x'", "results[3].seq"),
-    ("results[0]: field 'type_p.dscp': 99 is not in 0..63", "results[0].type_p.dscp"),
-    ("results[2].probe_id: 'x' is not the batch's probe", "results[2].probe_id"),
-    ("results[5]: result: expected an object, got list", "results[5]"),
-    ("results[1]: field 'hops[0]': bad hop [1]", "results[1].hops[0]"),
+    ("body: expected `object`, got `array`", "body"),
+    ("field 'v': invalid enum value 9", "v"),
+    ("field 'streams[3].seq[1]': expected `int`, got `str`", "streams[3].seq[1]"),
+    ("field 'streams[0].type_p.dscp': 99 is not within 0..63", "streams[0].type_p.dscp"),
+    ("field 'streams[0]': unknown key \"it's\"", "streams[0]"),
+    ("field 'streams[1].hops[0][1][2][0]': 0 is not within 1..255", "streams[1].hops[0][1][2][0]"),
 ])
 def test_field_of_names_the_field(message: str, field: str) -> None:
     assert field_of(message) == field
