@@ -304,10 +304,14 @@ def build_probe(dst: str, ttl: int, *, v6: bool, mode: str, size: int,
 
 def to_result(job: Job, seq: int, sent_at_ns: int, hops: tuple[Hop, ...], reached: bool
               ) -> Result:
-    """One trace as one record: RECEIVED with the last hop's RTT if the destination answered."""
-    if reached:
+    """One trace as one record: RECEIVED with the last hop's RTT if the destination answered
+    within Tmax, else LOST. A hop that answered after Tmax keeps its address (route evidence)
+    but no RTT: a reply after Tmax is not a delay sample (RFC 7680 §2.4)."""
+    hops = tuple(h if h.rtt_ns is None or h.rtt_ns <= job.tmax_ns else Hop(h.ttl, h.addr)
+                 for h in hops)
+    if reached and hops[-1].rtt_ns is not None:
         return job.result(seq, sent_at_ns, Status.RECEIVED, TimestampSource.USER,
-                          rtt_ns=hops[-1].rtt_ns or 0, hops=hops)
+                          rtt_ns=hops[-1].rtt_ns, hops=hops)
     return job.result(seq, sent_at_ns, Status.LOST, TimestampSource.USER, hops=hops)
 
 

@@ -44,11 +44,15 @@ def test_median_even_count_is_mean_of_central_values() -> None:
     assert math.isclose(median, 2_500, rel_tol=0.005)
 
 
+T0 = 29_666_666 * 60 * 10**9  # a minute-aligned UTC instant (2026-05-28)
+
+
 def _result(seq: int, status: Status, rtt: int | None = None, minute: int = 0) -> Result:
     return Result(
         probe_id="p1", method=Method.ICMP, src_site="a", src_carrier="CT", dst_site="b",
         dst_carrier="CM", src_addr="198.18.1.10", dst_addr="198.18.65.10",
-        type_p=TypeP("icmp", 4, 64), seq=seq, sent_at_ns=minute * 60_000_000_000 + seq * 10**9,
+        type_p=TypeP("icmp", 4, 64), seq=seq,
+        sent_at_ns=T0 + minute * 60_000_000_000 + seq * 10**9,
         status=status, tmax_ns=3 * 10**9, ts_source=TimestampSource.KERNEL, rtt_ns=rtt,
         error=ErrorKind.SEND_ERROR if status is Status.ERROR else None)
 

@@ -21,7 +21,8 @@ def _job(dst: str, rate: float = 40.0) -> Job:
 
 def test_to_result_lost_has_no_delay() -> None:
     job = _job("127.0.0.1")
-    out = Outcome("127.0.0.1", 5, Status.LOST, 10, job.tmax_ns, TimestampSource.KERNEL)
+    sent = 1_790_000_000_000_000_000  # a plausible wall-clock send time (2026)
+    out = Outcome("127.0.0.1", 5, Status.LOST, sent, job.tmax_ns, TimestampSource.KERNEL)
     r = to_result(out, job, 3)
     assert (r.status, r.rtt_ns, r.seq, r.session, r.method) == (
         Status.LOST, None, 3, "sess1", Method.ICMP)

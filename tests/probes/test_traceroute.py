@@ -33,6 +33,7 @@ from probes.methods.traceroute import (
     match_answer,
     same_route,
     summarise,
+    to_result,
 )
 from probes.scheduler import Job
 
@@ -193,3 +194,18 @@ def test_match_echo_reply_and_tcp_reset() -> None:
 def test_match_answer_never_raises(data: bytes, mode: str, v6: bool, proto: int) -> None:
     flow = Flow("::1" if v6 else "127.0.0.1", v6, mode, 80)
     match_answer(flow, flow.dst, proto, data)
+
+
+def test_a_hop_answering_after_tmax_keeps_its_address_not_its_rtt() -> None:
+    """The hop's RTT is measured after the wait, so it can pass Tmax by microseconds: that
+    reply is route evidence but no delay sample (RFC 7680 §2.4), and a destination that
+    answered only after Tmax makes the trace LOST, its hops kept."""
+    job = Job("trace", Method.TRACEROUTE, "p1", "s1", "CT", "s2", "CM", "198.18.1.10",
+              "198.18.65.10", TypeP("udp", 4, 60), 0.1, 1_000_000_000)
+    sent = 1_790_000_000_000_000_000
+    late = (Hop(1, "198.18.1.1", 2_000), Hop(2, "198.18.65.10", 1_000_000_050))
+    lost = to_result(job, 1, sent, late, reached=True)
+    assert lost.status is Status.LOST
+    assert lost.hops == (Hop(1, "198.18.1.1", 2_000), Hop(2, "198.18.65.10", None))
+    ok = to_result(job, 2, sent, (Hop(1, "198.18.65.10", 900_000_000),), reached=True)
+    assert (ok.status, ok.rtt_ns) == (Status.RECEIVED, 900_000_000)
