@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.rules import detail_text
 from probes.clock import Clock, SystemClock
 
 LATE_SCHEDULE_S = 0.010  # a send more than 10 ms behind plan is counted (our policy)
@@ -56,7 +57,11 @@ class Job:
 
     def result(self, seq: int, sent_at_ns: int, status: Status, ts_source: TimestampSource,
                **kw: Any) -> Result:
-        """A :class:`Result` for probe ``seq`` of this job (RFC 2330 §11 singleton)."""
+        """A :class:`Result` for probe ``seq`` of this job (RFC 2330 §11 singleton). An error
+        detail (the probe's own text, e.g. an exception's) is made a valid one
+        (:func:`ixmeter.rules.detail_text`), so no message can make the record invalid."""
+        if kw.get("error_detail") is not None:
+            kw["error_detail"] = detail_text(kw["error_detail"])
         return Result(self.probe_id, self.method, self.src_site, self.src_carrier,
                       self.dst_site, self.dst_carrier, self.src_addr, self.dst_addr,
                       self.type_p, seq, sent_at_ns, status, self.tmax_ns, ts_source,

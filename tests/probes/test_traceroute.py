@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from inventory.loader import default_inventory, load
 from inventory.schema import SiteKind
 from inventory.topology import Topology
-from ixmeter.record import Hop, Method, Status, TypeP
+from ixmeter.record import ErrorKind, Hop, Method, Status, TimestampSource, TypeP
 from probes.methods.traceroute import (
     ICMP_ID,
     SPORT,
@@ -209,3 +209,14 @@ def test_a_hop_answering_after_tmax_keeps_its_address_not_its_rtt() -> None:
     assert lost.hops == (Hop(1, "198.18.1.1", 2_000), Hop(2, "198.18.65.10", None))
     ok = to_result(job, 2, sent, (Hop(1, "198.18.65.10", 900_000_000),), reached=True)
     assert (ok.status, ok.rtt_ns) == (Status.RECEIVED, 900_000_000)
+
+
+def test_a_probe_s_own_error_text_never_makes_its_record_invalid() -> None:
+    job = Job("trace", Method.TRACEROUTE, "p1", "s1", "CT", "s2", "CM", "198.18.1.10",
+              "198.18.65.10", TypeP("udp", 4, 60), 0.1, 1_000_000_000)
+    text = "sendto failed:\n\x00 " + "x" * 5000
+    r = job.result(1, 1_790_000_000_000_000_000, Status.ERROR, TimestampSource.USER,
+                   error=ErrorKind.SEND_ERROR, error_detail=text)
+    assert r.error_detail is not None
+    assert r.error_detail.startswith("sendto failed:\\n\\x00 ")
+    assert len(r.error_detail) <= 1024
