@@ -134,12 +134,16 @@ def main() -> int:
     ap.add_argument("--paths", type=int, default=500)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--smoke", action="store_true",
+                    help="3 paths x 20 days, a small minute path (the suite runs this)")
     args = ap.parse_args()
+    if args.smoke:
+        args.paths, args.days = 3, 20
     print(f"day tiers: {args.paths} paths x {args.days} days, baseline and current windows")
     out = run(args.paths, args.days, args.seed)
     for k, v in out.items():
         print(f"{k}: {v:.2f}")
-    per = minute_path_cost()
+    per = minute_path_cost(*((1, 30) if args.smoke else ()))
     rollups = args.paths * args.days * 1440
     print(f"minute path: {per * 1e6:.1f} us per MinuteRollup -> {rollups:,} rollups per window "
           f"would take {per * rollups / 3600:.1f} h (why the analysis reads day/hour tiers)")

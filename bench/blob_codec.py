@@ -50,7 +50,9 @@ def per_method(batches: list[ColumnBatch]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="100 batches per shape")
-    n = 100 if parser.parse_args().full else 20
+    parser.add_argument("--smoke", action="store_true", help="2 batches (the suite runs this)")
+    args = parser.parse_args()
+    n = 2 if args.smoke else 100 if args.full else 20
     print(f"per batch of {SIZE} results, {n} batches per shape\n")
     print("| shape | codec | encode ms | bytes | decode ms |\n|---|---|---|---|---|")
     for shape, paths in SHAPES.items():

@@ -94,10 +94,10 @@ def many_probes(tmp: Path, n_probes: int, n_batches: int) -> str:
     return outcome(f"{n_probes} probes concurrently", db, jobs, tally, seconds)
 
 
-def killed(tmp: Path, kills: int) -> str:
-    probes = [f"kill-{k:02d}" for k in range(20)]
+def killed(tmp: Path, kills: int, n_probes: int = 20, size: int = 500) -> str:
+    probes = [f"kill-{k:02d}" for k in range(n_probes)]
     keys = write_keys(tmp / "k2.yaml", probes)
-    jobs = jobs_for(probes, 10, 500)
+    jobs = jobs_for(probes, 10, size)
     db = tmp / "killed.db"
     collector = CollectorProcess(str(db), tmp / "k2.yaml", free_port(), cpu=0).start()
 
@@ -114,7 +114,7 @@ def killed(tmp: Path, kills: int) -> str:
 
     try:
         start = time.perf_counter()
-        tally = trio.run(run_uploads, collector.url, keys, jobs, 20, killer)
+        tally = trio.run(run_uploads, collector.url, keys, jobs, n_probes, killer)
         seconds = time.perf_counter() - start
     finally:
         collector.stop()
@@ -165,6 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="more batches per probe")
     parser.add_argument("--only", choices=["many", "kill", "full"], help="one scenario only")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny scenarios (seconds): the suite runs this")
     args = parser.parse_args()
     print("| scenario | results sent | acknowledged | stored | duplicated | lost | in rollups "
           "| duplicate acks | retries (causes) | chain | time |\n"
@@ -172,9 +174,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.only in (None, "many"):
-            print(many_probes(tmp, 200, 20 if args.full else 5), flush=True)
+            print(many_probes(tmp, *((10, 1) if args.smoke else (200, 20 if args.full else 5))),
+                  flush=True)
         if args.only in (None, "kill"):
-            print(killed(tmp, 6 if args.full else 3), flush=True)
+            print(killed(tmp, *((1, 4, 100) if args.smoke else (6 if args.full else 3,))),
+                  flush=True)
         if args.only in (None, "full"):
             print(disk_full(tmp), flush=True)
 

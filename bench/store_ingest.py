@@ -216,6 +216,8 @@ def db_size_sqlite(path: Path, n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="5x more batches")
+    parser.add_argument("--smoke", action="store_true",
+                        help="8 batches a measurement (seconds; the suite runs this)")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--http-only", action="store_true",
                         help="only the over-HTTP lines (no ceiling, decode or store lines)")
@@ -223,13 +225,13 @@ def main() -> None:
                         help="run the collector from this source tree, e.g. an export of an "
                              "older commit, to compare in one session (default: this one)")
     args = parser.parse_args()
-    n_batches = 2000 if args.full else 400
+    n_batches = 8 if args.smoke else 2000 if args.full else 400
     src = args.collector_src.resolve()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if not args.http_only:
-            rows += ceiling(tmp, 40)
+            rows += ceiling(tmp, 2 if args.smoke else 40)
             for shape in SHAPES:
                 rows += store_direct(tmp, n_batches, shape)
         http, n = over_http(tmp, str(tmp / "http.db"), n_batches, "SQLite (narrow)", src=src)

@@ -1,0 +1,37 @@
+"""Every benchmark at smoke size: one that breaks fails here, not later in a README figure.
+
+Each runs as its user runs it (``python -m bench.NAME``), with the arguments that make it take
+seconds; figures are not checked (a shared machine's timings are not test results), only that
+it ran to the end and printed its table.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = {
+    "analyzer_calibration": (["--trials", "3", "--minutes", "60"], "PASS rate"),
+    "analyzer_calibration --loss": (["--loss", "--trials", "3"], "PASS rate"),
+    "analyzer_year": (["--smoke"], "minute path"),
+    "blob_codec": (["--smoke"], "IXB2"),
+    "store_tiers": (["--paths", "5", "--minutes", "500"], "peak RSS of the process"),
+    "store_ingest": (["--smoke"], "over HTTP into SQLite"),
+    "collector_faults": (["--smoke"], "probes concurrently"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_benchmark_runs_at_smoke_size(name: str) -> None:
+    module, *extra = name.split()
+    args, expected = SMOKE[name]
+    done = subprocess.run([sys.executable, "-m", f"bench.{module}", *extra, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout, done.stdout[-3000:]
+    assert "Traceback" not in done.stderr
