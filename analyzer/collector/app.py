@@ -36,7 +36,7 @@ from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
 from ixmeter import __version__
 from ixmeter.errors import RecordError
-from ixmeter.wire import AuthError
+from ixmeter.wire import AuthError, SignedHead
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 BATCHES_PATH = "/v1/batches"
@@ -153,18 +153,24 @@ class Collector:
         return Problem(413, {"error": f"body of {size} bytes or more exceeds the limit of "
                                       f"{self.max_body} bytes", "field": "body"}, "oversize")
 
-    def _authenticate(self, request: Request, body: bytes, url_probe: str | None = None) -> str:
-        return self._check(dict(request.headers), request.method, request.url.path, body,
-                           url_probe)
+    def _authenticate(self, request: Request, url_probe: str | None = None) -> SignedHead:
+        return self._check_head(request_headers(request.scope["headers"]), request.method,
+                                request.url.path, url_probe)
 
-    def _check(self, headers: Mapping[str, str], method: str, path: str, body: bytes,
-               url_probe: str | None = None) -> str:
+    def _check_head(self, headers: Mapping[str, str], method: str, path: str,
+                    url_probe: str | None = None) -> SignedHead:
+        """401 (403 for ``wrong_probe``) unless the head authenticates: before the body is
+        read, so a client without a key is answered at once and the body never read."""
         try:
-            return self.auth.authenticate(headers, method, path, body, self.clock(), url_probe)
+            return self.auth.authenticate_head(headers, method, path, self.clock(), url_probe)
         except AuthError as exc:
-            status = 403 if exc.reason == "wrong_probe" else 401
-            raise Problem(status, {"error": str(exc), "reason": exc.reason},
-                          exc.reason) from None
+            raise _auth_problem(exc) from None
+
+    def _check_body(self, head: SignedHead, body: bytes) -> None:
+        try:
+            self.auth.check_body(head, body)
+        except AuthError as exc:
+            raise _auth_problem(exc) from None
 
     async def in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` (blocking store work) on the store thread, after the calls before it."""
@@ -190,9 +196,11 @@ class Collector:
 
     async def post_batch(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         headers = request_headers(scope["headers"])
+        head = self._check_head(headers, scope["method"], scope["path"])
         async with aclosing(_body_chunks(receive)) as chunks:
             body = await self._body(headers.get("content-length"), chunks)
-        probe_id = self._check(headers, scope["method"], scope["path"], body)
+        self._check_body(head, body)
+        probe_id = head.probe_id
         started = time.perf_counter()
         receipt: WriteReceipt = await self.in_store_thread(self._ingest, probe_id, body)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
@@ -233,8 +241,9 @@ class Collector:
 
     async def heartbeat(self, request: Request) -> Response:
         probe_id = request.path_params["probe_id"]
+        head = self._authenticate(request, url_probe=probe_id)
         body = await self._read_body(request)
-        self._authenticate(request, body, url_probe=probe_id)
+        self._check_body(head, body)
         version, depth, counters = parse_heartbeat(body)
         await self.in_store_thread(self.store.record_heartbeat, probe_id, time.time_ns(), depth,
                               version)
@@ -246,7 +255,8 @@ class Collector:
 
     async def get_inventory(self, request: Request) -> Response:
         probe_id = request.path_params["probe_id"]
-        self._authenticate(request, await self._read_body(request), url_probe=probe_id)
+        head = self._authenticate(request, url_probe=probe_id)
+        self._check_body(head, await self._read_body(request))
         if self.inventory is None:
             raise Problem(404, {"error": "this collector was started without --inventory"},
                           "no_inventory")
@@ -288,6 +298,11 @@ class _BatchesFirst:
             await self._batches(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
+
+
+def _auth_problem(exc: AuthError) -> Problem:
+    status = 403 if exc.reason == "wrong_probe" else 401
+    return Problem(status, {"error": str(exc), "reason": exc.reason}, exc.reason)
 
 
 def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
