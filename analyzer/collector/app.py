@@ -12,16 +12,28 @@ Starlette router that serves everything else, with the same answers, bodies and 
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from analyzer.collector.auth import Authenticator
+from analyzer.collector.h11server import ServerStats
 from analyzer.collector.inventory import probe_plan
 from analyzer.collector.openapi import openapi_document
 from analyzer.collector.storethread import StoreThread
@@ -80,6 +93,7 @@ class Metrics:
                                     "counters last reported in each probe's heartbeat",
                                     ["probe", "name"], registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._server: _ServerMetrics | None = None
 
     def child(self, metric: Counter, *labels: str) -> Any:
         """``metric.labels(*labels)``, bound once and kept: ``labels()`` validates and locks on
@@ -90,6 +104,44 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def watch_server(self, stats: ServerStats) -> None:
+        """Show the HTTP server's connection counts (read when ``/metrics`` is rendered)."""
+        if self._server is not None:
+            self.registry.unregister(self._server)
+        self._server = _ServerMetrics(stats)
+        self.registry.register(self._server)
+
+    def render(self, accept: str, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+        """The exposition (Prometheus text, or OpenMetrics if ``accept`` asks for it), gzipped
+        if ``accept_encoding`` allows, and its headers: what ``prometheus_client`` serves.
+        Blocking, and as long as the metrics: called off the event loop."""
+        encoder, content_type = choose_encoder(accept)
+        output, headers = encoder(self.registry), {"content-type": content_type}
+        if gzip_accepted(accept_encoding):
+            output, headers["content-encoding"] = gzip.compress(output), "gzip"
+        return output, headers
+
+
+class _ServerMetrics:
+    """A prometheus collector over :class:`ServerStats`."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        yield GaugeMetricFamily("ixmeter_collector_connections", "HTTP connections open",
+                                value=s.open)
+        yield CounterMetricFamily("ixmeter_collector_connections_refused",
+                                  "connections answered 503 past --max-connections",
+                                  value=s.refused)
+        yield CounterMetricFamily("ixmeter_collector_accept_errors",
+                                  "accept() failures for want of descriptors or memory",
+                                  value=s.accept_errors)
+        yield CounterMetricFamily("ixmeter_collector_timeouts",
+                                  "request heads and bodies too slow, answered 408",
+                                  value=s.timeouts)
+
 
 class Collector:
     """Holds the store, keys, inventory and metrics; :meth:`app` is the ASGI application."""
@@ -99,6 +151,7 @@ class Collector:
         self.store, self.auth, self.inventory = store, auth, inventory
         self.max_body, self.clock = max_body, clock
         self.metrics = Metrics()
+        self._render_limiter: trio.CapacityLimiter | None = None
         # when quiet, fold the rollups the store holds (readers need not fold them)
         self.store_thread = StoreThread(idle=store.fold_pending)
 
@@ -111,7 +164,7 @@ class Collector:
                   methods=["GET"]),
             Route("/healthz", self._wrap("healthz", self.healthz), methods=["GET"]),
             Route("/openapi.json", self._wrap("openapi", self.openapi), methods=["GET"]),
-            Route("/metrics", _AsgiApp(make_asgi_app(self.metrics.registry))),
+            Route("/metrics", self._wrap("metrics", self.metrics_page), methods=["GET"]),
         ]
         return _BatchesFirst(self.batches_app, Starlette(routes=routes))
 
@@ -273,6 +326,16 @@ class Collector:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(__version__))
+
+    async def metrics_page(self, request: Request) -> Response:
+        """``/metrics``, rendered on a worker thread one at a time, so that a large exposition
+        never stalls the event loop (health checks, ingest)."""
+        if self._render_limiter is None:
+            self._render_limiter = trio.CapacityLimiter(1)
+        body, headers = await trio.to_thread.run_sync(
+            self.metrics.render, request.headers.get("accept", ""),
+            request.headers.get("accept-encoding", ""), limiter=self._render_limiter)
+        return Response(body, headers=headers)
 
 
 class _AsgiApp:
