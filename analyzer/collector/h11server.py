@@ -397,7 +397,8 @@ class HttpServer:
             log.exception("HTTP connection failed")
         finally:
             self.stats.open -= 1
-            await _close(stream, linger=conn.their_state in (h11.SEND_BODY, h11.ERROR))
+            await _close(stream, linger=conn.our_state is not h11.IDLE and conn.their_state
+                         not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED))
 
     async def _requests(self, conn: h11.Connection, stream: Stream,
                         addrs: tuple[tuple[str, int] | None, tuple[str, int] | None]) -> None:
@@ -521,7 +522,7 @@ def _skip_read_ends(conn: h11.Connection) -> bool:
 
 
 async def _close(stream: Stream, linger: bool) -> None:
-    """Close the connection; with ``linger`` (a request not read to its end), half-close
+    """Close the connection; with ``linger`` (answered a request not read to its end), half-close
     first and read and drop what the client still sends for up to ``LINGER_S``, so that it
     reads the answer instead of a reset."""
     try:
