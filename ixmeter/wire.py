@@ -290,7 +290,7 @@ def signing_string(method: str, path: str, timestamp: str, nonce: str, digest: s
 
 
 def body_digest(body: bytes) -> str:
-    """The body's SHA-256 (FIPS 180-4) in lower-case hex, as sent in ``X-Ixmeter-Content-SHA256``."""
+    """The body's SHA-256 (FIPS 180-4), lower-case hex: the ``X-Ixmeter-Content-SHA256`` value."""
     return hashlib.sha256(body).hexdigest()
 
 
