@@ -3,6 +3,7 @@ loopback sockets to a real collector (SQLite store) served with short limits."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from analyzer.collector.app import Collector
@@ -27,8 +30,10 @@ from ixmeter.wire import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    AuthError,
     encode_columns,
     sign,
+    signed_head,
     signing_string,
 )
 from tests.store.factory import make_batches
@@ -241,3 +246,23 @@ class _Blocking:
         self.entered.set()
         self.release.wait(30)
         yield GaugeMetricFamily("ixmeter_test_blocking", "blocks", value=1)
+
+
+_header_text = st.text(st.characters(codec="latin-1"), max_size=80)
+
+
+@given(st.dictionaries(st.sampled_from(["X-Ixmeter-Probe", "x-ixmeter-timestamp",
+                                        HEADER_TIMESTAMP, HEADER_NONCE, HEADER_DIGEST,
+                                        HEADER_SIGNATURE, "other"]), _header_text),
+       st.floats(allow_nan=True, allow_infinity=True))
+@settings(max_examples=500, deadline=None)
+def test_any_head_authenticates_or_raises_auth_error(headers: dict[str, str],
+                                                     now: float) -> None:
+    """Whatever the head holds, checking it gives a verified head or :class:`AuthError`,
+    never another exception, and no head passes without a valid signature."""
+    auth = Authenticator(KeyRing({PROBE: [KEY]}))
+    with pytest.raises(AuthError):
+        auth.authenticate_head({**headers, "X-Ixmeter-Probe": PROBE}, "POST", "/v1/batches",
+                               now)
+    with contextlib.suppress(AuthError):
+        signed_head(headers)
