@@ -201,8 +201,6 @@ def http_date(now: float) -> bytes:
     return _date_cache[1]
 
 
-
-
 class _Exchange:
     """One request and its response on an h11 connection: the ASGI ``receive`` and ``send``.
 
@@ -245,7 +243,11 @@ class _Exchange:
         return {"type": "http.disconnect"}
 
     async def _next_body_event(self) -> Any:
-        """The next body event, in time for the body's minimum rate (else a 408)."""
+        """The next body event, in time for the body's minimum rate (else a 408); one already
+        received is taken without a timer."""
+        event = self.conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
         if math.isnan(self._body_since):
             self._body_since = trio.current_time()
         limits = self.limits
@@ -277,9 +279,11 @@ class _Exchange:
                closing: bool = False) -> None:
         self.started = True
         headers += [(b"date", http_date(time.time())), SERVER_HEADER]
-        if (not closing and self.conn.their_state is h11.SEND_BODY
-                and not _skip_read_ends(self.conn)):
-            headers.append((b"connection", b"close"))  # answered before the body was read
+        if not closing and self.conn.their_state is h11.SEND_BODY:
+            if _skip_read_ends(self.conn):
+                self.body_done = True
+            else:
+                headers.append((b"connection", b"close"))  # answered before the body was read
         self._head = h11.Response(status_code=status, headers=headers,
                                   reason=_REASONS.get(status, b""))
 
@@ -321,8 +325,6 @@ async def next_event(conn: h11.Connection, stream: Stream
             conn.receive_data(bytes(await stream.receive_some(MAX_RECV)))
         else:
             return event
-
-
 
 
 class HttpServer:
