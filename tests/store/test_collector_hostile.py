@@ -131,13 +131,16 @@ def _edited(**changes: str) -> dict[str, str]:
 
 
 def _bad_heads() -> Iterator[tuple[str, dict[str, str], str]]:
+    """(case, headers, reason), signed now."""
     now = time.time()
     yield "unknown probe", _edited(probe="nobody"), "unknown_probe"
     yield "no signature", _edited(signature=""), "missing_headers"
     yield "no digest", _edited(digest=""), "missing_headers"
-    for text in ("nan", "NaN", "inf", "-inf", "1e9", f"{now:.3f}e0", f"-{now:.3f}",
-                 f"+{now:.3f}", "0x10", f"{now:.3f}\u0661"):
-        yield f"timestamp {text!r}", _signed_as(text, _body()), "bad_timestamp"
+    for label, text in (("nan", "nan"), ("NaN", "NaN"), ("inf", "inf"), ("-inf", "-inf"),
+                        ("exponent", "1e9"), ("now with exponent", f"{now:.3f}e0"),
+                        ("negative", f"-{now:.3f}"), ("plus sign", f"+{now:.3f}"),
+                        ("hex", "0x10"), ("non-ASCII digit", f"{now:.3f}\u0661")):
+        yield f"timestamp {label}", _signed_as(text, _body()), "bad_timestamp"
     yield "stale timestamp", _signed_as(f"{now - 3600:.3f}", _body()), "stale_timestamp"
     yield "long nonce", _edited(nonce="a" * 65), "bad_nonce"
     yield "huge nonce", _edited(nonce="a" * 8000), "bad_nonce"
@@ -148,13 +151,14 @@ def _bad_heads() -> Iterator[tuple[str, dict[str, str], str]]:
     yield "another body's digest", _edited(digest="0" * 64), "bad_signature"
 
 
-@pytest.mark.parametrize(("case", "headers", "reason"), list(_bad_heads()),
-                         ids=[c for c, _, _ in _bad_heads()])
-async def test_a_bad_head_is_401_before_any_body_byte(running: Running, case: str,
-                                                      headers: dict[str, str],
-                                                      reason: str) -> None:
+_CASES = [case for case, _, _ in _bad_heads()]
+
+
+@pytest.mark.parametrize("case", _CASES)
+async def test_a_bad_head_is_401_before_any_body_byte(running: Running, case: str) -> None:
     """An 8 MiB body announced, none sent: the answer comes at once and the connection is
     closed; the nonce cache is untouched."""
+    [(headers, reason)] = [(h, r) for c, h, r in _bad_heads() if c == case]  # signed now
     out = await running.exchange(_head(headers, EIGHT_MIB))
     assert out.startswith(b"HTTP/1.1 401 "), out[:80]
     assert f'"reason":"{reason}"'.encode() in out
