@@ -5,9 +5,10 @@ Structs below (:class:`WireBody`) and its value rules :mod:`ixmeter.rules`. The 
 (:func:`encode_columns`), the collector decodes (``analyzer.wire_columns.decode_body``:
 :func:`parse_body`, then the rules on whole columns). The probe signs ``METHOD \\n PATH \\n
 timestamp \\n nonce \\n sha256(body)`` with its own key (HMAC-SHA256, RFC 2104 / FIPS 198-1) and
-sends it in four headers. The collector rejects an unknown probe, a bad signature, a timestamp
-outside the allowed skew or a nonce it has seen. Pure functions: no sockets, no clock (callers
-pass ``now``).
+sends it in five headers, the body's digest among them, so the collector checks the signature
+before it reads the body (see :func:`verify`). The collector rejects an unknown probe, a bad
+signature, a timestamp outside the allowed skew or a nonce it has seen. Pure functions: no
+sockets, no clock (callers pass ``now``).
 
 The body is columnar: one object per *stream* (what many results share) holding the
 per-result fields column by column::
@@ -132,6 +133,7 @@ HEADER_PROBE = "X-Ixmeter-Probe"
 HEADER_TIMESTAMP = "X-Ixmeter-Timestamp"
 HEADER_NONCE = "X-Ixmeter-Nonce"
 HEADER_SIGNATURE = "X-Ixmeter-Signature"
+HEADER_DIGEST = "X-Ixmeter-Content-SHA256"
 MAX_SKEW_S = 300
 
 
@@ -253,10 +255,14 @@ def _located(message: str) -> str:
     return f"field {path!r}: {reason}" if path else f"body: {reason}"
 
 
-def signing_string(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """What the HMAC covers: request line parts, timestamp, nonce and the body's digest."""
-    digest = hashlib.sha256(body).hexdigest()
+def signing_string(method: str, path: str, timestamp: str, nonce: str, digest: str) -> bytes:
+    """What the HMAC covers: request line parts, timestamp, nonce and the body's SHA-256 (hex)."""
     return "\n".join((method.upper(), path, timestamp, nonce, digest)).encode()
+
+
+def body_digest(body: bytes) -> str:
+    """The body's SHA-256 (FIPS 180-4), lower-case hex: the ``X-Ixmeter-Content-SHA256`` value."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def sign(key: bytes, probe_id: str, method: str, path: str, body: bytes, now: float,
@@ -264,9 +270,10 @@ def sign(key: bytes, probe_id: str, method: str, path: str, body: bytes, now: fl
     """Headers that authenticate ``body`` as coming from ``probe_id`` at time ``now``."""
     timestamp = f"{now:.3f}"
     nonce = nonce or secrets.token_hex(16)
-    mac = hmac.new(key, signing_string(method, path, timestamp, nonce, body), hashlib.sha256)
+    digest = body_digest(body)
+    mac = hmac.new(key, signing_string(method, path, timestamp, nonce, digest), hashlib.sha256)
     return {HEADER_PROBE: probe_id, HEADER_TIMESTAMP: timestamp, HEADER_NONCE: nonce,
-            HEADER_SIGNATURE: mac.hexdigest()}
+            HEADER_DIGEST: digest, HEADER_SIGNATURE: mac.hexdigest()}
 
 
 class AuthError(RecordError):
@@ -277,26 +284,78 @@ class AuthError(RecordError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class SignedHead:
+    """The authentication headers of a request, each of the form :func:`signed_head` checks."""
+
+    probe_id: str
+    timestamp: str
+    nonce: str
+    digest: str
+    signature: str
+
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")  # Unix seconds, plain decimal
+_NONCE = re.compile(r"[0-9a-f]{16,64}")  # the probe sends 32 (128 random bits)
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # a SHA-256 digest or an HMAC-SHA256, lower-case hex
+MAX_PROBE_ID = 256
+
+
+def signed_head(headers: Mapping[str, str]) -> SignedHead:
+    """The five authentication headers (names in any case), each checked for its form only:
+    probe id of 1..256 characters, timestamp a plain decimal number of seconds (no sign,
+    exponent, ``NaN`` or ``inf``), nonce 16..64 lower-case hex digits, digest and signature
+    64. Raises :class:`AuthError` (``missing_headers``, ``bad_timestamp``, ``bad_nonce``,
+    ``bad_signature``)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    values = [lower.get(h.lower(), "") for h in
+              (HEADER_PROBE, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_DIGEST, HEADER_SIGNATURE)]
+    if not all(values):
+        missing = [h for h, v in zip((HEADER_PROBE, HEADER_TIMESTAMP, HEADER_NONCE,
+                                      HEADER_DIGEST, HEADER_SIGNATURE), values, strict=True)
+                   if not v]
+        raise AuthError("missing_headers", f"missing header(s) {', '.join(missing)}")
+    head = SignedHead(*values)
+    if len(head.probe_id) > MAX_PROBE_ID:
+        raise AuthError("unknown_probe", f"probe id of {len(head.probe_id)} characters "
+                        f"(at most {MAX_PROBE_ID})")
+    if not _TIMESTAMP.fullmatch(head.timestamp):
+        raise AuthError("bad_timestamp", f"timestamp {head.timestamp[:40]!r} is not a plain "
+                        "decimal number of seconds")
+    if not _NONCE.fullmatch(head.nonce):
+        raise AuthError("bad_nonce", "nonce is not 16 to 64 lower-case hex digits")
+    if not (_HEX64.fullmatch(head.digest) and _HEX64.fullmatch(head.signature)):
+        raise AuthError("bad_signature", "digest or signature is not 64 lower-case hex digits")
+    return head
+
+
+def verify_head(key: bytes, head: SignedHead, method: str, path: str, now: float,
+                max_skew_s: float = MAX_SKEW_S) -> None:
+    """Check the timestamp against ``now`` and the HMAC over the signing string with the
+    *declared* digest: what can be checked before the body is read."""
+    if abs(now - float(head.timestamp)) > max_skew_s:
+        raise AuthError("stale_timestamp", f"timestamp {head.timestamp} is more than "
+                        f"{max_skew_s:.0f} s from the collector's clock")
+    text = signing_string(method, path, head.timestamp, head.nonce, head.digest)
+    mac = hmac.new(key, text, hashlib.sha256)
+    if not hmac.compare_digest(mac.hexdigest(), head.signature):
+        raise AuthError("bad_signature", "signature does not match the request")
+
+
+def verify_body(head: SignedHead, body: bytes) -> None:
+    """Check that ``body`` is the one the verified head's digest names."""
+    if not hmac.compare_digest(body_digest(body), head.digest):
+        raise AuthError("bad_signature", "signature does not match the body")
+
+
 def verify(key: bytes, headers: Mapping[str, str], method: str, path: str, body: bytes,
            now: float, max_skew_s: float = MAX_SKEW_S) -> str:
-    """Check signature and timestamp; return the nonce (the caller checks it was not seen)."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    timestamp = lower.get(HEADER_TIMESTAMP.lower(), "")
-    nonce = lower.get(HEADER_NONCE.lower(), "")
-    given = lower.get(HEADER_SIGNATURE.lower(), "")
-    if not (timestamp and nonce and given):
-        raise AuthError("missing_headers", "missing timestamp, nonce or signature header")
-    try:
-        ts = float(timestamp)
-    except ValueError:
-        raise AuthError("bad_timestamp", f"timestamp {timestamp!r} is not a number") from None
-    if abs(now - ts) > max_skew_s:
-        raise AuthError("stale_timestamp", f"timestamp {timestamp} is more than "
-                        f"{max_skew_s:.0f} s from the collector's clock")
-    mac = hmac.new(key, signing_string(method, path, timestamp, nonce, body), hashlib.sha256)
-    if not hmac.compare_digest(mac.hexdigest(), given):
-        raise AuthError("bad_signature", "signature does not match the body")
-    return nonce
+    """:func:`signed_head`, :func:`verify_head` and :func:`verify_body` in turn; returns the
+    nonce (the caller checks it was not seen)."""
+    head = signed_head(headers)
+    verify_head(key, head, method, path, now, max_skew_s)
+    verify_body(head, body)
+    return head.nonce
 
 
 # -- encoder -----------------------------------------------------------------------------------

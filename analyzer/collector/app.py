@@ -12,6 +12,7 @@ Starlette router that serves everything else, with the same answers, bodies and 
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import sqlite3
@@ -29,8 +30,10 @@ from contextlib import aclosing
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+import trio
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from analyzer.collector.auth import Authenticator
+from analyzer.collector.h11server import ServerStats
 from analyzer.collector.inventory import probe_plan
 from analyzer.collector.openapi import openapi_document
 from analyzer.collector.storethread import StoreThread
@@ -45,7 +49,7 @@ from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
 from ixmeter import __version__, heartbeat
 from ixmeter.errors import RecordError
-from ixmeter.wire import AuthError
+from ixmeter.wire import AuthError, SignedHead
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 BATCHES_PATH = "/v1/batches"
@@ -85,6 +89,7 @@ class Metrics:
         self.probes = ProbeReports()
         r.register(self.probes)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._server: _ServerMetrics | None = None
 
     def child(self, metric: Counter, *labels: str) -> Any:
         """``metric.labels(*labels)``, bound once and kept: ``labels()`` validates and locks on
@@ -95,6 +100,44 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def watch_server(self, stats: ServerStats) -> None:
+        """Show the HTTP server's connection counts (read when ``/metrics`` is rendered)."""
+        if self._server is not None:
+            self.registry.unregister(self._server)
+        self._server = _ServerMetrics(stats)
+        self.registry.register(self._server)
+
+    def render(self, accept: str, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+        """The exposition (Prometheus text, or OpenMetrics if ``accept`` asks for it), gzipped
+        if ``accept_encoding`` allows, and its headers: what ``prometheus_client`` serves.
+        Blocking, and as long as the metrics: called off the event loop."""
+        encoder, content_type = choose_encoder(accept)
+        output, headers = encoder(self.registry), {"content-type": content_type}
+        if gzip_accepted(accept_encoding):
+            output, headers["content-encoding"] = gzip.compress(output), "gzip"
+        return output, headers
+
+
+class _ServerMetrics:
+    """A prometheus collector over :class:`ServerStats`."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        yield GaugeMetricFamily("ixmeter_collector_connections", "HTTP connections open",
+                                value=s.open)
+        yield CounterMetricFamily("ixmeter_collector_connections_refused",
+                                  "connections answered 503 past --max-connections",
+                                  value=s.refused)
+        yield CounterMetricFamily("ixmeter_collector_accept_errors",
+                                  "accept() failures for want of descriptors or memory",
+                                  value=s.accept_errors)
+        yield CounterMetricFamily("ixmeter_collector_timeouts",
+                                  "request heads and bodies too slow, answered 408",
+                                  value=s.timeouts)
+
 
 class Collector:
     """Holds the store, keys, inventory and metrics; :meth:`app` is the ASGI application."""
@@ -104,6 +147,7 @@ class Collector:
         self.store, self.auth, self.inventory = store, auth, inventory
         self.max_body, self.clock = max_body, clock
         self.metrics = Metrics()
+        self._render_limiter: trio.CapacityLimiter | None = None
         # when quiet, fold the rollups the store holds (readers need not fold them)
         self.store_thread = StoreThread(idle=store.fold_pending)
 
@@ -116,7 +160,7 @@ class Collector:
                   methods=["GET"]),
             Route("/healthz", self._wrap("healthz", self.healthz), methods=["GET"]),
             Route("/openapi.json", self._wrap("openapi", self.openapi), methods=["GET"]),
-            Route("/metrics", _AsgiApp(make_asgi_app(self.metrics.registry))),
+            Route("/metrics", self._wrap("metrics", self.metrics_page), methods=["GET"]),
         ]
         return _BatchesFirst(self.batches_app, Starlette(routes=routes))
 
@@ -157,18 +201,24 @@ class Collector:
             parts.append(chunk)
         return b"".join(parts)
 
-    def _authenticate(self, request: Request, body: bytes, url_probe: str | None = None) -> str:
-        return self._check(dict(request.headers), request.method, request.url.path, body,
-                           url_probe)
+    def _authenticate(self, request: Request, url_probe: str | None = None) -> SignedHead:
+        return self._check_head(request_headers(request.scope["headers"]), request.method,
+                                request.url.path, url_probe)
 
-    def _check(self, headers: Mapping[str, str], method: str, path: str, body: bytes,
-               url_probe: str | None = None) -> str:
+    def _check_head(self, headers: Mapping[str, str], method: str, path: str,
+                    url_probe: str | None = None) -> SignedHead:
+        """401 (403 for ``wrong_probe``) unless the head authenticates: before the body is
+        read, so a client without a key is answered at once and the body never read."""
         try:
-            return self.auth.authenticate(headers, method, path, body, self.clock(), url_probe)
+            return self.auth.authenticate_head(headers, method, path, self.clock(), url_probe)
         except AuthError as exc:
-            status = 403 if exc.reason == "wrong_probe" else 401
-            raise Problem(status, {"error": str(exc), "reason": exc.reason},
-                          exc.reason) from None
+            raise _auth_problem(exc) from None
+
+    def _check_body(self, head: SignedHead, body: bytes) -> None:
+        try:
+            self.auth.check_body(head, body)
+        except AuthError as exc:
+            raise _auth_problem(exc) from None
 
     async def in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` (blocking store work) on the store thread, after the calls before it."""
@@ -194,9 +244,11 @@ class Collector:
 
     async def post_batch(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         headers = request_headers(scope["headers"])
+        head = self._check_head(headers, scope["method"], scope["path"])
         async with aclosing(_body_chunks(receive)) as chunks:
             body = await self._body(headers.get("content-length"), chunks)
-        probe_id = self._check(headers, scope["method"], scope["path"], body)
+        self._check_body(head, body)
+        probe_id = head.probe_id
         started = time.perf_counter()
         receipt: WriteReceipt = await self.in_store_thread(self._ingest, probe_id, body)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
@@ -247,8 +299,9 @@ class Collector:
         """Store a probe's heartbeat (``ixmeter.heartbeat``: at most ``MAX_BODY`` bytes, fixed
         counter names) and export it on ``/metrics``; 400/413/422 name what is wrong."""
         probe_id = request.path_params["probe_id"]
+        head = self._authenticate(request, url_probe=probe_id)
         body = await self._read_body(request, heartbeat.MAX_BODY)
-        self._authenticate(request, body, url_probe=probe_id)
+        self._check_body(head, body)
         hb = parse_heartbeat(body)
         await self.in_store_thread(self.store.record_heartbeat, probe_id, time.time_ns(),
                                    hb.spool_depth, hb.version, hb.counters)
@@ -257,7 +310,8 @@ class Collector:
 
     async def get_inventory(self, request: Request) -> Response:
         probe_id = request.path_params["probe_id"]
-        self._authenticate(request, await self._read_body(request), url_probe=probe_id)
+        head = self._authenticate(request, url_probe=probe_id)
+        self._check_body(head, await self._read_body(request))
         if self.inventory is None:
             raise Problem(404, {"error": "this collector was started without --inventory"},
                           "no_inventory")
@@ -274,6 +328,16 @@ class Collector:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(__version__))
+
+    async def metrics_page(self, request: Request) -> Response:
+        """``/metrics``, rendered on a worker thread one at a time, so that a large exposition
+        never stalls the event loop (health checks, ingest)."""
+        if self._render_limiter is None:
+            self._render_limiter = trio.CapacityLimiter(1)
+        body, headers = await trio.to_thread.run_sync(
+            self.metrics.render, request.headers.get("accept", ""),
+            request.headers.get("accept-encoding", ""), limiter=self._render_limiter)
+        return Response(body, headers=headers)
 
 
 class _AsgiApp:
@@ -299,6 +363,11 @@ class _BatchesFirst:
             await self._batches(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
+
+
+def _auth_problem(exc: AuthError) -> Problem:
+    status = 403 if exc.reason == "wrong_probe" else 401
+    return Problem(status, {"error": str(exc), "reason": exc.reason}, exc.reason)
 
 
 def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from ixmeter.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.collector.app import Collector
+    from analyzer.collector.h11server import Limits
 
 DEFAULT_BIND = "127.0.0.1:8650"
 
@@ -37,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
     serve.add_argument("--max-skew-s", type=float, default=300.0,
                        help="accepted difference between probe and collector clocks (s)")
+    serve.add_argument("--max-connections", type=int, default=None, metavar="N",
+                       help="open connections served at once; more are answered 503 and "
+                            "closed (default 512, fewer if the open-file limit is low)")
     compact = sub.add_parser(
         "compact", help="fold the rollups of stored batches not yet folded (maintenance)",
         description="Fold the rollups of every batch not folded yet into the rollup tables "
@@ -86,12 +90,13 @@ def _serve(args: argparse.Namespace) -> int:
     if bool(args.certfile) != bool(args.keyfile):
         raise IxmeterError("--certfile and --keyfile go together")
     tls = (args.certfile, args.keyfile) if args.certfile else None
+    limits = _limits(args.max_connections)
     store = open_store(args.db, thresholds_ns(inv))
     collector = Collector(store, Authenticator(keys, args.max_skew_s), inv,
                           max_body=int(args.max_body_mib * 1024 * 1024))
     retention = args.retention_days * 86400 if args.retention_days > 0 else None
     try:
-        trio.run(_main, collector, args.bind, retention, args.keys, tls)
+        trio.run(_main, collector, args.bind, retention, args.keys, tls, limits)
     finally:
         try:
             store.fold_pending()  # what it holds in memory: readers need not rebuild it
@@ -100,13 +105,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limits(max_connections: int | None) -> Limits:
+    from analyzer.collector.h11server import Limits, default_max_connections
+
+    allowed = default_max_connections()
+    if max_connections is None:
+        return Limits(max_connections=allowed)
+    if max_connections < 1:
+        raise IxmeterError("--max-connections must be at least 1")
+    if max_connections > allowed:
+        logging.getLogger("ixmeter.collector").warning(
+            "--max-connections %d is more than the open-file limit leaves room for (%d): "
+            "raise it (ulimit -n) or accept() will fail before the limit", max_connections,
+            allowed)
+    return Limits(max_connections=max_connections)
+
+
 async def _main(collector: Collector, bind: str, retention: float | None, keys: str,
-                tls: tuple[str, str] | None) -> None:
+                tls: tuple[str, str] | None, limits: Limits) -> None:
     import trio
 
     from analyzer.collector.server import serve
 
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(serve, collector, bind, retention_s=retention,
-                                            keys_path=keys, tls=tls))
+                                            keys_path=keys, tls=tls, limits=limits))
         logging.getLogger("ixmeter.collector").info("listening on %s", ", ".join(binds))

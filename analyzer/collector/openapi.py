@@ -19,7 +19,9 @@ def _err(description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-_AUTH_ERRORS = {"401": _err("unknown probe, bad signature, stale timestamp or replayed nonce"),
+_AUTH_ERRORS = {"401": _err("unknown probe, missing or malformed header, bad signature, "
+                            "stale timestamp or replayed nonce (answered before the body is "
+                            "read, except a body that does not match its signed digest)"),
                 "403": _err("the signed probe may not act for this probe or these results")}
 
 
@@ -67,8 +69,12 @@ def openapi_document(version: str) -> dict[str, Any]:
             "securitySchemes": {"probeSignature": {
                 "type": "apiKey", "in": "header", "name": "X-Ixmeter-Signature",
                 "description": "HMAC-SHA256 (RFC 2104) with the probe's key over 'METHOD\\nPATH\\n"
-                               "timestamp\\nnonce\\nsha256(body)'; also send X-Ixmeter-Probe, "
-                               "X-Ixmeter-Timestamp (Unix s) and X-Ixmeter-Nonce."}},
+                               "timestamp\\nnonce\\nsha256(body)', 64 lower-case hex digits; "
+                               "also send X-Ixmeter-Probe, X-Ixmeter-Timestamp (Unix seconds, "
+                               "plain decimal), X-Ixmeter-Nonce (16 to 64 lower-case hex "
+                               "digits) and X-Ixmeter-Content-SHA256 (the body's SHA-256, "
+                               "lower-case hex). All but the body is checked before the body "
+                               "is read."}},
             "schemas": {
                 "Error": _ERROR,
                 "Batch": {"$ref": "#/components/schemas/WireBody",

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from analyzer.collector.app import Collector
-from analyzer.collector.h11server import HttpServer, server_ssl_context
+from analyzer.collector.h11server import HttpServer, Limits, server_ssl_context
 from analyzer.collector.keys import KeysError, load_keys
 
 log = logging.getLogger("ixmeter.collector")
@@ -21,14 +21,19 @@ PRUNE_EVERY_S = 3600.0
 KEYS_POLL_S = 2.0
 
 
-def http_server(collector: Collector, tls: tuple[str, str] | None = None) -> HttpServer:
-    """The collector's app over HTTP; with ``tls`` = (certfile, keyfile) HTTPS only."""
+def http_server(collector: Collector, tls: tuple[str, str] | None = None,
+                limits: Limits | None = None) -> HttpServer:
+    """The collector's app over HTTP; with ``tls`` = (certfile, keyfile) HTTPS only. The
+    server's connection counts show on the collector's ``/metrics``."""
     context = None if tls is None else server_ssl_context(*tls)
-    return HttpServer(collector.app(), ssl_context=context)
+    server = HttpServer(collector.app(), ssl_context=context, limits=limits)
+    collector.metrics.watch_server(server.stats)
+    return server
 
 
 async def serve(collector: Collector, bind: str, *, retention_s: float | None = None,
                 keys_path: str | None = None, tls: tuple[str, str] | None = None,
+                limits: Limits | None = None,
                 shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until ``shutdown_trigger`` returns (or forever); reports the bound URLs."""
@@ -36,8 +41,9 @@ async def serve(collector: Collector, bind: str, *, retention_s: float | None = 
         async with trio.open_nursery() as nursery:
 
             async def http(task_status: trio.TaskStatus[list[str]]) -> None:
-                await http_server(collector, tls).serve(bind, shutdown_trigger=shutdown_trigger,
-                                                        task_status=task_status)
+                server = http_server(collector, tls, limits)
+                await server.serve(bind, shutdown_trigger=shutdown_trigger,
+                                   task_status=task_status)
                 nursery.cancel_scope.cancel()  # the server has shut down: stop retention too
 
             if retention_s:

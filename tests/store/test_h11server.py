@@ -12,7 +12,14 @@ import h11
 import pytest
 import trio
 
-from analyzer.collector.h11server import HttpServer, asgi_scope, http_date, parse_bind, url_of
+from analyzer.collector.h11server import (
+    HttpServer,
+    Limits,
+    asgi_scope,
+    http_date,
+    parse_bind,
+    url_of,
+)
 from ixmeter.errors import IxmeterError
 
 
@@ -58,7 +65,7 @@ class Running:
 async def running() -> AsyncIterator[Running]:
     global RELEASE
     RELEASE = trio.Event()
-    server = HttpServer(echo_app, keep_alive_s=1.0, grace_s=5.0)
+    server = HttpServer(echo_app, limits=Limits(keep_alive_s=1.0, grace_s=5.0))
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         [url] = await nursery.start(lambda task_status: server.serve(
