@@ -22,7 +22,7 @@ import trio
 from ixmeter.errors import IxmeterError
 from probes import timestamping as ts
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
-from probes.stamp.codec import SYNC_NTP, ErrorEstimate
+from probes.stamp.codec import SYNC_FREE_RUNNING, SYNC_NTP, SYNC_PTP, ErrorEstimate
 from probes.stamp.session import Event, Lost, Reply, SessionReflector, SessionSender
 
 STAMP_PORT = 862  # RFC 8762 §4.1
@@ -93,6 +93,13 @@ def error_estimate_of(status: ClockStatus) -> ErrorEstimate:
     return ErrorEstimate.from_ns(status.max_error_ns, synced=status.synced)
 
 
+def sync_source_of(status: ClockStatus) -> int:
+    """The Timestamp Information TLV's sync source (RFC 8972 §4.3): PTP, NTP or free-running."""
+    if not status.synced:
+        return SYNC_FREE_RUNNING
+    return SYNC_PTP if status.discipline == "ptp" else SYNC_NTP
+
+
 async def _recv(sock: socket.socket) -> tuple[bytes, Any, int | None, int | None]:
     """Wait for one datagram; returns (data, addr, kernel rx ns, ttl)."""
     while True:
@@ -125,7 +132,7 @@ async def serve_reflector(sock: socket.socket, reflector: SessionReflector,
         if mono - refreshed >= CLOCK_REFRESH_NS:
             refreshed = mono
             st = status()
-            reflector.set_clock(error_estimate_of(st), SYNC_NTP)
+            reflector.set_clock(error_estimate_of(st), sync_source_of(st))
         prepared = reflector.prepare(data, addr, rx_ns if rx_ns is not None else clock.wall_ns(),
                                      ttl, mono)
         if prepared is not None:
