@@ -42,7 +42,10 @@ def _forget() -> Iterator[None]:
 
 def test_chrony_bound_is_root_distance_plus_offset() -> None:
     st = parse_chrony_tracking(CHRONY_NTP)
-    assert st is not None and st.synced and st.source == "chrony" and st.discipline == "ntp"
+    assert st is not None
+    assert st.synced
+    assert st.source == "chrony"
+    assert st.discipline == "ntp"
     # 6.523 us + 13.639022 ms / 2 + 1.100737 ms (RFC 5905 §11.2 root distance)
     assert st.max_error_ns == round((0.000006523 + 0.013639022 / 2 + 0.001100737) * 1e9)
     assert sync_source_of(st) == SYNC_NTP
@@ -50,9 +53,13 @@ def test_chrony_bound_is_root_distance_plus_offset() -> None:
 
 def test_chrony_on_a_phc_refclock_is_ptp_and_unsynced_is_free_running() -> None:
     phc = parse_chrony_tracking(CHRONY_PHC)
-    assert phc is not None and phc.discipline == "ptp" and sync_source_of(phc) == SYNC_PTP
+    assert phc is not None
+    assert phc.discipline == "ptp"
+    assert sync_source_of(phc) == SYNC_PTP
     down = parse_chrony_tracking(CHRONY_UNSYNC)
-    assert down is not None and not down.synced and sync_source_of(down) == SYNC_FREE_RUNNING
+    assert down is not None
+    assert not down.synced
+    assert sync_source_of(down) == SYNC_FREE_RUNNING
 
 
 @pytest.mark.parametrize("text", ["", "506 Cannot talk to daemon", "a,b,c", "x" * 200])
@@ -64,7 +71,9 @@ def test_pmc_time_status() -> None:
     assert parse_pmc_time_status(PMC) == (-84, True)
     assert parse_pmc_time_status("sending: GET TIME_STATUS_NP\n") is None
     st = ptp_status(-84, True, 300, 40)
-    assert st.synced and st.discipline == "ptp" and st.max_error_ns == 84 + 300 + 20 + 1
+    assert st.synced
+    assert st.discipline == "ptp"
+    assert st.max_error_ns == 84 + 300 + 20 + 1
     assert not ptp_status(-84, False, 300, 40).synced
 
 
@@ -81,12 +90,16 @@ def test_monitor_publishes_chrony_then_falls_back_to_ptp_then_kernel() -> None:
         return answers[argv[0]]
 
     mon = ClockMonitor(runner=runner, ptp_device="/dev/no-such-ptp")
-    assert mon.read() is not None and clock.sync_status().source == "chrony"
+    assert mon.read() is not None
+    assert clock.sync_status().source == "chrony"
     answers["chronyc"] = None
     got = mon.read()
-    assert got is not None and got.source == "ptp" and not got.synced  # no PHC readable
+    assert got is not None
+    assert got.source == "ptp"
+    assert not got.synced
     answers["pmc"] = None
-    assert mon.read() is None and clock.sync_status().source in ("adjtimex", "unknown")
+    assert mon.read() is None
+    assert clock.sync_status().source in ("adjtimex", "unknown")
     assert calls == ["chronyc", "chronyc", "pmc", "chronyc", "pmc"]
     for _ in range(100):  # STAMP sessions read the published evidence: no further runs
         clock.sync_status()
