@@ -203,7 +203,12 @@ class Pinger:
             self.local["queue_full"] += 1
             self._emit_now(dst, token, tmax_ns, ctx, ErrorKind.LOCAL_DROP, "65536 echoes in flight")
             return token
-        msg = codec.encode_echo(self.ident, seq, self._payload(token, size), v6=self.v6)
+        try:
+            msg = codec.encode_echo(self.ident, seq, self._payload(token, size), v6=self.v6)
+        except ValueError as exc:  # a size below codec.MIN_SIZE: the probe cannot be sent
+            self.local["send_error"] += 1
+            self._emit_now(dst, token, tmax_ns, ctx, ErrorKind.SEND_ERROR, str(exc))
+            return token
         wall, mono = paired_now(self.clock)
         entry = _Pending(dst, seq, size, wall, mono, tmax_ns, ctx)
         try:

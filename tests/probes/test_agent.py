@@ -193,6 +193,8 @@ async def test_collector_down_keeps_everything_in_the_spool(tmp_path: Path) -> N
     ({"bogus": 1}, "bogus"),
     ({"targets": [{"spec": "nope", "dst_addr": "127.0.0.1", "dst_site": "a",
                    "dst_carrier": "b"}]}, "no spec 'nope'"),
+    ({"specs": [{"id": "icmp", "method": "icmp", "size": 20, "rate_pps": 1}]},
+     r"specs\.0\.size: .*below the smallest icmp packet"),
 ])
 def test_config_errors_name_the_field(tmp_path: Path, edit: dict[str, object],
                                       message: str) -> None:

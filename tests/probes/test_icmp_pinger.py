@@ -14,6 +14,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -206,3 +207,30 @@ def test_datagram_icmp_refused_here_names_the_sysctl() -> None:
         pytest.skip("datagram ICMP is allowed on this host")
     with pytest.raises(PermissionProblem, match="ping_group_range"):
         open_icmp_socket(socket.AF_INET, "dgram")
+
+
+async def test_size_below_the_codec_minimum_is_a_send_error_not_a_crash() -> None:
+    """The issue's finding: an ICMP size of 14-23 raised ValueError at the first packet."""
+    async with open_pinger(socket.AF_INET) as pinger:
+        got = await pinger.ping("127.0.0.1", codec.MIN_SIZE - 4, 200_000_000)
+    assert got.status is Status.ERROR
+    assert got.error is ErrorKind.SEND_ERROR
+    assert "below the minimum" in (got.error_detail or "")
+
+
+def _allow_datagram_icmp() -> None:
+    Path("/proc/sys/net/ipv4/ping_group_range").write_text("0 2147483647")
+
+
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_datagram_icmp_where_ping_group_range_allows_it(family: int, dst: str) -> None:
+    """Unprivileged ICMP (SOCK_DGRAM): the kernel owns the identifier, replies still match by
+    the token in the echo data. ``ping_group_range`` is per network namespace."""
+    with netns() as name:
+        with inside(name):  # /proc/sys/net is the calling thread's namespace's
+            _allow_datagram_icmp()
+        with inside(name):
+            pinger = Pinger(family, mode="dgram")
+        assert not pinger.raw
+        got = await _run(pinger, [lambda p, t: None] * 3)
+    assert [o.status for o in got] == [Status.RECEIVED] * 3
