@@ -186,6 +186,7 @@ class Pinger:
         self._idle = trio.Event()
         self._waiters: dict[int, Callable[[Outcome], None]] = {}
         self.local: Counter[str] = Counter()
+        self.foreign: Counter[int] = Counter()  # ICMP errors about other protocols' packets
         self.sent = 0
 
     # --- sending ------------------------------------------------------------------------------
@@ -304,7 +305,9 @@ class Pinger:
         except codec.MalformedPacket:
             self.local["malformed_stray"] += 1
             return
-        if isinstance(msg, codec.IcmpError):
+        if isinstance(msg, codec.ForeignError):
+            self.foreign[msg.protocol] += 1  # another protocol's error: not ours, not malformed
+        elif isinstance(msg, codec.IcmpError):
             self._on_error(msg)
         elif msg.type in (codec.ICMP_ECHO_REPLY, codec.ICMPV6_ECHO_REPLY) and msg.code == 0:
             self._on_reply(msg, rx_ns, ttl, src)

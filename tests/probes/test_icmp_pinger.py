@@ -234,3 +234,25 @@ async def test_datagram_icmp_where_ping_group_range_allows_it(family: int, dst: 
         assert not pinger.raw
         got = await _run(pinger, [lambda p, t: None] * 3)
     assert [o.status for o in got] == [Status.RECEIVED] * 3
+
+
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_port_unreachable_of_another_protocol_is_not_a_malformed_stray(
+        family: int, dst: str) -> None:
+    """The issue's finding: STAMP to a closed port made the pinger count its ICMP port
+    unreachables as ``malformed_stray`` local drops."""
+    pinger = Pinger(family, mode="raw")
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.bind((dst, 0))
+            port = udp.getsockname()[1]
+        with socket.socket(family, socket.SOCK_DGRAM) as sender:
+            sender.sendto(bytes(44), (dst, port))  # nobody listens there now
+        with trio.move_on_after(1):
+            while not pinger.foreign:
+                await trio.lowlevel.wait_readable(pinger.sock)
+                pinger._drain_all()
+    finally:
+        pinger.close()
+    assert pinger.local["malformed_stray"] == 0
+    assert pinger.foreign[socket.IPPROTO_UDP] == 1
