@@ -206,8 +206,10 @@ class MeasurementSpec(_Model):
     def _size(cls, v: int, info: ValidationInfo) -> int:
         """A size the method can send: the probe's smallest packet of that method."""
         method = info.data.get("method")
-        least = MIN_SIZES.get(method) if isinstance(method, MethodName) else None
-        if least is not None and v < least:
+        if not isinstance(method, MethodName):
+            return v  # the method itself is refused
+        least = MIN_SIZES[method]
+        if v < least:
             raise ValueError(f"size {v} is below the smallest {method} packet a probe sends, "
                              f"{least} octets ({MIN_SIZE_WHY[method]})")
         return v
