@@ -56,7 +56,8 @@ class StampProber:
         async with trio.open_nursery() as nursery:
             for job in self.jobs:
                 target = StampTarget(job.probe_id, job.src_site, job.src_carrier, job.dst_site,
-                                     job.dst_carrier, job.dst_addr, port=job.type_p.dst_port
+                                     job.dst_carrier, job.dst_addr, src_addr=job.src_addr,
+                                     port=job.type_p.dst_port
                                      or 862, size=job.type_p.size, dscp=job.type_p.dscp,
                                      tmax_ns=job.tmax_ns, session=job.session,
                                      key=job.options.get("stamp_key"))
@@ -190,7 +191,7 @@ class Agent:
             self.done.set()
 
     async def _start_services(self, nursery: trio.Nursery, client: httpx.AsyncClient) -> None:
-        needed = {(family_of(j.dst_addr), j.type_p.dscp) for j in self.jobs
+        needed = {(family_of(j.dst_addr), j.type_p.dscp, j.src_addr) for j in self.jobs
                   if j.method is Method.ICMP}
         await nursery.start(self.icmp.run, sorted(needed))
         await nursery.start(self.trace.run)

@@ -9,6 +9,7 @@ what to do.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,6 +137,19 @@ def _from_keys_file(text: str, path: Path, probe_id: str | None) -> str:
     return str(value)
 
 
+def route_source(dst: str) -> str:
+    """The address the kernel would send from to ``dst`` (a connected UDP socket sends
+    nothing): the source of a target given without the probe's ``addresses``."""
+    family = socket.AF_INET6 if _version(dst) == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((dst, 9))
+            return str(s.getsockname()[0])
+    except OSError as exc:
+        raise ConfigError(f"config: no route to {dst} ({exc.strerror})",
+                          hint="list the probe's own 'addresses' in the config") from None
+
+
 def _version(addr: str) -> int:
     return ipaddress.ip_address(addr).version
 
@@ -208,8 +222,8 @@ def jobs_from_targets(cfg: ProbeConfig, session: str) -> list[Job]:
         if spec is None:
             raise ConfigError(f"config: targets[{i}].spec: no spec {t.spec!r} in 'specs'")
         version = _version(t.dst_addr)
-        src = next((a for a in cfg.addresses if _version(a) == version),
-                   "::" if version == 6 else "0.0.0.0")
+        src = next((a for a in cfg.addresses if _version(a) == version), None) \
+            or route_source(t.dst_addr)
         jobs.append(_job(spec, cfg, cfg.site or "", cfg.carrier or "", src, t.dst_site,
                          t.dst_carrier, t.dst_addr, t.port, session))
     return jobs

@@ -27,7 +27,7 @@ from typing import Any
 
 import trio
 
-from ixmeter.errors import PermissionProblem
+from ixmeter.errors import IxmeterError, PermissionProblem
 from ixmeter.record import ErrorKind, Status, TimestampSource
 from probes import timestamping as ts
 from probes.clock import Clock, SystemClock, stepped
@@ -102,6 +102,17 @@ def open_icmp_socket(family: int, mode: str = "auto") -> tuple[socket.socket, bo
                             hint=_PERMISSION_HINT)
 
 
+def _bind(sock: socket.socket, src: str) -> None:
+    """Bind to the source address (raw and datagram ICMP sockets alike); an address this
+    host does not have is a :class:`ConfigError`-like :class:`IxmeterError` naming it."""
+    try:
+        sock.bind((src, 0))
+    except OSError as exc:
+        sock.close()
+        raise IxmeterError(f"cannot send ICMP from {src}: {exc.strerror}",
+                           hint="the inventory's probe addresses must be this host's") from None
+
+
 def _configure(sock: socket.socket, raw: bool, rcvbuf: int, dscp: int) -> bool:
     """Buffers, filters, DSCP and timestamps; True if kernel TX timestamps were granted."""
     v6 = sock.family == socket.AF_INET6
@@ -164,10 +175,13 @@ class Pinger:
 
     def __init__(self, family: int, on_outcome: Callable[[Outcome], None] | None = None, *,
                  mode: str = "auto", clock: Clock | None = None, rcvbuf: int = RCVBUF,
-                 dscp: int = 0, rng: random.Random | None = None) -> None:
+                 dscp: int = 0, rng: random.Random | None = None, src: str = "") -> None:
         self.family = family
         self.v6 = family == socket.AF_INET6
         self.sock, self.raw = open_icmp_socket(family, mode)
+        self.src = src
+        if src:  # echoes leave from the inventory's source address, not the route's choice
+            _bind(self.sock, src)
         self.tx_kernel = _configure(self.sock, self.raw, rcvbuf, dscp)
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.clock: Clock = clock or SystemClock()

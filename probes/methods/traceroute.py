@@ -205,12 +205,13 @@ class Tracer:
         return self._socks[key]
 
     def trace(self, dst: str, *, v6: bool, mode: str = "icmp", size: int = 60,
-              dport: int | None = None, max_ttl: int = 30, hop_timeout_s: float = 1.0
-              ) -> tuple[tuple[Hop, ...], bool]:
-        """Hops from TTL 1 until ``dst`` answers (reached) or ``max_ttl``/silence."""
+              dport: int | None = None, max_ttl: int = 30, hop_timeout_s: float = 1.0,
+              src: str | None = None) -> tuple[tuple[Hop, ...], bool]:
+        """Hops from TTL 1 until ``dst`` answers (reached) or ``max_ttl``/silence; probes
+        leave from ``src`` (the inventory's source address) or the route's."""
         port = dport or (UDP_BASE_PORT if mode == "udp" else TCP_PORT)
         flow = Flow(dst, v6, mode, port)
-        src = source_address(dst, v6)
+        src = src or source_address(dst, v6)
         receivers = [self._sock(v6, "icmp")] + ([self._sock(v6, "tcp")] if mode == "tcp" else [])
         hops: list[Hop] = []
         silent = 0
@@ -382,7 +383,8 @@ class TracerouteProber:
         def _run() -> tuple[tuple[Hop, ...], bool]:
             return self.tracer.trace(job.dst_addr, v6=job.type_p.ip_version == 6, mode=mode,
                                      size=job.type_p.size, dport=job.type_p.dst_port,
-                                     hop_timeout_s=min(job.tmax_ns / 1e9, 2.0))
+                                     hop_timeout_s=min(job.tmax_ns / 1e9, 2.0),
+                                     src=job.src_addr)
 
         try:
             hops, reached = await trio.to_thread.run_sync(_run, limiter=self.limiter,

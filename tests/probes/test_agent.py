@@ -3,12 +3,15 @@ collector; config validation; the ``ixmeter probe`` CLI with SIGTERM draining cl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -332,3 +335,53 @@ def test_agent_in_a_testbed_host_from_the_inventory(tmp_path: Path) -> None:
             if r["method"] == "icmp" and r["status"] == "received"}
     # 1 probe/s Poisson: a path may (rarely) draw no probe in 6 s, so allow one to be missing
     assert len(here & {("CM", 4), ("CM", 6), ("CU", 4), ("CU", 6)}) >= 3, here
+
+
+class _Recording(SessionReflector):
+    """A reflector that remembers each test packet's source address."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def prepare(self, data: bytes, source: Any, rx_ns: int, ttl: int | None,
+                now_mono_ns: int) -> Any:
+        self.sources.append(source[0])
+        return super().prepare(data, source, rx_ns, ttl, now_mono_ns)
+
+
+@pytest.mark.root
+async def test_sockets_leave_from_the_inventory_source_address(
+        tmp_path: Path, collector: tuple[str, Store]) -> None:
+    """The issue's finding: sockets were not bound to the inventory's source address (STAMP
+    records carried ``src_addr="*"``). 127.0.0.2 is a second address of ``lo``."""
+    url, store = collector
+    sock, _info = open_udp("127.0.0.1", 0)
+    reflector = _Recording()
+    sniff = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sniff.setblocking(False)
+    config = write_config(tmp_path, url, sock.getsockname()[1],
+                          addresses=["127.0.0.2", "::1"])
+    agent = Agent(load_config(config))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_reflector, sock, reflector)
+            stop = trio.Event()
+            async with trio.open_nursery() as inner:
+                await inner.start(agent.run, stop)
+                await trio.sleep(1.5)
+                stop.set()
+            nursery.cancel_scope.cancel()
+        requests = set()
+        with contextlib.suppress(BlockingIOError):
+            while packet := sniff.recv(65535):
+                if packet[20] == 8:  # echo request (RFC 792): its IPv4 source
+                    requests.add(socket.inet_ntoa(packet[12:16]))
+    finally:
+        sock.close()
+        sniff.close()
+    v4 = [r for r in _stored(store) if r.type_p.ip_version == 4]
+    assert {r.method for r in v4} == set(Method)
+    assert {r.src_addr for r in v4} == {"127.0.0.2"}
+    assert set(reflector.sources) == {"127.0.0.2"}
+    assert requests == {"127.0.0.2"}
