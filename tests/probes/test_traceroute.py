@@ -92,7 +92,7 @@ def test_unknown_mode() -> None:
 def _job(dst: str, mode: str) -> Job:
     v = 6 if ":" in dst else 4
     port = None if mode == "icmp" else (33434 if mode == "udp" else 9)
-    return Job("route-watch", Method.TRACEROUTE, "p1", "s1", "CT", "s2", "CM", "*", dst,
+    return Job("route-watch", Method.TRACEROUTE, "p1", "s1", "CT", "s2", "CM", dst, dst,
                TypeP(mode, v, 60, 0, port), 0.01, 1_000_000_000, "periodic",
                options={"mode": mode})
 
