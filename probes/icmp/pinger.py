@@ -6,9 +6,12 @@ PID), so neighbouring pingers never take each other's replies. Send and receive 
 timestamps (SO_TIMESTAMPING TX software stamp read back with the packet from the error queue,
 SO_TIMESTAMPNS on receive); a wall-clock step during a probe invalidates it (RFC 2681 §2.5).
 
-Each probe ends as exactly one :class:`Outcome` at its Tmax (RFC 7680 §2.4): received (with the
-count of duplicate copies, RFC 7679 §3.4), lost, or an error. Replies after Tmax count as local
-"late" drops, not as arrivals (RFC 6703 §4.1.2 allows re-labelling with a longer Tmax later).
+Each probe ends as exactly one :class:`Outcome` (RFC 7680 §2.4): an answered one (received, with
+the count of duplicate copies, RFC 7679 §3.4, or a malformed reply) ``hold_s`` after its reply,
+so a crash loses at most that plus the agent's group commit, and a lost one at its Tmax.
+Copies arriving after the outcome was handed over count as local "duplicate" drops; replies
+after Tmax as local "late" drops, not as arrivals (RFC 6703 §4.1.2 allows re-labelling with a
+longer Tmax later).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from probes.clock import Clock, SystemClock, stepped
 from probes.icmp import codec
 
 RCVBUF = 4 << 20
+HOLD_S = 0.1  # an answered probe waits this long for duplicate copies, then is handed over
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 PAIR_NS = 10_000
@@ -175,11 +179,12 @@ class Pinger:
 
     def __init__(self, family: int, on_outcome: Callable[[Outcome], None] | None = None, *,
                  mode: str = "auto", clock: Clock | None = None, rcvbuf: int = RCVBUF,
-                 dscp: int = 0, rng: random.Random | None = None, src: str = "") -> None:
+                 dscp: int = 0, rng: random.Random | None = None, src: str = "",
+                 hold_s: float = HOLD_S) -> None:
         self.family = family
         self.v6 = family == socket.AF_INET6
         self.sock, self.raw = open_icmp_socket(family, mode)
-        self.src = src
+        self.src, self.hold_s = src, hold_s
         if src:  # echoes leave from the inventory's source address, not the route's choice
             _bind(self.sock, src)
         self.tx_kernel = _configure(self.sock, self.raw, rcvbuf, dscp)
@@ -194,7 +199,7 @@ class Pinger:
         self._pending: dict[int, _Pending] = {}
         self._by_seq: dict[int, int] = {}
         self._heap: list[tuple[float, int]] = []
-        self._recent: OrderedDict[int, None] = OrderedDict()
+        self._recent: OrderedDict[int, bool] = OrderedDict()  # token -> was answered
         self._wake = trio.CancelScope()
         self._fill: dict[int, bytes] = {}
         self._idle = trio.Event()
@@ -235,10 +240,7 @@ class Pinger:
         self.sent += 1
         self._pending[token] = entry
         self._by_seq[seq] = token
-        deadline = trio.current_time() + tmax_ns / 1e9
-        heapq.heappush(self._heap, (deadline, token))
-        if deadline < self._wake.deadline:
-            self._wake.deadline = deadline
+        self._finalise_at(trio.current_time() + tmax_ns / 1e9, token)
         return token
 
     def _payload(self, token: int, size: int) -> bytes:
@@ -346,7 +348,8 @@ class Pinger:
             return
         entry = self._pending.get(token)
         if entry is None:
-            self.local["late" if token in self._recent else "stray"] += 1
+            answered = self._recent.get(token)
+            self.local["stray" if answered is None else "duplicate" if answered else "late"] += 1
             return
         if rx_ns is not None and entry.tx_ns is not None and rx_ns - entry.tx_ns > entry.tmax_ns:
             self.local["late"] += 1  # in the kernel after Tmax, though not yet expired here
@@ -366,6 +369,13 @@ class Pinger:
             if entry.rtt_ns is not None and entry.rtt_ns > entry.tmax_ns:
                 entry.rtt_ns = None  # arrived after Tmax: lost (RFC 7680 §2.4), counted late
                 self.local["late"] += 1
+                return
+        self._finalise_at(trio.current_time() + self.hold_s, token)
+
+    def _finalise_at(self, deadline: float, token: int) -> None:
+        heapq.heappush(self._heap, (deadline, token))
+        if deadline < self._wake.deadline:
+            self._wake.deadline = deadline
 
     def _set_rtt(self, entry: _Pending, rx_ns: int | None, wall: int, mono: int) -> None:
         if rx_ns is not None and entry.tx_ns is not None:
@@ -397,7 +407,7 @@ class Pinger:
         if entry is None:
             return
         self._by_seq.pop(entry.seq, None)
-        self._recent[token] = None
+        self._recent[token] = entry.rtt_ns is not None or entry.error is not None
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         self._emit(_outcome(entry, token))

@@ -4,11 +4,13 @@ collector; config validation; the ``ixmeter probe`` CLI with SIGTERM draining cl
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from analyzer.collector.server import serve
 from analyzer.store import Query, Store, open_store
 from inventory.loader import default_inventory
 from ixmeter.cli import main as ixmeter_main
-from ixmeter.record import Method, Result, Status
+from ixmeter.record import Method, Result, Status, from_dict
 from ixmeter.wire import decode_batch
 from probes.agent import Agent
 from probes.config import ConfigError, load_config
@@ -385,3 +387,36 @@ async def test_sockets_leave_from_the_inventory_source_address(
     assert {r.src_addr for r in v4} == {"127.0.0.2"}
     assert set(reflector.sources) == {"127.0.0.2"}
     assert requests == {"127.0.0.2"}
+
+
+@pytest.mark.root
+async def test_kill_9_loses_at_most_the_group_commit_of_answered_probes(tmp_path: Path) -> None:
+    """The issue's finding: results were emitted only at Tmax, so ``kill -9`` lost the last
+    Tmax + 0.2 s of results, answered ones included. With Tmax 30 s, everything answered more
+    than hold (0.1 s) + group commit (0.2 s) before the kill must be in the spool."""
+    path = write_config(tmp_path, "http://127.0.0.1:9")
+    data = yaml.safe_load(path.read_text())
+    data["specs"][0]["tmax_s"] = 30
+    data["targets"] = data["targets"][:1]  # ICMP to 127.0.0.1 at 20/s
+    path.write_text(yaml.safe_dump(data))
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "ixmeter.cli", "probe", "run", "--config", str(path)],
+        cwd=ROOT, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    chunks: list[bytes | bytearray] = []
+    with trio.fail_after(60):
+        while b"running" not in b"".join(chunks):
+            chunks.append(await proc.stderr.receive_some(65536))
+    await trio.sleep(3.0)
+    killed_at = time.time_ns()
+    proc.kill()
+    await proc.wait()
+    await proc.stderr.aclose()
+    from probes.spool import Spool
+    spool = Spool(tmp_path / "spool.db", PROBE)
+    kept = [from_dict(json.loads(body)) for (body,) in
+            spool._db.execute("SELECT body FROM results").fetchall()]
+    spool.close()
+    received = [r for r in kept if r.status is Status.RECEIVED]
+    assert len(received) >= 30  # about 60 sent in 3 s
+    assert max(r.sent_at_ns for r in received) > killed_at - 1_000_000_000
