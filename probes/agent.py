@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -29,10 +30,12 @@ from probes.methods.icmp import IcmpProber, family_of
 from probes.methods.traceroute import TracerouteProber
 from probes.metrics import ProbeMetrics, heartbeat_counters, render, serve_metrics
 from probes.scheduler import Job, Prober, Scheduler
-from probes.spool import Spool, SpoolStatus
+from probes.spool import Spool, SpoolLimits, SpoolStatus
 from probes.uploader import Uploader
 
 FLUSH_S = 0.2
+ENFORCE_S = 5.0  # the spool's limits are checked this often
+HELD_MAX = 20_000  # results held in memory while the disk is full; the oldest go beyond
 FINAL_UPLOAD_S = 10.0
 TRACE_GRACE_S = 5.0
 TRACES_QUEUED = 8  # traces run one at a time; more waiting than this are local drops
@@ -116,6 +119,12 @@ class Agent:
         self.metrics = ProbeMetrics()
         self.buffer: list[Result] = []
         self.spool = Spool(cfg.spool, cfg.probe_id)
+        self.limits = SpoolLimits(cfg.spool_max_bytes, cfg.spool_max_age_s)
+        self.spool_errors = 0
+        self.held: list[Result] = []  # not yet written: the disk was full
+        self.disk_full_drops = 0  # not yet counted in the spool itself
+        self._enforced_at = -ENFORCE_S
+        self._status = SpoolStatus(0, {})
         self.limiter = trio.CapacityLimiter(1)
         self.uploader = Uploader(self.spool, cfg.collector_url, cfg.probe_id, self.key,
                                  batch_size=cfg.batch_size, limiter=self.limiter)
@@ -143,20 +152,65 @@ class Agent:
         drops.update(self.icmp.local_drops())
         return drops
 
+    def spool_status(self) -> SpoolStatus:
+        """The spool as of the last flush, with what is buffered or held in memory and the
+        full-disk drops not yet written to it."""
+        st = self._status
+        dropped = dict(st.dropped)
+        dropped["disk_full"] = dropped.get("disk_full", 0) + self.disk_full_drops
+        return SpoolStatus(st.depth + len(self.buffer) + len(self.held), st.set_aside,
+                           st.bytes, dropped)
+
     def metrics_text(self) -> str:
-        spool = SpoolStatus(self._spool_depth + len(self.buffer), self._set_aside)
+        spool = self.spool_status()
         return render(self.metrics, local_drops=self.local_drops(), spool=spool,
                       upload_errors=self.uploader.errors,
                       uploaded=self.uploader.uploaded,
-                      route_changes=sum(self.trace.watch.changes.values()))
+                      route_changes=self.trace.route_changes())
 
     async def flush(self) -> None:
-        """Write the buffered results to the spool (one transaction)."""
-        batch, self.buffer = self.buffer, []
-        if batch:
-            await trio.to_thread.run_sync(self.spool.add, batch, limiter=self.limiter)
-        status = await trio.to_thread.run_sync(self.spool.status, limiter=self.limiter)
-        self._spool_depth, self._set_aside = status.depth, status.set_aside
+        """Write the buffered results to the spool (one transaction, the group commit); on a
+        full disk hold them in memory (at most :data:`HELD_MAX`, the oldest go first, counted
+        ``disk_full``) and retry at the next flush; every :data:`ENFORCE_S` apply the spool's
+        limits."""
+        self.held += self.buffer
+        self.buffer = []
+        await trio.to_thread.run_sync(self._write_held, limiter=self.limiter)
+        now = trio.current_time()
+        if now - self._enforced_at >= ENFORCE_S:
+            self._enforced_at = now
+            await trio.to_thread.run_sync(self._enforce, limiter=self.limiter)
+        self._status = await trio.to_thread.run_sync(self.spool.status, limiter=self.limiter)
+        self._spool_depth, self._set_aside = self._status.depth, self._status.set_aside
+
+    def _write_held(self) -> None:
+        """Blocking: the held results into the spool, or keep holding them (disk full)."""
+        try:
+            if self.held:
+                self.spool.add(self.held)
+                self.held = []
+            if self.disk_full_drops:
+                self.spool.count_dropped("disk_full", self.disk_full_drops)
+                self.disk_full_drops = 0
+        except (sqlite3.Error, OSError) as exc:
+            self.spool_errors += 1
+            over = len(self.held) - HELD_MAX
+            if over > 0:
+                del self.held[:over]
+                self.disk_full_drops += over
+            log.warning("spool: cannot write %d results (%s); holding them in memory, %d "
+                        "dropped so far", len(self.held), exc, self.disk_full_drops)
+
+    def _enforce(self) -> None:
+        try:
+            dropped = self.spool.enforce(self.limits, time.time_ns())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("spool: cannot apply its limits now (%s)", exc)
+            return
+        for reason, n in dropped.items():
+            if n:
+                log.warning("spool: dropped the %d oldest unsent results (%s, limits %d bytes, "
+                            "%g s)", n, reason, self.limits.max_bytes, self.limits.max_age_s)
 
     async def _flusher(self) -> None:
         while True:
@@ -166,7 +220,8 @@ class Agent:
     async def _heartbeat(self, client: httpx.AsyncClient) -> None:
         while True:
             counters = heartbeat_counters(self.metrics, self.local_drops())
-            await self.uploader.heartbeat(client, counters)
+            counters["route_changes"] = self.trace.route_changes()
+            await self.uploader.heartbeat(client, counters, self.spool_status())
             await trio.sleep(self.cfg.heartbeat_s)
 
     async def run(self, stop: trio.Event, *,
@@ -184,9 +239,10 @@ class Agent:
         finally:
             # records emitted while tasks were cancelled (abandoned traces, echoes finalised
             # as lost): written synchronously, the event loop is shutting down
-            self.spool.add(self.buffer)
+            self.held += self.buffer
             self.buffer = []
-            self._spool_depth = self.spool.depth()
+            self._write_held()
+            self._spool_depth = self.spool.depth() + len(self.held)
             self.spool.close()
             self.done.set()
 

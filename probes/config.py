@@ -63,6 +63,9 @@ class ProbeConfig(_Model):
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     heartbeat_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=20_000, ge=1)
+    # the spool's limits while the collector cannot be reached (the oldest results go first)
+    spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    spool_max_age_s: float = Field(default=7 * 86_400.0, gt=0)
     # STAMP authenticated mode (RFC 8762 §4.2.2, §4.4): the HMAC key shared with the reflectors,
     # a file whose content (trailing whitespace stripped) is the key, as `ixmeter reflector
     # --auth-key-file` reads it. Unset: unauthenticated mode.

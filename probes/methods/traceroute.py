@@ -340,6 +340,10 @@ class TracerouteProber:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def route_changes(self) -> int:
+        """Route changes seen since the agent started, over every path."""
+        return sum(self.watch.changes.values())
+
     def start(self, job: Job, seq: int) -> None:
         if self._nursery is None:
             raise RuntimeError("TracerouteProber.run() is not running")

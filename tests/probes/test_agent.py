@@ -177,8 +177,7 @@ async def test_metrics_endpoint(tmp_path: Path, collector: tuple[str, Store]) ->
 
 
 async def test_collector_down_keeps_everything_in_the_spool(tmp_path: Path) -> None:
-    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9"))
-    cfg = cfg.model_copy(update={"targets": [], "specs": []})
+    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9", spool_max_age_s=1e9))
     agent = Agent(cfg.model_copy(update={"targets": [], "specs": []}))
     from tests.probes.test_spool import result
     for i in range(30):
@@ -420,3 +419,32 @@ async def test_kill_9_loses_at_most_the_group_commit_of_answered_probes(tmp_path
     received = [r for r in kept if r.status is Status.RECEIVED]
     assert len(received) >= 30  # about 60 sent in 3 s
     assert max(r.sent_at_ns for r in received) > killed_at - 1_000_000_000
+
+
+@pytest.mark.root
+async def test_a_full_disk_is_counted_and_measuring_goes_on(tmp_path: Path) -> None:
+    """The issue's finding: a full disk ended the agent with a SQLite error. Now the agent
+    holds what it cannot write, keeps measuring, counts it, and writes it once there is room."""
+    from tests.probes.test_uploader import _fill, _small_filesystem
+
+    with _small_filesystem(tmp_path / "small") as small:
+        path = write_config(tmp_path, "http://127.0.0.1:9", spool=str(small / "spool.db"))
+        data = yaml.safe_load(path.read_text())
+        data["specs"][0].update(rate_pps=100, size=1400)
+        data["targets"] = data["targets"][:1]
+        path.write_text(yaml.safe_dump(data))
+        agent = Agent(load_config(path))
+        _fill(small / "filler")
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(agent.run, stop)
+            await trio.sleep(2.0)
+            assert agent.spool_errors > 0
+            assert agent.held
+            assert agent.spool_status().depth >= len(agent.held)
+            (small / "filler").unlink()
+            await trio.sleep(1.0)
+            assert not agent.held
+            assert agent.spool.depth() > 100
+            stop.set()
+    assert agent.scheduler.statistics().started > 250
