@@ -24,11 +24,18 @@ import trio
 from inventory.loader import load
 from inventory.topology import Topology
 from ixmeter.record import Method, Result
-from probes.clock import Clock, SystemClock
+from probes.clock import Clock, SystemClock, sync_status
 from probes.config import ProbeConfig, jobs_from_inventory, jobs_from_targets, read_key
 from probes.methods.icmp import IcmpProber, family_of
 from probes.methods.traceroute import TracerouteProber
-from probes.metrics import ProbeMetrics, heartbeat_counters, render, serve_metrics
+from probes.metrics import (
+    AgentState,
+    ProbeMetrics,
+    StampPath,
+    heartbeat_counters,
+    render,
+    serve_metrics,
+)
 from probes.scheduler import Job, Prober, Scheduler
 from probes.spool import Spool, SpoolLimits, SpoolStatus
 from probes.uploader import Uploader
@@ -77,6 +84,18 @@ class StampProber:
 
     def in_flight(self) -> int:
         return self._in_flight
+
+    def paths(self) -> list[StampPath]:
+        """Each session's loss split, reordering, duplicates and ICMP errors, by path."""
+        out = []
+        for job in self.jobs:
+            probe = self.probes.get(job.key)
+            if probe is not None:
+                st = probe.statistics()
+                out.append(StampPath(job.dst_site, job.dst_addr, st.forward_lost,
+                                     st.backward_lost, st.reordered, st.duplicates,
+                                     probe.endpoint.unreachable))
+        return out
 
     def start(self, job: Job, seq: int) -> None:
         if self._nursery is None:
@@ -162,11 +181,10 @@ class Agent:
                            st.bytes, dropped)
 
     def metrics_text(self) -> str:
-        spool = self.spool_status()
-        return render(self.metrics, local_drops=self.local_drops(), spool=spool,
-                      upload_errors=self.uploader.errors,
-                      uploaded=self.uploader.uploaded,
-                      route_changes=self.trace.route_changes())
+        return render(self.metrics, AgentState(
+            self.spool_status(), self.local_drops(), self.uploader.errors,
+            self.uploader.uploaded, self.trace.route_changes(), sync_status(),
+            self.scheduler.lag, self.stamp.paths(), self.icmp.foreign()))
 
     async def flush(self) -> None:
         """Write the buffered results to the spool (one transaction, the group commit); on a

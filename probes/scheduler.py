@@ -25,6 +25,7 @@ import trio
 
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from probes.clock import Clock, SystemClock
+from probes.metrics import LAG_BUCKETS_S, Histogram
 
 LATE_SCHEDULE_S = 0.010  # a send more than 10 ms behind plan is counted (our policy)
 BATCH = 256
@@ -120,6 +121,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self.drops: Counter[str] = Counter()
+        self.lag = Histogram(LAG_BUCKETS_S)  # seconds behind plan at each start
         self._planned = self._started = self._late = self._max_lag = 0
 
     async def run(self, stop: trio.Event | None = None) -> None:
@@ -164,6 +166,7 @@ class Scheduler:
         prober.start(job, seq)
 
     def _note_lag(self, lag_s: float) -> None:
+        self.lag.observe(max(0.0, lag_s))
         lag_ns = int(lag_s * 1e9)
         self._max_lag = max(self._max_lag, lag_ns)
         if lag_s > LATE_SCHEDULE_S:

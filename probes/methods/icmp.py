@@ -109,6 +109,13 @@ class IcmpProber:
         for pinger in list(self.pingers.values()):
             await pinger.drain()
 
+    def foreign(self) -> Counter[int]:
+        """ICMP errors about other protocols' packets, by IP protocol number."""
+        total: Counter[int] = Counter()
+        for pinger in self.pingers.values():
+            total.update(pinger.foreign)
+        return total
+
     def local_drops(self) -> Counter[str]:
         """Local drops and oddities by cause (late, duplicate, send_error, stray ...)."""
         total: Counter[str] = Counter(self.local)

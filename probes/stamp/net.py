@@ -100,8 +100,10 @@ def sync_source_of(status: ClockStatus) -> int:
     return SYNC_PTP if status.discipline == "ptp" else SYNC_NTP
 
 
-async def _recv(sock: socket.socket) -> tuple[bytes, Any, int | None, int | None]:
-    """Wait for one datagram; returns (data, addr, kernel rx ns, ttl)."""
+async def _recv(sock: socket.socket, on_icmp_error: Callable[[], None] | None = None,
+                ) -> tuple[bytes, Any, int | None, int | None]:
+    """Wait for one datagram; returns (data, addr, kernel rx ns, ttl). An ICMP error reported
+    on the socket (a port unreachable on a connected one) is counted with ``on_icmp_error``."""
     while True:
         try:
             data, anc, _flags, addr = sock.recvmsg(_RECV_BUF, ts.ANCBUFSIZE)
@@ -109,6 +111,8 @@ async def _recv(sock: socket.socket) -> tuple[bytes, Any, int | None, int | None
             await trio.lowlevel.wait_readable(sock)
             continue
         except OSError:  # an ICMP error (port unreachable) reported on a connected socket
+            if on_icmp_error is not None:
+                on_icmp_error()
             await trio.lowlevel.checkpoint()
             continue
         return data, addr, ts.rx_timestamp_ns(anc), ts.ttl_from_ancdata(anc)
@@ -165,6 +169,7 @@ class SenderEndpoint:
         self._waiting: dict[int, trio.MemorySendChannel[Reply]] = {}
         self._opt_ids: dict[int, int] = {}
         self._sent = 0
+        self.unreachable = 0  # ICMP errors reported on the socket (e.g. port unreachable)
         self.clock_status: ClockStatus | None = None
 
     def _error_estimate(self, mono: int) -> ErrorEstimate:
@@ -215,6 +220,9 @@ class SenderEndpoint:
             for key in sorted(self._opt_ids)[:-1024]:
                 del self._opt_ids[key]
 
+    def _icmp_error(self) -> None:
+        self.unreachable += 1
+
     def _deliver(self, outcome: Event) -> None:
         if not isinstance(outcome, Reply):
             return
@@ -228,7 +236,7 @@ class SenderEndpoint:
         """Receive replies until cancelled and hand each to the waiting :meth:`probe`."""
         task_status.started()
         while True:
-            data, _addr, rx_ns, ttl = await _recv(self.sock)
+            data, _addr, rx_ns, ttl = await _recv(self.sock, self._icmp_error)
             if self.info.tx_kernel:
                 self._drain_tx()
             wall, mono = self.clock.wall_ns(), self.clock.mono_ns()

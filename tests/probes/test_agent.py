@@ -170,7 +170,8 @@ async def test_metrics_endpoint(tmp_path: Path, collector: tuple[str, Store]) ->
         stop.set()
         nursery.cancel_scope.cancel()
     assert missing.status_code == 404
-    assert 'ixmeter_probe_received_total{method="icmp"}' in text
+    assert 'ixmeter_probe_received_total{method="icmp",dst_site="cs-yungu",dst="127.0.0.1"}' \
+        in text
     assert "ixmeter_probe_spool_depth " in text
     assert 'ixmeter_probe_last_rtt_seconds{method="icmp",dst="127.0.0.1"}' in text
     assert "# TYPE ixmeter_probe_local_drops_total counter" in text
