@@ -34,7 +34,7 @@ from ixmeter.errors import IxmeterError, PermissionProblem
 from ixmeter.record import ErrorKind, Status, TimestampSource
 from probes import timestamping as ts
 from probes.clock import Clock, SystemClock, stepped
-from probes.icmp import codec
+from probes.icmp import codec, trace_codec
 
 RCVBUF = 4 << 20
 HOLD_S = 0.1  # an answered probe waits this long for duplicate copies, then is handed over
@@ -328,9 +328,16 @@ class Pinger:
         elif msg.type in (codec.ICMP_ECHO_REPLY, codec.ICMPV6_ECHO_REPLY) and msg.code == 0:
             self._on_reply(msg, rx_ns, ttl, src)
 
+    @property
+    def flow_ident(self) -> int:
+        """The ICMP identifier on the wire: ours on a raw socket, the socket's port on a
+        datagram one (the kernel sets it); traces of this flow use it."""
+        return self.ident if self.raw else int(self.sock.getsockname()[1])
+
     def _lookup(self, echo: codec.Echo) -> tuple[int | None, bool]:
-        """(token, payload intact) of the probe an echo answers, or (None, _) if not ours."""
-        if self.raw and echo.ident != self.ident:
+        """(token, payload intact) of the probe an echo answers, or (None, _) if not ours (a
+        trace probe on the same identifier is not: ``trace_codec.MAGIC``)."""
+        if (self.raw and echo.ident != self.ident) or echo.payload[:4] == trace_codec.MAGIC:
             return None, False
         try:
             tok = codec.decode_token(echo.payload)
@@ -384,8 +391,8 @@ class Pinger:
             entry.rtt_ns = max(0, mono - entry.mono_ns)
 
     def _on_error(self, err: codec.IcmpError) -> None:
-        token, _intact = self._lookup(err.quoted)
-        entry = self._pending.get(token) if token is not None else None
+        token, intact = self._lookup(err.quoted)
+        entry = self._pending.get(token) if token is not None and intact else None
         if entry is not None and entry.detail is None:
             entry.detail = f"icmp{'v6' if self.v6 else ''} error type {err.type} code {err.code}"
 

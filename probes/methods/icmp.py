@@ -97,6 +97,11 @@ class IcmpProber:
             return
         pinger.send(job.dst_addr, job.type_p.size, job.tmax_ns, ctx=(job, seq))
 
+    def flow_ident(self, job: Job) -> int:
+        """The ICMP identifier of the echoes to ``job``'s destination (same family, DSCP and
+        source): a trace of that flow uses it (``probes.methods.traceroute``)."""
+        return self.pinger(family_of(job.dst_addr), job.type_p.dscp, job.src_addr).flow_ident
+
     def _on_outcome(self, outcome: Outcome) -> None:
         ctx: Any = outcome.ctx
         job, seq = ctx

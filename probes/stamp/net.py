@@ -1,5 +1,4 @@
-"""The thin trio I/O around the sans-IO STAMP sessions: UDP sockets, kernel timestamps, loops,
-and the authenticated mode's key file.
+"""The thin trio I/O around the sans-IO STAMP sessions: UDP sockets, kernel timestamps, loops.
 
 Sockets are plain non-blocking stdlib sockets waited on with ``trio.lowlevel.wait_readable``,
 so this layer can drain the TX-timestamp error queue itself (Documentation/networking/
@@ -14,12 +13,10 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import trio
 
-from ixmeter.errors import IxmeterError
 from probes import timestamping as ts
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
 from probes.stamp.codec import SYNC_FREE_RUNNING, SYNC_NTP, SYNC_PTP, ErrorEstimate
@@ -28,19 +25,6 @@ from probes.stamp.session import Event, Lost, Reply, SessionReflector, SessionSe
 STAMP_PORT = 862  # RFC 8762 §4.1
 CLOCK_REFRESH_NS = 1_000_000_000
 _RECV_BUF = 65535
-
-
-def read_key_file(path: Path, name: str, hint: str) -> bytes:
-    """The HMAC key of STAMP's authenticated mode (RFC 8762 §4.4), shared by sender and
-    reflectors: the file's bytes without trailing whitespace. ``name`` is what the error calls
-    the file, ``hint`` where to fix it."""
-    try:
-        key = path.read_bytes().rstrip()
-    except OSError as exc:
-        raise IxmeterError(f"cannot read {name} {path}: {exc.strerror}", hint=hint) from None
-    if not key:
-        raise IxmeterError(f"{name} {path} is empty", hint="put the shared HMAC key in it")
-    return key
 
 
 @dataclass(frozen=True, slots=True)

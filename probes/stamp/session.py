@@ -53,12 +53,15 @@ class ReflectorConfig:
     """How a reflector behaves.
 
     ``stateful``: per-session sequence counter (RFC 8762 §4.2, §4.3.1); otherwise the sender's
-    seq is copied. ``key``: authenticated mode (RFC 8762 §4.4). ``rate_pps``/``burst``: token
-    bucket per source address so the reflector cannot serve as an amplifier (RFC 8762 §6).
+    seq is copied. ``key``: authenticated mode (RFC 8762 §4.4); ``old_keys`` are accepted too
+    while a key rotates (a reply is signed with the key its test packet verified with).
+    ``rate_pps``/``burst``: token bucket per source address so the reflector cannot serve as an
+    amplifier (RFC 8762 §6).
     """
 
     stateful: bool = True
     key: bytes | None = None
+    old_keys: tuple[bytes, ...] = ()
     rate_pps: float = 100.0
     burst: int = 20
     max_sources: int = 65536
@@ -146,7 +149,7 @@ class SessionReflector:
             self._counts["rate_limited"] += 1
             return None
         try:
-            sender = decode_sender(data, self.config.key)
+            sender, key = self._decode(data)
         except BadHmac:
             self._counts["bad_hmac"] += 1
             return None
@@ -161,7 +164,17 @@ class SessionReflector:
             sender_timestamp=sender.timestamp, sender_error_estimate=sender.error_estimate,
             sender_ttl=UNKNOWN_TTL if ttl is None else ttl & 0xFF,
             trailer=self._reflect_trailer(sender.trailer))
-        return PreparedReply(pkt, self.config.key)
+        return PreparedReply(pkt, key)
+
+    def _decode(self, data: bytes) -> tuple[SenderPacket, bytes | None]:
+        """The test packet and the key it verified with (the newest first)."""
+        keys = (self.config.key, *self.config.old_keys) if self.config.key else (None,)
+        for key in keys[:-1]:
+            try:
+                return decode_sender(data, key), key
+            except BadHmac:
+                continue
+        return decode_sender(data, keys[-1]), keys[-1]
 
     def _reflect_trailer(self, trailer: bytes) -> bytes:
         """TLVs processed per RFC 8972 §4; anything else is padding, copied (RFC 8762 §4.3)."""

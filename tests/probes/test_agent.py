@@ -119,24 +119,30 @@ async def test_agent_measures_spools_uploads_and_drains(
     assert agent.metrics.counters()["received"] == len(stored)
 
 
-async def test_authenticated_stamp_from_the_config(
+async def test_authenticated_stamp_with_a_key_per_reflector(
         tmp_path: Path, collector: tuple[str, Store]) -> None:
-    """``stamp_auth_key_file`` switches the probe's STAMP sessions to authenticated mode
-    (RFC 8762 §4.2.2): an authenticated reflector answers them, and their Type-P records the
-    112-octet authenticated packet."""
+    """The issue's finding: one STAMP key served every reflector, in a file format of its own.
+    Two authenticated reflectors with different keys, one ``stamp_keys_file`` in the upload
+    keys' format (RFC 8762 §4.2.2): both answer; the Type-P records the 112-octet packet."""
     url, store = collector
-    (tmp_path / "stamp.key").write_bytes(b"a shared stamp secret\n")
-    sock, _info = open_udp("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    config = write_config(tmp_path, url, port, stamp_auth_key_file="stamp.key")
+    keys = {"refl-a": b"A" * 32, "refl-b": b"B" * 32}
+    (tmp_path / "stamp-keys.yaml").write_text(
+        "".join(f"{k}: {v.hex()}\n" for k, v in keys.items()))
+    socks = [open_udp("127.0.0.1", 0)[0] for _ in keys]
+    config = write_config(tmp_path, url, stamp_keys_file="stamp-keys.yaml")
     data = yaml.safe_load(config.read_text())
-    data["targets"] = [t for t in data["targets"] if t["spec"] == "stamp"]
+    data["targets"] = [{"spec": "stamp", "dst_addr": "127.0.0.1", "dst_site": site,
+                        "dst_carrier": "CM", "port": sock.getsockname()[1], "id": key_id,
+                        "authenticated": True}
+                       for sock, key_id, site in zip(socks, keys, ["cs-a", "cs-b"], strict=True)]
+    data["specs"][1]["id"] = "stamp"
     config.write_text(yaml.safe_dump(data))
     agent = Agent(load_config(config))
-    reflector = SessionReflector(ReflectorConfig(key=b"a shared stamp secret"))
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_reflector, sock, reflector)
+            for sock, key in zip(socks, keys.values(), strict=True):
+                await nursery.start(serve_reflector, sock,
+                                    SessionReflector(ReflectorConfig(key=key)))
             stop = trio.Event()
             async with trio.open_nursery() as inner:
                 await inner.start(agent.run, stop)
@@ -144,12 +150,26 @@ async def test_authenticated_stamp_from_the_config(
                 stop.set()
             nursery.cancel_scope.cancel()
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
     stored = [r for r in _stored(store) if r.method is Method.STAMP]
-    assert stored
     assert {r.type_p.size for r in stored} == {112}
-    received = [r for r in stored if r.status is Status.RECEIVED]
-    assert len(received) >= 0.8 * len(stored)  # shared CPU
+    for site in ("cs-a", "cs-b"):
+        mine = [r for r in stored if r.dst_site == site]
+        received = [r for r in mine if r.status is Status.RECEIVED]
+        assert mine
+        assert len(received) >= 0.8 * len(mine)  # shared CPU
+
+
+def test_an_authenticated_reflector_without_its_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / "stamp-keys.yaml").write_text(f"refl-a: {'aa' * 32}\n")
+    config = write_config(tmp_path, "http://127.0.0.1:9", stamp_keys_file="stamp-keys.yaml")
+    data = yaml.safe_load(config.read_text())
+    data["targets"] = [{"spec": "stamp", "dst_addr": "127.0.0.1", "dst_site": "cs-b",
+                        "dst_carrier": "CM", "id": "refl-b", "authenticated": True}]
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="no key for"):
+        Agent(load_config(config))
 
 
 @pytest.mark.root
@@ -219,12 +239,12 @@ def test_missing_key_file_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_key_from_a_keys_file(tmp_path: Path) -> None:
-    from probes.config import read_key
+    from probes.keys import KeyFileError, read_key
 
     keys = f"{PROBE}: [{KEY.hex()}, {'ab' * 32}]\nother: {'cd' * 32}\n"
     (tmp_path / "keys.yaml").write_text(keys)
     assert read_key(tmp_path / "keys.yaml", PROBE) == KEY
-    with pytest.raises(ConfigError, match="no key for probe 'nobody'"):
+    with pytest.raises(KeyFileError, match="no key for 'nobody'"):
         read_key(tmp_path / "keys.yaml", "nobody")
 
 
