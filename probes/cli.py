@@ -1,6 +1,7 @@
 """``ixmeter probe``: run the probe agent, or write a probe's config from the inventory.
 
     ixmeter probe run --config probe.yaml
+    ixmeter probe check --config probe.yaml
     ixmeter probe config --inventory inventory/hunan.yaml --probe cs-yungu-ct > probe.yaml
 
 Imports nothing heavy at import time (the agent is imported when ``run`` starts).
@@ -29,6 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--duration", type=float, default=None,
                      help="stop by itself after this many seconds (tests, demos)")
     run.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    check = sub.add_parser("check", help="say what this host is missing to run the probe",
+                           description="Check a probe host before it runs: config and key, "
+                                       "spool, the sockets its plan needs (capabilities, "
+                                       "source addresses), the clock and the collector. "
+                                       "Exit status 1 if a check failed.")
+    check.add_argument("--config", required=True, help="probe config file (YAML or JSON)")
     cfg = sub.add_parser("config", help="print a starting config for one probe of an inventory",
                          description="Print a probe config (YAML) that reads its targets "
                                      "from the inventory.")
@@ -44,6 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "config":
         return _config(args)
+    if args.action == "check":
+        from probes.check import main
+
+        return main(Path(args.config))
     return _run(args)
 
 

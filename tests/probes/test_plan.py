@@ -69,6 +69,7 @@ async def collector(tmp_path: Path) -> AsyncIterator[tuple[str, Store, Collector
 
 def _config(tmp_path: Path, url: str) -> Path:
     (tmp_path / "probe.key").write_text(KEY.hex())
+    (tmp_path / "probe.key").chmod(0o600)
     path = tmp_path / "probe.yaml"
     path.write_text(yaml.safe_dump({"probe_id": PROBE, "key_file": "probe.key",
                                     "collector_url": url, "spool": "spool.db",
@@ -191,3 +192,40 @@ def test_the_plan_tells_the_key_rotation_state() -> None:
     assert note is not None
     assert "newer key" in note
     assert "still accepted" in note
+
+
+@pytest.mark.root
+async def test_probe_check_says_what_is_there(
+        tmp_path: Path, collector: tuple[str, Store, Collector]) -> None:
+    url, _store, _app = collector
+    config = _config(tmp_path, url)
+    done = await trio.run_process(
+        [sys.executable, "-m", "ixmeter.cli", "probe", "check", "--config", str(config)],
+        cwd=ROOT, capture_stdout=True, check=False)
+    out = done.stdout.decode()
+    assert done.returncode == 0, out
+    for line in ("ok   config:", "ok   key:", "ok   spool:", "ok   collector:",
+                 "ok   collector plan: 1 targets, signed", "ok   plan: 1 jobs: 1 icmp",
+                 "ok   icmp from 127.0.0.1: socket opened and bound"):
+        assert line in out, out
+
+
+def test_probe_check_names_what_is_missing(tmp_path: Path) -> None:
+    """No CAP_NET_RAW, a source address the host does not have, no collector."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop a capability")
+    path = write_config(tmp_path, "http://127.0.0.1:9", icmp_mode="raw",
+                        addresses=["192.0.2.55", "::1"])
+    done = subprocess.run(["capsh", "--drop=cap_net_raw", "--", "-c",
+                           f"{sys.executable} -m ixmeter.cli probe check --config {path}"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert any(x.startswith("FAIL icmp from 192.0.2.55") and "CAP_NET_RAW" in x for x in lines)
+    assert any(x.startswith("FAIL traceroute from 192.0.2.55") and "CAP_NET_RAW" in x
+               for x in lines)
+    assert any(x.startswith("FAIL stamp from 192.0.2.55") and "this host's" in x
+               for x in lines)
+    assert any(x.startswith("FAIL collector") and "unreachable" in x for x in lines)
