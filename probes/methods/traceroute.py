@@ -94,14 +94,16 @@ def summarise(hops: Sequence[Hop], topo: Topology) -> RouteView:
 
 
 def same_route(a: Sequence[Hop], b: Sequence[Hop]) -> bool:
-    """Same route unless a TTL answered by both has different addresses, or the length differs.
-
-    Silent hops (no reply) match anything: a lost ICMP reply is not a route change.
-    """
+    """Same route if the answering hops are the same addresses in the same order (a lost
+    answer at one TTL, even just before the destination, is not a route change), or if every
+    TTL answered by both has the same address and the lengths agree (silent hops match
+    anything)."""
+    if [h.addr for h in a if h.addr] == [h.addr for h in b if h.addr]:
+        return True
     if len(a) != len(b):
         return False
-    return all(x.addr is None or y.addr is None or x.addr == y.addr for x, y in zip(a, b,
-                                                                                   strict=True))
+    return all(x.addr is None or y.addr is None or x.addr == y.addr
+               for x, y in zip(a, b, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

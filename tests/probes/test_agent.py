@@ -367,9 +367,9 @@ class _Recording(SessionReflector):
         self.sources: list[str] = []
 
     def prepare(self, data: bytes, source: Any, rx_ns: int, ttl: int | None,
-                now_mono_ns: int) -> Any:
+                now_mono_ns: int, tos: int | None = None) -> Any:
         self.sources.append(source[0])
-        return super().prepare(data, source, rx_ns, ttl, now_mono_ns)
+        return super().prepare(data, source, rx_ns, ttl, now_mono_ns, tos)
 
 
 @pytest.mark.root

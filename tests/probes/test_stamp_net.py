@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,13 @@ from probes.methods.stamp import StampTarget, open_stamp_probe, run_session, to_
 from probes.reflector_cli import read_keys
 from probes.stamp.codec import ErrorEstimate
 from probes.stamp.net import open_udp, serve_reflector
-from probes.stamp.session import Lost, ReflectorConfig, Reply, SessionReflector, SessionSender
+from probes.stamp.session import (
+    Lost,
+    ReflectorConfig,
+    Reply,
+    SessionReflector,
+    SessionSender,
+)
 
 HOSTS = ["127.0.0.1", "::1"]
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -264,3 +271,38 @@ async def test_cli_reflector_serves_and_prints_counters() -> None:
             proc.kill()
             await proc.wait()
     assert "received=3, reflected=3" in out.decode()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_reflector_answers_with_the_dscp_of_the_test_and_times_its_t3(host: str) -> None:
+    """The issue's findings: the reflector answered DSCP-46 tests with DSCP 0, and its T3 is a
+    user-space time; now the reply leaves with DSCP 46 and each reply's kernel TX stamp minus
+    its T3 is measured (``SO_TIMESTAMPING`` on the reflector)."""
+    from probes import timestamping as ts
+    from probes.stamp.net import T3Lag
+
+    refl, _info = open_udp(host, 0)
+    sender, _sinfo = open_udp(host, 0, dscp=46)
+    ts.enable_rx_tos(sender)
+    sender.connect(refl.getsockname()[:2])
+    lag = T3Lag()
+    session = SessionSender(size=44)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_reflector(
+                refl, SessionReflector(), lag=lag, task_status=task_status))
+            tos = []
+            for _ in range(3):
+                sender.send(session.next_packet(time.time_ns(), time.monotonic_ns(),
+                                                ErrorEstimate.from_ns(1000, True)).data)
+                with trio.fail_after(5):
+                    await trio.lowlevel.wait_readable(sender)
+                _data, anc, _flags, _addr = sender.recvmsg(2048, ts.ANCBUFSIZE)
+                tos.append(ts.tos_from_ancdata(anc))
+            nursery.cancel_scope.cancel()
+    finally:
+        refl.close()
+        sender.close()
+    assert [t >> 2 for t in tos if t is not None] == [46, 46, 46]
+    assert lag.count >= 2
+    assert 0 <= lag.mean_ns < 50_000_000
