@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import socket
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ixmeter.errors import IxmeterError, PermissionProblem
 
 if TYPE_CHECKING:
+    from probes.stamp.net import T3Lag
     from probes.stamp.session import SessionReflector
 
 DEFAULT_BINDS = ("0.0.0.0", "::")
@@ -73,15 +75,21 @@ def run(args: argparse.Namespace) -> int:
                              old_keys=tuple(k for k in keys[1:] if k), rate_pps=args.rate_limit,
                              burst=args.burst)
     reflector = SessionReflector(config)
-    trio.run(_serve, args.bind or list(DEFAULT_BINDS), args.port, reflector, args.duration)
+    from probes.stamp.net import T3Lag
+
+    lag = T3Lag()
+    trio.run(_serve, args.bind or list(DEFAULT_BINDS), args.port, reflector, args.duration,
+             lag)
     stats = reflector.statistics()
     print("reflector stopped: " + ", ".join(
-        f"{name}={getattr(stats, name)}" for name in stats.__slots__), flush=True)
+        f"{name}={getattr(stats, name)}" for name in stats.__slots__)
+        + f", t3_lag_mean_us={lag.mean_ns / 1000:.1f}, t3_lag_max_us={lag.max_ns / 1000:.1f}",
+        flush=True)
     return 0
 
 
 async def _serve(binds: list[str], port: int, reflector: SessionReflector,
-                 duration: float | None) -> None:
+                 duration: float | None, lag: T3Lag) -> None:
     import signal
 
     import trio
@@ -94,7 +102,7 @@ async def _serve(binds: list[str], port: int, reflector: SessionReflector,
             socks.append(_open(addr, port))
         async with trio.open_nursery() as nursery:
             for sock in socks:
-                await nursery.start(serve_reflector, sock, reflector)
+                await nursery.start(partial(serve_reflector, lag=lag), sock, reflector)
                 host, bound = sock.getsockname()[:2]
                 mode = "stateful" if reflector.config.stateful else "stateless"
                 auth = "authenticated" if reflector.config.key else "unauthenticated"
