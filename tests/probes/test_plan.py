@@ -24,6 +24,7 @@ from ixmeter import plan as plan_format
 from ixmeter.record import Method
 from probes.agent import Agent
 from probes.config import load_config
+from tests.conftest import require_tool
 from tests.probes.test_agent import write_config
 
 KEY, NEW_KEY = b"k" * 32, b"n" * 32
@@ -218,7 +219,8 @@ def test_probe_check_names_what_is_missing(tmp_path: Path) -> None:
         pytest.skip("needs root to drop a capability")
     path = write_config(tmp_path, "http://127.0.0.1:9", icmp_mode="raw",
                         addresses=["192.0.2.55", "::1"])
-    done = subprocess.run(["capsh", "--drop=cap_net_raw", "--", "-c",
+    capsh = require_tool("capsh")  # Debian: libcap2-bin
+    done = subprocess.run([capsh, "--drop=cap_net_raw", "--", "-c",
                            f"{sys.executable} -m ixmeter.cli probe check --config {path}"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
     assert done.returncode == 1

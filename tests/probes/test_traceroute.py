@@ -41,6 +41,7 @@ from probes.methods.traceroute import (
     summarise,
 )
 from probes.scheduler import Job
+from tests.conftest import require_tool
 from tests.probes.test_icmp_pinger import inside as _inside
 
 
@@ -246,7 +247,8 @@ def test_without_cap_net_raw_the_probe_says_so_at_start(tmp_path: Path) -> None:
         "specs": [{"id": "trace", "method": "traceroute", "rate_pps": 1, "size": 64}],
         "targets": [{"spec": "trace", "dst_addr": "127.0.0.1", "dst_site": "s2",
                      "dst_carrier": "CM"}]}))
-    done = subprocess.run(["capsh", "--drop=cap_net_raw", "--", "-c",
+    capsh = require_tool("capsh")  # Debian: libcap2-bin
+    done = subprocess.run([capsh, "--drop=cap_net_raw", "--", "-c",
                            f"{sys.executable} -m ixmeter.cli probe run --config {config} "
                            "--duration 2"], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).parents[2], check=False)
