@@ -191,6 +191,8 @@ def run(seconds: float, scale: float, sites: list[str], instance: str) -> dict[s
             for proc in (refl, collector):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
+            if refl.stdout is not None:
+                refl.stdout.close()
         out = {"seconds": seconds, "trace_scale": scale, "hosts": len(tb.hosts),
                "load_before": load_before, "load_after": os.getloadavg(), **sample,
                **_results(tmp, seconds), "probe_stderr": err.strip().splitlines()[-3:]}
