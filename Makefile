@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests (and the demo's emulated network) need; installed only when run as root.
-DEB_PACKAGES := iproute2 iputils-ping fping libpcap0.8 iptables traceroute mtr-tiny \
+DEB_PACKAGES := iproute2 iputils-ping fping libpcap0.8 iptables traceroute mtr-tiny libcap2-bin \
                 postgresql chromium chromium-driver fonts-wqy-microhei prometheus
 DEMO_DEB_PACKAGES := iproute2 iputils-ping libpcap0.8
 PYTEST_ARGS ?=

@@ -12,7 +12,10 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from probes.icmp.codec import MIN_SIZE as ICMP_MIN_SIZE
+from probes.stamp.codec import BASE_SIZE as STAMP_MIN_SIZE
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -124,6 +127,18 @@ class Site(_Model):
         return self
 
 
+# The smallest packet a probe sends, per method (the codecs define them): a spec below it
+# cannot run.
+MIN_SIZES: dict[MethodName, int] = {MethodName.ICMP: ICMP_MIN_SIZE,
+                                    MethodName.STAMP: STAMP_MIN_SIZE,
+                                    MethodName.TRACEROUTE: ICMP_MIN_SIZE}
+MIN_SIZE_WHY: dict[MethodName, str] = {
+    MethodName.ICMP: "ICMP message: 8-octet echo header and ixmeter's 16-octet probe id",
+    MethodName.STAMP: "UDP payload: the unauthenticated STAMP base packet, RFC 8762 §4.2.1",
+    MethodName.TRACEROUTE: "an ICMP-flow trace probe is an echo like the ICMP method's",
+}
+
+
 class Reflector(_Model):
     """A STAMP session-reflector listening at the endpoint (RFC 8762 §4.3)."""
 
@@ -184,6 +199,19 @@ class MeasurementSpec(_Model):
     def _rate(cls, v: float) -> float:
         if not 0 < v <= 1000:
             raise ValueError(f"impossible rate {v} packets/s per path: must be in (0, 1000]")
+        return v
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int, info: ValidationInfo) -> int:
+        """A size the method can send: the probe's smallest packet of that method."""
+        method = info.data.get("method")
+        if not isinstance(method, MethodName):
+            return v  # the method itself is refused
+        least = MIN_SIZES[method]
+        if v < least:
+            raise ValueError(f"size {v} is below the smallest {method} packet a probe sends, "
+                             f"{least} octets ({MIN_SIZE_WHY[method]})")
         return v
 
 

@@ -36,6 +36,9 @@ LOCAL_DROP_CAUSES = ("queue_full", "send_error", "recv_error", "late", "duplicat
 # too_large: 413 for a batch of a single result (it cannot be split further);
 # unreadable: a spooled result that no longer validates or is another probe's (never sent)
 SET_ASIDE_REASONS = ("refused", "too_large", "unreadable")
+# why the spool let results go before they were sent: max_age / max_bytes (its limits, the
+# oldest first) or disk_full (results the agent could not write and could no longer hold)
+SPOOL_DROP_REASONS = ("max_age", "max_bytes", "disk_full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ def _family(prefix: str, kind: Literal["counter", "gauge"], help_text: str, labe
 
 SET_ASIDE_BATCHES_HELP = "batches set aside in the probe's spool (kept, no longer sent), by reason"
 SET_ASIDE_RESULTS_HELP = "results in the batches set aside in the probe's spool, by reason"
+SPOOL_DROPPED_HELP = ("results the probe's spool let go before they were sent (its limits, "
+                      "oldest first, or a full disk), by reason")
 
 COUNTERS: tuple[CounterName, ...] = (
     CounterName("sent", "sent", "counter", "probes that left the probe host"),
@@ -68,6 +73,10 @@ COUNTERS: tuple[CounterName, ...] = (
              "cause", LOCAL_DROP_CAUSES),
     *_family("set_aside_batches", "gauge", SET_ASIDE_BATCHES_HELP, "reason", SET_ASIDE_REASONS),
     *_family("set_aside_results", "gauge", SET_ASIDE_RESULTS_HELP, "reason", SET_ASIDE_REASONS),
+    *_family("spool_dropped", "counter", SPOOL_DROPPED_HELP, "reason", SPOOL_DROP_REASONS),
+    CounterName("spool_bytes", "spool_bytes", "gauge", "bytes the probe's spool file holds"),
+    CounterName("route_changes", "route_changes", "counter",
+                "route changes seen by traceroute (an event each, with before and after hops)"),
 )
 BY_NAME: Mapping[str, CounterName] = {c.name: c for c in COUNTERS}
 
@@ -98,6 +107,13 @@ def set_aside_counters(set_aside: Mapping[str, tuple[int, int]]) -> dict[str, in
         batches, results = set_aside.get(reason, (0, 0))
         out[f"set_aside_batches.{reason}"] = batches
         out[f"set_aside_results.{reason}"] = results
+    return out
+
+
+def spool_counters(used_bytes: int, dropped: Mapping[str, int]) -> dict[str, int]:
+    """``spool_bytes`` and the ``spool_dropped.<reason>`` counters, every reason present."""
+    out = {f"spool_dropped.{r}": dropped.get(r, 0) for r in SPOOL_DROP_REASONS}
+    out["spool_bytes"] = used_bytes
     return out
 
 

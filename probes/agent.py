@@ -11,127 +11,120 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
 
 import httpx
 import trio
 
-from inventory.loader import load
-from inventory.topology import Topology
+from ixmeter.errors import IxmeterError
 from ixmeter.record import Method, Result
-from probes.clock import Clock, SystemClock
-from probes.config import ProbeConfig, jobs_from_inventory, jobs_from_targets, read_key
+from probes.clock import Clock, SystemClock, sync_status
+from probes.clock_sources import ClockMonitor
+from probes.config import ProbeConfig
+from probes.jobsource import JobSource
 from probes.methods.icmp import IcmpProber, family_of
+from probes.methods.stamp_prober import StampProber
 from probes.methods.traceroute import TracerouteProber
-from probes.metrics import ProbeMetrics, heartbeat_counters, render, serve_metrics
+from probes.metrics import AgentState, ProbeMetrics, heartbeat_counters, render, serve_metrics
 from probes.scheduler import Job, Prober, Scheduler
-from probes.spool import Spool, SpoolStatus
+from probes.spool import Spool, SpoolLimits, SpoolStatus
 from probes.uploader import Uploader
 
 FLUSH_S = 0.2
+ENFORCE_S = 5.0  # the spool's limits are checked this often
+HELD_MAX = 20_000  # results held in memory while the disk is full; the oldest go beyond
 FINAL_UPLOAD_S = 10.0
 TRACE_GRACE_S = 5.0
-TRACES_QUEUED = 8  # traces run one at a time; more waiting than this are local drops
 log = logging.getLogger("ixmeter.probe")
-
-
-class StampProber:
-    """STAMP for the scheduler: one session per job (``probes.methods.stamp``)."""
-
-    def __init__(self, emit: Any, jobs: Sequence[Job], clock: Clock | None = None) -> None:
-        self.emit, self.jobs, self.clock = emit, list(jobs), clock
-        self.probes: dict[str, Any] = {}
-        self._nursery: trio.Nursery | None = None
-        self._in_flight = 0
-        self._idle = trio.Event()
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                  ) -> None:
-        from probes.methods.stamp import StampTarget, open_stamp_probe
-
-        async with trio.open_nursery() as nursery:
-            for job in self.jobs:
-                target = StampTarget(job.probe_id, job.src_site, job.src_carrier, job.dst_site,
-                                     job.dst_carrier, job.dst_addr, port=job.type_p.dst_port
-                                     or 862, size=job.type_p.size, dscp=job.type_p.dscp,
-                                     tmax_ns=job.tmax_ns, session=job.session,
-                                     key=job.options.get("stamp_key"))
-                self.probes[job.key] = await nursery.start(self._hold, open_stamp_probe,
-                                                           target)
-            self._nursery = nursery
-            task_status.started()
-
-    async def _hold(self, opener: Any, target: Any, *,
-                    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        async with opener(target, clock=self.clock) as probe:
-            task_status.started(probe)
-            await trio.sleep_forever()
-
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def start(self, job: Job, seq: int) -> None:
-        if self._nursery is None:
-            raise RuntimeError("StampProber.run() is not running")
-        self._in_flight += 1
-        self._nursery.start_soon(self._measure, self.probes[job.key])
-
-    async def _measure(self, probe: Any) -> None:
-        try:
-            result = await probe.measure()
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
-        self.emit(result)
-
-    async def drain(self) -> None:
-        while self._in_flight:
-            self._idle = trio.Event()
-            await self._idle.wait()
 
 
 class Agent:
     """One probe process; :meth:`run` returns after a clean drain once ``stop`` is set."""
 
     def __init__(self, cfg: ProbeConfig, *, clock: Clock | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, config_path: Path | None = None) -> None:
         self.cfg = cfg
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.session = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
-        self.key = read_key(cfg.key_file, cfg.probe_id)
-        self.topology: Topology | None = None
-        if cfg.inventory is not None:
-            inv = load(cfg.inventory)
-            self.topology = Topology(inv)
-            self.jobs = jobs_from_inventory(inv, cfg, self.session)
-        else:
-            self.jobs = jobs_from_targets(cfg, self.session)
+        self.source = JobSource(cfg, self.session, config_path)
+        self.jobs = self.source.initial()
         self.metrics = ProbeMetrics()
         self.buffer: list[Result] = []
         self.spool = Spool(cfg.spool, cfg.probe_id)
+        self.limits = SpoolLimits(cfg.spool_max_bytes, cfg.spool_max_age_s)
+        self.spool_errors = 0
+        self.held: list[Result] = []  # not yet written: the disk was full
+        self.disk_full_drops = 0  # not yet counted in the spool itself
+        self._enforced_at = -ENFORCE_S
+        self._status = SpoolStatus(0, {})
         self.limiter = trio.CapacityLimiter(1)
-        self.uploader = Uploader(self.spool, cfg.collector_url, cfg.probe_id, self.key,
+        self.uploader = Uploader(self.spool, cfg.collector_url, cfg.probe_id, self.source.key,
                                  batch_size=cfg.batch_size, limiter=self.limiter)
         self.icmp = IcmpProber(self.emit, mode=cfg.icmp_mode, clock=self.clock)
-        self.trace = TracerouteProber(self.emit, self.topology)
-        self.stamp = StampProber(self.emit, [j for j in self.jobs if j.method is Method.STAMP],
-                                 self.clock)
+        self.trace = TracerouteProber(self.emit, self.source.topology,
+                                      ident_of=self.icmp.flow_ident)
+        self.stamp = StampProber(self.emit, self._stamp_jobs(self.jobs), self.clock)
         probers: dict[Method, Prober] = {Method.ICMP: self.icmp, Method.TRACEROUTE: self.trace,
-                   Method.STAMP: self.stamp}
+                                         Method.STAMP: self.stamp}
         self.scheduler = Scheduler(self.jobs, probers, self.emit,
                                    max_in_flight=cfg.max_in_flight,
-                                   limits={Method.TRACEROUTE: TRACES_QUEUED}, rng=self.rng,
+                                   limits={Method.TRACEROUTE: cfg.max_traces}, rng=self.rng,
                                    clock=self.clock)
+        self.clock_monitor = ClockMonitor(cfg.clock_source, cfg.ptp_device)
         self.metrics_port: int | None = None
         self._spool_depth = 0  # as of the last flush
         self._set_aside: Mapping[str, tuple[int, int]] = {}  # idem
+        self._reload = trio.Event()
+        self.reloads = 0
         self.done = trio.Event()
+
+    @staticmethod
+    def _stamp_jobs(jobs: Sequence[Job]) -> list[Job]:
+        return [j for j in jobs if j.method is Method.STAMP]
+
+    def request_reload(self) -> None:
+        """Read the config, keys and plan again now (SIGHUP)."""
+        self._reload.set()
+
+    async def reload(self, client: httpx.AsyncClient) -> bool:
+        """Re-read config, keys and plan and apply what changed, without a restart; False
+        (and logged, the jobs in use kept) when any of them is unusable."""
+        try:
+            jobs = await self.source.refresh(client)
+        except IxmeterError as exc:
+            log.error("reload: %s%s; keeping the %d jobs in use", exc,
+                      f" ({exc.hint})" if exc.hint else "", len(self.jobs))
+            return False
+        self.uploader.key = self.source.key
+        self.trace.topology = self.source.topology
+        if jobs != self.jobs:
+            await self._apply(jobs)
+        self.reloads += 1
+        log.info("reload: %d jobs", len(self.jobs))
+        return True
+
+    async def _apply(self, jobs: list[Job]) -> None:
+        """New STAMP sessions first, then the schedule, then the old sessions retire."""
+        self.jobs = jobs
+        await self.stamp.update(self._stamp_jobs(jobs))
+        self.scheduler.update(jobs)
+        self.stamp.retire()
+
+    async def _reloader(self, client: httpx.AsyncClient) -> None:
+        """Reload on SIGHUP and every ``plan_refresh_s`` (every 10 s while the collector's
+        plan has never been had)."""
+        while True:
+            waiting = self.source.cfg.source == "collector" and not self.source.issued_at
+            with trio.move_on_after(10.0 if waiting else self.source.cfg.plan_refresh_s):
+                await self._reload.wait()
+            self._reload = trio.Event()
+            await self.reload(client)
 
     def emit(self, result: Result) -> None:
         self.buffer.append(result)
@@ -142,20 +135,64 @@ class Agent:
         drops.update(self.icmp.local_drops())
         return drops
 
+    def spool_status(self) -> SpoolStatus:
+        """The spool as of the last flush, with what is buffered or held in memory and the
+        full-disk drops not yet written to it."""
+        st = self._status
+        dropped = dict(st.dropped)
+        dropped["disk_full"] = dropped.get("disk_full", 0) + self.disk_full_drops
+        return SpoolStatus(st.depth + len(self.buffer) + len(self.held), st.set_aside,
+                           st.bytes, dropped)
+
     def metrics_text(self) -> str:
-        spool = SpoolStatus(self._spool_depth + len(self.buffer), self._set_aside)
-        return render(self.metrics, local_drops=self.local_drops(), spool=spool,
-                      upload_errors=self.uploader.errors,
-                      uploaded=self.uploader.uploaded,
-                      route_changes=sum(self.trace.watch.changes.values()))
+        return render(self.metrics, AgentState(
+            self.spool_status(), self.local_drops(), self.uploader.errors,
+            self.uploader.uploaded, self.trace.route_changes(), sync_status(),
+            self.scheduler.lag, self.stamp.paths(), self.icmp.foreign()))
 
     async def flush(self) -> None:
-        """Write the buffered results to the spool (one transaction)."""
-        batch, self.buffer = self.buffer, []
-        if batch:
-            await trio.to_thread.run_sync(self.spool.add, batch, limiter=self.limiter)
-        status = await trio.to_thread.run_sync(self.spool.status, limiter=self.limiter)
-        self._spool_depth, self._set_aside = status.depth, status.set_aside
+        """Write the buffered results to the spool (one transaction, the group commit); on a
+        full disk hold them in memory (at most :data:`HELD_MAX`, the oldest go first, counted
+        ``disk_full``) and retry at the next flush; every :data:`ENFORCE_S` apply the spool's
+        limits."""
+        self.held += self.buffer
+        self.buffer = []
+        await trio.to_thread.run_sync(self._write_held, limiter=self.limiter)
+        now = trio.current_time()
+        if now - self._enforced_at >= ENFORCE_S:
+            self._enforced_at = now
+            await trio.to_thread.run_sync(self._enforce, limiter=self.limiter)
+        self._status = await trio.to_thread.run_sync(self.spool.status, limiter=self.limiter)
+        self._spool_depth, self._set_aside = self._status.depth, self._status.set_aside
+
+    def _write_held(self) -> None:
+        """Blocking: the held results into the spool, or keep holding them (disk full)."""
+        try:
+            if self.held:
+                self.spool.add(self.held)
+                self.held = []
+            if self.disk_full_drops:
+                self.spool.count_dropped("disk_full", self.disk_full_drops)
+                self.disk_full_drops = 0
+        except (sqlite3.Error, OSError) as exc:
+            self.spool_errors += 1
+            over = len(self.held) - HELD_MAX
+            if over > 0:
+                del self.held[:over]
+                self.disk_full_drops += over
+            log.warning("spool: cannot write %d results (%s); holding them in memory, %d "
+                        "dropped so far", len(self.held), exc, self.disk_full_drops)
+
+    def _enforce(self) -> None:
+        try:
+            dropped = self.spool.enforce(self.limits, time.time_ns())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("spool: cannot apply its limits now (%s)", exc)
+            return
+        for reason, n in dropped.items():
+            if n:
+                log.warning("spool: dropped the %d oldest unsent results (%s, limits %d bytes, "
+                            "%g s)", n, reason, self.limits.max_bytes, self.limits.max_age_s)
 
     async def _flusher(self) -> None:
         while True:
@@ -165,7 +202,8 @@ class Agent:
     async def _heartbeat(self, client: httpx.AsyncClient) -> None:
         while True:
             counters = heartbeat_counters(self.metrics, self.local_drops())
-            await self.uploader.heartbeat(client, counters)
+            counters["route_changes"] = self.trace.route_changes()
+            await self.uploader.heartbeat(client, counters, self.spool_status())
             await trio.sleep(self.cfg.heartbeat_s)
 
     async def run(self, stop: trio.Event, *,
@@ -183,19 +221,24 @@ class Agent:
         finally:
             # records emitted while tasks were cancelled (abandoned traces, echoes finalised
             # as lost): written synchronously, the event loop is shutting down
-            self.spool.add(self.buffer)
+            self.held += self.buffer
             self.buffer = []
-            self._spool_depth = self.spool.depth()
+            self._write_held()
+            self._spool_depth = self.spool.depth() + len(self.held)
             self.spool.close()
             self.done.set()
 
     async def _start_services(self, nursery: trio.Nursery, client: httpx.AsyncClient) -> None:
-        needed = {(family_of(j.dst_addr), j.type_p.dscp) for j in self.jobs
+        needed = {(family_of(j.dst_addr), j.type_p.dscp, j.src_addr) for j in self.jobs
                   if j.method is Method.ICMP}
         await nursery.start(self.icmp.run, sorted(needed))
+        self.trace.check([j for j in self.jobs if j.method is Method.TRACEROUTE])
         await nursery.start(self.trace.run)
-        if self.stamp.jobs:
-            await nursery.start(self.stamp.run)
+        await nursery.start(self.stamp.run)
+        await nursery.start(self.clock_monitor.run)
+        if self.source.cfg.source == "collector":
+            await self.reload(client)  # the plan now, or the cached one stays in use
+        nursery.start_soon(self._reloader, client)
         nursery.start_soon(self._flusher)
         self.uploader.client = client
         nursery.start_soon(self.uploader.run)

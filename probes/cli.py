@@ -1,6 +1,7 @@
 """``ixmeter probe``: run the probe agent, or write a probe's config from the inventory.
 
     ixmeter probe run --config probe.yaml
+    ixmeter probe check --config probe.yaml
     ixmeter probe config --inventory inventory/hunan.yaml --probe cs-yungu-ct > probe.yaml
 
 Imports nothing heavy at import time (the agent is imported when ``run`` starts).
@@ -12,6 +13,7 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ixmeter.errors import IxmeterError
@@ -21,11 +23,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="measure, spool and upload until Ctrl-C or SIGTERM",
                          description="Run the probe agent: scheduler, ICMP/STAMP/traceroute, "
-                                     "SQLite spool, signed uploads and /metrics.")
+                                     "SQLite spool, signed uploads and /metrics. SIGHUP re-reads "
+                                     "the config, the key files and the plan, without a "
+                                     "restart.")
     run.add_argument("--config", required=True, help="probe config file (YAML or JSON)")
     run.add_argument("--duration", type=float, default=None,
                      help="stop by itself after this many seconds (tests, demos)")
     run.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    check = sub.add_parser("check", help="say what this host is missing to run the probe",
+                           description="Check a probe host before it runs: config and key, "
+                                       "spool, the sockets its plan needs (capabilities, "
+                                       "source addresses), the clock and the collector. "
+                                       "Exit status 1 if a check failed.")
+    check.add_argument("--config", required=True, help="probe config file (YAML or JSON)")
     cfg = sub.add_parser("config", help="print a starting config for one probe of an inventory",
                          description="Print a probe config (YAML) that reads its targets "
                                      "from the inventory.")
@@ -41,6 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "config":
         return _config(args)
+    if args.action == "check":
+        from probes.check import main
+
+        return main(Path(args.config))
     return _run(args)
 
 
@@ -69,12 +83,12 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    agent = Agent(load_config(args.config))
+    agent = Agent(load_config(args.config), config_path=Path(args.config))
 
     async def main() -> None:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, stop)
+            nursery.start_soon(_watch_signals, stop, agent.request_reload)
             if args.duration is not None:
                 nursery.start_soon(_stop_after, stop, args.duration)
             await nursery.start(agent.run, stop)
@@ -106,12 +120,16 @@ def _first_ixmeter_error(group: BaseExceptionGroup[BaseException]) -> IxmeterErr
     return None
 
 
-async def _watch_signals(stop: object) -> None:
+async def _watch_signals(stop: object, reload: Callable[[], None]) -> None:
+    """SIGINT, SIGTERM: stop (drain cleanly); SIGHUP: reload config, keys and plan."""
     import trio
 
     assert isinstance(stop, trio.Event)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _sig in signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async for sig in signals:
+            if sig == signal.SIGHUP:
+                reload()
+                continue
             stop.set()
             return
 

@@ -7,19 +7,21 @@
   so they survive the era wrap of 2036 (RFC 5905 §6, "era").
 - PTPv2 truncated timestamps (RFC 8762 §4.2.1, RFC 8186 §2.3): 32-bit seconds since 1970 and
   32-bit nanoseconds, signalled by Z=1 in the Error Estimate.
-- :func:`sync_status` reads ``adjtimex`` (STA_UNSYNC, maxerror, esterror), as owamp's
-  ``GetTimespec`` does with ``ntp_gettime``; it feeds the S bit and Error Estimate
-  (RFC 4656 §4.1.2) and the "clocks unsynchronised" gate (methodology-notes §5).
+- :func:`sync_status` gives the clock evidence, cached: ``adjtimex`` (STA_UNSYNC, maxerror,
+  esterror, as owamp's ``GetTimespec`` does with ``ntp_gettime``) read at most once a second
+  without forking, or chrony's or PTP's state when :mod:`probes.clock_sources` published one;
+  it feeds the S bit and Error Estimate (RFC 4656 §4.1.2) and the "clocks unsynchronised" gate
+  (methodology-notes §5).
 - :func:`stepped` detects a clock step during a probe (RFC 2681 §2.5; 50 us is our policy).
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 NTP_UNIX_OFFSET_S = 2208988800  # seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6)
 _NS = 1_000_000_000
@@ -126,20 +128,25 @@ STA_UNSYNC = 0x0040
 STA_NANO = 0x2000
 TIME_ERROR = 5
 UNSYNC_MAX_ERROR_NS = 16_000_000_000  # the kernel's NTP_PHASE_LIMIT-derived 16 s "unknown"
+KERNEL_REFRESH_NS = 1_000_000_000  # adjtimex is read at most once a second (a syscall, no fork)
 
 
 @dataclass(frozen=True, slots=True)
 class ClockStatus:
-    """The host clock's sync state as the kernel reports it.
+    """The host clock's sync state and where it was read.
 
-    ``max_error_ns`` is the kernel's bound (ntpd: rootdelay/2 + rootdispersion; chrony likewise),
-    ``est_error_ns`` its estimate (ntpd ``sys_error``); ``source`` names where it came from.
+    ``max_error_ns`` is a bound on the clock's offset from UTC (the kernel's ``maxerror``,
+    chrony's root distance plus its offset, or PTP's offset from the grandmaster);
+    ``est_error_ns`` an estimate; ``source`` the reader (``adjtimex``, ``chrony``, ``ptp``,
+    ``unknown``); ``discipline`` what disciplines the clock (``ntp``, ``ptp``, ``none``), for
+    the STAMP sync-source code point (RFC 8972 §4.3).
     """
 
     synced: bool
     max_error_ns: int
     est_error_ns: int
     source: str
+    discipline: str = "ntp"
 
 
 class _Timeval(ctypes.Structure):
@@ -160,27 +167,33 @@ class _Timex(ctypes.Structure):
     ]
 
 
-_UNKNOWN = ClockStatus(False, UNSYNC_MAX_ERROR_NS, UNSYNC_MAX_ERROR_NS, "unknown")
+UNKNOWN = ClockStatus(False, UNSYNC_MAX_ERROR_NS, UNSYNC_MAX_ERROR_NS, "unknown", "none")
 
 
-def sync_status() -> ClockStatus:
+@functools.cache
+def _adjtimex() -> Any:
+    """libc's ``ntp_adjtime`` (or ``adjtimex``) from the symbols already in the process
+    (``dlopen(NULL)``): no ``ctypes.util.find_library``, which forks ``ldconfig -p``."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    return getattr(libc, "ntp_adjtime", None) or getattr(libc, "adjtimex", None)
+
+
+def kernel_status() -> ClockStatus:
     """Read the kernel clock state with ``adjtimex(modes=0)`` (read-only, needs no privilege).
 
     Unsynchronised if STA_UNSYNC is set or the call returns TIME_ERROR. ``maxerror`` and
-    ``esterror`` are in microseconds. Falls back to "unknown, unsynchronised" where the call is
-    unavailable.
+    ``esterror`` are in microseconds. "unknown, unsynchronised" where the call is unavailable.
     """
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return _UNKNOWN
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    func = getattr(libc, "ntp_adjtime", None) or getattr(libc, "adjtimex", None)
+    func = _adjtimex()
     if func is None:
-        return _UNKNOWN
+        return UNKNOWN
     tx = _Timex()
     state = int(func(ctypes.byref(tx)))
     if state < 0:
-        return _UNKNOWN
+        return UNKNOWN
     return status_from_timex(state, tx.status, tx.maxerror, tx.esterror)
 
 
@@ -188,3 +201,42 @@ def status_from_timex(state: int, status: int, maxerror_us: int, esterror_us: in
     """Pure mapping of adjtimex results to :class:`ClockStatus` (RFC 4656 §4.1.2 S bit)."""
     synced = state != TIME_ERROR and not status & STA_UNSYNC
     return ClockStatus(synced, max(0, maxerror_us) * 1000, max(0, esterror_us) * 1000, "adjtimex")
+
+
+class _Cached:
+    """The process's clock evidence: the kernel's, re-read at most once per
+    :data:`KERNEL_REFRESH_NS`, unless a better source (chrony, PTP: :mod:`probes.clock_sources`)
+    was published with :meth:`publish` and is still fresh."""
+
+    def __init__(self) -> None:
+        self.kernel: ClockStatus | None = None
+        self.kernel_at = 0
+        self.better: ClockStatus | None = None
+        self.better_until = 0
+
+    def status(self) -> ClockStatus:
+        now = time.monotonic_ns()
+        if self.better is not None and now < self.better_until:
+            return self.better
+        if self.kernel is None or now - self.kernel_at >= KERNEL_REFRESH_NS:
+            self.kernel, self.kernel_at = kernel_status(), now
+        return self.kernel
+
+    def publish(self, status: ClockStatus | None, valid_ns: int) -> None:
+        self.better = status
+        self.better_until = time.monotonic_ns() + valid_ns if status is not None else 0
+
+
+_CACHE = _Cached()
+
+
+def sync_status() -> ClockStatus:
+    """This host's clock evidence, cached: never forks, at most one ``adjtimex`` a second
+    (STAMP sessions call it once a second each, on the event loop)."""
+    return _CACHE.status()
+
+
+def publish_status(status: ClockStatus | None, valid_ns: int) -> None:
+    """Make ``status`` (read from chrony or PTP) what :func:`sync_status` returns for
+    ``valid_ns``; None forgets it (back to the kernel's)."""
+    _CACHE.publish(status, valid_ns)

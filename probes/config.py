@@ -1,14 +1,25 @@
 """The probe agent's configuration file (YAML or JSON) and the jobs it implies.
 
-A config names the probe, its key file, the collector, the spool and either an inventory (the
-probe's own entry, specs and destinations are taken from it, :meth:`Topology.spec_paths`) or
-an explicit ``site``/``carrier``/``specs``/``targets`` list. Errors name the file, the field and
-what to do.
+A config names the probe, its key file, the collector and the spool, and where the probe's
+measurement plan comes from (:attr:`ProbeConfig.source`):
+
+- ``collector`` (neither ``inventory`` nor ``targets`` given): the collector's signed plan,
+  ``GET /v1/probes/{id}/inventory`` (:mod:`probes.plan`), cached on disk;
+- ``inventory``: the probe's own entry, specs and destinations of a local inventory file
+  (:meth:`Topology.spec_paths`);
+- ``targets``: an explicit ``site``/``carrier``/``specs``/``targets`` list.
+
+Keys use one format (:mod:`probes.keys`): ``key_file`` under the probe id, ``stamp_keys_file``
+under each authenticated reflector's endpoint id (or address). Errors name the file, the field
+and what to do.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,9 +30,9 @@ from inventory.schema import Endpoint, Inventory, MeasurementSpec, MethodName
 from inventory.topology import Topology
 from ixmeter.errors import IxmeterError
 from ixmeter.record import Method, TypeP
+from probes.keys import KeyFileError, read_key
 from probes.scheduler import Job
 from probes.stamp.codec import AUTH_SIZE as STAMP_AUTH_SIZE
-from probes.stamp.net import read_key_file
 
 DEFAULT_STAMP_PORT = 862
 
@@ -35,13 +46,16 @@ class _Model(BaseModel):
 
 
 class TargetEntry(_Model):
-    """An explicit destination of one spec (when no inventory is given)."""
+    """An explicit destination of one spec (when no inventory is given); ``id`` names its
+    STAMP key in ``stamp_keys_file`` when ``authenticated``."""
 
     spec: str
     dst_addr: str
     dst_site: str
     dst_carrier: str
     port: int = Field(default=DEFAULT_STAMP_PORT, ge=1, le=65535)
+    id: str | None = None
+    authenticated: bool = False
 
 
 class ProbeConfig(_Model):
@@ -58,14 +72,35 @@ class ProbeConfig(_Model):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_bind: str = "127.0.0.1"
     icmp_mode: Literal["auto", "raw", "dgram"] = "auto"
-    traceroute_mode: Literal["icmp", "udp", "tcp"] = "udp"
+    # flow: traces on the ICMP identifier of the path's measurements; icmp: their own
+    traceroute_mode: Literal["flow", "icmp"] = "flow"
+    max_traces: int = Field(default=16, ge=1, le=256)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     heartbeat_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=20_000, ge=1)
-    # STAMP authenticated mode (RFC 8762 §4.2.2, §4.4): the HMAC key shared with the reflectors,
-    # a file whose content (trailing whitespace stripped) is the key, as `ixmeter reflector
-    # --auth-key-file` reads it. Unset: unauthenticated mode.
-    stamp_auth_key_file: Path | None = None
+    # the spool's limits while the collector cannot be reached (the oldest results go first)
+    spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    spool_max_age_s: float = Field(default=7 * 86_400.0, gt=0)
+    # STAMP authenticated mode (RFC 8762 §4.2.2, §4.4): the keys of the reflectors marked
+    # authenticated, one per reflector, in the key-file format of probes.keys
+    stamp_keys_file: Path | None = None
+    # the plan from the collector: how often it is fetched again, where it is cached
+    plan_refresh_s: float = Field(default=300.0, ge=1)
+    plan_cache: Path | None = None
+    # clock evidence: auto (chrony, else PTP, else the kernel), or one of them only
+    clock_source: Literal["auto", "chrony", "ptp", "kernel"] = "auto"
+    ptp_device: str = "/dev/ptp0"
+
+    @property
+    def source(self) -> Literal["collector", "inventory", "targets"]:
+        """Where the measurement plan comes from (module docstring)."""
+        if self.inventory is not None:
+            return "inventory"
+        return "targets" if self.targets else "collector"
+
+    @property
+    def plan_cache_path(self) -> Path:
+        return self.plan_cache or self.spool.with_name(self.spool.name + ".plan.json")
 
 
 def load_config(path: str | Path) -> ProbeConfig:
@@ -92,56 +127,42 @@ def load_config(path: str | Path) -> ProbeConfig:
 
 def _resolve(cfg: ProbeConfig, base: Path) -> ProbeConfig:
     fields: dict[str, Any] = {}
-    for name in ("key_file", "spool", "inventory", "stamp_auth_key_file"):
+    for name in ("key_file", "spool", "inventory", "stamp_keys_file", "plan_cache"):
         value = getattr(cfg, name)
         if value is not None and not value.is_absolute():
             fields[name] = base / value
-    if cfg.inventory is None and (cfg.site is None or cfg.carrier is None or not cfg.targets):
-        raise ConfigError("config: give 'inventory', or 'site', 'carrier', 'specs' and "
-                          "'targets'")
+    if cfg.targets and (cfg.site is None or cfg.carrier is None):
+        raise ConfigError("config: explicit 'targets' need 'site', 'carrier' and 'specs' "
+                          "(or give 'inventory', or neither to take the collector's plan)")
     return cfg.model_copy(update=fields)
 
 
-def read_key(path: Path, probe_id: str | None = None) -> bytes:
-    """The probe's HMAC key: a file holding it in hex, or a keys file (YAML mapping probe id ->
-    hex key or list of keys, newest first, as ``ixmeter keys new --out`` writes)."""
+def upload_key(cfg: ProbeConfig) -> bytes:
+    """The probe's newest upload key (``key_file`` under the probe id)."""
     try:
-        text = path.read_text().strip()
+        return read_key(cfg.key_file, cfg.probe_id)
+    except KeyFileError as exc:
+        raise ConfigError(str(exc), hint=exc.hint) from None
+
+
+def route_source(dst: str) -> str:
+    """The address the kernel would send from to ``dst`` (a connected UDP socket sends
+    nothing): the source of a target given without the probe's ``addresses``."""
+    family = socket.AF_INET6 if _version(dst) == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((dst, 9))
+            return str(s.getsockname()[0])
     except OSError as exc:
-        raise ConfigError(f"cannot read key file {str(path)!r}: {exc.strerror}",
-                          hint="write the hex key from 'ixmeter keys new --probe ID' there, "
-                               "mode 0600") from None
-    text = _from_keys_file(text, path, probe_id)
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigError(f"key file {str(path)!r} does not hold a hex key") from None
-    if len(key) < 16:
-        raise ConfigError(f"key file {str(path)!r}: key of {len(key)} bytes, need >= 16")
-    return key
-
-
-def _from_keys_file(text: str, path: Path, probe_id: str | None) -> str:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if not isinstance(data, dict):
-        return text
-    value = data.get(probe_id) if probe_id else None
-    if isinstance(value, list) and value:
-        value = value[0]
-    if value is None:
-        raise ConfigError(f"keys file {str(path)!r} has no key for probe {probe_id!r}")
-    return str(value)
+        raise ConfigError(f"config: no route to {dst} ({exc.strerror})",
+                          hint="list the probe's own 'addresses' in the config") from None
 
 
 def _version(addr: str) -> int:
     return ipaddress.ip_address(addr).version
 
 
-def _type_p(spec: MeasurementSpec, version: int, mode: str, port: int,
-            stamp_auth: bool = False) -> TypeP:
+def _type_p(spec: MeasurementSpec, version: int, port: int, stamp_auth: bool = False) -> TypeP:
     """Type-P per method (RFC 2330 §13): ICMP message size; STAMP UDP to the reflector port,
     at least the 112-octet authenticated base packet in authenticated mode (RFC 8762 §4.2.2)."""
     if spec.method is MethodName.ICMP:
@@ -149,8 +170,24 @@ def _type_p(spec: MeasurementSpec, version: int, mode: str, port: int,
     if spec.method is MethodName.STAMP:
         size = max(spec.size, STAMP_AUTH_SIZE) if stamp_auth else spec.size
         return TypeP("udp", version, size, spec.dscp, port)
-    dport = {"udp": 33434, "tcp": 80}.get(mode)
-    return TypeP(mode, version, spec.size, spec.dscp, dport)
+    return TypeP("icmp", version, spec.size, spec.dscp)  # Paris traceroute with ICMP echoes
+
+
+@dataclass(frozen=True, slots=True)
+class Dest:
+    """A destination endpoint as the jobs need it: id (for its STAMP key), site, carrier,
+    addresses and reflector (port, authenticated; None: answers no STAMP)."""
+
+    id: str
+    site: str
+    carrier: str
+    addresses: Sequence[str]
+    reflector: tuple[int, bool] | None
+
+
+def _dest(ep: Endpoint) -> Dest:
+    refl = (ep.reflector.port, ep.reflector.authenticated) if ep.reflector else None
+    return Dest(ep.id, ep.site, ep.carrier, ep.addresses, refl)
 
 
 def jobs_from_inventory(inv: Inventory, cfg: ProbeConfig, session: str) -> list[Job]:
@@ -159,59 +196,93 @@ def jobs_from_inventory(inv: Inventory, cfg: ProbeConfig, session: str) -> list[
     probe = topo.endpoints.get(cfg.probe_id)
     if probe is None or probe not in inv.probes:
         raise ConfigError(f"probe {cfg.probe_id!r} is not in inventory {inv.name!r}")
+    pairs = [(spec, _dest(dst)) for spec in inv.specs for src, dst in topo.spec_paths(spec)
+             if src.id == cfg.probe_id]
+    return _jobs(pairs, probe, cfg, session)
+
+
+def jobs_from_plan(plan: dict[str, Any], cfg: ProbeConfig, session: str) -> list[Job]:
+    """Jobs from the collector's plan (``analyzer.collector.inventory.probe_plan``): the
+    probe's entry, its specs and each spec's destinations, validated as the inventory is."""
+    try:
+        probe = Endpoint.model_validate(plan["probe"])
+        specs = {s["id"]: MeasurementSpec.model_validate(s) for s in plan["specs"]}
+        pairs = [(specs[t["spec"]], _dest(Endpoint.model_validate(t["target"])))
+                 for t in plan["targets"]]
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise ConfigError(f"the collector's plan for {cfg.probe_id!r} is not usable: {exc}",
+                          hint="the collector and the probe must run the same release"
+                          ) from None
+    if probe.id != cfg.probe_id:
+        raise ConfigError(f"the collector's plan is for {probe.id!r}, not {cfg.probe_id!r}")
+    return _jobs(pairs, probe, cfg, session)
+
+
+def _jobs(pairs: Iterable[tuple[MeasurementSpec, Dest]], probe: Endpoint, cfg: ProbeConfig,
+          session: str) -> list[Job]:
+    keys = StampKeys(cfg)
     jobs = []
-    for spec in inv.specs:
-        for src, dst in topo.spec_paths(spec):
-            if src.id == cfg.probe_id:
-                jobs += _jobs_for(spec, src, dst, cfg, session)
+    for spec, dst in pairs:
+        if spec.method is MethodName.STAMP and dst.reflector is None:
+            continue
+        for version in spec.ip_versions:
+            s = next((a for a in probe.addresses if _version(a) == version), None)
+            d = next((a for a in dst.addresses if _version(a) == version), None)
+            if s and d:
+                jobs.append(_job(spec, cfg, (probe.site, probe.carrier, s), dst, d, keys,
+                                 session))
     return jobs
 
 
-def _jobs_for(spec: MeasurementSpec, src: Endpoint, dst: Endpoint, cfg: ProbeConfig,
-              session: str) -> list[Job]:
-    port = dst.reflector.port if dst.reflector else DEFAULT_STAMP_PORT
-    if spec.method is MethodName.STAMP and dst.reflector is None:
-        return []
-    out = []
-    for version in spec.ip_versions:
-        s = next((a for a in src.addresses if _version(a) == version), None)
-        d = next((a for a in dst.addresses if _version(a) == version), None)
-        if s and d:
-            out.append(_job(spec, cfg, src.site, src.carrier, s, dst.site, dst.carrier, d,
-                            port, session))
-    return out
+class StampKeys:
+    """The STAMP key of each authenticated reflector, read once per job list."""
+
+    def __init__(self, cfg: ProbeConfig) -> None:
+        self.path = cfg.stamp_keys_file
+
+    def key_for(self, dst: Dest, addr: str) -> bytes:
+        if self.path is None:
+            raise ConfigError(f"reflector {dst.id!r} ({addr}) is authenticated: give "
+                              "'stamp_keys_file' with its key",
+                              hint=f"a key file with '{dst.id}: HEXKEY' (probes.keys format)")
+        for key_id in (dst.id, addr):
+            try:
+                return read_key(self.path, key_id, what="stamp_keys_file")
+            except KeyFileError as exc:
+                last = exc
+        raise ConfigError(str(last), hint=last.hint)
 
 
-def _job(spec: MeasurementSpec, cfg: ProbeConfig, src_site: str, src_carrier: str,
-         src_addr: str, dst_site: str, dst_carrier: str, dst_addr: str, port: int,
-         session: str) -> Job:
+def _job(spec: MeasurementSpec, cfg: ProbeConfig, src: tuple[str, str, str], dst: Dest,
+         dst_addr: str, keys: StampKeys, session: str) -> Job:
     version = _version(dst_addr)
-    options: dict[str, Any] = {"mode": cfg.traceroute_mode}
-    keyed = spec.method is MethodName.STAMP and cfg.stamp_auth_key_file is not None
+    port, authenticated = dst.reflector or (DEFAULT_STAMP_PORT, False)
+    options: dict[str, Any] = {"mode": cfg.traceroute_mode, "dst_id": dst.id}
+    keyed = spec.method is MethodName.STAMP and authenticated
     if keyed:
-        assert cfg.stamp_auth_key_file is not None
-        options["stamp_key"] = read_key_file(
-            cfg.stamp_auth_key_file, "stamp_auth_key_file",
-            "use the key file given to the reflectors' --auth-key-file")
-    return Job(spec.id, Method(spec.method.value), cfg.probe_id, src_site, src_carrier,
-               dst_site, dst_carrier, src_addr, dst_addr,
-               _type_p(spec, version, cfg.traceroute_mode, port, keyed), spec.rate_pps,
+        options["stamp_key"] = keys.key_for(dst, dst_addr)
+    return Job(spec.id, Method(spec.method.value), cfg.probe_id, src[0], src[1],
+               dst.site, dst.carrier, src[2], dst_addr,
+               _type_p(spec, version, port, keyed), spec.rate_pps,
                round(spec.tmax_s * 1e9), spec.schedule, session, options)
 
 
 def jobs_from_targets(cfg: ProbeConfig, session: str) -> list[Job]:
     """Jobs from an explicit ``specs``/``targets`` list."""
     specs = {s.id: s for s in cfg.specs}
+    keys = StampKeys(cfg)
     jobs = []
     for i, t in enumerate(cfg.targets):
         spec = specs.get(t.spec)
         if spec is None:
             raise ConfigError(f"config: targets[{i}].spec: no spec {t.spec!r} in 'specs'")
         version = _version(t.dst_addr)
-        src = next((a for a in cfg.addresses if _version(a) == version),
-                   "::" if version == 6 else "0.0.0.0")
-        jobs.append(_job(spec, cfg, cfg.site or "", cfg.carrier or "", src, t.dst_site,
-                         t.dst_carrier, t.dst_addr, t.port, session))
+        src = next((a for a in cfg.addresses if _version(a) == version), None) \
+            or route_source(t.dst_addr)
+        dst = Dest(t.id or t.dst_addr, t.dst_site, t.dst_carrier, [t.dst_addr],
+                   (t.port, t.authenticated))
+        jobs.append(_job(spec, cfg, (cfg.site or "", cfg.carrier or "", src), dst,
+                         t.dst_addr, keys, session))
     return jobs
 
 

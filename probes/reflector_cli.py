@@ -1,7 +1,8 @@
 """``ixmeter reflector``: a STAMP Session-Reflector (RFC 8762 §4.3) until Ctrl-C or SIGTERM.
 
 Stateful by default (its own sequence counter per session, RFC 8762 §4.2) or ``--stateless``;
-authenticated with ``--auth-key-file`` (HMAC-SHA-256, RFC 8762 §4.4); rate-limited per source
+authenticated with ``--auth-key-file`` (HMAC-SHA-256, RFC 8762 §4.4; the probe's key-file
+format, :mod:`probes.keys`); rate-limited per source
 address so it cannot be used as an amplifier. Prints its counters when it stops.
 """
 
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import socket
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ixmeter.errors import IxmeterError, PermissionProblem
 
 if TYPE_CHECKING:
+    from probes.stamp.net import T3Lag
     from probes.stamp.session import SessionReflector
 
 DEFAULT_BINDS = ("0.0.0.0", "::")
@@ -30,8 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stateless", action="store_true",
                         help="copy the sender's sequence number instead of counting per session")
     parser.add_argument("--auth-key-file", type=Path, metavar="F",
-                        help="authenticated mode: HMAC key is this file's content "
-                             "(trailing whitespace stripped)")
+                        help="authenticated mode: the HMAC key(s) in the probe's key-file "
+                             "format: one hex key, or a mapping id -> hex key or list of keys "
+                             "(newest first; all are accepted while a key rotates)")
+    parser.add_argument("--key-id", metavar="ID",
+                        help="this reflector's id in a mapping --auth-key-file (its endpoint "
+                             "id in the inventory)")
     parser.add_argument("--rate-limit", type=float, default=100.0, metavar="PPS",
                         help="replies per second per source address (default 100)")
     parser.add_argument("--burst", type=int, default=20,
@@ -40,11 +47,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="stop after S seconds (default: run until Ctrl-C)")
 
 
-def read_key(path: Path) -> bytes:
-    """The HMAC key from ``--auth-key-file`` (:func:`probes.stamp.net.read_key_file`)."""
-    from probes.stamp.net import read_key_file
+def read_keys(path: Path, key_id: str | None) -> list[bytes]:
+    """The HMAC keys from ``--auth-key-file`` in the probe's key-file format
+    (:mod:`probes.keys`): one hex key, or a mapping read under ``--key-id``."""
+    from probes.keys import KeyFileError
+    from probes.keys import read_keys as read
 
-    return read_key_file(path, "key file", "pass a readable file to --auth-key-file")
+    try:
+        return read(path, key_id, what="--auth-key-file")
+    except KeyFileError as exc:
+        raise IxmeterError(str(exc), hint=exc.hint or "pass a readable key file to "
+                           "--auth-key-file") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,19 +70,26 @@ def run(args: argparse.Namespace) -> int:
                            hint="use 1-65535 (0: any free port)")
     if args.rate_limit <= 0 or args.burst < 1:
         raise IxmeterError("--rate-limit must be > 0 and --burst >= 1")
-    key = read_key(args.auth_key_file) if args.auth_key_file else None
-    config = ReflectorConfig(stateful=not args.stateless, key=key, rate_pps=args.rate_limit,
+    keys = read_keys(args.auth_key_file, args.key_id) if args.auth_key_file else [None]
+    config = ReflectorConfig(stateful=not args.stateless, key=keys[0],
+                             old_keys=tuple(k for k in keys[1:] if k), rate_pps=args.rate_limit,
                              burst=args.burst)
     reflector = SessionReflector(config)
-    trio.run(_serve, args.bind or list(DEFAULT_BINDS), args.port, reflector, args.duration)
+    from probes.stamp.net import T3Lag
+
+    lag = T3Lag()
+    trio.run(_serve, args.bind or list(DEFAULT_BINDS), args.port, reflector, args.duration,
+             lag)
     stats = reflector.statistics()
     print("reflector stopped: " + ", ".join(
-        f"{name}={getattr(stats, name)}" for name in stats.__slots__), flush=True)
+        f"{name}={getattr(stats, name)}" for name in stats.__slots__)
+        + f", t3_lag_mean_us={lag.mean_ns / 1000:.1f}, t3_lag_max_us={lag.max_ns / 1000:.1f}",
+        flush=True)
     return 0
 
 
 async def _serve(binds: list[str], port: int, reflector: SessionReflector,
-                 duration: float | None) -> None:
+                 duration: float | None, lag: T3Lag) -> None:
     import signal
 
     import trio
@@ -82,7 +102,7 @@ async def _serve(binds: list[str], port: int, reflector: SessionReflector,
             socks.append(_open(addr, port))
         async with trio.open_nursery() as nursery:
             for sock in socks:
-                await nursery.start(serve_reflector, sock, reflector)
+                await nursery.start(partial(serve_reflector, lag=lag), sock, reflector)
                 host, bound = sock.getsockname()[:2]
                 mode = "stateful" if reflector.config.stateful else "stateless"
                 auth = "authenticated" if reflector.config.key else "unauthenticated"

@@ -26,6 +26,7 @@ import trio
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.rules import detail_text
 from probes.clock import Clock, SystemClock
+from probes.metrics import LAG_BUCKETS_S, Histogram
 
 LATE_SCHEDULE_S = 0.010  # a send more than 10 ms behind plan is counted (our policy)
 BATCH = 256
@@ -53,7 +54,8 @@ class Job:
 
     @property
     def key(self) -> str:
-        return f"{self.spec_id}:{self.dst_addr}"
+        port = f":{self.type_p.dst_port}" if self.type_p.dst_port is not None else ""
+        return f"{self.method}:{self.spec_id}:{self.dst_addr}{port}"
 
     def result(self, seq: int, sent_at_ns: int, status: Status, ts_source: TimestampSource,
                **kw: Any) -> Result:
@@ -111,7 +113,10 @@ def send_times(start: float, rate: float, schedule: str, rng: random.Random) -> 
 
 class Scheduler:
     """Runs every job on its own absolute schedule; at most ``max_in_flight`` probes in flight
-    per method (``limits`` overrides it per method, e.g. a few queued traceroutes)."""
+    per method (``limits`` overrides it per method, e.g. a few queued traceroutes).
+    :meth:`update` replaces the job list while running: unchanged jobs keep their schedule and
+    sequence numbers, new or changed ones start a schedule of their own from now, removed ones
+    stop."""
 
     def __init__(self, jobs: Sequence[Job], probers: Mapping[Method, Prober],
                  emit: Callable[[Result], None], *, max_in_flight: int = 20_000,
@@ -125,7 +130,13 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self.drops: Counter[str] = Counter()
+        self.lag = Histogram(LAG_BUCKETS_S)  # seconds behind plan at each start
         self._planned = self._started = self._late = self._max_lag = 0
+        self._heap: list[tuple[float, int, Job, Iterator[float]]] = []
+        self._active: dict[str, Job] = {}
+        self._seq: Counter[str] = Counter()  # next sequence number per job key
+        self._pushed = 0
+        self._wake: trio.CancelScope | None = None
 
     async def run(self, stop: trio.Event | None = None) -> None:
         """Run until ``stop`` is set (or forever); returns with no probe task left.
@@ -139,21 +150,46 @@ class Scheduler:
                 await stop.wait()
                 nursery.cancel_scope.cancel()
 
+    def update(self, jobs: Sequence[Job]) -> None:
+        """Replace the job list (see the class docstring); effective at once."""
+        self.jobs = list(jobs)
+        if self._wake is not None:
+            self._plan(trio.current_time())
+
+    def _plan(self, start: float) -> None:
+        wanted = {job.key: job for job in self.jobs}
+        for key in [k for k, job in self._active.items() if wanted.get(k) != job]:
+            del self._active[key]  # its heap entries are dropped when they come up
+        for key, job in wanted.items():
+            if key not in self._active:
+                self._active[key] = job
+                rng = random.Random(self.rng.getrandbits(64))
+                times = send_times(start, job.rate_pps, job.schedule, rng)
+                self._push(next(times), job, times)
+
+    def _push(self, at: float, job: Job, times: Iterator[float]) -> None:
+        self._pushed += 1
+        heapq.heappush(self._heap, (at, self._pushed, job, times))
+        if self._wake is not None and at < self._wake.deadline:
+            self._wake.deadline = at
+
     async def _loop(self) -> None:
-        start = trio.current_time()
-        heap: list[tuple[float, int, int, Iterator[float]]] = []
-        for i, job in enumerate(self.jobs):
-            rng = random.Random(self.rng.getrandbits(64))
-            times = send_times(start, job.rate_pps, job.schedule, rng)
-            heapq.heappush(heap, (next(times), i, 0, times))
-        while heap:
-            await trio.sleep_until(heap[0][0])
+        heap = self._heap
+        self._wake = trio.CancelScope()
+        self._plan(trio.current_time())
+        while True:
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._wake:
+                await trio.sleep_forever()
             now = trio.current_time()
             started = 0
             while heap and heap[0][0] <= now:
-                planned, i, seq, times = heapq.heappop(heap)
-                self._start(self.jobs[i], seq, now - planned)
-                heapq.heappush(heap, (next(times), i, seq + 1, times))
+                planned, _n, job, times = heapq.heappop(heap)
+                if self._active.get(job.key) is not job:
+                    continue  # removed or replaced by update()
+                seq = self._seq[job.key]
+                self._seq[job.key] += 1
+                self._start(job, seq, now - planned)
+                self._push(next(times), job, times)
                 started += 1
                 if started % BATCH == 0:  # let replies be read during a long burst
                     await trio.lowlevel.checkpoint()
@@ -169,6 +205,7 @@ class Scheduler:
         prober.start(job, seq)
 
     def _note_lag(self, lag_s: float) -> None:
+        self.lag.observe(max(0.0, lag_s))
         lag_ns = int(lag_s * 1e9)
         self._max_lag = max(self._max_lag, lag_ns)
         if lag_s > LATE_SCHEDULE_S:

@@ -8,7 +8,10 @@ stay until :meth:`ack`, after the collector acknowledged it; a batch refused as 
 re-sealed from its stored results in two halves (:meth:`split`), so the probe never decodes a
 body. A batch that can never be accepted (the collector answered 400/422, or 413 for a single
 result) and a stored result that no longer validates are *set aside* in ``rejected``: kept
-with their body, reason and when, counted (:meth:`status`), never sent again. WAL journal,
+with their body, reason and when, counted (:meth:`status`), never sent again. The queue is
+bounded (:class:`SpoolLimits`, :meth:`enforce`): by age, then by the file's bytes, the oldest
+results go first, counted by reason (:meth:`dropped`); a full disk is the caller's to count
+(:meth:`count_dropped`) when it has to let go of results it could not write. WAL journal,
 ``synchronous=NORMAL``: a committed write survives ``kill -9`` of the agent (not a power cut;
 use ``durable=True`` for FULL).
 
@@ -21,20 +24,22 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ixmeter.errors import IxmeterError, RecordError
-from ixmeter.heartbeat import SET_ASIDE_REASONS
+from ixmeter.heartbeat import SET_ASIDE_REASONS, SPOOL_DROP_REASONS
 from ixmeter.record import Result, from_dict
 from ixmeter.wire import Batch, encode_columns
 
 SCHEMA = 1
+_DROP_CHUNK = 1000  # loose results dropped per step while over max_bytes
 _NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"  # UTC, for the operator reading ``rejected``
 _MIGRATIONS = {
     1: [
+        # batch: the sealed batch's seq, NULL while loose; sent_at: the result's, for max_age
         "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,"
-        " batch INTEGER)",  # batch: the sealed batch's seq, NULL while loose
+        " batch INTEGER, sent_at INTEGER NOT NULL)",
         "CREATE INDEX results_batch ON results (batch)",
         "CREATE TABLE batches (seq INTEGER PRIMARY KEY, batch_id TEXT NOT NULL UNIQUE,"
         " n INTEGER NOT NULL, body BLOB NOT NULL)",
@@ -63,11 +68,22 @@ class SealedBatch:
 
 @dataclass(frozen=True, slots=True)
 class SpoolStatus:
-    """What the spool holds: results not yet acknowledged, and ``{reason: (batches,
-    results)}`` set aside."""
+    """What the spool holds: results not yet acknowledged, ``{reason: (batches, results)}``
+    set aside, the bytes its file holds and the results its limits dropped, by reason."""
 
     depth: int
     set_aside: Mapping[str, tuple[int, int]]
+    bytes: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolLimits:
+    """How much the spool may hold while the collector cannot be reached: ``max_bytes`` of
+    file, results sent at most ``max_age_s`` ago. What goes first: the oldest."""
+
+    max_bytes: int = 1 << 30
+    max_age_s: float = 7 * 86_400.0
 
 
 class Spool:
@@ -112,12 +128,81 @@ class Spool:
         return value
 
     def add(self, results: Iterable[Result]) -> int:
-        """Append results (one transaction); return how many."""
-        rows = [(json.dumps(r.to_dict(), separators=(",", ":")),) for r in results]
+        """Append results (one transaction); return how many. A full disk raises
+        :class:`sqlite3.OperationalError` (``SQLITE_FULL``) and writes nothing."""
+        rows = [(json.dumps(r.to_dict(), separators=(",", ":")), r.sent_at_ns) for r in results]
         if rows:
             with self._tx():
-                self._db.executemany("INSERT INTO results (body) VALUES (?)", rows)
+                self._db.executemany("INSERT INTO results (body, sent_at) VALUES (?, ?)", rows)
         return len(rows)
+
+    # --- limits ------------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Bytes the spool file's pages in use hold (free pages excluded)."""
+        pages, free, size = (int(self._db.execute(f"PRAGMA {p}").fetchone()[0])
+                             for p in ("page_count", "freelist_count", "page_size"))
+        return (pages - free) * size
+
+    def enforce(self, limits: SpoolLimits, now_ns: int) -> dict[str, int]:
+        """Drop what is over the limits, oldest first, and count it (``{reason: results}``,
+        added to :meth:`dropped`): results older than ``max_age_s`` (a sealed batch once all
+        its results are), then, while the file holds more than ``max_bytes``, the oldest sealed
+        batch or else the oldest loose results. Set-aside batches are never dropped here."""
+        out = {"max_age": self._drop_older(now_ns - round(limits.max_age_s * 1e9))}
+        out["max_bytes"] = self._drop_over(limits.max_bytes)
+        for reason, n in out.items():
+            if n:
+                self.count_dropped(reason, n)
+        return out
+
+    def _drop_older(self, cutoff_ns: int) -> int:
+        with self._tx():
+            n = self._db.execute("DELETE FROM results WHERE batch IS NULL AND sent_at < ?",
+                                 (cutoff_ns,)).rowcount
+            old = [int(r[0]) for r in self._db.execute(
+                "SELECT batch FROM results WHERE batch IS NOT NULL GROUP BY batch "
+                "HAVING MAX(sent_at) < ?", (cutoff_ns,))]
+            for seq in old:
+                n += self._drop_batch(seq)
+        return int(n)
+
+    def _drop_over(self, max_bytes: int) -> int:
+        dropped = 0
+        while self.used_bytes() > max_bytes:
+            with self._tx():
+                row = self._db.execute("SELECT MIN(seq) FROM batches").fetchone()
+                if row[0] is not None:
+                    n = self._drop_batch(int(row[0]))
+                else:
+                    n = self._db.execute(
+                        "DELETE FROM results WHERE id IN (SELECT id FROM results "
+                        "ORDER BY id LIMIT ?)", (_DROP_CHUNK,)).rowcount
+            if not n:
+                break  # only set-aside batches left: the operator's to clear
+            dropped += n
+        return dropped
+
+    def _drop_batch(self, seq: int) -> int:
+        n = self._db.execute("DELETE FROM results WHERE batch = ?", (seq,)).rowcount
+        self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        return int(n)
+
+    def count_dropped(self, reason: str, n: int) -> None:
+        """Add ``n`` results dropped for ``reason`` (:data:`SPOOL_DROP_REASONS`) to the
+        spool's own counters (kept across restarts)."""
+        if reason not in SPOOL_DROP_REASONS:
+            raise ValueError(f"drop reason {reason!r} is not one of {SPOOL_DROP_REASONS}")
+        with self._tx():
+            self._db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                             "value = CAST(value AS INTEGER) + excluded.value",
+                             (f"dropped.{reason}", n))
+
+    def dropped(self) -> dict[str, int]:
+        """Results dropped by the limits since the spool was created, by reason."""
+        rows = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'dropped.%'")
+                    .fetchall())
+        return {r: int(rows.get(f"dropped.{r}", 0)) for r in SPOOL_DROP_REASONS}
 
     def seal(self, max_results: int = 1000) -> SealedBatch | None:
         """Assign up to ``max_results`` oldest loose results to a new batch; None if none
@@ -227,8 +312,10 @@ class Spool:
         return {str(r): (int(b), int(n)) for r, b, n in rows}
 
     def status(self) -> SpoolStatus:
-        """Depth and set-aside counts, read together (for ``/metrics`` and the heartbeat)."""
-        return SpoolStatus(self.depth(), self.set_aside_counts())
+        """Depth, set-aside counts, bytes and drops, read together (for ``/metrics`` and the
+        heartbeat)."""
+        return SpoolStatus(self.depth(), self.set_aside_counts(), self.used_bytes(),
+                           self.dropped())
 
     def depth(self) -> int:
         """Results not yet acknowledged (loose or in sealed batches)."""

@@ -42,9 +42,13 @@ SOF_TIMESTAMPING_OPT_TX_SWHW = 1 << 14
 TX_FLAGS = (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
             | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
 
+IP_TOS = 1
 IP_TTL = 2
 IP_RECVERR = 11
 IP_RECVTTL = 12
+IP_RECVTOS = 13
+IPV6_RECVTCLASS = 66
+IPV6_TCLASS = 67
 IPV6_RECVERR = 25
 IPV6_RECVHOPLIMIT = 51
 IPV6_HOPLIMIT = 52
@@ -94,6 +98,53 @@ def enable_rx_ttl(sock: socket.socket) -> bool:
         _setsockopt(sock, socket.IPPROTO_IP, IP_RECVTTL, 1)
         return ok
     return _setsockopt(sock, socket.IPPROTO_IP, IP_RECVTTL, 1)
+
+
+def enable_rx_tos(sock: socket.socket) -> bool:
+    """Ask for the received IPv4 TOS / IPv6 Traffic Class (DSCP and ECN) as ancillary data."""
+    if sock.family == socket.AF_INET6:
+        ok = _setsockopt(sock, socket.IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
+        _setsockopt(sock, socket.IPPROTO_IP, IP_RECVTOS, 1)
+        return ok
+    return _setsockopt(sock, socket.IPPROTO_IP, IP_RECVTOS, 1)
+
+
+def tos_from_ancdata(ancdata: Ancdata) -> int | None:
+    """The TOS (``IP_TOS``, one octet) or Traffic Class (``IPV6_TCLASS``, an int) received."""
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_TOS and data:
+            return data[0]
+        if level == socket.IPPROTO_IPV6 and kind == IPV6_TCLASS and len(data) >= _INT.size:
+            return int(_INT.unpack_from(data)[0]) & 0xFF
+    return None
+
+
+def tos_cmsg(sock: socket.socket, dscp: int) -> tuple[int, int, bytes]:
+    """Ancillary data setting one datagram's DSCP (``sendmsg``; ECN bits 0)."""
+    if sock.family == socket.AF_INET6:
+        return socket.IPPROTO_IPV6, IPV6_TCLASS, _INT.pack((dscp & 0x3F) << 2)
+    return socket.IPPROTO_IP, IP_TOS, _INT.pack((dscp & 0x3F) << 2)
+
+
+RX_ANY_FLAGS = (SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+                | SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE)
+
+
+def enable_reflector_timestamps(sock: socket.socket) -> bool:
+    """``SO_TIMESTAMPING`` for a reflector: RX stamps, hardware ones where the NIC gives them,
+    and software TX stamps of its replies on the error queue (OPT_ID, OPT_TSONLY)."""
+    return _setsockopt(sock, socket.SOL_SOCKET, SO_TIMESTAMPING, RX_ANY_FLAGS | TX_FLAGS)
+
+
+def rx_stamp(ancdata: Ancdata) -> tuple[int | None, bool]:
+    """(Unix ns, from hardware) of a received packet: the NIC's stamp from
+    ``SCM_TIMESTAMPING`` [2] when there is one, else the kernel's software stamp."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPING and len(data) >= 48:
+            hw = _timespec_ns(data, 32)
+            if hw:
+                return hw, True
+    return rx_timestamp_ns(ancdata), False
 
 
 def _timespec_ns(data: bytes, offset: int = 0) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ import trio
 
 from ixmeter import __version__, heartbeat
 from ixmeter.wire import sign
-from probes.spool import SealedBatch, Spool
+from probes.spool import SealedBatch, Spool, SpoolStatus
 
 BATCHES_PATH = "/v1/batches"
 log = logging.getLogger("ixmeter.probe.uploader")
@@ -121,7 +122,16 @@ class Uploader:
                     await trio.sleep_forever()
 
     async def upload_pending(self, client: httpx.AsyncClient) -> int | None:
-        """Send every waiting batch; return results acknowledged, or None after a failure."""
+        """Send every waiting batch; return results acknowledged, or None after a failure
+        (the collector's, or the spool's own: a full disk cannot seal or forget a batch)."""
+        try:
+            return await self._upload_pending(client)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed("spool", f"{type(exc).__name__}: {exc}")
+            self.attempt += 1
+            return None
+
+    async def _upload_pending(self, client: httpx.AsyncClient) -> int | None:
         total = 0
         while True:
             batch: SealedBatch | None = await self._db(self.spool.next_batch)
@@ -180,14 +190,18 @@ class Uploader:
         self.errors[reason] += 1
         log.warning("upload failed (%s): %s", reason, detail)
 
-    async def heartbeat(self, client: httpx.AsyncClient, counters: Mapping[str, int]) -> bool:
+    async def heartbeat(self, client: httpx.AsyncClient, counters: Mapping[str, int],
+                        status: SpoolStatus | None = None) -> bool:
         """``POST /v1/probes/{id}/heartbeat``: version, spool depth, ``counters`` and the
-        spool's set-aside counts (:mod:`ixmeter.heartbeat`; names outside its fixed set are
-        the caller's bug and raise :class:`~ixmeter.heartbeat.HeartbeatError`)."""
-        status = await self._db(self.spool.status)
+        spool's set-aside counts, bytes and drops (``status``, else read from the spool)
+        (:mod:`ixmeter.heartbeat`; names outside its fixed set are the caller's bug and raise
+        :class:`~ixmeter.heartbeat.HeartbeatError`)."""
+        if status is None:
+            status = await self._db(self.spool.status)
         body = heartbeat.encode(heartbeat.Heartbeat(
             __version__, status.depth,
-            {**counters, **heartbeat.set_aside_counters(status.set_aside)}))
+            {**counters, **heartbeat.set_aside_counters(status.set_aside),
+             **heartbeat.spool_counters(status.bytes, status.dropped)}))
         path = f"/v1/probes/{self.probe_id}/heartbeat"
         headers = sign(self.key, self.probe_id, "POST", path, body, self.now())
         headers["Content-Type"] = "application/json"

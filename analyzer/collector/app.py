@@ -42,12 +42,13 @@ from starlette.types import Receive, Scope, Send
 
 from analyzer.collector.auth import Authenticator
 from analyzer.collector.h11server import ServerStats
-from analyzer.collector.inventory import probe_plan
+from analyzer.collector.inventory import signed_plan
 from analyzer.collector.openapi import openapi_document
 from analyzer.collector.storethread import StoreThread
 from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
 from ixmeter import __version__, heartbeat
+from ixmeter import plan as plan_format
 from ixmeter.errors import RecordError
 from ixmeter.wire import AuthError, SignedHead
 
@@ -309,17 +310,21 @@ class Collector:
         return JSONResponse({"ok": True})
 
     async def get_inventory(self, request: Request) -> Response:
+        """The probe's plan, signed with each key the collector accepts for it
+        (:mod:`ixmeter.plan`), so the probe can check it and the copy it caches."""
         probe_id = request.path_params["probe_id"]
         head = self._authenticate(request, url_probe=probe_id)
         self._check_body(head, await self._read_body(request))
         if self.inventory is None:
             raise Problem(404, {"error": "this collector was started without --inventory"},
                           "no_inventory")
-        plan = probe_plan(self.inventory, probe_id)
-        if plan is None:
+        signed = signed_plan(self.inventory, probe_id, self.auth.keys.keys_for(probe_id),
+                             self.clock())
+        if signed is None:
             raise Problem(404, {"error": f"probe {probe_id!r} is not in the inventory",
                                 "field": "probe_id"}, "unknown_in_inventory")
-        return JSONResponse(plan)
+        return Response(signed.body, media_type="application/json",
+                        headers={plan_format.HEADER: signed.signature})
 
     async def healthz(self, request: Request) -> Response:
         head = await self.in_store_thread(self.store.chain_head)

@@ -1,11 +1,13 @@
-"""What a probe needs from the inventory: its own entry, its specs and its targets."""
+"""What a probe needs from the inventory: its own entry, its specs and its targets, signed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from inventory.schema import Inventory
 from inventory.topology import Topology
+from ixmeter import plan as plan_format
 
 
 def probe_plan(inv: Inventory, probe_id: str) -> dict[str, Any] | None:
@@ -24,6 +26,14 @@ def probe_plan(inv: Inventory, probe_id: str) -> dict[str, Any] | None:
                         for d in dsts]
     return {"inventory": inv.name, "probe": probe.model_dump(mode="json", by_alias=True),
             "specs": specs, "targets": targets}
+
+
+def signed_plan(inv: Inventory, probe_id: str, keys: Sequence[bytes],
+                issued_at: float) -> plan_format.SignedPlan | None:
+    """:func:`probe_plan` as served: signed with each of the probe's ``keys`` (newest first,
+    :mod:`ixmeter.plan`); None if the inventory has no such probe."""
+    plan = probe_plan(inv, probe_id)
+    return None if plan is None else plan_format.encode(probe_id, plan, keys, issued_at)
 
 
 def thresholds_ns(inv: Inventory | None,

@@ -56,9 +56,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                                           "value that is not an integer >= 0); 'field' names "
                                           "it"), **_AUTH_ERRORS}}},
             "/v1/probes/{probe_id}/inventory": {"get": {
-                "summary": "The probe's specs and targets (signed GET, empty body)",
+                "summary": "The probe's plan: its entry, specs and targets, and the "
+                           "fingerprints of its accepted keys (signed GET, empty body; the "
+                           "answer is signed in X-Ixmeter-Plan-Signature, ixmeter.plan)",
                 "security": _SIGNED, "parameters": [_PROBE_PARAM],
-                "responses": {"200": {"description": "probe, specs and targets"},
+                "responses": {"200": {"description": "{probe_id, issued_at, keys, plan}"},
                               "404": _err("no inventory or probe not in it"), **_AUTH_ERRORS}}},
             "/healthz": {"get": {"summary": "Liveness and the hash-chain head",
                                  "responses": {"200": {"description": "ok"}}}},

@@ -56,6 +56,16 @@ class IcmpError:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignError:
+    """A well-formed ICMP error about another protocol's packet (e.g. a port unreachable
+    answering a STAMP test to a closed UDP port): not an echo's, not malformed."""
+
+    type: int
+    code: int
+    protocol: int
+
+
+@dataclass(frozen=True, slots=True)
 class Token:
     """The ixmeter payload prefix of an echo: which process (cookie) and which probe (token)."""
 
@@ -131,7 +141,8 @@ def strip_ipv4(packet: bytes) -> bytes:
     return packet[ihl:]
 
 
-def decode_icmp(message: bytes, *, v6: bool = False, pseudo: bytes = b"") -> Echo | IcmpError:
+def decode_icmp(message: bytes, *, v6: bool = False, pseudo: bytes = b""
+                ) -> Echo | IcmpError | ForeignError:
     """Decode an echo or an error quoting an echo; anything else raises :class:`MalformedPacket`.
 
     ``checksum_ok`` is False when the checksum does not verify (ICMPv6 only checked with
@@ -148,8 +159,21 @@ def decode_icmp(message: bytes, *, v6: bool = False, pseudo: bytes = b"") -> Ech
     error_types = (ICMPV6_DEST_UNREACH, ICMPV6_TIME_EXCEEDED) if v6 else (
         ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED)
     if kind in error_types:
+        foreign = _foreign_protocol(message[HEADER.size:], v6)
+        if foreign is not None:
+            return ForeignError(kind, code, foreign)
         return IcmpError(kind, code, _quoted_echo(message[HEADER.size:], v6))
     raise MalformedPacket(f"ICMP{'v6' if v6 else ''} type {kind} is neither echo nor an error")
+
+
+def _foreign_protocol(quoted: bytes, v6: bool) -> int | None:
+    """The protocol of the quoted packet when it is a well-formed IP header of another
+    protocol than ICMP/ICMPv6 (RFC 792; RFC 4443 §3: the invoking packet); else None."""
+    if v6:
+        ok = len(quoted) >= 40 and quoted[0] >> 4 == 6
+        return quoted[6] if ok and quoted[6] != 58 else None
+    ok = len(quoted) >= _IPV4_MIN and quoted[0] >> 4 == 4 and (quoted[0] & 0x0F) * 4 >= _IPV4_MIN
+    return quoted[9] if ok and quoted[9] != 1 else None
 
 
 def _quoted_echo(quoted: bytes, v6: bool) -> Echo:

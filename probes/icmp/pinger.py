@@ -6,9 +6,12 @@ PID), so neighbouring pingers never take each other's replies. Send and receive 
 timestamps (SO_TIMESTAMPING TX software stamp read back with the packet from the error queue,
 SO_TIMESTAMPNS on receive); a wall-clock step during a probe invalidates it (RFC 2681 §2.5).
 
-Each probe ends as exactly one :class:`Outcome` at its Tmax (RFC 7680 §2.4): received (with the
-count of duplicate copies, RFC 7679 §3.4), lost, or an error. Replies after Tmax count as local
-"late" drops, not as arrivals (RFC 6703 §4.1.2 allows re-labelling with a longer Tmax later).
+Each probe ends as exactly one :class:`Outcome` (RFC 7680 §2.4): an answered one (received, with
+the count of duplicate copies, RFC 7679 §3.4, or a malformed reply) ``hold_s`` after its reply,
+so a crash loses at most that plus the agent's group commit, and a lost one at its Tmax.
+Copies arriving after the outcome was handed over count as local "duplicate" drops; replies
+after Tmax as local "late" drops, not as arrivals (RFC 6703 §4.1.2 allows re-labelling with a
+longer Tmax later).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from typing import Any
 
 import trio
 
-from ixmeter.errors import PermissionProblem
+from ixmeter.errors import IxmeterError, PermissionProblem
 from ixmeter.record import ErrorKind, Status, TimestampSource
 from probes import timestamping as ts
 from probes.clock import Clock, SystemClock, stepped
-from probes.icmp import codec
+from probes.icmp import codec, trace_codec
 
 RCVBUF = 4 << 20
+HOLD_S = 0.1  # an answered probe waits this long for duplicate copies, then is handed over
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 PAIR_NS = 10_000
@@ -102,6 +106,17 @@ def open_icmp_socket(family: int, mode: str = "auto") -> tuple[socket.socket, bo
                             hint=_PERMISSION_HINT)
 
 
+def _bind(sock: socket.socket, src: str) -> None:
+    """Bind to the source address (raw and datagram ICMP sockets alike); an address this
+    host does not have is a :class:`ConfigError`-like :class:`IxmeterError` naming it."""
+    try:
+        sock.bind((src, 0))
+    except OSError as exc:
+        sock.close()
+        raise IxmeterError(f"cannot send ICMP from {src}: {exc.strerror}",
+                           hint="the inventory's probe addresses must be this host's") from None
+
+
 def _configure(sock: socket.socket, raw: bool, rcvbuf: int, dscp: int) -> bool:
     """Buffers, filters, DSCP and timestamps; True if kernel TX timestamps were granted."""
     v6 = sock.family == socket.AF_INET6
@@ -164,10 +179,14 @@ class Pinger:
 
     def __init__(self, family: int, on_outcome: Callable[[Outcome], None] | None = None, *,
                  mode: str = "auto", clock: Clock | None = None, rcvbuf: int = RCVBUF,
-                 dscp: int = 0, rng: random.Random | None = None) -> None:
+                 dscp: int = 0, rng: random.Random | None = None, src: str = "",
+                 hold_s: float = HOLD_S) -> None:
         self.family = family
         self.v6 = family == socket.AF_INET6
         self.sock, self.raw = open_icmp_socket(family, mode)
+        self.src, self.hold_s = src, hold_s
+        if src:  # echoes leave from the inventory's source address, not the route's choice
+            _bind(self.sock, src)
         self.tx_kernel = _configure(self.sock, self.raw, rcvbuf, dscp)
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.clock: Clock = clock or SystemClock()
@@ -180,12 +199,13 @@ class Pinger:
         self._pending: dict[int, _Pending] = {}
         self._by_seq: dict[int, int] = {}
         self._heap: list[tuple[float, int]] = []
-        self._recent: OrderedDict[int, None] = OrderedDict()
+        self._recent: OrderedDict[int, bool] = OrderedDict()  # token -> was answered
         self._wake = trio.CancelScope()
         self._fill: dict[int, bytes] = {}
         self._idle = trio.Event()
         self._waiters: dict[int, Callable[[Outcome], None]] = {}
         self.local: Counter[str] = Counter()
+        self.foreign: Counter[int] = Counter()  # ICMP errors about other protocols' packets
         self.sent = 0
 
     # --- sending ------------------------------------------------------------------------------
@@ -203,7 +223,12 @@ class Pinger:
             self.local["queue_full"] += 1
             self._emit_now(dst, token, tmax_ns, ctx, ErrorKind.LOCAL_DROP, "65536 echoes in flight")
             return token
-        msg = codec.encode_echo(self.ident, seq, self._payload(token, size), v6=self.v6)
+        try:
+            msg = codec.encode_echo(self.ident, seq, self._payload(token, size), v6=self.v6)
+        except ValueError as exc:  # a size below codec.MIN_SIZE: the probe cannot be sent
+            self.local["send_error"] += 1
+            self._emit_now(dst, token, tmax_ns, ctx, ErrorKind.SEND_ERROR, str(exc))
+            return token
         wall, mono = paired_now(self.clock)
         entry = _Pending(dst, seq, size, wall, mono, tmax_ns, ctx)
         try:
@@ -215,10 +240,7 @@ class Pinger:
         self.sent += 1
         self._pending[token] = entry
         self._by_seq[seq] = token
-        deadline = trio.current_time() + tmax_ns / 1e9
-        heapq.heappush(self._heap, (deadline, token))
-        if deadline < self._wake.deadline:
-            self._wake.deadline = deadline
+        self._finalise_at(trio.current_time() + tmax_ns / 1e9, token)
         return token
 
     def _payload(self, token: int, size: int) -> bytes:
@@ -299,14 +321,23 @@ class Pinger:
         except codec.MalformedPacket:
             self.local["malformed_stray"] += 1
             return
-        if isinstance(msg, codec.IcmpError):
+        if isinstance(msg, codec.ForeignError):
+            self.foreign[msg.protocol] += 1  # another protocol's error: not ours, not malformed
+        elif isinstance(msg, codec.IcmpError):
             self._on_error(msg)
         elif msg.type in (codec.ICMP_ECHO_REPLY, codec.ICMPV6_ECHO_REPLY) and msg.code == 0:
             self._on_reply(msg, rx_ns, ttl, src)
 
+    @property
+    def flow_ident(self) -> int:
+        """The ICMP identifier on the wire: ours on a raw socket, the socket's port on a
+        datagram one (the kernel sets it); traces of this flow use it."""
+        return self.ident if self.raw else int(self.sock.getsockname()[1])
+
     def _lookup(self, echo: codec.Echo) -> tuple[int | None, bool]:
-        """(token, payload intact) of the probe an echo answers, or (None, _) if not ours."""
-        if self.raw and echo.ident != self.ident:
+        """(token, payload intact) of the probe an echo answers, or (None, _) if not ours (a
+        trace probe on the same identifier is not: ``trace_codec.MAGIC``)."""
+        if (self.raw and echo.ident != self.ident) or echo.payload[:4] == trace_codec.MAGIC:
             return None, False
         try:
             tok = codec.decode_token(echo.payload)
@@ -324,7 +355,8 @@ class Pinger:
             return
         entry = self._pending.get(token)
         if entry is None:
-            self.local["late" if token in self._recent else "stray"] += 1
+            answered = self._recent.get(token)
+            self.local["stray" if answered is None else "duplicate" if answered else "late"] += 1
             return
         if rx_ns is not None and entry.tx_ns is not None and rx_ns - entry.tx_ns > entry.tmax_ns:
             self.local["late"] += 1  # in the kernel after Tmax, though not yet expired here
@@ -344,6 +376,13 @@ class Pinger:
             if entry.rtt_ns is not None and entry.rtt_ns > entry.tmax_ns:
                 entry.rtt_ns = None  # arrived after Tmax: lost (RFC 7680 §2.4), counted late
                 self.local["late"] += 1
+                return
+        self._finalise_at(trio.current_time() + self.hold_s, token)
+
+    def _finalise_at(self, deadline: float, token: int) -> None:
+        heapq.heappush(self._heap, (deadline, token))
+        if deadline < self._wake.deadline:
+            self._wake.deadline = deadline
 
     def _set_rtt(self, entry: _Pending, rx_ns: int | None, wall: int, mono: int) -> None:
         if rx_ns is not None and entry.tx_ns is not None:
@@ -352,8 +391,8 @@ class Pinger:
             entry.rtt_ns = max(0, mono - entry.mono_ns)
 
     def _on_error(self, err: codec.IcmpError) -> None:
-        token, _intact = self._lookup(err.quoted)
-        entry = self._pending.get(token) if token is not None else None
+        token, intact = self._lookup(err.quoted)
+        entry = self._pending.get(token) if token is not None and intact else None
         if entry is not None and entry.detail is None:
             entry.detail = f"icmp{'v6' if self.v6 else ''} error type {err.type} code {err.code}"
 
@@ -375,7 +414,7 @@ class Pinger:
         if entry is None:
             return
         self._by_seq.pop(entry.seq, None)
-        self._recent[token] = None
+        self._recent[token] = entry.rtt_ns is not None or entry.error is not None
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         self._emit(_outcome(entry, token))

@@ -1,6 +1,7 @@
 """ICMP echo as result records: the scheduler's prober over shared-socket pingers.
 
-One :class:`~probes.icmp.pinger.Pinger` per (address family, DSCP) for the whole probe process;
+One :class:`~probes.icmp.pinger.Pinger` per (address family, DSCP, source address) for the whole
+probe process, bound to the inventory's source address;
 each probe ends as one :class:`~ixmeter.record.Result` at its Tmax (RFC 7680 §2.4): RECEIVED
 with the round-trip delay (RFC 2681 §2.4) and duplicate count (RFC 7679 §3.4), LOST with no
 delay, or ERROR with its :class:`~ixmeter.record.ErrorKind` (send error, malformed reply, clock
@@ -43,23 +44,24 @@ class IcmpProber:
                  clock: Clock | None = None, rcvbuf: int = 4 << 20) -> None:
         self.emit = emit
         self.mode, self.clock, self.rcvbuf = mode, clock, rcvbuf
-        self.pingers: dict[tuple[int, int], Pinger] = {}
+        self.pingers: dict[tuple[int, int, str], Pinger] = {}
         self._nursery: trio.Nursery | None = None
         self._families: dict[str, int] = {}
         self.local: Counter[str] = Counter()
 
-    async def run(self, needed: Iterable[tuple[int, int]] = (), *,
+    async def run(self, needed: Iterable[tuple[int, int, str]] = (), *,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the pingers' receive and Tmax loops until cancelled.
 
-        The ``needed`` (family, DSCP) sockets are opened before reporting started, so a missing
-        privilege fails at start with :class:`PermissionProblem` rather than at the first probe.
+        The ``needed`` (family, DSCP, source) sockets are opened before reporting started, so a
+        missing privilege or address fails at start (:class:`PermissionProblem`) rather than at
+        the first probe.
         """
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for family, dscp in needed:
-                    self.pinger(family, dscp)
+                for family, dscp, src in needed:
+                    self.pinger(family, dscp, src)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -67,16 +69,16 @@ class IcmpProber:
                 pinger.finalise_all()
                 pinger.close()
 
-    def pinger(self, family: int, dscp: int = 0) -> Pinger:
-        """The shared pinger of a family and DSCP, opened on first use."""
-        key = (family, dscp)
+    def pinger(self, family: int, dscp: int = 0, src: str = "") -> Pinger:
+        """The shared pinger of a family, DSCP and source address, opened on first use."""
+        key = (family, dscp, src)
         found = self.pingers.get(key)
         if found is not None:
             return found
         if self._nursery is None:
             raise RuntimeError("IcmpProber.run() is not running")
         pinger = Pinger(family, self._on_outcome, mode=self.mode, clock=self.clock,
-                        rcvbuf=self.rcvbuf, dscp=dscp)
+                        rcvbuf=self.rcvbuf, dscp=dscp, src=src)
         self._nursery.start_soon(pinger.receive_loop)
         self._nursery.start_soon(pinger.expiry_loop)
         self.pingers[key] = pinger
@@ -87,13 +89,18 @@ class IcmpProber:
         if family is None:
             family = self._families[job.dst_addr] = family_of(job.dst_addr)
         try:
-            pinger = self.pinger(family, job.type_p.dscp)
+            pinger = self.pinger(family, job.type_p.dscp, job.src_addr)
         except OSError as exc:  # e.g. no IPv6 on this host: every probe is a send error
             self.local["send_error"] += 1
             self.emit(job.result(seq, time.time_ns(), Status.ERROR, TimestampSource.USER,
                                  error=ErrorKind.SEND_ERROR, error_detail=str(exc)))
             return
         pinger.send(job.dst_addr, job.type_p.size, job.tmax_ns, ctx=(job, seq))
+
+    def flow_ident(self, job: Job) -> int:
+        """The ICMP identifier of the echoes to ``job``'s destination (same family, DSCP and
+        source): a trace of that flow uses it (``probes.methods.traceroute``)."""
+        return self.pinger(family_of(job.dst_addr), job.type_p.dscp, job.src_addr).flow_ident
 
     def _on_outcome(self, outcome: Outcome) -> None:
         ctx: Any = outcome.ctx
@@ -106,6 +113,13 @@ class IcmpProber:
     async def drain(self) -> None:
         for pinger in list(self.pingers.values()):
             await pinger.drain()
+
+    def foreign(self) -> Counter[int]:
+        """ICMP errors about other protocols' packets, by IP protocol number."""
+        total: Counter[int] = Counter()
+        for pinger in self.pingers.values():
+            total.update(pinger.foreign)
+        return total
 
     def local_drops(self) -> Counter[str]:
         """Local drops and oddities by cause (late, duplicate, send_error, stray ...)."""

@@ -23,9 +23,17 @@ import trio
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.rules import CLOCK_ERROR_MAX_NS, detail_text
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
-from probes.stamp.codec import TimestampInfo, Tlv, base_size
+from probes.stamp.codec import (
+    AUTH_SIZE,
+    ClassOfService,
+    TimestampInfo,
+    Tlv,
+    base_size,
+    encode_tlvs,
+)
 from probes.stamp.net import STAMP_PORT, SenderEndpoint, family_of, open_udp
 from probes.stamp.session import Lost, Reply, SenderStatistics, SessionSender
+from probes.stamp.tlvs import signed_room
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +130,21 @@ class StampProbe:
 
 
 def _session_tlvs(target: StampTarget) -> tuple[Tlv, ...]:
-    """Ask for the reflector's sync source (RFC 8972 §4.3) when the packet has room."""
-    room = target.size - base_size(target.key is not None)
-    return (TimestampInfo().to_tlv(),) if room >= 8 else ()
+    """What the packet has room for, in this order: the reflector's sync source (RFC 8972
+    §4.3), then, for a DSCP other than 0, the Class of Service TLV asking the reply to carry
+    the same DSCP (§4.4); in authenticated mode only with room left for the HMAC TLV (§4.8).
+    Without them the reflector copies the test packet's DSCP (``probes.stamp.tlvs``)."""
+    room = signed_room(target.size - base_size(target.key is not None), target.key)
+    if target.key is not None and room == target.size - AUTH_SIZE:
+        return ()  # no room for the HMAC TLV: no TLVs, none unprotected
+    wanted = [TimestampInfo().to_tlv()]
+    if target.dscp:
+        wanted.append(ClassOfService(dscp1=target.dscp).to_tlv())
+    out: list[Tlv] = []
+    for tlv in wanted:
+        if len(encode_tlvs([*out, tlv])) <= room:
+            out.append(tlv)
+    return tuple(out)
 
 
 @asynccontextmanager

@@ -1,45 +1,44 @@
-"""Paris traceroute (ICMP, UDP, TCP; IPv4 and IPv6) with scapy, and what a route says.
+"""Paris traceroute on the measured ICMP flow, many traces at once, and what a route says.
 
-Paris traceroute (Augustin et al., "Avoiding traceroute anomalies with Paris traceroute", IMC
-2006) keeps every field a load balancer hashes constant across the probes of one trace: the
-5-tuple (fixed source and destination ports for UDP/TCP) and, for ICMP, the identifier, sequence
-number and payload (hence the checksum). Probes are sent one TTL at a time, so each answer is
-the one outstanding probe's (the IPv4 ID carries the TTL as a cross-check).
+A trace is a Paris traceroute (Augustin et al., IMC 2006) whose probes are ICMP echoes with
+the identifier the path's ICMP measurements use (``probes.icmp.trace_codec``): under per-flow
+load balancing (ECMP) the route it finds is the measured flow's. Probes leave from the
+inventory's source address on one raw ICMP socket per (family, source), with a TTL (Hop Limit)
+and DSCP set per probe; the kernel builds the IP header. Each trace sends TTLs a window at a
+time (:data:`WINDOW`) and waits for that window's answers (at most ``hop_timeout``), so a trace
+costs about one round trip per window instead of one per hop, and a destination that never
+answers costs two hop timeouts, not one per TTL. Up to ``max_traces`` run concurrently on the
+event loop (the scheduler counts more as local drops); answers are read by one task per socket
+and handed to their trace by slot. Without CAP_NET_RAW :meth:`TracerouteProber.check` fails at
+start naming it.
 
-scapy (imported lazily, only ``scapy.layers.inet``/``inet6``, not ``scapy.all``) builds the
-probes; they leave by one reused raw IPPROTO_RAW socket per family, and answers are read from
-raw ICMP/ICMPv6 (and TCP) sockets and matched by :func:`match_answer` (scapy's own L3 socket
-reads AF_PACKET and misses replies on TUN links such as the testbed's). Traces run in a worker
-thread (``trio.to_thread``) behind one ``CapacityLimiter``. Each hop is mapped to a carrier and
-a site (exchange point, out-of-province hub) by the inventory's prefixes; :func:`summarise`
-says whether a route crosses an exchange point or a hub, :class:`RouteWatch` when it changed.
+Each hop is mapped to a carrier and a site (exchange point, out-of-province hub) by the
+inventory's prefixes and endpoint addresses; :func:`summarise` says whether a route crosses an
+exchange point or a hub; :class:`RouteWatch` records a route change as an event with the hops
+before and after.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import select
+import logging
 import socket
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import trio
 
 from inventory.schema import SiteKind
 from inventory.topology import Topology
+from ixmeter.errors import PermissionProblem
 from ixmeter.record import ErrorKind, Hop, Result, Status, TimestampSource
+from probes.icmp import trace_codec
 from probes.scheduler import Job
 
-UDP_BASE_PORT = 33434
-TCP_PORT = 80
-SPORT = 33000
-ICMP_ID = 0x6978  # "ix": constant for the whole trace (Paris)
-MAX_SILENT = 4  # stop after this many silent TTLs in a row
+EVENTS_KEPT = 1000
+log = logging.getLogger("ixmeter.probe.route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,22 +94,40 @@ def summarise(hops: Sequence[Hop], topo: Topology) -> RouteView:
 
 
 def same_route(a: Sequence[Hop], b: Sequence[Hop]) -> bool:
-    """Same route unless a TTL answered by both has different addresses, or the length differs.
-
-    Silent hops (no reply) match anything: a lost ICMP reply is not a route change.
-    """
+    """Same route if the answering hops are the same addresses in the same order (a lost
+    answer at one TTL, even just before the destination, is not a route change), or if every
+    TTL answered by both has the same address and the lengths agree (silent hops match
+    anything)."""
+    if [h.addr for h in a if h.addr] == [h.addr for h in b if h.addr]:
+        return True
     if len(a) != len(b):
         return False
-    return all(x.addr is None or y.addr is None or x.addr == y.addr for x, y in zip(a, b,
-                                                                                   strict=True))
+    return all(x.addr is None or y.addr is None or x.addr == y.addr
+               for x, y in zip(a, b, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """A route change event: the path, when it was seen, and the hops before and after."""
+
+    path: str
+    at_ns: int
+    before: tuple[Hop, ...]
+    after: tuple[Hop, ...]
+
+
+def _hops_text(hops: Sequence[Hop]) -> str:
+    return " ".join(h.addr or "*" for h in hops)
 
 
 class RouteWatch:
-    """Remembers the last route per path and reports changes."""
+    """Remembers the last route per path; a change is an event (logged, kept in ``events``,
+    the latest :data:`EVENTS_KEPT`) and counted per path."""
 
     def __init__(self) -> None:
         self.last: dict[str, tuple[Hop, ...]] = {}
         self.changes: Counter[str] = Counter()
+        self.events: deque[RouteChange] = deque(maxlen=EVENTS_KEPT)
 
     def observe(self, path: str, hops: Sequence[Hop]) -> bool:
         """True if ``hops`` differs from the previous route of ``path`` (not on first sight)."""
@@ -119,184 +136,149 @@ class RouteWatch:
         if prev is None or same_route(prev, hops):
             return False
         self.changes[path] += 1
+        self.events.append(RouteChange(path, time.time_ns(), prev, tuple(hops)))
+        log.warning("route change on %s: before [%s] after [%s]", path, _hops_text(prev),
+                    _hops_text(hops))
         return True
 
 
-# --- the blocking side (runs in a worker thread) ----------------------------------------------
+# --- the event-loop side: raw ICMP sockets, traces by slot -----------------------------------
+
+WINDOW = 8  # TTLs sent at once
+MAX_TTL = 30
+MAX_SILENT = 4  # stop after this many silent TTLs in a row
+OWN_IDENT = 0x6978  # "ix": the identifier of traces on their own flow (traceroute_mode icmp)
+_SOL_RAW, _ICMP_FILTER, _ICMP6_FILTER = 255, 1, 1
+_CAP_HINT = ("grant CAP_NET_RAW (systemd: AmbientCapabilities=CAP_NET_RAW); traceroute "
+             "needs raw ICMP sockets")
 
 
-@dataclass(frozen=True, slots=True)
-class Flow:
-    """The constant flow of one Paris trace and how to recognise answers to it."""
+@dataclass(slots=True)
+class _Trace:
+    """One trace in progress: when each TTL left, who answered, whether it reached."""
 
     dst: str
-    v6: bool
-    mode: str
-    dport: int
+    ident: int
+    slot: int
+    sent: dict[int, int] = field(default_factory=dict)  # ttl -> monotonic ns
+    hops: dict[int, tuple[str, int]] = field(default_factory=dict)  # ttl -> (addr, rtt)
+    reached: int | None = None
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def answered(self, ttl: int, addr: str, final: bool, at_ns: int) -> None:
+        if ttl in self.sent and ttl not in self.hops:
+            self.hops[ttl] = (addr, at_ns - self.sent[ttl])
+        if final and (self.reached is None or ttl < self.reached):
+            self.reached = ttl
+        self.changed.set()
+
+    def result(self) -> tuple[tuple[Hop, ...], bool]:
+        last = self.reached or max(self.hops, default=0)
+        return tuple(Hop(t, *self.hops.get(t, (None, None))) for t in range(1, last + 1)), \
+            self.reached is not None
 
 
-_V4 = struct.Struct("!BBHHHBBH4s4s")
-_PORTS = struct.Struct("!HH")
+class TraceSocket:
+    """A raw ICMP socket of one family, bound to one source address: sends trace probes with
+    a TTL and DSCP per probe, and reads the answers for every trace using it."""
 
+    def __init__(self, family: int, src: str) -> None:
+        self.v6 = family == socket.AF_INET6
+        proto = socket.IPPROTO_ICMPV6 if self.v6 else socket.IPPROTO_ICMP
+        try:
+            self.sock = socket.socket(family, socket.SOCK_RAW, proto)
+        except PermissionError:
+            raise PermissionProblem("cannot open a raw ICMP socket for traceroute: not "
+                                    "permitted", hint=_CAP_HINT) from None
+        self.sock.setblocking(False)
+        if src:
+            self.sock.bind((src, 0))
+        self._filter()
+        self.traces: dict[tuple[int, int], _Trace] = {}  # (ident, slot) -> trace
 
-def match_answer(flow: Flow, src: str, proto: int, data: bytes) -> tuple[bool, bool, int | None]:
-    """Does a received packet answer ``flow``? Returns (matches, final, quoted IPv4 id).
+    def _filter(self) -> None:
+        """Wake only for echo replies, unreachables and time exceeded (raw(7), RFC 3542)."""
+        if self.v6:
+            words = [0xFFFFFFFF] * 8
+            for kind in (1, 3, 129):
+                words[kind >> 5] &= ~(1 << (kind & 31)) & 0xFFFFFFFF
+            self.sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("=8I", *words))
+        else:
+            allowed = (1 << 0) | (1 << 3) | (1 << 11)
+            self.sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", ~allowed & 0xFFFFFFFF))
 
-    ``data`` is the ICMP/ICMPv6 message or the TCP segment (no IP header). An ICMP error
-    (time exceeded, unreachable) must quote our destination and flow fields (RFC 792: the
-    IP header plus the first 8 octets, which hold ports or the echo identifier; RFC 4443 §3).
-    Pure: never raises on any bytes.
-    """
-    if proto == socket.IPPROTO_TCP:
-        ok = len(data) >= 4 and src == flow.dst and _PORTS.unpack_from(data) == (flow.dport, SPORT)
-        return ok, ok, None
-    if len(data) < 8:
-        return False, False, None
-    kind = data[0]
-    echo_reply, errors = (129, (1, 3)) if flow.v6 else (0, (3, 11))
-    if kind == echo_reply:
-        ok = flow.mode == "icmp" and src == flow.dst and data[4:6] == ICMP_ID.to_bytes(2, "big")
-        return ok, ok, None
-    if kind not in errors:
-        return False, False, None
-    quoted_ok, ip_id = _quotes_flow(flow, data[8:])
-    unreachable_from_dst = kind == errors[0] and src == flow.dst
-    return quoted_ok, quoted_ok and unreachable_from_dst, ip_id
+    def send(self, dst: str, data: bytes, ttl: int, dscp: int) -> None:
+        if self.v6:
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
+        else:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+        self.sock.sendto(data, (dst, 0))
 
+    async def receive_loop(self) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            while True:
+                try:
+                    data, addr = self.sock.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue
+                self._handle(data, str(addr[0]), time.monotonic_ns())
 
-def _quotes_flow(flow: Flow, quoted: bytes) -> tuple[bool, int | None]:
-    proto = {"icmp": 58 if flow.v6 else 1, "udp": 17, "tcp": 6}[flow.mode]
-    if flow.v6:
-        if len(quoted) < 48 or quoted[0] >> 4 != 6:
-            return False, None
-        dst, next_header, l4, ip_id = quoted[24:40], quoted[6], quoted[40:48], None
-    else:
-        if len(quoted) < 20 or quoted[0] >> 4 != 4:
-            return False, None
-        ihl = (quoted[0] & 0x0F) * 4
-        if len(quoted) < ihl + 8:
-            return False, None
-        fields = _V4.unpack_from(quoted)
-        dst, next_header, l4, ip_id = fields[9], fields[6], quoted[ihl:ihl + 8], fields[3]
-    if next_header != proto or dst != ipaddress.ip_address(flow.dst).packed:
-        return False, None
-    if flow.mode == "icmp":
-        return l4[4:6] == ICMP_ID.to_bytes(2, "big"), ip_id
-    return _PORTS.unpack_from(l4) == (SPORT, flow.dport), ip_id
+    def _handle(self, data: bytes, src: str, at_ns: int) -> None:
+        if not self.v6:  # IPv4 raw sockets return the IP header
+            data = data[(data[0] & 0x0F) * 4:] if len(data) >= 20 else b""
+        for trace in list(self.traces.values()):
+            got = trace_codec.match(data, src, trace.dst, trace.ident, v6=self.v6)
+            if got is not None and got.slot == trace.slot:
+                trace.answered(got.ttl, src, got.final, at_ns)
+                return
 
-
-class Tracer:
-    """Reusable raw sockets per family (send: IPPROTO_RAW with our header; receive: ICMP and
-    TCP); :meth:`trace` is blocking. scapy builds the probes."""
-
-    def __init__(self) -> None:
-        self._socks: dict[tuple[bool, str], socket.socket] = {}
-
-    def _sock(self, v6: bool, role: str) -> socket.socket:
-        key = (v6, role)
-        if key not in self._socks:
-            family = socket.AF_INET6 if v6 else socket.AF_INET
-            proto = {"send": socket.IPPROTO_RAW, "tcp": socket.IPPROTO_TCP,
-                     "icmp": socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP}[role]
-            sock = socket.socket(family, socket.SOCK_RAW, proto)
-            if role != "send":
-                sock.setblocking(False)
-            self._socks[key] = sock
-        return self._socks[key]
-
-    def trace(self, dst: str, *, v6: bool, mode: str = "icmp", size: int = 60,
-              dport: int | None = None, max_ttl: int = 30, hop_timeout_s: float = 1.0
-              ) -> tuple[tuple[Hop, ...], bool]:
-        """Hops from TTL 1 until ``dst`` answers (reached) or ``max_ttl``/silence."""
-        port = dport or (UDP_BASE_PORT if mode == "udp" else TCP_PORT)
-        flow = Flow(dst, v6, mode, port)
-        src = source_address(dst, v6)
-        receivers = [self._sock(v6, "icmp")] + ([self._sock(v6, "tcp")] if mode == "tcp" else [])
-        hops: list[Hop] = []
-        silent = 0
-        for ttl in range(1, max_ttl + 1):
-            packet = bytes(build_probe(dst, ttl, v6=v6, mode=mode, size=size, dport=port,
-                                       src=src))
-            for sock in receivers:
-                _flush(sock)
-            started = time.monotonic_ns()
-            self._sock(v6, "send").sendto(packet, (dst, 0))
-            answer = _await_answer(flow, ttl, receivers, hop_timeout_s)
-            addr, final = answer if answer else (None, False)
-            rtt = time.monotonic_ns() - started if addr else None
-            hops.append(Hop(ttl, addr, rtt))
-            silent = 0 if addr else silent + 1
-            if final or addr == dst:
-                return tuple(hops), True
-            if silent >= MAX_SILENT:
-                break
-        return tuple(hops), False
+    def free_slot(self, ident: int) -> int:
+        used = {slot for i, slot in self.traces if i == ident}
+        return next(s for s in range(trace_codec.SLOTS) if s not in used)
 
     def close(self) -> None:
-        for sock in self._socks.values():
-            sock.close()
-        self._socks.clear()
+        self.sock.close()
 
 
-def source_address(dst: str, v6: bool) -> str:
-    """The address the kernel would send from to ``dst`` (a connected UDP socket sends nothing);
-    set explicitly so the TCP/UDP pseudo-header checksum is right (RFC 793 §3.1, RFC 8200 §8.1)."""
-    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((dst, 9))
-        return str(s.getsockname()[0])
+async def run_trace(sock: TraceSocket, dst: str, ident: int, *, size: int = 64, dscp: int = 0,
+                    hop_timeout_s: float = 1.0, max_ttl: int = MAX_TTL
+                    ) -> tuple[tuple[Hop, ...], bool]:
+    """One Paris trace to ``dst`` on identifier ``ident`` (module docstring)."""
+    slot = sock.free_slot(ident)
+    trace = sock.traces[(ident, slot)] = _Trace(dst, ident, slot)
+    try:
+        first = 1
+        while first <= max_ttl and trace.reached is None:
+            window = range(first, min(first + WINDOW, max_ttl + 1))
+            for ttl in window:
+                trace.sent[ttl] = time.monotonic_ns()
+                sock.send(dst, trace_codec.echo(ident, slot, ttl, size, v6=sock.v6), ttl, dscp)
+            await _await_window(trace, window, hop_timeout_s)
+            if _silent_tail(trace, window.stop - 1) >= MAX_SILENT:
+                break
+            first = window.stop
+    finally:
+        del sock.traces[(ident, slot)]
+    return trace.result()
 
 
-def _flush(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while sock.recv(65535):
-            pass
+async def _await_window(trace: _Trace, window: range, timeout_s: float) -> None:
+    with trio.move_on_after(timeout_s):
+        while trace.reached is None and not all(t in trace.hops for t in window):
+            trace.changed = trio.Event()
+            await trace.changed.wait()
 
 
-def _await_answer(flow: Flow, ttl: int, socks: list[socket.socket], timeout_s: float
-                  ) -> tuple[str, bool] | None:
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        ready, _w, _x = select.select(socks, [], [], left)
-        for sock in ready:
-            with contextlib.suppress(OSError):
-                data, addr = sock.recvfrom(65535)
-                got = _check(flow, ttl, sock, data, str(addr[0]))
-                if got is not None:
-                    return got
-    return None
-
-
-def _check(flow: Flow, ttl: int, sock: socket.socket, data: bytes, src: str
-           ) -> tuple[str, bool] | None:
-    if not flow.v6:  # IPv4 raw sockets return the IP header
-        if len(data) < 20:
-            return None
-        data = data[(data[0] & 0x0F) * 4:]
-    ok, final, ip_id = match_answer(flow, src, sock.proto, data)
-    if not ok or (ip_id is not None and ip_id != ttl):
-        return None
-    return src, final
-
-
-def build_probe(dst: str, ttl: int, *, v6: bool, mode: str, size: int,
-                dport: int | None, src: str | None = None) -> Any:
-    """A Paris probe: identical flow fields for every TTL (IMC 2006 §3)."""
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
-
-    net = IPv6(dst=dst, hlim=ttl) if v6 else IP(dst=dst, ttl=ttl, id=ttl)
-    if src is not None:
-        net.src = src
-    pad = b"\x00" * max(0, size - 8)
-    if mode == "icmp":
-        if v6:  # the echo data is a field of scapy's ICMPv6 echo (its answers() compares it)
-            return net / ICMPv6EchoRequest(id=ICMP_ID, seq=1, data=pad)
-        return net / ICMP(id=ICMP_ID, seq=1) / pad
-    if mode == "udp":
-        return net / UDP(sport=SPORT, dport=dport or UDP_BASE_PORT) / pad
-    if mode == "tcp":
-        return net / TCP(sport=SPORT, dport=dport or TCP_PORT, flags="S", seq=0x69786D74)
-    raise ValueError(f"unknown traceroute mode {mode!r}: use icmp, udp or tcp")
+def _silent_tail(trace: _Trace, last: int) -> int:
+    n = 0
+    while last - n >= 1 and (last - n) not in trace.hops:
+        n += 1
+    return n
 
 
 # --- the scheduler's prober -------------------------------------------------------------------
@@ -316,32 +298,53 @@ def to_result(job: Job, seq: int, sent_at_ns: int, hops: tuple[Hop, ...], reache
 
 
 class TracerouteProber:
-    """Runs traces for the scheduler in a worker thread, one at a time per process."""
+    """Runs traces for the scheduler on the event loop; ``ident_of(job)`` gives the ICMP
+    identifier of the job's measured flow (``traceroute_mode: flow``), else its own."""
 
     def __init__(self, emit: Callable[[Result], None], topology: Topology | None = None, *,
-                 tracer: Tracer | None = None) -> None:
-        self.emit, self.topology = emit, topology
-        self.tracer = tracer or Tracer()
-        self.limiter = trio.CapacityLimiter(1)
+                 ident_of: Callable[[Job], int] | None = None) -> None:
+        self.emit, self.topology, self.ident_of = emit, topology, ident_of
         self.watch = RouteWatch()
+        self.sockets: dict[tuple[int, str], TraceSocket] = {}
         self._nursery: trio.Nursery | None = None
         self._in_flight = 0
         self._idle = trio.Event()
-        self._abandoned = False
+
+    def check(self, jobs: Sequence[Job]) -> None:
+        """Open the sockets the trace jobs need now: a missing capability fails at start
+        (:class:`PermissionProblem` naming CAP_NET_RAW), not as a send error per trace."""
+        for job in jobs:
+            self._socket(job)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                for sock in self.sockets.values():
+                    nursery.start_soon(sock.receive_loop)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            if not self._abandoned:
-                self.tracer.close()
+            for sock in self.sockets.values():
+                sock.close()
+
+    def _socket(self, job: Job) -> TraceSocket:
+        v6 = job.type_p.ip_version == 6
+        key = (socket.AF_INET6 if v6 else socket.AF_INET, job.src_addr)
+        found = self.sockets.get(key)
+        if found is None:
+            found = self.sockets[key] = TraceSocket(*key)
+            if self._nursery is not None:
+                self._nursery.start_soon(found.receive_loop)
+        return found
 
     def in_flight(self) -> int:
         return self._in_flight
+
+    def route_changes(self) -> int:
+        """Route changes seen since the agent started, over every path."""
+        return sum(self.watch.changes.values())
 
     def start(self, job: Job, seq: int) -> None:
         if self._nursery is None:
@@ -353,7 +356,6 @@ class TracerouteProber:
         try:
             result = await self.trace(job, seq)
         except trio.Cancelled:
-            self._abandoned = True  # its worker thread may still be using the sockets
             self.emit(job.result(seq, time.time_ns(), Status.ERROR, TimestampSource.USER,
                                  error=ErrorKind.LOCAL_DROP,
                                  error_detail="agent stopped before the trace finished"))
@@ -366,7 +368,7 @@ class TracerouteProber:
 
     async def stop(self, grace_s: float) -> None:
         """Let running traces finish for ``grace_s``, then abandon the rest (each becomes a
-        local-drop record) and close the sockets."""
+        local-drop record)."""
         with trio.move_on_after(grace_s):
             await self.drain()
         if self._nursery is not None:
@@ -379,18 +381,14 @@ class TracerouteProber:
             await self._idle.wait()
 
     async def trace(self, job: Job, seq: int = 0) -> Result:
-        """Trace ``job``'s path now; an exception becomes an ERROR record."""
+        """Trace ``job``'s path now; a local failure becomes an ERROR record."""
         sent_at = time.time_ns()
-        mode = str(job.options.get("mode", "icmp"))
-
-        def _run() -> tuple[tuple[Hop, ...], bool]:
-            return self.tracer.trace(job.dst_addr, v6=job.type_p.ip_version == 6, mode=mode,
-                                     size=job.type_p.size, dport=job.type_p.dst_port,
-                                     hop_timeout_s=min(job.tmax_ns / 1e9, 2.0))
-
+        flow = job.options.get("mode", "flow") == "flow" and self.ident_of is not None
         try:
-            hops, reached = await trio.to_thread.run_sync(_run, limiter=self.limiter,
-                                                          abandon_on_cancel=True)
+            ident = self.ident_of(job) if flow and self.ident_of else OWN_IDENT
+            hops, reached = await run_trace(
+                self._socket(job), job.dst_addr, ident, size=job.type_p.size,
+                dscp=job.type_p.dscp, hop_timeout_s=min(job.tmax_ns / 1e9, 2.0))
         except (OSError, ValueError) as exc:
             return job.result(seq, sent_at, Status.ERROR, TimestampSource.USER,
                               error=ErrorKind.SEND_ERROR, error_detail=str(exc))

@@ -17,7 +17,9 @@ Layouts (octet offsets):
   truncated to 16 octets (96-111) over octets 0-95 (RFC 8762 §4.4).
 - Error Estimate (RFC 4656 §4.1.2): S(1) Z(1) Scale(6) Multiplier(8),
   error = Multiplier * 2^(Scale-32) s; Multiplier 0 means the packet is corrupt.
-- TLV (RFC 8972 §4, Fig. 5): Flags(8: U M I R R R R R) Type(8) Length(16, of Value) Value.
+- TLV (RFC 8972 §4, Fig. 5): Flags(8: U M I R R R R R) Type(8) Length(16, of Value) Value;
+  Class of Service (§4.4), HMAC (§4.8: in authenticated mode the last TLV, an HMAC over the
+  Sequence Number and the TLVs before it, since the base packet's HMAC covers octets 0-95 only).
 
 MBZ fields are zero on transmission and ignored on receipt (RFC 8762 §4.2.1).
 """
@@ -176,6 +178,55 @@ class TimestampInfo:
         value = bytes((self.sync_src_in, self.timestamp_in, self.sync_src_out,
                        self.timestamp_out))
         return Tlv(TLV_TIMESTAMP_INFO, value, flags)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassOfService:
+    """Class of Service TLV value (RFC 8972 §4.4, Type 4, Length 4): the DSCP and ECN the
+    sender asks the reflected packet to carry (DSCP1, ECN1), the DSCP and ECN the test packet
+    arrived with (DSCP2, ECN2, filled by the reflector) and RP (Reverse Path: 1 when the
+    reflector's policy did not let it use DSCP1)."""
+
+    dscp1: int = 0
+    ecn1: int = 0
+    dscp2: int = 0
+    ecn2: int = 0
+    rp: int = 0
+
+    def to_tlv(self, flags: int = 0) -> Tlv:
+        value = bytes((((self.dscp1 & 0x3F) << 2) | (self.ecn1 & 3),
+                       ((self.dscp2 & 0x3F) << 2) | (self.ecn2 & 3), (self.rp & 3) << 6, 0))
+        return Tlv(TLV_CLASS_OF_SERVICE, value, flags)
+
+
+def decode_class_of_service(tlv: Tlv) -> ClassOfService:
+    """The Class of Service TLV's fields (RFC 8972 §4.4)."""
+    if tlv.type != TLV_CLASS_OF_SERVICE or len(tlv.value) != 4:
+        raise MalformedPacket(f"class of service TLV: type {tlv.type}, length "
+                              f"{len(tlv.value)} (need type 4, length 4)")
+    v = tlv.value
+    return ClassOfService(v[0] >> 2, v[0] & 3, v[1] >> 2, v[1] & 3, v[2] >> 6)
+
+
+HMAC_TLV_SIZE = 4 + HMAC_LEN
+
+
+def hmac_tlv(key: bytes, seq: int, preceding: bytes) -> Tlv:
+    """The HMAC TLV (RFC 8972 §4.8, Type 8): HMAC-SHA-256 truncated to 16 octets, with the
+    authenticated mode's key (RFC 8762 §4.4), over the packet's Sequence Number and every TLV
+    before it; it is the last TLV."""
+    return Tlv(TLV_HMAC, _mac(key, _u(seq, 32, "seq").to_bytes(4, "big") + preceding))
+
+
+def tlvs_verified(key: bytes, seq: int, trailer: bytes) -> bool:
+    """Whether ``trailer`` ends with an HMAC TLV that verifies over ``seq`` and the TLVs
+    before it (RFC 8972 §4.8); False for no TLVs, no HMAC TLV or a wrong one."""
+    if len(trailer) < HMAC_TLV_SIZE:
+        return False
+    head, last = trailer[:-HMAC_TLV_SIZE], trailer[-HMAC_TLV_SIZE:]
+    if last[1] != TLV_HMAC or last[2:4] != HMAC_LEN.to_bytes(2, "big"):
+        return False
+    return hmac.compare_digest(hmac_tlv(key, seq, head).value, last[4:])
 
 
 def decode_timestamp_info(tlv: Tlv) -> TimestampInfo:

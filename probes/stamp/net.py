@@ -1,5 +1,4 @@
-"""The thin trio I/O around the sans-IO STAMP sessions: UDP sockets, kernel timestamps, loops,
-and the authenticated mode's key file.
+"""The thin trio I/O around the sans-IO STAMP sessions: UDP sockets, kernel timestamps, loops.
 
 Sockets are plain non-blocking stdlib sockets waited on with ``trio.lowlevel.wait_readable``,
 so this layer can drain the TX-timestamp error queue itself (Documentation/networking/
@@ -14,33 +13,18 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import trio
 
-from ixmeter.errors import IxmeterError
 from probes import timestamping as ts
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
-from probes.stamp.codec import SYNC_NTP, ErrorEstimate
+from probes.stamp.codec import SYNC_FREE_RUNNING, SYNC_NTP, SYNC_PTP, ErrorEstimate
 from probes.stamp.session import Event, Lost, Reply, SessionReflector, SessionSender
 
 STAMP_PORT = 862  # RFC 8762 §4.1
 CLOCK_REFRESH_NS = 1_000_000_000
 _RECV_BUF = 65535
-
-
-def read_key_file(path: Path, name: str, hint: str) -> bytes:
-    """The HMAC key of STAMP's authenticated mode (RFC 8762 §4.4), shared by sender and
-    reflectors: the file's bytes without trailing whitespace. ``name`` is what the error calls
-    the file, ``hint`` where to fix it."""
-    try:
-        key = path.read_bytes().rstrip()
-    except OSError as exc:
-        raise IxmeterError(f"cannot read {name} {path}: {exc.strerror}", hint=hint) from None
-    if not key:
-        raise IxmeterError(f"{name} {path} is empty", hint="put the shared HMAC key in it")
-    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +77,17 @@ def error_estimate_of(status: ClockStatus) -> ErrorEstimate:
     return ErrorEstimate.from_ns(status.max_error_ns, synced=status.synced)
 
 
-async def _recv(sock: socket.socket) -> tuple[bytes, Any, int | None, int | None]:
-    """Wait for one datagram; returns (data, addr, kernel rx ns, ttl)."""
+def sync_source_of(status: ClockStatus) -> int:
+    """The Timestamp Information TLV's sync source (RFC 8972 §4.3): PTP, NTP or free-running."""
+    if not status.synced:
+        return SYNC_FREE_RUNNING
+    return SYNC_PTP if status.discipline == "ptp" else SYNC_NTP
+
+
+async def _recvmsg(sock: socket.socket, on_icmp_error: Callable[[], None] | None = None,
+                   ) -> tuple[bytes, ts.Ancdata, Any]:
+    """Wait for one datagram: (data, ancillary data, address). An ICMP error reported on the
+    socket (a port unreachable on a connected one) is counted with ``on_icmp_error``."""
     while True:
         try:
             data, anc, _flags, addr = sock.recvmsg(_RECV_BUF, ts.ANCBUFSIZE)
@@ -102,37 +95,107 @@ async def _recv(sock: socket.socket) -> tuple[bytes, Any, int | None, int | None
             await trio.lowlevel.wait_readable(sock)
             continue
         except OSError:  # an ICMP error (port unreachable) reported on a connected socket
+            if on_icmp_error is not None:
+                on_icmp_error()
             await trio.lowlevel.checkpoint()
             continue
-        return data, addr, ts.rx_timestamp_ns(anc), ts.ttl_from_ancdata(anc)
+        return data, anc, addr
+
+
+async def _recv(sock: socket.socket, on_icmp_error: Callable[[], None] | None = None,
+                ) -> tuple[bytes, Any, int | None, int | None]:
+    """Wait for one datagram; returns (data, addr, kernel rx ns, ttl)."""
+    data, anc, addr = await _recvmsg(sock, on_icmp_error)
+    return data, addr, ts.rx_timestamp_ns(anc), ts.ttl_from_ancdata(anc)
 
 
 # --- reflector --------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class T3Lag:
+    """How long after the reflector read T3 each reply really left: its kernel TX stamp minus
+    the T3 written in it (RFC 8762 §4.3.1 wants T3 "at the start of transmitting"). It is the
+    systematic error of RTT_net and of the backward delay (RFC 7679 §3.7.3)."""
+
+    count: int = 0
+    total_ns: int = 0
+    max_ns: int = 0
+
+    def add(self, lag_ns: int) -> None:
+        self.count += 1
+        self.total_ns += lag_ns
+        self.max_ns = max(self.max_ns, lag_ns)
+
+    @property
+    def mean_ns(self) -> int:
+        return self.total_ns // self.count if self.count else 0
+
+
+def prepare_reflector_socket(sock: socket.socket) -> bool:
+    """Received TOS / Traffic Class (for DSCP copy and the CoS TLV) and ``SO_TIMESTAMPING``
+    (hardware RX stamps where the NIC gives them, software TX stamps of the replies); True if
+    the kernel gives TX stamps."""
+    ts.enable_rx_tos(sock)
+    return ts.enable_reflector_timestamps(sock)
+
+
 async def serve_reflector(sock: socket.socket, reflector: SessionReflector,
                           clock: Clock | None = None,
                           status: Callable[[], ClockStatus] = sync_status,
-                          *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                          *, lag: T3Lag | None = None,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
                           ) -> None:
-    """Answer STAMP packets on ``sock`` until cancelled (RFC 8762 §4.3)."""
+    """Answer STAMP packets on ``sock`` until cancelled (RFC 8762 §4.3): T2 the kernel's (or
+    the NIC's) receive stamp, the reply sent with the DSCP the reflector decided (the Class of
+    Service TLV's, else the test packet's), each reply's T3 lag measured into ``lag``."""
     clock = clock or SystemClock()
+    lag = lag if lag is not None else T3Lag()
+    tx = prepare_reflector_socket(sock)
+    sent: dict[int, int] = {}  # OPT_ID (the count of replies sent before) -> T3
+    replies = 0
     refreshed = -CLOCK_REFRESH_NS
     task_status.started()
     while True:
-        data, addr, rx_ns, ttl = await _recv(sock)
+        data, anc, addr = await _recvmsg(sock)
         mono = clock.mono_ns()
         if mono - refreshed >= CLOCK_REFRESH_NS:
             refreshed = mono
             st = status()
-            reflector.set_clock(error_estimate_of(st), SYNC_NTP)
+            reflector.set_clock(error_estimate_of(st), sync_source_of(st))
+        rx_ns, _hw = ts.rx_stamp(anc)
         prepared = reflector.prepare(data, addr, rx_ns if rx_ns is not None else clock.wall_ns(),
-                                     ttl, mono)
-        if prepared is not None:
-            reply = prepared.encode(clock.wall_ns())  # T3 read as late as possible
-            with contextlib.suppress(OSError):  # a full buffer or unreachable peer drops it
-                sock.sendto(reply, addr)
-            await trio.lowlevel.checkpoint()
+                                     ts.ttl_from_ancdata(anc), mono, ts.tos_from_ancdata(anc))
+        if prepared is None:
+            continue
+        t3 = clock.wall_ns()  # T3 read as late as possible
+        if _send(sock, prepared.encode(t3), addr, prepared.dscp) and tx:
+            sent[replies] = t3
+            replies += 1
+            _drain_lag(sock, sent, lag)
+        await trio.lowlevel.checkpoint()
+
+
+def _send(sock: socket.socket, reply: bytes, addr: Any, dscp: int | None) -> bool:
+    """Send a reply with its DSCP; a full buffer or an unreachable peer drops it."""
+    try:
+        if dscp is None:
+            sock.sendto(reply, addr)
+        else:
+            sock.sendmsg([reply], [ts.tos_cmsg(sock, dscp)], 0, addr)
+    except OSError:
+        return False
+    return True
+
+
+def _drain_lag(sock: socket.socket, sent: dict[int, int], lag: T3Lag) -> None:
+    while (got := ts.read_tx_timestamp(sock)) is not None:
+        t3 = sent.pop(got[0], None)
+        if t3 is not None:
+            lag.add(got[1] - t3)
+    if len(sent) > 4096:  # stamps the kernel never delivered
+        for key in sorted(sent)[:-1024]:
+            del sent[key]
 
 
 # --- sender -----------------------------------------------------------------------------------
@@ -158,6 +221,7 @@ class SenderEndpoint:
         self._waiting: dict[int, trio.MemorySendChannel[Reply]] = {}
         self._opt_ids: dict[int, int] = {}
         self._sent = 0
+        self.unreachable = 0  # ICMP errors reported on the socket (e.g. port unreachable)
         self.clock_status: ClockStatus | None = None
 
     def _error_estimate(self, mono: int) -> ErrorEstimate:
@@ -208,6 +272,9 @@ class SenderEndpoint:
             for key in sorted(self._opt_ids)[:-1024]:
                 del self._opt_ids[key]
 
+    def _icmp_error(self) -> None:
+        self.unreachable += 1
+
     def _deliver(self, outcome: Event) -> None:
         if not isinstance(outcome, Reply):
             return
@@ -221,7 +288,7 @@ class SenderEndpoint:
         """Receive replies until cancelled and hand each to the waiting :meth:`probe`."""
         task_status.started()
         while True:
-            data, _addr, rx_ns, ttl = await _recv(self.sock)
+            data, _addr, rx_ns, ttl = await _recv(self.sock, self._icmp_error)
             if self.info.tx_kernel:
                 self._drain_tx()
             wall, mono = self.clock.wall_ns(), self.clock.mono_ns()

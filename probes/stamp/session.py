@@ -16,6 +16,7 @@ from ixmeter.rules import CLOCK_ERROR_MAX_NS
 from probes.clock import stepped, timestamp_to_unix_ns, unix_ns_to_ntp
 from probes.stamp.codec import (
     FLAG_U,
+    HMAC_TLV_SIZE,
     SYNC_FREE_RUNNING,
     TLV_EXTRA_PADDING,
     TLV_TIMESTAMP_INFO,
@@ -35,7 +36,9 @@ from probes.stamp.codec import (
     encode_reflector,
     encode_sender,
     encode_tlvs,
+    tlvs_verified,
 )
+from probes.stamp.tlvs import ReflectorClock, reflect, sign, signed_room
 
 
 class StampConfigError(IxmeterError):
@@ -54,12 +57,15 @@ class ReflectorConfig:
     """How a reflector behaves.
 
     ``stateful``: per-session sequence counter (RFC 8762 §4.2, §4.3.1); otherwise the sender's
-    seq is copied. ``key``: authenticated mode (RFC 8762 §4.4). ``rate_pps``/``burst``: token
-    bucket per source address so the reflector cannot serve as an amplifier (RFC 8762 §6).
+    seq is copied. ``key``: authenticated mode (RFC 8762 §4.4); ``old_keys`` are accepted too
+    while a key rotates (a reply is signed with the key its test packet verified with).
+    ``rate_pps``/``burst``: token bucket per source address so the reflector cannot serve as an
+    amplifier (RFC 8762 §6).
     """
 
     stateful: bool = True
     key: bytes | None = None
+    old_keys: tuple[bytes, ...] = ()
     rate_pps: float = 100.0
     burst: int = 20
     max_sources: int = 65536
@@ -75,6 +81,7 @@ class ReflectorStatistics:
     reflected: int
     malformed: int
     bad_hmac: int
+    bad_tlv_hmac: int  # authenticated TLVs without a verifying HMAC TLV (RFC 8972 §4.8)
     rate_limited: int
     sessions: int
 
@@ -91,6 +98,7 @@ class PreparedReply:
 
     packet: ReflectorPacket
     key: bytes | None
+    dscp: int | None = None  # the DSCP to send the reply with (None: the socket's)
 
     def encode(self, t3_ns: int) -> bytes:
         """The reply bytes with T3 = ``t3_ns`` (Unix ns, NTP format)."""
@@ -102,8 +110,9 @@ class SessionReflector:
 
     Reply size (RFC 8762 §4.6): a packet shorter than the base packet (a TWAMP-Light sender's
     14 octets) gets the base packet; a longer one gets a reply of the same size, never more.
-    Octets after the base are TLVs (RFC 8972 §4) or padding and are copied; a recognised
-    Timestamp Information TLV is filled in, an unrecognised TLV gets its U flag.
+    Octets after the base are TLVs (RFC 8972 §4) or padding: :func:`probes.stamp.tlvs.reflect`
+    (Timestamp Information filled, Class of Service and the reply's DSCP, the HMAC TLV in
+    authenticated mode, U flag for an unknown TLV).
     """
 
     def __init__(self, config: ReflectorConfig | None = None) -> None:
@@ -114,7 +123,7 @@ class SessionReflector:
         self._error_estimate = ErrorEstimate.from_ns(16_000_000_000, synced=False)
         self._sync_source = SYNC_FREE_RUNNING
         self._counts = {"received": 0, "reflected": 0, "malformed": 0, "bad_hmac": 0,
-                        "rate_limited": 0}
+                        "bad_tlv_hmac": 0, "rate_limited": 0}
 
     def set_clock(self, error_estimate: ErrorEstimate, sync_source: int) -> None:
         """The Error Estimate (RFC 4656 §4.1.2) and sync source (RFC 8972 §4.3) to report."""
@@ -125,17 +134,17 @@ class SessionReflector:
         return ReflectorStatistics(sessions=len(self._sessions), **self._counts)
 
     def handle(self, data: bytes, source: Hashable, rx_ns: int, ttl: int | None,
-               now_wall_ns: int, now_mono_ns: int) -> bytes | None:
+               now_wall_ns: int, now_mono_ns: int, tos: int | None = None) -> bytes | None:
         """The reply to send back to ``source`` (an address tuple), or None to drop.
 
         ``rx_ns`` is T2 (Unix ns), ``now_wall_ns`` becomes T3. :meth:`prepare` + :meth:`
         PreparedReply.encode` do the same in two steps so T3 can be read after the work.
         """
-        prepared = self.prepare(data, source, rx_ns, ttl, now_mono_ns)
+        prepared = self.prepare(data, source, rx_ns, ttl, now_mono_ns, tos)
         return None if prepared is None else prepared.encode(now_wall_ns)
 
     def prepare(self, data: bytes, source: Hashable, rx_ns: int, ttl: int | None,
-                now_mono_ns: int) -> PreparedReply | None:
+                now_mono_ns: int, tos: int | None = None) -> PreparedReply | None:
         """Check and decode one packet; None to drop it. Encode the result with T3 = the wall
         clock read just before sending ("at the start of transmitting", RFC 8762 §4.3.1).
 
@@ -147,7 +156,7 @@ class SessionReflector:
             self._counts["rate_limited"] += 1
             return None
         try:
-            sender = decode_sender(data, self.config.key)
+            sender, key = self._decode(data)
         except BadHmac:
             self._counts["bad_hmac"] += 1
             return None
@@ -156,32 +165,25 @@ class SessionReflector:
             return None
         self._counts["reflected"] += 1
         seq = self._next_seq(source, sender.ssid) if self.config.stateful else sender.seq
+        out = reflect(sender.trailer, tos=tos, key=key, sender_seq=sender.seq, reply_seq=seq,
+                      clock=ReflectorClock(self._sync_source, self.config.ts_method))
+        self._counts["bad_tlv_hmac"] += out.integrity_failed
         pkt = ReflectorPacket(
             seq=seq, timestamp=0, error_estimate=self._error_estimate,
             ssid=sender.ssid, receive_timestamp=unix_ns_to_ntp(rx_ns), sender_seq=sender.seq,
             sender_timestamp=sender.timestamp, sender_error_estimate=sender.error_estimate,
-            sender_ttl=UNKNOWN_TTL if ttl is None else ttl & 0xFF,
-            trailer=self._reflect_trailer(sender.trailer))
-        return PreparedReply(pkt, self.config.key)
+            sender_ttl=UNKNOWN_TTL if ttl is None else ttl & 0xFF, trailer=out.trailer)
+        return PreparedReply(pkt, key, out.dscp)
 
-    def _reflect_trailer(self, trailer: bytes) -> bytes:
-        """TLVs processed per RFC 8972 §4; anything else is padding, copied (RFC 8762 §4.3)."""
-        try:
-            tlvs = decode_tlvs(trailer)
-        except MalformedPacket:
-            return trailer
-        if not tlvs or any(t.type == 0 for t in tlvs):  # zero padding is not a TLV chain
-            return trailer
-        return encode_tlvs([self._reflect_tlv(t) for t in tlvs])
-
-    def _reflect_tlv(self, tlv: Tlv) -> Tlv:
-        if tlv.type == TLV_EXTRA_PADDING:
-            return tlv
-        if tlv.type == TLV_TIMESTAMP_INFO and len(tlv.value) >= 4:
-            src, method = self._sync_source, self.config.ts_method
-            info = TimestampInfo(src, method, src, method).to_tlv(tlv.flags)
-            return Tlv(info.type, info.value + tlv.value[4:], tlv.flags)
-        return Tlv(tlv.type, tlv.value, tlv.flags | FLAG_U)
+    def _decode(self, data: bytes) -> tuple[SenderPacket, bytes | None]:
+        """The test packet and the key it verified with (the newest first)."""
+        keys = (self.config.key, *self.config.old_keys) if self.config.key else (None,)
+        for key in keys[:-1]:
+            try:
+                return decode_sender(data, key), key
+            except BadHmac:
+                continue
+        return decode_sender(data, keys[-1]), keys[-1]
 
     def _next_seq(self, source: Hashable, ssid: int) -> int:
         key = (source, ssid)
@@ -358,7 +360,11 @@ class SessionSender:
         self.ssid, self.key, self.tmax_ns, self.window = ssid, key, tmax_ns, window
         self.base = base_size(key is not None)
         self.size = self.base if size is None else size
-        self.trailer = _trailer(tlvs, self.size - self.base)
+        room = self.size - self.base
+        # authenticated: TLVs end with an HMAC TLV over each packet's seq (RFC 8972 §4.8)
+        self._sign = key is not None and bool(tlvs) and \
+            room >= HMAC_TLV_SIZE + len(encode_tlvs(tlvs))
+        self.trailer = _trailer(tlvs, signed_room(room, key) if self._sign else room)
         self._next = 0
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._c = _Counts()
@@ -372,7 +378,8 @@ class SessionSender:
         """Build the next packet with T1 = ``wall_ns``; send it at once."""
         seq, self._next = self._next, (self._next + 1) % _U32
         t1_raw = unix_ns_to_ntp(wall_ns)
-        data = encode_sender(SenderPacket(seq, t1_raw, error_estimate, self.ssid, self.trailer),
+        trailer = sign(self.key, seq, self.trailer) if self._sign and self.key else self.trailer
+        data = encode_sender(SenderPacket(seq, t1_raw, error_estimate, self.ssid, trailer),
                              self.key)
         self._pending[seq] = _Pending(t1_raw, wall_ns, wall_ns, mono_ns, error_estimate)
         self._c.sent += 1
@@ -398,6 +405,8 @@ class SessionSender:
         p = self._pending.get(r.sender_seq)
         if p is None or p.t1_raw != r.sender_timestamp or r.ssid not in (self.ssid, 0):
             return self._not_pending(r)
+        if self.key is not None and r.trailer and not tlvs_verified(self.key, r.seq, r.trailer):
+            r = replace(r, trailer=b"")  # TLVs whose HMAC TLV fails are not acted on (§4.8)
         was_stepped = stepped(p.wall_ns, p.mono_ns, wall_ns, mono_ns)
         if not was_stepped and t4_ns - p.t1_ns > self.tmax_ns:
             # After Tmax by its own timestamps: lost (RFC 7680 §2.4), once it expires.

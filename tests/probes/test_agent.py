@@ -3,12 +3,17 @@ collector; config validation; the ``ixmeter probe`` CLI with SIGTERM draining cl
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +27,7 @@ from analyzer.collector.server import serve
 from analyzer.store import Query, Store, open_store
 from inventory.loader import default_inventory
 from ixmeter.cli import main as ixmeter_main
-from ixmeter.record import Method, Result, Status
+from ixmeter.record import Method, Result, Status, from_dict
 from probes.agent import Agent
 from probes.config import ConfigError, load_config
 from probes.stamp.net import open_udp, serve_reflector
@@ -114,24 +119,30 @@ async def test_agent_measures_spools_uploads_and_drains(
     assert agent.metrics.counters()["received"] == len(stored)
 
 
-async def test_authenticated_stamp_from_the_config(
+async def test_authenticated_stamp_with_a_key_per_reflector(
         tmp_path: Path, collector: tuple[str, Store]) -> None:
-    """``stamp_auth_key_file`` switches the probe's STAMP sessions to authenticated mode
-    (RFC 8762 §4.2.2): an authenticated reflector answers them, and their Type-P records the
-    112-octet authenticated packet."""
+    """The issue's finding: one STAMP key served every reflector, in a file format of its own.
+    Two authenticated reflectors with different keys, one ``stamp_keys_file`` in the upload
+    keys' format (RFC 8762 §4.2.2): both answer; the Type-P records the 112-octet packet."""
     url, store = collector
-    (tmp_path / "stamp.key").write_bytes(b"a shared stamp secret\n")
-    sock, _info = open_udp("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    config = write_config(tmp_path, url, port, stamp_auth_key_file="stamp.key")
+    keys = {"refl-a": b"A" * 32, "refl-b": b"B" * 32}
+    (tmp_path / "stamp-keys.yaml").write_text(
+        "".join(f"{k}: {v.hex()}\n" for k, v in keys.items()))
+    socks = [open_udp("127.0.0.1", 0)[0] for _ in keys]
+    config = write_config(tmp_path, url, stamp_keys_file="stamp-keys.yaml")
     data = yaml.safe_load(config.read_text())
-    data["targets"] = [t for t in data["targets"] if t["spec"] == "stamp"]
+    data["targets"] = [{"spec": "stamp", "dst_addr": "127.0.0.1", "dst_site": site,
+                        "dst_carrier": "CM", "port": sock.getsockname()[1], "id": key_id,
+                        "authenticated": True}
+                       for sock, key_id, site in zip(socks, keys, ["cs-a", "cs-b"], strict=True)]
+    data["specs"][1]["id"] = "stamp"
     config.write_text(yaml.safe_dump(data))
     agent = Agent(load_config(config))
-    reflector = SessionReflector(ReflectorConfig(key=b"a shared stamp secret"))
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_reflector, sock, reflector)
+            for sock, key in zip(socks, keys.values(), strict=True):
+                await nursery.start(serve_reflector, sock,
+                                    SessionReflector(ReflectorConfig(key=key)))
             stop = trio.Event()
             async with trio.open_nursery() as inner:
                 await inner.start(agent.run, stop)
@@ -139,12 +150,26 @@ async def test_authenticated_stamp_from_the_config(
                 stop.set()
             nursery.cancel_scope.cancel()
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
     stored = [r for r in _stored(store) if r.method is Method.STAMP]
-    assert stored
     assert {r.type_p.size for r in stored} == {112}
-    received = [r for r in stored if r.status is Status.RECEIVED]
-    assert len(received) >= 0.8 * len(stored)  # shared CPU
+    for site in ("cs-a", "cs-b"):
+        mine = [r for r in stored if r.dst_site == site]
+        received = [r for r in mine if r.status is Status.RECEIVED]
+        assert mine
+        assert len(received) >= 0.8 * len(mine)  # shared CPU
+
+
+def test_an_authenticated_reflector_without_its_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / "stamp-keys.yaml").write_text(f"refl-a: {'aa' * 32}\n")
+    config = write_config(tmp_path, "http://127.0.0.1:9", stamp_keys_file="stamp-keys.yaml")
+    data = yaml.safe_load(config.read_text())
+    data["targets"] = [{"spec": "stamp", "dst_addr": "127.0.0.1", "dst_site": "cs-b",
+                        "dst_carrier": "CM", "id": "refl-b", "authenticated": True}]
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="no key for"):
+        Agent(load_config(config))
 
 
 @pytest.mark.root
@@ -165,15 +190,15 @@ async def test_metrics_endpoint(tmp_path: Path, collector: tuple[str, Store]) ->
         stop.set()
         nursery.cancel_scope.cancel()
     assert missing.status_code == 404
-    assert 'ixmeter_probe_received_total{method="icmp"}' in text
+    assert 'ixmeter_probe_received_total{method="icmp",dst_site="cs-yungu",dst="127.0.0.1"}' \
+        in text
     assert "ixmeter_probe_spool_depth " in text
     assert 'ixmeter_probe_last_rtt_seconds{method="icmp",dst="127.0.0.1"}' in text
     assert "# TYPE ixmeter_probe_local_drops_total counter" in text
 
 
 async def test_collector_down_keeps_everything_in_the_spool(tmp_path: Path) -> None:
-    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9"))
-    cfg = cfg.model_copy(update={"targets": [], "specs": []})
+    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9", spool_max_age_s=1e9))
     agent = Agent(cfg.model_copy(update={"targets": [], "specs": []}))
     from tests.probes.test_spool import result
     for i in range(30):
@@ -193,6 +218,8 @@ async def test_collector_down_keeps_everything_in_the_spool(tmp_path: Path) -> N
     ({"bogus": 1}, "bogus"),
     ({"targets": [{"spec": "nope", "dst_addr": "127.0.0.1", "dst_site": "a",
                    "dst_carrier": "b"}]}, "no spec 'nope'"),
+    ({"specs": [{"id": "icmp", "method": "icmp", "size": 20, "rate_pps": 1}]},
+     r"specs\.0\.size: .*below the smallest icmp packet"),
 ])
 def test_config_errors_name_the_field(tmp_path: Path, edit: dict[str, object],
                                       message: str) -> None:
@@ -212,12 +239,12 @@ def test_missing_key_file_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_key_from_a_keys_file(tmp_path: Path) -> None:
-    from probes.config import read_key
+    from probes.keys import KeyFileError, read_key
 
     keys = f"{PROBE}: [{KEY.hex()}, {'ab' * 32}]\nother: {'cd' * 32}\n"
     (tmp_path / "keys.yaml").write_text(keys)
     assert read_key(tmp_path / "keys.yaml", PROBE) == KEY
-    with pytest.raises(ConfigError, match="no key for probe 'nobody'"):
+    with pytest.raises(KeyFileError, match="no key for 'nobody'"):
         read_key(tmp_path / "keys.yaml", "nobody")
 
 
@@ -330,3 +357,115 @@ def test_agent_in_a_testbed_host_from_the_inventory(tmp_path: Path) -> None:
             if r["method"] == "icmp" and r["status"] == "received"}
     # 1 probe/s Poisson: a path may (rarely) draw no probe in 6 s, so allow one to be missing
     assert len(here & {("CM", 4), ("CM", 6), ("CU", 4), ("CU", 6)}) >= 3, here
+
+
+class _Recording(SessionReflector):
+    """A reflector that remembers each test packet's source address."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def prepare(self, data: bytes, source: Any, rx_ns: int, ttl: int | None,
+                now_mono_ns: int, tos: int | None = None) -> Any:
+        self.sources.append(source[0])
+        return super().prepare(data, source, rx_ns, ttl, now_mono_ns, tos)
+
+
+@pytest.mark.root
+async def test_sockets_leave_from_the_inventory_source_address(
+        tmp_path: Path, collector: tuple[str, Store]) -> None:
+    """The issue's finding: sockets were not bound to the inventory's source address (STAMP
+    records carried ``src_addr="*"``). 127.0.0.2 is a second address of ``lo``."""
+    url, store = collector
+    sock, _info = open_udp("127.0.0.1", 0)
+    reflector = _Recording()
+    sniff = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sniff.setblocking(False)
+    config = write_config(tmp_path, url, sock.getsockname()[1],
+                          addresses=["127.0.0.2", "::1"])
+    agent = Agent(load_config(config))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_reflector, sock, reflector)
+            stop = trio.Event()
+            async with trio.open_nursery() as inner:
+                await inner.start(agent.run, stop)
+                await trio.sleep(1.5)
+                stop.set()
+            nursery.cancel_scope.cancel()
+        requests = set()
+        with contextlib.suppress(BlockingIOError):
+            while packet := sniff.recv(65535):
+                if packet[20] == 8:  # echo request (RFC 792): its IPv4 source
+                    requests.add(socket.inet_ntoa(packet[12:16]))
+    finally:
+        sock.close()
+        sniff.close()
+    v4 = [r for r in _stored(store) if r.type_p.ip_version == 4]
+    assert {r.method for r in v4} == set(Method)
+    assert {r.src_addr for r in v4} == {"127.0.0.2"}
+    assert set(reflector.sources) == {"127.0.0.2"}
+    assert requests == {"127.0.0.2"}
+
+
+@pytest.mark.root
+async def test_kill_9_loses_at_most_the_group_commit_of_answered_probes(tmp_path: Path) -> None:
+    """The issue's finding: results were emitted only at Tmax, so ``kill -9`` lost the last
+    Tmax + 0.2 s of results, answered ones included. With Tmax 30 s, everything answered more
+    than hold (0.1 s) + group commit (0.2 s) before the kill must be in the spool."""
+    path = write_config(tmp_path, "http://127.0.0.1:9")
+    data = yaml.safe_load(path.read_text())
+    data["specs"][0]["tmax_s"] = 30
+    data["targets"] = data["targets"][:1]  # ICMP to 127.0.0.1 at 20/s
+    path.write_text(yaml.safe_dump(data))
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "ixmeter.cli", "probe", "run", "--config", str(path)],
+        cwd=ROOT, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    chunks: list[bytes | bytearray] = []
+    with trio.fail_after(60):
+        while b"running" not in b"".join(chunks):
+            chunks.append(await proc.stderr.receive_some(65536))
+    await trio.sleep(3.0)
+    killed_at = time.time_ns()
+    proc.kill()
+    await proc.wait()
+    await proc.stderr.aclose()
+    from probes.spool import Spool
+    spool = Spool(tmp_path / "spool.db", PROBE)
+    kept = [from_dict(json.loads(body)) for (body,) in
+            spool._db.execute("SELECT body FROM results").fetchall()]
+    spool.close()
+    received = [r for r in kept if r.status is Status.RECEIVED]
+    assert len(received) >= 30  # about 60 sent in 3 s
+    assert max(r.sent_at_ns for r in received) > killed_at - 1_000_000_000
+
+
+@pytest.mark.root
+async def test_a_full_disk_is_counted_and_measuring_goes_on(tmp_path: Path) -> None:
+    """The issue's finding: a full disk ended the agent with a SQLite error. Now the agent
+    holds what it cannot write, keeps measuring, counts it, and writes it once there is room."""
+    from tests.probes.test_uploader import _fill, _small_filesystem
+
+    with _small_filesystem(tmp_path / "small") as small:
+        path = write_config(tmp_path, "http://127.0.0.1:9", spool=str(small / "spool.db"))
+        data = yaml.safe_load(path.read_text())
+        data["specs"][0].update(rate_pps=100, size=1400)
+        data["targets"] = data["targets"][:1]
+        path.write_text(yaml.safe_dump(data))
+        agent = Agent(load_config(path))
+        _fill(small / "filler")
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(agent.run, stop)
+            await trio.sleep(2.0)
+            assert agent.spool_errors > 0
+            assert agent.held
+            assert agent.spool_status().depth >= len(agent.held)
+            (small / "filler").unlink()
+            await trio.sleep(1.0)
+            assert not agent.held
+            assert agent.spool.depth() > 100
+            stop.set()
+    assert agent.scheduler.statistics().started > 250

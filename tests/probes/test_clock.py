@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,3 +104,29 @@ def test_system_clock_moves_forward() -> None:
     m0, w0 = c.mono_ns(), c.wall_ns()
     assert c.mono_ns() >= m0
     assert w0 > 1_600_000_000 * _NS
+
+
+def test_sync_status_never_forks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's finding: ``ctypes.util.find_library`` forked ``ldconfig -p`` on every call
+    (once a second per STAMP session, on the event loop)."""
+    import subprocess
+
+    def no_fork(*_a: object, **_k: object) -> None:
+        raise AssertionError("sync_status() started a process")
+
+    monkeypatch.setattr(subprocess, "Popen", no_fork)
+    monkeypatch.setattr(os, "fork", no_fork)
+    if hasattr(clock, "_CACHE"):
+        monkeypatch.setattr(clock, "_CACHE", clock._Cached())  # a cold cache reads the kernel
+    for _ in range(50):
+        assert clock.sync_status().source in ("adjtimex", "unknown")
+
+
+def test_sync_status_prefers_published_evidence() -> None:
+    chrony = clock.ClockStatus(True, 1_000, 500, "chrony", "ntp")
+    clock.publish_status(chrony, 10**12)
+    try:
+        assert clock.sync_status() is chrony
+    finally:
+        clock.publish_status(None, 0)
+    assert clock.sync_status().source in ("adjtimex", "unknown")

@@ -124,3 +124,14 @@ def test_round_trip_property(ident: int, seq: int, cookie: int, token: int, size
     assert isinstance(echo, codec.Echo)
     assert (echo.ident, echo.seq, echo.checksum_ok) == (ident, seq, True)
     assert codec.decode_token(echo.payload) == codec.Token(cookie, token)
+
+
+def test_port_unreachable_for_a_udp_packet_is_foreign_not_malformed() -> None:
+    """A STAMP test to a closed port is answered with an ICMP port unreachable quoting UDP."""
+    udp = struct.pack("!HHHH", 40000, 862, 52, 0) + bytes(44)
+    err = bytes([codec.ICMP_DEST_UNREACH, 3, 0, 0]) + bytes(4) + _ipv4(udp, proto=17)[:28]
+    got = codec.decode_icmp(err)
+    assert got == codec.ForeignError(codec.ICMP_DEST_UNREACH, 3, 17)
+    v6 = bytes([codec.ICMPV6_DEST_UNREACH, 4, 0, 0]) + bytes(4) + b"\x60" + bytes(5) + \
+        b"\x11\x40" + bytes(32) + udp[:8]
+    assert codec.decode_icmp(v6, v6=True) == codec.ForeignError(codec.ICMPV6_DEST_UNREACH, 4, 17)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -118,19 +119,43 @@ def _reply(p: Pinger, token: int, size: int = 64, corrupt: bool = False) -> byte
 
 @pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
 async def test_duplicates_late_and_stray_counted_apart(family: int, dst: str) -> None:
+    """Copies within the hold are the record's ``dup`` (and local duplicates); a copy after
+    the record was handed over is a local duplicate only; a reply to nothing is a stray."""
     got: list[Outcome] = []
-    async with open_pinger(family, got.append) as p:
-        token = p.send(dst, 64, 300_000_000)
+    async with open_pinger(family, got.append, hold_s=0.3) as p:
+        token = p.send(dst, 64, 3_000_000_000)
         await trio.sleep(0.1)
         _forge(family, dst, _reply(p, token))
         _forge(family, dst, _reply(p, token))
-        await trio.sleep(0.5)  # past Tmax
+        await trio.sleep(0.5)  # past the hold: the record is out
+        assert len(got) == 1
         _forge(family, dst, _reply(p, token))
         _forge(family, dst, _reply(p, token + 10_000))
         await trio.sleep(0.05)
     assert got[0].status is Status.RECEIVED
     assert got[0].dup == 2
-    assert (p.local["duplicate"], p.local["late"], p.local["stray"]) == (2, 1, 1)
+    assert (p.local["duplicate"], p.local["late"], p.local["stray"]) == (3, 0, 1)
+
+
+async def test_a_reply_after_tmax_is_late_and_the_probe_lost() -> None:
+    with netns() as name:
+        _silence(name, socket.AF_INET)
+        with inside(name):
+            pinger = Pinger(socket.AF_INET)
+            got = await _run(pinger, [lambda p, t: None], tmax_ns=100_000_000,
+                             after=lambda p, t: _forge(socket.AF_INET, "127.0.0.1",
+                                                       _reply(p, t)))
+    assert got[0].status is Status.LOST
+    assert pinger.local["late"] == 1
+
+
+async def test_an_answered_probe_is_handed_over_at_once_not_at_tmax() -> None:
+    """The issue's finding: results were emitted only at Tmax, so a ``kill -9`` lost the last
+    Tmax of answered probes too."""
+    async with open_pinger(socket.AF_INET) as p:
+        with trio.fail_after(2):  # Tmax is 30 s
+            got = await p.ping("127.0.0.1", 64, 30_000_000_000)
+    assert got.status is Status.RECEIVED
 
 
 async def test_malformed_reply_is_an_error_not_a_sample() -> None:
@@ -155,8 +180,11 @@ def _silence(name: str, family: int) -> None:
     subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", SILENT[family]], check=True)
 
 
-async def _run(pinger: Pinger, forgers: list[Callable[[Pinger, int], None]]) -> list[Outcome]:
-    """One probe per forger to 127.0.0.1; each forger answers its probe; outcomes in order."""
+async def _run(pinger: Pinger, forgers: list[Callable[[Pinger, int], None]], *,
+               tmax_ns: int = 1_000_000_000,
+               after: Callable[[Pinger, int], None] | None = None) -> list[Outcome]:
+    """One probe per forger to 127.0.0.1; each forger answers its probe, ``after`` once all
+    reached Tmax; outcomes in order."""
     got: list[Outcome] = []
     pinger.on_outcome = got.append
     try:
@@ -164,10 +192,13 @@ async def _run(pinger: Pinger, forgers: list[Callable[[Pinger, int], None]]) -> 
             nursery.start_soon(pinger.receive_loop)
             nursery.start_soon(pinger.expiry_loop)
             dst = "::1" if pinger.v6 else "127.0.0.1"
-            tokens = [pinger.send(dst, 64, 1_000_000_000) for _ in forgers]
+            tokens = [pinger.send(dst, 64, tmax_ns) for _ in forgers]
             for forger, token in zip(forgers, tokens, strict=True):
                 forger(pinger, token)
             await pinger.drain()
+            for token in tokens if after else ():
+                after(pinger, token)  # type: ignore[misc]
+            await trio.sleep(0.05 if after else 0)
             nursery.cancel_scope.cancel()
     finally:
         pinger.close()
@@ -206,3 +237,52 @@ def test_datagram_icmp_refused_here_names_the_sysctl() -> None:
         pytest.skip("datagram ICMP is allowed on this host")
     with pytest.raises(PermissionProblem, match="ping_group_range"):
         open_icmp_socket(socket.AF_INET, "dgram")
+
+
+async def test_size_below_the_codec_minimum_is_a_send_error_not_a_crash() -> None:
+    """The issue's finding: an ICMP size of 14-23 raised ValueError at the first packet."""
+    async with open_pinger(socket.AF_INET) as pinger:
+        got = await pinger.ping("127.0.0.1", codec.MIN_SIZE - 4, 200_000_000)
+    assert got.status is Status.ERROR
+    assert got.error is ErrorKind.SEND_ERROR
+    assert "below the minimum" in (got.error_detail or "")
+
+
+def _allow_datagram_icmp() -> None:
+    Path("/proc/sys/net/ipv4/ping_group_range").write_text("0 2147483647")
+
+
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_datagram_icmp_where_ping_group_range_allows_it(family: int, dst: str) -> None:
+    """Unprivileged ICMP (SOCK_DGRAM): the kernel owns the identifier, replies still match by
+    the token in the echo data. ``ping_group_range`` is per network namespace."""
+    with netns() as name:
+        with inside(name):  # /proc/sys/net is the calling thread's namespace's
+            _allow_datagram_icmp()
+        with inside(name):
+            pinger = Pinger(family, mode="dgram")
+        assert not pinger.raw
+        got = await _run(pinger, [lambda p, t: None] * 3)
+    assert [o.status for o in got] == [Status.RECEIVED] * 3
+
+
+@pytest.mark.parametrize(("family", "dst"), LOOPBACK, ids=["v4", "v6"])
+async def test_port_unreachable_of_another_protocol_is_not_a_malformed_stray(
+        family: int, dst: str) -> None:
+    """The issue's finding: STAMP to a closed port made the pinger count its ICMP port
+    unreachables as ``malformed_stray`` local drops."""
+    pinger = Pinger(family, mode="raw")
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.bind((dst, 0))
+            port = udp.getsockname()[1]
+        with socket.socket(family, socket.SOCK_DGRAM) as sender:
+            sender.sendto(bytes(44), (dst, port))  # nobody listens there now
+        with trio.move_on_after(1):
+            while not pinger.foreign:
+                await trio.lowlevel.wait_readable(pinger.sock)
+                pinger._drain_all()
+    finally:
+        pinger.close()
+    assert pinger.local["malformed_stray"] == 0
+    assert pinger.foreign[socket.IPPROTO_UDP] == 1

@@ -14,7 +14,17 @@ import trio
 
 from ixmeter import heartbeat
 from ixmeter.record import ErrorKind, Status
-from probes.metrics import ProbeMetrics, heartbeat_counters, render, serve_metrics
+from probes.clock import ClockStatus
+from probes.metrics import (
+    LAG_BUCKETS_S,
+    AgentState,
+    Histogram,
+    ProbeMetrics,
+    StampPath,
+    heartbeat_counters,
+    render,
+    serve_metrics,
+)
 from probes.spool import SpoolStatus
 from tests.conftest import promtool_problems
 from tests.probes.test_spool import result
@@ -31,12 +41,23 @@ def _metrics() -> ProbeMetrics:
     return m
 
 
-async def test_served_metrics_show_set_aside_and_pass_promtool() -> None:
-    spool = SpoolStatus(12, {"refused": (2, 150), "unreadable": (1, 1)})
+def _state() -> AgentState:
+    lag = Histogram(LAG_BUCKETS_S)
+    for seconds in (0.0, 0.002, 0.02, 3.0):
+        lag.observe(seconds)
+    return AgentState(
+        SpoolStatus(12, {"refused": (2, 150), "unreadable": (1, 1)}, 4096,
+                    {"max_bytes": 7}),
+        {"late": 2, "queue_full": 1}, {"refused": 2, "server": 1}, 40, 3,
+        ClockStatus(True, 1_500_000, 200_000, "chrony", "ntp"), lag,
+        [StampPath("cs-yungu", "198.18.65.10", 3, 1, 2, 0, 4),
+         StampPath("cs-cmcc", "198.18.66.10", None, None, 0, 1)],
+        {17: 5})
 
+
+async def test_served_metrics_show_set_aside_and_pass_promtool() -> None:
     def text() -> str:
-        return render(_metrics(), local_drops={"late": 2, "queue_full": 1}, spool=spool,
-                      upload_errors={"refused": 2, "server": 1}, uploaded=40)
+        return render(_metrics(), _state())
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_metrics, "127.0.0.1", 0, text)
@@ -51,6 +72,39 @@ async def test_served_metrics_show_set_aside_and_pass_promtool() -> None:
                  "ixmeter_probe_spool_depth 12"):
         assert line in served.splitlines()
     assert await promtool_problems(served) == ""
+
+
+async def test_what_an_operator_expects_is_there_and_passes_promtool() -> None:
+    """The issue's finding: no per-path sent/lost counters or RTT histogram, no clock state,
+    no scheduler lag, no STAMP forward/backward loss, no spool bytes."""
+    lines = render(_metrics(), _state()).splitlines()
+    path = 'method="icmp",dst_site="cs-yungu",dst="198.18.65.10"'
+    stamp = 'dst_site="cs-yungu",dst="198.18.65.10"'
+    for line in (f"ixmeter_probe_sent_total{{{path}}} 6",
+                 f"ixmeter_probe_lost_total{{{path}}} 2",
+                 f'ixmeter_probe_rtt_seconds_bucket{{{path},le="5e-05"}} 0',
+                 f'ixmeter_probe_rtt_seconds_bucket{{{path},le="0.001"}} 0',
+                 f'ixmeter_probe_rtt_seconds_bucket{{{path},le="0.0025"}} 4',
+                 f'ixmeter_probe_rtt_seconds_bucket{{{path},le="10"}} 4',
+                 f'ixmeter_probe_rtt_seconds_bucket{{{path},le="+Inf"}} 4',
+                 f"ixmeter_probe_rtt_seconds_count{{{path}}} 4",
+                 'ixmeter_probe_clock_synchronised{source="chrony",discipline="ntp"} 1',
+                 "ixmeter_probe_clock_max_error_seconds 0.0015",
+                 'ixmeter_probe_schedule_lag_seconds_bucket{le="0.01"} 2',
+                 'ixmeter_probe_schedule_lag_seconds_bucket{le="+Inf"} 4',
+                 "ixmeter_probe_spool_bytes 4096",
+                 'ixmeter_probe_spool_dropped_total{reason="max_bytes"} 7',
+                 'ixmeter_probe_spool_dropped_total{reason="disk_full"} 0',
+                 f"ixmeter_probe_stamp_forward_lost_total{{{stamp}}} 3",
+                 f"ixmeter_probe_stamp_backward_lost_total{{{stamp}}} 1",
+                 f"ixmeter_probe_stamp_reordered_total{{{stamp}}} 2",
+                 f"ixmeter_probe_stamp_unreachable_total{{{stamp}}} 4",
+                 'ixmeter_probe_icmp_foreign_errors_total{protocol="17"} 5',
+                 "ixmeter_probe_route_changes_total 3"):
+        assert line in lines, line
+    assert not any(line.startswith('ixmeter_probe_stamp_forward_lost_total{dst_site="cs-cmcc"')
+                   for line in lines)  # a stateless reflector: not known, not 0
+    assert await promtool_problems("\n".join(lines) + "\n") == ""
 
 
 async def test_promtool_finds_what_the_issue_found() -> None:

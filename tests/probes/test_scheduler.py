@@ -120,3 +120,33 @@ async def test_per_method_limit(autojump_clock: trio.testing.MockClock) -> None:
     assert busy.starts == []
     assert free.starts
     assert {r.method for r in out} == {Method.TRACEROUTE}
+
+
+async def test_update_applies_a_new_job_list_without_restart(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Jobs added start, removed ones stop, unchanged ones keep their schedule and sequence
+    numbers, changed ones (another rate) go on with their numbers on the new schedule."""
+    prober = FakeProber()
+    kept, gone = job(10.0, "periodic", "198.18.65.10"), job(10.0, "periodic", "198.18.66.10")
+    sched = Scheduler([kept, gone], {Method.ICMP: prober}, lambda r: None,
+                      rng=random.Random(3))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sched.run, stop)
+        await trio.sleep(1.0)
+        changed_at = trio.current_time()
+        sched.update([dataclasses.replace(kept), job(10.0, "periodic", "198.18.67.10"),
+                      ])
+        await trio.sleep(1.0)
+        sched.update([dataclasses.replace(kept, rate_pps=50.0)])
+        await trio.sleep(1.0)
+        stop.set()
+    by_dst: dict[str, list[tuple[int, float]]] = {}
+    for dst, seq, at in prober.starts:
+        by_dst.setdefault(dst, []).append((seq, at))
+    assert max(at for _s, at in by_dst["198.18.66.10"]) <= changed_at
+    assert min(at for _s, at in by_dst["198.18.67.10"]) >= changed_at
+    assert max(at for _s, at in by_dst["198.18.67.10"]) <= changed_at + 1.0 + 1e-9
+    seqs = [s for s, _at in by_dst["198.18.65.10"]]
+    assert seqs == list(range(len(seqs)))  # never reused, never skipped
+    assert 60 <= len(seqs) <= 75  # 10/s for 2 s, then 50/s for 1 s

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
-from probes.spool import Spool, SpoolStatus
+from probes.spool import Spool, SpoolLimits, SpoolStatus
 from tests.analyzer.wire_oracle import read
 
 PROBE = "cs-tianyi-zn-ct"
@@ -92,7 +93,7 @@ def test_split_and_set_aside(tmp_path: Path) -> None:
     b = spool.next_batch()
     assert b is not None
     assert _seqs(b.body) == [3, 4, 5, 6]
-    assert spool.status() == SpoolStatus(4, {"refused": (1, 3)})
+    assert _queue(spool.status()) == (4, {"refused": (1, 3)})
     row = spool._db.execute("SELECT batch_id, n, body, reason, detail, set_aside_at "
                             "FROM rejected").fetchone()
     assert row[:5] == (a.batch_id, 3, a.body, "refused", '{"error": "bad body"}')
@@ -180,4 +181,62 @@ def test_kill_9_while_writing_loses_and_duplicates_nothing(tmp_path: Path) -> No
         spool.ack(batch.batch_id)
     assert len(seqs) >= committed  # every acknowledged write survived
     assert seqs == list(range(len(seqs)))  # in order, no gap, no duplicate
+    spool.close()
+
+
+def _queue(status: SpoolStatus) -> tuple[int, object]:
+    """Depth and set-aside counts (the bytes depend on SQLite's page layout)."""
+    return status.depth, dict(status.set_aside)
+
+
+NOW = 1_790_000_000_000_000_000 + 10**9  # just after result(seq)'s send times
+
+
+def _seqs_left(spool: Spool) -> list[int]:
+    rows = spool._db.execute("SELECT body FROM results ORDER BY id").fetchall()
+    return [json.loads(body)["seq"] for (body,) in rows]
+
+
+def test_bytes_limit_drops_the_oldest_first_and_counts_them(tmp_path: Path) -> None:
+    """The issue's finding: the spool had no size cap (about 7 GB a day with the collector
+    down). Over ``max_bytes`` the oldest go first, sealed batches before loose results."""
+    spool = Spool(tmp_path / "s.db", PROBE)
+    for start in range(0, 20_000, 1000):
+        spool.add(result(start + k) for k in range(1000))
+    sealed = spool.seal(1000)
+    assert sealed is not None
+    full = spool.used_bytes()
+    limits = SpoolLimits(max_bytes=full // 4, max_age_s=1e9)
+    dropped = spool.enforce(limits, NOW)
+    left = _seqs_left(spool)
+    assert spool.used_bytes() <= full // 4
+    assert dropped["max_bytes"] == 20_000 - len(left) > 0
+    assert left == list(range(20_000 - len(left), 20_000))  # the newest stay, in order
+    assert spool.next_batch() is None  # the sealed (oldest) batch went first
+    assert spool.status().dropped == {"max_age": 0, "max_bytes": dropped["max_bytes"],
+                                      "disk_full": 0}
+    spool.close()
+    again = Spool(tmp_path / "s.db", PROBE)  # the counts survive a restart
+    assert again.dropped()["max_bytes"] == dropped["max_bytes"]
+    again.close()
+
+
+def test_age_limit_drops_results_sent_too_long_ago(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", PROBE)
+    spool.add(result(i) for i in range(100))
+    spool.seal(10)  # seqs 0-9: a batch whose results are all old
+    spool.add([replace(result(1000), sent_at_ns=NOW)])
+    dropped = spool.enforce(SpoolLimits(max_age_s=0.5), NOW)
+    assert dropped == {"max_age": 100, "max_bytes": 0}
+    assert _seqs_left(spool) == [1000]
+    assert spool.next_batch() is None
+    spool.close()
+
+
+def test_a_batch_is_dropped_whole_once_all_its_results_are_old(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", PROBE)
+    spool.add([result(0), replace(result(1), sent_at_ns=NOW)])
+    spool.seal(10)
+    assert spool.enforce(SpoolLimits(max_age_s=0.5), NOW)["max_age"] == 0
+    assert spool.next_batch() is not None  # its newer result keeps the batch whole
     spool.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,13 +18,20 @@ from ixmeter.errors import IxmeterError
 from ixmeter.record import ErrorKind, Method, Status, TimestampSource
 from probes.clock import ClockStatus
 from probes.methods.stamp import StampTarget, open_stamp_probe, run_session, to_result
-from probes.reflector_cli import read_key
+from probes.reflector_cli import read_keys
 from probes.stamp.codec import ErrorEstimate
 from probes.stamp.net import open_udp, serve_reflector
-from probes.stamp.session import Lost, ReflectorConfig, Reply, SessionReflector
+from probes.stamp.session import (
+    Lost,
+    ReflectorConfig,
+    Reply,
+    SessionReflector,
+    SessionSender,
+)
 
 HOSTS = ["127.0.0.1", "::1"]
 KEY = b"0123456789abcdef0123456789abcdef"
+OTHER = b"fedcba9876543210fedcba9876543210"
 
 
 def _synced() -> ClockStatus:
@@ -203,20 +211,37 @@ def test_to_result_of_what_cannot_be_physical_is_a_clock_fault() -> None:
 
 
 def test_cli_key_file_errors(tmp_path: Path) -> None:
+    """The reflector reads the probe's one key-file format (the issue's finding: the STAMP key
+    file had another format than the upload keys)."""
     empty = tmp_path / "empty.key"
     empty.write_bytes(b"\n")
-    with pytest.raises(IxmeterError, match="empty"):
-        read_key(empty)
+    with pytest.raises(IxmeterError, match="0 bytes, need at least 16"):
+        read_keys(empty, None)
     with pytest.raises(IxmeterError, match="cannot read"):
-        read_key(tmp_path / "missing.key")
+        read_keys(tmp_path / "missing.key", None)
     good = tmp_path / "good.key"
-    good.write_bytes(b"s3cret\n")
-    assert read_key(good) == b"s3cret"
+    good.write_text(KEY.hex() + "\n")
+    assert read_keys(good, None) == [KEY]
+    mapping = tmp_path / "keys.yaml"
+    mapping.write_text(f"refl-a: [{KEY.hex()}, {OTHER.hex()}]\nrefl-b: {OTHER.hex()}\n")
+    assert read_keys(mapping, "refl-a") == [KEY, OTHER]
+    with pytest.raises(IxmeterError, match="no key for 'refl-c'"):
+        read_keys(mapping, "refl-c")
+
+
+async def test_a_reflector_accepts_its_old_key_while_it_rotates() -> None:
+    reflector = SessionReflector(ReflectorConfig(key=OTHER, old_keys=(KEY,)))
+    sender = SessionSender(key=KEY, size=112)
+    sent = sender.next_packet(10**18, 0, ErrorEstimate.from_ns(1000, True))
+    reply = reflector.handle(sent.data, ("198.18.1.10", 40000), 10**18 + 5, 64,
+                             10**18 + 9, 1)
+    assert reply is not None
+    assert isinstance(sender.receive(reply, 10**18 + 20, 10**18 + 20, 20), Reply)
 
 
 async def test_cli_authenticated_reflector(tmp_path: Path) -> None:
     key_file = tmp_path / "stamp.key"
-    key_file.write_bytes(KEY + b"\n")
+    key_file.write_text(KEY.hex() + "\n")
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "ixmeter.cli", "reflector", "--bind", "::1", "--port", "0",
          "--auth-key-file", str(key_file), "--duration", "3"], stdout=subprocess.PIPE)
@@ -228,7 +253,7 @@ async def test_cli_authenticated_reflector(tmp_path: Path) -> None:
                 out += await proc.stdout.receive_some()
             port = int(out.decode().splitlines()[0].split("]:")[1].split()[0])
             good = await run_session(_target("::1", port, key=KEY, size=112), 2, 0.001)
-            bad = await run_session(_target("::1", port, key=b"wrong", size=112,
+            bad = await run_session(_target("::1", port, key=OTHER, size=112,
                                             tmax_ns=200_000_000), 1, 0.001)
             while chunk := await proc.stdout.receive_some():
                 out += chunk
@@ -266,3 +291,38 @@ async def test_cli_reflector_serves_and_prints_counters() -> None:
             proc.kill()
             await proc.wait()
     assert "received=3, reflected=3" in out.decode()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_reflector_answers_with_the_dscp_of_the_test_and_times_its_t3(host: str) -> None:
+    """The issue's findings: the reflector answered DSCP-46 tests with DSCP 0, and its T3 is a
+    user-space time; now the reply leaves with DSCP 46 and each reply's kernel TX stamp minus
+    its T3 is measured (``SO_TIMESTAMPING`` on the reflector)."""
+    from probes import timestamping as ts
+    from probes.stamp.net import T3Lag
+
+    refl, _info = open_udp(host, 0)
+    sender, _sinfo = open_udp(host, 0, dscp=46)
+    ts.enable_rx_tos(sender)
+    sender.connect(refl.getsockname()[:2])
+    lag = T3Lag()
+    session = SessionSender(size=44)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_reflector(
+                refl, SessionReflector(), lag=lag, task_status=task_status))
+            tos = []
+            for _ in range(3):
+                sender.send(session.next_packet(time.time_ns(), time.monotonic_ns(),
+                                                ErrorEstimate.from_ns(1000, True)).data)
+                with trio.fail_after(5):
+                    await trio.lowlevel.wait_readable(sender)
+                _data, anc, _flags, _addr = sender.recvmsg(2048, ts.ANCBUFSIZE)
+                tos.append(ts.tos_from_ancdata(anc))
+            nursery.cancel_scope.cancel()
+    finally:
+        refl.close()
+        sender.close()
+    assert [t >> 2 for t in tos if t is not None] == [46, 46, 46]
+    assert lag.count >= 2
+    assert 0 <= lag.mean_ns < 50_000_000

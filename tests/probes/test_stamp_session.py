@@ -452,3 +452,67 @@ def test_impaired_network_exact_counts(seed: int) -> None:
     assert (st.malformed, st.unmatched, st.clock_faults) == (0, 0, 0)
     assert expect["dups"] > 0
     assert expect["late"] > 0
+
+
+# --- RFC 8972 Class of Service and HMAC TLVs -------------------------------------------------
+
+
+def test_reply_carries_the_test_packets_dscp_or_the_one_the_cos_tlv_asks() -> None:
+    """The issue's finding: the reflector answered DSCP-46 tests with DSCP 0."""
+    from probes.stamp.codec import ClassOfService, decode_class_of_service
+
+    reflector = SessionReflector()
+    plain = SessionSender(size=44).next_packet(T0, 0, EE_SYNC)
+    prepared = reflector.prepare(plain.data, ("198.18.1.10", 1), T0, 64, 1, tos=46 << 2)
+    assert prepared is not None
+    assert prepared.dscp == 46  # copied (our policy without a CoS TLV)
+    cos = ClassOfService(dscp1=10, ecn1=0)
+    sender = SessionSender(size=52, tlvs=(cos.to_tlv(),))
+    sent = sender.next_packet(T0, 0, EE_SYNC)
+    prepared = reflector.prepare(sent.data, ("198.18.1.10", 1), T0, 64, 2,
+                                 tos=(46 << 2) | 1)
+    assert prepared is not None
+    assert prepared.dscp == 10  # DSCP1 (RFC 8972 §4.4)
+    [tlv] = decode_tlvs(prepared.packet.trailer)
+    assert decode_class_of_service(tlv) == ClassOfService(10, 0, 46, 1, 0)  # DSCP2, ECN2 filled
+
+
+def test_authenticated_tlvs_carry_an_hmac_tlv_both_ways() -> None:
+    """The issue's finding: in authenticated mode the TLVs were unprotected (RFC 8972 §4.8),
+    though the Timestamp Information TLV decides ``dst_synced``."""
+    from probes.stamp.codec import FLAG_I, TLV_HMAC
+
+    key = b"k" * 32
+    reflector = SessionReflector(ReflectorConfig(key=key))
+    reflector.set_clock(ErrorEstimate.from_ns(1000, synced=True), SYNC_NTP)
+    sender = SessionSender(key=key, size=140, tlvs=(TimestampInfo().to_tlv(),))
+    sent = sender.next_packet(T0, 0, EE_SYNC)
+    assert decode_tlvs(sent.data[112:])[-1].type == TLV_HMAC
+    reply = reflector.handle(sent.data, ("198.18.1.10", 1), T0 + 5, 64, T0 + 9, 1)
+    assert reply is not None
+    assert len(reply) == len(sent.data)
+    got = sender.receive(reply, T0 + 20, T0 + 20, 20)
+    assert isinstance(got, Reply)
+    assert got.timestamp_info is not None
+    assert got.dst_synced
+    # a TLV changed on the way: the reflector flags it (I) and does not act on it
+    tampered = bytearray(sender.next_packet(T0, 0, EE_SYNC).data)
+    tampered[112 + 4] ^= 0xFF
+    out = reflector.prepare(bytes(tampered), ("198.18.1.10", 1), T0, 64, 3)
+    assert out is not None
+    assert all(t.flags & FLAG_I for t in decode_tlvs(out.packet.trailer))
+    assert reflector.statistics().bad_tlv_hmac == 1
+
+
+def test_a_reply_whose_hmac_tlv_fails_is_measured_without_its_tlvs() -> None:
+    key = b"k" * 32
+    reflector = SessionReflector(ReflectorConfig(key=key))
+    reflector.set_clock(ErrorEstimate.from_ns(1000, synced=True), 1)
+    sender = SessionSender(key=key, size=140, tlvs=(TimestampInfo().to_tlv(),))
+    sent = sender.next_packet(T0, 0, EE_SYNC)
+    reply = bytearray(reflector.handle(sent.data, ("198.18.1.10", 1), T0 + 5, 64,
+                                       T0 + 9, 1) or b"")
+    reply[112 + 4] ^= 0x01  # the sync source in the reflected Timestamp Information TLV
+    got = sender.receive(bytes(reply), T0 + 20, T0 + 20, 20)
+    assert isinstance(got, Reply)
+    assert got.timestamp_info is None  # not trusted: the HMAC TLV does not verify

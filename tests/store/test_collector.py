@@ -24,6 +24,7 @@ from analyzer.collector.server import serve
 from analyzer.store import Query, Store, open_store
 from analyzer.store.writes import Writer
 from inventory.loader import default_inventory, load
+from ixmeter import plan as plan_format
 from ixmeter import wire
 from ixmeter.wire import Batch, encode_columns, sign
 from tests.conftest import require_tool
@@ -237,10 +238,18 @@ async def test_inventory_for_probe(server: Server) -> None:
     headers = sign(KEY_A, PROBE_A, "GET", path, b"", time.time())
     response = await server.client.get(server.url + path, headers=headers)
     assert response.status_code == 200
-    plan = response.json()
+    signed = plan_format.SignedPlan(response.content, response.headers[plan_format.HEADER])
+    served = plan_format.verify(signed, [KEY_A])
+    assert served["probe_id"] == PROBE_A
+    # the rotation state: both accepted keys, newest first; a probe holding either can check it
+    assert served["keys"] == [plan_format.fingerprint(k) for k in (KEY_A, KEY_A_OLD)]
+    assert plan_format.verify(signed, [KEY_A_OLD]) == served
+    plan = served["plan"]
     assert plan["probe"]["id"] == PROBE_A
     assert plan["specs"]
     assert plan["targets"]
+    with pytest.raises(plan_format.PlanError):
+        plan_format.verify(signed, [KEY_B])
     unsigned = await server.client.get(server.url + path)
     assert unsigned.status_code == 401
 
