@@ -139,8 +139,8 @@ def run(n_paths: int, days: int, per_day: int) -> dict[str, float]:
         out["first_page_s"], size = _timed(first_page)
         out["first_page_kb"] = size / 1024
         out["first_page_warm_s"], _ = _timed(first_page)  # as served by `ixmeter dashboard`
-        out["index_s"], _ = _timed(lambda: (ctx._indexes.clear(), ctx.index(ctx.baseline),
-                                            ctx.index(ctx.current)))
+        out["index_s"], _ = _timed(lambda: (ctx._indexes.clear(), ctx.base_index(),
+                                            ctx.cur_index()))
         out["evaluation_s"], _ = _timed(lambda: (ctx._evaluations.clear(), ctx.evaluation()))
         cb: dict[str, float] = {}
         cb["language switch (overview)"], _ = _timed(
@@ -151,7 +151,7 @@ def run(n_paths: int, days: int, per_day: int) -> dict[str, float]:
                 cb[f"matrix {by} {stat}"], _ = _timed(
                     lambda by=by, stat=stat: _json(m.render(by, stat, m._type_ps(stat)[1],
                                                             "zh")), 3)
-        path_id = ctx.index(ctx.current).select("icmp")[0][0]
+        path_id = ctx.cur_index().select("icmp")[0][0]
         cb["path page"], _ = _timed(lambda: _json(_page("path").render(path_id, "zh")), 3)
         cb["probes page"], _ = _timed(lambda: _json(_page("probes").render("zh")), 3)
         out["slowest_callback_s"] = max(cb.values())

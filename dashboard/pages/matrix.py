@@ -57,7 +57,7 @@ def _labels(lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], str]
           Input(ids.MX_STAT, "value"))
 def _type_ps(stat: str | None) -> tuple[list[str], str | None]:
     c = context.get()
-    options = c.index(c.current).type_ps(_method(stat or "rtt_median"))
+    options = c.cur_index().type_ps(_method(stat or "rtt_median"))
     return options, options[0] if options else None
 
 
@@ -68,7 +68,7 @@ def render(by: str, stat: str | None, type_p: str | None, lang: str) -> tuple[An
     c = context.get()
     stat = stat or "rtt_median"
     with c.lock:
-        m = views.matrix(c.topo, c.index(c.baseline), c.index(c.current), by, stat,
+        m = views.matrix(c.topo, c.base_index(), c.cur_index(), by, stat,
                          _method(stat), type_p)
     label = carrier_label if by == "carrier" else city_label
     names = [label(c.topo, x, lang) for x in m.rows]

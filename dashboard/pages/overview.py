@@ -32,7 +32,7 @@ def render(lang: str) -> list[Any]:
     ctx = context.get()
     error = None
     with ctx.lock:
-        base, cur = ctx.index(ctx.baseline), ctx.index(ctx.current)
+        base, cur = ctx.base_index(), ctx.cur_index()
         try:
             rows = ctx.verdicts()
         except Exception as exc:  # the page still shows the map and trends; say why not verdicts
@@ -115,7 +115,7 @@ def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str)
         if ss == ds:
             continue
         ratio: float | None = None
-        if sc != dc and key in base.hourly:
+        if sc != dc and key in base.units:
             b = views.statistic(base.total(key), "rtt_median")
             c = views.statistic(cur.total(key), "rtt_median")
             ratio = c / b if b and c is not None else None

@@ -25,7 +25,7 @@ dash.register_page(__name__, path="/path", name="path", order=2)  # type: ignore
 def layout(by: str | None = None, src: str | None = None, dst: str | None = None,
            path: str | None = None, **kwargs: Any) -> html.Div:
     c = context.get()
-    cur = c.index(c.current)
+    cur = c.cur_index()
     if by in ("carrier", "city") and src and dst:
         paths = views.paths_of_cell(c.topo, cur, by, src, dst)
     else:
@@ -67,7 +67,7 @@ def render(path_id: str | None, lang: str) -> list[Any]:
     if not path_id:
         return [html.P(t("no_paths", lang), className="big")]
     with c.lock:
-        base, cur = c.index(c.baseline), c.index(c.current)
+        base, cur = c.base_index(), c.cur_index()
         route = views.latest_route(c.store, c.topo, path_id, c.current)
     bucket = "hour" if c.current.days <= 7 else "day"
     return [
