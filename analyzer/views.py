@@ -365,6 +365,24 @@ def series(index: RollupIndex, keys: Sequence[PathKey], bucket: str = "hour") ->
                   [s.clock_error_ms for _, s in rows], [s.received for _, s in rows])
 
 
+def owd_series(index: RollupIndex, topo: Topology, path_id: str,
+               bucket: str = "hour") -> Series:
+    """One-way delays of a path per bucket, with the clock-error bound the analyzer uses: a
+    clock domain's relative bound when both ends are in one (:mod:`analyzer.clockdomain`),
+    else the results' own (RFC 7679 §3.7.3)."""
+    from dataclasses import replace
+
+    from analyzer.clockdomain import DomainIndex
+
+    se = series(index, path_keys(index, path_id, "stamp"), bucket)
+    src, dst = path_id.split(">")
+    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+    dom = DomainIndex(topo.inv).of_path(ss, sc, ds, dc)
+    if dom is None:
+        return se
+    return replace(se, clock_error_ms=[dom.relative_error_ms] * len(se.t_ns))
+
+
 def path_keys(index: RollupIndex, path_id: str, method: str | None = None,
               type_p: str | None = None) -> list[PathKey]:
     return [k for k in index.select(method, type_p) if k[0] == path_id]

@@ -74,8 +74,20 @@ def render(by: str, stat: str | None, type_p: str | None, lang: str) -> tuple[An
     names = [label(c.topo, x, lang) for x in m.rows]
     axes = (t("destination", lang), t("source", lang))
     title = t(stat, lang)
-    return tuple(heatmap_figure(m, which, f"{t(which, lang)} · {title}", names, names, *axes)
+    theta, target_id = change_target(c.topo, stat)
+    target_name = f"{t('threshold', lang)} {theta:g}x" if theta is not None else ""
+    return tuple(heatmap_figure(m, which, f"{t(which, lang)} · {title}", names, names, *axes,
+                                target=theta, target_name=target_name)
                  for which in ("baseline", "current", "change"))
+
+
+def change_target(topo: Any, stat: str) -> tuple[float | None, str | None]:
+    """The threshold on current/baseline of the relative policy target on ``stat`` (e.g.
+    0.2 for "median RTT down by 80 %"), and its id; (None, None) when no target has one."""
+    for tg in topo.inv.policy_targets:
+        if tg.statistic == stat and tg.comparison.kind == "relative" and tg.comparison.reduction:
+            return 1 - tg.comparison.reduction, tg.id
+    return None, None
 
 
 @callback(Output(ids.MX_NAV, "href"), Input(ids.MX_BASE, "clickData"),

@@ -85,7 +85,7 @@ def demo_notes(ev: Evaluation) -> list[str]:
              "kernel clock; docs/methodology.md §5)"]
     if "time units, needs" in reasons:
         notes.append("a delay verdict needs at least 10 one-minute units in each window "
-                     "(docs/methodology.md): the default --duration 560 gives 10")
+                     "(docs/methodology.md): the default --duration 555 gives 10")
     if Verdict.INCONCLUSIVE in verdicts:
         notes.append("INCONCLUSIVE = the 95% interval still contains the threshold: with loss "
                      "near 1% a carrier pair needs thousands of packets per window to decide "

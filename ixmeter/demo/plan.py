@@ -29,16 +29,16 @@ MINUTE_NS = 60 * NS
 # Chenzhou (Xiangnan cluster), three carriers each: intra-city, intra-cluster and inter-cluster
 # paths, inter- and intra-carrier, on 9 hosts.
 DEFAULT_SITES = ("cs-yungu", "zz-datalake", "cz-ezone")
-# Both copies of the network are measured at once for 9 min 20 s. A delay verdict needs at
+# Both copies of the network are measured at once for 9 min 15 s. A delay verdict needs at
 # least 10 one-minute units in each window (analyzer MIN_UNITS, docs/methodology.md "Minimum
-# samples"): 9 min 20 s of data always touch 10 UTC minutes, and MIN_EDGE_S keeps the first
-# and last of them at least 20 s long (docs/demo.md "Timing").
-DEFAULT_DURATION_S = 560.0
+# samples"): 9 min 15 s of data always touch 10 UTC minutes, and MIN_EDGE_S keeps the first
+# and last of them at least 15 s long (docs/demo.md "Timing").
+DEFAULT_DURATION_S = 555.0
 MIN_DURATION_S = 30.0
-MIN_EDGE_S = 20.0  # the first and last minute of a window hold at least this much data
+MIN_EDGE_S = 15.0  # the first and last minute of a window hold at least this much data
 START_LEAD_S = 1.0  # from planning to starting the probes
 # Probe rates per directed path and IP version. ICMP feeds the loss and latency targets: at 2/s
-# a directed carrier pair (9 paths here) sends about 10,000 echoes in 9 min 20 s, about 3x the
+# a directed carrier pair (9 paths here) sends about 10,000 echoes in 9 min 15 s, about 3x the
 # ~3,300 that 1 % -> 0.1 % round-trip loss needs for a PASS at power 0.8 with independent
 # losses (docs/methodology.md §3 "Sample sizes"), leaving room for bursty loss (phi ~2). Two
 # copies of the network at these rates are about 860 probes/s on the machine in all.

@@ -63,8 +63,10 @@ def test_every_layout_builds(app: Dash) -> None:
 
 
 def test_overview_in_both_languages(app: Dash, ctx: Context) -> None:
-    zh = _page("overview").render("zh")
-    en = _page("overview").render("en")
+    zh, stamp = _page("overview").render("zh", None, None)
+    en, _ = _page("overview").render("en", None, None)
+    assert stamp == ["zh", -1]  # not live: the data is final
+    assert _page("overview").render("zh", 3, stamp) == (dash.no_update, dash.no_update)
     assert "政策目标" in str(zh)
     assert "Policy targets" in str(en)
     for tg in ctx.topo.inv.policy_targets:

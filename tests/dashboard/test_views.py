@@ -99,13 +99,16 @@ def test_route_crosses_the_exchange_point_after_only(ctx: Context, topo: Topolog
 def test_probe_rows(ctx: Context, topo: Topology) -> None:
     rows = {r.probe_id: r for r in views.probe_rows(ctx.store, topo, ctx.cur_index(),
                                                     ctx.now_ns())}
-    assert len(rows) == len(topo.inv.probes)
-    assert rows["cs-cmcc-cm"].status == "late"
-    assert rows["cs-cmcc-cm"].spool_depth == 17
-    assert (rows["cs-cmcc-cm"].set_aside_batches, rows["cs-cmcc-cm"].set_aside_results) == (1, 40)
-    assert rows["cs-yungu-ct"].set_aside_batches == 0
-    assert rows["cs-yungu-ct"].status == "ok"
-    assert rows["cs-yungu-ct"].coverage > 0
+    made = {pid for pid in rows if pid.startswith("synthetic-")}
+    assert len(rows) == len(topo.inv.probes) + len(made)  # generated probes: apart, by name
+    assert all(rows[p.id].status == "unknown" for p in topo.inv.probes)  # no real probe wrote
+    late = rows["synthetic-cs-cmcc-cm"]
+    assert late.status == "late"
+    assert late.spool_depth == 17
+    assert (late.set_aside_batches, late.set_aside_results) == (1, 40)
+    assert rows["synthetic-cs-yungu-ct"].set_aside_batches == 0
+    assert rows["synthetic-cs-yungu-ct"].status == "ok"
+    assert rows["cs-yungu-ct"].coverage > 0  # the generated paths start at its site
     assert rows["cs-ixp-ct"].status == "unknown"
     assert rows["cs-ixp-ct"].coverage == 0
     assert all(0 <= r.coverage <= 1 for r in rows.values())
