@@ -71,7 +71,8 @@ def test_change_is_coloured_against_the_target() -> None:
     assert mid == __import__("math").log10(0.2)
     assert hm.z[1][0] > mid  # 0.58x: above the target, red half (RdYlGn reversed)
     assert hm.z[0][1] < mid  # 0.15x: below it, green half
-    assert hm.zmin <= hm.z[0][1] and hm.z[1][1] <= hm.zmax  # every cell inside the scale
+    assert hm.zmin <= hm.z[0][1]  # every cell inside the scale
+    assert hm.z[1][1] <= hm.zmax
     assert hm.colorbar.ticktext == ("0.2x",)
     assert hm.text[1][0] == "0.58x"  # the text shows the ratio itself
 
