@@ -31,14 +31,22 @@ _AXIS = {"gridcolor": "#e5e9ef", "linecolor": "#8c959f", "zeroline": False, "aut
 TICK_FORMATS = {"minute": "%H:%M", "hour": "%m-%d %H:%M", "day": "%Y-%m-%d"}
 
 
-def time_axis(bucket: str = "hour") -> dict[str, Any]:
+STEP_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+
+
+def time_axis(bucket: str = "hour", points: int = 0) -> dict[str, Any]:
     """A date axis whose ticks say what one point is (a minute, an hour, a day), never
-    clipped: automargin, and at most about eight ticks."""
+    clipped (automargin) and never repeated: ticks a whole number of buckets apart, about
+    eight of them for ``points`` buckets."""
     axis: dict[str, Any] = {"type": "date", "tickformat": TICK_FORMATS.get(bucket, "%m-%d"),
-                            "nticks": 8, "automargin": True, "ticklabelposition": "outside"}
-    if bucket == "day":
-        axis["dtick"] = 86_400_000
-    return axis
+                            "automargin": True}
+    step = STEP_MS.get(bucket)
+    if step is not None and points:
+        axis["dtick"] = step * max(1, math.ceil(points / 8))
+    elif step is not None:
+        axis["dtick"] = step if bucket == "day" else None
+        axis["nticks"] = 8
+    return {k: v for k, v in axis.items() if v is not None}
 
 
 def _fig(data: Sequence[Any], title: str = "", height: int = 420,
@@ -96,7 +104,7 @@ def trend_figure(t_ns: Sequence[int], values: Sequence[float | None], threshold:
     top = max([threshold, *(v for v in values if v is not None)]) * 1.15
     return _fig([line], height=220, shapes=[_hline(threshold, COLORS["target"], threshold_name)],
                 margin={"l": 60, "r": 20, "t": 10, "b": 10}, showlegend=False,
-                xaxis=time_axis(bucket),
+                xaxis=time_axis(bucket, len(t_ns)),
                 yaxis={"title": {"text": y_title, "font": {"size": FONT - 4}},
                        "range": [0, top]})
 
@@ -120,7 +128,7 @@ def live_figure(cur: Sequence[Minute], base: Sequence[Minute] | None,
                            for m in minutes], "name": name, "legendgroup": name,
                      "showlegend": False, "marker": {"color": color}, "yaxis": "y2"})
     return _fig(data, height=420, margin={"l": 70, "r": 20, "t": 40, "b": 10},
-                barmode="group", xaxis=time_axis("minute"),
+                barmode="group", xaxis=time_axis("minute", max(len(cur), len(base or ()))),
                 yaxis={"title": {"text": labels["live_rtt"]}, "domain": [0.42, 1.0],
                        "rangemode": "tozero"},
                 yaxis2={**_AXIS, "title": {"text": labels["live_loss"]},
@@ -225,6 +233,8 @@ def place_labels(points: Sequence[MapPoint], obstacles: Sequence[MapPoint],
     or a site marker, greedily: the most crowded point first, each at the first free spot of
     :data:`LABEL_SPOTS` (the least covered one when none is free)."""
     scale = map_scale(lon_range, lat_range)
+    x0, y0 = lon_range[0] * scale[0], lat_range[0] * scale[1]
+    x1, y1 = lon_range[1] * scale[0], lat_range[1] * scale[1]
     marks: list[Box] = []
     for o in [*points, *obstacles]:
         cx, cy = o.lon * scale[0], o.lat * scale[1]
@@ -243,7 +253,9 @@ def place_labels(points: Sequence[MapPoint], obstacles: Sequence[MapPoint],
         best: tuple[float, str, Box] | None = None
         for spot in LABEL_SPOTS:
             box = _box_at(p, spot, width, font_px * 1.2, 7.0, scale)
-            cost = sum(_overlap(box, b) for b in [*placed, *marks])
+            inside = _overlap(box, (x0, y0, x1, y1))
+            cost = sum(_overlap(box, b) for b in [*placed, *marks]) + \
+                (box[2] - box[0]) * (box[3] - box[1]) - inside  # outside the plot: clipped
             if best is None or cost < best[0]:
                 best = (cost, spot[0], box)
             if cost == 0:
@@ -339,7 +351,7 @@ def rtt_figure(cur: Series, base_median: float | None, base_p95: float | None,
                  "line": {"color": COLORS["p95"], "width": 2, "dash": "dot"}})
     shapes = [] if target is None else [_hline(target, COLORS["target"],
                                                labels["target_line"])]
-    return _fig(data, labels["title"], shapes=shapes, xaxis=time_axis(bucket),
+    return _fig(data, labels["title"], shapes=shapes, xaxis=time_axis(bucket, len(x)),
                 yaxis={"title": {"text": "ms"}, "rangemode": "tozero"})
 
 
@@ -355,7 +367,7 @@ def loss_figure(cur: Series, base_loss: float | None, target: float | None,
     if target is not None:
         shapes.append(_hline(target * 100, COLORS["target"], labels["target_line"],
                              bottom=True))
-    return _fig([bars], labels["title"], shapes=shapes, xaxis=time_axis(bucket),
+    return _fig([bars], labels["title"], shapes=shapes, xaxis=time_axis(bucket, len(cur.t_ns)),
                 yaxis={"title": {"text": "%"}, "rangemode": "tozero"})
 
 
@@ -399,7 +411,7 @@ def owd_figure(cur: Series, labels: dict[str, str], bucket: str = "hour",
                      "name": name, "line": {"color": color, "width": 2}})
     shapes = [] if target is None else [_hline(target, COLORS["target"],
                                                labels.get("target_line", ""))]
-    return _fig(data, labels["title"], shapes=shapes, xaxis=time_axis(bucket),
+    return _fig(data, labels["title"], shapes=shapes, xaxis=time_axis(bucket, len(x)),
                 yaxis={"title": {"text": "ms"}, "range": [0, top]})
 
 
