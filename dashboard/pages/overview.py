@@ -30,10 +30,11 @@ LIVE_TICK_MS = 15_000  # how often a live page asks whether a new minute is in
 
 def layout(**kwargs: Any) -> html.Div:
     live = context.get().live
+    body = html.Div(id=ids.OV_BODY)
     return html.Div([
         dcc.Interval(id=ids.OV_TICK, interval=LIVE_TICK_MS, disabled=not live),
         dcc.Store(id=ids.OV_GEN),
-        dcc.Loading(html.Div(id=ids.OV_BODY)),
+        body if live else dcc.Loading(body),  # live: the last minute stays up while redrawn
     ], className="page")
 
 

@@ -17,7 +17,7 @@ DEFAULT = ("overview=/?lang=en", "overview-zh=/?lang=zh", "matrix=/matrix?lang=e
 
 
 def shoot(base: str, out: Path, pages: list[str], width: int = 1600, height: int = 1500,
-          settle_s: float = 8.0) -> list[Path]:
+          settle_s: float = 30.0) -> list[Path]:
     from selenium import webdriver
 
     from tests.dashboard.conftest import pytest_setup_options
