@@ -57,8 +57,9 @@ def _context(folder: Path) -> Any:
 
 def _overview_body(app: Any) -> bytes:
     """What the browser posts for the overview callback (its outputs, inputs and state)."""
-    body = {"output": "..ov-body.children...ov-generation.data..", "outputs": [{"id": "ov-body", "property": "children"},
-                                                {"id": "ov-generation", "property": "data"}],
+    body = {"output": "..ov-body.children...ov-generation.data..",
+            "outputs": [{"id": "ov-body", "property": "children"},
+                        {"id": "ov-generation", "property": "data"}],
             "inputs": [{"id": "lang-store", "property": "data", "value": "en"},
                        {"id": "ov-tick", "property": "n_intervals", "value": None}],
             "state": [{"id": "ov-generation", "property": "data", "value": None}],
