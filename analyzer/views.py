@@ -334,6 +334,25 @@ def matrix(topo: Topology, base: RollupIndex, cur: RollupIndex, by: str, stat: s
     return Matrix(by, stat, labels, labels, grids["b"], grids["c"], grids["x"], samples)
 
 
+def cells_in_scope(topo: Topology, index: RollupIndex, m: Matrix, scope: PathScope,
+                   method: str | None = None) -> list[list[bool]]:
+    """Per matrix cell: whether any of its paths lies in ``scope`` (a target's)."""
+    out = []
+    for row in m.rows:
+        line = []
+        for col in m.cols:
+            ok = False
+            for pid in paths_of_cell(topo, index, m.by, row, col, method):
+                src, dst = pid.split(">")
+                (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+                if topo.in_scope(scope, PathEnds(ss, sc, ds, dc)):
+                    ok = True
+                    break
+            line.append(ok)
+        out.append(line)
+    return out
+
+
 def paths_of_cell(topo: Topology, index: RollupIndex, by: str, row: str, col: str,
                   method: str | None = None) -> list[str]:
     """Path ids of one matrix cell, sorted."""

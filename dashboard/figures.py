@@ -292,14 +292,16 @@ def _fmt(v: float | None, stat: str) -> str:
 
 def heatmap_figure(m: Matrix, which: str, title: str, row_labels: Sequence[str],
                    col_labels: Sequence[str], x_title: str, y_title: str,
-                   target: float | None = None, target_name: str = "") -> go.Figure:
+                   target: float | None = None, target_name: str = "",
+                   in_scope: Sequence[Sequence[bool]] | None = None) -> go.Figure:
     """One of the matrix's three grids: ``which`` is "baseline", "current" or "change".
     Cell ``customdata`` carries ``"row|column"`` ids so a click can open the path page.
 
     The change grid is coloured against ``target`` (the policy threshold on the ratio, e.g.
     0.2 for "down by 80 %"): diverging at the target, green below it (meets), red above it,
     on a log scale so 0.1x and 10x are as far from 1x. Without a target it diverges at 1.0
-    (no change)."""
+    (no change). Cells outside the target's scope (``in_scope`` false, e.g. intra-carrier
+    pairs of an inter-carrier target) are grey: the target says nothing about them."""
     z = {"baseline": m.baseline, "current": m.current, "change": m.change}[which]
     stat = "ratio" if which == "change" else m.statistic
     heat: dict[str, Any] = {
@@ -309,12 +311,20 @@ def heatmap_figure(m: Matrix, which: str, title: str, row_labels: Sequence[str],
                                                    for r in m.rows],
         "colorscale": "Blues", "hoverongaps": False,
         "hovertemplate": "%{y} → %{x}: %{text}<extra></extra>", "xgap": 3, "ygap": 3}
+    traces: list[dict[str, Any]] = [heat]
     if which == "change":
         mid = target if target else 1.0
         heat.update(change_colours(z, mid))
         heat["colorbar"] = {"title": {"text": target_name or f"{mid:g}x"},
                             "tickvals": [math.log10(mid)], "ticktext": [f"{mid:g}x"]}
-    return _fig([heat], title, xaxis={"title": {"text": x_title}, "type": "category"},
+        if target and in_scope is not None:
+            out = [[not ok for ok in row] for row in in_scope]
+            heat["z"] = [[v if ok else None for v, ok in zip(row, oks, strict=True)]
+                         for row, oks in zip(heat["z"], in_scope, strict=True)]
+            traces.insert(0, {**heat, "z": [[0.0 if o else None for o in row] for row in out],
+                              "colorscale": [[0, "#d0d7de"], [1, "#d0d7de"]],
+                              "showscale": False, "zmid": None, "zmin": 0, "zmax": 1})
+    return _fig(traces, title, xaxis={"title": {"text": x_title}, "type": "category"},
                 yaxis={"title": {"text": y_title}, "autorange": "reversed",
                        "type": "category"})
 

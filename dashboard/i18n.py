@@ -195,6 +195,9 @@ TABLE.update({
     "off_scale": ("超出坐标范围", "off scale"),
     "pdf": ("PDF", "PDF"),
     "baseline_store": ("另一数据库", "from its own store"),
+    "baseline_short": ("基线", "Baseline"),
+    "current_short": ("当前", "Current"),
+    "change_short": ("变化", "Change"),
 })
 
 # Verdict reasons (analyzer.verdicts, analyzer.stats.compare, analyzer.evaluate,

@@ -76,8 +76,14 @@ def render(by: str, stat: str | None, type_p: str | None, lang: str) -> tuple[An
     title = t(stat, lang)
     theta, target_id = change_target(c.topo, stat)
     target_name = f"{t('threshold', lang)} {theta:g}x" if theta is not None else ""
-    return tuple(heatmap_figure(m, which, f"{t(which, lang)} · {title}", names, names, *axes,
-                                target=theta, target_name=target_name)
+    scope = None
+    if target_id is not None:
+        tg = next(x for x in c.topo.inv.policy_targets if x.id == target_id)
+        with c.lock:
+            scope = views.cells_in_scope(c.topo, c.cur_index(), m, tg.scope, _method(stat))
+    return tuple(heatmap_figure(m, which, f"{t(which + '_short', lang)} · {title}", names,
+                                names, *axes, target=theta, target_name=target_name,
+                                in_scope=scope)
                  for which in ("baseline", "current", "change"))
 
 

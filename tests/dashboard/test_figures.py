@@ -75,6 +75,13 @@ def test_change_is_coloured_against_the_target() -> None:
     assert hm.z[1][1] <= hm.zmax
     assert hm.colorbar.ticktext == ("0.2x",)
     assert hm.text[1][0] == "0.58x"  # the text shows the ratio itself
+    scoped = figures.heatmap_figure(m, "change", "t", ["a", "b"], ["a", "b"], "x", "y",
+                                    target=0.2, in_scope=[[False, True], [True, False]])
+    grey, coloured = scoped.data  # intra-carrier cells: outside an inter-carrier target
+    assert coloured.z[0][0] is None
+    assert coloured.z[0][1] is not None
+    assert grey.z[0][0] == 0.0
+    assert grey.z[0][1] is None
 
 
 def test_time_axes_follow_the_resolution() -> None:
