@@ -168,13 +168,17 @@ def map_figure(outline: Sequence[tuple[float, float]], cities: Sequence[MapPoint
         "name": labels.get("outline", "outline")}]
     for status in ("na", "ok", "warn", "bad"):
         data += _links([lk for lk in links if lk.status == status], status, labels)
+    spots = place_labels(cities, sites, lon_range, lat_range)
+    ax, ay = label_anchors(cities, spots, lon_range, lat_range)
     data.append({
         "type": "scatter", "x": [c.lon for c in cities], "y": [c.lat for c in cities],
-        "mode": "markers+text", "text": [c.label for c in cities],
-        "textposition": place_labels(cities, sites, lon_range, lat_range),
-        "textfont": {"size": FONT - 2, "color": "#24292f"},
+        "mode": "markers", "text": [c.label for c in cities],
         "marker": {"size": 7, "color": "#24292f"}, "name": labels.get("city", "city"),
         "hoverinfo": "text"})
+    data.append({
+        "type": "scatter", "x": ax, "y": ay, "mode": "text", "text": [c.label for c in cities],
+        "textposition": [name for name, _ in spots], "hoverinfo": "skip", "showlegend": False,
+        "textfont": {"size": FONT - 2, "color": "#24292f"}, "name": "labels"})
     for kind, symbol in KIND_SYMBOL.items():
         pts = [s for s in sites if s.kind == kind]
         if pts:
@@ -218,27 +222,36 @@ def _overlap(a: Box, b: Box) -> float:
     return w * h if w > 0 and h > 0 else 0.0
 
 
+MAP_MIN_WIDTH_PX = 600  # the narrowest plot area the overview's map column gives
+
+
 def map_scale(lon_range: tuple[float, float], lat_range: tuple[float, float],
-              height_px: int = MAP_HEIGHT_PX) -> tuple[float, float]:
-    """Pixels per degree of longitude and latitude (the y axis is scaled by 1/cos of the
-    mid-latitude, so both follow from the height)."""
-    per_lat = height_px / (lat_range[1] - lat_range[0])
-    return per_lat * math.cos(math.radians(sum(lat_range) / 2)), per_lat
+              height_px: int = MAP_HEIGHT_PX - 20,
+              width_px: int = MAP_MIN_WIDTH_PX) -> tuple[float, float]:
+    """Pixels per degree of longitude and latitude at the map's smallest drawing: the axes
+    keep the 1/cos(mid-latitude) aspect, so the scale is set by the height or, in a narrow
+    column, by the width (labels are then relatively larger: placing them there is safe for
+    every wider drawing too)."""
+    aspect = math.cos(math.radians(sum(lat_range) / 2))
+    per_lat = min(height_px / (lat_range[1] - lat_range[0]),
+                  width_px / (lon_range[1] - lon_range[0]) / aspect)
+    return per_lat * aspect, per_lat
 
 
 def place_labels(points: Sequence[MapPoint], obstacles: Sequence[MapPoint],
                  lon_range: tuple[float, float], lat_range: tuple[float, float],
-                 font_px: float = FONT - 2) -> list[str]:
-    """A textposition per point so that no two labels overlap and no label covers a point
-    or a site marker, greedily: the most crowded point first, each at the first free spot of
-    :data:`LABEL_SPOTS` (the least covered one when none is free)."""
+                 font_px: float = FONT - 2) -> list[tuple[str, float]]:
+    """A (textposition, gap in px) per point so that no two labels overlap and no label
+    covers a point or a site marker, greedily: the most crowded point first, each at the first
+    free spot of :data:`LABEL_SPOTS`, close (7 px) or, past a big marker such as a hub's star
+    drawn on the point, farther (16 px); the least covered spot when none is free."""
     scale = map_scale(lon_range, lat_range)
     x0, y0 = lon_range[0] * scale[0], lat_range[0] * scale[1]
     x1, y1 = lon_range[1] * scale[0], lat_range[1] * scale[1]
     marks: list[Box] = []
     for o in [*points, *obstacles]:
         cx, cy = o.lon * scale[0], o.lat * scale[1]
-        r = 6.0 if o.kind == "city" else 11.0
+        r = 6.0 if o.kind == "city" else 12.0
         marks.append((cx - r, cy - r, cx + r, cy + r))
 
     def crowd(p: MapPoint) -> float:
@@ -246,24 +259,46 @@ def place_labels(points: Sequence[MapPoint], obstacles: Sequence[MapPoint],
                     abs(q.lat - p.lat) < 0.4)
 
     placed: list[Box] = []
-    out: dict[int, str] = {}
+    out: dict[int, tuple[str, float]] = {}
     for i in sorted(range(len(points)), key=lambda i: crowd(points[i])):
         p = points[i]
         width = sum(font_px if ord(ch) > 0x2E80 else 0.55 * font_px for ch in p.label)
-        best: tuple[float, str, Box] | None = None
-        for spot in LABEL_SPOTS:
-            box = _box_at(p, spot, width, font_px * 1.2, 7.0, scale)
-            inside = _overlap(box, (x0, y0, x1, y1))
-            cost = sum(_overlap(box, b) for b in [*placed, *marks]) + \
-                (box[2] - box[0]) * (box[3] - box[1]) - inside  # outside the plot: clipped
-            if best is None or cost < best[0]:
-                best = (cost, spot[0], box)
-            if cost == 0:
+        best: tuple[float, str, float, Box] | None = None
+        for gap in LABEL_GAPS:
+            for spot in LABEL_SPOTS:
+                box = _box_at(p, spot, width, font_px * 1.2, gap, scale)
+                inside = _overlap(box, (x0, y0, x1, y1))
+                cost = sum(_overlap(box, b) for b in [*placed, *marks]) + \
+                    (box[2] - box[0]) * (box[3] - box[1]) - inside  # outside the plot: clipped
+                if best is None or cost < best[0]:
+                    best = (cost, spot[0], gap, box)
+                if cost == 0:
+                    break
+            if best is not None and best[0] == 0:
                 break
         assert best is not None
-        placed.append(best[2])
-        out[i] = best[1]
+        placed.append(best[3])
+        out[i] = (best[1], best[2])
     return [out[i] for i in range(len(points))]
+
+
+LABEL_GAPS = (7.0, 16.0)
+
+
+def label_anchors(points: Sequence[MapPoint], spots: Sequence[tuple[str, float]],
+                  lon_range: tuple[float, float], lat_range: tuple[float, float]
+                  ) -> tuple[list[float], list[float]]:
+    """Where each label's text trace is anchored: the point moved by its gap in its spot's
+    direction (degrees at the map's smallest scale, so at least that many pixels when
+    drawn larger)."""
+    sx, sy = map_scale(lon_range, lat_range)
+    direction = {name: (dx, dy) for name, dx, dy in LABEL_SPOTS}
+    xs, ys = [], []
+    for p, (name, gap) in zip(points, spots, strict=True):
+        dx, dy = direction[name]
+        xs.append(p.lon + dx * (gap - 3) / sx)
+        ys.append(p.lat + dy * (gap - 3) / sy)
+    return xs, ys
 
 
 def _links(links: Sequence[MapLink], status: str, labels: dict[str, str]) -> list[dict[str, Any]]:

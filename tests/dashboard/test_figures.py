@@ -108,16 +108,17 @@ def test_labels_do_not_collide_on_the_province_map() -> None:
         spots = figures.place_labels(cities, sites, geo.LON_RANGE, geo.LAT_RANGE)
         scale = figures.map_scale(geo.LON_RANGE, geo.LAT_RANGE)
         boxes = []
-        for p, name in zip(cities, spots, strict=True):
+        for p, (name, gap) in zip(cities, spots, strict=True):
             spot = next(s for s in figures.LABEL_SPOTS if s[0] == name)
             width = sum(16 if ord(ch) > 0x2E80 else 0.55 * 16 for ch in p.label)
-            boxes.append(figures._box_at(p, spot, width, 16 * 1.2, 7.0, scale))
+            boxes.append(figures._box_at(p, spot, width, 16 * 1.2, gap, scale))
         for i, a in enumerate(boxes):
             for j, b in enumerate(boxes):
                 assert i == j or figures._overlap(a, b) == 0, (cities[i].label, cities[j].label)
             for q in [*cities, *sites]:
                 cx, cy = q.lon * scale[0], q.lat * scale[1]
-                mark = (cx - 6, cy - 6, cx + 6, cy + 6)
+                r = 6 if q.kind == "city" else 10  # a star's size is 20 px
+                mark = (cx - r, cy - r, cx + r, cy + r)
                 assert figures._overlap(a, mark) == 0, (cities[i].label, q.label)
 
 
