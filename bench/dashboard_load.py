@@ -128,7 +128,7 @@ def run(n_paths: int, days: int, per_day: int) -> dict[str, float]:
             for url in ("/", "/_dash-layout", "/_dash-dependencies"):
                 client.get(url).close()
             out["first_page_shell_s"] = time.perf_counter() - t
-            return _json(_page("overview").render("zh"))
+            return _json(_page("overview").render("zh", None, None))
 
         t = time.perf_counter()
         import scipy.stats  # noqa: F401
@@ -144,7 +144,7 @@ def run(n_paths: int, days: int, per_day: int) -> dict[str, float]:
         out["evaluation_s"], _ = _timed(lambda: (ctx._evaluations.clear(), ctx.evaluation()))
         cb: dict[str, float] = {}
         cb["language switch (overview)"], _ = _timed(
-            lambda: _json(_page("overview").render("en")), 3)
+            lambda: _json(_page("overview").render("en", None, None)), 3)
         m = _page("matrix")
         for by in ("carrier", "city"):
             for stat in ("rtt_median", "rtt_p95", "loss_ratio", "owd_median"):
