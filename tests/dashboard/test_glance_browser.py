@@ -93,3 +93,33 @@ def test_glance_on_a_short_window(dash_duo: Any, short: Context) -> None:
     dash_duo.driver.get(dash_duo.server.url.rstrip("/") +
                         "/path?path=cs-yungu/CT>cz-ezone/CM&lang=en")
     dash_duo.wait_for_contains_text("#pa-owd", "Clock error bound ±0.05 ms", timeout=WAIT)
+
+
+def test_live_overview_draws_each_new_minute(dash_duo: Any, topo: Topology,
+                                             tmp_path: Path) -> None:
+    """``--live``: a minute stored while the page is open appears on the live chart without
+    a reload (the timer asks every 15 s; the caches turn over when the clock's minute does)."""
+    end = NOW_NS // MIN * MIN
+    window = Window(end - 10 * MIN, end)
+    store = open_store(tmp_path / "current.db")
+    first = Window(window.start_ns, window.start_ns + 4 * MIN)
+    demo.fill(store, topo, demo.DemoPlan(demo.DEFAULT_SITES, Window(0, 0), first, 20), NOW_NS)
+    clock = [first.end_ns + 30 * NS]
+    ctx = Context(store, topo, window, window, now_ns=lambda: clock[0], live=True)
+    try:
+        _start(dash_duo, ctx, "/?lang=en")
+        points = "return document.querySelectorAll('#ov-live .scatterlayer .point').length"
+        dash_duo.wait_for_element("#ov-live .scatterlayer .point", timeout=WAIT)
+        before = dash_duo.driver.execute_script(points)
+        more = Window(first.end_ns, first.end_ns + MIN)
+        demo.fill(store, topo, demo.DemoPlan(demo.DEFAULT_SITES, Window(0, 0), more, 20),
+                  NOW_NS)
+        clock[0] += MIN
+        deadline = time.monotonic() + 60
+        after = before
+        while time.monotonic() < deadline and after <= before:
+            time.sleep(1.0)
+            after = dash_duo.driver.execute_script(points)
+        assert after > before
+    finally:
+        store.close()
