@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from analyzer.clockdomain import DomainIndex
 from analyzer.rollup import MinuteRollup, merge
 from analyzer.store.base import Query, ReadStore
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
@@ -389,10 +390,6 @@ def owd_series(index: RollupIndex, topo: Topology, path_id: str,
     """One-way delays of a path per bucket, with the clock-error bound the analyzer uses: a
     clock domain's relative bound when both ends are in one (:mod:`analyzer.clockdomain`),
     else the results' own (RFC 7679 §3.7.3)."""
-    from dataclasses import replace
-
-    from analyzer.clockdomain import DomainIndex
-
     se = series(index, path_keys(index, path_id, "stamp"), bucket)
     src, dst = path_id.split(">")
     (ss, sc), (ds, dc) = src.split("/"), dst.split("/")

@@ -207,7 +207,7 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 
 def _box_at(p: MapPoint, spot: tuple[str, int, int], width: float, height: float, gap: float,
-            scale: Any) -> Box:
+            scale: tuple[float, float]) -> Box:
     sx, sy = scale
     cx, cy = p.lon * sx, p.lat * sy
     _, dx, dy = spot
