@@ -1,6 +1,8 @@
 """Baselines: a measured window of the store, an imported data set, or declared values.
 
-- measured: a window of the same store (``--baseline FROM/TO`` or the inventory's window);
+- measured: a window of the same store (``--baseline FROM/TO`` or the inventory's window), or
+  of the separate store given as ``--baseline-db`` (e.g. a copy of the network measured at the
+  same time, as the demo does);
 - imported: files loaded with ``ixmeter import`` into the store (or into a separate database
   given as ``--baseline-db``); then it is a measured window of that store (the inventory's
   window, ``--baseline``, or all of it);
@@ -135,7 +137,8 @@ def resolve(target: PolicyTarget, inv: Inventory, override: TimeWindow | None,
     b = find_baseline(inv, target.baseline)
     if b is None:
         if override is not None:
-            return ResolvedBaseline("measured", "--baseline", override)
+            return ResolvedBaseline("measured", "--baseline", override,
+                                    separate_store=has_baseline_store)
         return "no baseline: give --baseline FROM/TO or name one in the inventory"
     if b.kind == "declared":
         assert b.source is not None
@@ -146,7 +149,8 @@ def resolve(target: PolicyTarget, inv: Inventory, override: TimeWindow | None,
         return ResolvedBaseline("imported", f"{b.id}: {', '.join(b.files)}",
                                 window or TimeWindow(*ALL_TIME), has_baseline_store)
     assert window is not None
-    return ResolvedBaseline("measured", b.id if override is None else "--baseline", window)
+    return ResolvedBaseline("measured", b.id if override is None else "--baseline", window,
+                            has_baseline_store)
 
 
 def _window(b: Baseline) -> TimeWindow:

@@ -27,7 +27,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="FROM/TO",
                         help="baseline window (default: each target's inventory baseline)")
     parser.add_argument("--baseline-db", metavar="DB",
-                        help="separate store holding an imported baseline data set")
+                        help="separate store holding the baseline data (imported, or measured "
+                             "apart)")
     parser.add_argument("--inventory", metavar="FILE",
                         help="inventory YAML (default: the packaged province seed)")
     parser.add_argument("--seed", type=int, default=None,

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer import baselines as bl
+from analyzer import clockdomain
 from analyzer.localtime import TIER_MINUTES, local_minutes, offset_at_hour, why_not
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.compare import (
@@ -177,6 +178,7 @@ class _Context:
         self.store, self.inv, self.params = store, inv, params
         self.baseline_store = baseline_store
         self.topo = Topology(inv)
+        self.domains = clockdomain.DomainIndex(inv)
         self._cache: dict[tuple[int, int, int, str, frozenset[str | None]], Rows] = {}
         self._plans: dict[WindowKey, dict[str | None, set[str]]] = {}
         self._tables: dict[tuple[int, int, bytes], UnitTables] = {}
@@ -392,8 +394,8 @@ class _TargetRun:
             store = self.ctx.baseline_store if res.separate_store else self.ctx.store
             assert store is not None
             assert res.window is not None
-            if res.window != bl.TimeWindow(*bl.ALL_TIME):
-                self.ctx.baseline_windows.add(res.window)
+            if res.window != bl.TimeWindow(*bl.ALL_TIME) and not res.separate_store:
+                self.ctx.baseline_windows.add(res.window)  # window notes: same store only
             base = self._select(store, res.window, self.t.scope)
             base_groups = _groups(self.ctx, base, self.t.per)
         rows = []
@@ -433,7 +435,15 @@ class _TargetRun:
         other = None if other_rows is None else self.ctx.tables(other_rows, unit)
         if c.kind == "absolute":
             limit = c.below_ms * 1e6 if c.below_ms is not None else float(c.below_ratio or 0)
-            return compare_absolute(cur, limit, stat, seed, reps, unit)
+            if STAT_MAP[stat][0] != "owd":
+                return compare_absolute(cur, limit, stat, seed, reps, unit)
+            tables, used = clockdomain.apply(self.ctx.domains, cur, rows.cols, rows.idx)
+            result = compare_absolute(tables, limit, stat, seed, reps, unit)
+            if not used:
+                return result
+            reason = f"{result.decision.reason}; {clockdomain.describe(used)}"
+            return replace(result, decision=replace(result.decision, reason=reason),
+                           details={**result.details, "clock_domains": [d.id for d in used]})
         theta = (1 - c.reduction) if c.kind == "relative" and c.reduction else (
             c.at_most_ratio or 0.0)
         if res is not None and res.kind == "declared":

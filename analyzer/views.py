@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from analyzer.clockdomain import DomainIndex
 from analyzer.rollup import MinuteRollup, merge
 from analyzer.store.base import Query, ReadStore
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
@@ -156,41 +157,56 @@ def distribution(r: MinuteRollup, which: str = "rtt") -> tuple[list[float], list
 # --- an index of one window's rollups, bucketed by local hour ------------------------------
 
 
+MINUTE_WINDOW_NS = 6 * NS_PER_HOUR  # windows up to this long are indexed by minute
+
+
+def display_bucket(window: Window) -> str:
+    """The time resolution a window is drawn at: ``minute`` up to 6 hours (a live demo),
+    ``hour`` up to 14 days, else ``day`` (a year)."""
+    length = window.end_ns - window.start_ns
+    if length <= MINUTE_WINDOW_NS:
+        return "minute"
+    return "hour" if length <= 14 * NS_PER_DAY else "day"
+
+
 @dataclass
 class RollupIndex:
-    """One window's rollups merged per (path, method, Type-P) and local hour.
+    """One window's rollups merged per (path, method, Type-P) and time unit: a UTC minute for
+    windows up to :data:`MINUTE_WINDOW_NS`, else a local hour (``unit_ns``).
 
     Built once per window by :func:`load_index` and then queried many times, so the dashboard's
     callbacks never re-read the store for the same window.
     """
 
     window: Window
-    hourly: dict[PathKey, dict[int, MinuteRollup]] = field(default_factory=dict)
+    unit_ns: int = NS_PER_HOUR
+    units: dict[PathKey, dict[int, MinuteRollup]] = field(default_factory=dict)
     _totals: dict[PathKey, MinuteRollup] = field(default_factory=dict)
     _groups: dict[tuple[PathKey, ...], MinuteRollup | None] = field(default_factory=dict)
     _buckets: dict[tuple[tuple[PathKey, ...], str, tuple[int, ...]],
                    list[tuple[int, MinuteRollup]]] = field(default_factory=dict)
 
     def select(self, method: str | None = None, type_p: str | None = None) -> list[PathKey]:
-        return sorted(k for k in self.hourly
+        return sorted(k for k in self.units
                       if (method is None or k[1] == method) and (type_p is None or k[2] == type_p))
 
     def total(self, key: PathKey) -> MinuteRollup:
         if key not in self._totals:
-            self._totals[key] = merge(self.hourly[key].values())
+            self._totals[key] = merge(self.units[key].values())
         return self._totals[key]
 
     def group_total(self, keys: Iterable[PathKey]) -> MinuteRollup | None:
         """Merged total of several keys (cached: a matrix asks for the same cells again)."""
-        group = tuple(k for k in keys if k in self.hourly)
+        group = tuple(k for k in keys if k in self.units)
         if group not in self._groups:
             self._groups[group] = merge(self.total(k) for k in group) if group else None
         return self._groups[group]
 
     def buckets(self, keys: Iterable[PathKey], bucket: str = "hour",
                 hours: Sequence[int] = ()) -> list[tuple[int, MinuteRollup]]:
-        """Merged rollups per local hour or day (sorted), optionally only some local hours.
-        Cached: several targets share one scope (latency and loss of the same paths)."""
+        """Merged rollups per minute (minute-indexed windows only), local hour or local day
+        (sorted), optionally only some local hours. Cached: several targets share one scope
+        (latency and loss of the same paths)."""
         ck = (tuple(keys), bucket, tuple(hours))
         if ck not in self._buckets:
             self._buckets[ck] = self._merge_buckets(ck[0], bucket, ck[2])
@@ -198,12 +214,15 @@ class RollupIndex:
 
     def _merge_buckets(self, keys: Sequence[PathKey], bucket: str,
                        hours: Sequence[int]) -> list[tuple[int, MinuteRollup]]:
+        if bucket == "minute" and self.unit_ns != 60 * NS:
+            raise ValueError("minute buckets of an hour-indexed window")
         out: dict[int, list[MinuteRollup]] = {}
         for k in keys:
-            for h, r in self.hourly.get(k, {}).items():
-                if hours and local_hour_of_day(h) not in hours:
+            for u, r in self.units.get(k, {}).items():
+                if hours and local_hour_of_day(u) not in hours:
                     continue
-                t = h if bucket == "hour" else local_day_start(h)
+                t = u if bucket == "minute" else local_hour_start(u) if bucket == "hour" \
+                    else local_day_start(u)
                 out.setdefault(t, []).append(r)
         return [(t, merge(out[t])) for t in sorted(out)]
 
@@ -212,15 +231,49 @@ class RollupIndex:
 
 
 def load_index(store: ReadStore, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
-    """Read a window's minute rollups and fold them into local-hour buckets."""
-    index = RollupIndex(window)
+    """Read a window's minute rollups and fold them into minute or local-hour units."""
+    unit = 60 * NS if window.end_ns - window.start_ns <= MINUTE_WINDOW_NS else NS_PER_HOUR
+    index = RollupIndex(window, unit)
     pending: dict[tuple[PathKey, int], list[MinuteRollup]] = {}
     for r in store.read_rollups(window.query(path_ids)):
-        hour = local_hour_start(r.minute * 60 * NS)
-        pending.setdefault(((r.path_id, r.method, r.type_p), hour), []).append(r)
-    for (key, hour), parts in pending.items():
-        index.hourly.setdefault(key, {})[hour] = parts[0] if len(parts) == 1 else merge(parts)
+        t = r.minute * 60 * NS
+        pending.setdefault(((r.path_id, r.method, r.type_p), t - t % unit), []).append(r)
+    for (key, t), parts in pending.items():
+        index.units.setdefault(key, {})[t] = parts[0] if len(parts) == 1 else merge(parts)
     return index
+
+
+# --- live: minute by minute ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Minute:
+    """One UTC minute of a group of paths merged: median RTT (ms, conditional: RFC 2330 §11.3,
+    RFC 6703 §5.3), loss ratio (RFC 7680 §4.1) and the packets sent."""
+
+    t_ns: int
+    rtt_median_ms: float | None
+    loss_ratio: float | None
+    sent: int
+
+
+def inter_carrier_minutes(store: ReadStore, topo: Topology, window: Window,
+                          type_p: str = "icmp/v4") -> list[Minute]:
+    """Per UTC minute of ``window``: the ICMP rollups of every inter-carrier path between
+    inventory sites whose Type-P key starts with ``type_p`` (one IP version: different Type-P
+    are not pooled, RFC 2330 §13), merged. What the demo's progress line and the dashboard's
+    live chart show."""
+    by_minute: dict[int, list[MinuteRollup]] = {}
+    for r in store.read_rollups(window.query(method="icmp")):
+        if r.src_carrier != r.dst_carrier and r.type_p.startswith(type_p) and \
+                r.src_site in topo.sites and r.dst_site in topo.sites:
+            by_minute.setdefault(r.minute, []).append(r)
+    out = []
+    for m in sorted(by_minute):
+        merged = merge(by_minute[m])
+        out.append(Minute(m * 60 * NS, statistic(merged, "rtt_median"), merged.loss_ratio,
+                          merged.sent))
+    return out
 
 
 # --- matrices -------------------------------------------------------------------------------
@@ -282,6 +335,25 @@ def matrix(topo: Topology, base: RollupIndex, cur: RollupIndex, by: str, stat: s
     return Matrix(by, stat, labels, labels, grids["b"], grids["c"], grids["x"], samples)
 
 
+def cells_in_scope(topo: Topology, index: RollupIndex, m: Matrix, scope: PathScope,
+                   method: str | None = None) -> list[list[bool]]:
+    """Per matrix cell: whether any of its paths lies in ``scope`` (a target's)."""
+    out = []
+    for row in m.rows:
+        line = []
+        for col in m.cols:
+            ok = False
+            for pid in paths_of_cell(topo, index, m.by, row, col, method):
+                src, dst = pid.split(">")
+                (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+                if topo.in_scope(scope, PathEnds(ss, sc, ds, dc)):
+                    ok = True
+                    break
+            line.append(ok)
+        out.append(line)
+    return out
+
+
 def paths_of_cell(topo: Topology, index: RollupIndex, by: str, row: str, col: str,
                   method: str | None = None) -> list[str]:
     """Path ids of one matrix cell, sorted."""
@@ -311,6 +383,20 @@ def series(index: RollupIndex, keys: Sequence[PathKey], bucket: str = "hour") ->
                   [s.rtt_p95_ms for _, s in rows], [s.loss_ratio for _, s in rows],
                   [s.fwd_median_ms for _, s in rows], [s.bwd_median_ms for _, s in rows],
                   [s.clock_error_ms for _, s in rows], [s.received for _, s in rows])
+
+
+def owd_series(index: RollupIndex, topo: Topology, path_id: str,
+               bucket: str = "hour") -> Series:
+    """One-way delays of a path per bucket, with the clock-error bound the analyzer uses: a
+    clock domain's relative bound when both ends are in one (:mod:`analyzer.clockdomain`),
+    else the results' own (RFC 7679 §3.7.3)."""
+    se = series(index, path_keys(index, path_id, "stamp"), bucket)
+    src, dst = path_id.split(">")
+    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+    dom = DomainIndex(topo.inv).of_path(ss, sc, ds, dc)
+    if dom is None:
+        return se
+    return replace(se, clock_error_ms=[dom.relative_error_ms] * len(se.t_ns))
 
 
 def path_keys(index: RollupIndex, path_id: str, method: str | None = None,
@@ -374,7 +460,7 @@ class ProbeRow:
     age_s: float | None
     spool_depth: int | None
     results: int
-    coverage: float  # share of the window's hours with at least one rollup from this probe
+    coverage: float  # share of the window's units (minutes or hours) with a rollup from it
     status: str  # "ok" | "late" | "silent" | "unknown"
     version: str | None
     set_aside_batches: int = 0  # batches the probe set aside as never acceptable (heartbeat)
@@ -386,10 +472,10 @@ def probe_rows(store: ReadStore, topo: Topology, cur: RollupIndex, now_ns: int,
     """One row per inventory probe (and any unknown probe the collector has seen)."""
     health = {h.probe_id: h for h in store.probe_health()}
     hours_by_end: dict[tuple[str, str], set[int]] = {}
-    for key, per in cur.hourly.items():
+    for key, per in cur.units.items():
         site, carrier = key[0].split(">")[0].split("/")
         hours_by_end.setdefault((site, carrier), set()).update(per)
-    n_hours = max(1, math.ceil((cur.window.end_ns - cur.window.start_ns) / NS_PER_HOUR))
+    n_hours = max(1, math.ceil((cur.window.end_ns - cur.window.start_ns) / cur.unit_ns))
     rows = []
     ids = [p.id for p in topo.inv.probes] + sorted(set(health) - {p.id for p in topo.inv.probes})
     for pid in ids:
@@ -441,15 +527,16 @@ def _num(x: object) -> float | None:
 
 
 def evaluate(store: ReadStore, inv: Inventory, base: Window, cur: Window,
-             replicates: int = 2000) -> Evaluation:
-    """Run the analyzer's evaluator over the two windows (every policy target)."""
+             replicates: int = 2000, baseline_store: ReadStore | None = None) -> Evaluation:
+    """Run the analyzer's evaluator over the two windows (every policy target); the baseline
+    window is read from ``baseline_store`` when given (``--baseline-db``)."""
     from analyzer.baselines import TimeWindow
     from analyzer.evaluate import Params
     from analyzer.evaluate import evaluate as run
 
     params = Params(current=TimeWindow(cur.start_ns, cur.end_ns),
                     baseline=TimeWindow(base.start_ns, base.end_ns), replicates=replicates)
-    return run(store, inv, params)
+    return run(store, inv, params, baseline_store)
 
 
 def verdict_rows(ev: Evaluation) -> list[VerdictRow]:
@@ -467,6 +554,18 @@ def verdict_rows(ev: Evaluation) -> list[VerdictRow]:
             _num(iv.get("high")), _num(d["threshold"]), d["verdict"].replace(" ", "_"),
             d["reason"], d["baseline"]["n"], d["current"]["n"]))
     return out
+
+
+def headline(rows: Sequence[VerdictRow]) -> VerdictRow | None:
+    """The row that sets a target's badge: among the evaluable rows, a FAIL before an
+    INCONCLUSIVE before a PASS (:func:`overall`), and within the same verdict the highest
+    upper confidence limit (higher is worse for every comparison kind: ratio <= theta,
+    value < T, ratio <= at-most)."""
+    rank = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
+    ev = [r for r in rows if r.verdict in rank and r.ci_high is not None]
+    if not ev:
+        return None
+    return min(ev, key=lambda r: (rank[r.verdict], -(r.ci_high or 0.0)))
 
 
 def overall(rows: Sequence[VerdictRow]) -> str:
@@ -499,23 +598,46 @@ def _busy(target: PolicyTarget) -> list[int]:
     return list(agg.busy_hours) if agg.window == "busy_hours" else []
 
 
-def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex
+def group_of_key(topo: Topology, key: PathKey, per: str) -> str:
+    """The verdict group a path belongs to under a target's ``per`` (the same keys as
+    :func:`analyzer.metrics.group_key`): ``CT>CM``, ``changsha>zhuzhou``, the path, ``all``."""
+    src, dst = key[0].split(">")
+    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+    if per == "carrier_pair":
+        return f"{sc}>{dc}"
+    if per == "city_pair":
+        a, b = topo.city_of(ss), topo.city_of(ds)
+        return f"{a.id if a else ss}>{b.id if b else ds}"
+    return key[0] if per == "path" else "all"
+
+
+def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex,
+          group: tuple[str, str] | None = None, bucket: str = "day"
           ) -> tuple[list[int], list[float | None]]:
-    """Daily value of a target over the current window, pooled over its scope: current/baseline
-    (relative), the statistic (absolute) or scope/reference (reference)."""
+    """A target's value per ``bucket`` (minute, hour or day) over the current window:
+    current/baseline (relative; the baseline over its whole window), the statistic (absolute)
+    or scope/reference (reference). ``group`` = (group key, Type-P) restricts it to the verdict
+    row that sets the target's badge; None pools the whole scope."""
     comp = target.comparison
     stat = target.statistic
     busy = _busy(target)
-    keys = scope_keys(topo, target, cur)
+
+    def in_group(index: RollupIndex, scope: PathScope | None = None) -> list[PathKey]:
+        keys = scope_keys(topo, target, index, scope)
+        if group is None:
+            return keys
+        return [k for k in keys if k[2] == group[1] and
+                (scope is not None or group_of_key(topo, k, target.per) == group[0])]
+
     denom: float | None = 1.0
     if comp.kind == "relative":
-        b = base.group_total(scope_keys(topo, target, base))
+        b = base.group_total(in_group(base))
         denom = statistic(b, stat) if b else None
     ref = {t: statistic(r, stat) for t, r in
-           cur.buckets(scope_keys(topo, target, cur, comp.reference), "day", busy)
+           cur.buckets(in_group(cur, comp.reference), bucket, busy)
            } if comp.kind == "reference" else {}
     ts, vs = [], []
-    for t, r in cur.buckets(keys, "day", busy):
+    for t, r in cur.buckets(in_group(cur), bucket, busy):
         v = statistic(r, stat)
         d = ref.get(t) if comp.kind == "reference" else denom
         ts.append(t)

@@ -128,7 +128,7 @@ def run(n_paths: int, days: int, per_day: int) -> dict[str, float]:
             for url in ("/", "/_dash-layout", "/_dash-dependencies"):
                 client.get(url).close()
             out["first_page_shell_s"] = time.perf_counter() - t
-            return _json(_page("overview").render("zh"))
+            return _json(_page("overview").render("zh", None, None))
 
         t = time.perf_counter()
         import scipy.stats  # noqa: F401
@@ -139,19 +139,19 @@ def run(n_paths: int, days: int, per_day: int) -> dict[str, float]:
         out["first_page_s"], size = _timed(first_page)
         out["first_page_kb"] = size / 1024
         out["first_page_warm_s"], _ = _timed(first_page)  # as served by `ixmeter dashboard`
-        out["index_s"], _ = _timed(lambda: (ctx._indexes.clear(), ctx.index(ctx.baseline),
-                                            ctx.index(ctx.current)))
+        out["index_s"], _ = _timed(lambda: (ctx._indexes.clear(), ctx.base_index(),
+                                            ctx.cur_index()))
         out["evaluation_s"], _ = _timed(lambda: (ctx._evaluations.clear(), ctx.evaluation()))
         cb: dict[str, float] = {}
         cb["language switch (overview)"], _ = _timed(
-            lambda: _json(_page("overview").render("en")), 3)
+            lambda: _json(_page("overview").render("en", None, None)), 3)
         m = _page("matrix")
         for by in ("carrier", "city"):
             for stat in ("rtt_median", "rtt_p95", "loss_ratio", "owd_median"):
                 cb[f"matrix {by} {stat}"], _ = _timed(
                     lambda by=by, stat=stat: _json(m.render(by, stat, m._type_ps(stat)[1],
                                                             "zh")), 3)
-        path_id = ctx.index(ctx.current).select("icmp")[0][0]
+        path_id = ctx.cur_index().select("icmp")[0][0]
         cb["path page"], _ = _timed(lambda: _json(_page("path").render(path_id, "zh")), 3)
         cb["probes page"], _ = _timed(lambda: _json(_page("probes").render("zh")), 3)
         out["slowest_callback_s"] = max(cb.values())

@@ -30,7 +30,8 @@ def create_app(ctx: context.Context) -> Dash:
     app.callback(Output(ids.LANG, "data"), Input(ids.LANG_SWITCH, "value"))(_store_lang)
     app.callback(Output(ids.LANG_SWITCH, "value"), Input(ids.URL, "search"))(_lang_from_url)
     app.callback(Output(ids.TITLE, "children"), Output(ids.NAV, "children"),
-                 Output(ids.WINDOW_NOTE, "children"), Input(ids.LANG, "data"))(_label_shell)
+                 Output(ids.WINDOW_NOTE, "children"), Output(ids.SYNTHETIC, "children"),
+                 Output(ids.SYNTHETIC, "style"), Input(ids.LANG, "data"))(_label_shell)
     return app
 
 
@@ -48,11 +49,16 @@ def _shell(ctx: context.Context) -> html.Div:
                            persistence_type="local"),
         ], className="header"),
         html.Div(html.Span(id=ids.WINDOW_NOTE), className="subheader"),
+        html.Div(id=ids.SYNTHETIC, className="synthetic", style={"display": "none"}),
         html.Main(dash.page_container, className="main"),
     ])
 
 
 def _span(w: Window) -> str:
+    """A window as local dates, or local times when it is shorter than a day."""
+    if w.end_ns - w.start_ns < 86_400_000_000_000:
+        return (f"{local_label(w.start_ns, '%Y-%m-%d %H:%M')} – "
+                f"{local_label(w.end_ns, '%H:%M')}")
     return f"{local_label(w.start_ns, '%Y-%m-%d')} – {local_label(w.end_ns - 1, '%Y-%m-%d')}"
 
 
@@ -66,11 +72,14 @@ def _store_lang(value: str) -> str:
     return value or DEFAULT_LANG
 
 
-def _label_shell(lang: str) -> tuple[str, list[Any], str]:
+def _label_shell(lang: str) -> tuple[str, list[Any], str, str, dict[str, str]]:
     pages = {p["module"].rsplit(".", 1)[-1]: p for p in dash.page_registry.values()}
     links = [dcc.Link(t(name, lang), href=pages[name]["relative_path"], id=f"nav-{name}",
                       className="nav-link") for name in PAGE_ORDER if name in pages]
     c = context.get()
-    note = (f"{t('baseline', lang)}: {_span(c.baseline)} · {t('current', lang)}: "
+    stores = f" ({t('baseline_store', lang)})" if c.baseline_store is not None else ""
+    note = (f"{t('baseline', lang)}: {_span(c.baseline)}{stores} · {t('current', lang)}: "
             f"{_span(c.current)} · {t('times_note', lang)}")
-    return t("app_title", lang), links, note
+    why = c.synthetic()
+    banner = f"{t('synthetic_data', lang)}: {why}" if why else ""
+    return t("app_title", lang), links, note, banner, {"display": "block" if why else "none"}

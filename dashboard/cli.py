@@ -28,9 +28,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: the inventory's first measured baseline)")
     parser.add_argument("--current", metavar="FROM/TO",
                         help="current window, same form (default: the last 7 days)")
+    parser.add_argument("--baseline-db", metavar="FILE",
+                        help="a separate store holding the baseline window (as for "
+                             "'ixmeter analyze --baseline-db'; the demo's baseline copy)")
+    parser.add_argument("--live", action="store_true",
+                        help="the current window is under way: re-read the stores every "
+                             "minute until it has ended (the demo uses this)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="worker threads of the WSGI server (waitress; default 8)")
     parser.add_argument("--demo-data", action="store_true",
-                        help="if the database has no data, fill it with synthetic results "
-                             "first (development and demos only)")
+                        help="if the database is new, fill it with synthetic results of "
+                             "'synthetic-*' probes first, labelled SYNTHETIC on every page "
+                             "(development and screenshots only)")
 
 
 def _window(text: str | None, flag: str) -> object:
@@ -83,12 +92,18 @@ def build_context(args: argparse.Namespace) -> object:
                 demo.fill(writer, topo, plan, now)
         finally:
             writer.close()
+    if args.baseline_db and not is_postgres_url(args.baseline_db) and \
+            not Path(args.baseline_db).exists():
+        raise IxmeterError(f"no database at {args.baseline_db!r}",
+                           hint="give the baseline store's file, or leave --baseline-db out")
     store = open_reader(args.db)  # the dashboard itself only reads
+    base_store = open_reader(args.baseline_db) if args.baseline_db else None
     base = base_arg or plan.baseline
     if cur is None:
         end = now - (now + 8 * 3600 * NS) % DAY_NS + DAY_NS
         cur = Window(end - 7 * DAY_NS, end)
-    return Context(store, topo, base, cur, inventory_path=inv_path)  # type: ignore[arg-type]
+    return Context(store, topo, base, cur, inventory_path=inv_path,  # type: ignore[arg-type]
+                   baseline_store=base_store, live=args.live)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +117,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: evaluation failed ({type(exc).__name__}: {exc})")
     print(f"data loaded and evaluated in {time.monotonic() - started:.1f} s")
     app = create_app(ctx)  # type: ignore[arg-type]
-    print(f"ixmeter dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
-    app.run(host=args.host, port=args.port, debug=False)
+    print(f"ixmeter dashboard on http://{args.host}:{args.port}/ (waitress, "
+          f"{args.threads} threads; Ctrl-C stops it)", flush=True)
+    serve(app.server, args.host, args.port, args.threads)
     return 0
+
+
+def serve(wsgi: object, host: str, port: int, threads: int = 8) -> None:
+    """Serve a WSGI app with waitress until Ctrl-C (docs/dashboard.md "Serving": chosen over
+    gunicorn and Flask's development server by measurement; put a reverse proxy in front)."""
+    from waitress import create_server
+
+    server = create_server(wsgi, host=host, port=port, threads=threads,
+                           ident="ixmeter-dashboard", clear_untrusted_proxy_headers=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

@@ -1,5 +1,9 @@
 """Synthetic measurement data for demos, tests and the benchmark: a store filled through the
-real write path (``Store.write_batch``) with results shaped like the probes' own.
+real write path (``Store.write_batch``) with results shaped like the probes' own, but never
+passed off as measured: every result comes from a probe id ``synthetic-<probe>`` with the
+timestamp source ``imported`` (not a kernel stamp), so the dashboard labels every page over such
+a store SYNTHETIC (``dashboard.context.Context.synthetic``). ``ixmeter dashboard --demo-data``
+fills only a new, empty store: generated data is never mixed with measurements.
 
 The model is deliberately simple and stated here so nobody mistakes it for data:
 - round trip = fibre distance (great circle x 1.5 at 200 km/ms, both ways) + 0.3 ms + jitter;
@@ -27,6 +31,7 @@ from ixmeter.heartbeat import set_aside_counters
 from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import Batch
 
+SYNTHETIC_PREFIX = "synthetic-"  # dashboard.context.SYNTHETIC_PROBE_PREFIX
 ICMP_V4 = TypeP("icmp", 4, 64)
 STAMP_V4 = TypeP("udp", 4, 44, 0, 862)
 TRACE_V4 = TypeP("udp", 4, 60, 0, 33434)
@@ -70,6 +75,12 @@ def _rtt_ms(topo: Topology, p: PathEnds, before: bool) -> float:
     return base + 1.0
 
 
+def synthetic_id(topo: Topology, site: str, carrier: str) -> str:
+    """``synthetic-<probe id>`` of the inventory probe at the path's source."""
+    probe = topo.endpoint_at(site, carrier)
+    return SYNTHETIC_PREFIX + (probe.id if probe else f"{site}-{carrier.lower()}")
+
+
 def demo_paths(topo: Topology, sites: Sequence[str]) -> list[PathEnds]:
     return [p for p in topo.probe_paths if p.src_site in sites and p.dst_site in sites]
 
@@ -81,15 +92,14 @@ def _addr(topo: Topology, site: str, carrier: str) -> str:
 
 def _results(topo: Topology, p: PathEnds, t0: int, before: bool, plan: DemoPlan,
              rng: random.Random) -> Iterator[Result]:
-    probe = topo.endpoint_at(p.src_site, p.src_carrier)
-    pid = probe.id if probe else f"{p.src_site}-{p.src_carrier.lower()}"
+    pid = synthetic_id(topo, p.src_site, p.src_carrier)
     rtt = _rtt_ms(topo, p, before)
     loss = 0.001 if not p.inter_carrier else 0.006 if before else 0.0015
     common = dict(probe_id=pid, src_site=p.src_site, src_carrier=p.src_carrier,
                   dst_site=p.dst_site, dst_carrier=p.dst_carrier,
                   src_addr=_addr(topo, p.src_site, p.src_carrier),
                   dst_addr=_addr(topo, p.dst_site, p.dst_carrier), tmax_ns=3 * NS,
-                  ts_source=TimestampSource.KERNEL)
+                  ts_source=TimestampSource.IMPORTED)
     for i in range(plan.per_burst):
         sent = t0 + i * NS
         seq = (t0 // NS) % 1_000_000 + i
@@ -109,7 +119,6 @@ def _results(topo: Topology, p: PathEnds, t0: int, before: bool, plan: DemoPlan,
 
 
 def _trace(topo: Topology, p: PathEnds, t: int, before: bool) -> Result:
-    probe = topo.endpoint_at(p.src_site, p.src_carrier)
     dst = _addr(topo, p.dst_site, p.dst_carrier)
     hub = ("198.19.1.1" if (topo.sites[p.src_site].lat or 0) > 27 else "198.19.2.1") if before \
         else "198.19.0.1"
@@ -118,11 +127,12 @@ def _trace(topo: Topology, p: PathEnds, t: int, before: bool) -> Result:
     rtt = _rtt_ms(topo, p, before)
     hops = tuple(Hop(i + 1, a, None if a is None else int(rtt * 1e6 * (i + 1) / len(addrs)))
                  for i, a in enumerate(addrs))
-    return Result(probe_id=probe.id if probe else "?", method=Method.TRACEROUTE,
+    return Result(probe_id=synthetic_id(topo, p.src_site, p.src_carrier),
+                  method=Method.TRACEROUTE,
                   src_site=p.src_site, src_carrier=p.src_carrier, dst_site=p.dst_site,
                   dst_carrier=p.dst_carrier, src_addr=_addr(topo, p.src_site, p.src_carrier),
                   dst_addr=dst, type_p=TRACE_V4, seq=t // NS % 1_000_000, sent_at_ns=t,
-                  status=Status.RECEIVED, tmax_ns=3 * NS, ts_source=TimestampSource.USER,
+                  status=Status.RECEIVED, tmax_ns=3 * NS, ts_source=TimestampSource.IMPORTED,
                   rtt_ns=int(rtt * 1e6), hops=hops)
 
 
@@ -145,7 +155,7 @@ def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
             for pid, results in by_probe.items():
                 store.write_batch(Batch(pid, f"demo-{t0}-{pid}", tuple(results)), t0 + 60 * NS)
                 total += len(results)
-    probes = sorted({p.id for p in topo.inv.probes if p.site in plan.sites})
+    probes = sorted({SYNTHETIC_PREFIX + p.id for p in topo.inv.probes if p.site in plan.sites})
     for i, pid in enumerate(probes[:-1]):
         late = i == 0
         store.record_heartbeat(pid, now_ns - (2 * NS_PER_HOUR if late else 30 * NS),

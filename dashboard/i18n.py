@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 LANGS = ("zh", "en")
@@ -172,3 +173,113 @@ class _Named(Protocol):
 def name(names: _Named, lang: str | None) -> str:
     """An inventory :class:`~inventory.schema.Names` in the chosen language."""
     return names.en if lang == "en" else names.zh
+
+# --- issue 20: live chart, deciding group, synthetic data, PDF, reverse reasons ---
+TABLE.update({
+    "live_title": ("网间时延与丢包（逐分钟）", "Inter-carrier delay and loss, minute by minute"),
+    "live_rtt": ("往返时延中位数 (ms)", "Median RTT (ms)"),
+    "live_loss": ("丢包率 (%)", "Loss (%)"),
+    "baseline_net": ("基线网络（经武汉/广州绕转）", "Baseline network (detour via a hub)"),
+    "current_net": ("当前网络（经长沙直联点）", "Current network (via the Changsha point)"),
+    "live_note": ("实时：每分钟刷新；仅网间ICMP（IPv4）路径，各分钟合并",
+                  "Live: refreshed every minute; inter-carrier ICMP (IPv4) paths merged per "
+                  "minute"),
+    "minute_note": ("仅网间ICMP（IPv4）路径，各分钟合并",
+                    "Inter-carrier ICMP (IPv4) paths merged per minute"),
+    "deciding_group": ("决定结论的分组", "Deciding group"),
+    "trend_of": ("趋势：决定结论的分组", "Trend of the deciding group"),
+    "trend_pooled": ("趋势：全部范围合并（无可评估分组）",
+                     "Trend pooled over the scope (no evaluable group)"),
+    "synthetic_data": ("合成数据，并非实测", "SYNTHETIC DATA, not measurements"),
+    "clock_bound": ("时钟误差界", "Clock error bound"),
+    "off_scale": ("超出坐标范围", "off scale"),
+    "pdf": ("PDF", "PDF"),
+    "baseline_store": ("另一数据库", "from its own store"),
+    "baseline_short": ("基线", "Baseline"),
+    "current_short": ("当前", "Current"),
+    "change_short": ("变化", "Change"),
+})
+
+# Verdict reasons (analyzer.verdicts, analyzer.stats.compare, analyzer.evaluate,
+# analyzer.clockdomain) clause by clause: a reason is clauses joined by "; ", a one-way reason
+# "forward: ...; backward: ...". Numbers and ids are kept as they are.
+_N = r"([-+0-9.e]+(?: ms)?)"
+REASONS: list[tuple[str, str]] = [
+    (rf"95% CI upper {_N} <= {_N}$", r"95%置信区间上限 \1 ≤ \2"),
+    (rf"95% CI lower {_N} > {_N}$", r"95%置信区间下限 \1 > \2"),
+    (rf"95% CI \[{_N}, {_N}\] contains {_N}$", r"95%置信区间 [\1, \2] 包含 \3"),
+    (rf"95% CI upper {_N} \+- E {_N} < {_N}$", r"95%置信区间上限 \1 ± 误差界 \2 < \3"),
+    (rf"95% CI upper {_N} < {_N}$", r"95%置信区间上限 \1 < \2"),
+    (rf"95% CI lower {_N} \+- E {_N} >= {_N}$", r"95%置信区间下限 \1 ± 误差界 \2 ≥ \3"),
+    (rf"95% CI lower {_N} >= {_N}$", r"95%置信区间下限 \1 ≥ \2"),
+    (rf"95% CI \[{_N}, {_N}\] \+- E {_N} straddles {_N}$",
+     r"95%置信区间 [\1, \2] ± 误差界 \3 跨越 \4"),
+    (rf"95% CI \[{_N}, {_N}\] straddles {_N}$", r"95%置信区间 [\1, \2] 跨越 \3"),
+    (r"clocks unsynchronised for (\d+) one-way samples$", r"\1 个单向样本的时钟未同步"),
+    (rf"clock fault: one-way statistic {_N} <= 0 \(RFC 7679 §3.5\)$",
+     r"时钟故障：单向统计量 \1 ≤ 0（RFC 7679 §3.5）"),
+    (rf"clock-free bound: RTT_net 95% upper {_N} < {_N}, so both directions are below it$",
+     r"免时钟界：RTT_net 95%上限 \1 < \2，故两个方向均低于目标"),
+    (rf"clock-free bound: RTT_net 95% lower {_N} >= 2 x {_N}, so one direction is at or "
+     r"above it$", r"免时钟界：RTT_net 95%下限 \1 ≥ 2 × \2，故至少一个方向达到或超过目标"),
+    (rf"not significant after Holm over (\d+) \(adjusted p {_N}\)$",
+     r"经 Holm 多重校正（\1 组）后不显著（校正后 p \2）"),
+    (r"about (\d+) more samples per window would decide it \(power 0.8\)$",
+     r"每个时间窗约再需 \1 个样本可得出结论（检验功效 0.8）"),
+    (r"too few samples: (current|baseline) has (\d+), needs (\d+)$",
+     r"样本不足：\1 仅 \2 个，需 \3 个"),
+    (r"too few samples: (current|baseline) spans (\d+) time units, needs (\d+)$",
+     r"样本不足：\1 仅覆盖 \2 个时间单元，需 \3 个"),
+    (r"ratio undefined \(baseline statistic is zero\)$", r"比值无定义（基线统计量为零）"),
+    (rf"zero baseline loss: the ratio is undefined; baseline loss ratio 95% upper bound {_N} "
+     r"\(0 of (\d+)\)$", r"基线丢包为零，比值无定义；基线丢包率95%上界 \1（\2 个中 0 个）"),
+    (r"zero baseline loss: the ratio is undefined$", r"基线丢包为零，比值无定义"),
+    (rf"baseline loss ratio 95% upper bound {_N} \(0 of (\d+)\)$",
+     r"基线丢包率95%上界 \1（\2 个中 0 个）"),
+    (rf"clock-limited \(E/d = {_N} > 0.1\)$", r"受时钟限制（E/d = \1 > 0.1）"),
+    (r"(\d+) one-way delays discarded as clock faults \(RFC 7679 §3.5\)$",
+     r"\1 个单向时延因时钟故障被剔除（RFC 7679 §3.5）"),
+    (r"the declared baseline gives no value for (\S+)$", r"声明的基线没有 \1 的数值"),
+    (r"zero declared baseline: the ratio is undefined$", r"声明的基线为零，比值无定义"),
+    (r"no data in the current window for this scope and method$",
+     r"当前时间窗内该范围和方法没有数据"),
+    (r"different Type-P: baseline (.+) vs current (\S+)$",
+     r"包类型不同：基线 \1，当前 \2"),
+    (r"no baseline data for this group$", r"该分组没有基线数据"),
+    (r"no reference-scope data of the same Type-P$", r"参照范围没有同一包类型的数据"),
+    (r"no baseline: give --baseline FROM/TO or name one in the inventory$",
+     r"没有基线：请给出 --baseline 时间窗或在清单中指定"),
+    (rf"clock domain (\S+) \(relative bound {_N} ms\): its relative error bound replaces each "
+     r"end's absolute bound and S bit$", r"时钟域 \1（相对误差界 \2 毫秒）：以其相对误差界代替"
+     r"两端各自的绝对误差界与同步标志"),
+]
+_COMPILED = [(re.compile(p), z) for p, z in REASONS]
+_WORDS = {"current": "当前", "baseline": "基线"}
+_SIDES = {"forward: ": "正向：", "backward: ": "反向："}
+
+
+def reason(text: str, lang: str | None) -> str:
+    """A verdict's reason in ``lang``: English as the analyzer wrote it, or Chinese clause by
+    clause (:data:`REASONS`); a clause with no translation stays as written."""
+    if lang == "en" or not text:
+        return text
+    return "；".join(_clause(c) for c in text.split("; "))
+
+
+def _clause(clause: str) -> str:
+    for side, zh in _SIDES.items():
+        if clause.startswith(side):
+            return zh + _clause(clause[len(side):])
+    for pattern, zh in _COMPILED:
+        m = pattern.match(clause)
+        if m:
+            out = m.expand(zh)
+            for en, word in _WORDS.items():
+                out = out.replace(f"：{en} ", f"：{word} ")
+            return out
+    return clause
+
+
+def translated(text: str) -> bool:
+    """Whether every clause of a reason has a Chinese form (tests)."""
+    return all(_clause(c) != c for c in text.split("; ") if c)

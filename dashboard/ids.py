@@ -14,6 +14,10 @@ URL = "url"
 OV_BODY = "ov-body"
 OV_MAP = "ov-map"
 OV_TARGETS = "ov-targets"
+OV_TICK = "ov-tick"
+OV_GEN = "ov-generation"
+OV_LIVE = "ov-live"
+SYNTHETIC = "synthetic-banner"
 
 # matrix
 MX_BY = "mx-by"

@@ -444,6 +444,22 @@ class FaultRule(_Model):
     condition: Condition
 
 
+class ClockDomain(_Model):
+    """Probes whose timestamps come from one clock: hosts that read the same kernel clock, or
+    probes disciplined by one PTP grandmaster (IEEE 1588). A one-way delay between two probes
+    of one domain is the difference of two readings of that clock, so its error is the
+    domain's ``relative_error_ms`` (RFC 7679 §3.7.1: the *relative* offset of the two clocks
+    is what enters a one-way delay), not the sum of each end's absolute error against UTC; the
+    analyzer uses it in place of the results' own bound and S bits (docs/methodology.md §5).
+    ``basis`` says why the probes share a clock and where the bound comes from: it is what an
+    auditor checks."""
+
+    id: Id
+    probes: list[Id] = Field(min_length=2)
+    relative_error_ms: float = Field(gt=0, le=1000)
+    basis: str = Field(min_length=1)
+
+
 class Province(_Model):
     id: Id
     name: Names
@@ -467,4 +483,5 @@ class Inventory(_Model):
     segments: list[Segment] = []
     thresholds: list[Threshold] = []
     fault_rules: list[FaultRule] = []
+    clock_domains: list[ClockDomain] = []
     synthetic: str | None = None  # set when the data this inventory describes is synthetic

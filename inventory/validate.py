@@ -18,7 +18,7 @@ def cross_check(inv: Inventory) -> list[Issue]:
     """Every cross-reference problem in ``inv``, in file order."""
     issues: list[Issue] = []
     for check in (_duplicates, _cities, _sites, _endpoints, _addresses, _specs, _targets,
-                  _segments, _fault_rules):
+                  _segments, _fault_rules, _clock_domains):
         issues.extend(check(inv))
     return issues
 
@@ -35,7 +35,7 @@ def _dupes(section: str, items: Sequence[Any],
 
 def _duplicates(inv: Inventory) -> Iterator[Issue]:
     for section in ("carriers", "cities", "sites", "specs", "baselines", "policy_targets",
-                    "segments", "thresholds", "fault_rules"):
+                    "segments", "thresholds", "fault_rules", "clock_domains"):
         yield from _dupes(section, getattr(inv, section))
     endpoints: dict[str, str] = {}
     yield from _dupes("probes", inv.probes, endpoints)
@@ -178,3 +178,18 @@ def _threshold_issues(tests: list[tuple[Loc, Condition]], inv: Inventory) -> Ite
             if th.unit != want:
                 yield (*loc, key), (f"threshold {tid!r} is in {th.unit}; {c.statistic} "
                                     f"{key.replace('_', ' ')} needs one in {want}")
+
+
+def _clock_domains(inv: Inventory) -> Iterator[Issue]:
+    """Every probe of a clock domain exists, and belongs to one domain only."""
+    probes = {p.id for p in inv.probes}
+    seen: dict[str, str] = {}
+    for i, dom in enumerate(inv.clock_domains):
+        for j, pid in enumerate(dom.probes):
+            loc: Loc = ("clock_domains", i, "probes", j)
+            if pid not in probes:
+                yield loc, f"unknown probe {pid!r}"
+            elif pid in seen:
+                yield loc, f"probe {pid!r} is already in clock domain {seen[pid]!r}"
+            else:
+                seen[pid] = dom.id

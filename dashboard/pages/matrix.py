@@ -57,7 +57,7 @@ def _labels(lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], str]
           Input(ids.MX_STAT, "value"))
 def _type_ps(stat: str | None) -> tuple[list[str], str | None]:
     c = context.get()
-    options = c.index(c.current).type_ps(_method(stat or "rtt_median"))
+    options = c.cur_index().type_ps(_method(stat or "rtt_median"))
     return options, options[0] if options else None
 
 
@@ -68,14 +68,32 @@ def render(by: str, stat: str | None, type_p: str | None, lang: str) -> tuple[An
     c = context.get()
     stat = stat or "rtt_median"
     with c.lock:
-        m = views.matrix(c.topo, c.index(c.baseline), c.index(c.current), by, stat,
+        m = views.matrix(c.topo, c.base_index(), c.cur_index(), by, stat,
                          _method(stat), type_p)
     label = carrier_label if by == "carrier" else city_label
     names = [label(c.topo, x, lang) for x in m.rows]
     axes = (t("destination", lang), t("source", lang))
     title = t(stat, lang)
-    return tuple(heatmap_figure(m, which, f"{t(which, lang)} · {title}", names, names, *axes)
+    theta, target_id = change_target(c.topo, stat)
+    target_name = f"{t('threshold', lang)} {theta:g}x" if theta is not None else ""
+    scope = None
+    if target_id is not None:
+        tg = next(x for x in c.topo.inv.policy_targets if x.id == target_id)
+        with c.lock:
+            scope = views.cells_in_scope(c.topo, c.cur_index(), m, tg.scope, _method(stat))
+    return tuple(heatmap_figure(m, which, f"{t(which + '_short', lang)} · {title}", names,
+                                names, *axes, target=theta, target_name=target_name,
+                                in_scope=scope)
                  for which in ("baseline", "current", "change"))
+
+
+def change_target(topo: Any, stat: str) -> tuple[float | None, str | None]:
+    """The threshold on current/baseline of the relative policy target on ``stat`` (e.g.
+    0.2 for "median RTT down by 80 %"), and its id; (None, None) when no target has one."""
+    for tg in topo.inv.policy_targets:
+        if tg.statistic == stat and tg.comparison.kind == "relative" and tg.comparison.reduction:
+            return 1 - tg.comparison.reduction, tg.id
+    return None, None
 
 
 @callback(Output(ids.MX_NAV, "href"), Input(ids.MX_BASE, "clickData"),

@@ -1,4 +1,6 @@
-"""Overview: every policy target with its verdict, ratio and CI, its daily trend, and the map."""
+"""Overview: every policy target with its verdict, ratio and CI and the trend of the verdict row
+that sets its badge (at the window's resolution), the live inter-carrier chart of short
+windows, and the map. Live (``--live``), a timer re-renders it when a new minute is in."""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ import logging
 from typing import Any
 
 import dash
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from analyzer import views
 from analyzer.views import RollupIndex, VerdictRow
 from dashboard import context, geo, ids
 from dashboard.common import badge, graph
-from dashboard.figures import MapLink, MapPoint, map_figure, trend_figure
-from dashboard.i18n import name, t
+from dashboard.figures import MapLink, MapPoint, live_figure, map_figure, trend_figure
+from dashboard.i18n import name, reason, t
 from inventory.schema import PolicyTarget
 from inventory.topology import Topology
 
@@ -23,16 +25,29 @@ dash.register_page(__name__, path="/", name="overview", order=0)  # type: ignore
 log = logging.getLogger(__name__)
 
 
+LIVE_TICK_MS = 15_000  # how often a live page asks whether a new minute is in
+
+
 def layout(**kwargs: Any) -> html.Div:
-    return html.Div(dcc.Loading(html.Div(id=ids.OV_BODY)), className="page")
+    live = context.get().live
+    body = html.Div(id=ids.OV_BODY)
+    return html.Div([
+        dcc.Interval(id=ids.OV_TICK, interval=LIVE_TICK_MS, disabled=not live),
+        dcc.Store(id=ids.OV_GEN),
+        body if live else dcc.Loading(body),  # live: the last minute stays up while redrawn
+    ], className="page")
 
 
-@callback(Output(ids.OV_BODY, "children"), Input(ids.LANG, "data"))
-def render(lang: str) -> list[Any]:
+@callback(Output(ids.OV_BODY, "children"), Output(ids.OV_GEN, "data"),
+          Input(ids.LANG, "data"), Input(ids.OV_TICK, "n_intervals"), State(ids.OV_GEN, "data"))
+def render(lang: str, _tick: int | None, shown: list[Any] | None) -> tuple[Any, Any]:
     ctx = context.get()
+    stamp = [lang, ctx.generation()]
+    if _tick and shown == stamp:
+        return no_update, no_update  # the timer fired, but no new minute is in
     error = None
     with ctx.lock:
-        base, cur = ctx.index(ctx.baseline), ctx.index(ctx.current)
+        base, cur = ctx.base_index(), ctx.cur_index()
         try:
             rows = ctx.verdicts()
         except Exception as exc:  # the page still shows the map and trends; say why not verdicts
@@ -41,26 +56,37 @@ def render(lang: str) -> list[Any]:
         cards = [_target_card(tg, [r for r in rows if r.target_id == tg.id], lang)
                  for tg in ctx.topo.inv.policy_targets]
         fig = province_map(ctx.topo, cur, base, lang)
+        live = _live_chart(ctx, lang)
     return [
+        *live,
         html.Div([html.H2(t("targets", lang)),
                   *([html.P(error, className="bad")] if error else []),
                   html.Div(cards, id=ids.OV_TARGETS, className="cards")],
                  className="col-targets"),
         html.Div([html.H2(t("map", lang)), graph(ids.OV_MAP, fig, style={"height": "700px"}),
                   html.P(t("map_note", lang), className="note")], className="col-map"),
-    ]
+    ], stamp
 
 
-def _headline(rows: list[VerdictRow]) -> VerdictRow | None:
-    """The group that decides: the highest upper confidence limit (higher is worse for every
-    comparison kind: ratio <= theta, value < T, ratio <= at-most)."""
-    ev = [r for r in rows if r.ci_high is not None and r.verdict != views.NOT_EVALUABLE]
-    return max(ev, key=lambda r: r.ci_high or 0.0) if ev else None
+def _live_chart(ctx: context.Context, lang: str) -> list[Any]:
+    """Inter-carrier median RTT and loss minute by minute (windows up to 6 hours): the
+    current store's and, when the baseline has a store of its own over the same window,
+    the baseline's (the demo's two copies of the network)."""
+    if views.display_bucket(ctx.current) != "minute":
+        return []
+    cur, base = ctx.live_minutes()
+    labels = {k: t(k, lang) for k in ("live_title", "live_rtt", "live_loss", "baseline",
+                                      "current", "baseline_net", "current_net")}
+    fig = live_figure(cur, base, labels)
+    note = t("live_note" if ctx.live else "minute_note", lang)
+    return [html.Div([html.H2(labels["live_title"]),
+                      graph(ids.OV_LIVE, fig, style={"height": "420px"}),
+                      html.P(note, className="note")], className="col-live")]
 
 
 def _target_card(tg: PolicyTarget, rows: list[VerdictRow], lang: str) -> html.Div:
     verdict = views.overall(rows)
-    head = _headline(rows)
+    head = views.headline(rows)
     absolute = tg.comparison.kind == "absolute"
     unit = " ms" if absolute else ""
     threshold = next((r.threshold for r in rows if r.threshold is not None), _theta(tg))
@@ -68,20 +94,29 @@ def _target_card(tg: PolicyTarget, rows: list[VerdictRow], lang: str) -> html.Di
         est = f"{head.estimate:.3f}{unit}" if head.estimate is not None else "–"
         ci = f"[{head.ci_low or 0:.3f}, {head.ci_high or 0:.3f}]{unit}"
         detail = f"{t('value' if absolute else 'ratio', lang)} {est} · {t('ci', lang)} {ci}"
-        group = f"{t('group', lang)}: {head.group}"
+        group = f"{t('deciding_group', lang)}: {head.group} · {head.type_p}"
+        why = reason(head.gate, lang)
     else:
-        detail, group = t("NOT_EVALUABLE", lang), rows[0].gate if rows else ""
+        detail = t("NOT_EVALUABLE", lang)
+        group = ""
+        why = reason(rows[0].gate, lang) if rows else ""
     counts = " · ".join(f"{t(v, lang)} {sum(r.verdict == v for r in rows)}"
                         for v in (views.PASS, views.FAIL, views.INCONCLUSIVE,
                                   views.NOT_EVALUABLE) if any(r.verdict == v for r in rows))
-    ts, vs = context.get().trend(tg.id)
-    fig = trend_figure(ts, vs, threshold, t(tg.statistic, lang) if absolute else
-                       t("ratio", lang), f"{t('threshold', lang)} {threshold:g}{unit}", verdict)
+    c = context.get()
+    ts, vs = c.trend(tg.id)
+    y_title = t(tg.statistic, lang) if absolute else t("ratio", lang)
+    fig = trend_figure(ts, vs, threshold, y_title, f"{t('threshold', lang)} {threshold:g}{unit}",
+                       verdict, views.display_bucket(c.current))
+    trend_of = (f"{t('trend_of', lang)} {head.group} · {head.type_p}" if head is not None
+                else t("trend_pooled", lang))
     return html.Div([
         html.Div([badge(verdict, lang), html.H3(name(tg.name, lang))], className="card-head"),
         html.P(detail, className="big"),
         html.P(f"{group} · {t('threshold', lang)} {threshold:g}{unit} · {counts}",
                className="small"),
+        html.P(why, className="small reason"),
+        html.P(trend_of, className="small"),
         graph({"type": "ov-trend", "id": tg.id}, fig, style={"height": "220px"},
               config={"displayModeBar": False, "topojsonURL": "/assets/topojson/"}),
     ], className="card", id=f"card-{tg.id}")
@@ -115,7 +150,7 @@ def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str)
         if ss == ds:
             continue
         ratio: float | None = None
-        if sc != dc and key in base.hourly:
+        if sc != dc and key in base.units:
             b = views.statistic(base.total(key), "rtt_median")
             c = views.statistic(cur.total(key), "rtt_median")
             ratio = c / b if b and c is not None else None

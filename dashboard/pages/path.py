@@ -25,7 +25,7 @@ dash.register_page(__name__, path="/path", name="path", order=2)  # type: ignore
 def layout(by: str | None = None, src: str | None = None, dst: str | None = None,
            path: str | None = None, **kwargs: Any) -> html.Div:
     c = context.get()
-    cur = c.index(c.current)
+    cur = c.cur_index()
     if by in ("carrier", "city") and src and dst:
         paths = views.paths_of_cell(c.topo, cur, by, src, dst)
     else:
@@ -67,16 +67,16 @@ def render(path_id: str | None, lang: str) -> list[Any]:
     if not path_id:
         return [html.P(t("no_paths", lang), className="big")]
     with c.lock:
-        base, cur = c.index(c.baseline), c.index(c.current)
+        base, cur = c.base_index(), c.cur_index()
         route = views.latest_route(c.store, c.topo, path_id, c.current)
-    bucket = "hour" if c.current.days <= 7 else "day"
+    bucket = views.display_bucket(c.current)
     return [
         html.H2(path_label(c.topo, path_id, lang), id=ids.PA_HEADER),
         html.Div([
             graph(ids.PA_RTT, _rtt(c.topo, base, cur, path_id, bucket, lang)),
             graph(ids.PA_LOSS, _loss(c.topo, base, cur, path_id, bucket, lang)),
             graph(ids.PA_CDF, _cdf(base, cur, path_id, lang)),
-            graph(ids.PA_OWD, _owd(cur, path_id, bucket, lang)),
+            graph(ids.PA_OWD, _owd(c.topo, cur, path_id, bucket, lang)),
         ], className="grid2"),
         html.Div(_route(c.topo, route, lang), id=ids.PA_ROUTE),
     ]
@@ -84,7 +84,7 @@ def render(path_id: str | None, lang: str) -> list[Any]:
 
 def _labels_for(lang: str, title: str) -> dict[str, str]:
     keys = ("baseline_band", "median", "p95", "target_line", "baseline", "current", "before",
-            "after", "cdf", "forward", "backward")
+            "after", "cdf", "forward", "backward", "clock_bound", "off_scale")
     return {"title": t(title, lang), **{k: t(k, lang) for k in keys}}
 
 
@@ -97,7 +97,7 @@ def _rtt(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, buck
     theta = _targets(topo, path_id).get("rtt_median")
     target = bm * theta if bm is not None and theta is not None else None
     return rtt_figure(views.series(cur, keys, bucket), bm, bp, target,
-                      _labels_for(lang, "rtt_series"))
+                      _labels_for(lang, "rtt_series"), bucket)
 
 
 def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, bucket: str,
@@ -108,7 +108,7 @@ def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, buc
     theta = _targets(topo, path_id).get("loss_ratio")
     target = bl * theta if bl is not None and theta is not None else None
     return loss_figure(views.series(cur, keys, bucket), bl, target,
-                       _labels_for(lang, "loss_series"))
+                       _labels_for(lang, "loss_series"), bucket)
 
 
 def _cdf(base: RollupIndex, cur: RollupIndex, path_id: str, lang: str) -> go.Figure:
@@ -119,9 +119,15 @@ def _cdf(base: RollupIndex, cur: RollupIndex, path_id: str, lang: str) -> go.Fig
                       views.distribution(a) if a else empty, _labels_for(lang, "delay_dist"))
 
 
-def _owd(cur: RollupIndex, path_id: str, bucket: str, lang: str) -> go.Figure:
-    return owd_figure(views.series(cur, views.path_keys(cur, path_id, "stamp"), bucket),
-                      _labels_for(lang, "owd"))
+def _owd(topo: Topology, cur: RollupIndex, path_id: str, bucket: str, lang: str) -> go.Figure:
+    src, dst = path_id.split(">")
+    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
+    ends = PathEnds(ss, sc, ds, dc)
+    limits = [tg.comparison.below_ms for tg in topo.inv.policy_targets
+              if tg.statistic.startswith("owd") and tg.comparison.kind == "absolute"
+              and tg.comparison.below_ms is not None and topo.in_scope(tg.scope, ends)]
+    return owd_figure(views.owd_series(cur, topo, path_id, bucket), _labels_for(lang, "owd"),
+                      bucket, min(limits) if limits else None)
 
 
 def _route(topo: Topology, route: views.Route | None, lang: str) -> list[Any]:

@@ -46,7 +46,7 @@ def _set_aside(r: views.ProbeRow, lang: str) -> Any:
 def render(lang: str) -> list[Any]:
     c = context.get()
     with c.lock:
-        rows = views.probe_rows(c.store, c.topo, c.index(c.current), c.now_ns())
+        rows = views.probe_rows(c.store, c.topo, c.cur_index(), c.now_ns())
     body = [[r.probe_id, site_label(c.topo, r.site, lang), carrier_label(c.topo, r.carrier, lang),
              html.Span(t(r.status, lang), className=f"st st-{r.status}"),
              (views.local_label(r.last_seen_ns) + f" ({_age(r.age_s)})") if r.last_seen_ns

@@ -2,11 +2,13 @@
 
 The report is the analyzer's own (:mod:`analyzer.report`): the same evaluation, provenance and
 JSON document as ``ixmeter analyze --json`` / ``ixmeter report`` for the same store, inventory
-and windows, as HTML (with its figures), canonical JSON, or the verdict table as CSV.
+and windows, as HTML (with its figures), PDF (``analyzer.report.pdf``, what ``ixmeter report``
+writes as report.pdf), canonical JSON, or the verdict table as CSV.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import dash
@@ -16,12 +18,12 @@ from analyzer import views
 from analyzer.views import Window
 from dashboard import context, ids
 from dashboard.common import badge, table
-from dashboard.i18n import t
+from dashboard.i18n import reason, t
 from ixmeter import __version__
 
 dash.register_page(__name__, path="/reports", name="reports", order=4)  # type: ignore[no-untyped-call]
 
-FORMATS = ("html", "json", "csv")
+FORMATS = ("html", "pdf", "json", "csv")
 
 
 def _dates(w: Window) -> tuple[str, str]:
@@ -59,8 +61,8 @@ def _labels(lang: str) -> tuple[str, str, str, str]:
             t("generate", lang))
 
 
-def report_content(c: context.Context, base: Window, cur: Window, fmt: str) -> str:
-    """The analyzer's report for two windows in one format (html, json or csv)."""
+def report_content(c: context.Context, base: Window, cur: Window, fmt: str) -> str | bytes:
+    """The analyzer's report for two windows in one format (html, pdf, json or csv)."""
     from analyzer.report.csvout import to_csv
     from analyzer.report.data import COLUMNS, gather, verdict_rows
     from analyzer.report.html import render
@@ -73,7 +75,21 @@ def report_content(c: context.Context, base: Window, cur: Window, fmt: str) -> s
         doc = document(ev, provenance(c.store, c.inventory_path, ev, __version__))
         if fmt == "json":
             return dumps(doc)
-        return render(gather(c.store, ev, doc, c.topo))
+        data = gather(c.store, ev, doc, c.topo)
+        return _pdf(data) if fmt == "pdf" else render(data)
+
+
+def _pdf(data: Any) -> bytes:
+    """The report module's own PDF, written to a temporary file and read back."""
+    import tempfile
+    from pathlib import Path
+
+    from analyzer.report.pdf import write_pdf
+
+    with tempfile.TemporaryDirectory(prefix="ixmeter-pdf-") as tmp:
+        path = Path(tmp) / "report.pdf"
+        write_pdf(data, path)
+        return path.read_bytes()
 
 
 @callback(Output(ids.RP_DOWNLOAD, "data"), Output(ids.RP_TABLE, "children"),
@@ -89,6 +105,8 @@ def generate(n: int, bs: str, be: str, cs: str, ce: str, fmt: str,
     base, cur = Window.from_local_dates(bs, be), Window.from_local_dates(cs, ce)
     content = report_content(c, base, cur, fmt)
     name = f"ixmeter-report-{bs}_{be}-vs-{cs}_{ce}.{fmt}"
+    download = dict(content=base64.b64encode(content).decode(), filename=name, base64=True) \
+        if isinstance(content, bytes) else dict(content=content, filename=name)
     rows = c.verdicts(base, cur)
     header = [t(k, lang) for k in ("targets", "group", "type_p", "estimate", "ci",
                                    "threshold", "verdict", "gate", "n")]
@@ -98,6 +116,6 @@ def generate(n: int, bs: str, be: str, cs: str, ce: str, fmt: str,
              "–" if r.ci_low is None or r.ci_high is None
              else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
              "–" if r.threshold is None else f"{r.threshold:g}", badge(r.verdict, lang),
-             r.gate, f"{r.n_baseline} / {r.n_current}"] for r in rows]
-    return (dict(content=content, filename=name), table(header, body, "rp-result"),
+             reason(r.gate, lang), f"{r.n_baseline} / {r.n_current}"] for r in rows]
+    return (download, table(header, body, "rp-result"),
             f"{t('report_ready', lang)}: {name}")

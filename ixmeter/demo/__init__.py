@@ -1,10 +1,13 @@
 """``ixmeter demo``: the main job end to end on the built-in emulated network (docs/demo.md).
 
-1. the testbed from the inventory (three sites x three carriers by default) on the ``baseline``
-   (detour) profile; 2. a STAMP reflector and a probe agent in every host's namespace, the
-   collector on a unix socket; 3. a baseline phase, the switch to the ``direct`` profile, a
-   current phase, with progress; 4. the probes stopped and drained, the analysis over the two
-   measured windows, the auditor's report and the verdict table; 5. the dashboard until Ctrl-C.
+1. two copies of the emulated network from the inventory (three sites x three carriers by
+   default), one on the ``baseline`` (detour) profile and one on the ``direct`` profile, each
+   with a STAMP reflector in every host's namespace and a collector writing its own store;
+2. the live dashboard over both stores (unless ``--no-dashboard``), up before the probes start;
+3. the probes of both copies measuring the same minutes, with a progress line that shows each
+   copy's live inter-carrier median RTT and loss; 4. the probes stopped and drained, the analysis
+   (current window from one store, baseline from the other), the auditor's report and the
+   verdict table; 5. the fault rules on a synthetic history; the dashboard until Ctrl-C.
 Ctrl-C at any stage stops every process and removes every namespace. The verdicts come from the
 stored measurements only; the profiles' numbers are never read by the analysis.
 
@@ -17,13 +20,14 @@ import argparse
 import contextlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from ixmeter.demo.plan import DEFAULT_DURATION_S, DEFAULT_SITES, DemoError
+from ixmeter.demo.plan import DEFAULT_DURATION_S, DEFAULT_SITES, DemoError, Timeline
 
 __all__ = ["DemoError", "DemoOptions", "configure", "run", "run_demo"]
 
@@ -44,9 +48,9 @@ class DemoOptions:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="SECONDS",
-                        help=f"measurement time in all: baseline + settling minute + current "
-                             f"(default {DEFAULT_DURATION_S:g}: 10 min per phase, the least a "
-                             f"latency verdict needs)")
+                        help=f"measurement time of both copies of the network, at once "
+                             f"(default {DEFAULT_DURATION_S:g}: 10 one-minute units, the least "
+                             f"a latency verdict needs)")
     parser.add_argument("--inventory", metavar="FILE",
                         help="inventory file (default: the Hunan seed)")
     parser.add_argument("--sites", default=",".join(DEFAULT_SITES), metavar="ID,ID,...",
@@ -61,7 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): network namespaces when root, else the "
                              "unprivileged loopback mode (STAMP only)")
     parser.add_argument("--instance", default="demo",
-                        help="testbed instance name (namespaces ixm-INSTANCE-*; default demo)")
+                        help="testbed instance name prefix (namespaces ixm-INSTANCE-b-* and "
+                             "ixm-INSTANCE-c-*; at most 14 characters; default demo)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,55 +112,91 @@ def choose_mode(asked: str = "auto") -> tuple[str, str]:
     return "loopback", "no network namespaces: missing " + "; ".join(missing)
 
 
-def _fault_history(opts: DemoOptions, out: Path) -> None:
+class _History:
     """The fault rules shown on a synthetic six-day history in a store of its own
-    (:mod:`ixmeter.demo.history`): the live run is minutes long, the rules need days."""
-    from datetime import datetime
+    (:mod:`ixmeter.demo.history`): the live run is minutes long, the rules need days. Written
+    in a thread while the probes measure; printed after the verdicts."""
 
-    from inventory.loader import default_inventory, load
-    from ixmeter.demo import history
+    def __init__(self, opts: DemoOptions, out: Path) -> None:
+        self.opts, self.out = opts, out
+        self.text: str | None = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
 
-    inventory = opts.inventory or default_inventory()
-    if not load(inventory).fault_rules:
-        return
-    print("\nfault rules on a SYNTHETIC six-day history (the live run lasts minutes, the rules "
-          "need days; docs/demo.md):", flush=True)
-    today = datetime.now(history.TZ).date()
-    print(history.show(out / "synthetic", inventory, today), flush=True)
+    def start(self) -> None:
+        from inventory.loader import default_inventory, load
+
+        inventory = self.opts.inventory or default_inventory()
+        if not load(inventory).fault_rules:
+            return
+        self._thread = threading.Thread(target=self._run, args=(inventory,), daemon=True,
+                                        name="synthetic-history")
+        self._thread.start()
+
+    def _run(self, inventory: Path) -> None:
+        from datetime import datetime
+
+        from ixmeter.demo import history
+
+        try:
+            today = datetime.now(history.TZ).date()
+            self.text = history.show(self.out / "synthetic", inventory, today)
+        except Exception as exc:  # reported after the verdicts, the demo goes on
+            self.error = exc
+
+    def show(self) -> None:
+        if self._thread is None:
+            return
+        self._thread.join()
+        print("\nfault rules on a SYNTHETIC six-day history (the live run lasts minutes, the "
+              "rules need days; docs/demo.md):", flush=True)
+        print(self.text if self.error is None else f"failed: {self.error}", flush=True)
 
 
 def run_demo(opts: DemoOptions) -> int:
     """Run the demo; 0 when the report was written (whatever the verdicts say)."""
     from ixmeter.demo import finish, runner
+    from ixmeter.demo.procs import Children
 
     out = opts.out.resolve()
+    started = time.monotonic()
+    dashboard = Children()
+    history = _History(opts, out)
+
+    def on_plan(run: runner.Run, timeline: Timeline) -> None:
+        history.start()
+        if opts.dashboard:
+            finish.start_dashboard(run, timeline, opts.port, dashboard)
+
     with _interruptible():
         try:
-            measured = runner.measure_all(opts, out, *choose_mode(opts.mode))
-        except KeyboardInterrupt:
-            print("demo: interrupted; every process, namespace and device is gone",
-                  file=sys.stderr)
-            return 130
-        print("\nanalysing the two windows (block bootstrap, 2,000 replicates) ...", flush=True)
-        t0 = time.monotonic()
-        try:
-            analysis = finish.analyze(measured.db, measured.inventory, measured.timeline,
-                                      out / "report")
-        except KeyboardInterrupt:
-            print("demo: interrupted during the analysis", file=sys.stderr)
-            return 130
-        print(f"analysis and report took {time.monotonic() - t0:.0f} s\n")
-        print(finish.verdict_table(analysis.evaluation))
-        for note in measured.notes + finish.demo_notes(analysis.evaluation, opts.duration_s):
-            print(f"demo note: {note}")
-        print(f"\nreport: {analysis.report_dir}/ ({', '.join(analysis.files[:3])} and "
-              f"{len(analysis.files) - 3} CSV files)")
-        print(f"reproduce it: {analysis.command}")
-        _fault_history(opts, out)
-        if not opts.dashboard:
-            return 0
-        with contextlib.suppress(KeyboardInterrupt):
-            finish.serve_dashboard(measured.db, measured.inventory, measured.timeline,
-                                   opts.port)
-        print("dashboard stopped; the demo is over", file=sys.stderr)
+            try:
+                measured = runner.measure_all(opts, out, *choose_mode(opts.mode), on_plan)
+            except KeyboardInterrupt:
+                print("demo: interrupted; every process, namespace and device is gone",
+                      file=sys.stderr)
+                return 130
+            print("\nanalysing the window (current from current.db, baseline from "
+                  "baseline.db; block bootstrap, 2,000 replicates) ...", flush=True)
+            t0 = time.monotonic()
+            try:
+                analysis = finish.analyze(measured, out / "report")
+            except KeyboardInterrupt:
+                print("demo: interrupted during the analysis", file=sys.stderr)
+                return 130
+            print(f"analysis and report took {time.monotonic() - t0:.0f} s\n")
+            print(finish.verdict_table(analysis.evaluation))
+            for note in measured.notes + finish.demo_notes(analysis.evaluation):
+                print(f"demo note: {note}")
+            print(f"\nreport: {analysis.report_dir}/ ({', '.join(analysis.files[:3])} and "
+                  f"{len(analysis.files) - 3} CSV files)")
+            print(f"reproduce it: {analysis.command}")
+            history.show()
+            print(f"\nthe demo took {time.monotonic() - started:.0f} s", flush=True)
+            if not opts.dashboard:
+                return 0
+            finish.wait_dashboard(dashboard, opts.port)
+        finally:
+            dashboard.stop_all()
+            dashboard.close()
     return 0

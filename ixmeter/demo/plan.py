@@ -1,10 +1,11 @@
 """What the demo will do, decided before anything runs: pure functions, no I/O beyond reading the
 inventory file.
 
-- :func:`demo_inventory`: the inventory cut down to the demo's sites, with the demo's probe rates;
-- :func:`plan_timeline`: the baseline window, the profile switch, the settling interval left out
-  and the current window, on whole UTC minutes (the store keeps one rollup per path and minute, and
-  a window takes every minute it overlaps: docs/collector.md);
+- :func:`demo_inventory`: the inventory cut down to the demo's sites, with the demo's probe rates
+  and the testbed's clock domain;
+- :func:`plan_timeline`: when the probes of both copies of the network start and stop, and the
+  window of whole UTC minutes that holds what they measured (the store keeps one rollup per path
+  and minute, and a window takes every minute it overlaps: docs/collector.md);
 - :func:`iso_window`: a window as the analyzer's ``FROM/TO`` argument.
 """
 
@@ -28,17 +29,30 @@ MINUTE_NS = 60 * NS
 # Chenzhou (Xiangnan cluster), three carriers each: intra-city, intra-cluster and inter-cluster
 # paths, inter- and intra-carrier, on 9 hosts.
 DEFAULT_SITES = ("cs-yungu", "zz-datalake", "cz-ezone")
-# 10 min baseline + 1 min settling + 10 min current: a delay verdict needs at least 10 minutes in
-# each window (analyzer MIN_UNITS, docs/methodology.md "Minimum samples").
-DEFAULT_DURATION_S = 1260.0
+# Both copies of the network are measured at once for 9 min 15 s. A delay verdict needs at
+# least 10 one-minute units in each window (analyzer MIN_UNITS, docs/methodology.md "Minimum
+# samples"): 9 min 15 s of data always touch 10 UTC minutes, and MIN_EDGE_S keeps the first
+# and last of them at least 15 s long (docs/demo.md "Timing").
+DEFAULT_DURATION_S = 555.0
 MIN_DURATION_S = 30.0
-SETTLE_FROM_S = 180.0  # runs at least this long leave the switch minute out
-WARMUP_S = 5.0  # first packets (ARP/ND, docs/stamp.md) fall before the baseline window
-# Probe rates per directed path and IP version. ICMP feeds the loss and latency targets: at 2/s a
-# directed carrier pair (9 paths here) sends 10,800 echoes in a 10 min window, about 3x the
-# ~3,300 that 1 % -> 0.1 % round-trip loss needs for a PASS at power 0.8 with independent losses
-# (docs/methodology.md §3 "Sample sizes"), leaving room for bursty loss (dispersion phi ~2).
+MIN_EDGE_S = 15.0  # the first and last minute of a window hold at least this much data
+START_LEAD_S = 1.0  # from planning to starting the probes
+# Probe rates per directed path and IP version. ICMP feeds the loss and latency targets: at 2/s
+# a directed carrier pair (9 paths here) sends about 10,000 echoes in 9 min 15 s, about 3x the
+# ~3,300 that 1 % -> 0.1 % round-trip loss needs for a PASS at power 0.8 with independent
+# losses (docs/methodology.md §3 "Sample sizes"), leaving room for bursty loss (phi ~2). Two
+# copies of the network at these rates are about 860 probes/s on the machine in all.
 DEMO_RATES = {"icmp": 2.0, "stamp": 1.0, "traceroute": 1 / 120}
+# Every testbed namespace reads the one kernel clock: offset 0 between hosts. What remains is
+# that clock's frequency error over a delay (at most 500 ppm, the kernel's MAXFREQ: 50 us over
+# 100 ms), and the ns resolution of its stamps.
+TESTBED_CLOCK_ERROR_MS = 0.05
+TESTBED_CLOCK_BASIS = (
+    "written by 'ixmeter demo': every host of the emulated network is a network namespace of "
+    "one Linux kernel, and both ends stamp with its one CLOCK_REALTIME (kernel SO_TIMESTAMPING "
+    "or clock_gettime), so the two ends' clocks cannot differ; the bound covers that clock's "
+    "frequency error over a delay of up to 100 ms (at most 500 ppm, the kernel's MAXFREQ) "
+    "and the stamps' resolution")
 
 
 class DemoError(IxmeterError):
@@ -47,51 +61,67 @@ class DemoError(IxmeterError):
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
-    """Times in UTC ns: baseline window, the switch, settling left out, current window."""
+    """When the probes of both networks start and stop (UTC ns), and the window: the whole
+    UTC minutes that hold what they measured. The baseline (detour) copy and the current
+    (direct) copy are measured over the same window, each into its own store."""
 
-    baseline: tuple[int, int]
-    switch_ns: int
-    current: tuple[int, int]
+    start_ns: int
+    stop_ns: int
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return (self.start_ns // MINUTE_NS * MINUTE_NS,
+                -(-self.stop_ns // MINUTE_NS) * MINUTE_NS)
+
+    @property
+    def baseline(self) -> tuple[int, int]:
+        return self.window
+
+    @property
+    def current(self) -> tuple[int, int]:
+        return self.window
 
     @property
     def end_ns(self) -> int:
-        return self.current[1]
+        return self.stop_ns
 
     @property
-    def settle(self) -> tuple[int, int]:
-        return (self.baseline[1], self.current[0])
+    def minutes(self) -> int:
+        """UTC minutes in the window (the analyzer's time units)."""
+        a, b = self.window
+        return (b - a) // MINUTE_NS
+
+    def edges_s(self) -> tuple[float, float]:
+        """Seconds of measurement in the window's first and last minute."""
+        a, b = self.window
+        if b - a == MINUTE_NS:
+            return ((self.stop_ns - self.start_ns) / NS,) * 2
+        return ((a + MINUTE_NS - self.start_ns) / NS, (self.stop_ns - (b - MINUTE_NS)) / NS)
 
     def phase(self, t_ns: int) -> str:
-        """``warm-up``, ``baseline``, ``settling``, ``current`` or ``done`` at ``t_ns``."""
-        if t_ns < self.baseline[0]:
+        """``warm-up`` (before the probes start), ``measuring`` or ``done``."""
+        if t_ns < self.start_ns:
             return "warm-up"
-        if t_ns < self.baseline[1]:
-            return "baseline"
-        if t_ns < self.current[0]:
-            return "settling"
-        return "current" if t_ns < self.current[1] else "done"
+        return "measuring" if t_ns < self.stop_ns else "done"
 
 
-def plan_timeline(now_ns: int, duration_s: float, warmup_s: float = WARMUP_S) -> Timeline:
-    """Split ``duration_s`` into baseline, settling and current phases.
-
-    From ``SETTLE_FROM_S`` on, each phase is a whole number of minutes and the minute around the
-    switch is left out (the profile changes in its middle); shorter runs switch on a minute
-    boundary and leave nothing out. The switch minute is the first boundary at least
-    ``warmup_s`` + one phase after ``now_ns``, so the baseline starts after the warm-up.
-    """
+def plan_timeline(now_ns: int, duration_s: float, lead_s: float = START_LEAD_S) -> Timeline:
+    """Start the probes ``lead_s`` from ``now_ns``, or at the next minute boundary when that
+    minute would hold less than ``MIN_EDGE_S`` of data; stop them ``duration_s`` later, or at
+    the following boundary when the last minute would hold less than ``MIN_EDGE_S``."""
     if not math.isfinite(duration_s) or duration_s < MIN_DURATION_S:
         raise DemoError(f"--duration {duration_s:g} is too short",
                         hint=f"give at least {MIN_DURATION_S:g} seconds")
-    settle_ns = MINUTE_NS if duration_s >= SETTLE_FROM_S else 0
-    half_ns = int((duration_s * NS - settle_ns) / 2)
-    if settle_ns:
-        half_ns = max(MINUTE_NS, half_ns // MINUTE_NS * MINUTE_NS)
-    earliest = now_ns + int(warmup_s * NS) + half_ns
-    start_of_switch = -(-earliest // MINUTE_NS) * MINUTE_NS
-    return Timeline(baseline=(start_of_switch - half_ns, start_of_switch),
-                    switch_ns=start_of_switch + settle_ns // 2,
-                    current=(start_of_switch + settle_ns, start_of_switch + settle_ns + half_ns))
+    edge = int(MIN_EDGE_S * NS)
+    start = now_ns + int(lead_s * NS)
+    boundary = -(-start // MINUTE_NS) * MINUTE_NS
+    if 0 < boundary - start < edge:
+        start = boundary
+    stop = start + int(duration_s * NS)
+    last = stop % MINUTE_NS
+    if 0 < last < edge and stop - last > start:
+        stop += MINUTE_NS - last
+    return Timeline(start, stop)
 
 
 def iso(t_ns: int) -> str:
@@ -110,8 +140,9 @@ def clock(t_ns: int) -> str:
 
 def demo_inventory(source: dict[str, Any], sites: Sequence[str],
                    rates: dict[str, float] | None = None) -> dict[str, Any]:
-    """A copy of the inventory mapping with only the probes at ``sites`` and every measurement
-    spec's rate set from ``rates`` (by method); sites, cities and policy targets stay."""
+    """A copy of the inventory mapping with only the probes at ``sites``, every measurement
+    spec's rate set from ``rates`` (by method) and the testbed's hosts declared as one clock
+    domain (:data:`TESTBED_CLOCK_BASIS`); sites, cities and policy targets stay."""
     rates = DEMO_RATES if rates is None else rates
     known = {s.get("id") for s in source.get("sites", [])}
     unknown = [s for s in sites if s not in known]
@@ -130,6 +161,10 @@ def demo_inventory(source: dict[str, Any], sites: Sequence[str],
             specs.append({**spec, "rate_pps": rates[method]})
     out["specs"] = specs
     out["targets"] = []
+    out["clock_domains"] = [{"id": "testbed-kernel-clock",
+                             "probes": [p["id"] for p in out["probes"]],
+                             "relative_error_ms": TESTBED_CLOCK_ERROR_MS,
+                             "basis": TESTBED_CLOCK_BASIS}]
     return out
 
 
@@ -145,7 +180,7 @@ def read_inventory(path: str | Path) -> dict[str, Any]:
 
 
 def write_inventory(data: dict[str, Any], path: Path) -> None:
-    header = ("# Written by 'ixmeter demo': the demo's sites and probe rates; everything else as\n"
-              "# in the inventory it was made from.\n")
+    header = ("# Written by 'ixmeter demo': the demo's sites, probe rates and the testbed's clock\n"
+              "# domain; everything else as in the inventory it was made from.\n")
     path.write_text(header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")

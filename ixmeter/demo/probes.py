@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from ixmeter.demo.plan import DemoError
 from ixmeter.demo.procs import Children, wait_until
 
 if TYPE_CHECKING:
-    from ixmeter.demo.runner import Run
+    from ixmeter.demo.runner import Network
     from testbed.api import Testbed
 
 HEARTBEAT_S = 10.0  # the progress line shows the spools' depth from these
@@ -50,25 +49,26 @@ def reflector_args(tb: Testbed, host: str) -> list[str]:
     return ["--port", "862"]
 
 
-def probe_config(run: Run, tb: Testbed, host: str, collector_url: str) -> dict[str, Any]:
+def probe_config(inventory: Path, rundir: Path, tb: Testbed, host: str,
+                 collector_url: str) -> dict[str, Any]:
     """The agent's config for ``host``: its key, the collector (through the bridge), a spool in
     the run folder; targets from the demo inventory (namespaces) or explicit loopback ports."""
-    pdir = run.rundir / "probes" / host
+    pdir = rundir / "probes" / host
     cfg: dict[str, Any] = {
-        "probe_id": host, "key_file": str(run.rundir / "keys" / f"{host}.key"),
+        "probe_id": host, "key_file": str(rundir / "keys" / f"{host}.key"),
         "collector_url": collector_url, "spool": str(pdir / "spool.db"),
         "heartbeat_s": HEARTBEAT_S,
     }
     if tb.mode != "loopback":
-        return {**cfg, "inventory": str(run.inventory)}
-    return {**cfg, **_loopback_targets(run, tb, host)}
+        return {**cfg, "inventory": str(inventory)}
+    return {**cfg, **_loopback_targets(inventory, tb, host)}
 
 
-def _loopback_targets(run: Run, tb: Testbed, host: str) -> dict[str, Any]:
+def _loopback_targets(inventory: Path, tb: Testbed, host: str) -> dict[str, Any]:
     """Loopback mode: STAMP only, every destination reached through its delay-line port."""
     from inventory.loader import load
 
-    inv = load(run.inventory)
+    inv = load(inventory)
     spec = next(s for s in inv.specs if s.method.value == "stamp")
     me = tb.host(host)
     targets = [{"spec": spec.id, "dst_addr": "127.0.0.1", "dst_site": h.site,
@@ -80,55 +80,57 @@ def _loopback_targets(run: Run, tb: Testbed, host: str) -> dict[str, Any]:
             "targets": targets}
 
 
-def start_bridge(run: Run, tb: Testbed, children: Children) -> str:
-    """Start :mod:`ixmeter.demo.bridge`; returns the collector URL the probes use."""
-    argv = [sys.executable, "-m", "ixmeter.demo.bridge", "--uds", str(run.socket)]
+def start_bridge(net: Network, tb: Testbed, children: Children) -> str:
+    """Start :mod:`ixmeter.demo.bridge` for one copy of the network; returns (and keeps in
+    ``net``'s run folder) the collector URL its probes use."""
+    argv = [sys.executable, "-m", "ixmeter.demo.bridge", "--uds", str(net.socket)]
+    url_file = net.rundir / "collector.url"
     if tb.mode == "loopback":
-        port_file = run.rundir / "bridge.port"
-        child = children.start("bridge", "bridge", [*argv, "--port-file", str(port_file)],
-                               run.rundir / "bridge.log")
+        port_file = net.rundir / "bridge.port"
+        child = children.start(f"bridge {net.role}", f"bridge-{net.group}",
+                               [*argv, "--port-file", str(port_file)],
+                               net.rundir / "bridge.log")
         wait_until(lambda: port_file.exists() or not child.alive(), 30.0)
         if not child.alive() or not port_file.exists():
             raise DemoError(f"the collector bridge did not start: {child.tail()}")
-        return f"http://127.0.0.1:{port_file.read_text().strip()}"
-    namespaces = [tb.host(h).namespace for h in sorted(tb.hosts)]
-    child = children.start("bridge", "bridge",
-                           [*argv, *(a for ns in namespaces for a in ("--netns", ns))],
-                           run.rundir / "bridge.log")
-    if not wait_until(lambda: "listener" in child.tail() or not child.alive(), 30.0) \
-            or not child.alive():
-        raise DemoError(f"the collector bridge did not start: {child.tail() or 'no output'}")
-    return f"http://127.0.0.1:{BRIDGE_PORT}"
+        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+    else:
+        namespaces = [tb.host(h).namespace for h in sorted(tb.hosts)]
+        child = children.start(f"bridge {net.role}", f"bridge-{net.group}",
+                               [*argv, *(a for ns in namespaces for a in ("--netns", ns))],
+                               net.rundir / "bridge.log")
+        if not wait_until(lambda: "listener" in child.tail() or not child.alive(), 30.0) \
+                or not child.alive():
+            raise DemoError(f"the collector bridge did not start: "
+                            f"{child.tail() or 'no output'}")
+        url = f"http://127.0.0.1:{BRIDGE_PORT}"
+    url_file.write_text(url)
+    return url
 
 
-def start_probes(run: Run, tb: Testbed, children: Children, collector_url: str) -> None:
+def start_probes(inventory: Path, net: Network, tb: Testbed, children: Children) -> None:
     """Write each host's config and start ``ixmeter probe run`` in its namespace."""
     from ixmeter.demo.runner import ixmeter_argv
 
+    url = (net.rundir / "collector.url").read_text()
     for name in sorted(tb.hosts):
-        pdir = run.rundir / "probes" / name
+        pdir = net.rundir / "probes" / name
         pdir.mkdir(parents=True, exist_ok=True)
         path = pdir / "probe.yaml"
-        path.write_text(yaml.safe_dump(probe_config(run, tb, name, collector_url),
+        path.write_text(yaml.safe_dump(probe_config(inventory, net.rundir, tb, name, url),
                                        sort_keys=False))
         argv = ixmeter_argv("probe", "run", "--config", str(path))
-        children.start(f"probe {name}", "probe", tb.wrap(name, argv), pdir / "probe.log")
-    time.sleep(2.0)
-    dead = [c for c in children.group("probe") if not c.alive()]
-    if dead:
-        raise DemoError(f"{dead[0].name} exited at start: {dead[0].tail() or 'no output'}",
-                        hint=f"see {dead[0].log}")
-    methods = "STAMP" if tb.mode == "loopback" else "ICMP, STAMP, traceroute"
-    run.say(f"probes: {len(tb.hosts)} agents ({methods}), uploading to the collector")
+        children.start(f"probe {net.role} {name}", f"probe-{net.group}", tb.wrap(name, argv),
+                       pdir / "probe.log")
 
 
-def spools_left(run: Run, hosts: list[str]) -> int:
+def spools_left(rundir: Path, hosts: list[str]) -> int:
     """Results still in the probes' spools (after they stopped): 0 when all were uploaded."""
     from probes.spool import Spool
 
     total = 0
     for host in hosts:
-        path = run.rundir / "probes" / host / "spool.db"
+        path = rundir / "probes" / host / "spool.db"
         if path.exists():
             spool = Spool(path, host)
             try:

@@ -62,7 +62,9 @@ class Children:
         return child
 
     def group(self, group: str) -> list[Child]:
-        return [c for c in self.children if c.group == group]
+        """The children of ``group``, or of every group that starts with ``group-``."""
+        return [c for c in self.children
+                if c.group == group or c.group.startswith(f"{group}-")]
 
     def dead(self) -> list[Child]:
         """Children that exited although nobody stopped them."""
@@ -87,10 +89,11 @@ class Children:
         return {c.name: int(c.proc.returncode) for c in targets}
 
     def stop_all(self, grace_s: float = 5.0) -> None:
-        """Probes first, then reflectors, then the collector (nothing left running)."""
-        for group in ("probe", "reflector", "bridge", "collector"):
-            self.stop(self.group(group), signal.SIGTERM if group != "collector" else
-                      signal.SIGINT, grace_s)
+        """Probes first, then reflectors, bridges, collectors and anything else (nothing left
+        running). A group matches by prefix: ``probe`` stops ``probe-baseline`` too."""
+        for group in ("probe", "reflector", "bridge", "collector", ""):
+            self.stop([c for c in self.children if c.group.startswith(group)],
+                      signal.SIGTERM if group != "collector" else signal.SIGINT, grace_s)
         self.stop(self.children, signal.SIGKILL, 1.0)
 
     def close(self) -> None:

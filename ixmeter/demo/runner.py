@@ -1,10 +1,17 @@
-"""The measurement part of the demo: testbed, collector, reflectors and probes up, a baseline
-phase on the detour profile, the switch to the direct profile, a current phase, then everything
-stopped in order (probes drain their spools into the collector first) and removed.
+"""The measurement part of the demo: two copies of the emulated network measured at the same
+time, each into its own store, then everything stopped in order and removed.
 
-Processes: the collector listens on a unix socket in the run folder; the probes reach it from
-inside their network namespaces through :mod:`ixmeter.demo.bridge` (127.0.0.1:8650 in each
-namespace); every reflector and probe runs in its host's namespace (``ip netns exec``).
+- the **baseline** copy runs the ``baseline`` profile (inter-carrier traffic detours via the
+  Wuhan or Guangzhou hub), its collector writes ``baseline.db``;
+- the **current** copy runs the ``direct`` profile (traffic meets at the Changsha exchange
+  point), its collector writes ``current.db``.
+
+Each copy is a testbed instance of its own (``<instance>-b``, ``<instance>-c``) with a STAMP
+reflector and a probe agent in every host's namespace, a collector on a unix socket and a
+bridge (:mod:`ixmeter.demo.bridge`) from 127.0.0.1:8650 in each namespace to that socket. The
+probes of both copies start together and stop together (:func:`~ixmeter.demo.plan.plan_timeline`),
+so the two windows are the same minutes: the analysis reads the current window from one store and
+the baseline window from the other (``--baseline-db``).
 """
 
 from __future__ import annotations
@@ -20,18 +27,48 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ixmeter.demo import probes as probe_setup
-from ixmeter.demo.plan import MINUTE_NS, NS, DemoError, Timeline, clock, plan_timeline
+from ixmeter.demo.plan import NS, DemoError, Timeline, clock, plan_timeline
 from ixmeter.demo.procs import Children, wait_until
+from ixmeter.demo.progress import Progress
 
 if TYPE_CHECKING:
     from testbed.api import Testbed
 
 PROGRESS_TTY_S = 2.0  # the line is rewritten in place on a terminal
-SETTLED_S = 90.0  # a minute's rollup no longer changes this long after it ended
 PROGRESS_LOG_S = 30.0  # otherwise a new line this often
 COLLECTOR_START_S = 60.0
 DRAIN_S = 90.0
-LOOPBACK_PORT = 18620  # the delay line's first port (testbed.delayline)
+LOOPBACK_PORT = 18620  # the delay line's first port (testbed.delayline), one block per copy
+LOOPBACK_PORTS_PER_COPY = 500
+
+
+@dataclass
+class Network:
+    """One copy of the emulated network: its role, profile, testbed instance and store."""
+
+    role: str  # "baseline" | "current"
+    profile: str  # testbed profile: "baseline" (detour) | "direct"
+    instance: str
+    out: Path
+    index: int = 0
+    tb: Testbed | None = None
+
+    @property
+    def db(self) -> Path:
+        return self.out / f"{self.role}.db"
+
+    @property
+    def rundir(self) -> Path:
+        return self.out / "run" / self.role
+
+    @property
+    def socket(self) -> Path:
+        return self.rundir / "collector.sock"
+
+    @property
+    def group(self) -> str:
+        """Suffix of this copy's process groups (``probe-baseline`` ...)."""
+        return self.role
 
 
 @dataclass
@@ -45,21 +82,16 @@ class Run:
     instance: str = "demo"
     mode: str = "netns"
     log: TextIO = sys.stdout
-
-    @property
-    def db(self) -> Path:
-        return self.out / "results.db"
-
-    @property
-    def rundir(self) -> Path:
-        return self.out / "run"
-
-    @property
-    def socket(self) -> Path:
-        return self.rundir / "collector.sock"
+    networks: list[Network] = field(default_factory=list)
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
+
+
+def networks(out: Path, instance: str) -> list[Network]:
+    """The two copies: baseline (detour) and current (direct)."""
+    return [Network("baseline", "baseline", f"{instance}-b", out, 0),
+            Network("current", "direct", f"{instance}-c", out, 1)]
 
 
 @dataclass
@@ -88,136 +120,77 @@ def collector_ok(sock: Path) -> bool:
         return False
 
 
-def start_collector(run: Run, children: Children, keys: Path) -> None:
-    argv = ixmeter_argv("collector", "serve", "--db", str(run.db), "--bind",
-                        f"unix:{run.socket}", "--keys", str(keys),
+def start_collector(run: Run, net: Network, children: Children, keys: Path) -> None:
+    argv = ixmeter_argv("collector", "serve", "--db", str(net.db), "--bind",
+                        f"unix:{net.socket}", "--keys", str(keys),
                         "--inventory", str(run.inventory))
-    child = children.start("collector", "collector", argv, run.rundir / "collector.log")
-    if not wait_until(lambda: collector_ok(run.socket) or not child.alive(), COLLECTOR_START_S) \
+    child = children.start(f"collector {net.role}", f"collector-{net.group}", argv,
+                           net.rundir / "collector.log")
+    if not wait_until(lambda: collector_ok(net.socket) or not child.alive(), COLLECTOR_START_S) \
             or not child.alive():
-        raise DemoError(f"the collector did not start: {child.tail() or 'no output'}",
-                        hint=f"see {child.log}")
-    run.say(f"collector: SQLite store {run.db}, listening on unix:{run.socket}")
+        raise DemoError(f"the {net.role} collector did not start: "
+                        f"{child.tail() or 'no output'}", hint=f"see {child.log}")
 
 
-def start_reflectors(run: Run, tb: Testbed, children: Children) -> None:
+def start_reflectors(run: Run, net: Network, children: Children) -> None:
+    tb = _tb(net)
     for name in sorted(tb.hosts):
         argv = ixmeter_argv("reflector", *probe_setup.reflector_args(tb, name))
-        children.start(f"reflector {name}", "reflector", tb.wrap(name, argv),
-                       run.rundir / "reflectors" / f"{name}.log")
-    time.sleep(1.0)
-    _check_alive(children, "reflector")
-    run.say(f"reflectors: STAMP (RFC 8762) on {len(tb.hosts)} hosts")
+        children.start(f"reflector {net.role} {name}", f"reflector-{net.group}",
+                       tb.wrap(name, argv), net.rundir / "reflectors" / f"{name}.log")
 
 
-def _check_alive(children: Children, group: str) -> None:
-    dead = [c for c in children.group(group) if not c.alive()]
+def check_alive(children: Children, group: str) -> None:
+    dead = [c for c in children.children if c.group.startswith(group) and not c.alive()]
     if dead:
         raise DemoError(f"{dead[0].name} exited: {dead[0].tail() or 'no output'}",
                         hint=f"see {dead[0].log}")
 
 
-class Progress:
-    """Counts of stored results per phase, read from the store (rollups of each window), and
-    the probes' spool depth from their heartbeats."""
-
-    def __init__(self, run: Run, timeline: Timeline) -> None:
-        self.run, self.timeline = run, timeline
-        self._store: Any = None
-        self._final: dict[str, tuple[int, int]] = {}  # phase -> (counted up to, count)
-
-    def stored(self, now_ns: int | None = None) -> dict[str, int]:
-        """Results stored per window. Minutes that ended over ``SETTLED_S`` before ``now_ns``
-        no longer change (uploads lag by about a second) and are counted once; without
-        ``now_ns`` everything is read again."""
-        from analyzer.store import open_store
-
-        if self._store is None:
-            self._store = open_store(self.run.db)
-        out = {}
-        for phase, (a, b) in (("baseline", self.timeline.baseline),
-                              ("current", self.timeline.current)):
-            upto, count = self._final.get(phase, (a, 0)) if now_ns is not None else (a, 0)
-            if now_ns is not None:
-                settled = min(b, (now_ns - int(SETTLED_S * NS)) // MINUTE_NS * MINUTE_NS)
-                if settled > upto:
-                    count += self._count(upto, settled)
-                    upto = settled
-                    self._final[phase] = (upto, count)
-            out[phase] = count + (self._count(upto, b) if upto < b else 0)
-        return out
-
-    def _count(self, a: int, b: int) -> int:
-        from analyzer.store.base import Query
-
-        return sum(r.sent + r.errors for r in self._store.read_rollups(Query(a, b)))
-
-    def spool_depth(self) -> int | None:
-        if self._store is None:
-            return None
-        depths = [h.spool_depth for h in self._store.probe_health() if h.spool_depth is not None]
-        return sum(depths) if depths else None
-
-    def line(self, now_ns: int, started_ns: int) -> str:
-        t = self.timeline
-        stored = self.stored(now_ns)
-        depth = self.spool_depth()
-        elapsed = (now_ns - started_ns) / NS
-        total = (t.end_ns - started_ns) / NS
-        spool = f", spools {depth}" if depth is not None else ""
-        return (f"[{_mmss(elapsed)} / {_mmss(total)}] {t.phase(now_ns):<8}  stored: "
-                f"baseline {stored['baseline']:,}, current {stored['current']:,}{spool}")
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+def _tb(net: Network) -> Testbed:
+    assert net.tb is not None
+    return net.tb
 
 
-def _mmss(seconds: float) -> str:
-    s = max(0, int(seconds))
-    return f"{s // 60:d}:{s % 60:02d}"
+def say_plan(run: Run, t: Timeline) -> None:
+    a, b = t.window
+    first, last = t.edges_s()
+    run.say(f"both networks measured {clock(t.start_ns)}-{clock(t.stop_ns)} UTC "
+            f"({(t.stop_ns - t.start_ns) / NS:.0f} s); window {clock(a)}-{clock(b)} UTC: "
+            f"{t.minutes} one-minute units, the first holding {first:.0f} s and the last "
+            f"{last:.0f} s of data")
 
 
-def measure(run: Run, tb: Testbed, children: Children,
-            switch: Callable[[], None]) -> Measured:
-    """Plan the phases from now, show progress, switch the profile, stop and drain the probes."""
-    started = time.time_ns()
-    timeline = plan_timeline(started, run.duration_s)
-    settle = timeline.settle
-    run.say(f"baseline (detour profile) {clock(timeline.baseline[0])}-"
-            f"{clock(timeline.baseline[1])} UTC; switch to the direct profile at "
-            f"{clock(timeline.switch_ns)}; current {clock(timeline.current[0])}-"
-            f"{clock(timeline.current[1])}"
-            + (f"; {clock(settle[0])}-{clock(settle[1])} left out (settling)"
-               if settle[1] > settle[0] else "; no settling interval (run too short)"))
-    progress = Progress(run, timeline)
+def measure(run: Run, children: Children, timeline: Timeline,
+            start_probes: Callable[[], None]) -> Measured:
+    """Start the probes of both copies at the planned time, show progress until the stop
+    time, then stop the probes (each drains its spool) and the reflectors."""
+    while (wait := timeline.start_ns - time.time_ns()) > 0:
+        time.sleep(wait / NS)
+    start_probes()
+    progress = Progress(run.networks, timeline, run.inventory)
     tty = run.log.isatty()
     every_ns = int((PROGRESS_TTY_S if tty else PROGRESS_LOG_S) * NS)
-    switched = False
     try:
-        while (now := time.time_ns()) < timeline.end_ns:
-            if not switched and now >= timeline.switch_ns:
-                switch()
-                switched = True
-                _say_over(run, tty, f"{clock(now)} UTC: switched to the direct profile")
-            _check_alive(children, "probe")
-            line = progress.line(now, started)
+        while (now := time.time_ns()) < timeline.stop_ns:
+            check_alive(children, "probe")
+            line = progress.line(now)
             if tty:
-                print("\r" + line.ljust(100), end="", file=run.log, flush=True)
+                print("\r" + line.ljust(110), end="", file=run.log, flush=True)
             else:
                 run.say(line)
-            wake = min(now + every_ns, timeline.end_ns,
-                       timeline.switch_ns if not switched else timeline.end_ns)
-            time.sleep(max(0.05, (wake - time.time_ns()) / NS))
-        _say_over(run, tty, progress.line(time.time_ns(), started))
+            time.sleep(max(0.05, (min(now + every_ns, timeline.stop_ns) - time.time_ns()) / NS))
+        _say_over(run, tty, progress.line(time.time_ns()))
         run.say("measurement over: stopping the probes; each drains its spool to the collector")
-        codes = children.stop(children.group("probe"), signal.SIGTERM, DRAIN_S)
-        children.stop(children.group("reflector"), signal.SIGTERM, 10.0)
+        probes = [c for c in children.children if c.group.startswith("probe-")]
+        codes = children.stop(probes, signal.SIGTERM, DRAIN_S)
+        children.stop([c for c in children.children if c.group.startswith("reflector-")],
+                      signal.SIGTERM, 10.0)
         stored = progress.stored()
-        left = probe_setup.spools_left(run, sorted(tb.hosts))
-        run.say(f"stored: baseline {stored['baseline']:,}, current {stored['current']:,} "
-                f"results; {left} left in the probes' spools")
+        left = sum(probe_setup.spools_left(net.rundir, sorted(_tb(net).hosts))
+                   for net in run.networks)
+        run.say("stored: " + ", ".join(f"{k} {v:,}" for k, v in stored.items()) +
+                f" results; {left} left in the probes' spools")
     finally:
         progress.close()
     notes = [f"{left} results were still in the probes' spools at the end"] if left else []
@@ -226,14 +199,14 @@ def measure(run: Run, tb: Testbed, children: Children,
 
 def _say_over(run: Run, tty: bool, text: str) -> None:
     """A line that ends the in-place progress line on a terminal."""
-    run.say(("\r" + text.ljust(100)) if tty else text)
+    run.say(("\r" + text.ljust(110)) if tty else text)
 
 
 def write_summary(run: Run, measured: Measured, extra: dict[str, Any]) -> None:
     t = measured.timeline
     doc = {"mode": run.mode, "sites": run.sites, "inventory": str(run.inventory),
-           "db": str(run.db), "baseline": list(t.baseline), "switch_ns": t.switch_ns,
-           "current": list(t.current), "stored": measured.stored,
+           "db": {n.role: str(n.db) for n in run.networks}, "window": list(t.window),
+           "start_ns": t.start_ns, "stop_ns": t.stop_ns, "stored": measured.stored,
            "probe_exit": measured.probe_exit, **extra}
     (run.out / "demo.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
@@ -243,7 +216,10 @@ def prepare_out(out: Path) -> None:
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("results.db", "results.db-wal", "results.db-shm", "demo.json", "inventory.yaml"):
+    for stem in ("results", "baseline", "current"):
+        for suffix in (".db", ".db-wal", ".db-shm"):
+            (out / f"{stem}{suffix}").unlink(missing_ok=True)
+    for name in ("demo.json", "inventory.yaml"):
         (out / name).unlink(missing_ok=True)
     for name in ("run", "report"):
         shutil.rmtree(out / name, ignore_errors=True)
@@ -255,59 +231,60 @@ def prepare_out(out: Path) -> None:
 class Outcome:
     """What the analysis needs from the measurement part."""
 
-    db: Path
+    baseline_db: Path
+    current_db: Path
     inventory: Path
     timeline: Timeline
     notes: list[str]
 
 
-def _bring_up(run: Run) -> Testbed:
+def _bring_up(run: Run, net: Network) -> None:
     from testbed.api import Testbed
 
     try:
         if run.mode == "netns":
-            tb = Testbed.up(run.inventory, profile="baseline", sites=run.sites,
-                            instance=run.instance)
+            net.tb = Testbed.up(run.inventory, profile=net.profile, sites=run.sites,
+                                instance=net.instance)
         else:
-            tb = Testbed.up_loopback(run.inventory, profile="baseline", sites=run.sites,
-                                     instance=run.instance, listen_port=LOOPBACK_PORT)
+            port = LOOPBACK_PORT + net.index * LOOPBACK_PORTS_PER_COPY
+            net.tb = Testbed.up_loopback(run.inventory, profile=net.profile, sites=run.sites,
+                                         instance=net.instance, listen_port=port)
     except KeyboardInterrupt:  # Ctrl-C while the daemon starts: remove the half-built instance
         from testbed import daemon
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        daemon.stop(run.instance)
+        daemon.stop(net.instance)
         raise
-    run.say(f"testbed: {len(tb.hosts)} hosts ({', '.join(sorted(tb.hosts))}), "
-            f"mode {tb.mode}, profile baseline (inter-carrier traffic detours via a hub)")
-    return tb
 
 
-def _switcher(run: Run, tb: Testbed) -> Callable[[], None]:
-    """Switch the running testbed to the direct profile. Loopback mode has no runtime switch:
-    its delay line is restarted on the same ports with the direct profile (a gap of about a
-    second, inside the settling interval)."""
-    def switch() -> None:
-        if tb.mode != "loopback":
-            tb.set_profile("direct")
-            return
-        from testbed.api import Testbed
+def _set_up(run: Run, net: Network, children: Children) -> None:
+    """Testbed, keys, collector, reflectors and bridge of one copy (probes start later)."""
+    _bring_up(run, net)
+    tb = _tb(net)
+    net.rundir.mkdir(parents=True, exist_ok=True)
+    keys = probe_setup.make_keys(sorted(tb.hosts), net.rundir)
+    start_collector(run, net, children, keys)
+    start_reflectors(run, net, children)
+    probe_setup.start_bridge(net, tb, children)
+    what = ("inter-carrier traffic detours via the Wuhan or Guangzhou hub" if
+            net.profile == "baseline" else "inter-carrier traffic meets at the Changsha point")
+    run.say(f"{net.role} network: testbed {net.instance} ({len(tb.hosts)} hosts, mode "
+            f"{tb.mode}, profile {net.profile}: {what}); collector -> {net.db}; "
+            f"STAMP reflectors on every host")
 
-        tb.down()
-        new = Testbed.up_loopback(run.inventory, profile="direct", sites=run.sites,
-                                  instance=run.instance, listen_port=LOOPBACK_PORT)
-        tb.state = new.state
-    return switch
 
-
-def measure_all(opts: Any, out: Path, mode: str, why: str) -> Outcome:
-    """Steps 1-4 of the demo up to the stored results; everything started is stopped and
-    removed before this returns or raises (KeyboardInterrupt included)."""
+def measure_all(opts: Any, out: Path, mode: str, why: str,
+                on_plan: Callable[[Run, Timeline], None] | None = None) -> Outcome:
+    """Steps 1-3 of the demo up to the stored results; everything started is stopped and
+    removed before this returns or raises (KeyboardInterrupt included). ``on_plan`` is called
+    once the window is known, before the probes start (the demo starts its dashboard there)."""
     from inventory.loader import default_inventory, load
     from ixmeter.demo.plan import demo_inventory, read_inventory, write_inventory
 
     prepare_out(out)
     run = Run(out=out, inventory=out / "inventory.yaml", sites=list(opts.sites),
-              duration_s=opts.duration_s, instance=opts.instance, mode=mode)
+              duration_s=opts.duration_s, instance=opts.instance, mode=mode,
+              networks=networks(out, opts.instance))
     if mode == "loopback":
         run.say(f"demo: UNPRIVILEGED LOOPBACK MODE ({why}): the testbed's UDP delay line on "
                 "127.0.0.1, STAMP only, no routes; the ICMP latency and loss targets get no data")
@@ -315,45 +292,56 @@ def measure_all(opts: Any, out: Path, mode: str, why: str) -> Outcome:
     write_inventory(demo_inventory(read_inventory(source), run.sites), run.inventory)
     inv = load(run.inventory)
     run.say(f"inventory: {source} cut to sites {', '.join(run.sites)} "
-            f"({len(inv.probes)} probes) -> {run.inventory}")
+            f"({len(inv.probes)} probes, one clock domain) -> {run.inventory}")
     children = Children()
-    tb: Testbed | None = None
-    notes: list[str] = []
     try:
-        tb = _bring_up(run)
-        keys = probe_setup.make_keys(sorted(tb.hosts), run.rundir)
-        start_collector(run, children, keys)
-        start_reflectors(run, tb, children)
-        url = probe_setup.start_bridge(run, tb, children)
-        probe_setup.start_probes(run, tb, children, url)
-        measured = measure(run, tb, children, _switcher(run, tb))
-        notes += measured.notes
+        for net in run.networks:
+            _set_up(run, net, children)
+        check_alive(children, "reflector")
+        timeline = plan_timeline(time.time_ns(), run.duration_s)
+        say_plan(run, timeline)
+        if on_plan is not None:
+            on_plan(run, timeline)
+        measured = measure(run, children, timeline, lambda: _start_probes(run, children))
         bad = {k: v for k, v in measured.probe_exit.items() if v not in (0, -signal.SIGTERM)}
         if bad:
-            notes.append(f"probes that did not exit cleanly: {bad}")
-        write_summary(run, measured, {"mode": tb.mode, "testbed_pid": tb.state.get("pid"),
-                                      "pids": {c.name: c.proc.pid for c in children.children}})
+            measured.notes.append(f"probes that did not exit cleanly: {bad}")
+        write_summary(run, measured, {
+            "testbed_pids": [n.tb.state.get("pid") for n in run.networks if n.tb],
+            "pids": {c.name: c.proc.pid for c in children.children}})
     finally:
-        _teardown(run, children, tb)
-    return Outcome(run.db, run.inventory, measured.timeline, notes)
+        _teardown(run, children)
+    base, cur = run.networks
+    return Outcome(base.db, cur.db, run.inventory, measured.timeline, measured.notes)
 
 
-def _teardown(run: Run, children: Children, tb: Testbed | None) -> None:
-    """Stop every child (probes, reflectors, collector) and take the testbed down; a Ctrl-C
-    during this is ignored so it always finishes."""
+def _start_probes(run: Run, children: Children) -> None:
+    for net in run.networks:
+        probe_setup.start_probes(run.inventory, net, _tb(net), children)
+    time.sleep(2.0)
+    check_alive(children, "probe")
+    methods = "STAMP" if run.mode == "loopback" else "ICMP, STAMP, traceroute"
+    run.say(f"probes: {sum(len(_tb(n).hosts) for n in run.networks)} agents ({methods}) "
+            "started in both networks, uploading to their collectors")
+
+
+def _teardown(run: Run, children: Children) -> None:
+    """Stop every child (probes, reflectors, bridges, collectors) and take both
+    testbeds down; a Ctrl-C during this is ignored so it always finishes."""
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         if any(c.alive() for c in children.children):
-            run.say("stopping probes, reflectors and the collector ...")
+            run.say("stopping probes, reflectors, bridges and collectors ...")
         children.stop_all()
         children.close()
-        if tb is not None:
-            tb.down()
-            gone = "delay line stopped" if tb.mode == "loopback" else \
-                "namespaces and devices removed"
-            run.say(f"testbed {run.instance} down: {gone}")
-        run.socket.unlink(missing_ok=True)
+        for net in run.networks:
+            if net.tb is not None:
+                net.tb.down()
+                gone = "delay line stopped" if net.tb.mode == "loopback" else \
+                    "namespaces and devices removed"
+                run.say(f"testbed {net.instance} down: {gone}")
+            net.socket.unlink(missing_ok=True)
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

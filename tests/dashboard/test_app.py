@@ -63,8 +63,10 @@ def test_every_layout_builds(app: Dash) -> None:
 
 
 def test_overview_in_both_languages(app: Dash, ctx: Context) -> None:
-    zh = _page("overview").render("zh")
-    en = _page("overview").render("en")
+    zh, stamp = _page("overview").render("zh", None, None)
+    en, _ = _page("overview").render("en", None, None)
+    assert stamp == ["zh", -1]  # not live: the data is final
+    assert _page("overview").render("zh", 3, stamp) == (dash.no_update, dash.no_update)
     assert "政策目标" in str(zh)
     assert "Policy targets" in str(en)
     for tg in ctx.topo.inv.policy_targets:
@@ -138,3 +140,74 @@ def test_language_from_the_url() -> None:
     assert shell._lang_from_url("?x=1&lang=zh") == "zh"
     assert shell._lang_from_url("?lang=fr") is dash.no_update
     assert shell._lang_from_url(None) is dash.no_update
+
+
+def test_generated_data_is_labelled_on_every_page(app: Dash, ctx: Context) -> None:
+    """The fixture store holds dashboard.demo's generated results: probe ids synthetic-*,
+    and the shell's banner says so in both languages."""
+    from dashboard import app as shell
+
+    assert ctx.synthetic() is not None
+    _, _, _, zh, style = shell._label_shell("zh")
+    assert zh.startswith("合成数据，并非实测")
+    assert style == {"display": "block"}
+    _, _, _, en, _ = shell._label_shell("en")
+    assert en.startswith("SYNTHETIC DATA, not measurements: results of generated probes")
+
+
+def test_every_verdict_reason_has_a_chinese_form(ctx: Context) -> None:
+    from dashboard.i18n import reason, translated
+
+    for row in ctx.verdicts():
+        assert translated(row.gate), row.gate
+        zh = reason(row.gate, "zh")
+        assert "95% CI" not in zh
+        assert "too few samples" not in zh
+        assert reason(row.gate, "en") == row.gate
+
+
+def test_a_card_trends_the_row_that_sets_its_badge(ctx: Context) -> None:
+    """The latency card FAILs on CU>CM (its detour is kept): its trend is CU>CM's, above the
+    0.2 target, not the pooled scope that sits below it."""
+    from analyzer import views
+
+    rows = [r for r in ctx.verdicts() if r.target_id == "hn-inter-carrier-latency"]
+    head = views.headline(rows)
+    assert head is not None
+    assert (head.verdict, head.group) == (views.FAIL, "CU>CM")
+    _, values = ctx.trend("hn-inter-carrier-latency")
+    assert min(v for v in values if v is not None) > 0.2
+    tg = next(t for t in ctx.topo.inv.policy_targets if t.id == "hn-inter-carrier-latency")
+    _, pooled = views.trend(ctx.topo, tg, ctx.base_index(), ctx.cur_index(), None, "day")
+    assert min(v for v in pooled if v is not None) < min(v for v in values if v is not None)
+
+
+def test_report_pdf_is_the_report_modules(app: Dash, ctx: Context) -> None:
+    import base64
+
+    from analyzer.views import local_label
+
+    dates = [local_label(w, "%Y-%m-%d") for w in (
+        ctx.baseline.start_ns, ctx.baseline.end_ns - 1, ctx.current.start_ns,
+        ctx.current.end_ns - 1)]
+    data, _, status = _page("reports").generate(1, *dates, "pdf", "en")
+    assert data["filename"].endswith(".pdf")
+    assert data["base64"] is True
+    assert base64.b64decode(data["content"]).startswith(b"%PDF")
+
+
+def test_live_context_rereads_once_a_minute(ctx: Context) -> None:
+    from dataclasses import replace
+
+    clock = [ctx.current.end_ns - 5 * 60 * 10**9]
+    live = replace(ctx, live=True, now_ns=lambda: clock[0], _indexes={}, _evaluations={},
+                   _trends={})
+    first = live.cur_index()
+    assert live.cur_index() is first  # same minute: cached
+    clock[0] += 60 * 10**9
+    assert live.cur_index() is not first  # a new minute: read again
+    clock[0] = ctx.current.end_ns + 10 * 60 * 10**9
+    final = live.cur_index()
+    assert live.generation() == -1
+    clock[0] += 60 * 10**9
+    assert live.cur_index() is final  # after the window (and its settling): final

@@ -25,7 +25,7 @@ def test_local_days_and_windows() -> None:
 
 
 def test_index_buckets_merge_to_the_same_total(ctx: Context) -> None:
-    cur = ctx.index(ctx.current)
+    cur = ctx.cur_index()
     key = cur.select("icmp")[0]
     days = cur.buckets([key], "day")
     hours = cur.buckets([key], "hour")
@@ -36,7 +36,7 @@ def test_index_buckets_merge_to_the_same_total(ctx: Context) -> None:
 
 
 def test_carrier_matrix_shows_the_drop(ctx: Context, topo: Topology) -> None:
-    m = views.matrix(topo, ctx.index(ctx.baseline), ctx.index(ctx.current), "carrier",
+    m = views.matrix(topo, ctx.base_index(), ctx.cur_index(), "carrier",
                      "rtt_median", "icmp", "icmp/v4/64/dscp0")
     assert m.rows == m.cols == ["CT", "CM", "CU"]
     ct, cm, cu = 0, 1, 2
@@ -49,8 +49,8 @@ def test_carrier_matrix_shows_the_drop(ctx: Context, topo: Topology) -> None:
 
 
 def test_city_matrix_and_cell_paths(ctx: Context, topo: Topology) -> None:
-    cur = ctx.index(ctx.current)
-    m = views.matrix(topo, ctx.index(ctx.baseline), cur, "city", "loss_ratio", "icmp", None)
+    cur = ctx.cur_index()
+    m = views.matrix(topo, ctx.base_index(), cur, "city", "loss_ratio", "icmp", None)
     assert set(m.rows) == {"changsha", "chenzhou"}
     paths = views.paths_of_cell(topo, cur, "carrier", "CT", "CM")
     assert paths
@@ -58,7 +58,7 @@ def test_city_matrix_and_cell_paths(ctx: Context, topo: Topology) -> None:
 
 
 def test_statistics_and_distribution(ctx: Context) -> None:
-    cur = ctx.index(ctx.current)
+    cur = ctx.cur_index()
     total = cur.total(cur.select("icmp")[0])
     s = views.stats_of(total)
     assert s.rtt_median_ms == views.statistic(total, "rtt_median")
@@ -75,7 +75,7 @@ def test_statistics_and_distribution(ctx: Context) -> None:
 
 
 def test_series_hourly(ctx: Context) -> None:
-    cur = ctx.index(ctx.current)
+    cur = ctx.cur_index()
     path_id = cur.select("stamp")[0][0]
     se = views.series(cur, views.path_keys(cur, path_id, "stamp"), "hour")
     assert len(se.t_ns) == 24  # 3 days: every 4 hours, and every busy hour (20-22)
@@ -97,15 +97,18 @@ def test_route_crosses_the_exchange_point_after_only(ctx: Context, topo: Topolog
 
 
 def test_probe_rows(ctx: Context, topo: Topology) -> None:
-    rows = {r.probe_id: r for r in views.probe_rows(ctx.store, topo, ctx.index(ctx.current),
+    rows = {r.probe_id: r for r in views.probe_rows(ctx.store, topo, ctx.cur_index(),
                                                     ctx.now_ns())}
-    assert len(rows) == len(topo.inv.probes)
-    assert rows["cs-cmcc-cm"].status == "late"
-    assert rows["cs-cmcc-cm"].spool_depth == 17
-    assert (rows["cs-cmcc-cm"].set_aside_batches, rows["cs-cmcc-cm"].set_aside_results) == (1, 40)
-    assert rows["cs-yungu-ct"].set_aside_batches == 0
-    assert rows["cs-yungu-ct"].status == "ok"
-    assert rows["cs-yungu-ct"].coverage > 0
+    made = {pid for pid in rows if pid.startswith("synthetic-")}
+    assert len(rows) == len(topo.inv.probes) + len(made)  # generated probes: apart, by name
+    assert all(rows[p.id].status == "unknown" for p in topo.inv.probes)  # no real probe wrote
+    late = rows["synthetic-cs-cmcc-cm"]
+    assert late.status == "late"
+    assert late.spool_depth == 17
+    assert (late.set_aside_batches, late.set_aside_results) == (1, 40)
+    assert rows["synthetic-cs-yungu-ct"].set_aside_batches == 0
+    assert rows["synthetic-cs-yungu-ct"].status == "ok"
+    assert rows["cs-yungu-ct"].coverage > 0  # the generated paths start at its site
     assert rows["cs-ixp-ct"].status == "unknown"
     assert rows["cs-ixp-ct"].coverage == 0
     assert all(0 <= r.coverage <= 1 for r in rows.values())
@@ -160,6 +163,6 @@ def test_verdicts_not_evaluable_without_baseline(ctx: Context) -> None:
 
 def test_trend_is_daily(ctx: Context, topo: Topology) -> None:
     tg = topo.inv.policy_targets[0]
-    ts, vs = views.trend(topo, tg, ctx.index(ctx.baseline), ctx.index(ctx.current))
+    ts, vs = views.trend(topo, tg, ctx.base_index(), ctx.cur_index())
     assert len(ts) == 3
     assert all(v is not None and 0 < v < 1 for v in vs)

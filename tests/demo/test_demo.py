@@ -1,5 +1,6 @@
 """``ixmeter demo`` end to end on the emulated network (root): a short run must store results in
-both phases, write the whole report, print the verdict table and leave nothing behind."""
+both copies of the network, write the whole report, print the verdict table and leave nothing
+behind."""
 
 from __future__ import annotations
 
@@ -52,12 +53,15 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
     assert "target" in proc.stdout
     assert "verdicts per target:" in proc.stdout
     assert "reproduce it: ixmeter report" in proc.stdout
+    assert "inter-carrier median RTT: baseline (detour)" in proc.stdout
     assert _namespaces() == []
-    pids = [*summary["pids"].values(), summary["testbed_pid"]]
-    assert len(pids) == 9 * 2 + 3
+    pids = [*summary["pids"].values(), *summary["testbed_pids"]]
+    assert len(pids) == 2 * (9 * 2 + 2) + 2  # per copy: probes, reflectors, collector, bridge
     assert [p for p in pids if _alive(p)] == []
-    assert not (out / "run" / "collector.sock").exists()
-    assert not Path(f"/run/ixmeter-testbed/{INSTANCE}").exists()
+    for role in ("baseline", "current"):
+        assert not (out / "run" / role / "collector.sock").exists()
+    for suffix in ("b", "c"):
+        assert not Path(f"/run/ixmeter-testbed/{INSTANCE}-{suffix}").exists()
 
 
 def test_unprivileged_loopback_mode(tmp_path: Path) -> None:

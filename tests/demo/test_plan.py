@@ -9,7 +9,9 @@ import pytest
 
 from inventory.loader import default_inventory, load
 from ixmeter.demo.plan import (
+    DEFAULT_DURATION_S,
     DEFAULT_SITES,
+    MIN_EDGE_S,
     MINUTE_NS,
     NS,
     DemoError,
@@ -20,38 +22,50 @@ from ixmeter.demo.plan import (
     write_inventory,
 )
 
-T0 = 1_795_000_000 * NS + 17 * NS  # 17 s past a minute boundary
+T0 = 1_795_000_000 * NS + 17 * NS  # 17 s past a minute boundary (1_795_000_000 % 60 == 40)
+M0 = 1_795_000_000 // 60 * 60 * NS  # that minute's start
 
 
-def test_default_run_has_ten_minute_windows_and_a_settling_minute() -> None:
-    t = plan_timeline(T0, 1260)
-    assert t.baseline[1] - t.baseline[0] == 10 * MINUTE_NS
-    assert t.current[1] - t.current[0] == 10 * MINUTE_NS
-    assert t.settle == (t.baseline[1], t.baseline[1] + MINUTE_NS)
-    assert t.switch_ns == t.baseline[1] + MINUTE_NS // 2
-    for edge in (*t.baseline, *t.current):
-        assert edge % MINUTE_NS == 0
+def test_default_run_covers_ten_units_with_no_short_edge() -> None:
+    for second in range(60):
+        t = plan_timeline(M0 + second * NS, DEFAULT_DURATION_S, lead_s=0)
+        assert t.stop_ns - t.start_ns >= int(DEFAULT_DURATION_S * NS)
+        assert t.minutes >= 10, second  # the analyzer's MIN_UNITS
+        first, last = t.edges_s()
+        assert min(first, last) >= MIN_EDGE_S, second
+        a, b = t.window
+        assert a % MINUTE_NS == 0
+        assert b % MINUTE_NS == 0
+        assert a <= t.start_ns < t.stop_ns <= b
+        assert t.start_ns - (M0 + second * NS) <= MIN_EDGE_S * NS  # a short wait at most
 
 
-def test_baseline_starts_after_the_warm_up() -> None:
-    t = plan_timeline(T0, 1260, warmup_s=5)
-    assert t.baseline[0] >= T0 + 5 * NS
-    assert t.baseline[0] - T0 < 65 * NS
+def test_both_windows_are_the_same_minutes() -> None:
+    t = plan_timeline(T0, 555)
+    assert t.baseline == t.current == t.window
 
 
-@pytest.mark.parametrize("duration", [30, 60, 119])
-def test_short_runs_switch_on_a_boundary_without_settling(duration: float) -> None:
-    t = plan_timeline(T0, duration)
-    assert t.switch_ns == t.baseline[1] == t.current[0]
-    assert t.switch_ns % MINUTE_NS == 0
-    assert t.current[1] - t.baseline[0] == int(duration * NS) // 2 * 2
+def test_a_start_too_late_in_a_minute_waits_for_the_next() -> None:
+    t = plan_timeline(M0 + 50 * NS, 555, lead_s=0)
+    assert t.start_ns == M0 + MINUTE_NS
+    assert t.edges_s() == (60.0, 15.0)
+
+
+def test_a_short_last_minute_is_filled_up() -> None:
+    t = plan_timeline(M0, 65, lead_s=0)  # would leave 5 s in the second minute
+    assert t.stop_ns == M0 + 2 * MINUTE_NS
+
+
+@pytest.mark.parametrize("duration", [30, 45])
+def test_short_runs_fit_one_minute(duration: float) -> None:
+    t = plan_timeline(M0 + 5 * NS, duration, lead_s=0)
+    assert t.minutes == 1
 
 
 def test_phases() -> None:
     t = plan_timeline(T0, 300)
-    assert [t.phase(x) for x in (T0, t.baseline[0], t.baseline[1], t.current[0],
-                                 t.current[1])] == ["warm-up", "baseline", "settling",
-                                                    "current", "done"]
+    assert [t.phase(x) for x in (T0, t.start_ns, t.stop_ns)] == [
+        "warm-up", "measuring", "done"]
 
 
 @pytest.mark.parametrize("duration", [0, 29.9, float("nan"), float("inf") * -1])
@@ -77,6 +91,9 @@ def test_demo_inventory_keeps_targets_and_cuts_probes(tmp_path: Path) -> None:
     assert {s.method.value: s.rate_pps for s in inv.specs} == {"icmp": 2.0, "stamp": 1.0}
     assert [t.id for t in inv.policy_targets] == [t["id"] for t in source["policy_targets"]]
     assert len(source["probes"]) == 39  # the source mapping is not modified
+    (domain,) = inv.clock_domains  # the testbed's hosts read one kernel clock
+    assert sorted(domain.probes) == sorted(p.id for p in inv.probes)
+    assert "one Linux kernel" in domain.basis
 
 
 def test_unknown_site_names_it() -> None:
