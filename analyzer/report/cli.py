@@ -51,7 +51,8 @@ def write(args: argparse.Namespace) -> tuple[Evaluation, list[str]]:
     with opened_stores(args) as (store, base_store):
         ev, prov = run_evaluation(args, store, base_store)
         doc = document(ev, prov)
-        data = gather(store, ev, doc, Topology(load(args.inventory or default_inventory())))
+        data = gather(store, ev, doc, Topology(load(args.inventory or default_inventory())),
+                      base_store)
     (out / "report.json").write_text(dumps(doc), encoding="utf-8")
     (out / "report.html").write_text(render(data, args.lang), encoding="utf-8")
     files = ["report.json", "report.html"]

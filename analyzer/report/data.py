@@ -247,8 +247,9 @@ def baseline_windows(ev: Evaluation, topo: Topology) -> list[tuple[str, TimeWind
 
 
 def gather(store: ReadStore, ev: Evaluation, document: dict[str, Any],
-           topo: Topology) -> ReportData:
-    """All figures of the report for the evaluation's windows (baseline first)."""
+           topo: Topology, baseline_store: ReadStore | None = None) -> ReportData:
+    """All figures of the report for the evaluation's windows (baseline first; the baseline
+    windows from ``baseline_store`` when the baseline was read from another store)."""
     def city_of(site: str) -> str | None:
         city = topo.city_of(site)
         return city.id if city else None
@@ -258,8 +259,9 @@ def gather(store: ReadStore, ev: Evaluation, document: dict[str, Any],
         "targets": target_rows(document),
         "verdicts": verdict_rows(ev, document["provenance"].get("targets")),
         "carrier_matrix": [], "metrics": [], "coverage": [], "routes": []}
-    for label, w in [*baseline_windows(ev, topo), ("current", p.current)]:
-        for name, rows in _window(store, w, label, topo, city_of).items():
+    windows = [(label, w, baseline_store or store) for label, w in baseline_windows(ev, topo)]
+    for label, w, source in [*windows, ("current", p.current, store)]:
+        for name, rows in _window(source, w, label, topo, city_of).items():
             figures[name].extend(rows)
     figures["exclusions"] = exclusion_rows(ev)
     # --- hook: the fault register (issue 17, analyzer/report/faults.py) ---

@@ -99,12 +99,17 @@ def sha256_file(path: str | Path) -> str:
 
 
 def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
-               version: str) -> dict[str, Any]:
-    """Software version, inventory hash, the store's chain head, parameters and seed, and each
-    evaluated target's name and source document as the inventory gives them."""
+               version: str, baseline_store: ReadStore | None = None) -> dict[str, Any]:
+    """Software version, inventory hash, the store's chain head (and the baseline store's,
+    when the baseline was read from another store), parameters and seed, and each evaluated
+    target's name and source document as the inventory gives them."""
     head = store.chain_head()
     p = ev.params
-    return {
+    extra: dict[str, Any] = {}
+    if baseline_store is not None:
+        base = baseline_store.chain_head()
+        extra["baseline_store_chain_head"] = {"length": base.length, "head": base.head}
+    return {**extra,
         "software": f"ixmeter {version}",
         "inventory": {"file": Path(inventory_path).name, "sha256": sha256_file(inventory_path)},
         "targets": target_sources(inventory_path, {r.target for r in ev.rows}),

@@ -61,8 +61,10 @@ def _labels(lang: str) -> tuple[str, str, str, str]:
             t("generate", lang))
 
 
-def report_content(c: context.Context, base: Window, cur: Window, fmt: str) -> str | bytes:
-    """The analyzer's report for two windows in one format (html, pdf, json or csv)."""
+def report_content(c: context.Context, base: Window, cur: Window, fmt: str,
+                   lang: str = "zh") -> str | bytes:
+    """The analyzer's report for two windows in one format (html, pdf, json or csv), in the
+    page's language (the HTML holds both, ``lang`` first)."""
     from analyzer.report.csvout import to_csv
     from analyzer.report.data import COLUMNS, gather, verdict_rows
     from analyzer.report.html import render
@@ -72,14 +74,15 @@ def report_content(c: context.Context, base: Window, cur: Window, fmt: str) -> s
         ev = c.evaluation(base, cur)
         if fmt == "csv":
             return to_csv(verdict_rows(ev), COLUMNS["verdicts"])
-        doc = document(ev, provenance(c.store, c.inventory_path, ev, __version__))
+        doc = document(ev, provenance(c.store, c.inventory_path, ev, __version__,
+                                      c.baseline_store))
         if fmt == "json":
             return dumps(doc)
-        data = gather(c.store, ev, doc, c.topo)
-        return _pdf(data) if fmt == "pdf" else render(data)
+        data = gather(c.store, ev, doc, c.topo, c.baseline_store)
+        return _pdf(data, lang) if fmt == "pdf" else render(data, lang)
 
 
-def _pdf(data: Any) -> bytes:
+def _pdf(data: Any, lang: str) -> bytes:
     """The report module's own PDF, written to a temporary file and read back."""
     import tempfile
     from pathlib import Path
@@ -88,7 +91,7 @@ def _pdf(data: Any) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="ixmeter-pdf-") as tmp:
         path = Path(tmp) / "report.pdf"
-        write_pdf(data, path)
+        write_pdf(data, path, lang)
         return path.read_bytes()
 
 
@@ -103,7 +106,7 @@ def generate(n: int, bs: str, be: str, cs: str, ce: str, fmt: str,
         return no_update, no_update, no_update
     c = context.get()
     base, cur = Window.from_local_dates(bs, be), Window.from_local_dates(cs, ce)
-    content = report_content(c, base, cur, fmt)
+    content = report_content(c, base, cur, fmt, lang if lang in ("zh", "en") else "zh")
     name = f"ixmeter-report-{bs}_{be}-vs-{cs}_{ce}.{fmt}"
     download = dict(content=base64.b64encode(content).decode(), filename=name, base64=True) \
         if isinstance(content, bytes) else dict(content=content, filename=name)
