@@ -137,7 +137,9 @@ class ColumnBatch:
 
     @property
     def n(self) -> int:
-        return sum(b.n for b in self.blocks)
+        """The batch's results (from ``dense`` when the decoder kept it: one sum of ints)."""
+        return sum(self.dense.n) if self.dense is not None else sum(len(b.idx)
+                                                                     for b in self.blocks)
 
 
 def ident_of(r: Result) -> StreamIdent:

@@ -60,11 +60,16 @@ class TableChange:
     written: list[Row]
 
 
-def plan(batches: Sequence[TierTables], stored: StoredRows, *, check: bool
+Check = Callable[[str, Sequence[Row]], None]
+"""``(table, rows)``: raise :class:`EvidenceError` for a stored row that was edited."""
+
+
+def plan(batches: Sequence[TierTables], stored: StoredRows, *, check: Check | None
          ) -> list[TableChange]:
     """The change of every rollup table that folding ``batches`` (in chain order) makes.
-    With ``check`` (what a writer does), a stored row whose figures do not match its digest
-    raises :class:`EvidenceError`: a fold never launders an edited row into a new digest."""
+    With ``check`` (what a writer does, e.g. :func:`check_rows`), a stored row whose figures
+    do not match its digest raises :class:`EvidenceError`: a fold never launders an edited row
+    into a new digest."""
     thresholds = batches[0].thresholds
     same = all(b.thresholds == thresholds for b in batches)
     as_records: list[dict[str, list[MinuteRollup]]] | None = None
@@ -72,8 +77,8 @@ def plan(batches: Sequence[TierTables], stored: StoredRows, *, check: bool
     for tier, (table, _size) in TIERS.items():
         parts = [(b.tiers[tier], b.heads) for b in batches]
         old = stored(table, table_keys(parts))
-        if check:
-            check_rows(table, old)
+        if check is not None:
+            check(table, old)
         rows = _merged(parts, old, thresholds) if same else None
         if rows is None:
             as_records = as_records or [records(b) for b in batches]

@@ -202,7 +202,7 @@ class Reader:
         batches = list(self._tables.values())
         rows: dict[str, dict[Key, Row]] = {table: {} for table, _size in TIERS.values()}
         if batches:
-            for change in plan(batches, self.stored_rows, check=False):
+            for change in plan(batches, self.stored_rows, check=None):
                 rows[change.table] = {_key(r): r for r in change.written}
         self._pending = Pending(length, through, len(batches), rows)
         return self._pending

@@ -230,7 +230,7 @@ def _deep(reader: Reader, links: Sequence[_Stored], through: int, report: Report
     batches = [reader.batch_tables(s.idx, chain.thresholds_of(s.thresholds or ""))
                for s in links if s.kind == chain.BATCH and s.idx <= through and s.n]
     rebuilt = ({c.table: {_key(r): r for r in c.written} for c in plan(
-        batches, lambda _t, _k: [], check=False)} if batches else {})
+        batches, lambda _t, _k: [], check=None)} if batches else {})
     compared = 0
     for tier, (table, size) in TIERS.items():
         low = -(-cut_raw // size) * size

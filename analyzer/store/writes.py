@@ -44,8 +44,8 @@ from analyzer.store import chain
 from analyzer.store.base import WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.evidence import EvidenceError, LtHash, row_digest
-from analyzer.store.folding import check_rows, plan
-from analyzer.store.reads import Reader, _gc_paused
+from analyzer.store.folding import Key, Row, check_rows, plan
+from analyzer.store.reads import Reader, _gc_paused, _key
 from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_text, skey_of
 from analyzer.store.schema import (
     BLOB_COLUMNS,
@@ -81,6 +81,7 @@ class Writer(Reader):
         self._streams: dict[str, int] = {}
         self._stream_rows: dict[StreamIdent, tuple[Any, ...]] = {}
         self._held: dict[int, TierTables] = {}  # rollups computed at ingest, until folded
+        self._wrote: dict[tuple[str, Key], Row] = {}  # the rows this writer's last folds wrote
         try:
             with db.write():
                 migrate(db.execute, db.dialect)
@@ -155,14 +156,15 @@ class Writer(Reader):
         if (known := self.batch_receipt(batch.probe_id, batch.batch_id)) is not None:
             return known, 0
         blobs, streams, tables = prepared
+        n = sum(m.n for m in blobs)
         first = min((m.first_ns for m in blobs), default=0)
         last = max((m.last_ns for m in blobs), default=0)
         digest = blobs_digest((m.method, [s[0] for s in rows], m.n, m.first_ns, m.last_ns,
                                m.data) for m, rows in zip(blobs, streams, strict=True)).hex()
         thresholds = chain.thresholds_text(tables.thresholds)
-        body = chain.batch_body(batch.n, first, last, thresholds, digest)
+        body = chain.batch_body(n, first, last, thresholds, digest)
         bid, head = self._append(chain.BATCH, received_at_ns, body, batch.probe_id,
-                                 batch.batch_id, (batch.n, first, last, thresholds, digest, None))
+                                 batch.batch_id, (n, first, last, thresholds, digest, None))
         ids = self._stream_ids([s for rows in streams for s in rows])
         self.db.executemany(_BLOB_INSERT, [
             (bid, m.method, m.n, m.first_ns, m.last_ns, ids_text([ids[s[0]] for s in rows]),
@@ -171,8 +173,8 @@ class Writer(Reader):
             "INSERT INTO probes (probe_id, last_batch_ns, results) VALUES (?, ?, ?) "
             "ON CONFLICT (probe_id) DO UPDATE SET last_batch_ns = excluded.last_batch_ns, "
             "results = probes.results + excluded.results",
-            (batch.probe_id, received_at_ns, batch.n))
-        return WriteReceipt(batch.n, False, head), bid
+            (batch.probe_id, received_at_ns, n))
+        return WriteReceipt(n, False, head), bid
 
     def _append(self, kind: str, at_ns: int, body: str, probe_id: str | None = None,
                 batch_id: str | None = None,
@@ -241,12 +243,15 @@ class Writer(Reader):
         if not batches:
             return 0
         tables = [self._held.get(bid) or self._stored_tables(bid, th) for bid, th in batches]
-        changes = plan(tables, self.stored_rows, check=True)
+        changes = plan(tables, self.stored_rows, check=self._check_stored)
         state = self._state()
         key = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
+        if len(self._wrote) > 100_000:
+            self._wrote.clear()
         for change in changes:
             self.db.executemany(f"DELETE FROM {change.table} WHERE {key}",
                                 [r[:4] for r in change.removed])
+            self._wrote.update(((change.table, _key(r)), r) for r in change.written)
             self.db.executemany(f"INSERT INTO {change.table} {_ROW_INSERT}", change.written)
             state[change.table].remove(change.table, [bytes(r[-1]) for r in change.removed])
             state[change.table].add(change.table, [r[-1] for r in change.written])
@@ -257,6 +262,11 @@ class Writer(Reader):
         for bid, _th in batches:
             self._held.pop(bid, None)  # forgotten only once folded: a rollback keeps them
         return len(batches)
+
+    def _check_stored(self, table: str, rows: Sequence[Row]) -> None:
+        """:func:`check_rows` of the stored rows a fold merges, but for rows still exactly as
+        this writer wrote them (the digest it computed then stands)."""
+        check_rows(table, [r for r in rows if self._wrote.get((table, _key(r))) != tuple(r)])
 
     def _stored_tables(self, bid: int, thresholds: Sequence[int]) -> TierTables:
         """A stored batch's rollups from its raw results, once they match its link."""
