@@ -135,6 +135,7 @@ HEADER_NONCE = "X-Ixmeter-Nonce"
 HEADER_SIGNATURE = "X-Ixmeter-Signature"
 HEADER_DIGEST = "X-Ixmeter-Content-SHA256"
 MAX_SKEW_S = 300
+MIN_KEY_BYTES = 16  # an HMAC key (probe uploads, STAMP) has at least this many bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,18 @@ def _located(message: str) -> str:
             reason = f"{what} {name!r}"
     reason = reason[:1].lower() + reason[1:]
     return f"field {path!r}: {reason}" if path else f"body: {reason}"
+
+
+def hex_key(text: str) -> bytes:
+    """A key as the key files hold it (hex, at least :data:`MIN_KEY_BYTES` bytes); raises
+    ValueError whose text says what is wrong ("is not hex", "has 8 bytes, ...")."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError("is not hex") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"has {len(key)} bytes, need at least {MIN_KEY_BYTES}")
+    return key
 
 
 def signing_string(method: str, path: str, timestamp: str, nonce: str, digest: str) -> bytes:

@@ -22,8 +22,7 @@ from typing import Any
 import yaml
 
 from ixmeter.errors import IxmeterError
-
-MIN_KEY_BYTES = 16
+from ixmeter.wire import hex_key
 
 
 class KeyFileError(IxmeterError):
@@ -77,11 +76,7 @@ def _mapping(text: str) -> dict[str, Any] | None:
 def _hex(text: str, path: Path, what: str, key_id: str | None) -> bytes:
     whose = f" for {key_id!r}" if key_id is not None else ""
     try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        raise KeyFileError(f"{what} {str(path)!r}: the key{whose} is not hex",
+        return hex_key(text)
+    except ValueError as exc:
+        raise KeyFileError(f"{what} {str(path)!r}: the key{whose} {exc}",
                            hint="generate one with 'ixmeter keys new --probe ID'") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise KeyFileError(f"{what} {str(path)!r}: the key{whose} has {len(key)} bytes, "
-                           f"need at least {MIN_KEY_BYTES}")
-    return key

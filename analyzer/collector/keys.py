@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 
 from ixmeter.errors import IxmeterError
+from ixmeter.wire import hex_key
 
 KEY_BYTES = 32
-MIN_KEY_BYTES = 16
 
 
 class KeysError(IxmeterError):
@@ -73,14 +73,10 @@ def parse_keys(data: Any, source: str = "keys file") -> KeyRing:
 
 def _key(source: str, probe: str, value: Any) -> bytes:
     try:
-        key = bytes.fromhex(str(value))
-    except ValueError:
-        raise KeysError(f"{source}: key of probe {probe!r} is not hex",
+        return hex_key(str(value))
+    except ValueError as exc:
+        raise KeysError(f"{source}: key of probe {probe!r} {exc}",
                         hint="generate one with 'ixmeter keys new --probe ID'") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise KeysError(f"{source}: key of probe {probe!r} has {len(key)} bytes, "
-                        f"need at least {MIN_KEY_BYTES}")
-    return key
 
 
 def load_keys(path: str | Path) -> KeyRing:

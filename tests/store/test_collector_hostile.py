@@ -37,6 +37,7 @@ from ixmeter.wire import (
     signing_string,
 )
 from tests.store.factory import make_batches
+from tests.store.test_http_limits import dribble
 
 KEY, PROBE = b"k" * 32, "cs-tianyi-zn-ct"
 LIMITS = Limits(max_connections=64, head_timeout_s=1.0, body_grace_s=0.5, body_min_rate=1000.0)
@@ -63,7 +64,7 @@ class Running:
             with trio.fail_after(wait):
                 await stream.send_all(head)
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_send_parts, stream, list(body_parts), pause)
+                    nursery.start_soon(dribble, stream, list(body_parts), pause)
                     while chunk := await stream.receive_some(65536):
                         out += chunk
                     nursery.cancel_scope.cancel()
@@ -71,15 +72,6 @@ class Running:
 
     def stored_batches(self) -> int:
         return self.store.chain_head().length
-
-
-async def _send_parts(stream: trio.SocketStream, parts: list[bytes], pause: float) -> None:
-    try:
-        for part in parts:
-            await trio.sleep(pause)
-            await stream.send_all(part)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
 
 
 @pytest.fixture

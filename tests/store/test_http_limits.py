@@ -59,7 +59,7 @@ class Running:
             with trio.fail_after(wait):
                 await stream.send_all(data)
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_dribble, stream, then or [], pause)
+                    nursery.start_soon(dribble, stream, then or [], pause)
                     while chunk := await stream.receive_some(65536):
                         out += chunk
                     nursery.cancel_scope.cancel()
@@ -73,7 +73,8 @@ class Running:
         raise AssertionError(f"{self.server.stats.open} connections open, not {n}")
 
 
-async def _dribble(stream: trio.SocketStream, parts: list[bytes], pause: float) -> None:
+async def dribble(stream: trio.SocketStream, parts: list[bytes], pause: float) -> None:
+    """Send ``parts`` with ``pause`` before each (a slow client); a closed peer ends it."""
     try:
         for part in parts:
             await trio.sleep(pause)
