@@ -105,8 +105,11 @@ async def test_agent_measures_spools_uploads_and_drains(
         stop.set()
     stored = _stored(store)
     stats = agent.scheduler.statistics()
-    # every probe started is stored exactly once, at the collector or (slow host) still spooled
-    assert len(stored) + agent._spool_depth == stats.started > 60
+    # every probe started is stored at the collector or (slow host) still spooled, none
+    # twice; a batch whose answer was cut off by the stop is both (the spool re-sends it, the
+    # collector answers it as a duplicate)
+    assert len(stored) <= stats.started <= len(stored) + agent._spool_depth
+    assert stats.started > 60
     assert len(stored) > 0.5 * stats.started
     by_method = {m: [r for r in stored if r.method is m] for m in Method}
     errors = [(r.error, r.error_detail) for r in by_method[Method.ICMP] if r.error]
