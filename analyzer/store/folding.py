@@ -96,6 +96,11 @@ def check_rows(table: str, rows: Sequence[Row]) -> None:
                                 "the row's digest (edited)")
 
 
+def key_of(row: Sequence[Any]) -> Key:
+    """A rollup row's key (path, method, Type-P, unit's first minute)."""
+    return (row[0], row[1], row[2], int(row[3]))
+
+
 def key_text(row: Sequence[Any]) -> str:
     """A rollup row's key for messages: path, method, Type-P and the unit's UTC minute."""
     when = datetime.fromtimestamp(int(row[3]) * 60, UTC).strftime("%Y-%m-%dT%H:%MZ")

@@ -29,8 +29,9 @@ from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_fr
 from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
 from analyzer.store.connection import Db, StoreError
-from analyzer.store.folding import Key, Row, plan
+from analyzer.store.folding import Key, Row, key_of, plan
 from analyzer.store.rows import (
+    IDENT_COLUMNS,
     ROLLUP_COLUMNS,
     ROLLUP_KEY,
     build_rollup,
@@ -48,10 +49,7 @@ from analyzer.store.verify import Report, verify
 from ixmeter.errors import RecordError
 from ixmeter.record import Result
 
-_S_COLS = ", ".join(f"s.{c}" for c in ("probe_id", "method", "src_site", "src_carrier",
-                                         "dst_site", "dst_carrier", "src_addr", "dst_addr",
-                                         "protocol", "ip_version", "size", "dscp", "dst_port",
-                                         "session"))
+_S_COLS = ", ".join(f"s.{c}" for c in IDENT_COLUMNS)
 _ROWS = f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "
 KEYS_PER_SELECT = 200  # rollup keys looked up per statement
 _BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
@@ -203,7 +201,7 @@ class Reader:
         rows: dict[str, dict[Key, Row]] = {table: {} for table, _size in TIERS.values()}
         if batches:
             for change in plan(batches, self.stored_rows, check=None):
-                rows[change.table] = {_key(r): r for r in change.written}
+                rows[change.table] = {key_of(r): r for r in change.written}
         self._pending = Pending(length, through, len(batches), rows)
         return self._pending
 
@@ -217,7 +215,7 @@ class Reader:
 
         def chunks() -> Iterator[list[Any]]:
             while chunk := cur.fetchmany(COLUMN_CHUNK):
-                yield [r for r in chunk if _key(r) not in pending] if pending else chunk
+                yield [r for r in chunk if key_of(r) not in pending] if pending else chunk
         return chunks(), extra
 
     def read_rollups(self, query: Query) -> list[MinuteRollup]:
@@ -225,7 +223,7 @@ class Reader:
         key."""
         chunks, extra = self._tier_rows(query, ", ".join(ROLLUP_COLUMNS))
         with _gc_paused():  # acyclic objects only: collections here would be pure cost
-            rows = sorted(chained(chained.from_iterable(chunks), extra), key=_key)
+            rows = sorted(chained(chained.from_iterable(chunks), extra), key=key_of)
             built = [build_rollup(row[:len(ROLLUP_COLUMNS)]) for row in rows]
             if query.tier != "minute" and len(rows) >= _BULK_DECODE:
                 prime_columns(built, rows)
@@ -286,10 +284,6 @@ def open_checked(db: Db) -> Reader:
         raise StoreError("the store's schema was never created",
                          hint="open it once with a writer (collector, import)")
     return Reader(db)
-
-
-def _key(row: Sequence[Any]) -> Key:
-    return (row[0], row[1], row[2], int(row[3]))
 
 
 def _first(item: tuple[tuple[int, int, int], Result]) -> tuple[int, int, int]:

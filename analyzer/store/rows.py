@@ -27,6 +27,7 @@ STREAM_COLUMNS = ("skey", "probe_id", "method", "src_site", "src_carrier", "dst_
                   "dst_carrier", "src_addr", "dst_addr", "protocol", "ip_version", "size",
                   "dscp", "dst_port", "session", "path_id", "type_p")
 
+IDENT_COLUMNS = STREAM_COLUMNS[1:15]  # a stream's identity, in analyzer.columns.STREAM_FIELDS order
 _DELAY_FIELDS = ("n", "min", "max", "sum", "sumsq", "sketch", "below")
 ROLLUP_KEY = ("path_id", "method", "type_p", "minute")
 ROLLUP_COLUMNS = ROLLUP_KEY + (

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from analyzer.columns import blobs_digest
 from analyzer.store import chain
 from analyzer.store.evidence import LtHash, row_digest
-from analyzer.store.folding import Key, Row, key_text, plan
-from analyzer.store.rows import ROLLUP_COLUMNS, ids_of, skey_of
+from analyzer.store.folding import Row, key_of, key_text, plan
+from analyzer.store.rows import IDENT_COLUMNS, ROLLUP_COLUMNS, ids_of, skey_of
 from analyzer.store.schema import EVIDENCE_TABLES, LINK_COLUMNS, STORED_ROLLUP_COLUMNS, TIERS
 from ixmeter.errors import RecordError
 
@@ -40,9 +40,7 @@ if TYPE_CHECKING:
 MAX_FINDINGS = 50  # named individually; the rest are counted
 _WIDTH = len(ROLLUP_COLUMNS)
 _CHUNK = 20_000
-_S_COLS = ", ".join(("probe_id", "method", "src_site", "src_carrier", "dst_site",
-                     "dst_carrier", "src_addr", "dst_addr", "protocol", "ip_version", "size",
-                     "dscp", "dst_port", "session"))
+_S_COLS = ", ".join(IDENT_COLUMNS)
 
 
 @dataclass
@@ -229,7 +227,7 @@ def _deep(reader: Reader, links: Sequence[_Stored], through: int, report: Report
                       if s.kind == chain.PRUNE), default=0)
     batches = [reader.batch_tables(s.idx, chain.thresholds_of(s.thresholds or ""))
                for s in links if s.kind == chain.BATCH and s.idx <= through and s.n]
-    rebuilt = ({c.table: {_key(r): r for r in c.written} for c in plan(
+    rebuilt = ({c.table: {key_of(r): r for r in c.written} for c in plan(
         batches, lambda _t, _k: [], check=None)} if batches else {})
     compared = 0
     for tier, (table, size) in TIERS.items():
@@ -238,7 +236,7 @@ def _deep(reader: Reader, links: Sequence[_Stored], through: int, report: Report
             low = max(low, cut_minute)
         want = {k: r for k, r in rebuilt.get(table, {}).items() if k[3] >= low}
         for row in _rows(reader, table):
-            key = _key(row)
+            key = key_of(row)
             if key[3] < low:
                 continue
             compared += 1
@@ -252,10 +250,6 @@ def _deep(reader: Reader, links: Sequence[_Stored], through: int, report: Report
             report.add(f"{table} row {key_text(row)}: rebuilt from the raw results but "
                        "missing from the store")
     report.deep_rows = compared
-
-
-def _key(row: Sequence[Any]) -> Key:
-    return (row[0], row[1], row[2], int(row[3]))
 
 
 def _plain(row: Sequence[Any]) -> Row:

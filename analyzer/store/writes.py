@@ -44,8 +44,8 @@ from analyzer.store import chain
 from analyzer.store.base import WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.evidence import EvidenceError, LtHash, row_digest
-from analyzer.store.folding import Key, Row, check_rows, plan
-from analyzer.store.reads import Reader, _gc_paused, _key
+from analyzer.store.folding import Key, Row, check_rows, key_of, plan
+from analyzer.store.reads import Reader, _gc_paused
 from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_text, skey_of
 from analyzer.store.schema import (
     BLOB_COLUMNS,
@@ -251,7 +251,7 @@ class Writer(Reader):
         for change in changes:
             self.db.executemany(f"DELETE FROM {change.table} WHERE {key}",
                                 [r[:4] for r in change.removed])
-            self._wrote.update(((change.table, _key(r)), r) for r in change.written)
+            self._wrote.update(((change.table, key_of(r)), r) for r in change.written)
             self.db.executemany(f"INSERT INTO {change.table} {_ROW_INSERT}", change.written)
             state[change.table].remove(change.table, [bytes(r[-1]) for r in change.removed])
             state[change.table].add(change.table, [r[-1] for r in change.written])
@@ -266,7 +266,7 @@ class Writer(Reader):
     def _check_stored(self, table: str, rows: Sequence[Row]) -> None:
         """:func:`check_rows` of the stored rows a fold merges, but for rows still exactly as
         this writer wrote them (the digest it computed then stands)."""
-        check_rows(table, [r for r in rows if self._wrote.get((table, _key(r))) != tuple(r)])
+        check_rows(table, [r for r in rows if self._wrote.get((table, key_of(r))) != tuple(r)])
 
     def _stored_tables(self, bid: int, thresholds: Sequence[int]) -> TierTables:
         """A stored batch's rollups from its raw results, once they match its link."""
