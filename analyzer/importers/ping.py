@@ -64,6 +64,7 @@ _RTT = re.compile(r"^rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/[\d.]+ ms
 _PIPE = re.compile(r"^pipe \d+$")
 MAX_PACKETS = 10_000_000  # one run's output; more is not a ping run but a typo or an attack
 WRAP = 65_536  # icmp_seq is 16 bits
+_NOT_16_BITS = f"icmp_seq is 16 bits (below {WRAP}): not what iputils ping prints"
 
 
 @dataclass
@@ -141,11 +142,15 @@ def _line(run: _Run, i: int, stamp: str | None, body: str, m: Mapping) -> str | 
     if r := _REPLY.match(body):
         return _reply(run, i, stamp, r, m)
     if e := _ERROR.match(body):
+        if int(e.group(2)) >= WRAP:
+            return _refuse(run, body, _NOT_16_BITS)
         seq = run.unwrap(int(e.group(2)))
         run.errors[seq] = (i, f"From {e.group(1)}: {e.group(3)}"[:200],
                            parse_stamp(stamp) if stamp else None)
         return None
     if (n := _NO_ANSWER.match(body)) or _STATS.match(body) or _PIPE.match(body):
+        if n and int(n.group(1)) >= WRAP:
+            return _refuse(run, body, _NOT_16_BITS)
         if n:
             run.unwrap(int(n.group(1)))
         return None
@@ -165,8 +170,8 @@ def _refuse(run: _Run, body: str, why: str) -> str:
     """Refuse a line; remember its sequence number (if it names one) so that packet is neither
     a reply nor a loss."""
     s = _SEQ.search(body)
-    if s:
-        run.refused.add(run.unwrap(int(s.group(1)) % WRAP))
+    if s and int(s.group(1)) < WRAP:
+        run.refused.add(run.unwrap(int(s.group(1))))
     elif "bytes from" in body or "icmp_seq" in body:
         run.unplaced += 1
     return f"{why}: {body[:80]!r}"
@@ -180,6 +185,8 @@ def _reply(run: _Run, i: int, stamp: str | None, r: re.Match[str], m: Mapping) -
         return _refuse(run, r.group(0), str(exc))
     if tmax := over_tmax(rtt, m):
         return _refuse(run, r.group(0), tmax)
+    if int(r.group(3)) >= WRAP:
+        return _refuse(run, r.group(0), _NOT_16_BITS)
     seq = run.unwrap(int(r.group(3)))
     rest = r.group(6).strip()
     if rest == "(DUP!)":
@@ -210,6 +217,10 @@ def _results(run: _Run, name: str, m: Mapping) -> Parsed:
                                     f"message {size}), --size says {m.size}"))
         return out
     last = max([run.total[1] if run.total else 0, *run.replies, *run.errors, *run.refused])
+    if last > MAX_PACKETS:
+        out.problems.append(Problem(name, run.line, f"sequence numbers reach {last}: more than "
+                                    f"{MAX_PACKETS} packets in one run"))
+        return out
     times, why = _send_times(run, last, m)
     if why:
         out.problems.append(Problem(name, run.line, why))

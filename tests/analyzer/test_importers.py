@@ -290,6 +290,19 @@ def test_ping_source_address_and_sequence_wrap() -> None:
     assert any(not c.agrees for c in p.checks)  # no statistics lines: said so
 
 
+def test_ping_sequence_number_beyond_16_bits_is_refused_not_expanded() -> None:
+    """A seq ping cannot print (e.g. 99999999999) is a refused line, not 10^11 lost packets
+    (the hypothesis test below once ran the machine out of memory on it)."""
+    lines = ["PING 198.18.3.10 (198.18.3.10) 56(84) bytes of data.",
+             "64 bytes from 198.18.3.10: icmp_seq=1 ttl=62 time=1.00 ms",
+             "64 bytes from 198.18.3.10: icmp_seq=99999999999 ttl=62 time=1.00 ms",
+             "From 198.18.3.1 icmp_seq=65536 Destination Host Unreachable"]
+    p = parse_ping("\n".join(lines), "p.txt", _m(start_ns=T0))
+    assert [r.seq for r in p.results] == [1]
+    assert [x.line for x in p.problems] == [3, 4]
+    assert all("16 bits" in x.reason for x in p.problems)
+
+
 def test_ping_size_conflict_with_option_is_refused() -> None:
     p = parse_ping(_text("ping_d.txt"), "ping_d.txt", _m(size=128))
     assert p.results == []
