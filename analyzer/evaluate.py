@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from analyzer import baselines as bl
 from analyzer import clockdomain
+from analyzer import groups as grp
 from analyzer.localtime import TIER_MINUTES, local_minutes, offset_at_hour, why_not
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.compare import (
@@ -34,7 +35,7 @@ from analyzer.stats.compare import (
     compare_declared,
     compare_ratio,
 )
-from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables
+from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables, take_columns
 from analyzer.store.base import Query, ReadStore
 from analyzer.verdicts import Decision, Verdict, holm_adjust
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
@@ -171,6 +172,14 @@ class Rows:
         return [MinuteRollup(path, ss, sc, ds, dc, method, type_p, 0)
                 for path, method, type_p, ss, sc, ds, dc in self.cols.labels]
 
+    @staticmethod
+    def joined(parts: Sequence[Rows]) -> Rows:
+        """Rows of several reads as one (:func:`analyzer.stats.units.take_columns`)."""
+        if len(parts) == 1:
+            return parts[0]
+        cols = take_columns([(p.cols, p.idx) for p in parts])
+        return Rows(cols, np.arange(len(cols), dtype=np.int64))
+
 
 class _Context:
     def __init__(self, store: ReadStore, inv: Inventory, params: Params,
@@ -188,6 +197,8 @@ class _Context:
         self._seen: dict[tuple[str, str, str], set[int]] = {}
         self._known: dict[tuple[str, str], bool] = {}
         self.baseline_windows: set[bl.TimeWindow] = set()
+        self.groupings = {tid: g for g in grp.groupings(inv) for tid in g.targets}
+        self._sites = tuple(sorted(s.id for s in inv.sites if self.topo.city_of(s.id)))
 
     def city_of(self, site: str) -> str | None:
         city = self.topo.city_of(site)
@@ -276,6 +287,34 @@ class _Context:
             keep[s] = self._scope[k]
         return rows.of_series(keep)
 
+    def grouped(self, store: ReadStore, w: bl.TimeWindow, g: grp.Grouping, tier: str,
+                scope: PathScope, per: str, series: Sequence[str]
+                ) -> dict[tuple[str, str], list[Rows]]:
+        """Rows by (group, Type-P) of a grouped target (:mod:`analyzer.groups`): the group
+        rows of the units built for its grouping, the path rows of the others; exclusions
+        are noted from the path rows the grouping keeps for them."""
+        cols, built = store.read_group_columns(
+            g.id, Query(w.start_ns, w.end_ns, method=g.method, tier=tier), series)
+        out: dict[tuple[str, str], list[Rows]] = {}
+        cut = len(g.id) + 1
+        for s, part in Rows(cols, np.arange(len(cols), dtype=np.int64)).split(
+                cols.series).items():
+            label = cols.labels[s]
+            if label[0][cut - 1] == ":":
+                out.setdefault((label[0][cut:], label[2]), []).append(part)
+            else:  # a path row kept for exclusions
+                self._usable(replace(take_columns([(cols, part.idx)]), labels=[
+                    (lb[0][cut:], *lb[1:]) for lb in cols.labels]),
+                    None if g.method is None else frozenset([g.method]))
+        size = TIER_MINUTES[tier]
+        first, last = w.start_ns // _NS_MIN, (w.end_ns - 1) // _NS_MIN
+        units = range(first - first % size, last + 1, size)
+        for sub in grp.unit_windows([u for u in units if u not in built], size, w):
+            for key, rows in _groups(self, self.select(store, sub, g.method, scope, tier),
+                                     per).items():
+                out.setdefault(key, []).append(rows)
+        return out
+
     def tables(self, rows: Rows, unit_minutes: int) -> UnitTables:
         """The unit tables of ``rows``, built once per evaluation (targets that select the
         same rows, e.g. a latency and a loss target of one scope, share them)."""
@@ -351,9 +390,10 @@ class _TargetRun:
         self.unit = max(self.p.unit_minutes, TIER_MINUTES[self.tier])
         ctx.tiers_used.setdefault(f"{self.tier} (bootstrap unit {self.unit} min)",
                                   set()).add(t.id)
-        series = SERIES if STAT_MAP[t.statistic][0] == "owd" else ("rtt",)
+        self.series = SERIES if STAT_MAP[t.statistic][0] == "owd" else ("rtt",)
+        self.grouping = ctx.groupings.get(t.id) if self.tier in grp.GROUPED_TIERS else None
         for store, w in self._reads():
-            ctx.plan(store, w, self.method, self.tier, series)
+            ctx.plan(store, w, self.method, self.tier, self.series)
 
     def _reads(self) -> list[tuple[ReadStore, bl.TimeWindow]]:
         """The store windows this target reads: the current window, and the baseline's."""
@@ -370,21 +410,30 @@ class _TargetRun:
         return busy_hours(self.ctx.select(store, w, self.method, scope, self.tier),
                           self.t.aggregation)
 
+    def _by_group(self, store: ReadStore, w: bl.TimeWindow) -> dict[tuple[str, str], Rows]:
+        """The window's rows of the target's scope by (group, Type-P), keys sorted."""
+        if self.grouping is None:
+            return _groups(self.ctx, self._select(store, w, self.t.scope), self.t.per)
+        parts = self.ctx.grouped(store, w, self.grouping, self.tier, self.t.scope, self.t.per,
+                                 self.series)
+        return {k: busy_hours(Rows.joined(parts[k]), self.t.aggregation)
+                for k in sorted(parts)}
+
     def rows(self) -> list[Row]:
-        cur = self._select(self.ctx.store, self.p.current, self.t.scope)
         kind = self.t.comparison.kind
         if kind == "relative":
-            rows = self._relative(cur)
+            rows = self._relative(self._by_group(self.ctx.store, self.p.current))
         elif kind == "reference":
-            rows = self._reference(cur)
+            rows = self._reference(self._select(self.ctx.store, self.p.current,
+                                                self.t.scope))
         else:
             rows = [self._row(g, tp, rs, None, None) for (g, tp), rs in
-                    _groups(self.ctx, cur, self.t.per).items()]
+                    self._by_group(self.ctx.store, self.p.current).items()]
         if not rows:
             rows = [self._empty("no data in the current window for this scope and method")]
         return self._holm(rows)
 
-    def _relative(self, cur: Rows) -> list[Row]:
+    def _relative(self, cur: dict[tuple[str, str], Rows]) -> list[Row]:
         res = self.res
         assert res is not None
         if isinstance(res, str):
@@ -396,10 +445,9 @@ class _TargetRun:
             assert res.window is not None
             if res.window != bl.TimeWindow(*bl.ALL_TIME) and not res.separate_store:
                 self.ctx.baseline_windows.add(res.window)  # window notes: same store only
-            base = self._select(store, res.window, self.t.scope)
-            base_groups = _groups(self.ctx, base, self.t.per)
+            base_groups = self._by_group(store, res.window)
         rows = []
-        for (g, tp), rs in _groups(self.ctx, cur, self.t.per).items():
+        for (g, tp), rs in cur.items():
             if res.kind == "declared":
                 rows.append(self._row(g, tp, rs, None, res))
                 continue

@@ -235,6 +235,40 @@ def columns_from_rollups(rollups: Sequence[MinuteRollup],
         **ints)
 
 
+def take_columns(parts: Sequence[tuple[RollupColumns, IntArray]]) -> RollupColumns:
+    """The rows ``idx`` (ascending) of each read, one after the other, as one read: each
+    part's labels kept, its series renumbered after the previous parts'; the delay series
+    every part has."""
+    if len(parts) == 1 and np.array_equal(parts[0][1], np.arange(len(parts[0][0]))):
+        return parts[0][0]
+    names = [n for n in parts[0][0].delays if all(n in c.delays for c, _i in parts)]
+    labels: list[Label] = []
+    series = []
+    for cols, idx in parts:
+        series.append(cols.series[idx] + len(labels))
+        labels += cols.labels
+
+    def cat(name: str) -> npt.NDArray[Any]:
+        return np.concatenate([getattr(c, name)[i] for c, i in parts])
+    return RollupColumns(labels, np.concatenate(series), cat("minute"), cat("sent"),
+                         cat("received"), cat("lost"), cat("errors"), cat("unsynced"),
+                         cat("clock_error_max_ns"),
+                         {n: _take_delays([(c.delays[n], i) for c, i in parts]) for n in names})
+
+
+def _take_delays(parts: Sequence[tuple[DelayColumns, IntArray]]) -> DelayColumns:
+    blobs: list[bytes] = []
+    sizes = []
+    for d, idx in parts:
+        for lo, hi in zip(d.starts[idx].tolist(), d.starts[idx + 1].tolist(), strict=True):
+            blobs += d.blobs[lo:hi]
+            sizes.append(hi - lo)
+    def cat(name: str) -> npt.NDArray[Any]:
+        return np.concatenate([getattr(d, name)[i] for d, i in parts])
+    return DelayColumns(cat("n"), cat("min"), cat("max"), cat("sum"),
+                        np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))), blobs)
+
+
 def _label(r: MinuteRollup) -> Label:
     return (r.path_id, r.method, r.type_p, r.src_site, r.src_carrier, r.dst_site,
             r.dst_carrier)

@@ -64,6 +64,9 @@ class Query:
     method: str | None = None
     type_p: str | None = None
     tier: str = "minute"
+    flagged: tuple[str, ...] | None = None
+    """With the inventory's site ids: only rows with error records or an end at another site
+    (the rows analysis notes as exclusions)."""
 
 
 class ReadStore(Protocol):
@@ -86,6 +89,12 @@ class ReadStore(Protocol):
                             ) -> RollupColumns:
         """The rollups :meth:`read_rollups` returns, as numpy columns with only the delay
         ``series`` asked for (``rtt``, ``fwd``, ``bwd``)."""
+        ...
+
+    def read_group_columns(self, grouping: str, query: Query, series: Sequence[str] = SERIES
+                           ) -> tuple[RollupColumns, set[int]]:
+        """The rows of a target grouping (:mod:`analyzer.groups`) in the window of the query's
+        tier (hour or day), and the units built for it."""
         ...
 
     def read_results(self, query: Query) -> Iterator[Result]:

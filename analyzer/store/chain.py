@@ -7,12 +7,16 @@ Every change of the evidence is a *link*, appended in one transaction with the c
 - a **fold** link each time batches' rollups are folded into the rollup tables;
 - a **prune** link each time retention deletes raw results or minute rollups;
 - a **load** link when rollup rows computed elsewhere are loaded as they are (a synthetic
-  history for a benchmark or a demo, marked as such in the detail): no raw result backs them.
+  history for a benchmark or a demo, marked as such in the detail): no raw result backs them;
+- a **group** link each time target-group rows are rebuilt from the path tiers
+  (:mod:`analyzer.groups`); a fold or load that changes a path tier unit deletes that unit's
+  group rows in the same transaction, so a group row never outlives the rows it merges.
 
-A fold, prune or load link's *detail* is canonical JSON that names what it did and commits, for each
-evidence table, to the SHA-256 of the table's LtHash after it (:mod:`analyzer.store.evidence`),
-so the chain commits to every row a verdict can read, and a table's rows can be checked against
-the last such link even after the raw results they came from were pruned.
+A fold, prune, load or group link's *detail* is canonical JSON that names what it did and
+commits, for each evidence table, to the SHA-256 of the table's LtHash after it
+(:mod:`analyzer.store.evidence`), so the chain commits to every row a verdict can read, and a
+table's rows can be checked against the last such link even after the raw results they came
+from were pruned.
 
 ``head_i = sha256(head_{i-1} || body_i || kind "\\n" probe_id "\\n" batch_id "\\n" at_ns)`` with
 heads and bodies as raw 32 bytes, ``head_0`` 32 zero bytes, ``at_ns`` in decimal and
@@ -31,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "00" * 32
-BATCH, FOLD, PRUNE, LOAD = "batch", "fold", "prune", "load"
-KINDS = (BATCH, FOLD, PRUNE, LOAD)
-STATE_KINDS = (FOLD, PRUNE, LOAD)  # links that commit to the evidence tables' states
+BATCH, FOLD, PRUNE, LOAD, GROUP = "batch", "fold", "prune", "load", "group"
+KINDS = (BATCH, FOLD, PRUNE, LOAD, GROUP)
+STATE_KINDS = (FOLD, PRUNE, LOAD, GROUP)  # links that commit to the evidence tables' states
 
 
 def canonical(obj: Any) -> str:

@@ -39,6 +39,7 @@ from analyzer.store.rows import (
     prime_columns,
 )
 from analyzer.store.schema import (
+    GROUP_TIERS,
     PROBE_COLUMNS,
     STORED_ROLLUP_COLUMNS,
     TIERS,
@@ -102,7 +103,8 @@ class Reader:
     def committed_state(self) -> dict[str, str]:
         """Each evidence table's state digest as the last fold, prune or load link committed it
         (empty before the first)."""
-        row = self.db.execute("SELECT detail FROM links WHERE kind IN (?, ?, ?) ORDER BY idx "
+        row = self.db.execute(f"SELECT detail FROM links WHERE kind IN "
+                              f"({', '.join('?' * len(chain.STATE_KINDS))}) ORDER BY idx "
                               "DESC LIMIT 1", chain.STATE_KINDS).fetchone()
         return {} if row is None else dict(json.loads(row[0])["state"])
 
@@ -211,7 +213,7 @@ class Reader:
         table, where, params = _tier_window(query)
         pending = self.pending().rows[table]
         cur = self.db.execute(f"SELECT {columns} FROM {table} WHERE {where}", params)
-        extra = [r for key, r in pending.items() if _matches(query, key)]
+        extra = [r for key, r in pending.items() if _matches(query, key) and _flagged(query, r)]
 
         def chunks() -> Iterator[list[Any]]:
             while chunk := cur.fetchmany(COLUMN_CHUNK):
@@ -246,6 +248,39 @@ class Reader:
             return _fetch_columns(chained(chunks, [projected] if projected else []),
                                   tuple(series), lambda key: ends.get(key) or self._path_ends(
                                       table, key))
+
+    def read_group_columns(self, grouping: str, query: Query, series: Sequence[str] = SERIES
+                           ) -> tuple[RollupColumns, set[int]]:
+        """The rows of target grouping ``grouping`` (:mod:`analyzer.groups`) whose unit
+        overlaps the query's window (tier hour or day) as columns: group rows labelled
+        ``("GROUPING:GROUP", method, Type-P, "", "", "", "")``, the path rows kept for
+        exclusions labelled ``("GROUPING!PATH", method, Type-P, path ends)``; and the units
+        built for it (its marker rows), but those the pending fold changes (their rows are
+        left out too)."""
+        table, _size = GROUP_TIERS[query.tier]
+        _t, low, high = _unit_span(query)
+        stale = {k[3] for k in self.pending().rows[TIERS[query.tier][0]]}
+        marker = f"{grouping}:"
+        where, params = "path_id >= ? AND path_id < ? AND minute >= ? AND minute <= ?", [
+            grouping, f"{grouping}~", low, high]
+        if query.method is not None:
+            where += " AND (method = ? OR path_id = ?)"
+            params += [query.method, marker]
+        cur = self.db.execute(f"SELECT {', '.join(_column_names(tuple(series)))} FROM {table} "
+                              f"WHERE {where}", params)
+        built = set[int]()
+
+        def chunks() -> Iterator[list[Any]]:
+            while chunk := cur.fetchmany(COLUMN_CHUNK):
+                built.update(int(r[3]) for r in chunk if r[0] == marker)
+                yield [r for r in chunk if r[0] != marker and int(r[3]) not in stale]
+
+        def ends(key: tuple[str, str, str]) -> tuple[str, str, str, str]:
+            return self._path_ends(table, key) if key[0][len(grouping)] == "!" else \
+                ("", "", "", "")
+        with _gc_paused():
+            cols = _fetch_columns(chunks(), tuple(series), ends)
+        return cols, built - stale
 
     def _path_ends(self, table: str, key: Sequence[str]) -> tuple[str, str, str, str]:
         """The path ends of a (path, method, Type-P) series, from one of its rows: read once
@@ -332,7 +367,20 @@ def _tier_window(query: Query) -> tuple[str, str, list[Any]]:
         if value is not None:
             where += f" AND {col} = ?"
             params.append(value)
+    if query.flagged:
+        sites = ", ".join("?" * len(query.flagged))
+        where += f" AND (errors > 0 OR src_site NOT IN ({sites}) OR dst_site NOT IN ({sites}))"
+        params += [*query.flagged, *query.flagged]
     return table, where, params
+
+
+def _flagged(query: Query, row: Row) -> bool:
+    """Whether a rollup row passes the query's ``flagged`` filter."""
+    if query.flagged is None:
+        return True
+    return bool(row[ROLLUP_COLUMNS.index("errors")]) or not {
+        row[ROLLUP_COLUMNS.index("src_site")], row[ROLLUP_COLUMNS.index("dst_site")]
+    } <= set(query.flagged)
 
 
 def _matches(query: Query, key: Key) -> bool:

@@ -16,6 +16,11 @@ Tables:
 - ``rollups``, ``rollups_hour``, ``rollups_day``: per path x method x Type-P x UTC minute, hour
   or day (``minute`` is the unit's first minute), each row with its ``digest``
   (:mod:`analyzer.store.evidence`); these are the *evidence tables* a verdict reads;
+- ``groups_hour``, ``groups_day``: the same rows per *target group* (a policy target's scope
+  and grouping, all its paths merged) x method x Type-P x unit, built from the path tiers by
+  :mod:`analyzer.groups` so that analysis reads groups rather than paths; ``path_id`` is
+  ``DEF:GROUP`` (``DEF`` the grouping's id, and ``DEF:`` alone the marker row saying a unit was
+  built); also evidence tables;
 - ``evidence_state``: each evidence table's LtHash, as the last fold, prune or load link left it;
 - ``probes``: heartbeats and health (operational, not evidence: no figure is computed from it).
 
@@ -57,7 +62,8 @@ PROBE_COLUMNS = ("probe_id", "last_seen_ns", "last_batch_ns", "spool_depth", "re
                  "version", "counters")
 STORED_ROLLUP_COLUMNS = (*ROLLUP_COLUMNS, "digest")
 TIERS = {"minute": ("rollups", 1), "hour": ("rollups_hour", 60), "day": ("rollups_day", 1440)}
-EVIDENCE_TABLES = tuple(table for table, _size in TIERS.values())
+GROUP_TIERS = {"hour": ("groups_hour", 60), "day": ("groups_day", 1440)}
+EVIDENCE_TABLES = tuple(table for table, _size in (*TIERS.values(), *GROUP_TIERS.values()))
 
 
 def _kind(col: str) -> str:
@@ -94,7 +100,7 @@ def baseline(dialect: str) -> list[str]:
         _table(dialect, "evidence_state", ("tbl", "state"), "PRIMARY KEY (tbl)"),
         _table(dialect, "probes", PROBE_COLUMNS, "PRIMARY KEY (probe_id)"),
     ]
-    for table, _size in TIERS.values():
+    for table, _size in (*TIERS.values(), *GROUP_TIERS.values()):
         out += [_table(dialect, table, STORED_ROLLUP_COLUMNS, f"PRIMARY KEY ({key})"),
                 f"CREATE INDEX {table}_minute ON {table} (minute)"]
     return out
@@ -108,8 +114,8 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "baseline: hash chain of links, raw result blobs, rollup tiers with row "
-                 "digests, evidence state, probes", baseline),
+    Migration(1, "baseline: hash chain of links, raw result blobs, rollup tiers and target-group "
+                 "tiers with row digests, evidence state, probes", baseline),
 )
 LATEST = MIGRATIONS[-1].version
 _REGISTRY = ("CREATE TABLE IF NOT EXISTS ixmeter_migrations (version {int} PRIMARY KEY, "

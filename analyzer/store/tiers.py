@@ -61,6 +61,18 @@ def unit_start(minute: int, tier: str) -> int:
     return minute - minute % size
 
 
+def unit_runs(units: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Sorted unit minutes (units of ``size`` minutes) as runs of consecutive units: the first
+    and last unit minute of each run."""
+    runs: list[list[int]] = []
+    for u in units:
+        if runs and u == runs[-1][1] + size:
+            runs[-1][1] = u
+        else:
+            runs.append([u, u])
+    return [(a, b) for a, b in runs]
+
+
 def fold(rollups: Iterable[MinuteRollup], tier: str) -> list[MinuteRollup]:
     """Rollups merged per key and unit of ``tier`` (in the order given), sorted by key; each
     result's ``minute`` is its unit's first minute."""

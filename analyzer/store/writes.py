@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,12 +50,14 @@ from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_text, skey_of
 from analyzer.store.schema import (
     BLOB_COLUMNS,
     EVIDENCE_TABLES,
+    GROUP_TIERS,
     LINK_COLUMNS,
     STORED_ROLLUP_COLUMNS,
     TIERS,
     SchemaError,
     migrate,
 )
+from analyzer.store.tiers import unit_runs
 from analyzer.store.verify import blobs_sha256
 from ixmeter.errors import RecordError
 from ixmeter.wire import MAX_RESULTS, Batch
@@ -255,6 +257,7 @@ class Writer(Reader):
             self.db.executemany(f"INSERT INTO {change.table} {_ROW_INSERT}", change.written)
             state[change.table].remove(change.table, [bytes(r[-1]) for r in change.removed])
             state[change.table].add(change.table, [r[-1] for r in change.written])
+        self._drop_groups({c.table: {int(r[3]) for r in c.written} for c in changes}, state)
         self._commit_state(chain.FOLD, state, {
             "through": batches[-1][0], "batches": len(batches),
             "rows_removed": sum(len(c.removed) for c in changes),
@@ -280,6 +283,50 @@ class Writer(Reader):
             raise EvidenceError(f"link #{bid}: the batch's stored raw results are missing or "
                                 "do not match its digest; run `ixmeter verify`")
         return self.batch_blocks(bid)
+
+    # -- target-group rows ------------------------------------------------------------------
+    def _drop_groups(self, units: Mapping[str, set[int]], state: dict[str, LtHash]) -> None:
+        """Delete the group rows of the hour and day units whose path rows just changed
+        (``units``: path tier table -> unit minutes), updating the group tables' states: a
+        group row never outlives the path rows it merges; the next build remakes it."""
+        for tier, (group_table, _size) in GROUP_TIERS.items():
+            changed = sorted(units.get(TIERS[tier][0], ()))
+            for at in range(0, len(changed), 500):
+                part = changed[at:at + 500]
+                marks = ", ".join("?" * len(part))
+                gone = self.db.execute(f"SELECT digest FROM {group_table} WHERE minute IN "
+                                       f"({marks})", part).fetchall()
+                if gone:
+                    state[group_table].remove(group_table, [bytes(r[0]) for r in gone])
+                    self.db.execute(f"DELETE FROM {group_table} WHERE minute IN ({marks})",
+                                    part)
+
+    def replace_groups(self, tier: str, units: Sequence[int],
+                       compute: Callable[[list[Row]], list[Sequence[Any]]], note: str) -> int:
+        """Rebuild the group rows of ``units`` (unit minutes of ``tier``, hour or day) in one
+        write transaction (no fold can change the path rows in between): ``compute`` gets the
+        stored path rows of those units (rollup columns, then the digest, each checked against
+        it) and returns the group rows (:data:`ROLLUP_COLUMNS`); the units' old group rows are
+        replaced and a *group* link commits to the new states. Returns the rows written."""
+        table, size = TIERS[tier]
+        group_table = GROUP_TIERS[tier][0]
+        with _gc_paused(), self.db.write():
+            state = self._state()
+            rows: list[Row] = []
+            for low, high in unit_runs(sorted(set(units)), size):
+                rows += self.db.execute(
+                    f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM {table} WHERE minute >= ? "
+                    "AND minute <= ? ORDER BY path_id, method, type_p, minute",
+                    (low, high)).fetchall()
+            check_rows(table, rows)
+            written = [(*r, row_digest(group_table, r)) for r in compute(rows)]
+            self._drop_groups({table: set(units)}, state)
+            self.db.executemany(f"INSERT INTO {group_table} {_ROW_INSERT}", written)
+            state[group_table].add(group_table, [r[-1] for r in written])
+            self._commit_state(chain.GROUP, state, {
+                "table": group_table, "units": len(set(units)), "rows_read": len(rows),
+                "rows_written": len(written), "note": note})
+        return len(written)
 
     # -- evidence state -------------------------------------------------------------------
     def _state(self) -> dict[str, LtHash]:
@@ -357,6 +404,7 @@ class Writer(Reader):
             state = self._state()
             self.db.executemany(f"INSERT INTO {table} {_ROW_INSERT}", written)
             state[table].add(table, [r[-1] for r in written])
+            self._drop_groups({table: {int(r[3]) for r in written}}, state)
             self._commit_state(chain.LOAD, state, {"table": table, "rows": len(written),
                                                    "note": note})
         return len(written)
@@ -383,3 +431,4 @@ class Writer(Reader):
                 "last_seen_ns = excluded.last_seen_ns, spool_depth = excluded.spool_depth, "
                 "version = excluded.version, counters = excluded.counters",
                 (probe_id, at_ns, spool_depth, version, text))
+
