@@ -48,6 +48,7 @@ GROUPED = ("scope", "carrier_pair", "city_pair")
 GROUPED_TIERS = tuple(GROUP_TIERS)  # the path tiers that have group rows (hour, day)
 SETTLE_MINUTES = 10  # a unit is grouped once it ended this long ago (late batches drop it again)
 MAX_ROWS = 200_000  # path rows read per build transaction
+ID_LEN = 16  # hex digits of a grouping id
 _ERRORS = ROLLUP_COLUMNS.index("errors")
 _HEAD = len(("path_id", "method", "type_p", "minute", "src_site", "src_carrier", "dst_site",
              "dst_carrier"))
@@ -106,7 +107,7 @@ def grouping_of(t: PolicyTarget, inv: Inventory) -> Grouping | None:
 def grouping_id(method: str | None, per: str, scope: PathScope, topology: Any) -> str:
     text = json.dumps({"method": method, "per": per, "scope": scope.model_dump(mode="json"),
                        "topology": topology}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LEN]
 
 
 def _topology(inv: Inventory) -> dict[str, Any]:
@@ -224,6 +225,76 @@ def _todo(writer: Any, gs: Sequence[Grouping], tier: str, ended_by: int, max_row
         rows += int(counts[unit])
     return [u for u in out if u]
 
+
+
+
+def check(reader: Any, inv: Inventory, max_rows: int = MAX_ROWS) -> tuple[int, list[str]]:
+    """Rebuild the stored group rows of the inventory's groupings from the stored path rows and
+    compare them row by row (``ixmeter verify --deep --inventory``), read-only. Returns the
+    group rows compared and the problems found."""
+    gs = groupings(inv)
+    members = Members(inv, gs)
+    compared, problems = 0, []
+    for tier, (group_table, size) in GROUP_TIERS.items():
+        table = TIERS[tier][0]
+        for units in _built(reader, gs, tier, max_rows):
+            rows = _path_rows(reader, table, size, units)
+            built = {(g.id, u) for g in gs for u in units if _has_marker(reader, g, tier, u)}
+            want = {_key(r): r for r in group_rows(members, rows, units)
+                    if (r[0][:ID_LEN], r[3]) in built}
+            for row in _stored_groups(reader, group_table, gs, size, units):
+                compared += 1
+                mine = want.pop(_key(row), None)
+                if mine is None or tuple(mine) != _plain(row):
+                    problems.append(f"{group_table} row {row[0]} {row[1]} {row[2]} unit "
+                                    f"{row[3]}: not the merge of its paths' stored rows")
+            problems += [f"{group_table} row {r[0]} unit {r[3]}: missing (its paths' rows "
+                         "are stored and the unit is marked built)" for r in want.values()]
+    return compared, problems
+
+
+def _key(row: Sequence[Any]) -> tuple[str, str, str, int]:
+    return (row[0], row[1], row[2], int(row[3]))
+
+
+def _plain(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+
+
+def _built(reader: Any, gs: Sequence[Grouping], tier: str, max_rows: int) -> list[list[int]]:
+    group_table = GROUP_TIERS[tier][0]
+    marks = ", ".join("?" * len(gs))
+    units = sorted({int(r[0]) for r in reader.db.execute(
+        f"SELECT minute FROM {group_table} WHERE path_id IN ({marks})",
+        [g.marker for g in gs]).fetchall()})
+    step = max(1, max_rows // 20_000)
+    return [units[i:i + step] for i in range(0, len(units), step)]
+
+
+def _has_marker(reader: Any, g: Grouping, tier: str, unit: int) -> bool:
+    return reader.db.execute(f"SELECT 1 FROM {GROUP_TIERS[tier][0]} WHERE path_id = ? AND "
+                             "minute = ?", (g.marker, unit)).fetchone() is not None
+
+
+def _path_rows(reader: Any, table: str, size: int, units: Sequence[int]) -> list[Any]:
+    """The stored path rows of ``units``, in the order a build reads them."""
+    rows: list[Any] = []
+    for low, high in unit_runs(units, size):
+        rows += reader.db.execute(
+            f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table} WHERE minute >= ? AND "
+            "minute <= ? ORDER BY path_id, method, type_p, minute", (low, high)).fetchall()
+    return rows
+
+
+def _stored_groups(reader: Any, group_table: str, gs: Sequence[Grouping], size: int,
+                   units: Sequence[int]) -> list[Any]:
+    ids = {g.id for g in gs}
+    rows: list[Any] = []
+    for low, high in unit_runs(units, size):
+        rows += [r for r in reader.db.execute(
+            f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {group_table} WHERE minute >= ? AND "
+            "minute <= ?", (low, high)).fetchall() if r[0][:ID_LEN] in ids]
+    return rows
 
 
 def unit_windows(units: Sequence[int], size: int, w: TimeWindow) -> Iterator[TimeWindow]:

@@ -15,6 +15,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deep", action="store_true",
                         help="also rebuild the rollups from the stored raw results and "
                              "compare them row by row")
+    parser.add_argument("--inventory", help="with --deep: also rebuild the target-group rows "
+                                            "of this inventory's groupings from the stored "
+                                            "path rows and compare them")
     parser.add_argument("--head", help="a chain head quoted in a report: fail unless the "
                                        "intact chain contains it")
     parser.add_argument("--head-file", help="a head export (`--export-head`): fail unless the "
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     store = open_reader(args.db)
     try:
         report = store.verify(wanted, deep=args.deep)
+        if args.deep and args.inventory:
+            _deep_groups(store, args.inventory, report)
     finally:
         store.close()
     missing = bool(wanted) and report.ok and report.found_at is None
@@ -54,6 +59,20 @@ def run(args: argparse.Namespace) -> int:
     if report.ok and not missing and args.export_head:
         _export(args, report.length, report.head)
     return 0 if report.ok and not missing else 1
+
+
+def _deep_groups(store: object, inventory: str, report: object) -> None:
+    """``--deep --inventory``: the group rows against their paths' rows
+    (:func:`analyzer.groups.check`)."""
+    from analyzer import groups
+    from analyzer.store.verify import Report
+    from inventory.loader import load
+
+    assert isinstance(report, Report)
+    compared, problems = groups.check(store, load(inventory))
+    for problem in problems:
+        report.add(problem)
+    report.deep_groups = compared
 
 
 def _print(report: object, wanted: str | None, missing: bool) -> None:
@@ -74,6 +93,9 @@ def _print(report: object, wanted: str | None, missing: bool) -> None:
     if report.deep_rows is not None:
         print(f"deep: {report.deep_rows:,} rollup rows equal the rollups rebuilt from the raw "
               "results")
+    if report.deep_groups is not None:
+        print(f"deep: {report.deep_groups:,} target-group rows equal the merge of their "
+              "paths' rows")
     if report.unfolded:
         print(f"{report.unfolded} batch(es) not folded into the rollups yet (readers fold them "
               "in memory)")

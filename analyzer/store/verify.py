@@ -55,6 +55,7 @@ class Report:
     rows_checked: dict[str, int] = field(default_factory=dict)
     unfolded: int = 0
     deep_rows: int | None = None
+    deep_groups: int | None = None  # target-group rows compared (analyzer.groups.check)
     found_at: int | None = None
     findings: list[str] = field(default_factory=list)
     more: int = 0
