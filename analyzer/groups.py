@@ -282,8 +282,8 @@ def _path_rows(reader: Any, table: str, size: int, units: Sequence[int]) -> list
     for low, high in unit_runs(units, size):
         rows += reader.db.execute(
             f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table} WHERE minute >= ? AND "
-            "minute <= ? ORDER BY path_id, method, type_p, minute", (low, high)).fetchall()
-    return rows
+            "minute <= ?", (low, high)).fetchall()
+    return sorted(rows, key=_key)
 
 
 def _stored_groups(reader: Any, group_table: str, gs: Sequence[Grouping], size: int,

@@ -305,9 +305,10 @@ class Writer(Reader):
                        compute: Callable[[list[Row]], list[Sequence[Any]]], note: str) -> int:
         """Rebuild the group rows of ``units`` (unit minutes of ``tier``, hour or day) in one
         write transaction (no fold can change the path rows in between): ``compute`` gets the
-        stored path rows of those units (rollup columns, then the digest, each checked against
-        it) and returns the group rows (:data:`ROLLUP_COLUMNS`); the units' old group rows are
-        replaced and a *group* link commits to the new states. Returns the rows written."""
+        stored path rows of those units sorted by key (rollup columns, then the digest, each
+        checked against it) and returns the group rows (:data:`ROLLUP_COLUMNS`); the units'
+        old group rows are replaced and a *group* link commits to the new states. Returns the
+        rows written."""
         table, size = TIERS[tier]
         group_table = GROUP_TIERS[tier][0]
         with _gc_paused(), self.db.write():
@@ -316,8 +317,8 @@ class Writer(Reader):
             for low, high in unit_runs(sorted(set(units)), size):
                 rows += self.db.execute(
                     f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM {table} WHERE minute >= ? "
-                    "AND minute <= ? ORDER BY path_id, method, type_p, minute",
-                    (low, high)).fetchall()
+                    "AND minute <= ?", (low, high)).fetchall()
+            rows.sort(key=key_of)  # code-point order, whatever the database's collation
             check_rows(table, rows)
             written = [(*r, row_digest(group_table, r)) for r in compute(rows)]
             self._drop_groups({table: set(units)}, state)
