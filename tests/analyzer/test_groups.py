@@ -28,7 +28,7 @@ from tests.analyzer.test_evaluate import BASELINE, CURRENT, DAY, INV, _fill
 FUTURE = T0 + 400 * DAY
 
 
-def _evaluation(db: Path, tier: str) -> str:
+def _evaluation(db: Path | str, tier: str) -> str:
     store = open_reader(db)
     ev = evaluate(store, load(INV), Params(parse_window(CURRENT), parse_window(BASELINE),
                                            seed=5, tier=tier))
@@ -37,7 +37,7 @@ def _evaluation(db: Path, tier: str) -> str:
                        "notes": ev.notes}, sort_keys=True)
 
 
-def _build(db: Path, now_ns: int = FUTURE) -> int:
+def _build(db: Path | str, now_ns: int = FUTURE) -> int:
     store = open_store(db)
     assert isinstance(store, Writer)
     n = groups.build(store, load(INV), now_ns=now_ns)
@@ -177,3 +177,27 @@ def test_verify_deep_rebuilds_group_rows(filled: Path, tmp_path: Path,
     out = capsys.readouterr().out
     assert "not the merge of its paths' stored rows" in out
     assert ":A>B" in out
+
+
+@pytest.mark.postgres
+def test_groups_on_postgresql() -> None:
+    """The same on a real PostgreSQL: its collation does not change the merge order."""
+    from tests.store.pgcluster import PgCluster, PgUnavailable
+
+    try:
+        cluster = PgCluster()
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+    cluster.start()
+    try:
+        url = cluster.new_database()
+        _fill(url)
+        want = {tier: _evaluation(url, tier) for tier in ("hour", "day")}
+        assert _build(url) > 0
+        assert {tier: _evaluation(url, tier) for tier in want} == want
+        reader = open_reader(url)
+        assert reader.verify().ok
+        assert groups.check(reader, load(INV))[1] == []
+        reader.close()
+    finally:
+        cluster.stop()
