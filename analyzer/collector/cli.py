@@ -61,7 +61,7 @@ def _compact(db: str) -> int:
 
     store = open_store(db)
     try:
-        folded = store.fold_pending()
+        folded = store.fold_pending(everything=True)
         head = store.chain_head()
     finally:
         store.close()

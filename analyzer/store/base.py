@@ -121,9 +121,10 @@ class Store(ReadStore, Protocol):
         """:meth:`write_batch` for a columnar batch (what the collector decodes bodies into)."""
         ...
 
-    def fold_pending(self) -> int:
-        """Fold the rollups of every batch stored since the last fold into the rollup tables
-        (a fold link); returns the batches folded."""
+    def fold_pending(self, everything: bool = False) -> int:
+        """Fold the rollups of the batches this writer holds, and of those no writer folded
+        within the grace period (``everything``: of every batch not folded yet), into the
+        rollup tables (fold links); returns the batches folded."""
         ...
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,

@@ -45,8 +45,17 @@ from analyzer.store.base import WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.evidence import EvidenceError, LtHash, row_digest
 from analyzer.store.folding import Key, Row, check_rows, key_of, plan
+from analyzer.store.foldset import (
+    GRACE_S,
+    Span,
+    Unfolded,
+    choose,
+    days_of,
+    ranges_of,
+    watermark,
+)
 from analyzer.store.reads import Reader, _gc_paused
-from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_text, skey_of
+from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_of, ids_text, skey_of
 from analyzer.store.schema import (
     BLOB_COLUMNS,
     EVIDENCE_TABLES,
@@ -82,6 +91,8 @@ class Writer(Reader):
         self._stream_rows: dict[StreamIdent, tuple[Any, ...]] = {}
         self._held: dict[int, TierTables] = {}  # rollups computed at ingest, until folded
         self._wrote: dict[tuple[str, Key], Row] = {}  # the rows this writer's last folds wrote
+        self._paths: dict[int, str] = {}  # stream id -> path, for fold spans
+        self.fold_work = {"memory": 0, "raw": 0}  # batches folded from memory, from raw results
         try:
             with db.write():
                 migrate(db.execute, db.dialect)
@@ -224,25 +235,31 @@ class Writer(Reader):
                     self._held.clear()
 
     # -- folds ----------------------------------------------------------------------------
-    def fold_pending(self) -> int:
-        """Fold every batch stored since the last fold link into the rollup tables,
-        :data:`FOLD_CHUNK` batches per transaction and link; returns the batches folded."""
+    def fold_pending(self, everything: bool = False) -> int:
+        """Fold the batches this writer holds, and those no writer folded within
+        :data:`~analyzer.store.foldset.GRACE_S` (``everything``: every batch not folded yet,
+        what ``collector compact`` does), into the rollup tables, :data:`FOLD_CHUNK` batches
+        per transaction and fold link; returns the batches folded."""
         folded = 0
         while True:
             with _gc_paused(), self.db.write():
-                n = self._fold_locked(FOLD_CHUNK)
+                n = self._fold_locked(FOLD_CHUNK, everything)
             folded += n
             if n < FOLD_CHUNK:
                 return folded
 
-    def _fold_locked(self, limit: int) -> int:
-        through = self.folded_through()
-        for bid in [b for b in self._held if b <= through]:
+    def _fold_locked(self, limit: int, everything: bool) -> int:
+        unfolded = self.unfolded()
+        waiting = {u.bid for u in unfolded}
+        for bid in [b for b in self._held if b not in waiting]:
             del self._held[bid]  # folded meanwhile by another writer
-        batches = self.unfolded(through)[:limit]
+        old = time.time_ns() - int(GRACE_S * 1e9)
+        batches = choose(unfolded, lambda u: everything or u.bid in self._held or u.at_ns < old,
+                         self._span, limit)
         if not batches:
             return 0
-        tables = [self._held.get(bid) or self._stored_tables(bid, th) for bid, th in batches]
+        tables = [self._held.get(u.bid) or self._stored_tables(u.bid, u.thresholds)
+                  for u in batches]
         changes = plan(tables, self.stored_rows, check=self._check_stored)
         state = self._state()
         key = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
@@ -256,12 +273,28 @@ class Writer(Reader):
             state[change.table].remove(change.table, [bytes(r[-1]) for r in change.removed])
             state[change.table].add(change.table, [r[-1] for r in change.written])
         self._commit_state(chain.FOLD, state, {
-            "through": batches[-1][0], "batches": len(batches),
+            "batches": ranges_of(u.bid for u in batches),
+            "through": watermark(unfolded, batches, self.chain_head().length),
             "rows_removed": sum(len(c.removed) for c in changes),
             "rows_written": sum(len(c.written) for c in changes)})
-        for bid, _th in batches:
-            self._held.pop(bid, None)  # forgotten only once folded: a rollback keeps them
+        for u in batches:  # forgotten only once folded: a rollback keeps them
+            self.fold_work["memory" if self._held.pop(u.bid, None) else "raw"] += 1
         return len(batches)
+
+    def _span(self, u: Unfolded) -> Span:
+        """The paths and UTC days a batch may touch, from its blobs' streams (nothing
+        decoded); streams' paths are cached."""
+        ids = {i for (text,) in self.db.execute("SELECT stream_ids FROM blobs WHERE bid = ?",
+                                                (u.bid,)).fetchall() for i in ids_of(text)}
+        if missing := [i for i in ids if i not in self._paths]:
+            if len(self._paths) > 100_000:
+                self._paths.clear()
+            for k in range(0, len(missing), 500):
+                chunk = missing[k:k + 500]
+                self._paths.update((int(i), p) for i, p in self.db.execute(
+                    f"SELECT id, path_id FROM streams WHERE id IN "
+                    f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return (frozenset(self._paths.get(i, "") for i in ids), *days_of(u.first_ns, u.last_ns))
 
     def _check_stored(self, table: str, rows: Sequence[Row]) -> None:
         """:func:`check_rows` of the stored rows a fold merges, but for rows still exactly as
