@@ -66,6 +66,20 @@ class Query:
     tier: str = "minute"
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the store keeps each kind of evidence, in days (None or 0: for ever): raw
+    results, minute rollups and hour rollups; day rollups are kept for ever. The collector's
+    ``--retention-days``, ``--minute-rollup-days`` and ``--hour-rollup-days``."""
+
+    raw_days: float | None = None
+    minute_days: float | None = None
+    hour_days: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.raw_days or self.minute_days or self.hour_days)
+
+
 class ReadStore(Protocol):
     """What a reader may do; it never changes a byte of the store."""
 
@@ -136,7 +150,11 @@ class Store(ReadStore, Protocol):
         (a prune link); rollups and the chain stay."""
         ...
 
-    def prune_rollups(self, before_ns: int) -> int:
-        """Retention of minute rollups: delete those of UTC days wholly before ``before_ns``
-        (a prune link); hour and day tiers stay."""
+    def prune_rollups(self, before_ns: int, tier: str = "minute") -> int:
+        """Retention of minute or hour rollups: delete those of UTC days wholly before
+        ``before_ns`` (a prune link); the coarser tiers stay."""
+        ...
+
+    def retain(self, policy: Retention, now_ns: int) -> dict[str, int]:
+        """Apply a retention policy at ``now_ns`` (raw, minute, hour; each a prune link)."""
         ...

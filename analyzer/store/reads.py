@@ -1,10 +1,10 @@
 """Reading the store: chain head, rollups (as records or columns), raw results, probe health.
 
 Readers never write. Batches no fold link has folded yet (a collector folds every few dozen
-batches or when idle; :mod:`analyzer.store.foldset`) are folded *in memory* the way the writer will fold them
-(:func:`analyzer.store.folding.plan`), from their stored raw results, so every read sees every
-stored batch: a rollup key those batches touch is read as the fold would leave it. The pending
-fold is computed once per state of the chain and kept (:class:`Pending`).
+batches or when idle; :mod:`analyzer.store.foldset`) are folded *in memory* the way the writer
+will fold them (:func:`analyzer.store.folding.plan`), from their stored raw results, so every
+read sees every stored batch: a rollup key those batches touch is read as the fold would leave
+it. The pending fold is computed once per state of the chain and kept (:class:`Pending`).
 
 Call reads inside :meth:`Reader.snapshot` when several must agree (a report's figures and the
 chain head it quotes): the store may be written meanwhile by a collector.

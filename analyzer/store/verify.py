@@ -11,8 +11,11 @@ Read-only, in one snapshot. It checks, and names what it finds:
    (naming table and key), and each table's LtHash, recomputed from its rows, against the state
    the last fold, prune or load link committed to (a row added, removed, or edited with a recomputed
    digest changes it);
-4. with ``deep``: the rollups rebuilt from the stored raw results of every folded batch, in
-   chain order, compared row by row for the units wholly after the retention cuts.
+4. the folds: every fold link names earlier batches, none folded twice, and its watermark
+   (every batch at or below it folded) is true (:mod:`analyzer.store.foldset`);
+5. with ``deep``: the rollups rebuilt from the stored raw results of every folded batch, in
+   chain order, compared row by row for the units wholly after the retention cuts (the raw
+   results' cut, and each rollup table's own cut).
 
 What it cannot prove: that the chain itself is the one the collector built. An operator who
 rewrites the whole store can build a consistent chain; a head published earlier (a report's
@@ -260,17 +263,16 @@ def _deep(reader: Reader, links: Sequence[_Stored], folded: set[int], report: Re
     cut_ns = max((int(s.fields().get("raw_before_ns", 0)) for s in links
                   if s.kind == chain.PRUNE), default=0)
     cut_raw = -(-cut_ns // 60_000_000_000)  # the first minute wholly after the cut
-    cut_minute = max((int(s.fields().get("minute_before", 0)) for s in links
-                      if s.kind == chain.PRUNE), default=0)
+    cuts = {table: max((int(s.fields().get("minute_before", 0)) for s in links
+                        if s.kind == chain.PRUNE and s.fields().get("table") == table),
+                       default=0) for table in EVIDENCE_TABLES}
     batches = [reader.batch_tables(s.idx, chain.thresholds_of(s.thresholds or ""))
                for s in links if s.kind == chain.BATCH and s.idx in folded and s.n]
     rebuilt = ({c.table: {key_of(r): r for r in c.written} for c in plan(
         batches, lambda _t, _k: [], check=None)} if batches else {})
     compared = 0
-    for tier, (table, size) in TIERS.items():
-        low = -(-cut_raw // size) * size
-        if tier == "minute":
-            low = max(low, cut_minute)
+    for table, size in TIERS.values():
+        low = max(-(-cut_raw // size) * size, cuts[table])  # units retention kept whole
         want = {k: r for k, r in rebuilt.get(table, {}).items() if k[3] >= low}
         for row in _rows(reader, table):
             key = key_of(row)

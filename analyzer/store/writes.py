@@ -9,8 +9,9 @@ the run touches are replaced by their merge with the run (:func:`analyzer.store.
 each new row with its digest, each table's LtHash updated, and a *fold* link committing to the
 tables' states is appended, in one transaction. Batches not in the writer's memory (stored by
 another collector, or before a restart) are folded from their stored raw results, checked
-against their batch link first. Retention (:meth:`Writer.prune`, :meth:`Writer.prune_rollups`)
-deletes raw results of folded batches or old minute rollups and appends a *prune* link.
+against their batch link first. Retention (:meth:`Writer.retain`: :meth:`Writer.prune`,
+:meth:`Writer.prune_rollups`) deletes raw results of folded batches or old minute or hour
+rollups, each cut appending a *prune* link.
 
 A writer checks the evidence it builds on: the stored rows a fold merges must match their
 digests, the tables' states must match the last fold, prune or load link, the raw results a fold
@@ -41,12 +42,13 @@ from analyzer.columns import (
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE
 from analyzer.rollup_columns import TierTables, batch_tables
 from analyzer.store import chain
-from analyzer.store.base import WriteReceipt
+from analyzer.store.base import Retention, WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.evidence import EvidenceError, LtHash, row_digest
 from analyzer.store.folding import Key, Row, check_rows, key_of, plan
 from analyzer.store.foldset import (
     GRACE_S,
+    NS_PER_DAY,
     Span,
     Unfolded,
     choose,
@@ -72,6 +74,7 @@ from ixmeter.wire import MAX_RESULTS, Batch
 log = logging.getLogger("ixmeter.store")
 FOLD_AT = 64  # batches a writer stores before it folds their rollups
 FOLD_CHUNK = 256  # batches folded per transaction (and fold link)
+PRUNE_UNITS = 10  # units of a tier read (checked, hashed out) at a time by a rollup prune
 _LINK_INSERT = (f"INSERT INTO links ({', '.join(LINK_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(LINK_COLUMNS))})")
 _BLOB_INSERT = (f"INSERT INTO blobs ({', '.join(BLOB_COLUMNS)}) "
@@ -358,24 +361,48 @@ class Writer(Reader):
                 "results": sum(int(r[1]) for r in found)})
             return sum(int(r[1]) for r in found)
 
-    def prune_rollups(self, before_ns: int) -> int:
-        """Retention of minute rollups: delete those of UTC days wholly before
-        ``before_ns`` (rounded down to a day, so every hour and day unit that keeps minutes
-        keeps all of them); the hour and day tiers stay. A prune link records the cut and
-        the minute table's new state. Returns the rows deleted."""
+    def prune_rollups(self, before_ns: int, tier: str = "minute") -> int:
+        """Retention of a rollup tier (minute or hour): delete its rows of UTC days wholly
+        before ``before_ns`` (rounded down to a day, so every coarser unit that keeps rows of
+        this tier keeps all of them); the coarser tiers stay. A prune link records the table,
+        the cut and the table's new state. Returns the rows deleted."""
+        if tier not in TIERS or tier == "day":
+            raise ValueError(f"rollup retention is for the minute and hour tiers, not {tier!r}")
+        table = TIERS[tier][0]
         day = before_ns // NS_PER_MINUTE // 1440 * 1440
         self.fold_pending()
-        with self.db.write():
-            rows = self.db.execute(f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM rollups "
-                                   "WHERE minute < ?", (day,)).fetchall()
-            if not rows:
+        step = PRUNE_UNITS * TIERS[tier][1]  # minutes read at a time: bounded memory
+        with _gc_paused(), self.db.write():
+            first = f"SELECT MIN(minute) FROM {table} WHERE minute >= ? AND minute < ?"
+            start = self.db.execute(first, (-(2**62), day)).fetchone()[0]
+            if start is None:
                 return 0
-            check_rows("rollups", rows)
-            state = self._state()
-            state["rollups"].remove("rollups", [bytes(r[-1]) for r in rows])
-            self.db.execute("DELETE FROM rollups WHERE minute < ?", (day,))
-            self._commit_state(chain.PRUNE, state, {"minute_before": day, "rows": len(rows)})
-            return len(rows)
+            state, n = self._state(), 0
+            while start is not None:  # a run of units at a time, skipping gaps
+                end = min(int(start) + step, day)
+                rows = self.db.execute(f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "
+                                       f"{table} WHERE minute >= ? AND minute < ?",
+                                       (start, end)).fetchall()
+                check_rows(table, rows)
+                state[table].remove(table, [bytes(r[-1]) for r in rows])
+                n += len(rows)
+                start = self.db.execute(first, (end, day)).fetchone()[0]
+            self.db.execute(f"DELETE FROM {table} WHERE minute < ?", (day,))
+            self._commit_state(chain.PRUNE, state, {"table": table, "minute_before": day,
+                                                    "rows": n})
+            return n
+
+    def retain(self, policy: Retention, now_ns: int) -> dict[str, int]:
+        """Apply a retention policy at ``now_ns``: raw results (:meth:`prune`), then minute and
+        hour rollups (:meth:`prune_rollups`), each cut its own prune link; day rollups are
+        kept for ever. Returns what each deleted (results, rows)."""
+        out = {}
+        for what, days in (("raw", policy.raw_days), ("minute", policy.minute_days),
+                           ("hour", policy.hour_days)):
+            if days:
+                cut = now_ns - int(days * NS_PER_DAY)
+                out[what] = self.prune(cut) if what == "raw" else self.prune_rollups(cut, what)
+        return out
 
     # -- loading rows computed elsewhere ---------------------------------------------------
     def load_rows(self, tier: str, rows: Sequence[Sequence[Any]], note: str) -> int:
