@@ -99,14 +99,15 @@ def ranges_of(ids: Iterable[int]) -> list[list[int]]:
     return out
 
 
-def ids_of_ranges(ranges: object) -> list[int]:
-    """The chain indices of :func:`ranges_of`'s ranges (ValueError if malformed)."""
+def ids_of_ranges(ranges: object, below: int | None = None) -> list[int]:
+    """The chain indices of :func:`ranges_of`'s ranges; ValueError if malformed, or if a
+    range reaches ``below`` (a fold link's own index: it folds earlier links only)."""
     if not isinstance(ranges, list):
         raise ValueError("a fold link's batches must be a list of [first, last] ranges")
     out: list[int] = []
     for r in ranges:
         if (not isinstance(r, list) or len(r) != 2 or not all(type(x) is int for x in r)
-                or r[0] > r[1]):
+                or not 0 < r[0] <= r[1] or (below is not None and r[1] >= below)):
             raise ValueError(f"a fold link names a malformed range of batches: {r!r}")
         out += range(r[0], r[1] + 1)
     return out

@@ -226,22 +226,23 @@ def _check_folds(links: Sequence[_Stored], report: Report) -> set[int]:
     """Every fold link names earlier batches not folded before, and its watermark is true:
     every batch at or below it folded. Returns the folded batches."""
     batches: list[int] = []  # batch indices in chain order
+    known: set[int] = set()
     folded: set[int] = set()
     low = 0  # batches[:low] are all folded
     for s in links:
         if s.kind == chain.BATCH:
             batches.append(s.idx)
+            known.add(s.idx)
         if s.kind != chain.FOLD:
             continue
         fields = s.fields()
         try:
-            named = ids_of_ranges(fields.get("batches"))
+            named = ids_of_ranges(fields.get("batches"), below=s.idx)
             through = int(fields["through"])
         except (KeyError, TypeError, ValueError) as exc:
             report.add(f"link #{s.idx} (fold): its detail does not say which batches it "
                        f"folded ({exc})")
             continue
-        known = set(batches)
         for bid in named:
             if bid not in known:
                 report.add(f"link #{s.idx} (fold): names link #{bid}, which is not an earlier "

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.store import Store, open_store, writes
+from analyzer.store import Store, open_store, verify, writes
 from analyzer.store.foldset import Unfolded, choose, ids_of_ranges, ranges_of, watermark
 from analyzer.store.schema import EVIDENCE_TABLES, STORED_ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
@@ -128,3 +128,24 @@ def test_choose_folds_no_batch_past_an_earlier_one_left_out_that_may_share_a_key
     assert ids_of_ranges([[2, 3], [5, 5]]) == [2, 3, 5]
     with pytest.raises(ValueError, match="malformed"):
         ids_of_ranges([[3, 2]])
+
+
+def _link(idx: int, kind: str, detail: str | None = None) -> verify._Stored:
+    return verify._Stored(idx, kind, 0, None, None, None, None, None, None, None, detail,
+                          "", "", "")
+
+
+def test_verify_names_a_batch_folded_twice_a_stranger_and_a_false_watermark() -> None:
+    fold = '{{"batches":{},"through":{}}}'.format
+    links = [_link(1, "batch"), _link(2, "batch"), _link(3, "fold", fold("[[2,2]]", 0)),
+             _link(4, "batch"), _link(5, "fold", fold("[[1,2]]", 3)),
+             _link(6, "fold", fold("[[3,4]]", 6)), _link(7, "fold", fold("[[9,9]]", 5))]
+    report = verify.Report()
+    assert verify._check_folds(links, report) == {1, 2, 3, 4}
+    assert report.findings == [
+        "link #5 (fold): folds batch link #2 a second time",
+        "link #6 (fold): names link #3, which is not an earlier batch",
+        "link #6 (fold): claims every batch through #6 folded, but the batches are folded "
+        "through #5",
+        "link #7 (fold): its detail does not say which batches it folded (a fold link names a "
+        "malformed range of batches: [9, 9])"]
