@@ -96,6 +96,7 @@ class Writer(Reader):
         self._wrote: dict[tuple[str, Key], Row] = {}  # the rows this writer's last folds wrote
         self._paths: dict[int, str] = {}  # stream id -> path, for fold spans
         self.fold_work = {"memory": 0, "raw": 0}  # batches folded from memory, from raw results
+        self._waiting = 0  # held batches the last fold left (behind another writer's)
         try:
             with db.write():
                 migrate(db.execute, db.dialect)
@@ -224,11 +225,12 @@ class Writer(Reader):
         return self._streams
 
     def _hold(self, written: Sequence[tuple[int, TierTables]]) -> None:
-        """Keep committed batches' rollups until they are folded; fold every FOLD_AT."""
+        """Keep committed batches' rollups until they are folded; fold every FOLD_AT new
+        ones (those a fold left, waiting behind another writer's batches, are not new)."""
         for bid, tables in written:
             if bid:
                 self._held[bid] = tables
-        if len(self._held) >= FOLD_AT:
+        if len(self._held) >= FOLD_AT + self._waiting:
             try:
                 self.fold_pending()
             except Exception:  # the batches are stored and acknowledged: the next fold
@@ -236,6 +238,7 @@ class Writer(Reader):
                               "stored raw results")
                 if len(self._held) > 4 * FOLD_AT:
                     self._held.clear()
+                self._waiting = len(self._held)
 
     # -- folds ----------------------------------------------------------------------------
     def fold_pending(self, everything: bool = False) -> int:
@@ -249,6 +252,7 @@ class Writer(Reader):
                 n = self._fold_locked(FOLD_CHUNK, everything)
             folded += n
             if n < FOLD_CHUNK:
+                self._waiting = len(self._held)
                 return folded
 
     def _fold_locked(self, limit: int, everything: bool) -> int:

@@ -149,3 +149,19 @@ def test_verify_names_a_batch_folded_twice_a_stranger_and_a_false_watermark() ->
         "through #5",
         "link #7 (fold): its detail does not say which batches it folded (a fold link names a "
         "malformed range of batches: [9, 9])"]
+
+
+def test_batches_waiting_behind_another_writers_do_not_fold_at_every_batch(
+        make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writes, "FOLD_AT", 2)
+    a, b = _writer(make_store()), _writer(make_store())
+    batches = make_batches("p1", 7, 50, paths=_paths("p1"))
+    a.write_batch(batches[0], time.time_ns())  # held by A, young: B's later ones wait
+    calls = []
+    fold = b.fold_pending
+    monkeypatch.setattr(b, "fold_pending", lambda: calls.append(fold()))
+    for batch in batches[1:]:
+        b.write_batch(batch, time.time_ns())
+    assert calls == [0, 0, 0]  # at 2, 4 and 6 held, not at every batch past 2
+    assert a.fold_pending() == 1
+    assert fold() == 6
