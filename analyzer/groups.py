@@ -183,22 +183,25 @@ def group_rows(members: Members, rows: Sequence[Sequence[Any]], units: Sequence[
 
 def build(writer: Any, inv: Inventory, tiers: Sequence[str] = ("day", "hour"),
           now_ns: int | None = None, settle_minutes: int = SETTLE_MINUTES,
-          max_rows: int = MAX_ROWS) -> int:
+          max_rows: int = MAX_ROWS, max_runs: int | None = None) -> int:
     """Build the group rows of every unit of ``tiers`` that ended ``settle_minutes`` before
-    ``now_ns`` and is not built for every grouping (:class:`analyzer.store.writes.Writer`);
-    folds what the writer holds first. Returns the group rows written."""
+    ``now_ns`` and is not built for every grouping (:class:`analyzer.store.writes.Writer`),
+    at most ``max_rows`` path rows per write transaction and ``max_runs`` transactions (a
+    collector builds a backlog a transaction at a time between ingests); folds what the
+    writer holds first. Returns the group rows written."""
     gs = groupings(inv)
     if not gs:
         return 0
     writer.fold_pending()
     members = Members(inv, gs)
     now_min = (time.time_ns() if now_ns is None else now_ns) // 60_000_000_000
+    todo = [(tier, units) for tier in tiers
+            for units in _todo(writer, gs, tier, now_min - settle_minutes, max_rows)]
     written = 0
-    for tier in tiers:
-        for units in _todo(writer, gs, tier, now_min - settle_minutes, max_rows):
-            written += writer.replace_groups(
-                tier, units, lambda rows, u=units: group_rows(members, rows, u),
-                f"target groups {', '.join(g.id for g in gs)}")
+    for tier, units in todo[:max_runs]:
+        written += writer.replace_groups(
+            tier, units, lambda rows, u=units: group_rows(members, rows, u),
+            f"target groups {', '.join(g.id for g in gs)}")
     return written
 
 

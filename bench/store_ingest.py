@@ -202,7 +202,7 @@ def over_http(tmp: Path, db: str, n_batches: int, label: str, shape: str = "narr
 
 
 _FOLD_REST = ("import sys, time\nfrom analyzer.store import open_store\nt = time.perf_counter()"
-              "\ns = open_store(sys.argv[1])\ns.fold_pending()\ns.close()\n"
+              "\ns = open_store(sys.argv[1])\ns.fold_pending(everything=True)\ns.close()\n"
               "print(time.perf_counter() - t)")
 
 

@@ -140,6 +140,26 @@ class _ServerMetrics:
                                   value=s.timeouts)
 
 
+class _FoldMetrics:
+    """A prometheus collector over the store's fold work (``Writer.fold_work``): batches this
+    collector folded from the rollups it held, and from stored raw results (what no live
+    collector held: another collector's crash, or this one's restart)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        work = getattr(self.store, "fold_work", None)
+        if work is None:
+            return
+        family = CounterMetricFamily("ixmeter_collector_folded_batches",
+                                     "batches whose rollups this collector folded, by source",
+                                     labels=["source"])
+        for source in ("memory", "raw"):
+            family.add_metric([source], work[source])
+        yield family
+
+
 class Collector:
     """Holds the store, keys, inventory and metrics; :meth:`app` is the ASGI application."""
 
@@ -148,6 +168,7 @@ class Collector:
         self.store, self.auth, self.inventory = store, auth, inventory
         self.max_body, self.clock = max_body, clock
         self.metrics = Metrics()
+        self.metrics.registry.register(_FoldMetrics(store))
         self._render_limiter: trio.CapacityLimiter | None = None
         # when quiet, fold the rollups the store holds (readers need not fold them)
         self.store_thread = StoreThread(idle=store.fold_pending)

@@ -12,6 +12,7 @@ from ixmeter.errors import IxmeterError
 if TYPE_CHECKING:
     from analyzer.collector.app import Collector
     from analyzer.collector.h11server import Limits
+    from analyzer.store import Retention
 
 DEFAULT_BIND = "127.0.0.1:8650"
 
@@ -31,9 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                            "policy thresholds are counted exactly in rollups")
     serve.add_argument("--max-body-mib", type=float, default=8.0,
                        help="largest accepted request body in MiB (default 8)")
-    serve.add_argument("--retention-days", type=float, default=0.0,
-                       help="delete raw results sent more than this many days ago, hourly; "
-                            "rollups and the chain stay (default 0: keep everything)")
+    _retention_flags(serve)
     serve.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS instead of HTTP")
     serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
     serve.add_argument("--max-skew-s", type=float, default=300.0,
@@ -48,25 +47,60 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     "give the same figures before and after.")
     compact.add_argument("--db", required=True,
                          help="SQLite file or postgresql://user@host/dbname URL")
+    compact.add_argument("--inventory", help="also build the target-group rows of its policy "
+                                             "targets for every ended hour and day unit")
+    _retention_flags(compact)
+
+
+def _retention_flags(parser: argparse.ArgumentParser) -> None:
+    """Retention, one flag per kind of evidence (docs/operations.md: storage per year)."""
+    parser.add_argument("--retention-days", type=float, default=0.0, metavar="DAYS",
+                        help="delete raw results sent more than DAYS ago (hourly when "
+                             "serving); rollups and the chain stay (default 0: keep them all)")
+    parser.add_argument("--minute-rollup-days", type=float, default=0.0, metavar="DAYS",
+                        help="delete minute rollups of UTC days wholly more than DAYS ago; "
+                             "hour and day rollups stay (default 0: keep them all)")
+    parser.add_argument("--hour-rollup-days", type=float, default=0.0, metavar="DAYS",
+                        help="delete hour rollups of UTC days wholly more than DAYS ago; day "
+                             "rollups are kept for ever (default 0: keep them all)")
+
+
+def _retention(args: argparse.Namespace) -> Retention:
+    from analyzer.store import Retention
+
+    days = (args.retention_days, args.minute_rollup_days, args.hour_rollup_days)
+    if any(d < 0 for d in days):
+        raise IxmeterError("--retention-days, --minute-rollup-days and --hour-rollup-days "
+                           "cannot be negative")
+    return Retention(*(d or None for d in days))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "compact":
-        return _compact(args.db)
+        return _compact(args.db, _retention(args), args.inventory)
     return _serve(args)
 
 
-def _compact(db: str) -> int:
+def _compact(db: str, retention: Retention, inventory: str | None) -> int:
+    import time
+
+    from analyzer import groups
     from analyzer.store import open_store
+    from inventory.loader import load
 
     store = open_store(db)
     try:
-        folded = store.fold_pending()
+        folded = store.fold_pending(everything=True)
+        pruned = store.retain(retention, time.time_ns())
+        if inventory:
+            print(f"target groups: {groups.build(store, load(inventory))} rows built")
         head = store.chain_head()
     finally:
         store.close()
     print(f"folded the rollups of {folded} batch(es); chain head {head.head} "
           f"({head.length} links)")
+    for what, n in pruned.items():
+        print(f"retention: pruned {n} {'raw results' if what == 'raw' else what + ' rollups'}")
     return 0
 
 
@@ -94,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = open_store(args.db, thresholds_ns(inv))
     collector = Collector(store, Authenticator(keys, args.max_skew_s), inv,
                           max_body=int(args.max_body_mib * 1024 * 1024))
-    retention = args.retention_days * 86400 if args.retention_days > 0 else None
+    retention = _retention(args)
     try:
         trio.run(_main, collector, args.bind, retention, args.keys, tls, limits)
     finally:
@@ -121,13 +155,13 @@ def _limits(max_connections: int | None) -> Limits:
     return Limits(max_connections=max_connections)
 
 
-async def _main(collector: Collector, bind: str, retention: float | None, keys: str,
+async def _main(collector: Collector, bind: str, retention: Retention, keys: str,
                 tls: tuple[str, str] | None, limits: Limits) -> None:
     import trio
 
     from analyzer.collector.server import serve
 
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, collector, bind, retention_s=retention,
+        binds = await nursery.start(partial(serve, collector, bind, retention=retention,
                                             keys_path=keys, tls=tls, limits=limits))
         logging.getLogger("ixmeter.collector").info("listening on %s", ", ".join(binds))

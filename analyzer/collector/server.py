@@ -1,7 +1,9 @@
 """Serve a :class:`~analyzer.collector.app.Collector` over HTTP/1.1
-(:mod:`analyzer.collector.h11server`), plus a retention task that prunes raw results older than
-the configured time (rollups stay) and a watcher that reloads the keys file when it changes (key
-rotation without restart)."""
+(:mod:`analyzer.collector.h11server`), plus a retention task that applies the store's retention
+policy hourly (raw results, minute and hour rollups older than configured; day rollups stay), a
+task that builds the target-group rows of ended hour and day units (:mod:`analyzer.groups`,
+when the collector has an inventory) and a watcher that reloads the keys file when it changes
+(key rotation without restart)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,19 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
 from analyzer.collector.app import Collector
 from analyzer.collector.h11server import HttpServer, Limits, server_ssl_context
 from analyzer.collector.keys import KeysError, load_keys
+from analyzer.store import Retention
 
 log = logging.getLogger("ixmeter.collector")
 PRUNE_EVERY_S = 3600.0
+GROUPS_EVERY_S = 300.0  # target-group builds; a backlog goes a transaction at a time
+GROUP_ROWS = 50_000  # path rows per group-build transaction (the store thread is shared)
 KEYS_POLL_S = 2.0
 
 
@@ -31,7 +37,7 @@ def http_server(collector: Collector, tls: tuple[str, str] | None = None,
     return server
 
 
-async def serve(collector: Collector, bind: str, *, retention_s: float | None = None,
+async def serve(collector: Collector, bind: str, *, retention: Retention | None = None,
                 keys_path: str | None = None, tls: tuple[str, str] | None = None,
                 limits: Limits | None = None,
                 shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
@@ -46,23 +52,45 @@ async def serve(collector: Collector, bind: str, *, retention_s: float | None = 
                                    task_status=task_status)
                 nursery.cancel_scope.cancel()  # the server has shut down: stop retention too
 
-            if retention_s:
-                nursery.start_soon(_retention, collector, retention_s)
+            if retention:
+                nursery.start_soon(_retention, collector, retention)
             if keys_path:
                 nursery.start_soon(_watch_keys, collector, keys_path)
+            if collector.inventory is not None:
+                nursery.start_soon(_groups, collector)
             binds = await nursery.start(http)
             task_status.started(binds)
     finally:
         collector.store_thread.stop()
 
 
-async def _retention(collector: Collector, retention_s: float) -> None:
+async def _retention(collector: Collector, policy: Retention) -> None:
     while True:
-        cutoff = time.time_ns() - int(retention_s * 1e9)
-        removed = await collector.in_store_thread(collector.store.prune, cutoff)
-        if removed:
-            log.info("retention: pruned %d raw results sent before %d", removed, cutoff)
+        removed = await collector.in_store_thread(collector.store.retain, policy,
+                                                  time.time_ns())
+        if any(removed.values()):
+            log.info("retention: pruned %s", ", ".join(
+                f"{n} {'raw results' if what == 'raw' else what + ' rollups'}"
+                for what, n in removed.items()))
         await trio.sleep(PRUNE_EVERY_S)
+
+
+async def _groups(collector: Collector) -> None:
+    """Build target-group rows: one transaction at a time while there is a backlog (ingest
+    goes on between them), then every :data:`GROUPS_EVERY_S`."""
+    from analyzer import groups
+
+    while True:
+        try:
+            n = await collector.in_store_thread(partial(
+                groups.build, collector.store, collector.inventory, max_rows=GROUP_ROWS,
+                max_runs=1))
+        except Exception:  # the evidence is untouched: the next pass tries again
+            log.exception("target groups: building failed")
+            n = 0
+        if n:
+            log.info("target groups: %d rows built", n)
+        await trio.sleep(0.05 if n else GROUPS_EVERY_S)
 
 
 async def _watch_keys(collector: Collector, path: str) -> None:

@@ -11,10 +11,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS
-from analyzer.store.base import ChainHead, ProbeHealth, Query, ReadStore, Store, WriteReceipt
+from analyzer.store.base import (
+    ChainHead,
+    ProbeHealth,
+    Query,
+    ReadStore,
+    Retention,
+    Store,
+    WriteReceipt,
+)
 from analyzer.store.connection import StoreError, is_postgres_url
 
-__all__ = ["ChainHead", "ProbeHealth", "Query", "ReadStore", "Store", "StoreError",
+__all__ = ["ChainHead", "ProbeHealth", "Query", "ReadStore", "Retention", "Store", "StoreError",
            "WriteReceipt", "is_postgres_url", "open_reader", "open_store"]
 
 

@@ -69,6 +69,20 @@ class Query:
     (the rows analysis notes as exclusions)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the store keeps each kind of evidence, in days (None or 0: for ever): raw
+    results, minute rollups and hour rollups; day rollups are kept for ever. The collector's
+    ``--retention-days``, ``--minute-rollup-days`` and ``--hour-rollup-days``."""
+
+    raw_days: float | None = None
+    minute_days: float | None = None
+    hour_days: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.raw_days or self.minute_days or self.hour_days)
+
+
 class ReadStore(Protocol):
     """What a reader may do; it never changes a byte of the store."""
 
@@ -130,9 +144,10 @@ class Store(ReadStore, Protocol):
         """:meth:`write_batch` for a columnar batch (what the collector decodes bodies into)."""
         ...
 
-    def fold_pending(self) -> int:
-        """Fold the rollups of every batch stored since the last fold into the rollup tables
-        (a fold link); returns the batches folded."""
+    def fold_pending(self, everything: bool = False) -> int:
+        """Fold the rollups of the batches this writer holds, and of those no writer folded
+        within the grace period (``everything``: of every batch not folded yet), into the
+        rollup tables (fold links); returns the batches folded."""
         ...
 
     def record_heartbeat(self, probe_id: str, at_ns: int, spool_depth: int | None,
@@ -144,7 +159,11 @@ class Store(ReadStore, Protocol):
         (a prune link); rollups and the chain stay."""
         ...
 
-    def prune_rollups(self, before_ns: int) -> int:
-        """Retention of minute rollups: delete those of UTC days wholly before ``before_ns``
-        (a prune link); hour and day tiers stay."""
+    def prune_rollups(self, before_ns: int, tier: str = "minute") -> int:
+        """Retention of minute or hour rollups: delete those of UTC days wholly before
+        ``before_ns`` (a prune link); the coarser tiers stay."""
+        ...
+
+    def retain(self, policy: Retention, now_ns: int) -> dict[str, int]:
+        """Apply a retention policy at ``now_ns`` (raw, minute, hour; each a prune link)."""
         ...

@@ -4,8 +4,9 @@ Every change of the evidence is a *link*, appended in one transaction with the c
 
 - a **batch** link for each accepted batch: its raw results (the digest of its stored blobs),
   its size, send-time span and the delay thresholds its rollups count;
-- a **fold** link each time batches' rollups are folded into the rollup tables;
-- a **prune** link each time retention deletes raw results or minute rollups;
+- a **fold** link each time batches' rollups are folded into the rollup tables, naming the
+  batches it folded (:mod:`analyzer.store.foldset`: ranges and a watermark);
+- a **prune** link each time retention deletes raw results, or minute or hour rollups;
 - a **load** link when rollup rows computed elsewhere are loaded as they are (a synthetic
   history for a benchmark or a demo, marked as such in the detail): no raw result backs them;
 - a **group** link each time target-group rows are rebuilt from the path tiers

@@ -1,10 +1,10 @@
 """Reading the store: chain head, rollups (as records or columns), raw results, probe health.
 
-Readers never write. Batches stored since the last fold link (the collector folds every few
-dozen batches or when idle) are folded *in memory* the way the writer will fold them
-(:func:`analyzer.store.folding.plan`), from their stored raw results, so every read sees every
-stored batch: a rollup key those batches touch is read as the fold would leave it. The pending
-fold is computed once per state of the chain and kept (:class:`Pending`).
+Readers never write. Batches no fold link has folded yet (a collector folds every few dozen
+batches or when idle; :mod:`analyzer.store.foldset`) are folded *in memory* the way the writer
+will fold them (:func:`analyzer.store.folding.plan`), from their stored raw results, so every
+read sees every stored batch: a rollup key those batches touch is read as the fold would leave
+it. The pending fold is computed once per state of the chain and kept (:class:`Pending`).
 
 Call reads inside :meth:`Reader.snapshot` when several must agree (a report's figures and the
 chain head it quotes): the store may be written meanwhile by a collector.
@@ -30,6 +30,7 @@ from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.folding import Key, Row, key_of, plan
+from analyzer.store.foldset import Unfolded, unfolded_of
 from analyzer.store.rows import (
     IDENT_COLUMNS,
     ROLLUP_COLUMNS,
@@ -59,8 +60,8 @@ Labels = list[tuple[StreamIdent, str, str]]
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """The rollup rows folding the batches after ``through`` would write, per table and key;
-    computed for the chain state ending at link ``length``."""
+    """The rollup rows folding the batches not folded yet would write, per table and key;
+    computed for the chain state ending at link ``length`` (fold watermark ``through``)."""
 
     length: int
     through: int
@@ -95,7 +96,8 @@ class Reader:
         return None if row is None else WriteReceipt(0, True, row[0])
 
     def folded_through(self) -> int:
-        """The chain index through which batches are folded into the rollup tables."""
+        """The fold watermark: every batch at or below this chain index is folded (later
+        ones may be too, named by later fold links; :meth:`unfolded`)."""
         row = self.db.execute("SELECT detail FROM links WHERE kind = ? ORDER BY idx DESC "
                               "LIMIT 1", (chain.FOLD,)).fetchone()
         return 0 if row is None else int(json.loads(row[0])["through"])
@@ -108,11 +110,17 @@ class Reader:
                               "DESC LIMIT 1", chain.STATE_KINDS).fetchone()
         return {} if row is None else dict(json.loads(row[0])["state"])
 
-    def unfolded(self, through: int) -> list[tuple[int, tuple[int, ...]]]:
-        """Each batch stored after ``through``: its chain index and delay thresholds."""
-        return [(int(bid), chain.thresholds_of(text)) for bid, text in self.db.execute(
-            "SELECT idx, thresholds FROM links WHERE kind = ? AND idx > ? ORDER BY idx",
-            (chain.BATCH, through)).fetchall()]
+    def unfolded(self) -> list[Unfolded]:
+        """Each stored batch not folded yet, in chain order (:mod:`analyzer.store.foldset`):
+        above the watermark and named by no later fold link."""
+        through = self.folded_through()
+        folds = [json.loads(d)["batches"] for (d,) in self.db.execute(
+            "SELECT detail FROM links WHERE kind = ? AND idx > ?", (chain.FOLD, through))]
+        return unfolded_of([
+            Unfolded(int(bid), chain.thresholds_of(text), int(at), int(first), int(last))
+            for bid, text, at, first, last in self.db.execute(
+                "SELECT idx, thresholds, at_ns, first_ns, last_ns FROM links WHERE kind = ? "
+                "AND idx > ? ORDER BY idx", (chain.BATCH, through)).fetchall()], folds)
 
     def probe_health(self) -> list[ProbeHealth]:
         cur = self.db.execute(f"SELECT {', '.join(PROBE_COLUMNS)} FROM probes "
@@ -191,14 +199,13 @@ class Reader:
         return out
 
     def pending(self) -> Pending:
-        """The in-memory fold of the batches stored since the last fold link."""
+        """The in-memory fold of the batches not folded yet."""
         length = self.chain_head().length
         if self._pending is not None and self._pending.length == length:
             return self._pending
         through = self.folded_through()
-        unfolded = self.unfolded(through)
-        self._tables = {bid: self._tables.get(bid) or self.batch_tables(bid, thresholds)
-                        for bid, thresholds in unfolded}  # each batch decoded once
+        self._tables = {u.bid: self._tables.get(u.bid) or self.batch_tables(u.bid, u.thresholds)
+                        for u in self.unfolded()}  # each batch decoded once
         batches = list(self._tables.values())
         rows: dict[str, dict[Key, Row]] = {table: {} for table, _size in TIERS.values()}
         if batches:

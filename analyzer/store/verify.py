@@ -11,8 +11,11 @@ Read-only, in one snapshot. It checks, and names what it finds:
    (naming table and key), and each table's LtHash, recomputed from its rows, against the state
    the last fold, prune or load link committed to (a row added, removed, or edited with a recomputed
    digest changes it);
-4. with ``deep``: the rollups rebuilt from the stored raw results of every folded batch, in
-   chain order, compared row by row for the units wholly after the retention cuts.
+4. the folds: every fold link names earlier batches, none folded twice, and its watermark
+   (every batch at or below it folded) is true (:mod:`analyzer.store.foldset`);
+5. with ``deep``: the rollups rebuilt from the stored raw results of every folded batch, in
+   chain order, compared row by row for the units wholly after the retention cuts (the raw
+   results' cut, and each rollup table's own cut).
 
 What it cannot prove: that the chain itself is the one the collector built. An operator who
 rewrites the whole store can build a consistent chain; a head published earlier (a report's
@@ -30,6 +33,7 @@ from analyzer.columns import blobs_digest
 from analyzer.store import chain
 from analyzer.store.evidence import LtHash, row_digest
 from analyzer.store.folding import Row, key_of, key_text, plan
+from analyzer.store.foldset import ids_of_ranges
 from analyzer.store.rows import IDENT_COLUMNS, ROLLUP_COLUMNS, ids_of, skey_of
 from analyzer.store.schema import EVIDENCE_TABLES, LINK_COLUMNS, STORED_ROLLUP_COLUMNS, TIERS
 from ixmeter.errors import RecordError
@@ -122,10 +126,10 @@ def verify(reader: Reader, find_head: str | None = None, deep: bool = False) -> 
         _check_raw(reader, links, report)
         committed = _last_state(links)
         _check_tables(reader, committed, report)
-        through = reader.folded_through()
-        report.unfolded = len(reader.unfolded(through))
+        folded = _check_folds(links, report)
+        report.unfolded = sum(s.kind == chain.BATCH and s.idx not in folded for s in links)
         if deep:
-            _deep(reader, links, through, report)
+            _deep(reader, links, folded, report)
     return report
 
 
@@ -219,22 +223,58 @@ def _check_tables(reader: Reader, committed: dict[str, str], report: Report) -> 
                        "recomputed digest)")
 
 
-def _deep(reader: Reader, links: Sequence[_Stored], through: int, report: Report) -> None:
+def _check_folds(links: Sequence[_Stored], report: Report) -> set[int]:
+    """Every fold link names earlier batches not folded before, and its watermark is true:
+    every batch at or below it folded. Returns the folded batches."""
+    batches: list[int] = []  # batch indices in chain order
+    known: set[int] = set()
+    folded: set[int] = set()
+    low = 0  # batches[:low] are all folded
+    for s in links:
+        if s.kind == chain.BATCH:
+            batches.append(s.idx)
+            known.add(s.idx)
+        if s.kind != chain.FOLD:
+            continue
+        fields = s.fields()
+        try:
+            named = ids_of_ranges(fields.get("batches"), below=s.idx)
+            through = int(fields["through"])
+        except (KeyError, TypeError, ValueError) as exc:
+            report.add(f"link #{s.idx} (fold): its detail does not say which batches it "
+                       f"folded ({exc})")
+            continue
+        for bid in named:
+            if bid not in known:
+                report.add(f"link #{s.idx} (fold): names link #{bid}, which is not an earlier "
+                           "batch")
+            elif bid in folded:
+                report.add(f"link #{s.idx} (fold): folds batch link #{bid} a second time")
+            folded.add(bid)
+        while low < len(batches) and batches[low] in folded:
+            low += 1
+        true = batches[low] - 1 if low < len(batches) else s.idx - 1
+        if through != true:
+            report.add(f"link #{s.idx} (fold): claims every batch through #{through} folded, "
+                       f"but the batches are folded through #{true}")
+    return folded
+
+
+def _deep(reader: Reader, links: Sequence[_Stored], folded: set[int], report: Report) -> None:
     """Rebuild the rollups of the folded batches from their raw results and compare."""
     cut_ns = max((int(s.fields().get("raw_before_ns", 0)) for s in links
                   if s.kind == chain.PRUNE), default=0)
     cut_raw = -(-cut_ns // 60_000_000_000)  # the first minute wholly after the cut
-    cut_minute = max((int(s.fields().get("minute_before", 0)) for s in links
-                      if s.kind == chain.PRUNE), default=0)
+    cuts = {table: max((int(s.fields().get("minute_before", 0)) for s in links
+                        if s.kind == chain.PRUNE and s.fields().get("table") == table),
+                       default=0) for table in EVIDENCE_TABLES}
     batches = [reader.batch_tables(s.idx, chain.thresholds_of(s.thresholds or ""))
-               for s in links if s.kind == chain.BATCH and s.idx <= through and s.n]
+               for s in links if s.kind == chain.BATCH and s.idx in folded and s.n]
     rebuilt = ({c.table: {key_of(r): r for r in c.written} for c in plan(
         batches, lambda _t, _k: [], check=None)} if batches else {})
     compared = 0
-    for tier, (table, size) in TIERS.items():
-        low = -(-cut_raw // size) * size
-        if tier == "minute":
-            low = max(low, cut_minute)
+    for table, size in TIERS.values():
+        low = max(-(-cut_raw // size) * size, cuts[table])  # units retention kept whole
         want = {k: r for k, r in rebuilt.get(table, {}).items() if k[3] >= low}
         for row in _rows(reader, table):
             key = key_of(row)

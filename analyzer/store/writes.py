@@ -9,8 +9,9 @@ the run touches are replaced by their merge with the run (:func:`analyzer.store.
 each new row with its digest, each table's LtHash updated, and a *fold* link committing to the
 tables' states is appended, in one transaction. Batches not in the writer's memory (stored by
 another collector, or before a restart) are folded from their stored raw results, checked
-against their batch link first. Retention (:meth:`Writer.prune`, :meth:`Writer.prune_rollups`)
-deletes raw results of folded batches or old minute rollups and appends a *prune* link.
+against their batch link first. Retention (:meth:`Writer.retain`: :meth:`Writer.prune`,
+:meth:`Writer.prune_rollups`) deletes raw results of folded batches or old minute or hour
+rollups, each cut appending a *prune* link.
 
 A writer checks the evidence it builds on: the stored rows a fold merges must match their
 digests, the tables' states must match the last fold, prune or load link, the raw results a fold
@@ -41,12 +42,22 @@ from analyzer.columns import (
 from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE
 from analyzer.rollup_columns import TierTables, batch_tables
 from analyzer.store import chain
-from analyzer.store.base import WriteReceipt
+from analyzer.store.base import Retention, WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.evidence import EvidenceError, LtHash, row_digest
 from analyzer.store.folding import Key, Row, check_rows, key_of, plan
+from analyzer.store.foldset import (
+    GRACE_S,
+    NS_PER_DAY,
+    Span,
+    Unfolded,
+    choose,
+    days_of,
+    ranges_of,
+    watermark,
+)
 from analyzer.store.reads import Reader, _gc_paused
-from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_text, skey_of
+from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_of, ids_text, skey_of
 from analyzer.store.schema import (
     BLOB_COLUMNS,
     EVIDENCE_TABLES,
@@ -65,6 +76,7 @@ from ixmeter.wire import MAX_RESULTS, Batch
 log = logging.getLogger("ixmeter.store")
 FOLD_AT = 64  # batches a writer stores before it folds their rollups
 FOLD_CHUNK = 256  # batches folded per transaction (and fold link)
+PRUNE_UNITS = 10  # units of a tier read (checked, hashed out) at a time by a rollup prune
 _LINK_INSERT = (f"INSERT INTO links ({', '.join(LINK_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(LINK_COLUMNS))})")
 _BLOB_INSERT = (f"INSERT INTO blobs ({', '.join(BLOB_COLUMNS)}) "
@@ -84,6 +96,9 @@ class Writer(Reader):
         self._stream_rows: dict[StreamIdent, tuple[Any, ...]] = {}
         self._held: dict[int, TierTables] = {}  # rollups computed at ingest, until folded
         self._wrote: dict[tuple[str, Key], Row] = {}  # the rows this writer's last folds wrote
+        self._paths: dict[int, str] = {}  # stream id -> path, for fold spans
+        self.fold_work = {"memory": 0, "raw": 0}  # batches folded from memory, from raw results
+        self._waiting = 0  # held batches the last fold left (behind another writer's)
         try:
             with db.write():
                 migrate(db.execute, db.dialect)
@@ -212,11 +227,12 @@ class Writer(Reader):
         return self._streams
 
     def _hold(self, written: Sequence[tuple[int, TierTables]]) -> None:
-        """Keep committed batches' rollups until they are folded; fold every FOLD_AT."""
+        """Keep committed batches' rollups until they are folded; fold every FOLD_AT new
+        ones (those a fold left, waiting behind another writer's batches, are not new)."""
         for bid, tables in written:
             if bid:
                 self._held[bid] = tables
-        if len(self._held) >= FOLD_AT:
+        if len(self._held) >= FOLD_AT + self._waiting:
             try:
                 self.fold_pending()
             except Exception:  # the batches are stored and acknowledged: the next fold
@@ -224,27 +240,35 @@ class Writer(Reader):
                               "stored raw results")
                 if len(self._held) > 4 * FOLD_AT:
                     self._held.clear()
+                self._waiting = len(self._held)
 
     # -- folds ----------------------------------------------------------------------------
-    def fold_pending(self) -> int:
-        """Fold every batch stored since the last fold link into the rollup tables,
-        :data:`FOLD_CHUNK` batches per transaction and link; returns the batches folded."""
+    def fold_pending(self, everything: bool = False) -> int:
+        """Fold the batches this writer holds, and those no writer folded within
+        :data:`~analyzer.store.foldset.GRACE_S` (``everything``: every batch not folded yet,
+        what ``collector compact`` does), into the rollup tables, :data:`FOLD_CHUNK` batches
+        per transaction and fold link; returns the batches folded."""
         folded = 0
         while True:
             with _gc_paused(), self.db.write():
-                n = self._fold_locked(FOLD_CHUNK)
+                n = self._fold_locked(FOLD_CHUNK, everything)
             folded += n
             if n < FOLD_CHUNK:
+                self._waiting = len(self._held)
                 return folded
 
-    def _fold_locked(self, limit: int) -> int:
-        through = self.folded_through()
-        for bid in [b for b in self._held if b <= through]:
+    def _fold_locked(self, limit: int, everything: bool) -> int:
+        unfolded = self.unfolded()
+        waiting = {u.bid for u in unfolded}
+        for bid in [b for b in self._held if b not in waiting]:
             del self._held[bid]  # folded meanwhile by another writer
-        batches = self.unfolded(through)[:limit]
+        old = time.time_ns() - int(GRACE_S * 1e9)
+        batches = choose(unfolded, lambda u: everything or u.bid in self._held or u.at_ns < old,
+                         self._span, limit)
         if not batches:
             return 0
-        tables = [self._held.get(bid) or self._stored_tables(bid, th) for bid, th in batches]
+        tables = [self._held.get(u.bid) or self._stored_tables(u.bid, u.thresholds)
+                  for u in batches]
         changes = plan(tables, self.stored_rows, check=self._check_stored)
         state = self._state()
         key = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)
@@ -259,12 +283,28 @@ class Writer(Reader):
             state[change.table].add(change.table, [r[-1] for r in change.written])
         self._drop_groups({c.table: {int(r[3]) for r in c.written} for c in changes}, state)
         self._commit_state(chain.FOLD, state, {
-            "through": batches[-1][0], "batches": len(batches),
+            "batches": ranges_of(u.bid for u in batches),
+            "through": watermark(unfolded, batches, self.chain_head().length),
             "rows_removed": sum(len(c.removed) for c in changes),
             "rows_written": sum(len(c.written) for c in changes)})
-        for bid, _th in batches:
-            self._held.pop(bid, None)  # forgotten only once folded: a rollback keeps them
+        for u in batches:  # forgotten only once folded: a rollback keeps them
+            self.fold_work["memory" if self._held.pop(u.bid, None) else "raw"] += 1
         return len(batches)
+
+    def _span(self, u: Unfolded) -> Span:
+        """The paths and UTC days a batch may touch, from its blobs' streams (nothing
+        decoded); streams' paths are cached."""
+        ids = {i for (text,) in self.db.execute("SELECT stream_ids FROM blobs WHERE bid = ?",
+                                                (u.bid,)).fetchall() for i in ids_of(text)}
+        if missing := [i for i in ids if i not in self._paths]:
+            if len(self._paths) > 100_000:
+                self._paths.clear()
+            for k in range(0, len(missing), 500):
+                chunk = missing[k:k + 500]
+                self._paths.update((int(i), p) for i, p in self.db.execute(
+                    f"SELECT id, path_id FROM streams WHERE id IN "
+                    f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return (frozenset(self._paths.get(i, "") for i in ids), *days_of(u.first_ns, u.last_ns))
 
     def _check_stored(self, table: str, rows: Sequence[Row]) -> None:
         """:func:`check_rows` of the stored rows a fold merges, but for rows still exactly as
@@ -373,24 +413,61 @@ class Writer(Reader):
                 "results": sum(int(r[1]) for r in found)})
             return sum(int(r[1]) for r in found)
 
-    def prune_rollups(self, before_ns: int) -> int:
-        """Retention of minute rollups: delete those of UTC days wholly before
-        ``before_ns`` (rounded down to a day, so every hour and day unit that keeps minutes
-        keeps all of them); the hour and day tiers stay. A prune link records the cut and
-        the minute table's new state. Returns the rows deleted."""
+    def prune_rollups(self, before_ns: int, tier: str = "minute") -> int:
+        """Retention of a rollup tier (minute or hour): delete its rows of UTC days wholly
+        before ``before_ns`` (rounded down to a day, so every coarser unit that keeps rows of
+        this tier keeps all of them); the coarser tiers stay. A prune link records the table,
+        the cut and the table's new state (the hour tier's target-group rows are cut with
+        it). Returns the rows deleted."""
+        if tier not in TIERS or tier == "day":
+            raise ValueError(f"rollup retention is for the minute and hour tiers, not {tier!r}")
+        table = TIERS[tier][0]
         day = before_ns // NS_PER_MINUTE // 1440 * 1440
         self.fold_pending()
-        with self.db.write():
-            rows = self.db.execute(f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM rollups "
-                                   "WHERE minute < ?", (day,)).fetchall()
-            if not rows:
+        step = PRUNE_UNITS * TIERS[tier][1]  # minutes read at a time: bounded memory
+        with _gc_paused(), self.db.write():
+            first = f"SELECT MIN(minute) FROM {table} WHERE minute >= ? AND minute < ?"
+            start = self.db.execute(first, (-(2**62), day)).fetchone()[0]
+            if start is None:
                 return 0
-            check_rows("rollups", rows)
-            state = self._state()
-            state["rollups"].remove("rollups", [bytes(r[-1]) for r in rows])
-            self.db.execute("DELETE FROM rollups WHERE minute < ?", (day,))
-            self._commit_state(chain.PRUNE, state, {"minute_before": day, "rows": len(rows)})
-            return len(rows)
+            state, n = self._state(), 0
+            while start is not None:  # a run of units at a time, skipping gaps
+                end = min(int(start) + step, day)
+                rows = self.db.execute(f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "
+                                       f"{table} WHERE minute >= ? AND minute < ?",
+                                       (start, end)).fetchall()
+                check_rows(table, rows)
+                state[table].remove(table, [bytes(r[-1]) for r in rows])
+                n += len(rows)
+                start = self.db.execute(first, (end, day)).fetchone()[0]
+            self.db.execute(f"DELETE FROM {table} WHERE minute < ?", (day,))
+            groups = self._prune_groups(tier, day, state)
+            self._commit_state(chain.PRUNE, state, {"table": table, "minute_before": day,
+                                                    "rows": n, "group_rows": groups})
+            return n
+
+    def _prune_groups(self, tier: str, day: int, state: dict[str, LtHash]) -> int:
+        """The target-group rows of ``tier`` before ``day`` go with the path rows they merge."""
+        if tier not in GROUP_TIERS:
+            return 0
+        table = GROUP_TIERS[tier][0]
+        gone = self.db.execute(f"SELECT digest FROM {table} WHERE minute < ?",
+                               (day,)).fetchall()
+        state[table].remove(table, [bytes(r[0]) for r in gone])
+        self.db.execute(f"DELETE FROM {table} WHERE minute < ?", (day,))
+        return len(gone)
+
+    def retain(self, policy: Retention, now_ns: int) -> dict[str, int]:
+        """Apply a retention policy at ``now_ns``: raw results (:meth:`prune`), then minute and
+        hour rollups (:meth:`prune_rollups`), each cut its own prune link; day rollups are
+        kept for ever. Returns what each deleted (results, rows)."""
+        out = {}
+        for what, days in (("raw", policy.raw_days), ("minute", policy.minute_days),
+                           ("hour", policy.hour_days)):
+            if days:
+                cut = now_ns - int(days * NS_PER_DAY)
+                out[what] = self.prune(cut) if what == "raw" else self.prune_rollups(cut, what)
+        return out
 
     # -- loading rows computed elsewhere ---------------------------------------------------
     def load_rows(self, tier: str, rows: Sequence[Sequence[Any]], note: str) -> int:

@@ -201,3 +201,16 @@ def test_groups_on_postgresql() -> None:
         reader.close()
     finally:
         cluster.stop()
+
+
+def test_collector_compact_builds_groups(filled: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from ixmeter.cli import main
+
+    db = tmp_path / "g.db"
+    shutil.copy(filled, db)
+    assert main(["collector", "compact", "--db", str(db), "--inventory", str(INV)]) == 0
+    assert "target groups:" in capsys.readouterr().out
+    reader = open_reader(db)
+    assert reader.db.execute("SELECT count(*) FROM groups_day").fetchone()[0] > 0
+    reader.close()

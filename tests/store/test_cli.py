@@ -104,6 +104,11 @@ def test_collector_compact_folds(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert reader.read_rollups(Query(0, 2**62)) == before
     assert sum(r.sent + r.errors for r in before) == 200
     reader.close()
+    assert main(["collector", "compact", "--db", str(db), "--minute-rollup-days", "30",
+                 "--retention-days", "30"]) == 0  # the results were sent in May 2026
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "retention: pruned 200 raw results", f"retention: pruned {len(before)} minute rollups"]
+    assert main(["verify", "--db", str(db), "--deep"]) == 0
 
 
 def _free_port() -> int:

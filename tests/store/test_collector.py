@@ -21,7 +21,7 @@ from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing, load_keys
 from analyzer.collector.openapi import openapi_document
 from analyzer.collector.server import serve
-from analyzer.store import Query, Store, open_store
+from analyzer.store import Query, Retention, Store, open_store
 from analyzer.store.writes import Writer
 from inventory.loader import default_inventory, load
 from ixmeter import plan as plan_format
@@ -329,7 +329,8 @@ async def test_retention_prunes_old_results(tmp_path: Path) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: serve(
-            collector, "127.0.0.1:0", retention_s=60.0, shutdown_trigger=stop.wait,
+            collector, "127.0.0.1:0", retention=Retention(raw_days=1 / 1440),
+            shutdown_trigger=stop.wait,
             task_status=task_status))
         with trio.fail_after(10):  # read on the store thread too: one connection, one thread
             while True:

@@ -134,7 +134,7 @@ def _stored(store: Store, k: int) -> dict[str, list[tuple[Any, ...]]]:
 
 def _unfolded(store: Store) -> int:
     assert isinstance(store, Writer)
-    return len(store.unfolded(store.folded_through()))
+    return len(store.unfolded())
 
 
 def _expected(batches: list[Batch], thresholds: tuple[int, ...] = THRESHOLDS

@@ -47,8 +47,8 @@ def test_walk_accepts_an_intact_chain_and_names_the_first_break() -> None:
     assert broken.startswith("link #3 (batch p/b3): expected chain index 2")
     edited = [*links[:2], dataclasses.replace(links[2], body="00" * 32), links[3]]
     assert "do not match the link's body digest (edited)" in (chain.walk(edited).broken or "")
-    fold = chain.detail_of(chain.FOLD, {"through": 4}, {"rollups": "ab"})
-    assert fold == '{"kind":"fold","state":{"rollups":"ab"},"through":4}'
+    fold = chain.detail_of(chain.FOLD, {"batches": [[1, 3]], "through": 4}, {"rollups": "ab"})
+    assert fold == '{"batches":[[1,3]],"kind":"fold","state":{"rollups":"ab"},"through":4}'
 
 
 @pytest.mark.parametrize(("message", "field"), [

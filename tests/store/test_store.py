@@ -188,7 +188,7 @@ def test_verify_detects_an_edited_result(store: Store) -> None:
     ("UPDATE links SET n = n + 1 WHERE idx = 2", "link #2"),
     ("UPDATE links SET last_ns = 0 WHERE idx = 1", "link #1"),
     ("UPDATE links SET thresholds = '1' WHERE idx = 3", "link #3"),
-    ("UPDATE links SET detail = replace(detail, '\"batches\":3', '\"batches\":2') "
+    ("UPDATE links SET detail = replace(detail, '\"batches\":[[1,3]]', '\"batches\":[[1,2]]') "
      "WHERE kind = 'fold'", "link #4"),
     ("UPDATE streams SET dst_addr = '198.18.9.9'", "link #1"),
     ("UPDATE blobs SET method = 'stamq' WHERE bid = 2 AND method = 'stamp'", "link #2"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 
@@ -11,10 +12,11 @@ import pytest
 from analyzer.rollup import MinuteRollup
 from analyzer.sketch import DDSketch
 from analyzer.stats.units import table_from_rollups
-from analyzer.store import Query, Store, reads
+from analyzer.store import Query, Retention, Store, reads
 from analyzer.store.rows import LazySketch, sketch_from_bytes
 from analyzer.store.sketchcols import decode_many
 from analyzer.store.tiers import fold
+from analyzer.store.writes import Writer
 from tests.store.factory import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL
 
@@ -63,6 +65,44 @@ def test_minute_retention_keeps_tiers(store: Store) -> None:
     assert all(r.minute * NS_MIN >= second_day for r in store.read_rollups(ALL))
     assert {t: _tier(store, t) for t in ("hour", "day")} == tiers  # units keep their rows
     assert store.verify(deep=True).ok
+
+
+def test_hour_retention_keeps_days_and_verifies(store: Store) -> None:
+    _fill(store)
+    days = _tier(store, "day")
+    hours = _tier(store, "hour")
+    second_day = max(r.minute for r in days) * NS_MIN
+    assert store.prune_rollups(second_day + HOUR_NS, "hour") == sum(
+        1 for r in hours if r.minute * NS_MIN < second_day)
+    assert all(r.minute * NS_MIN >= second_day for r in _tier(store, "hour"))
+    assert _tier(store, "day") == days
+    report = store.verify(deep=True)  # compares only the units retention kept
+    assert report.ok, report.findings
+    with pytest.raises(ValueError, match="not 'day'"):
+        store.prune_rollups(2**62, "day")
+
+
+def test_a_retention_policy_cuts_each_kind_with_its_own_link(store: Store) -> None:
+    """Raw results, minutes and hours each pruned by their own age; days kept for ever."""
+    _fill(store)
+    days = _tier(store, "day")
+    second_day = max(r.minute for r in days) * NS_MIN
+    minutes, hours = store.read_rollups(ALL), _tier(store, "hour")
+    now = second_day + 2 * DAY_NS + HOUR_NS
+    policy = Retention(raw_days=1, minute_days=2, hour_days=2)  # minutes and hours: day one
+    assert store.retain(policy, now) == {
+        "raw": 480, "minute": sum(r.minute * NS_MIN < second_day for r in minutes),
+        "hour": sum(r.minute * NS_MIN < second_day for r in hours)}
+    assert store.retain(policy, now) == {"raw": 0, "minute": 0, "hour": 0}
+    assert {r.minute * NS_MIN >= second_day for t in ("minute", "hour")
+            for r in _tier(store, t)} == {True}
+    assert _tier(store, "day") == days
+    assert isinstance(store, Writer)
+    details = [json.loads(d) for (d,) in store.db.execute(
+        "SELECT detail FROM links WHERE kind = 'prune' ORDER BY idx")]
+    assert [d.get("table", "raw") for d in details] == ["raw", "rollups", "rollups_hour"]
+    report = store.verify(deep=True)
+    assert report.ok, report.findings
 
 
 def test_unknown_tier_is_refused(store: Store) -> None:
