@@ -104,7 +104,7 @@ def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, buc
           lang: str) -> go.Figure:
     keys = views.path_keys(cur, path_id, "icmp")
     b = base.group_total(views.path_keys(base, path_id, "icmp"))
-    bl = b.loss_ratio if b else None
+    bl = views.statistic(b, "loss_ratio") if b else None
     theta = _targets(topo, path_id).get("loss_ratio")
     target = bl * theta if bl is not None and theta is not None else None
     return loss_figure(views.series(cur, keys, bucket), bl, target,
