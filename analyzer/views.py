@@ -416,6 +416,32 @@ def matrix(topo: Topology, base: RollupIndex, cur: RollupIndex, by: str, stat: s
     return Matrix(by, stat, labels, labels, grids["b"], grids["c"], grids["x"], samples)
 
 
+MATRIX_STATISTICS = ("rtt_median", "rtt_p95", "loss_ratio", "owd_median")
+
+
+def statistic_method(stat: str) -> str:
+    """The method a matrix statistic is read from: one-way delays from STAMP, else ICMP."""
+    return "stamp" if stat.startswith("owd") else "icmp"
+
+
+def warm_matrices(topo: Topology, base: RollupIndex, cur: RollupIndex,
+                  scopes: Sequence[PathScope]) -> None:
+    """Compute, once per data refresh, what the matrix page and its drill-down read: every
+    cell of both levels for every statistic and Type-P, each path's statistics, and which keys
+    lie in each target's scope."""
+    for stat in MATRIX_STATISTICS:
+        method = statistic_method(stat)
+        for by in ("carrier", "city"):
+            for type_p in cur.type_ps(method):
+                matrix(topo, base, cur, by, stat, method, type_p)
+                cell_members(topo, cur, by, method)
+        _key_values(base, stat)
+        _key_values(cur, stat)
+    for index in (base, cur):
+        for scope in scopes:
+            in_scope_mask(topo, index, scope)
+
+
 def in_scope_mask(topo: Topology, index: RollupIndex, scope: PathScope) -> BoolArray:
     """Per key: whether its directed path lies in ``scope`` (cached per index and scope)."""
     ck = ("scope", scope.model_dump_json())

@@ -143,13 +143,13 @@ def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str)
     (current/baseline) of their inter-carrier paths against the latency target: green when all
     meet it, amber when some do, red when none does, grey without a baseline."""
     theta = _latency_theta(topo)
-    ratios = views.key_ratios(base, cur, "rtt_median")
+    by_key = views.key_ratios(base, cur, "rtt_median")
     pairs: dict[tuple[str, str], list[float | None]] = {}
     for i, key in enumerate(cur.keys):
         e = cur.ends(i)
         if key[1] != "icmp" or e.src_site == e.dst_site:
             continue
-        ratio = ratios[key] if e.src_carrier != e.dst_carrier else None
+        ratio = by_key[key] if e.src_carrier != e.dst_carrier else None
         pairs.setdefault((min(e.src_site, e.dst_site), max(e.src_site, e.dst_site)),
                          []).append(ratio)
     links = []
