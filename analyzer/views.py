@@ -18,7 +18,7 @@ this module only reshapes them for display and draws the daily trend of each tar
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,13 @@ import numpy.typing as npt
 from analyzer.clockdomain import DomainIndex
 from analyzer.localtime import serving_tier
 from analyzer.stats.compare import STAT_MAP
-from analyzer.stats.units import RollupColumns, UnitTable, per_unit_statistic, table_from_columns
+from analyzer.stats.units import (
+    RollupColumns,
+    UnitTable,
+    merge_tables,
+    per_unit_statistic,
+    table_from_columns,
+)
 from analyzer.store.base import Query, ReadStore
 from analyzer.store.tiers import TIER_MINUTES
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
@@ -153,6 +159,40 @@ def distribution(m: Merged, which: str = "rtt") -> tuple[list[float], list[float
     return (t.values[keep] / 1e6).tolist(), (np.cumsum(counts)[keep] / total).tolist()
 
 
+class _Lazy(Mapping[str, UnitTable]):
+    """Unit tables by delay series, each built on first use: a matrix of RTT never decodes
+    the one-way sketches."""
+
+    def __init__(self, names: Iterable[str], build: Callable[[str], UnitTable]) -> None:
+        self._names, self._build = tuple(names), build
+        self._built: dict[str, UnitTable] = {}
+
+    def __getitem__(self, which: str) -> UnitTable:
+        if which not in self._names:
+            raise KeyError(which)
+        if which not in self._built:
+            self._built[which] = self._build(which)
+        return self._built[which]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+CHUNK_ROWS = 250_000  # rows decoded at once: a year of a province's sketches is gigabytes
+
+
+def _table(cols: RollupColumns, rows: IntArray, which: str, unit_minutes: int) -> UnitTable:
+    """:func:`analyzer.stats.units.table_from_columns`, decoding at most :data:`CHUNK_ROWS`
+    sketches at a time and adding the parts (:func:`analyzer.stats.units.merge_tables`)."""
+    if len(rows) <= CHUNK_ROWS:
+        return table_from_columns(cols, rows, which, unit_minutes)
+    return merge_tables([table_from_columns(cols, rows[i:i + CHUNK_ROWS], which, unit_minutes)
+                         for i in range(0, len(rows), CHUNK_ROWS)])
+
+
 def _grouped(t: UnitTable, groups: Sequence[IntArray]) -> UnitTable:
     """A table whose row ``g`` is the merge of rows ``groups[g]`` of ``t`` (each non-empty):
     counts and sums add, extremes take their min and max (exact, like merging rollups)."""
@@ -242,18 +282,18 @@ class RollupIndex:
         """Row ``i``: key ``i`` merged over the window (built once per series)."""
         if which not in self._totals:
             by_key = replace(self.cols, minute=self.cols.series)
-            self._totals[which] = table_from_columns(by_key, np.arange(len(self.cols)), which)
+            self._totals[which] = _table(by_key, np.arange(len(self.cols)), which, 1)
         return self._totals[which]
 
     def groups(self, members: Sequence[IntArray]) -> Merged:
         """Row ``g``: the keys at positions ``members[g]`` (each non-empty) merged."""
         return Merged(np.arange(len(members), dtype=np.int64),
-                      {w: _grouped(self.totals(w), members) for w in self.cols.delays})
+                      _Lazy(self.cols.delays, lambda w: _grouped(self.totals(w), members)))
 
     def per_key(self) -> Merged:
         """Row ``i``: key ``i`` over the window."""
         return Merged(np.arange(len(self.keys), dtype=np.int64),
-                      {w: self.totals(w) for w in self.cols.delays})
+                      _Lazy(self.cols.delays, self.totals))
 
     def group_total(self, keys: Iterable[PathKey]) -> Merged | None:
         """The keys merged over the window (one row), None when none is in the window."""
@@ -290,7 +330,7 @@ class RollupIndex:
         size = TIER_MINUTES[bucket]
         shift = _TZ_OFFSET_NS // (60 * NS) if bucket == "day" and self.tier != "day" else 0
         cols = replace(self.cols, minute=self.cols.minute + shift) if shift else self.cols
-        tables = {w: table_from_columns(cols, rows, w, size) for w in self.cols.delays}
+        tables = _Lazy(self.cols.delays, lambda w: _table(cols, rows, w, size))
         minute = cols.minute[rows]
         t_min, unit = np.unique(minute - minute % size, return_inverse=True)
         clock = np.full(len(t_min), np.nan)

@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import dash
-from dash import Input, Output, State, callback, ctx, dash_table, dcc, html, no_update
+import dash_ag_grid as dag
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from analyzer import views
 from dashboard import context, ids
@@ -46,12 +47,12 @@ def layout(by: str = "carrier", stat: str = "rtt_median", **kwargs: Any) -> html
             html.H2(id=ids.MX_DRILL_HEAD),
             dcc.Input(id=ids.MX_SEARCH, type="search", debounce=True, className="search",
                       placeholder=""),
-            dash_table.DataTable(  # type: ignore[attr-defined]
-                id=ids.MX_PATHS, data=[], columns=[], sort_action="native", page_size=25,
-                page_action="native", cell_selectable=True,
-                style_table={"overflowX": "auto"},
-                style_cell={"fontSize": "16px", "padding": "4px 8px", "textAlign": "left"},
-                style_header={"fontWeight": "bold", "backgroundColor": "#eaeef2"}),
+            dag.AgGrid(id=ids.MX_PATHS, rowData=[], columnDefs=[],
+                       getRowId="params.data.id", columnSize="autoSize",
+                       defaultColDef={"sortable": True, "resizable": True},
+                       dashGridOptions={"pagination": True, "paginationPageSize": 25,
+                                        "animateRows": False},
+                       style={"height": "720px"}, className="ag-theme-alpine"),
         ], id=ids.MX_DRILL, className="drill"),
     ], className="page")
 
@@ -120,8 +121,8 @@ def _clicked(click: Any) -> tuple[str, str] | None:
     return src, dst
 
 
-@callback(Output(ids.MX_DRILL_HEAD, "children"), Output(ids.MX_PATHS, "data"),
-          Output(ids.MX_PATHS, "columns"), Output(ids.MX_CELL, "data"),
+@callback(Output(ids.MX_DRILL_HEAD, "children"), Output(ids.MX_PATHS, "rowData"),
+          Output(ids.MX_PATHS, "columnDefs"), Output(ids.MX_CELL, "data"),
           Input(ids.MX_BASE, "clickData"), Input(ids.MX_CUR, "clickData"),
           Input(ids.MX_CHANGE, "clickData"), Input(ids.MX_BY, "value"),
           Input(ids.MX_STAT, "value"), Input(ids.MX_TYPEP, "value"), Input(ids.LANG, "data"),
@@ -146,7 +147,7 @@ def drill(click_b: Any, click_c: Any, click_x: Any, by: str, stat: str | None,
 
 def cell_table(by: str, src: str, dst: str, stat: str, type_p: str | None, lang: str,
                search: str | None = None) -> tuple[str, list[dict[str, Any]],
-                                                    list[dict[str, str]]]:
+                                                    list[dict[str, Any]]]:
     """A cell's heading, rows and columns: each path's ends, cities and the statistic in both
     windows, filtered by the search words (each must match an id or a name, either
     language)."""
@@ -196,20 +197,20 @@ def _row(topo: Topology, r: views.CellPath, stat: str, lang: str) -> dict[str, A
             "change": None if r.change is None else round(r.change, 3), "n": r.samples}
 
 
-def _columns(stat: str, lang: str) -> list[dict[str, str]]:
+def _columns(stat: str, lang: str) -> list[dict[str, Any]]:
     unit = " (%)" if stat == "loss_ratio" else " (ms)"
-    cols = [{"name": t(k, lang), "id": k} for k in _WORDS]
-    return [*cols,
-            {"name": t("baseline_short", lang) + unit, "id": "baseline", "type": "numeric"},
-            {"name": t("current_short", lang) + unit, "id": "current", "type": "numeric"},
-            {"name": t("change_short", lang), "id": "change", "type": "numeric"},
-            {"name": t("samples", lang), "id": "n", "type": "numeric"}]
+    number = {"type": "numericColumn", "cellDataType": "number"}
+    return [*({"headerName": t(k, lang), "field": k} for k in _WORDS),
+            {"headerName": t("baseline_short", lang) + unit, "field": "baseline", **number},
+            {"headerName": t("current_short", lang) + unit, "field": "current", **number},
+            {"headerName": t("change_short", lang), "field": "change", **number},
+            {"headerName": t("samples", lang), "field": "n", **number}]
 
 
-@callback(Output(ids.MX_NAV, "href"), Input(ids.MX_PATHS, "active_cell"),
+@callback(Output(ids.MX_NAV, "href"), Input(ids.MX_PATHS, "cellClicked"),
           prevent_initial_call=True)
-def open_path(active: dict[str, Any] | None) -> Any:
+def open_path(clicked: dict[str, Any] | None) -> Any:
     """A click on a row of the drill-down opens ``/path?path=<path id>``."""
-    if not active or not active.get("row_id"):
+    if not clicked or not clicked.get("rowId"):
         return no_update
-    return "/path?" + urlencode({"path": str(active["row_id"])})
+    return "/path?" + urlencode({"path": str(clicked["rowId"])})
