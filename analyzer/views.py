@@ -33,6 +33,7 @@ from analyzer.stats.compare import STAT_MAP
 from analyzer.stats.units import (
     RollupColumns,
     UnitTable,
+    align,
     merge_tables,
     per_unit_statistic,
     table_from_columns,
@@ -282,7 +283,11 @@ class RollupIndex:
         """Row ``i``: key ``i`` merged over the window (built once per series)."""
         if which not in self._totals:
             by_key = replace(self.cols, minute=self.cols.series)
-            self._totals[which] = _table(by_key, np.arange(len(self.cols)), which, 1)
+            has = np.flatnonzero(self.cols.delays[which].n > 0) if which != "rtt" \
+                else np.arange(len(self.cols))  # one-way sketches: STAMP rows only
+            t = _table(by_key, has, which, 1)
+            every = np.arange(len(self.keys), dtype=np.int64)
+            self._totals[which] = t if len(t) == len(every) else align(t, every)
         return self._totals[which]
 
     def groups(self, members: Sequence[IntArray]) -> Merged:
