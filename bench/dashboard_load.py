@@ -254,7 +254,12 @@ def run(n_sites: int, n_paths: int, days: int) -> tuple[dict[str, float], dict[s
         out["drill_down_rows"] = len(m.cell_table("city", "changsha", "changsha", "rtt_median",
                                                   tp, "zh")[1])
         path_id: str = ctx.cur_index().select("icmp")[0][0]
-        cb["path page"], _ = _timed(lambda: _json(_page("path").render(path_id, "zh")), 3)
+        pa = _page("path")
+        cb["path page"], _ = _timed(lambda: _json(pa.render(path_id, "zh")), 3)
+        cb["path page: layout and path list"], _ = _timed(lambda: _json(
+            (pa.layout(path=path_id), pa._labels("zh", None, None, path_id))), 3)
+        cb["path page: path search"], _ = _timed(lambda: _json(
+            pa._labels("en", None, "changsha cm", path_id)), 3)
         cb["probes page"], _ = _timed(lambda: _json(_page("probes").render("zh")), 3)
         out["slowest_callback_s"] = max(cb.values())
         out["paths"] = len(ctx.cur_index().keys)

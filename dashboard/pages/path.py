@@ -9,7 +9,7 @@ from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
 from analyzer import views
 from analyzer.views import RollupIndex
@@ -22,6 +22,9 @@ from inventory.topology import PathEnds, Topology
 dash.register_page(__name__, path="/path", name="path", order=2)  # type: ignore[no-untyped-call]
 
 
+MAX_OPTIONS = 100  # a province has 15,000 paths: the list offers matches of what is typed
+
+
 def layout(by: str | None = None, src: str | None = None, dst: str | None = None,
            path: str | None = None, **kwargs: Any) -> html.Div:
     c = context.get()
@@ -29,23 +32,48 @@ def layout(by: str | None = None, src: str | None = None, dst: str | None = None
     if by in ("carrier", "city") and src and dst:
         paths = views.paths_of_cell(c.topo, cur, by, src, dst)
     else:
-        paths = sorted({k[0] for k in cur.select()})
+        paths = sorted({k[0] for k in cur.keys})
     value = path if path in paths else (paths[0] if paths else None)
     return html.Div([
-        dcc.Store(id="pa-paths", data=paths),
+        dcc.Store(id="pa-paths", data=paths if len(paths) <= MAX_OPTIONS else None),
         html.Div([html.Label(id="pa-select-label"),
-                  dcc.Dropdown(id=ids.PA_SELECT, options=paths, value=value, clearable=False,
-                               className="control dd xwide")], className="controls"),
+                  dcc.Dropdown(id=ids.PA_SELECT, options=[value] if value else [], value=value,
+                               clearable=False, className="control dd xwide")],
+                 className="controls"),
         dcc.Loading(html.Div(id=ids.PA_BODY)),
     ], className="page")
 
 
 @callback(Output("pa-select-label", "children"), Output(ids.PA_SELECT, "options"),
-          Input(ids.LANG, "data"), Input("pa-paths", "data"))
-def _labels(lang: str, values: list[str]) -> tuple[str, list[dict[str, str]]]:
+          Input(ids.LANG, "data"), Input("pa-paths", "data"),
+          Input(ids.PA_SELECT, "search_value"), State(ids.PA_SELECT, "value"))
+def _labels(lang: str, values: list[str] | None, search: str | None = None,
+            value: str | None = None) -> tuple[str, list[dict[str, str]]]:
+    """The paths offered: a cell's (from the matrix), or of all paths the first
+    :data:`MAX_OPTIONS` whose id or names hold every word typed (and the one shown)."""
     c = context.get()
+    if values is None:
+        words = (search or "").lower().split()
+        values = [value] if value else []
+        for pid, hay in _searchable(c):
+            if len(values) > MAX_OPTIONS:
+                break
+            if pid != value and all(w in hay for w in words):
+                values.append(pid)
     return t("select_path", lang), [{"label": path_label(c.topo, v, lang), "value": v}
-                                    for v in values or []]
+                                    for v in values]
+
+
+def _searchable(c: context.Context) -> list[tuple[str, str]]:
+    """Every path id with its id and names in both languages, lower case (once per data
+    refresh, in the index's cache)."""
+    cur = c.cur_index()
+    if "path search" not in cur.cache:
+        cur.cache["path search"] = [
+            (pid, f"{pid} {path_label(c.topo, pid, 'zh')} {path_label(c.topo, pid, 'en')}"
+             .lower()) for pid in sorted({k[0] for k in cur.keys})]
+    out: list[tuple[str, str]] = cur.cache["path search"]
+    return out
 
 
 def _targets(topo: Topology, path_id: str) -> dict[str, float]:
