@@ -16,7 +16,7 @@ from analyzer.views import RollupIndex
 from dashboard import context, ids
 from dashboard.common import fmt_value, graph, path_label, site_label, table
 from dashboard.figures import cdf_figure, loss_figure, owd_figure, rtt_figure
-from dashboard.i18n import t
+from dashboard.i18n import LANGS, t
 from inventory.topology import PathEnds, Topology
 
 dash.register_page(__name__, path="/path", name="path", order=2)  # type: ignore[no-untyped-call]
@@ -65,13 +65,18 @@ def _labels(lang: str, values: list[str] | None, search: str | None = None,
 
 
 def _searchable(c: context.Context) -> list[tuple[str, str]]:
-    """Every path id with its id and names in both languages, lower case (once per data
-    refresh, in the index's cache)."""
+    """Every path id with its id, its ends' names and cities in both languages, lower case
+    (once per data refresh, in the index's cache)."""
     cur = c.cur_index()
     if "path search" not in cur.cache:
-        cur.cache["path search"] = [
-            (pid, f"{pid} {path_label(c.topo, pid, 'zh')} {path_label(c.topo, pid, 'en')}"
-             .lower()) for pid in sorted({k[0] for k in cur.keys})]
+        words: dict[str, str] = {}
+        for i, key in enumerate(cur.keys):
+            e = cur.ends(i)
+            cities = [city.name for city in (c.topo.city_of(e.src_site),
+                                             c.topo.city_of(e.dst_site)) if city]
+            words[key[0]] = " ".join([key[0], *(path_label(c.topo, key[0], lg) for lg in LANGS),
+                                      *(n.zh + " " + n.en for n in cities)]).lower()
+        cur.cache["path search"] = sorted(words.items())
     out: list[tuple[str, str]] = cur.cache["path search"]
     return out
 

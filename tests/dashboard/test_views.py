@@ -77,6 +77,19 @@ def test_city_matrix_and_cell_paths(ctx: Context, topo: Topology) -> None:
     assert all(p.split(">")[0].endswith("/CT") and p.endswith("/CM") for p in paths)
 
 
+def test_cell_paths_are_the_cells(ctx: Context, topo: Topology) -> None:
+    base, cur = ctx.base_index(), ctx.cur_index()
+    m = views.matrix(topo, base, cur, "city", "rtt_median", "icmp", "icmp/v4/64/dscp0")
+    rows = views.cell_paths(topo, base, cur, "city", "changsha", "chenzhou", "rtt_median",
+                            "icmp", "icmp/v4/64/dscp0")
+    assert rows
+    assert all((r.src_city, r.dst_city) == ("changsha", "chenzhou") for r in rows)
+    assert {r.path_id for r in rows} == set(
+        views.paths_of_cell(topo, cur, "city", "changsha", "chenzhou", "icmp"))
+    assert sum(r.samples for r in rows) == m.samples[0][1]  # the cell merges exactly these
+    assert all(r.change is not None for r in rows)
+
+
 def test_statistics_and_distribution(ctx: Context) -> None:
     cur = ctx.cur_index()
     total = cur.group_total(cur.select("icmp")[:1])
