@@ -219,7 +219,9 @@ def run(n_sites: int, n_paths: int, days: int) -> tuple[dict[str, float], dict[s
 
         import analyzer.evaluate  # noqa: F401  (scipy & co.: process start-up, paid once)
         out["startup_imports_s"] = time.perf_counter() - t
+        rss_before = _rss_mb()
         out["warm_index_s"], _ = _timed(lambda: (ctx.base_index(), ctx.cur_index()))
+        out["rss_index_mb"] = _rss_mb() - rss_before  # the columns of both windows
         out["warm_evaluation_s"], _ = _timed(ctx.evaluation)
         out["rss_after_evaluation_mb"] = _rss_mb()
         verdicts = [r.verdict for r in ctx.verdicts()]
