@@ -449,7 +449,14 @@ class ProbeRow:
 
 def _units_by_source(cur: RollupIndex) -> dict[tuple[str, str], int]:
     """Per source end (site, carrier): how many of the window's tier units hold a rollup of
-    one of its paths (numpy over the columns)."""
+    one of its paths (numpy over the columns; cached per index)."""
+    if "units by source" not in cur.cache:
+        cur.cache["units by source"] = _count_units_by_source(cur)
+    out: dict[tuple[str, str], int] = cur.cache["units by source"]
+    return out
+
+
+def _count_units_by_source(cur: RollupIndex) -> dict[tuple[str, str], int]:
     ends = sorted({(lb[3], lb[4]) for lb in cur.cols.labels})
     code = {e: i for i, e in enumerate(ends)}
     of_series = np.array([code[(lb[3], lb[4])] for lb in cur.cols.labels] or [0], np.int64)

@@ -98,6 +98,7 @@ class Context:
         with self.lock:
             views.warm_matrices(self.topo, base, cur,
                                 [tg.scope for tg in self.topo.inv.policy_targets])
+            views.probe_rows(self.store, self.topo, cur, self.now_ns())  # coverage, cached
 
     def trend(self, target_id: str) -> tuple[list[int], list[float | None]]:
         """One policy target's values over the current window at the window's resolution,
