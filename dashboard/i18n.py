@@ -64,7 +64,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "search_paths": ("搜索站点、运营商、城市或路径编号", "Search site, carrier, city or path id"),
     "row_opens_path": ("点击一行打开该路径页面；点击表头排序",
                        "Click a row to open its path page; click a header to sort"),
-    "shown_of": ("显示", "shown of"),
+    "shown_of": ("显示 {shown} 条，共 {total} 条", "{shown} of {total} shown"),
     "path_id": ("路径编号", "Path id"),
     "src_site": ("源站点", "Source site"),
     "dst_site": ("目的站点", "Destination site"),

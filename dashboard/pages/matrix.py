@@ -51,8 +51,9 @@ def layout(by: str = "carrier", stat: str = "rtt_median", **kwargs: Any) -> html
                        getRowId="params.data.id", columnSize="autoSize",
                        defaultColDef={"sortable": True, "resizable": True},
                        dashGridOptions={"pagination": True, "paginationPageSize": 25,
-                                        "animateRows": False},
-                       style={"height": "720px"}, className="ag-theme-alpine"),
+                                        "paginationPageSizeSelector": [25, 100, 500],
+                                        "domLayout": "autoHeight", "animateRows": False},
+                       style={"height": None}, className="ag-theme-alpine"),
         ], id=ids.MX_DRILL, className="drill"),
     ], className="page")
 
@@ -158,7 +159,8 @@ def cell_table(by: str, src: str, dst: str, stat: str, type_p: str | None, lang:
     label = carrier_label if by == "carrier" else city_label
     shown = [r for r in rows if _matches(c.topo, r, search)]
     head = (f"{t('cell_paths', lang)}: {label(c.topo, src, lang)} → {label(c.topo, dst, lang)}"
-            f" · {len(shown)} {t('shown_of', lang)} {len(rows)} · {t('row_opens_path', lang)}")
+            f" · {t('shown_of', lang).format(shown=len(shown), total=len(rows))}"
+            f" · {t('row_opens_path', lang)}")
     return head, [_row(c.topo, r, stat, lang) for r in shown], _columns(stat, lang)
 
 

@@ -104,7 +104,7 @@ def test_matrix_cell_lists_its_paths_search_sort_and_open(dash_duo: Any, ctx: Co
     search.send_keys(site + "\n")
     rows = _wait_rows(dash_duo, lambda rs: all(site in r["path_id"] for r in rs))
     assert len(rows) < everything
-    dash_duo.wait_for_contains_text("#mx-drill-head", f"{len(rows)} 显示 {everything}",
+    dash_duo.wait_for_contains_text("#mx-drill-head", f"显示 {len(rows)} 条，共 {everything} 条",
                                     timeout=WAIT)
     # a row opens its path page
     chosen = rows[0]["path_id"]
