@@ -2,31 +2,55 @@
 
 Everything here reads through the :class:`~analyzer.store.base.ReadStore` Protocol (no SQL) and the
 inventory's :class:`~inventory.topology.Topology`, and returns plain dataclasses of numbers that
-the dashboard's figure builders draw. Statistics are taken from merged minute rollups
-(:func:`analyzer.rollup.merge`), so they carry the rollups' definitions:
+the dashboard's figure builders draw. A window's rollups are read once into a
+:class:`~analyzer.viewindex.RollupIndex` (numpy columns of the store tier that serves it);
+statistics are the analyzer's own over merged rollups (:mod:`analyzer.stats.units`), so they
+carry the verdicts' definitions:
 
 - delay percentiles: RFC 2330 §11.3 inverted-CDF percentiles of the *conditional* (arrived-only)
-  sample (RFC 6703 §5.3), read from a DDSketch (relative error alpha, Masson et al. 2019);
+  sample (RFC 6703 §5.3), read from DDSketch buckets (relative error alpha, Masson et al. 2019);
 - medians: RFC 7679 §5.2 (even N: mean of the two central values);
-- loss ratio: mean of the loss indicators, RFC 7680 §4.1, undefined for an empty sample.
+- loss ratio: lost / (received + lost), RFC 7680 §4.1, undefined for an empty sample.
 
 Times are bucketed in Asia/Shanghai local time (days start at 00:00 +08:00), the time zone the
 policy documents use. Verdicts come from the analyzer's evaluator (:mod:`analyzer.evaluate`);
-this module only reshapes them for display and draws the daily trend of each target.
+this module only reshapes them for display and draws the trend of each target.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from analyzer.clockdomain import DomainIndex
-from analyzer.rollup import MinuteRollup, merge
-from analyzer.store.base import Query, ReadStore
+from analyzer.stats.units import per_unit_statistic, table_from_columns
+from analyzer.store.base import ReadStore
+from analyzer.viewindex import (
+    NS,
+    NS_PER_DAY,
+    NS_PER_HOUR,
+    TZ,
+    BoolArray,
+    IntArray,
+    Merged,
+    PathKey,
+    RollupIndex,
+    Window,
+    _opt,
+    display_bucket,
+    distribution,
+    index_tier,
+    load_index,
+    local_day_start,
+    local_hour_of_day,
+    local_hour_start,
+    local_label,
+    statistic,
+)
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
 from inventory.topology import PathEnds, Topology
 from ixmeter.heartbeat import set_aside_totals
@@ -35,213 +59,56 @@ from ixmeter.record import Result
 if TYPE_CHECKING:
     from analyzer.evaluate import Evaluation
 
-TZ = ZoneInfo("Asia/Shanghai")
-NS = 1_000_000_000
-NS_PER_HOUR = 3600 * NS
-NS_PER_DAY = 24 * NS_PER_HOUR
-_TZ_OFFSET_NS = 8 * NS_PER_HOUR  # Asia/Shanghai has had no DST since 1991
-PathKey = tuple[str, str, str]  # (path_id, method, type_p)
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A half-open time window [start_ns, end_ns), UTC nanoseconds."""
-
-    start_ns: int
-    end_ns: int
-
-    def query(self, path_ids: Sequence[str] = (), method: str | None = None) -> Query:
-        return Query(self.start_ns, self.end_ns, tuple(path_ids), method)
-
-    @property
-    def days(self) -> float:
-        return (self.end_ns - self.start_ns) / NS_PER_DAY
-
-    @classmethod
-    def from_local_dates(cls, start: str, end: str) -> Window:
-        """Window from two ISO dates read in Asia/Shanghai; ``end`` is inclusive (whole day)."""
-        s = datetime.fromisoformat(start[:10]).replace(tzinfo=TZ)
-        e = datetime.fromisoformat(end[:10]).replace(tzinfo=TZ)
-        return cls(int(s.timestamp()) * NS, int(e.timestamp()) * NS + NS_PER_DAY)
-
-
-def local_hour_start(t_ns: int) -> int:
-    """Start (UTC ns) of the Asia/Shanghai hour containing ``t_ns``."""
-    return t_ns - t_ns % NS_PER_HOUR
-
-
-def local_day_start(t_ns: int) -> int:
-    """Start (UTC ns) of the Asia/Shanghai day containing ``t_ns``."""
-    return t_ns - (t_ns + _TZ_OFFSET_NS) % NS_PER_DAY
-
-
-def local_hour_of_day(t_ns: int) -> int:
-    return ((t_ns + _TZ_OFFSET_NS) % NS_PER_DAY) // NS_PER_HOUR
-
-
-def local_label(t_ns: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return datetime.fromtimestamp(t_ns / NS, TZ).strftime(fmt)
-
-
-# --- statistics of one merged rollup -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """Summary of one merged rollup. Delays in ms; ``None`` where the sample is empty."""
-
-    sent: int
-    received: int
-    lost: int
-    loss_ratio: float | None
-    rtt_median_ms: float | None
-    rtt_p95_ms: float | None
-    rtt_mean_ms: float | None
-    fwd_median_ms: float | None
-    bwd_median_ms: float | None
-    clock_error_ms: float | None
-    unsynced: int
-
-
-def _ms(v: float | None) -> float | None:
-    return None if v is None else v / 1e6
-
-
-def stats_of(r: MinuteRollup) -> Stats:
-    """Median and p95 are conditional percentiles (RFC 2330 §11.3, RFC 6703 §5.3)."""
-    return Stats(
-        r.sent, r.received, r.lost, r.loss_ratio,
-        _ms(r.rtt.sketch.median()), _ms(r.rtt.sketch.quantile(0.95)), _ms(r.rtt.mean),
-        _ms(r.fwd.sketch.median()), _ms(r.bwd.sketch.median()),
-        _ms(r.clock_error_max_ns), r.unsynced,
-    )
-
-
-def statistic(r: MinuteRollup, name: str) -> float | None:
-    """One named statistic (inventory.schema.KNOWN_STATISTICS); delays in ms, loss as a ratio.
-    ``owd_median`` is the larger of the two directions' medians (RFC 7679 §5.2)."""
-    if name == "rtt_median":
-        return _ms(r.rtt.sketch.median())
-    if name == "rtt_p95":
-        return _ms(r.rtt.sketch.quantile(0.95))
-    if name == "rtt_p99":
-        return _ms(r.rtt.sketch.quantile(0.99))
-    if name == "rtt_mean":
-        return _ms(r.rtt.mean)
-    if name == "rtt_min":
-        return _ms(r.rtt.min)
-    if name == "loss_ratio":
-        return r.loss_ratio
-    if name == "owd_median":
-        meds = [m for m in (r.fwd.sketch.median(), r.bwd.sketch.median()) if m is not None]
-        return _ms(max(meds)) if meds else None
-    raise ValueError(f"statistic {name!r} is not shown by the dashboard")
-
-
-def distribution(r: MinuteRollup, which: str = "rtt") -> tuple[list[float], list[float]]:
-    """Empirical CDF of a merged sketch: bucket representative values (ms) and F(x)."""
-    sk = getattr(r, which).sketch
-    if sk.count == 0:
-        return [], []
-    xs, ys, seen = [], [], sk.zero
-    if sk.zero:
-        xs.append(0.0)
-        ys.append(seen / sk.count)
-    for k in sorted(sk.buckets):
-        seen += sk.buckets[k]
-        xs.append(sk.value(k) / 1e6)
-        ys.append(seen / sk.count)
-    return xs, ys
-
-
-# --- an index of one window's rollups, bucketed by local hour ------------------------------
-
-
-MINUTE_WINDOW_NS = 6 * NS_PER_HOUR  # windows up to this long are indexed by minute
-
-
-def display_bucket(window: Window) -> str:
-    """The time resolution a window is drawn at: ``minute`` up to 6 hours (a live demo),
-    ``hour`` up to 14 days, else ``day`` (a year)."""
-    length = window.end_ns - window.start_ns
-    if length <= MINUTE_WINDOW_NS:
-        return "minute"
-    return "hour" if length <= 14 * NS_PER_DAY else "day"
-
-
-@dataclass
-class RollupIndex:
-    """One window's rollups merged per (path, method, Type-P) and time unit: a UTC minute for
-    windows up to :data:`MINUTE_WINDOW_NS`, else a local hour (``unit_ns``).
-
-    Built once per window by :func:`load_index` and then queried many times, so the dashboard's
-    callbacks never re-read the store for the same window.
-    """
-
-    window: Window
-    unit_ns: int = NS_PER_HOUR
-    units: dict[PathKey, dict[int, MinuteRollup]] = field(default_factory=dict)
-    _totals: dict[PathKey, MinuteRollup] = field(default_factory=dict)
-    _groups: dict[tuple[PathKey, ...], MinuteRollup | None] = field(default_factory=dict)
-    _buckets: dict[tuple[tuple[PathKey, ...], str, tuple[int, ...]],
-                   list[tuple[int, MinuteRollup]]] = field(default_factory=dict)
-
-    def select(self, method: str | None = None, type_p: str | None = None) -> list[PathKey]:
-        return sorted(k for k in self.units
-                      if (method is None or k[1] == method) and (type_p is None or k[2] == type_p))
-
-    def total(self, key: PathKey) -> MinuteRollup:
-        if key not in self._totals:
-            self._totals[key] = merge(self.units[key].values())
-        return self._totals[key]
-
-    def group_total(self, keys: Iterable[PathKey]) -> MinuteRollup | None:
-        """Merged total of several keys (cached: a matrix asks for the same cells again)."""
-        group = tuple(k for k in keys if k in self.units)
-        if group not in self._groups:
-            self._groups[group] = merge(self.total(k) for k in group) if group else None
-        return self._groups[group]
-
-    def buckets(self, keys: Iterable[PathKey], bucket: str = "hour",
-                hours: Sequence[int] = ()) -> list[tuple[int, MinuteRollup]]:
-        """Merged rollups per minute (minute-indexed windows only), local hour or local day
-        (sorted), optionally only some local hours. Cached: several targets share one scope
-        (latency and loss of the same paths)."""
-        ck = (tuple(keys), bucket, tuple(hours))
-        if ck not in self._buckets:
-            self._buckets[ck] = self._merge_buckets(ck[0], bucket, ck[2])
-        return self._buckets[ck]
-
-    def _merge_buckets(self, keys: Sequence[PathKey], bucket: str,
-                       hours: Sequence[int]) -> list[tuple[int, MinuteRollup]]:
-        if bucket == "minute" and self.unit_ns != 60 * NS:
-            raise ValueError("minute buckets of an hour-indexed window")
-        out: dict[int, list[MinuteRollup]] = {}
-        for k in keys:
-            for u, r in self.units.get(k, {}).items():
-                if hours and local_hour_of_day(u) not in hours:
-                    continue
-                t = u if bucket == "minute" else local_hour_start(u) if bucket == "hour" \
-                    else local_day_start(u)
-                out.setdefault(t, []).append(r)
-        return [(t, merge(out[t])) for t in sorted(out)]
-
-    def type_ps(self, method: str | None = None) -> list[str]:
-        return sorted({k[2] for k in self.select(method)})
-
-
-def load_index(store: ReadStore, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
-    """Read a window's minute rollups and fold them into minute or local-hour units."""
-    unit = 60 * NS if window.end_ns - window.start_ns <= MINUTE_WINDOW_NS else NS_PER_HOUR
-    index = RollupIndex(window, unit)
-    pending: dict[tuple[PathKey, int], list[MinuteRollup]] = {}
-    for r in store.read_rollups(window.query(path_ids)):
-        t = r.minute * 60 * NS
-        pending.setdefault(((r.path_id, r.method, r.type_p), t - t % unit), []).append(r)
-    for (key, t), parts in pending.items():
-        index.units.setdefault(key, {})[t] = parts[0] if len(parts) == 1 else merge(parts)
-    return index
-
+__all__ = [  # the re-exported index layer (analyzer.viewindex) and this module's own
+    "CellPath",
+    "MATRIX_STATISTICS",
+    "Matrix",
+    "Merged",
+    "Minute",
+    "NS",
+    "NS_PER_DAY",
+    "NS_PER_HOUR",
+    "ProbeRow",
+    "RollupIndex",
+    "Route",
+    "RouteHop",
+    "Series",
+    "TZ",
+    "VerdictRow",
+    "Window",
+    "cell_members",
+    "cell_paths",
+    "cells_in_scope",
+    "display_bucket",
+    "distribution",
+    "evaluate",
+    "group_of",
+    "group_of_key",
+    "headline",
+    "in_scope_mask",
+    "index_tier",
+    "inter_carrier_minutes",
+    "key_ratios",
+    "latest_route",
+    "load_index",
+    "local_day_start",
+    "local_hour_of_day",
+    "local_hour_start",
+    "local_label",
+    "matrix",
+    "overall",
+    "owd_series",
+    "path_keys",
+    "paths_of_cell",
+    "probe_rows",
+    "scope_keys",
+    "series",
+    "statistic",
+    "statistic_method",
+    "trend",
+    "verdict_rows",
+    "warm_matrices",
+]
 
 # --- live: minute by minute ------------------------------------------------------------------
 
@@ -263,17 +130,15 @@ def inter_carrier_minutes(store: ReadStore, topo: Topology, window: Window,
     inventory sites whose Type-P key starts with ``type_p`` (one IP version: different Type-P
     are not pooled, RFC 2330 §13), merged. What the demo's progress line and the dashboard's
     live chart show."""
-    by_minute: dict[int, list[MinuteRollup]] = {}
-    for r in store.read_rollups(window.query(method="icmp")):
-        if r.src_carrier != r.dst_carrier and r.type_p.startswith(type_p) and \
-                r.src_site in topo.sites and r.dst_site in topo.sites:
-            by_minute.setdefault(r.minute, []).append(r)
-    out = []
-    for m in sorted(by_minute):
-        merged = merge(by_minute[m])
-        out.append(Minute(m * 60 * NS, statistic(merged, "rtt_median"), merged.loss_ratio,
-                          merged.sent))
-    return out
+    cols = store.read_rollup_columns(window.query(method="icmp"), ("rtt",))
+    wanted = np.array([lb[4] != lb[6] and lb[2].startswith(type_p) and lb[3] in topo.sites
+                       and lb[5] in topo.sites for lb in cols.labels] or [False], dtype=bool)
+    rows = np.flatnonzero(wanted[cols.series]) if len(cols) else np.zeros(0, np.int64)
+    m = Merged(np.zeros(0, np.int64), {"rtt": table_from_columns(cols, rows, "rtt")})
+    t = m.tables["rtt"]
+    return [Minute(int(minute) * 60 * NS, med, loss, int(sent)) for minute, med, loss, sent in
+            zip(t.minutes.tolist(), _opt(m.values("rtt_median")), _opt(m.values("loss_ratio")),
+                t.sent.tolist(), strict=True)]
 
 
 # --- matrices -------------------------------------------------------------------------------
@@ -293,71 +158,183 @@ class Matrix:
     samples: list[list[int]]  # current sample size N (RFC 2330 §11.3 asks for N)
 
 
-def group_of(topo: Topology, key: PathKey, by: str) -> tuple[str, str] | None:
+def group_of(topo: Topology, ends: PathEnds, by: str) -> tuple[str, str] | None:
     """(row, column) of a path in a carrier x carrier or city x city matrix."""
-    src, dst = key[0].split(">")
-    (s_site, s_car), (d_site, d_car) = src.split("/"), dst.split("/")
     if by == "carrier":
-        return s_car, d_car
-    sc, dc = topo.city_of(s_site), topo.city_of(d_site)
+        return ends.src_carrier, ends.dst_carrier
+    sc, dc = topo.city_of(ends.src_site), topo.city_of(ends.dst_site)
     return (sc.id, dc.id) if sc and dc else None
+
+
+def cell_members(topo: Topology, index: RollupIndex, by: str, method: str | None,
+                 type_p: str | None = None) -> dict[tuple[str, str], IntArray]:
+    """Key positions of each matrix cell (cached per index: computed once per data refresh)."""
+    ck = ("cells", by, method, type_p)
+    if ck not in index.cache:
+        cells: dict[tuple[str, str], list[int]] = {}
+        for i, k in enumerate(index.keys):
+            if (method is None or k[1] == method) and (type_p is None or k[2] == type_p):
+                g = group_of(topo, index.ends(i), by)
+                if g is not None:
+                    cells.setdefault(g, []).append(i)
+        index.cache[ck] = {g: np.array(v, dtype=np.int64) for g, v in cells.items()}
+    out: dict[tuple[str, str], IntArray] = index.cache[ck]
+    return out
+
+
+def _cell_values(topo: Topology, index: RollupIndex, by: str, stat: str, method: str,
+                 type_p: str | None) -> tuple[dict[tuple[str, str], float | None],
+                                              dict[tuple[str, str], int]]:
+    """Each cell's statistic over the window and its N, cached per index."""
+    ck = ("cell values", by, stat, method, type_p)
+    if ck not in index.cache:
+        cells = cell_members(topo, index, by, method, type_p)
+        names = list(cells)
+        merged = index.groups([cells[g] for g in names]) if names else None
+        vals = _opt(merged.values(stat)) if merged else []
+        ns = merged.received().tolist() if merged else []
+        index.cache[ck] = (dict(zip(names, vals, strict=True)),
+                           dict(zip(names, ns, strict=True)))
+    out: tuple[dict[tuple[str, str], float | None], dict[tuple[str, str], int]] = index.cache[ck]
+    return out
 
 
 def matrix(topo: Topology, base: RollupIndex, cur: RollupIndex, by: str, stat: str,
            method: str, type_p: str | None) -> Matrix:
-    """Carrier x carrier or city x city matrix; cells merge every path of the pair."""
-    groups: dict[tuple[str, str], list[PathKey]] = {}
-    for key in sorted(set(base.select(method, type_p)) | set(cur.select(method, type_p))):
-        g = group_of(topo, key, by)
-        if g is not None:
-            groups.setdefault(g, []).append(key)
+    """Carrier x carrier or city x city matrix; a cell is the statistic of every path of the
+    pair merged (the analyzer's statistic of the merged group, never a mean of paths)."""
+    vb, _ = _cell_values(topo, base, by, stat, method, type_p)
+    vc, nc = _cell_values(topo, cur, by, stat, method, type_p)
     order = ([c.id for c in topo.inv.carriers] if by == "carrier"
              else [c.id for c in topo.inv.cities])
-    present = {g for pair in groups for g in pair}
+    present = {g for pair in (*vb, *vc) for g in pair}
     labels = [x for x in order if x in present]
     grids: dict[str, list[list[float | None]]] = {"b": [], "c": [], "x": []}
-    samples: list[list[int]] = []
     for row in labels:
-        rb, rc, rx, rn = [], [], [], []
-        for col in labels:
-            keys = groups.get((row, col), [])
-            b, c = base.group_total(keys), cur.group_total(keys)
-            vb = statistic(b, stat) if b else None
-            vc = statistic(c, stat) if c else None
-            rb.append(vb)
-            rc.append(vc)
-            rx.append(vc / vb if vb and vc is not None else None)
-            rn.append(c.received if c else 0)
-        grids["b"].append(rb)
-        grids["c"].append(rc)
-        grids["x"].append(rx)
-        samples.append(rn)
+        b = [vb.get((row, col)) for col in labels]
+        c = [vc.get((row, col)) for col in labels]
+        grids["b"].append(b)
+        grids["c"].append(c)
+        grids["x"].append([y / x if x and y is not None else None for x, y in zip(b, c,
+                                                                                  strict=True)])
+    samples = [[nc.get((row, col), 0) for col in labels] for row in labels]
     return Matrix(by, stat, labels, labels, grids["b"], grids["c"], grids["x"], samples)
+
+
+MATRIX_STATISTICS = ("rtt_median", "rtt_p95", "loss_ratio", "owd_median")
+
+
+def statistic_method(stat: str) -> str:
+    """The method a matrix statistic is read from: one-way delays from STAMP, else ICMP."""
+    return "stamp" if stat.startswith("owd") else "icmp"
+
+
+def warm_matrices(topo: Topology, base: RollupIndex, cur: RollupIndex,
+                  scopes: Sequence[PathScope]) -> None:
+    """Compute, once per data refresh, what the matrix page and its drill-down read: every
+    cell of both levels for every statistic and Type-P, each path's statistics, and which keys
+    lie in each target's scope."""
+    for stat in MATRIX_STATISTICS:
+        method = statistic_method(stat)
+        for by in ("carrier", "city"):
+            for type_p in cur.type_ps(method):
+                matrix(topo, base, cur, by, stat, method, type_p)
+                cell_members(topo, cur, by, method)
+        _key_values(base, stat)
+        _key_values(cur, stat)
+    for index in (base, cur):
+        for scope in scopes:
+            in_scope_mask(topo, index, scope)
+
+
+def in_scope_mask(topo: Topology, index: RollupIndex, scope: PathScope) -> BoolArray:
+    """Per key: whether its directed path lies in ``scope`` (cached per index and scope)."""
+    ck = ("scope", scope.model_dump_json())
+    if ck not in index.cache:
+        index.cache[ck] = np.array([topo.in_scope(scope, index.ends(i))
+                                    for i in range(len(index.keys))], dtype=bool)
+    out: BoolArray = index.cache[ck]
+    return out
 
 
 def cells_in_scope(topo: Topology, index: RollupIndex, m: Matrix, scope: PathScope,
                    method: str | None = None) -> list[list[bool]]:
     """Per matrix cell: whether any of its paths lies in ``scope`` (a target's)."""
-    out = []
-    for row in m.rows:
-        line = []
-        for col in m.cols:
-            ok = False
-            for pid in paths_of_cell(topo, index, m.by, row, col, method):
-                src, dst = pid.split(">")
-                (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
-                if topo.in_scope(scope, PathEnds(ss, sc, ds, dc)):
-                    ok = True
-                    break
-            line.append(ok)
-        out.append(line)
-    return out
+    inside = in_scope_mask(topo, index, scope)
+    cells = cell_members(topo, index, m.by, method)
+    return [[bool(inside[cells[(r, c)]].any()) if (r, c) in cells else False for c in m.cols]
+            for r in m.rows]
 
 
 def paths_of_cell(topo: Topology, index: RollupIndex, by: str, row: str, col: str,
                   method: str | None = None) -> list[str]:
     """Path ids of one matrix cell, sorted."""
-    return sorted({k[0] for k in index.select(method) if group_of(topo, k, by) == (row, col)})
+    pos = cell_members(topo, index, by, method).get((row, col), np.zeros(0, np.int64))
+    return sorted({index.keys[i][0] for i in pos.tolist()})
+
+
+@dataclass(frozen=True, slots=True)
+class CellPath:
+    """One path of a matrix cell as the drill-down lists it: its ends (site, carrier, city)
+    and the cell's statistic for it in both windows."""
+
+    path_id: str
+    src_site: str
+    src_carrier: str
+    src_city: str
+    dst_site: str
+    dst_carrier: str
+    dst_city: str
+    baseline: float | None
+    current: float | None
+    change: float | None
+    samples: int
+
+
+def cell_paths(topo: Topology, base: RollupIndex, cur: RollupIndex, by: str, row: str,
+               col: str, stat: str, method: str, type_p: str | None) -> list[CellPath]:
+    """The paths of one cell with the statistic of each (per-key totals, computed once per
+    refresh), sorted by path id."""
+    vb = _key_values(base, stat)
+    vc = _key_values(cur, stat)
+    nc = cur.per_key().received()
+    out: dict[str, CellPath] = {}
+    for index in (cur, base):
+        pos = cell_members(topo, index, by, method, type_p).get((row, col))
+        for i in ([] if pos is None else pos.tolist()):
+            key = index.keys[i]
+            if key[0] in out:
+                continue
+            e = index.ends(i)
+            bi, ci = base._by_key.get(key), cur._by_key.get(key)
+            b = vb[bi] if bi is not None else None
+            c = vc[ci] if ci is not None else None
+            sc, dc = topo.city_of(e.src_site), topo.city_of(e.dst_site)
+            out[key[0]] = CellPath(key[0], e.src_site, e.src_carrier, sc.id if sc else "",
+                                   e.dst_site, e.dst_carrier, dc.id if dc else "", b, c,
+                                   c / b if b and c is not None else None,
+                                   int(nc[ci]) if ci is not None else 0)
+    return [out[p] for p in sorted(out)]
+
+
+def _key_values(index: RollupIndex, stat: str) -> list[float | None]:
+    """The statistic of every key over the window (cached per index)."""
+    ck = ("key values", stat)
+    if ck not in index.cache:
+        index.cache[ck] = _opt(index.per_key().values(stat)) if index.keys else []
+    out: list[float | None] = index.cache[ck]
+    return out
+
+
+def key_ratios(base: RollupIndex, cur: RollupIndex, stat: str) -> dict[PathKey, float | None]:
+    """current/baseline of ``stat`` per key of the current window (None without both)."""
+    vb, vc = _key_values(base, stat), _key_values(cur, stat)
+    out: dict[PathKey, float | None] = {}
+    for i, key in enumerate(cur.keys):
+        bi = base._by_key.get(key)
+        b, c = (vb[bi] if bi is not None else None), vc[i]
+        out[key] = c / b if b and c is not None else None
+    return out
 
 
 # --- one path -------------------------------------------------------------------------------
@@ -378,11 +355,13 @@ class Series:
 
 
 def series(index: RollupIndex, keys: Sequence[PathKey], bucket: str = "hour") -> Series:
-    rows = [(t, stats_of(r)) for t, r in index.buckets(keys, bucket)]
-    return Series([t for t, _ in rows], [s.rtt_median_ms for _, s in rows],
-                  [s.rtt_p95_ms for _, s in rows], [s.loss_ratio for _, s in rows],
-                  [s.fwd_median_ms for _, s in rows], [s.bwd_median_ms for _, s in rows],
-                  [s.clock_error_ms for _, s in rows], [s.received for _, s in rows])
+    m = index.buckets(keys, bucket)
+    fwd = (_opt(per_unit_statistic(m.tables[w], "median") / 1e6) for w in ("fwd", "bwd"))
+    clock: list[float | None] = ([None] * len(m) if m.clock_error_ns is None
+                                 else _opt(m.clock_error_ns / 1e6))
+    return Series((m.t_ns).tolist(), _opt(m.values("rtt_median")), _opt(m.values("rtt_p95")),
+                  _opt(m.values("loss_ratio")), next(fwd), next(fwd), clock,
+                  m.received().tolist())
 
 
 def owd_series(index: RollupIndex, topo: Topology, path_id: str,
@@ -443,7 +422,8 @@ def _route_hop(topo: Topology, ttl: int, addr: str | None, rtt_ns: int | None) -
         return RouteHop(ttl, None, None, None, None, None)
     site = topo.site_of_address(addr)
     kind = topo.sites[site].kind.value if site in topo.sites else None
-    return RouteHop(ttl, addr, _ms(rtt_ns), topo.carrier_of_address(addr), site, kind)
+    rtt_ms = None if rtt_ns is None else rtt_ns / 1e6
+    return RouteHop(ttl, addr, rtt_ms, topo.carrier_of_address(addr), site, kind)
 
 
 # --- probes ---------------------------------------------------------------------------------
@@ -467,15 +447,30 @@ class ProbeRow:
     set_aside_results: int = 0  # the results in them
 
 
+def _units_by_source(cur: RollupIndex) -> dict[tuple[str, str], int]:
+    """Per source end (site, carrier): how many of the window's tier units hold a rollup of
+    one of its paths (numpy over the columns; cached per index)."""
+    if "units by source" not in cur.cache:
+        cur.cache["units by source"] = _count_units_by_source(cur)
+    out: dict[tuple[str, str], int] = cur.cache["units by source"]
+    return out
+
+
+def _count_units_by_source(cur: RollupIndex) -> dict[tuple[str, str], int]:
+    ends = sorted({(lb[3], lb[4]) for lb in cur.cols.labels})
+    code = {e: i for i, e in enumerate(ends)}
+    of_series = np.array([code[(lb[3], lb[4])] for lb in cur.cols.labels] or [0], np.int64)
+    pairs = np.unique(of_series[cur.cols.series] * (1 << 40) + cur.cols.minute)
+    counts = np.bincount(pairs >> 40, minlength=len(ends))
+    return {e: int(counts[i]) for i, e in enumerate(ends)}
+
+
 def probe_rows(store: ReadStore, topo: Topology, cur: RollupIndex, now_ns: int,
                late_after_s: float = 600.0) -> list[ProbeRow]:
     """One row per inventory probe (and any unknown probe the collector has seen)."""
     health = {h.probe_id: h for h in store.probe_health()}
-    hours_by_end: dict[tuple[str, str], set[int]] = {}
-    for key, per in cur.units.items():
-        site, carrier = key[0].split(">")[0].split("/")
-        hours_by_end.setdefault((site, carrier), set()).update(per)
-    n_hours = max(1, math.ceil((cur.window.end_ns - cur.window.start_ns) / cur.unit_ns))
+    units = _units_by_source(cur)
+    n_units = max(1, math.ceil((cur.window.end_ns - cur.window.start_ns) / cur.unit_ns))
     rows = []
     ids = [p.id for p in topo.inv.probes] + sorted(set(health) - {p.id for p in topo.inv.probes})
     for pid in ids:
@@ -486,7 +481,7 @@ def probe_rows(store: ReadStore, topo: Topology, cur: RollupIndex, now_ns: int,
         age = (now_ns - seen) / NS if seen is not None else None
         status = ("unknown" if h is None else "silent" if age is None
                   else "ok" if age <= late_after_s else "late")
-        cov = len(hours_by_end.get((site, carrier), ())) / n_hours
+        cov = units.get((site, carrier), 0) / n_units
         aside = set_aside_totals(h.counters if h else None)
         rows.append(ProbeRow(pid, site, carrier, seen, age, h.spool_depth if h else None,
                              h.results if h else 0, min(cov, 1.0), status,
@@ -583,14 +578,9 @@ def scope_keys(topo: Topology, target: PolicyTarget, index: RollupIndex,
                scope: PathScope | None = None) -> list[PathKey]:
     """Keys of the target's method whose directed path lies in ``scope`` (default: its own)."""
     m = target.method.value if target.method is not None else None
-    sc = scope if scope is not None else target.scope
-    out = []
-    for key in index.select(m):
-        src, dst = key[0].split(">")
-        (ss, sca), (ds, dca) = src.split("/"), dst.split("/")
-        if topo.in_scope(sc, PathEnds(ss, sca, ds, dca)):
-            out.append(key)
-    return out
+    inside = in_scope_mask(topo, index, scope if scope is not None else target.scope)
+    return sorted(k for k, ok in zip(index.keys, inside.tolist(), strict=True)
+                  if ok and (m is None or k[1] == m))
 
 
 def _busy(target: PolicyTarget) -> list[int]:
@@ -598,17 +588,15 @@ def _busy(target: PolicyTarget) -> list[int]:
     return list(agg.busy_hours) if agg.window == "busy_hours" else []
 
 
-def group_of_key(topo: Topology, key: PathKey, per: str) -> str:
+def group_of_key(topo: Topology, ends: PathEnds, per: str) -> str:
     """The verdict group a path belongs to under a target's ``per`` (the same keys as
     :func:`analyzer.metrics.group_key`): ``CT>CM``, ``changsha>zhuzhou``, the path, ``all``."""
-    src, dst = key[0].split(">")
-    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
     if per == "carrier_pair":
-        return f"{sc}>{dc}"
+        return f"{ends.src_carrier}>{ends.dst_carrier}"
     if per == "city_pair":
-        a, b = topo.city_of(ss), topo.city_of(ds)
-        return f"{a.id if a else ss}>{b.id if b else ds}"
-    return key[0] if per == "path" else "all"
+        a, b = topo.city_of(ends.src_site), topo.city_of(ends.dst_site)
+        return f"{a.id if a else ends.src_site}>{b.id if b else ends.dst_site}"
+    return ends.id if per == "path" else "all"
 
 
 def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex,
@@ -627,19 +615,21 @@ def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIn
         if group is None:
             return keys
         return [k for k in keys if k[2] == group[1] and
-                (scope is not None or group_of_key(topo, k, target.per) == group[0])]
+                (scope is not None or
+                 group_of_key(topo, index.ends(index._by_key[k]), target.per) == group[0])]
 
     denom: float | None = 1.0
     if comp.kind == "relative":
         b = base.group_total(in_group(base))
         denom = statistic(b, stat) if b else None
-    ref = {t: statistic(r, stat) for t, r in
-           cur.buckets(in_group(cur, comp.reference), bucket, busy)
-           } if comp.kind == "reference" else {}
-    ts, vs = [], []
-    for t, r in cur.buckets(in_group(cur), bucket, busy):
-        v = statistic(r, stat)
+    ref: dict[int, float | None] = {}
+    if comp.kind == "reference":
+        r = cur.buckets(in_group(cur, comp.reference), bucket, busy)
+        ref = dict(zip(r.t_ns.tolist(), _opt(r.values(stat)), strict=True))
+    m = cur.buckets(in_group(cur), bucket, busy)
+    ts, vs = m.t_ns.tolist(), _opt(m.values(stat))
+    out = []
+    for t, v in zip(ts, vs, strict=True):
         d = ref.get(t) if comp.kind == "reference" else denom
-        ts.append(t)
-        vs.append(v / d if v is not None and d else None)
-    return ts, vs
+        out.append(v / d if v is not None and d else None)
+    return ts, out

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,12 @@ def _serving(kind: str, wsgi: Any, port: int) -> Iterator[str]:
 
         server = create_server(wsgi, host="127.0.0.1", port=port, threads=8)
         thread = threading.Thread(target=server.run, daemon=True)
-        stop: Callable[[], None] = server.close
+
+        def stop() -> None:
+            # workers first: closing the server first closes the trigger a finishing worker
+            # still writes to (EBADF in a worker thread, now and then)
+            server.task_dispatcher.shutdown()
+            server.close()
     else:
         from werkzeug.serving import make_server
 

@@ -89,13 +89,16 @@ class Context:
         return self._index("baseline", self.baseline_store or self.store, self.baseline)
 
     def warm(self) -> None:
-        """Load both windows, evaluate and draw the trends once, so that the first page view
-        is only rendering."""
-        self.base_index()
-        self.cur_index()
+        """Load both windows, evaluate, draw the trends and compute the matrices once, so that
+        the first page view and every callback are only rendering."""
+        base, cur = self.base_index(), self.cur_index()
         self.evaluation()
         for target in self.topo.inv.policy_targets:
             self.trend(target.id)
+        with self.lock:
+            views.warm_matrices(self.topo, base, cur,
+                                [tg.scope for tg in self.topo.inv.policy_targets])
+            views.probe_rows(self.store, self.topo, cur, self.now_ns())  # coverage, cached
 
     def trend(self, target_id: str) -> tuple[list[int], list[float | None]]:
         """One policy target's values over the current window at the window's resolution,

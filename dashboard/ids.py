@@ -28,6 +28,11 @@ MX_BASE = "mx-baseline"
 MX_CUR = "mx-current"
 MX_CHANGE = "mx-change"
 MX_NAV = "mx-nav"
+MX_CELL = "mx-cell"
+MX_DRILL = "mx-drill"
+MX_DRILL_HEAD = "mx-drill-head"
+MX_SEARCH = "mx-search"
+MX_PATHS = "mx-paths"
 
 # path
 PA_SELECT = "pa-select"

@@ -143,18 +143,15 @@ def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str)
     (current/baseline) of their inter-carrier paths against the latency target: green when all
     meet it, amber when some do, red when none does, grey without a baseline."""
     theta = _latency_theta(topo)
+    by_key = views.key_ratios(base, cur, "rtt_median")
     pairs: dict[tuple[str, str], list[float | None]] = {}
-    for key in cur.select("icmp"):
-        src, dst = key[0].split(">")
-        (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
-        if ss == ds:
+    for i, key in enumerate(cur.keys):
+        e = cur.ends(i)
+        if key[1] != "icmp" or e.src_site == e.dst_site:
             continue
-        ratio: float | None = None
-        if sc != dc and key in base.units:
-            b = views.statistic(base.total(key), "rtt_median")
-            c = views.statistic(cur.total(key), "rtt_median")
-            ratio = c / b if b and c is not None else None
-        pairs.setdefault((min(ss, ds), max(ss, ds)), []).append(ratio)
+        ratio = by_key[key] if e.src_carrier != e.dst_carrier else None
+        pairs.setdefault((min(e.src_site, e.dst_site), max(e.src_site, e.dst_site)),
+                         []).append(ratio)
     links = []
     for (a, b_), ratios in sorted(pairs.items()):
         known = [r for r in ratios if r is not None]

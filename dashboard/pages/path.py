@@ -9,17 +9,20 @@ from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
 from analyzer import views
 from analyzer.views import RollupIndex
 from dashboard import context, ids
 from dashboard.common import fmt_value, graph, path_label, site_label, table
 from dashboard.figures import cdf_figure, loss_figure, owd_figure, rtt_figure
-from dashboard.i18n import t
+from dashboard.i18n import LANGS, t
 from inventory.topology import PathEnds, Topology
 
 dash.register_page(__name__, path="/path", name="path", order=2)  # type: ignore[no-untyped-call]
+
+
+MAX_OPTIONS = 100  # a province has 15,000 paths: the list offers matches of what is typed
 
 
 def layout(by: str | None = None, src: str | None = None, dst: str | None = None,
@@ -29,23 +32,53 @@ def layout(by: str | None = None, src: str | None = None, dst: str | None = None
     if by in ("carrier", "city") and src and dst:
         paths = views.paths_of_cell(c.topo, cur, by, src, dst)
     else:
-        paths = sorted({k[0] for k in cur.select()})
+        paths = sorted({k[0] for k in cur.keys})
     value = path if path in paths else (paths[0] if paths else None)
     return html.Div([
-        dcc.Store(id="pa-paths", data=paths),
+        dcc.Store(id="pa-paths", data=paths if len(paths) <= MAX_OPTIONS else None),
         html.Div([html.Label(id="pa-select-label"),
-                  dcc.Dropdown(id=ids.PA_SELECT, options=paths, value=value, clearable=False,
-                               className="control dd xwide")], className="controls"),
+                  dcc.Dropdown(id=ids.PA_SELECT, options=[value] if value else [], value=value,
+                               clearable=False, className="control dd xwide")],
+                 className="controls"),
         dcc.Loading(html.Div(id=ids.PA_BODY)),
     ], className="page")
 
 
 @callback(Output("pa-select-label", "children"), Output(ids.PA_SELECT, "options"),
-          Input(ids.LANG, "data"), Input("pa-paths", "data"))
-def _labels(lang: str, values: list[str]) -> tuple[str, list[dict[str, str]]]:
+          Input(ids.LANG, "data"), Input("pa-paths", "data"),
+          Input(ids.PA_SELECT, "search_value"), State(ids.PA_SELECT, "value"))
+def _labels(lang: str, values: list[str] | None, search: str | None = None,
+            value: str | None = None) -> tuple[str, list[dict[str, str]]]:
+    """The paths offered: a cell's (from the matrix), or of all paths the first
+    :data:`MAX_OPTIONS` whose id or names hold every word typed (and the one shown)."""
     c = context.get()
+    if values is None:
+        words = (search or "").lower().split()
+        values = [value] if value else []
+        for pid, hay in _searchable(c):
+            if len(values) > MAX_OPTIONS:
+                break
+            if pid != value and all(w in hay for w in words):
+                values.append(pid)
     return t("select_path", lang), [{"label": path_label(c.topo, v, lang), "value": v}
-                                    for v in values or []]
+                                    for v in values]
+
+
+def _searchable(c: context.Context) -> list[tuple[str, str]]:
+    """Every path id with its id, its ends' names and cities in both languages, lower case
+    (once per data refresh, in the index's cache)."""
+    cur = c.cur_index()
+    if "path search" not in cur.cache:
+        words: dict[str, str] = {}
+        for i, key in enumerate(cur.keys):
+            e = cur.ends(i)
+            cities = [city.name for city in (c.topo.city_of(e.src_site),
+                                             c.topo.city_of(e.dst_site)) if city]
+            words[key[0]] = " ".join([key[0], *(path_label(c.topo, key[0], lg) for lg in LANGS),
+                                      *(n.zh + " " + n.en for n in cities)]).lower()
+        cur.cache["path search"] = sorted(words.items())
+    out: list[tuple[str, str]] = cur.cache["path search"]
+    return out
 
 
 def _targets(topo: Topology, path_id: str) -> dict[str, float]:
@@ -104,7 +137,7 @@ def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, buc
           lang: str) -> go.Figure:
     keys = views.path_keys(cur, path_id, "icmp")
     b = base.group_total(views.path_keys(base, path_id, "icmp"))
-    bl = b.loss_ratio if b else None
+    bl = views.statistic(b, "loss_ratio") if b else None
     theta = _targets(topo, path_id).get("loss_ratio")
     target = bl * theta if bl is not None and theta is not None else None
     return loss_figure(views.series(cur, keys, bucket), bl, target,

@@ -88,6 +88,36 @@ def test_matrix_callbacks(app: Dash) -> None:
     assert value.startswith("udp/")
 
 
+def test_matrix_drill_down_lists_and_searches(app: Dash) -> None:
+    m = _page("matrix")
+    head, rows, cols = m.cell_table("carrier", "CT", "CM", "rtt_median", "icmp/v4/64/dscp0",
+                                    "en")
+    assert "China Telecom → China Mobile" in head
+    assert rows
+    assert all(r["path_id"].split(">")[0].endswith("/CT") for r in rows)
+    assert all(r["id"] == r["path_id"] for r in rows)  # the row id a click opens
+    assert {c["field"] for c in cols} >= {"path_id", "src_city", "current", "change"}
+    assert all(r["current"] < r["baseline"] for r in rows if r["current"] is not None)
+    city = rows[0]["src_city"]
+    _, zh_rows, _ = m.cell_table("carrier", "CT", "CM", "rtt_median", "icmp/v4/64/dscp0",
+                                 "zh", city.lower())  # an English name, in the Chinese page
+    assert zh_rows
+    assert len(zh_rows) <= len(rows)
+    _, none, _ = m.cell_table("carrier", "CT", "CM", "rtt_median", "icmp/v4/64/dscp0", "en",
+                              "no-such-site")
+    assert none == []
+    _, loss, cols = m.cell_table("city", "changsha", "changsha", "loss_ratio", None, "zh")
+    assert loss
+    assert any("(%)" in c["headerName"] for c in cols)
+    options = _page("path")._labels("en", None, "chenzhou", None)[1]
+    assert options
+    assert len(options) <= _page("path").MAX_OPTIONS + 1
+    topo = context.get().topo
+    for o in options:  # matched by a city's name: one end is in Chenzhou
+        cities = {topo.city_of(end.split("/")[0]) for end in o["value"].split(">")}
+        assert "chenzhou" in {c.id for c in cities if c}
+
+
 def test_path_and_probe_pages(app: Dash) -> None:
     body = _page("path").render("cs-yungu/CT>cs-cmcc/CM", "en")
     text = str(body)

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from analyzer import views
-from analyzer.rollup import merge
+from analyzer.stats.units import point_statistic, table_from_rollups
 from analyzer.views import NS, Window
 from dashboard.context import Context
 from inventory.topology import Topology
@@ -26,13 +26,33 @@ def test_local_days_and_windows() -> None:
 
 def test_index_buckets_merge_to_the_same_total(ctx: Context) -> None:
     cur = ctx.cur_index()
+    assert cur.tier == "hour"  # 3 local days: +08:00 midnights are not UTC day boundaries
     key = cur.select("icmp")[0]
     days = cur.buckets([key], "day")
     hours = cur.buckets([key], "hour")
-    total = cur.total(key)
-    assert merge(r for _, r in days).sent == merge(r for _, r in hours).sent == total.sent
+    total = cur.group_total([key])
+    assert total is not None
+    sent = total.tables["rtt"].sent.sum()
+    assert days.tables["rtt"].sent.sum() == hours.tables["rtt"].sent.sum() == sent
     assert len(days) == 3
-    assert all(views.local_day_start(t) == t for t, _ in days)
+    assert all(views.local_day_start(t) == t for t in days.t_ns.tolist())
+    with pytest.raises(ValueError, match="minute buckets"):
+        cur.buckets([key], "minute")
+
+
+def test_statistics_are_the_analyzers(ctx: Context) -> None:
+    """A group's statistic is the analyzer's point statistic of the same rollups merged
+    (analyzer.stats.units), not a second implementation."""
+    cur = ctx.cur_index()
+    keys = cur.select("icmp")[:5]
+    m = cur.group_total(keys)
+    assert m is not None
+    table = table_from_rollups(r for r in ctx.store.read_rollups(
+        ctx.current.query(tier="hour")) if (r.path_id, r.method, r.type_p) in keys)
+    for name, stat in (("rtt_median", "median"), ("rtt_p95", "p95")):
+        assert views.statistic(m, name) == pytest.approx(point_statistic(table, stat) / 1e6)
+    assert views.statistic(m, "loss_ratio") == pytest.approx(
+        point_statistic(table, "loss_ratio"))
 
 
 def test_carrier_matrix_shows_the_drop(ctx: Context, topo: Topology) -> None:
@@ -57,18 +77,32 @@ def test_city_matrix_and_cell_paths(ctx: Context, topo: Topology) -> None:
     assert all(p.split(">")[0].endswith("/CT") and p.endswith("/CM") for p in paths)
 
 
+def test_cell_paths_are_the_cells(ctx: Context, topo: Topology) -> None:
+    base, cur = ctx.base_index(), ctx.cur_index()
+    m = views.matrix(topo, base, cur, "city", "rtt_median", "icmp", "icmp/v4/64/dscp0")
+    rows = views.cell_paths(topo, base, cur, "city", "changsha", "chenzhou", "rtt_median",
+                            "icmp", "icmp/v4/64/dscp0")
+    assert rows
+    assert all((r.src_city, r.dst_city) == ("changsha", "chenzhou") for r in rows)
+    assert {r.path_id for r in rows} == set(
+        views.paths_of_cell(topo, cur, "city", "changsha", "chenzhou", "icmp"))
+    assert sum(r.samples for r in rows) == m.samples[0][1]  # the cell merges exactly these
+    assert all(r.change is not None for r in rows)
+
+
 def test_statistics_and_distribution(ctx: Context) -> None:
     cur = ctx.cur_index()
-    total = cur.total(cur.select("icmp")[0])
-    s = views.stats_of(total)
-    assert s.rtt_median_ms == views.statistic(total, "rtt_median")
-    assert s.rtt_p95_ms is not None
-    assert s.rtt_median_ms is not None
-    assert s.rtt_p95_ms >= s.rtt_median_ms
+    total = cur.group_total(cur.select("icmp")[:1])
+    assert total is not None
+    med, p95 = views.statistic(total, "rtt_median"), views.statistic(total, "rtt_p95")
+    assert med is not None
+    assert p95 is not None
+    assert p95 >= med
     xs, ys = views.distribution(total)
     assert xs == sorted(xs)
     assert ys[-1] == pytest.approx(1.0)
-    stamp = cur.total(cur.select("stamp")[0])
+    stamp = cur.group_total(cur.select("stamp")[:1])
+    assert stamp is not None
     assert views.statistic(stamp, "owd_median") is not None
     with pytest.raises(ValueError, match="not shown"):
         views.statistic(total, "nonsense")
