@@ -208,6 +208,12 @@ def run(n_sites: int, n_paths: int, days: int) -> tuple[dict[str, float], dict[s
         store, rows = fill(Path(tmp) / "bench.db", topo, n_paths, days)
         out["fill_s"] = time.perf_counter() - t
         out["day_rollups"] = rows
+        from analyzer import groups
+
+        ns_end = (START_MIN + days * DAY_MIN) * 60 * NS
+        t = time.perf_counter()  # what the collector does as each day ends
+        out["group_rows"] = groups.build(store, topo.inv, now_ns=ns_end)
+        out["group_build_s"] = time.perf_counter() - t
         out["probes"] = len(topo.inv.probes)
         ns = 60 * NS
         half = (START_MIN + days // 2 * DAY_MIN) * ns
