@@ -118,26 +118,37 @@ def _medians(rng: np.random.Generator, path: MeshPath, same_city: bool) -> tuple
 def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
                same_city: Callable[[MeshPath], bool] = lambda p: False,
                busy_hours: Callable[[MeshPath], Sequence[int]] = lambda p: (),
-               progress: int = 0) -> tuple[int, int]:
+               progress: int = 0, chunk: int = 50_000) -> tuple[int, int]:
     """Day tiers of a baseline year (Y0) and a current year (Y0 + 365 d) for every path, and
     hour tiers of the UTC hours ``busy_hours(path)`` of each of those days (a busy-hour fault
-    rule's calendar); one load link per path, tier and window. Returns (day rows, hour rows)."""
+    rule's calendar); loaded ``chunk`` rows at a time (a load link each). Returns (day rows,
+    hour rows)."""
     rng = np.random.default_rng(seed)
     store = open_store(db)
     assert isinstance(store, Writer)
-    n_day = n_hour = 0
+    pending: dict[str, list[list[object]]] = {"day": [], "hour": []}
+    done = {"day": 0, "hour": 0}
+
+    def flush(tier: str, at_least: int) -> None:
+        if len(pending[tier]) >= max(at_least, 1):
+            done[tier] += store.load_rows(tier, pending[tier], note)
+            pending[tier] = []
+
     for k, path in enumerate(paths):
         for window, (ms, loss) in enumerate(zip(_medians(rng, path, same_city(path)),
                                                 (0.01, 0.004), strict=True)):
             first = Y0 + window * YEAR * DAY_MIN
-            n_day += store.load_rows("day", _days(rng, path, ms, loss, first, DAY_MIN), note)
+            pending["day"] += _days(rng, path, ms, loss, first, DAY_MIN)
             for hour in busy_hours(path):
-                n_hour += store.load_rows("hour", _days(rng, path, ms, loss,
-                                                        first + hour * 60, 60), note)
+                pending["hour"] += _days(rng, path, ms, loss, first + hour * 60, 60)
+        flush("day", chunk)
+        flush("hour", chunk)
         if progress and k % progress == progress - 1:
             print(f"  {k + 1} paths written", flush=True)
+    flush("day", 1)
+    flush("hour", 1)
     store.close()
-    return n_day, n_hour
+    return done["day"], done["hour"]
 
 
 def _days(rng: np.random.Generator, path: MeshPath, ms: float, loss: float, first: int,
