@@ -22,6 +22,7 @@ SMOKE = {
     "store_tiers": (["--paths", "5", "--minutes", "500"], "peak RSS of the process"),
     "store_ingest": (["--smoke"], "over HTTP into SQLite"),
     "collector_faults": (["--smoke"], "probes concurrently"),
+    "province": (["--smoke"], "growth table"),
 }
 
 
