@@ -142,6 +142,8 @@ class Line:
     def cells(self) -> list[str]:
         ev = "-" if self.eval_s is None else f"{self.eval_s:.1f} s"
         rss = "-" if self.rss_gib is None else f"{self.rss_gib:.2f} GiB"
+        if not self.rows:  # not written
+            return [self.store, f"{self.paths:,}", "-", "-", "-", ev, rss, "-", self.note]
         return [self.store, f"{self.paths:,}", f"{self.write_s:.0f} s", f"{self.rows:,}",
                 f"{self.size_gib:.2f} GiB", ev, rss, f"{self.page_s:.2f} s",
                 self.verdicts or self.note]
