@@ -53,6 +53,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--collectors", type=int, default=2)
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the real-rate run")
     ap.add_argument("--batch-seconds", type=int, default=10, help="a probe's upload period")
+    ap.add_argument("--drain-seconds", type=float, default=300,
+                    help="how long after the send window to wait for uploads still going")
 
 
 def _result(probe: PlanProbe, path: MeshPath, dst_addr: str, rng: random.Random,
@@ -129,7 +131,8 @@ async def _probe(sender: Sender, client: httpx.AsyncClient, url: str, key: bytes
 async def _upload(sender: Sender, client: httpx.AsyncClient, url: str, key: bytes,
                   batch_id: str, body: bytes, times: np.ndarray, tally: Tally) -> None:
     posted = time.time()
-    await upload(client, url, key, sender.probe.id, batch_id, body, tally, retry_for=300)
+    await upload(client, url, key, sender.probe.id, batch_id, body, tally,
+                 retry_for=float('inf'))  # as the probe: re-signed and re-sent until answered
     acked = time.time()
     if (sender.probe.id, batch_id) in tally.acked:
         sender.acked_at.append(acked)
@@ -138,17 +141,21 @@ async def _upload(sender: Sender, client: httpx.AsyncClient, url: str, key: byte
 
 
 async def _send_all(senders: Sequence[Sender], urls: Sequence[str], keys: dict[str, bytes],
-                    t0: float, seconds: float, tally: Tally) -> float:
-    """Run the probes (send window [t0, t0 + seconds)); when the last upload ended."""
+                    t0: float, seconds: float, drain: float, tally: Tally) -> float:
+    """Run the probes (send window [t0, t0 + seconds)) and wait at most ``drain`` s after it
+    for the uploads still going (cancelled then: still spooled at a real probe); when the
+    last upload ended."""
     end = t0 + seconds
     clients = [httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64))
                for _ in urls]
     try:
-        async with trio.open_nursery() as nursery:
-            for i, s in enumerate(senders):
-                url = urls[i % len(urls)]
-                nursery.start_soon(_probe, s, clients[i % len(urls)], url, keys[s.probe.id],
-                                   tally, t0, i * s.period / len(senders), end)
+        with trio.move_on_at(trio.current_time() + (t0 - time.time()) + seconds + drain):
+            async with trio.open_nursery() as nursery:
+                for i, s in enumerate(senders):
+                    url = urls[i % len(urls)]
+                    nursery.start_soon(_probe, s, clients[i % len(urls)], url,
+                                       keys[s.probe.id], tally, t0, i * s.period / len(senders),
+                                       end)
     finally:
         for c in clients:
             await c.aclose()
@@ -220,7 +227,7 @@ def run(args: argparse.Namespace, out: Path) -> None:
         own0, tally = time.process_time(), Tally()
         t0 = time.time() + 1
         drained = trio.run(_send_all, senders, [c.url for c in collectors], keys, t0, seconds,
-                           tally)
+                           args.drain_seconds, tally)
         wall = time.time() - t0
         cpu = [c.cpu_seconds() - c0 for c, c0 in zip(collectors, cpu0, strict=True)]
         pg_cpu, own = postgres_cpu(cluster.data) - pg0, time.process_time() - own0
@@ -228,7 +235,7 @@ def run(args: argparse.Namespace, out: Path) -> None:
         for c in collectors:
             c.stop()  # folds what it holds
         _report(senders, tally, (t0, seconds, drained, wall), cpu, pg_cpu, own, size1 - size0)
-        _check(url, senders)
+        _check(url, senders, tally)
     finally:
         for c in collectors:
             c.stop()
@@ -239,7 +246,6 @@ def _report(senders: Sequence[Sender], tally: Tally, times: tuple[float, float, 
             cpu: Sequence[float], pg_cpu: float, own: float, grown: int) -> None:
     """The figures; CPU shares are over the whole run (``wall``: send window and drain)."""
     t0, seconds, drained, wall = times
-    acked = sum(len(s.lags) for s in senders)
     sent = sum(sum(s.sent.values()) for s in senders)
     results = sum(len(x) for s in senders for x in s.lags)
     period = max(s.period for s in senders)
@@ -255,8 +261,7 @@ def _report(senders: Sequence[Sender], tally: Tally, times: tuple[float, float, 
         ("achieved: results acknowledged within two upload periods of the window's end, per "
          "second of window", f"{in_time / seconds:,.0f}"),
         ("last acknowledgement after the window's end", f"{drained - t0 - seconds:.1f} s"),
-        ("batches sent / acknowledged / retries / duplicate answers",
-         f"{tally.sent_batches:,} / {acked:,} / {tally.retries} / {tally.duplicate_acks}"),
+        ("uploads re-sent / answered duplicate", f"{tally.retries} / {tally.duplicate_acks}"),
         ("errors seen by the uploaders", dict(tally.errors) or "none"),
         *((f"collector {i + 1} CPU, share of one core", f"{c / wall:.1%}")
           for i, c in enumerate(cpu)),
@@ -277,8 +282,9 @@ def _report(senders: Sequence[Sender], tally: Tally, times: tuple[float, float, 
         print(f"| {name} | {value} |", flush=True)
 
 
-def _check(url: str, senders: Sequence[Sender]) -> None:
-    """Every batch sent stored once with its count; every path's rollups count its results."""
+def _check(url: str, senders: Sequence[Sender], tally: Tally) -> None:
+    """Every acknowledged batch stored once with its count (none lost), nothing stored that
+    was not sent; every stored batch's results counted once in its paths' minute rollups."""
     from analyzer.store import open_store
 
     store = open_store(url)
@@ -293,21 +299,27 @@ def _check(url: str, senders: Sequence[Sender]) -> None:
             "SELECT path_id || ' ' || method, SUM(sent) FROM rollups "
             "GROUP BY path_id, method").fetchall())
     sent = {(s.probe.id, b): n for s in senders for b, n in s.sent.items()}
-    lost = [k for k in sent if k not in links]
+    lost = [k for k in tally.acked if k not in links]
     extra = [k for k in links if k not in sent]
-    wrong = [k for k in sent if k in links and links[k] != sent[k]]
+    wrong = [k for k in links if k in sent and links[k] != sent[k]]
+    unanswered = [k for k in sent if k not in tally.acked]
     expected: dict[str, int] = {}
     for s in senders:
-        per_path = len(s.sent) * s.period
+        stored = sum((s.probe.id, b) in links for b in s.sent) * s.period
         for stream in s.template.streams:
             key = f"{_path_id(stream)} {stream.method}"
-            expected[key] = expected.get(key, 0) + per_path
+            expected[key] = expected.get(key, 0) + stored
+    expected = {k: v for k, v in expected.items() if v}
     off = {k: (folded.get(k), v) for k, v in expected.items() if folded.get(k) != v}
     ok = not (lost or extra or wrong or off) and len(folded) == len(expected)
-    print(f"| batches sent / stored (links) | {len(sent):,} / {len(links):,} |")
-    print(f"| lost / unexpected / wrong count | {len(lost)} / {len(extra)} / {len(wrong)} |")
-    print(f"| paths whose minute rollups count other than what was sent | {len(off)} of "
-          f"{len(expected):,} {list(off.items())[:3] if off else ''} |")
+    print(f"| batches sent / acknowledged / stored (links) | {len(sent):,} / "
+          f"{len(tally.acked):,} / {len(links):,} |")
+    print(f"| acknowledged but not stored (lost) / stored but never sent / stored with another "
+          f"count | {len(lost)} / {len(extra)} / {len(wrong)} |")
+    print(f"| not acknowledged when the run ended (a real probe still holds them) | "
+          f"{len(unanswered)}, of which stored: {sum(k in links for k in unanswered)} |")
+    print(f"| paths whose minute rollups count other than their stored batches' results | "
+          f"{len(off)} of {len(expected):,} {list(off.items())[:3] if off else ''} |")
     print(f"| nothing lost or duplicated | {'yes' if ok else 'NO'} |", flush=True)
 
 
