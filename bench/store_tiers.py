@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import sys
@@ -33,31 +32,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analyzer.baselines import TimeWindow  # noqa: E402
 from analyzer.evaluate import Params, evaluate  # noqa: E402
 from analyzer.report.jsonout import row_to_dict  # noqa: E402
-from analyzer.rollup import DelayStats, MinuteRollup, build_rollups  # noqa: E402
+from analyzer.rollup import build_rollups  # noqa: E402
 from analyzer.sketch import DDSketch  # noqa: E402
 from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_reader, open_store  # noqa: E402
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
 from analyzer.store.writes import Writer  # noqa: E402
+from bench.synthetic_tiers import (  # noqa: E402
+    DAY_MIN,
+    MINUTE,
+    PATH,
+    Y0,
+    YEAR,
+    inventory_paths,
+    write_year,
+)
 from inventory.loader import default_inventory, load  # noqa: E402
-from inventory.topology import Topology  # noqa: E402
-from ixmeter.record import TypeP, path_id  # noqa: E402
 from tests.analyzer.synth import results  # noqa: E402
-
-DAY_MIN = 1440
-YEAR = 365
-Y0 = 1_735_689_600 // 60  # 2025-01-01T00:00Z, in minutes
-PER_DAY = 86_400
-ICMP = TypeP("icmp", 4, 64).key()
-_MINUTE = ROLLUP_COLUMNS.index("minute")
-_PATH = ROLLUP_COLUMNS.index("path_id")
 
 
 def _clock() -> tuple[float, float]:
@@ -75,7 +71,7 @@ def minute_reads(db: Path, n: int) -> None:
     rows = []
     for i in range(n):
         row = list(rollup_row(tpl[i % len(tpl)]))
-        row[_PATH], row[_MINUTE] = f"p{i % 100}", Y0 + i // 100
+        row[PATH], row[MINUTE] = f"p{i % 100}", Y0 + i // 100
         rows.append(row)
     store = open_store(db)
     assert isinstance(store, Writer)
@@ -105,76 +101,10 @@ def minute_reads(db: Path, n: int) -> None:
     store.close()
 
 
-def inventory_paths(limit: int) -> list[tuple[str, str, str, str]]:
-    """Directed (site, carrier) pairs of the packaged inventory, inter-carrier first."""
-    inv = load(default_inventory())
-    ends = sorted({(s.id, c) for s in inv.sites for c in s.carriers
-                   if Topology(inv).province_of(s.id) == "HN"})
-    pairs = [(a, ac, b, bc) for a, ac in ends for b, bc in ends if (a, ac) != (b, bc)]
-    pairs.sort(key=lambda p: (p[1] == p[3], p))
-    inter = [p for p in pairs if p[1] != p[3]]
-    intra = [p for p in pairs if p[1] == p[3]]
-    take = min(len(intra), limit // 5)
-    return inter[:limit - take] + intra[:take]
-
-
-def _template(rng: np.random.Generator, median_ms: float, loss: float) -> MinuteRollup:
-    """One synthetic day of one path: lognormal RTTs as DDSketch bucket counts."""
-    sk = DDSketch()
-    mu = math.log(median_ms * 1e6 * rng.lognormal(0, 0.02))
-    lo, hi = sk.key(math.exp(mu - 0.5)), sk.key(math.exp(mu + 0.5))
-    keys = np.arange(lo, hi + 1)
-    edges = (np.log(sk.gamma) * np.arange(lo - 1, hi + 1) - mu) / 0.1
-    from scipy.special import ndtr
-
-    probs = np.diff(ndtr(edges))
-    received = int(rng.binomial(PER_DAY, 1 - loss))
-    counts = rng.multinomial(received, probs / probs.sum())
-    sk.buckets = {int(k): int(c) for k, c in zip(keys, counts, strict=True) if c}
-    sk.count = received
-    values = [sk.value(k) for k in sk.buckets]
-    d = DelayStats(n=received, min=int(min(values)), max=int(max(values)),
-                   sum=float(sum(v * c for v, c in zip(values, sk.buckets.values(),
-                                                       strict=True))),
-                   sketch=sk, below={1_000_000: 0, 3_000_000: 0})
-    r = MinuteRollup("", "", "", "", "", "icmp", ICMP, 0, sent=PER_DAY, received=received,
-                     lost=PER_DAY - received, loss_periods=PER_DAY - received,
-                     loss_period_max=1, tmax_ns=3 * 10**9)
-    r.rtt = d
-    return r
-
-
-def write_year(db: Path, paths: list[tuple[str, str, str, str]], seed: int) -> None:
-    """Day tiers of a baseline year (Y0) and a current year (Y0 + 365 d) for every path:
-    8 synthetic days per path and window, each day drawn from them."""
-    rng = np.random.default_rng(seed)
-    store = open_store(db)
-    assert isinstance(store, Writer)
-    for k, (src, sc, dst, dc) in enumerate(paths):
-        inter = sc != dc
-        base_ms = rng.uniform(20, 40) if inter else rng.uniform(4, 8)
-        for window, ms, loss in ((0, base_ms, 0.01),
-                                 (1, base_ms * (rng.uniform(0.08, 0.3) if inter else 1), 0.004)):
-            days = []
-            for tpl in [_template(rng, ms, loss) for _ in range(8)]:
-                tpl.path_id, tpl.src_site, tpl.src_carrier = path_id(src, sc, dst, dc), src, sc
-                tpl.dst_site, tpl.dst_carrier = dst, dc
-                days.append(rollup_row(tpl))
-            rows = []
-            for d in range(YEAR):
-                row = list(days[int(rng.integers(8))])
-                row[_MINUTE] = Y0 + (window * YEAR + d) * DAY_MIN
-                rows.append(row)
-            store.load_rows("day", rows, "synthetic year for bench.store_tiers")
-        if k % 100 == 99:
-            print(f"  {k + 1} paths written")
-    store.close()
-
-
 def year_analysis(db: Path, n_paths: int, seed: int, json_out: Path | None = None) -> None:
     paths = inventory_paths(n_paths)
     t = _clock()
-    write_year(db, paths, seed)
+    write_year(db, paths, seed, "synthetic year for bench.store_tiers", progress=100)
     print(f"wrote {len(paths)} paths x {YEAR} days x 2 windows of day tiers: {_since(t)}, "
           f"{db.stat().st_size / 2**20:.0f} MiB")
     ns = 60 * 10**9

@@ -19,11 +19,14 @@ SMOKE = {
     "analyzer_calibration --loss": (["--loss", "--trials", "3"], "PASS rate"),
     "analyzer_year": (["--smoke"], "minute path"),
     "blob_codec": (["--smoke"], "IXB2"),
+    "dashboard_load": (["--paths", "5", "--days", "3"], "max_rss_mb"),
     "store_tiers": (["--paths", "5", "--minutes", "500"], "peak RSS of the process"),
     "store_ingest": (["--smoke"], "over HTTP into SQLite"),
     "collector_faults": (["--smoke"], "probes concurrently"),
     "collectors": (["--smoke"], "rollups equal, row for row and digest for digest"),
     "store_retention": (["--smoke"], "after a year"),
+    "province": (["--smoke"], "growth table"),
+    "stamp_loopback": ([], "packets/s per core"),
 }
 
 
