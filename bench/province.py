@@ -90,6 +90,21 @@ def worker_write(db: str, n_paths: int, seed: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "day_rows": days, "hour_rows": hour_rows}
 
 
+def worker_groups(db: str, inventory: str) -> dict[str, Any]:
+    """The target-group rows of every ended unit (what the collector builds as each hour and
+    day ends; here the two years at once)."""
+    from analyzer import groups
+    from analyzer.store import open_store
+    from inventory.loader import load
+
+    start = time.perf_counter()
+    store = open_store(db)
+    rows = groups.build(store, load(inventory), now_ns=(Y0 + 2 * YEAR * DAY_MIN + DAY_MIN)
+                        * NS_MIN)
+    store.close()
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
 def worker_page(db: str, path_id: str) -> dict[str, Any]:
     from analyzer.store import Query, open_reader
 
@@ -131,6 +146,7 @@ class Line:
     store: str
     paths: int
     write_s: float = 0
+    group_s: float = 0
     rows: int = 0
     size_gib: float = 0
     eval_s: float | None = None
@@ -143,14 +159,16 @@ class Line:
         ev = "-" if self.eval_s is None else f"{self.eval_s:.1f} s"
         rss = "-" if self.rss_gib is None else f"{self.rss_gib:.2f} GiB"
         if not self.rows:  # not written
-            return [self.store, f"{self.paths:,}", "-", "-", "-", ev, rss, "-", self.note]
-        return [self.store, f"{self.paths:,}", f"{self.write_s:.0f} s", f"{self.rows:,}",
+            return [self.store, f"{self.paths:,}", "-", "-", "-", "-", ev, rss, "-", self.note]
+        return [self.store, f"{self.paths:,}", f"{self.write_s:.0f} s", f"{self.group_s:.0f} s",
+                f"{self.rows:,}",
                 f"{self.size_gib:.2f} GiB", ev, rss, f"{self.page_s:.2f} s",
                 self.verdicts or self.note]
 
 
-HEAD = ["store", "paths", "write", "rows (day + hour)", "store size", "analyze (all targets)",
-        "analyze peak RSS", "one path's page", "verdicts (PASS/FAIL/other) or why not run"]
+HEAD = ["store", "paths", "write", "target groups built", "rows (day + hour)", "store size",
+        "analyze (all targets)", "analyze peak RSS", "one path's page",
+        "verdicts (PASS/FAIL/other) or why not run"]
 
 
 @dataclass
@@ -173,6 +191,7 @@ class Growth:
         else:
             w = _worker("write", db, ["--paths", str(n), "--seed", str(self.seed)])
             line.write_s, line.rows = w["seconds"], w["day_rows"] + w["hour_rows"]
+            line.group_s = _worker("groups", db, ["--inventory", str(inventory)])["seconds"]
             line.size_gib = size_of() / GIB
             line.page_s = _worker("page", db, ["--path-id", province.all_paths[0].id])["seconds"]
             self._analyze(line, db, inventory)
@@ -296,13 +315,17 @@ def main() -> int:
     ap.add_argument("--no-rate", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     province_rate.add_arguments(ap)
-    ap.add_argument("--worker", choices=("write", "page"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=("write", "groups", "page"), help=argparse.SUPPRESS)
+    ap.add_argument("--inventory", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     ap.add_argument("--paths", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--path-id", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker == "write":
         print(json.dumps(worker_write(args.db, args.paths, args.seed)))
+        return 0
+    if args.worker == "groups":
+        print(json.dumps(worker_groups(args.db, args.inventory)))
         return 0
     if args.worker == "page":
         print(json.dumps(worker_page(args.db, args.path_id)))
