@@ -82,7 +82,7 @@ def run_evaluation(args: argparse.Namespace, store: ReadStore, base_store: ReadS
     inv_path = Path(args.inventory) if args.inventory else default_inventory()
     inv = load(inv_path)
     ev = evaluate(store, inv, params, base_store, args.target or None)
-    return ev, provenance(store, inv_path, ev, __version__, base_store)
+    return ev, provenance(store, inv_path, inv, ev, __version__, base_store)
 
 
 def _params(args: argparse.Namespace) -> Params:

@@ -17,6 +17,7 @@ from analyzer.evaluate import Evaluation, Row
 from analyzer.methods import METHODS
 from analyzer.stats.compare import MIN_DELAY_SAMPLES, MIN_LOSS_SAMPLES, MIN_UNITS, STAT_MAP
 from analyzer.store.base import ReadStore
+from inventory.schema import Inventory
 
 SCHEMA = 1
 PERCENTILE_METHOD = "RFC 2330 §11.3 inverted CDF (conditional on arrival); median RFC 7679 §5.2"
@@ -98,7 +99,7 @@ def sha256_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
+def provenance(store: ReadStore, inventory_path: str | Path, inv: Inventory, ev: Evaluation,
                version: str, baseline_store: ReadStore | None = None) -> dict[str, Any]:
     """Software version, inventory hash, the store's chain head (and the baseline store's,
     when the baseline was read from another store), parameters and seed, and each evaluated
@@ -112,7 +113,7 @@ def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
     return {**extra,
         "software": f"ixmeter {version}",
         "inventory": {"file": Path(inventory_path).name, "sha256": sha256_file(inventory_path)},
-        "targets": target_sources(inventory_path, {r.target for r in ev.rows}),
+        "targets": target_sources(inv, {r.target for r in ev.rows}),
         "store_chain_head": {"length": head.length, "head": head.head},
         "parameters": {
             "current": p.current.iso(), "baseline": _iso(p.baseline), "seed": p.seed,
@@ -125,13 +126,11 @@ def provenance(store: ReadStore, inventory_path: str | Path, ev: Evaluation,
     }
 
 
-def target_sources(inventory_path: str | Path, ids: set[str]) -> dict[str, Any]:
+def target_sources(inv: Inventory, ids: set[str]) -> dict[str, Any]:
     """Target id -> its name (zh, en) and source document (title zh/en, issuer, year,
-    reference), from the inventory."""
-    from inventory.loader import load
-
+    reference), from the inventory (the one the evaluation read: loaded once)."""
     out: dict[str, Any] = {}
-    for t in load(Path(inventory_path)).policy_targets:
+    for t in inv.policy_targets:
         if t.id in ids:
             d = t.document
             out[t.id] = {"name": {"zh": t.name.zh, "en": t.name.en},

@@ -74,7 +74,7 @@ def report_content(c: context.Context, base: Window, cur: Window, fmt: str,
         ev = c.evaluation(base, cur)
         if fmt == "csv":
             return to_csv(verdict_rows(ev), COLUMNS["verdicts"])
-        doc = document(ev, provenance(c.store, c.inventory_path, ev, __version__,
+        doc = document(ev, provenance(c.store, c.inventory_path, c.topo.inv, ev, __version__,
                                       c.baseline_store))
         if fmt == "json":
             return dumps(doc)
