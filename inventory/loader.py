@@ -79,6 +79,11 @@ def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
     return None
 
 
+# libyaml's parser when PyYAML has it (its wheels do): a generated province's inventory (15,000
+# paths, 1.4 MB) parsed in ~1 s instead of ~20 s twice with the pure-Python one
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     """Parse ``path``; a syntax error becomes an :class:`InventoryError` with its line."""
     name = str(path)
@@ -86,15 +91,18 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InventoryError([Problem(name, 0, "(file)", f"cannot read: {exc.strerror}")]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    loader = _LOADER(text)
+    try:  # one parse: the node tree (for line numbers), then the data constructed from it
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         raise InventoryError([Problem(name, line, "(syntax)", f"YAML: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
         raise InventoryError([Problem(name, 0, "(syntax)", f"YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
     return data, SourceMap(node)
 
 
