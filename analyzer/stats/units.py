@@ -435,15 +435,25 @@ def _median(hist: FloatArray, values: FloatArray) -> FloatArray:
     return np.where(n > 0, med, np.nan)
 
 
-def _merged(t: UnitTable, w: FloatArray) -> dict[str, FloatArray]:
-    """Row-wise weighted sums of the table's columns: one row per weight vector."""
-    present = w > 0
-    return {
-        "sent": w @ t.sent, "lost": w @ t.lost, "n": w @ t.n, "total": w @ t.total,
-        "min": np.where(present, t.mins[None, :], math.inf).min(axis=1),
-        "max": np.where(present, t.maxs[None, :], -math.inf).max(axis=1),
-        "hist": w @ t.counts,
-    }
+_NEEDS = {"loss_ratio": ("sent", "lost"), "mean": ("n", "total"), "min": ("n", "min"),
+          "max": ("n", "max"), "median": ("n", "hist"), "p95": ("n", "hist"), "p99": ("n", "hist"),
+          "pdv_p99": ("n", "min", "hist")}
+
+
+def _merged(t: UnitTable, w: FloatArray, statistic: str) -> dict[str, FloatArray]:
+    """Row-wise weighted sums of the table's columns a statistic reads: one row per weight
+    vector (the bootstrap's replicates; the rest is not computed)."""
+    out: dict[str, FloatArray] = {}
+    for name in _NEEDS.get(statistic, ("sent", "lost", "n", "total", "min", "max", "hist")):
+        if name == "min":
+            out[name] = np.where(w > 0, t.mins[None, :], math.inf).min(axis=1)
+        elif name == "max":
+            out[name] = np.where(w > 0, t.maxs[None, :], -math.inf).max(axis=1)
+        elif name == "hist":
+            out[name] = w @ t.counts
+        else:
+            out[name] = w @ getattr(t, name)
+    return out
 
 
 def _from_parts(p: dict[str, FloatArray], values: FloatArray, statistic: str) -> FloatArray:
@@ -468,7 +478,7 @@ def _from_parts(p: dict[str, FloatArray], values: FloatArray, statistic: str) ->
 
 def weighted_statistic(t: UnitTable, w: FloatArray, statistic: str) -> FloatArray:
     """The statistic of each weighted merge of the table's rows (``w``: replicates x rows)."""
-    return _from_parts(_merged(t, w), t.values, statistic)
+    return _from_parts(_merged(t, w, statistic), t.values, statistic)
 
 
 def point_statistic(t: UnitTable, statistic: str) -> float:
