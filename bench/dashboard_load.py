@@ -101,20 +101,6 @@ def province_inventory(n_sites: int) -> dict[str, Any]:
             "probes": probes, "targets": []}
 
 
-def _day(rng: np.random.Generator, method: str, median_ms: float, loss: float) -> Any:
-    """One synthetic day of one path (``bench.store_tiers``' lognormal day); STAMP adds each
-    direction at half the round trip."""
-    from bench.store_tiers import _template
-    from dashboard.demo import STAMP_V4
-
-    r = _template(rng, median_ms, loss)
-    if method == "stamp":
-        r.method, r.type_p = "stamp", STAMP_V4.key()
-        r.fwd = _template(rng, median_ms / 2, 0.0).rtt
-        r.bwd = _template(rng, median_ms / 2, 0.0).rtt
-    return r
-
-
 def fill(db: Path, topo: Any, n_paths: int, days: int, seed: int = 7) -> tuple[Any, int]:
     """Day tiers for ``n_paths`` directed probe paths over ``days`` UTC days (the first half
     the baseline: inter-carrier 20-40 ms, loss 1 %; then inter-carrier 8-30 % of it, loss
@@ -122,7 +108,7 @@ def fill(db: Path, topo: Any, n_paths: int, days: int, seed: int = 7) -> tuple[A
     from analyzer.store import open_store
     from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
     from analyzer.store.writes import Writer
-    from ixmeter.record import path_id
+    from bench.synthetic_tiers import MeshPath, day_template
 
     minute_at = ROLLUP_COLUMNS.index("minute")
     all_paths = topo.probe_paths
@@ -144,11 +130,9 @@ def fill(db: Path, topo: Any, n_paths: int, days: int, seed: int = 7) -> tuple[A
                 owd_ms = 1.4 if method == "stamp" and not inter else ms
                 tpls = []
                 for _ in range(TEMPLATES):
-                    r = _day(rng, method, owd_ms, loss)
-                    r.path_id = path_id(p.src_site, p.src_carrier, p.dst_site, p.dst_carrier)
-                    r.src_site, r.src_carrier = p.src_site, p.src_carrier
-                    r.dst_site, r.dst_carrier = p.dst_site, p.dst_carrier
-                    tpls.append(rollup_row(r))
+                    tpls.append(rollup_row(day_template(rng, MeshPath(
+                        p.src_site, p.src_carrier, p.dst_site, p.dst_carrier, method),
+                        owd_ms, loss)))
                 for d in span:
                     row = list(tpls[int(rng.integers(TEMPLATES))])
                     row[minute_at] = START_MIN + d * DAY_MIN

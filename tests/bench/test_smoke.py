@@ -2,7 +2,9 @@
 
 Each runs as its user runs it (``python -m bench.NAME``), with the arguments that make it take
 seconds; figures are not checked (a shared machine's timings are not test results), only that
-it ran to the end and printed its table.
+it ran to the end and printed its table. Benchmarks with a smoke test of their own:
+bench.wire_decode, bench.probe_fleet, bench.dashboard_serve and bench.dashboard_load
+(tests/analyzer, tests/probes, tests/dashboard).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ SMOKE = {
     "analyzer_calibration --loss": (["--loss", "--trials", "3"], "PASS rate"),
     "analyzer_year": (["--smoke"], "minute path"),
     "blob_codec": (["--smoke"], "IXB2"),
-    "dashboard_load": (["--paths", "5", "--days", "3"], "max_rss_mb"),
     "store_tiers": (["--paths", "5", "--minutes", "500"], "peak RSS of the process"),
     "store_ingest": (["--smoke"], "over HTTP into SQLite"),
     "collector_faults": (["--smoke"], "probes concurrently"),
