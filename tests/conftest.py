@@ -1,12 +1,16 @@
-"""Shared test fixtures and the ``root`` marker's automatic skip."""
+"""Shared test fixtures (a throwaway PostgreSQL cluster for the session) and the ``root``
+marker's automatic skip."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 import trio
+
+from tests.store.pgcluster import PgCluster, PgUnavailable
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -37,3 +41,17 @@ async def promtool_problems(text: str) -> str:
                                   capture_stdout=True, capture_stderr=True, check=False)
     problems = (done.stdout + done.stderr).decode()
     return problems or ("" if done.returncode == 0 else f"exit status {done.returncode}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL server for the session (skips with the reason if impossible)."""
+    try:
+        cluster = PgCluster()
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -24,6 +24,7 @@ from ixmeter.record import ErrorKind, Status
 from ixmeter.wire import Batch
 from tests.analyzer.synth import T0, results
 from tests.analyzer.test_evaluate import BASELINE, CURRENT, DAY, INV, _fill
+from tests.store.pgcluster import PgCluster
 
 FUTURE = T0 + 400 * DAY
 
@@ -180,27 +181,17 @@ def test_verify_deep_rebuilds_group_rows(filled: Path, tmp_path: Path,
 
 
 @pytest.mark.postgres
-def test_groups_on_postgresql() -> None:
+def test_groups_on_postgresql(pg_cluster: PgCluster) -> None:
     """The same on a real PostgreSQL: its collation does not change the merge order."""
-    from tests.store.pgcluster import PgCluster, PgUnavailable
-
-    try:
-        cluster = PgCluster()
-    except PgUnavailable as exc:
-        pytest.skip(str(exc))
-    cluster.start()
-    try:
-        url = cluster.new_database()
-        _fill(url)
-        want = {tier: _evaluation(url, tier) for tier in ("hour", "day")}
-        assert _build(url) > 0
-        assert {tier: _evaluation(url, tier) for tier in want} == want
-        reader = open_reader(url)
-        assert reader.verify().ok
-        assert groups.check(reader, load(INV))[1] == []
-        reader.close()
-    finally:
-        cluster.stop()
+    url = pg_cluster.new_database()
+    _fill(url)
+    want = {tier: _evaluation(url, tier) for tier in ("hour", "day")}
+    assert _build(url) > 0
+    assert {tier: _evaluation(url, tier) for tier in want} == want
+    reader = open_reader(url)
+    assert reader.verify().ok
+    assert groups.check(reader, load(INV))[1] == []
+    reader.close()
 
 
 def test_collector_compact_builds_groups(filled: Path, tmp_path: Path,

@@ -14,23 +14,9 @@ from pathlib import Path
 import pytest
 
 from analyzer.store import Store, open_store
-from tests.store.pgcluster import PgCluster, PgUnavailable
+from tests.store.pgcluster import PgCluster
 
 StoreFactory = Callable[..., Store]
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """A throwaway PostgreSQL server for the session (skips with the reason if impossible)."""
-    try:
-        cluster = PgCluster()
-    except PgUnavailable as exc:
-        pytest.skip(str(exc))
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
