@@ -155,8 +155,9 @@ def group_rows(members: Members, rows: Sequence[Sequence[Any]], units: Sequence[
                ) -> list[tuple[Any, ...]]:
     """The group rows (:data:`ROLLUP_COLUMNS`) of stored path rows of ``units`` (sorted by
     key): per grouping, group, method, Type-P and unit the merge of its paths' rows in key
-    order (:func:`analyzer.store.tiers.merge_row_groups`), then a marker row per grouping and
-    unit."""
+    order (:func:`analyzer.store.tiers.merge_row_groups`); a copy, as ``GROUPING!PATH``, of
+    each path row the grouping's analysis notes as an exclusion (error records, or a site not
+    in the inventory); then a marker row per grouping and unit."""
     parts: dict[tuple[str, str, str, int], list[Sequence[Any]]] = {}
     flagged: list[tuple[Any, ...]] = []
     for row in rows:
@@ -177,7 +178,6 @@ def group_rows(members: Members, rows: Sequence[Sequence[Any]], units: Sequence[
     out += flagged
     out += [rollup_row(MinuteRollup(g.marker, "", "", "", "", "", "", unit))
             for g in members.groupings for unit in sorted(set(units))]
-    assert all(len(r) == len(ROLLUP_COLUMNS) for r in out)
     return out
 
 
