@@ -288,7 +288,7 @@ def _check(url: str, senders: Sequence[Sender], tally: Tally) -> None:
     from analyzer.store import open_store
 
     store = open_store(url)
-    store.fold_pending()  # what the collectors left unfolded
+    store.fold_pending(everything=True)  # what the collectors left unfolded (no grace)
     store.close()
     import psycopg
 
