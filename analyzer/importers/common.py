@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,6 +167,16 @@ def zone_info(tz: str) -> ZoneInfo:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {tz!r} (write e.g. Asia/Shanghai)") from None
+
+
+_STAMP = re.compile(r"^\[(\d+(?:\.\d+)?)\] (.*)$")
+
+
+def split_stamp(line: str) -> tuple[str | None, str]:
+    """A line of ``ping -D`` / ``fping -D`` output -> (its ``[seconds]`` prefix or None, the
+    rest)."""
+    s = _STAMP.match(line)
+    return (s.group(1), s.group(2)) if s else (None, line)
 
 
 def parse_stamp(text: str) -> int:

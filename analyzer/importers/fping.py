@@ -40,11 +40,11 @@ from analyzer.importers.common import (
     over_tmax,
     parse_stamp,
     place_sends,
+    split_stamp,
 )
 from ixmeter.errors import RecordError
 from ixmeter.record import Method, TypeP
 
-_STAMP = re.compile(r"^\[(\d+(?:\.\d+)?)\] (.*)$")
 _TARGET = r"(\S+(?: \([^()\s]+\))?)"
 _REPLY = re.compile(_TARGET + r"\s+: \[(\d+)\], (\d+) bytes, (\d+(?:\.\d+)?) ms "
                      r"\((?:[\d.]+|NaN) avg, \d+% loss\)$")
@@ -89,8 +89,7 @@ def parse_fping(text: str, name: str, m: Mapping) -> Parsed:
         line = raw.strip()
         if not line:
             continue
-        s = _STAMP.match(line)
-        stamp, body = (s.group(1), s.group(2)) if s else (None, line)
+        stamp, body = split_stamp(line)
         why = _line(targets, i, stamp, body, m)
         if why:
             out.problems.append(Problem(name, i, f"{why}: {body[:80]!r}"))

@@ -44,11 +44,11 @@ from analyzer.importers.common import (
     over_tmax,
     parse_stamp,
     place_sends,
+    split_stamp,
 )
 from ixmeter.errors import RecordError
 from ixmeter.record import Method, TypeP
 
-_STAMP = re.compile(r"^\[(\d+(?:\.\d+)?)\] (.*)$")
 _HEADER = re.compile(r"^PING (\S+?) ?\(([^()]+(?: \([^()]+\))?)\)(?: from (\S+) \S+:)? "
                      r"(\d+)(?:\(\d+\))? (?:bytes of data\.|data bytes)$")
 _REPLY = re.compile(r"^(\d+) bytes from (.+?): icmp_seq=(\d+)(?: ttl=(\d+))? "
@@ -108,7 +108,7 @@ def parse_ping(text: str, name: str, m: Mapping) -> Parsed:
         line = raw.strip()
         if not line:
             continue
-        stamp, body = _split_stamp(line)
+        stamp, body = split_stamp(line)
         if h := _HEADER.match(body):
             runs.append(_header(h, i, m))
             continue
@@ -124,11 +124,6 @@ def parse_ping(text: str, name: str, m: Mapping) -> Parsed:
     for run in runs:
         out.extend(_results(run, name, m))
     return out
-
-
-def _split_stamp(line: str) -> tuple[str | None, str]:
-    s = _STAMP.match(line)
-    return (s.group(1), s.group(2)) if s else (None, line)
 
 
 def _header(h: re.Match[str], i: int, m: Mapping) -> _Run:
