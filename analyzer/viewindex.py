@@ -36,8 +36,8 @@ from analyzer.stats.units import (
 )
 from analyzer.store.base import Query, ReadStore
 from analyzer.store.tiers import TIER_MINUTES
-from inventory.schema import MethodName
 from inventory.topology import PathEnds
+from ixmeter.rules import Method
 
 PathKey = tuple[str, str, str]  # (path_id, method, type_p)
 IntArray = npt.NDArray[np.int64]
@@ -341,8 +341,8 @@ def load_index(store: ReadStore, window: Window, path_ids: Sequence[str] = ()) -
     year of them is millions of blobs)."""
     tier = index_tier(window)
     parts = [store.read_rollup_columns(window.query(path_ids, m.value, tier),
-                                       SERIES if m is MethodName.STAMP else ("rtt",))
-             for m in MethodName]
+                                       SERIES if m is Method.STAMP else ("rtt",))
+             for m in Method]
     return RollupIndex(window, tier, _concat(parts))
 
 

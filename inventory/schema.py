@@ -14,8 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from probes.icmp.codec import MIN_SIZE as ICMP_MIN_SIZE
-from probes.stamp.codec import BASE_SIZE as STAMP_MIN_SIZE
+from ixmeter.rules import SMALLEST_PACKET, Method
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -52,11 +51,6 @@ class SiteKind(enum.StrEnum):
     HUB = "hub"  # out-of-province hub (e.g. another backbone direct-connect point)
     EDGE = "edge"
 
-
-class MethodName(enum.StrEnum):
-    ICMP = "icmp"
-    STAMP = "stamp"
-    TRACEROUTE = "traceroute"
 
 
 def _check_prefix(value: str) -> str:
@@ -127,16 +121,6 @@ class Site(_Model):
         return self
 
 
-# The smallest packet a probe sends, per method (the codecs define them): a spec below it
-# cannot run.
-MIN_SIZES: dict[MethodName, int] = {MethodName.ICMP: ICMP_MIN_SIZE,
-                                    MethodName.STAMP: STAMP_MIN_SIZE,
-                                    MethodName.TRACEROUTE: ICMP_MIN_SIZE}
-MIN_SIZE_WHY: dict[MethodName, str] = {
-    MethodName.ICMP: "ICMP message: 8-octet echo header and ixmeter's 16-octet probe id",
-    MethodName.STAMP: "UDP payload: the unauthenticated STAMP base packet, RFC 8762 §4.2.1",
-    MethodName.TRACEROUTE: "an ICMP-flow trace probe is an echo like the ICMP method's",
-}
 
 
 class Reflector(_Model):
@@ -154,7 +138,7 @@ class Endpoint(_Model):
     site: Id
     carrier: Id
     addresses: list[str] = Field(min_length=1)
-    methods: list[MethodName] = [MethodName.ICMP, MethodName.STAMP, MethodName.TRACEROUTE]
+    methods: list[Method] = [Method.ICMP, Method.STAMP, Method.TRACEROUTE]
     reflector: Reflector | None = Reflector()
     assumption: str | None = None
 
@@ -184,7 +168,7 @@ class MeasurementSpec(_Model):
     """How to measure (RFC 2330 §11.1 sampling; RFC 7680 §2.8.2 Tmax)."""
 
     id: Id
-    method: MethodName
+    method: Method
     rate_pps: float = Field(description="packets per second per path")
     schedule: Literal["poisson", "periodic"] = "poisson"
     size: int = Field(default=64, ge=14, le=9000)
@@ -206,12 +190,12 @@ class MeasurementSpec(_Model):
     def _size(cls, v: int, info: ValidationInfo) -> int:
         """A size the method can send: the probe's smallest packet of that method."""
         method = info.data.get("method")
-        if not isinstance(method, MethodName):
+        if not isinstance(method, Method):
             return v  # the method itself is refused
-        least = MIN_SIZES[method]
+        least, why = SMALLEST_PACKET[method]
         if v < least:
             raise ValueError(f"size {v} is below the smallest {method} packet a probe sends, "
-                             f"{least} octets ({MIN_SIZE_WHY[method]})")
+                             f"{least} octets ({why})")
         return v
 
 
@@ -315,7 +299,7 @@ class PolicyTarget(_Model):
     comparison: Comparison
     aggregation: Aggregation = Aggregation()
     per: Literal["scope", "carrier_pair", "city_pair", "path"] = "carrier_pair"
-    method: MethodName | None = None
+    method: Method | None = None
     baseline: Id | None = None
     document: Document
 
@@ -437,7 +421,7 @@ class FaultRule(_Model):
     fault_class: Id
     article: Article
     document: Document
-    method: MethodName = MethodName.ICMP
+    method: Method = Method.ICMP
     segments: list[Id] = Field(min_length=1)
     reference: list[Id] = []
     calendar: RuleCalendar = RuleCalendar()

@@ -24,3 +24,10 @@ class RecordError(IxmeterError):
 
 class PermissionProblem(IxmeterError):
     """A privilege (capability, sysctl, root) that an operation needs is missing."""
+
+
+class MalformedPacket(IxmeterError):
+    """Bytes that are not a well-formed packet of the kind a codec expects (an ICMP echo, a
+    STAMP test packet, an IP header); the message says which kind and what is wrong. Every
+    codec raises this one class, so a caller counts and drops a malformed packet the same way
+    whichever codec read it."""

@@ -57,6 +57,14 @@ class Status(enum.StrEnum):
     ERROR = "error"  # never a valid sample: see ``Result.error``
 
 
+# The smallest packet ixmeter's probe sends per method (octets of IP payload, the Type-P size)
+# and why: the inventory refuses a smaller spec, and each codec asserts its layout is this size.
+SMALLEST_PACKET: dict[Method, tuple[int, str]] = {
+    Method.ICMP: (24, "ICMP message: 8-octet echo header (RFC 792), ixmeter's 16-octet probe id"),
+    Method.STAMP: (44, "UDP payload: the unauthenticated STAMP base packet, RFC 8762 §4.2.1"),
+    Method.TRACEROUTE: (24, "an ICMP-flow trace probe is an echo like the ICMP method's"),
+}
+
 class ErrorKind(enum.StrEnum):
     """Why a record is an error rather than a sample."""
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inventory.schema import Endpoint, Inventory, MeasurementSpec, MethodName
+from inventory.schema import Endpoint, Inventory, MeasurementSpec
 from inventory.topology import Topology
 from ixmeter.errors import IxmeterError
 from ixmeter.record import Method, TypeP
@@ -165,9 +165,9 @@ def _version(addr: str) -> int:
 def _type_p(spec: MeasurementSpec, version: int, port: int, stamp_auth: bool = False) -> TypeP:
     """Type-P per method (RFC 2330 §13): ICMP message size; STAMP UDP to the reflector port,
     at least the 112-octet authenticated base packet in authenticated mode (RFC 8762 §4.2.2)."""
-    if spec.method is MethodName.ICMP:
+    if spec.method is Method.ICMP:
         return TypeP("icmp", version, spec.size, spec.dscp)
-    if spec.method is MethodName.STAMP:
+    if spec.method is Method.STAMP:
         size = max(spec.size, STAMP_AUTH_SIZE) if stamp_auth else spec.size
         return TypeP("udp", version, size, spec.dscp, port)
     return TypeP("icmp", version, spec.size, spec.dscp)  # Paris traceroute with ICMP echoes
@@ -223,7 +223,7 @@ def _jobs(pairs: Iterable[tuple[MeasurementSpec, Dest]], probe: Endpoint, cfg: P
     keys = StampKeys(cfg)
     jobs = []
     for spec, dst in pairs:
-        if spec.method is MethodName.STAMP and dst.reflector is None:
+        if spec.method is Method.STAMP and dst.reflector is None:
             continue
         for version in spec.ip_versions:
             s = next((a for a in probe.addresses if _version(a) == version), None)
@@ -258,7 +258,7 @@ def _job(spec: MeasurementSpec, cfg: ProbeConfig, src: tuple[str, str, str], dst
     version = _version(dst_addr)
     port, authenticated = dst.reflector or (DEFAULT_STAMP_PORT, False)
     options: dict[str, Any] = {"mode": cfg.traceroute_mode, "dst_id": dst.id}
-    keyed = spec.method is MethodName.STAMP and authenticated
+    keyed = spec.method is Method.STAMP and authenticated
     if keyed:
         options["stamp_key"] = keys.key_for(dst, dst_addr)
     return Job(spec.id, Method(spec.method.value), cfg.probe_id, src[0], src[1],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ixmeter.errors import IxmeterError, PermissionProblem
-from probes.timestamping import enable_rx_timestamps
+from ixmeter.timestamping import enable_rx_timestamps
 from testbed.plan import Host
 
 TUNSETIFF = 0x400454CA

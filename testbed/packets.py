@@ -17,7 +17,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from ixmeter.errors import IxmeterError
+from ixmeter.errors import MalformedPacket
 
 IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
 IPV6_HEADER = struct.Struct("!IHBB16s16s")
@@ -33,9 +33,6 @@ IPV4_ERROR_MAX = 576  # RFC 1812 §4.3.2.3
 IPV6_MIN_MTU = 1280  # RFC 8200 §5
 REPLY_TTL = 64
 
-
-class MalformedPacket(IxmeterError):
-    """Bytes that are not a well-formed IPv4 or IPv6 packet."""
 
 
 @dataclass(frozen=True, slots=True)

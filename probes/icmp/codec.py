@@ -11,7 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ixmeter.errors import IxmeterError
+from ixmeter.errors import MalformedPacket
+from ixmeter.rules import SMALLEST_PACKET, Method
 
 ICMP_ECHO_REPLY = 0
 ICMP_DEST_UNREACH = 3
@@ -26,12 +27,10 @@ HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence (
 PREFIX = struct.Struct("!4sIQ")  # magic, process cookie, probe token
 MAGIC = b"IXMP"
 MIN_SIZE = HEADER.size + PREFIX.size  # smallest ICMP message ixmeter sends: 24 octets
+assert MIN_SIZE == SMALLEST_PACKET[Method.ICMP][0] == SMALLEST_PACKET[Method.TRACEROUTE][0]
 _IPV4_MIN = 20
 _V6_PSEUDO = struct.Struct("!16s16sII")  # src, dst, upper-layer length, next header (RFC 8200 §8.1)
 
-
-class MalformedPacket(IxmeterError):
-    """Bytes that are not a well-formed ICMP message of the kind expected."""
 
 
 @dataclass(frozen=True, slots=True)

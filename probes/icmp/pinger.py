@@ -30,9 +30,9 @@ from typing import Any
 
 import trio
 
-from ixmeter.errors import IxmeterError, PermissionProblem
+from ixmeter import timestamping as ts
+from ixmeter.errors import IxmeterError, MalformedPacket, PermissionProblem
 from ixmeter.record import ErrorKind, Status, TimestampSource
-from probes import timestamping as ts
 from probes.clock import Clock, SystemClock, stepped
 from probes.icmp import codec, trace_codec
 
@@ -318,7 +318,7 @@ class Pinger:
                 ttl = data[8] if len(data) > 8 else ttl
                 data = codec.strip_ipv4(data)
             msg = codec.decode_icmp(data, v6=self.v6)
-        except codec.MalformedPacket:
+        except MalformedPacket:
             self.local["malformed_stray"] += 1
             return
         if isinstance(msg, codec.ForeignError):
@@ -341,7 +341,7 @@ class Pinger:
             return None, False
         try:
             tok = codec.decode_token(echo.payload)
-        except codec.MalformedPacket:
+        except MalformedPacket:
             return self._by_seq.get(echo.seq), False
         if tok.cookie != self.cookie:
             return None, False

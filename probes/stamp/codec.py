@@ -31,7 +31,8 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from ixmeter.errors import IxmeterError
+from ixmeter.errors import MalformedPacket
+from ixmeter.rules import SMALLEST_PACKET, Method
 
 BASE_SIZE = 44  # unauthenticated base packet (RFC 8762 §4.2.1, §4.3.1)
 AUTH_SIZE = 112  # authenticated base packet (RFC 8762 §4.2.2, §4.3.2)
@@ -48,12 +49,9 @@ _AUTH_SENDER = struct.Struct("!I12sQHH68s")  # the 96 covered octets; HMAC follo
 _AUTH_REFLECTOR = struct.Struct("!I12sQHH4sQ8sI12sQH6sB15s")
 _TLV_HEADER = struct.Struct("!BBH")
 
-assert _SENDER.size == _REFLECTOR.size == BASE_SIZE
+assert _SENDER.size == _REFLECTOR.size == BASE_SIZE == SMALLEST_PACKET[Method.STAMP][0]
 assert _AUTH_SENDER.size == _AUTH_REFLECTOR.size == HMAC_COVERED
 
-
-class MalformedPacket(IxmeterError):
-    """Bytes that are not a valid STAMP packet of the expected kind."""
 
 
 class BadHmac(MalformedPacket):

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 
-from ixmeter.errors import IxmeterError
+from ixmeter.errors import IxmeterError, MalformedPacket
 from ixmeter.rules import CLOCK_ERROR_MAX_NS
 from probes.clock import stepped, timestamp_to_unix_ns, unix_ns_to_ntp
 from probes.stamp.codec import (
@@ -23,7 +23,6 @@ from probes.stamp.codec import (
     TS_SW_LOCAL,
     BadHmac,
     ErrorEstimate,
-    MalformedPacket,
     ReflectorPacket,
     SenderPacket,
     TimestampInfo,

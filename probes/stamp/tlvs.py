@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ixmeter.errors import MalformedPacket
 from probes.stamp.codec import (
     FLAG_I,
     FLAG_U,
@@ -28,7 +29,6 @@ from probes.stamp.codec import (
     TLV_CLASS_OF_SERVICE,
     TLV_EXTRA_PADDING,
     TLV_TIMESTAMP_INFO,
-    MalformedPacket,
     TimestampInfo,
     Tlv,
     decode_class_of_service,

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ixmeter.errors import MalformedPacket
 from probes.icmp import codec
 
 # RFC 1071 §3 example: words 0001 f203 f4f5 f6f7 sum to ddf2 (one's complement sum), checksum 220d
@@ -79,21 +80,21 @@ def test_strip_ipv4_and_time_exceeded_quoting_our_echo() -> None:
     (bytes([3, 0, 0, 0]) + bytes(4) + bytes(48), True),  # quote is not IPv6
 ])
 def test_malformed(data: bytes, v6: bool) -> None:
-    with pytest.raises(codec.MalformedPacket):
+    with pytest.raises(MalformedPacket):
         codec.decode_icmp(data, v6=v6)
 
 
 @pytest.mark.parametrize("data", [b"", bytes(19), b"\x60" + bytes(30), _ipv4(b"", proto=17),
                                   b"\x4f" + bytes(30)])
 def test_strip_ipv4_malformed(data: bytes) -> None:
-    with pytest.raises(codec.MalformedPacket):
+    with pytest.raises(MalformedPacket):
         codec.strip_ipv4(data)
 
 
 def test_token_requires_magic() -> None:
-    with pytest.raises(codec.MalformedPacket):
+    with pytest.raises(MalformedPacket):
         codec.decode_token(b"XXXX" + bytes(12))
-    with pytest.raises(codec.MalformedPacket):
+    with pytest.raises(MalformedPacket):
         codec.decode_token(b"IXMP")
 
 
@@ -107,9 +108,9 @@ def test_decode_any_bytes_decodes_or_raises_malformed(data: bytes, v6: bool) -> 
     try:
         codec.decode_icmp(data, v6=v6)
         codec.decode_token(data)
-    except codec.MalformedPacket:
+    except MalformedPacket:
         pass
-    with contextlib.suppress(codec.MalformedPacket):
+    with contextlib.suppress(MalformedPacket):
         codec.strip_ipv4(data)
 
 

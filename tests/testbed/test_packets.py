@@ -14,8 +14,8 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
 )
 
+from ixmeter.errors import MalformedPacket
 from testbed.packets import (
-    MalformedPacket,
     checksum,
     icmpv6_checksum,
     packed,

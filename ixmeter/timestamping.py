@@ -8,6 +8,10 @@
 - TTL / Hop Limit of a received packet: ``IP_RECVTTL`` / ``IPV6_RECVHOPLIMIT`` (RFC 8762 §4.3.1
   Ses-Sender TTL).
 
+In the ground package because two parts stamp packets with it: the probes (what they measure)
+and the testbed's emulator (when a packet entered the emulated link); the testbed imports no probe
+code.
+
 CPython 3.11 does not export these constants; the values below are the Linux ``_OLD`` ones from
 ``asm-generic/socket.h`` and the bits from ``linux/net_tstamp.h``.
 """

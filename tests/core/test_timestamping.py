@@ -1,4 +1,4 @@
-"""probes.timestamping on real loopback sockets (Documentation/networking/timestamping.rst)."""
+"""ixmeter.timestamping on real loopback sockets (Documentation/networking/timestamping.rst)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probes import timestamping as ts
+from ixmeter import timestamping as ts
 
 ADDRS = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
 
