@@ -8,7 +8,7 @@ Type-P are never compared), then compare as the target says (relative to the bas
 or relative to the reference scope) and apply Holm over per-pair lists. Day-by-day rules (N
 consecutive days) are fault rules, judged by :mod:`analyzer.faults`.
 
-The statistics, intervals and rules are in :mod:`analyzer.stats` and :mod:`analyzer.verdicts`;
+The statistics, intervals and rules are in :mod:`analyzer.stats` and :mod:`analyzer.stats.verdicts`;
 docs/methodology.md cites each. Deterministic: every row's bootstrap seed is derived from the
 run's seed and the row's identity, so the order of evaluation does not matter.
 """
@@ -36,8 +36,8 @@ from analyzer.stats.compare import (
     compare_ratio,
 )
 from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables, take_columns
+from analyzer.stats.verdicts import Decision, Verdict, holm_adjust
 from analyzer.store.base import Query, ReadStore
-from analyzer.verdicts import Decision, Verdict, holm_adjust
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
 from inventory.topology import PathEnds, Topology
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from analyzer.fault_register import Register
 from analyzer.localtime import day_label, day_start_ns, local_minutes
+from analyzer.store.base import ReadStore
 from inventory.schema import FaultRule, Inventory
 
 NS = 1_000_000_000
@@ -151,22 +152,22 @@ def _bind(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def run_watch(args: argparse.Namespace, clock: Callable[[], int] = time.time_ns,
+def run_watch(args: argparse.Namespace, inv: Inventory, open_store: Callable[[], ReadStore],
+              clock: Callable[[], int] = time.time_ns,
               sleep: Callable[[float], None] = time.sleep,
               started: Callable[[int], None] | None = None) -> int:
-    """The loop: serve /metrics, then every ``--interval`` evaluate the rules that are due.
+    """The loop: serve /metrics, then every ``--interval`` evaluate the rules that are due,
+    each evaluation on a store ``open_store`` opens read-only (and this closes).
     Returns only on Ctrl-C (KeyboardInterrupt) or when ``sleep`` raises."""
     from prometheus_client import start_http_server
 
     from analyzer.faults import evaluate_faults
-    from analyzer.faults_cli import load_inventory, open_existing
 
-    inv, _ = load_inventory(args.inventory)
     rules = [r for r in inv.fault_rules if not args.rule or r.id in args.rule]
     inv = inv.model_copy(update={"fault_rules": rules})
 
     def evaluate(rule: FaultRule, first: date, last: date) -> Register:
-        store = open_existing(args.db)
+        store = open_store()
         try:
             return evaluate_faults(store, inv, first, last, args.tier, [rule.id])
         finally:

@@ -32,7 +32,7 @@ from analyzer.stats.units import (  # noqa: E402
     point_statistic,
     weighted_statistic,
 )
-from analyzer.verdicts import Verdict, decide_ratio  # noqa: E402
+from analyzer.stats.verdicts import Verdict, decide_ratio  # noqa: E402
 
 PER_MINUTE = 60
 

@@ -213,7 +213,7 @@ TABLE.update({
     "change_short": ("变化", "Change"),
 })
 
-# Verdict reasons (analyzer.verdicts, analyzer.stats.compare, analyzer.evaluate,
+# Verdict reasons (analyzer.stats.verdicts, analyzer.stats.compare, analyzer.evaluate,
 # analyzer.clockdomain) clause by clause: a reason is clauses joined by "; ", a one-way reason
 # "forward: ...; backward: ...". Numbers and ids are kept as they are.
 _N = r"([-+0-9.e]+(?: ms)?)"

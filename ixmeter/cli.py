@@ -20,14 +20,14 @@ from ixmeter.errors import IxmeterError
 # name -> (module, one-line help). Order is the order ``ixmeter --help`` shows.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "validate and summarise inventory files"),
-    "analyze": ("analyzer.cli_analyze", "judge policy targets: verdicts with 95% intervals"),
-    "report": ("analyzer.report.cli", "write the auditors' report (HTML, PDF, CSV, JSON)"),
-    "faults": ("analyzer.faults_cli", "fault register: fault rules judged day by day (--watch)"),
+    "analyze": ("analyzer.cli.analyze", "judge policy targets: verdicts with 95% intervals"),
+    "report": ("analyzer.cli.report", "write the auditors' report (HTML, PDF, CSV, JSON)"),
+    "faults": ("analyzer.cli.faults", "fault register: fault rules judged day by day (--watch)"),
     "import": ("analyzer.importers.cli", "import csv, ping, fping or RIPE Atlas results"),
     "testbed": ("testbed.cli", "build and drive the emulated carrier network for tests and demo"),
     "collector": ("analyzer.collector.cli", "run the HTTP collector that stores signed batches"),
     "keys": ("analyzer.collector.keys_cli", "per-probe HMAC keys; the head signing key"),
-    "verify": ("analyzer.verify_cli", "check the store against its hash chain, read-only"),
+    "verify": ("analyzer.cli.verify", "check the store against its hash chain, read-only"),
     "demo": ("ixmeter.demo", "run the whole system on the built-in emulated network"),
     "dashboard": ("dashboard.cli", "serve the read-only dashboard (Dash) over a results database"),
     "reflector": ("probes.reflector_cli", "run a STAMP session-reflector (RFC 8762) until Ctrl-C"),

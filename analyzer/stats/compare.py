@@ -6,7 +6,7 @@
   by each window's dispersion phi (bursty loss, RFC 3357; methodology-notes §4); zero baseline
   loss is NOT EVALUABLE and the zero-loss bound 1 - 0.05**(1/n) is reported instead;
 - absolute: bootstrap interval of the level (delay) or Wilson interval (loss ratio), with the
-  clock-error bound E and the §5 gates for one-way delay (:mod:`analyzer.verdicts`);
+  clock-error bound E and the §5 gates for one-way delay (:mod:`analyzer.stats.verdicts`);
 - declared baseline: the current level's interval divided by the declared value.
 
 An INCONCLUSIVE result says how many more samples would decide it at power 0.8.
@@ -42,7 +42,7 @@ from analyzer.stats.intervals import (
     zero_loss_upper,
 )
 from analyzer.stats.units import UnitTable, point_statistic, table_from_rollups
-from analyzer.verdicts import (
+from analyzer.stats.verdicts import (
     Decision,
     Verdict,
     both_directions,

@@ -46,7 +46,7 @@ def report_argv(measured: Outcome, out: Path) -> list[str]:
 def analyze(measured: Outcome, out: Path) -> Analysis:
     """Evaluate every policy target, write report.json/html/pdf and the CSV files to ``out``
     (what ``ixmeter report`` does with :func:`report_argv`)."""
-    from analyzer.report import cli as report_cli
+    from analyzer.cli import report as report_cli
 
     argv = report_argv(measured, out)
     parser = argparse.ArgumentParser(prog="ixmeter report")
@@ -58,7 +58,7 @@ def analyze(measured: Outcome, out: Path) -> Analysis:
 
 def verdict_table(ev: Evaluation) -> str:
     """The ``ixmeter analyze`` table, then a one-line count of verdicts per target."""
-    from analyzer.cli_analyze import table
+    from analyzer.cli.analyze import table
 
     counts: dict[str, Counter[str]] = {}
     for row in ev.rows:
@@ -73,7 +73,7 @@ def verdict_table(ev: Evaluation) -> str:
 def demo_notes(ev: Evaluation) -> list[str]:
     """Plain words under the table: where the numbers come from, and why rows are NOT
     EVALUABLE or INCONCLUSIVE in a demo."""
-    from analyzer.verdicts import Verdict
+    from analyzer.stats.verdicts import Verdict
 
     verdicts = {row.decision.verdict for row in ev.rows}
     reasons = " ".join(row.decision.reason for row in ev.rows)
@@ -98,7 +98,7 @@ def demo_notes(ev: Evaluation) -> list[str]:
 
 def dashboard_argv(run: Run, timeline: Timeline, port: int) -> list[str]:
     """``ixmeter dashboard`` over both stores, its windows the demo's, refreshing live."""
-    from ixmeter.demo.runner import ixmeter_argv
+    from ixmeter.demo.procs import ixmeter_argv
 
     base, cur = run.networks
     return ixmeter_argv("dashboard", "--db", str(cur.db), "--baseline-db", str(base.db),

@@ -16,7 +16,7 @@ from ixmeter.demo.plan import DemoError
 from ixmeter.demo.procs import Children, wait_until
 
 if TYPE_CHECKING:
-    from ixmeter.demo.runner import Network
+    from ixmeter.demo.network import Network
     from testbed.api import Testbed
 
 HEARTBEAT_S = 10.0  # the progress line shows the spools' depth from these
@@ -110,7 +110,7 @@ def start_bridge(net: Network, tb: Testbed, children: Children) -> str:
 
 def start_probes(inventory: Path, net: Network, tb: Testbed, children: Children) -> None:
     """Write each host's config and start ``ixmeter probe run`` in its namespace."""
-    from ixmeter.demo.runner import ixmeter_argv
+    from ixmeter.demo.procs import ixmeter_argv
 
     url = (net.rundir / "collector.url").read_text()
     for name in sorted(tb.hosts):

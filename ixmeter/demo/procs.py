@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -110,3 +111,8 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, step_s: float = 
             return True
         time.sleep(step_s)
     return predicate()
+
+
+def ixmeter_argv(*args: str) -> list[str]:
+    """This interpreter running the ixmeter CLI (works inside namespaces and without PATH)."""
+    return [sys.executable, "-m", "ixmeter.cli", *args]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ixmeter.demo.plan import MINUTE_NS, NS, Timeline
 
 if TYPE_CHECKING:
-    from ixmeter.demo.runner import Network
+    from ixmeter.demo.network import Network
 
 SETTLED_S = 90.0  # a minute's rollup no longer changes this long after it ended
 COMPLETE_S = 5.0  # a minute is shown as the latest once it ended this long ago (uploads lag)

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ixmeter.demo import probes as probe_setup
+from ixmeter.demo.network import Network, networks
 from ixmeter.demo.plan import NS, DemoError, Timeline, clock, plan_timeline
-from ixmeter.demo.procs import Children, wait_until
+from ixmeter.demo.procs import Children, ixmeter_argv, wait_until
 from ixmeter.demo.progress import Progress
 
 if TYPE_CHECKING:
@@ -40,35 +41,6 @@ COLLECTOR_START_S = 60.0
 DRAIN_S = 90.0
 LOOPBACK_PORT = 18620  # the delay line's first port (testbed.delayline), one block per copy
 LOOPBACK_PORTS_PER_COPY = 500
-
-
-@dataclass
-class Network:
-    """One copy of the emulated network: its role, profile, testbed instance and store."""
-
-    role: str  # "baseline" | "current"
-    profile: str  # testbed profile: "baseline" (detour) | "direct"
-    instance: str
-    out: Path
-    index: int = 0
-    tb: Testbed | None = None
-
-    @property
-    def db(self) -> Path:
-        return self.out / f"{self.role}.db"
-
-    @property
-    def rundir(self) -> Path:
-        return self.out / "run" / self.role
-
-    @property
-    def socket(self) -> Path:
-        return self.rundir / "collector.sock"
-
-    @property
-    def group(self) -> str:
-        """Suffix of this copy's process groups (``probe-baseline`` ...)."""
-        return self.role
 
 
 @dataclass
@@ -88,12 +60,6 @@ class Run:
         print(text, file=self.log, flush=True)
 
 
-def networks(out: Path, instance: str) -> list[Network]:
-    """The two copies: baseline (detour) and current (direct)."""
-    return [Network("baseline", "baseline", f"{instance}-b", out, 0),
-            Network("current", "direct", f"{instance}-c", out, 1)]
-
-
 @dataclass
 class Measured:
     """The outcome of the measurement part."""
@@ -102,11 +68,6 @@ class Measured:
     stored: dict[str, int]
     probe_exit: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def ixmeter_argv(*args: str) -> list[str]:
-    """This interpreter running the ixmeter CLI (works inside namespaces and without PATH)."""
-    return [sys.executable, "-m", "ixmeter.cli", *args]
 
 
 def collector_ok(sock: Path) -> bool:

@@ -11,8 +11,8 @@ import yaml
 
 from analyzer.baselines import parse_window
 from analyzer.evaluate import Params, evaluate
+from analyzer.stats.verdicts import Verdict
 from analyzer.store import open_reader, open_store
-from analyzer.verdicts import Verdict
 from inventory.loader import InventoryError, load
 from ixmeter.record import Method
 from ixmeter.wire import Batch

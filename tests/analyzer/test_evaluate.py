@@ -11,9 +11,9 @@ import pytest
 
 from analyzer.baselines import parse_window
 from analyzer.evaluate import Params, Row, evaluate, mix_distance
+from analyzer.stats.verdicts import Verdict
 from analyzer.store import open_store
 from analyzer.store.base import Store
-from analyzer.verdicts import Verdict
 from inventory.loader import load
 from ixmeter.cli import main
 from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP

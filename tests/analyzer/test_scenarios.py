@@ -9,7 +9,7 @@ import pytest
 
 from analyzer.rollup import MinuteRollup, build_rollups
 from analyzer.stats.compare import compare_absolute, compare_declared, compare_ratio
-from analyzer.verdicts import Verdict
+from analyzer.stats.verdicts import Verdict
 from tests.analyzer.synth import MIN_NS, T0, results
 
 DAY = 1440 * MIN_NS

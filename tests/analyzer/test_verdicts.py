@@ -1,9 +1,9 @@
-"""Decision rules, clock gates and Holm (analyzer.verdicts)."""
+"""Decision rules, clock gates and Holm (analyzer.stats.verdicts)."""
 
 from __future__ import annotations
 
 from analyzer.stats.intervals import Interval
-from analyzer.verdicts import (
+from analyzer.stats.verdicts import (
     Decision,
     Verdict,
     both_directions,

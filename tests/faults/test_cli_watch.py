@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from analyzer.cli.faults import configure, load_inventory, open_existing
 from analyzer.fault_register import Register
-from analyzer.faults_cli import configure
 from analyzer.faults_watch import Watch, last_complete_day, run_watch
 from inventory.loader import load
 from ixmeter.cli import main
@@ -120,7 +120,8 @@ def test_watch_serves_open_faults_as_metrics(db: Path, tmp_path: Path) -> None:
         raise _Stop
 
     with pytest.raises(_Stop):
-        run_watch(args, clock=lambda: _ns(2026, 4, 7, 9, 0), sleep=sleep,
+        run_watch(args, load_inventory(args.inventory)[0], lambda: open_existing(args.db),
+                  clock=lambda: _ns(2026, 4, 7, 9, 0), sleep=sleep,
                   started=port.append)
     text = texts[0]
     opened = [line for line in text.splitlines() if line.startswith("ixmeter_fault_open{")]

@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if args.watch:
         from analyzer.faults_watch import run_watch
 
-        return run_watch(args)
+        return run_watch(args, load_inventory(args.inventory)[0],
+                         lambda: open_existing(args.db))
     reg, doc = register(args)
     sys.stdout.write(dumps(doc) if args.json else table(reg))
     return 0

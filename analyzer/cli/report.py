@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from analyzer.cli_analyze import add_common
+    from analyzer.cli.analyze import add_common
 
     add_common(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write(args: argparse.Namespace) -> tuple[Evaluation, list[str]]:
     """Evaluate and write the report folder; the evaluation and the files written."""
-    from analyzer.cli_analyze import opened_stores, run_evaluation
+    from analyzer.cli.analyze import opened_stores, run_evaluation
     from analyzer.report.csvout import write_all
     from analyzer.report.data import gather
     from analyzer.report.html import render
