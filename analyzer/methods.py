@@ -25,6 +25,9 @@ class MethodInfo:
         return self.zh if lang == "zh" else self.en
 
 
+_BLOCK_BOOTSTRAP = ("Carlstein, Ann. Stat. 14, 1986; Politis and White 2004, Patton, Politis and "
+                    "White 2009; Schmeiser, Oper. Res. 30, 1982")
+
 _ALL = (
     MethodInfo("rtt", "Round-trip delay", "往返时延",
                "RTT of each packet; statistics conditional on arrival",
@@ -48,13 +51,11 @@ _ALL = (
     MethodInfo("block-bootstrap", "Block bootstrap of a ratio or level", "块自助法区间",
                "non-overlapping block bootstrap, Politis-White block length, percentile "
                "interval with the t(k-1) finite-block correction, B >= 2000, seeded",
-               "Carlstein, Ann. Stat. 14, 1986; Politis and White 2004, Patton, Politis and "
-               "White 2009; Schmeiser, Oper. Res. 30, 1982"),
+               _BLOCK_BOOTSTRAP),
     MethodInfo("paired-block-bootstrap", "Paired block bootstrap (scope vs reference)",
                "配对块自助法区间",
                "the block bootstrap with the same time blocks for scope and reference scope",
-               "Carlstein, Ann. Stat. 14, 1986; Politis and White 2004, Patton, Politis and "
-               "White 2009; Schmeiser, Oper. Res. 30, 1982"),
+               _BLOCK_BOOTSTRAP),
     MethodInfo("loss-ratio-score", "Loss ratio interval", "丢包率比值区间",
                "Miettinen-Nurminen score interval of p1/p0 on counts divided by each "
                "window's dispersion phi (Pearson chi2 over blocks of time, floored at 1), "
