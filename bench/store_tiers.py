@@ -43,14 +43,14 @@ from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_reader, open_store  # noqa: E402
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
 from analyzer.store.writes import Writer  # noqa: E402
+from analyzer.synthetic.province import inventory_paths  # noqa: E402
 from analyzer.synthetic.results import results  # noqa: E402
-from bench.synthetic_tiers import (  # noqa: E402
+from analyzer.synthetic.tiers import (  # noqa: E402
     DAY_MIN,
     MINUTE,
     PATH,
     Y0,
     YEAR,
-    inventory_paths,
     write_year,
 )
 from inventory.loader import default_inventory, load  # noqa: E402
