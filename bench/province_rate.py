@@ -63,7 +63,7 @@ def _result(probe: PlanProbe, path: MeshPath, dst_addr: str, rng: random.Random,
     lost = rng.random() < 0.01
     rtt = None if lost else int(rng.lognormvariate(16, 0.2))
     stamp = path.method == "stamp"
-    extra: dict[str, object] = dict(session="s1") if stamp else {}
+    extra: dict[str, Any] = dict(session="s1") if stamp else {}
     if rtt is not None:
         extra["reply_ttl"] = 60
         if stamp:

@@ -51,6 +51,7 @@ from analyzer.synthetic.tiers import (  # noqa: E402
     PATH,
     Y0,
     YEAR,
+    load_synthetic,
     write_year,
 )
 from inventory.loader import default_inventory, load  # noqa: E402
@@ -75,7 +76,7 @@ def minute_reads(db: Path, n: int) -> None:
         rows.append(row)
     store = open_store(db)
     assert isinstance(store, Writer)
-    store.load_rows("minute", rows, "synthetic minutes for bench.store_tiers")
+    load_synthetic(store, "minute", rows, "synthetic minutes for bench.store_tiers")
     q = Query(0, 2**62)
     t = _clock()
     got = store.read_rollups(q)

@@ -6,8 +6,10 @@
   evenly spaced lognormal series, exact hours) and batch writer;
 - :mod:`~analyzer.synthetic.exchange`: a before/after history of an exchange point over an
   inventory's sites (the dashboard's demo data), built from those records;
+- :mod:`~analyzer.synthetic.varied`: records of every kind (errors, duplicates, IPv6 STAMP,
+  hops) under a caller's probe id, for the store, collector and codec tests and benchmarks;
 - :mod:`~analyzer.synthetic.tiers`: the one rollup writer (day and busy-hour tiers loaded
-  through ``Writer.load_rows``, a *load* link whose note says "synthetic").
+  through ``Writer.load_rows``, a *load* link whose note must say "synthetic").
 
 Why here, in the analyzer: it writes through the store (``write_batch``, ``load_rows``) and
 builds rollups and sketches, which the analyzer owns, and product code uses it (``ixmeter
@@ -15,6 +17,7 @@ dashboard --demo-data``, ``ixmeter demo``'s fault history), so it cannot live un
 tests/. The testbed is not the place: product code never imports the testbed, and the testbed
 imports nothing of the analyzer. Benchmarks and tests call it with their own sizes.
 
-Everything it writes says what it is: probe ids and batch ids ``synthetic-*``, the timestamp
-source ``imported``, load links whose note says "synthetic", inventories with ``synthetic:``.
+What it writes says what it is: probe ids and batch ids ``synthetic-*`` and the timestamp
+source ``imported`` (unless a caller needs a collector's probe ids: ``varied``,
+bench.province_rate), load links whose note says "synthetic", inventories with ``synthetic:``.
 """

@@ -27,6 +27,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from analyzer.store.base import Store
 from analyzer.synthetic.results import (
@@ -117,7 +118,7 @@ def _results(topo: Topology, p: PathEnds, t0: int, before: bool, plan: DemoPlan,
                 yield stream.result(seq, sent, None)
                 continue
             ns = int(rtt * 1e6 * rng.lognormvariate(0, 0.08))
-            extra: dict[str, object] = {}
+            extra: dict[str, Any] = {}
             if stream.method is Method.STAMP:
                 fwd = int(ns / 2 * rng.uniform(0.95, 1.05))
                 extra = dict(fwd_ns=fwd, bwd_ns=ns - fwd, clock_error_ns=50_000,

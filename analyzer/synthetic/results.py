@@ -11,7 +11,9 @@ its records carry the probe id ``synthetic-<site>-<carrier>`` and the timestamp 
   analyzer's known-truth tests, bench.analyzer_year, bench.store_tiers' minute reads);
 - :func:`hours`: exact hours (a mean RTT plus a jitter that averages out over a cycle, every
   n-th packet lost): the fault rules' known-truth tests and ``ixmeter demo``'s fault history;
-- :mod:`analyzer.synthetic.exchange` builds its bursts with :meth:`Stream.result` too.
+- :mod:`analyzer.synthetic.exchange` (an exchange point's before and after) and
+  :mod:`analyzer.synthetic.varied` (records of every kind, for the store and codec tests and
+  benchmarks) build theirs with :meth:`Stream.result` too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from analyzer.store.base import Store
 from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
@@ -61,15 +63,18 @@ class Stream:
     def probe(self) -> str:
         return self.probe_id or f"{SYNTHETIC_PREFIX}{self.src_site}-{self.src_carrier.lower()}"
 
-    def result(self, seq: int, sent_at_ns: int, rtt_ns: int | None, **extra: object) -> Result:
-        """A received record with ``rtt_ns``, or a lost one when it is None."""
+    def result(self, seq: int, sent_at_ns: int, rtt_ns: int | None,
+               *, status: Status | None = None, **extra: Any) -> Result:
+        """A received record with ``rtt_ns``, or a lost one when it is None (or ``status``)."""
+        if status is None:
+            status = Status.LOST if rtt_ns is None else Status.RECEIVED
         return Result(
             probe_id=self.probe, method=self.method, src_site=self.src_site,
             src_carrier=self.src_carrier, dst_site=self.dst_site, dst_carrier=self.dst_carrier,
             src_addr=self.src_addr, dst_addr=self.dst_addr, type_p=self.type_p, seq=seq,
-            sent_at_ns=sent_at_ns, status=Status.LOST if rtt_ns is None else Status.RECEIVED,
+            sent_at_ns=sent_at_ns, status=status,
             tmax_ns=TMAX_NS, ts_source=self.ts_source, rtt_ns=rtt_ns,
-            **extra)  # type: ignore[arg-type]
+            **extra)
 
 
 def lognormal(stream: Stream, *, start_ns: int = T0, minutes: int = 60, per_minute: int = 10,
@@ -84,7 +89,7 @@ def lognormal(stream: Stream, *, start_ns: int = T0, minutes: int = 60, per_minu
     for i in range(minutes * per_minute):
         lost = rng.random() < loss
         rtt = None if lost else int(median_ms * 1e6 * rng.lognormvariate(0, spread))
-        extra: dict[str, object] = {}
+        extra: dict[str, Any] = {}
         if one_way:
             extra = dict(clock_error_ns=clock_error_ns, src_synced=synced, dst_synced=synced)
             if rtt is not None:

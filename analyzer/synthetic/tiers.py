@@ -83,6 +83,14 @@ def _medians(rng: np.random.Generator, path: MeshPath, same_city: bool) -> tuple
     return base, base
 
 
+def load_synthetic(store: Writer, tier: str, rows: Sequence[Sequence[object]], note: str) -> int:
+    """Load synthetic rollup rows into ``tier`` (``Writer.load_rows``: one *load* link whose
+    note is ``note``, which must say "synthetic"); the rows loaded."""
+    if "synthetic" not in note:
+        raise ValueError(f"a synthetic load's note must say so: {note!r}")
+    return store.load_rows(tier, rows, note)
+
+
 def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
                same_city: Callable[[MeshPath], bool] = lambda p: False,
                busy_hours: Callable[[MeshPath], Sequence[int]] = lambda p: (),
@@ -93,8 +101,6 @@ def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
     hours ``busy_hours(path)`` of each of those days (a busy-hour fault rule's calendar);
     loaded ``chunk`` rows at a time (a load link each, its note ``note``, which must say
     "synthetic"). Returns (day rows, hour rows)."""
-    if "synthetic" not in note:
-        raise ValueError(f"a synthetic load's note must say so: {note!r}")
     rng = np.random.default_rng(seed)
     store = open_store(db)
     assert isinstance(store, Writer)
@@ -103,7 +109,7 @@ def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
 
     def flush(tier: str, at_least: int) -> None:
         if len(pending[tier]) >= max(at_least, 1):
-            done[tier] += store.load_rows(tier, pending[tier], note)
+            done[tier] += load_synthetic(store, tier, pending[tier], note)
             pending[tier] = []
 
     for k, path in enumerate(paths):
