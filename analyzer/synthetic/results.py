@@ -3,9 +3,10 @@ nobody measured, and writes them as batches.
 
 A :class:`Stream` is one path as a probe would measure it (ends, method, Type-P, addresses);
 its records carry the probe id ``synthetic-<site>-<carrier>`` and the timestamp source
-``imported`` unless a caller names others (a known-truth test that needs a kernel stamp), and
-:func:`write` gives every batch an id ``synthetic-<label>``: in the store and its hash chain
-(the batch link names probe and batch) the rows say what they are. Three shapes of time series:
+``imported`` unless a caller names others (uploads to a collector, which knows its probes by
+id), and :func:`batch` gives every batch an id ``synthetic-<label>``: in the store and its hash
+chain (the batch link names probe and batch) the rows say what they are. The shapes of time
+series:
 
 - :func:`lognormal`: ``per_minute`` evenly spaced probes, RTT lognormal around a median (the
   analyzer's known-truth tests, bench.analyzer_year, bench.store_tiers' minute reads);
