@@ -35,7 +35,7 @@ from analyzer.stats.units import (  # noqa: E402
     merge_tables,
     table_from_rollups,
 )
-from tests.analyzer.synth import results  # noqa: E402
+from analyzer.synthetic.results import results  # noqa: E402
 
 CARRIERS = ("CT", "CM", "CU")
 PER_DAY = 86_400  # 1 probe per second per path

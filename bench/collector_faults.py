@@ -24,9 +24,9 @@ import httpx
 import trio
 
 from analyzer.store import Query, open_reader
+from analyzer.synthetic.varied import make_batches
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
 from ixmeter.wire import encode_columns
-from tests.store.factory import make_batches
 
 Job = tuple[str, str, bytes, int]  # probe, batch id, body, results
 

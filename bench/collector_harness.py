@@ -20,8 +20,8 @@ import h11
 import httpx
 import trio
 
+from analyzer.synthetic.varied import PATHS, make_batches
 from ixmeter.wire import Batch, encode_columns, sign
-from tests.store.factory import PATHS, make_batches
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,8 @@
 """Benchmark: the dashboard's WSGI server, waitress against Flask's development server.
 
-Fills a small store (``dashboard.demo``, the shape of the demo's short window), builds the app,
-warms its caches, then serves it on a free loopback port with each server in turn and sends
+Fills a small store (``analyzer.synthetic.exchange``, the shape of the demo's short window),
+builds the app, warms its caches, then serves it on a free loopback port with each server in
+turn and sends
 ``--clients`` concurrent clients x ``--requests`` requests each, a mix of what a browser asks
 for on the first page: ``GET /`` (the shell), ``GET /_dash-layout``,
 ``GET /_dash-dependencies`` and ``POST /_dash-update-component`` of the overview (the page
@@ -41,8 +42,8 @@ MIN = 60 * NS
 
 def _context(folder: Path) -> Any:
     from analyzer.store import open_store
+    from analyzer.synthetic import exchange
     from analyzer.views import Window
-    from dashboard import demo
     from dashboard.context import Context
     from inventory.loader import default_inventory, load
     from inventory.topology import Topology
@@ -51,7 +52,7 @@ def _context(folder: Path) -> Any:
     end = time.time_ns() // MIN * MIN
     window = Window(end - 12 * MIN, end)
     store = open_store(folder / "current.db")
-    demo.fill(store, topo, demo.DemoPlan(demo.DEFAULT_SITES, window, window, 20), end)
+    exchange.fill(store, topo, exchange.DemoPlan(exchange.DEFAULT_SITES, window, window, 20), end)
     return Context(store, topo, window, window, replicates=200)
 
 

@@ -7,14 +7,14 @@ real-rate upload run through several collectors into PostgreSQL.
     .venv/bin/python -m bench.province --no-growth --minutes 10 --collectors 2 --rate 15000
     .venv/bin/python -m bench.province --sizes 1500 --out /tmp/prov   # keep the inventory
 
-The inventory is generated (``bench.province_plan``: Hunan's 14 cities, 50 probes per carrier,
-a mesh of ``--sizes`` paths) and written as YAML to ``--out`` (default: a temporary
+The inventory is generated (``analyzer.synthetic.province``: Hunan's 14 cities, 50 probes per
+carrier, a mesh of ``--sizes`` paths) and written as YAML to ``--out`` (default: a temporary
 directory); it passes ``ixmeter inventory check``.
 
 *Growth* (one table): for each size and each store (SQLite file, PostgreSQL database of a
 throwaway cluster), in a process of its own each: (1) a baseline year and a current year of
 day tiers for every path, and hour tiers of the fault rules' busy hours for the paths from
-the exchange point, written with ``Writer.load_rows`` (bench.synthetic_tiers); write time,
+the exchange point, written with ``Writer.load_rows`` (analyzer.synthetic.tiers); write time,
 rows, store size; (2) ``ixmeter analyze --json`` with the generated inventory, both years as
 windows: every policy target, as an operator runs it; its wall time and peak RSS (the child's
 own, from ``wait4``); (3) one path's page: a fresh process reading one path's two years of day
@@ -44,9 +44,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analyzer.synthetic.province import EXCHANGE, MeshPath, Province, generate  # noqa: E402
+from analyzer.synthetic.tiers import DAY_MIN, NS_MIN, Y0, YEAR, write_year  # noqa: E402
 from bench import province_rate  # noqa: E402
-from bench.province_plan import EXCHANGE, Province, generate  # noqa: E402
-from bench.synthetic_tiers import DAY_MIN, NS_MIN, Y0, YEAR, MeshPath, write_year  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
@@ -75,18 +75,13 @@ def busy_hours_utc(province: Province) -> tuple[int, ...]:
 def worker_write(db: str, n_paths: int, seed: int) -> dict[str, Any]:
     province = generate(n_paths, seed)
     hours = busy_hours_utc(province)
-    cities: dict[str, str] = {s["id"]: s["city"] for s in province.inventory["sites"]}
-
-    def same_city(p: MeshPath) -> bool:
-        return cities[p.src_site] == cities[p.dst_site]
-
     def busy(p: MeshPath) -> tuple[int, ...]:
         return hours if p.src_site == EXCHANGE else ()
 
     start = time.perf_counter()
     days, hour_rows = write_year(db, province.all_paths, seed,
                                  f"synthetic province year for bench.province ({n_paths} paths)",
-                                 same_city, busy)
+                                 province.same_city, busy)
     return {"seconds": time.perf_counter() - start, "day_rows": days, "hour_rows": hour_rows}
 
 

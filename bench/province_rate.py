@@ -37,14 +37,14 @@ import msgspec
 import numpy as np
 import trio
 
+from analyzer.synthetic.province import MeshPath, PlanProbe, Province, generate
+from analyzer.synthetic.results import ICMP_V4, STAMP_V4, Stream
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
-from bench.province_plan import PlanProbe, Province, generate
-from bench.synthetic_tiers import MeshPath
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
+from ixmeter.record import Method, Result, TimestampSource
 from ixmeter.wire import Batch, WireBody, encode_columns, parse_body
 
 NS = 10**9
-TYPE_P = {"icmp": TypeP("icmp", 4, 64), "stamp": TypeP("udp", 4, 44, 0, 862)}
+TYPE_P = {"icmp": ICMP_V4, "stamp": STAMP_V4}
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -62,18 +62,17 @@ def _result(probe: PlanProbe, path: MeshPath, dst_addr: str, rng: random.Random,
     """Result ``seq`` of a path (its send time is replaced per batch)."""
     lost = rng.random() < 0.01
     rtt = None if lost else int(rng.lognormvariate(16, 0.2))
-    one_way = path.method == "stamp" and rtt is not None
-    fwd = rtt // 2 if one_way and rtt is not None else None
-    return Result(
-        probe_id=probe.id, method=Method(path.method), src_site=path.src_site,
-        src_carrier=path.src_carrier, dst_site=path.dst_site, dst_carrier=path.dst_carrier,
-        src_addr=probe.address, dst_addr=dst_addr, type_p=TYPE_P[path.method], seq=seq,
-        sent_at_ns=(int(time.time()) + seq) * NS, status=Status.LOST if lost else Status.RECEIVED,
-        tmax_ns=3 * NS, ts_source=TimestampSource.KERNEL, rtt_ns=rtt, fwd_ns=fwd,
-        bwd_ns=None if fwd is None or rtt is None else rtt - fwd,
-        clock_error_ns=50_000 if one_way else None, src_synced=True if one_way else None,
-        dst_synced=True if one_way else None, reply_ttl=None if lost else 60,
-        session="s1" if path.method == "stamp" else "")
+    stamp = path.method == "stamp"
+    extra: dict[str, Any] = dict(session="s1") if stamp else {}
+    if rtt is not None:
+        extra["reply_ttl"] = 60
+        if stamp:
+            extra.update(fwd_ns=rtt // 2, bwd_ns=rtt - rtt // 2, clock_error_ns=50_000,
+                         src_synced=True, dst_synced=True)
+    stream = Stream(path.src_site, path.src_carrier, path.dst_site, path.dst_carrier,
+                    Method(path.method), TYPE_P[path.method], probe.id, probe.address, dst_addr,
+                    TimestampSource.KERNEL)  # the collector knows these probes by their ids
+    return stream.result(seq, (int(time.time()) + seq) * NS, rtt, **extra)
 
 
 @dataclass

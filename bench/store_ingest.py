@@ -40,6 +40,7 @@ import trio
 
 from analyzer.rollup_columns import batch_tables
 from analyzer.store import open_store
+from analyzer.synthetic.varied import PATHS, T0, make_results, wide_paths
 from analyzer.wire_columns import decode_body
 from bench.collector_harness import (
     ROOT,
@@ -53,7 +54,6 @@ from bench.collector_harness import (
 )
 from ixmeter.record import Result
 from ixmeter.wire import Batch, encode_columns
-from tests.store.factory import PATHS, T0, make_results, wide_paths
 
 SIZE = 1000
 HEALTH_N = 2000

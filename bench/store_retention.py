@@ -24,8 +24,8 @@ from typing import Any
 from analyzer.store import open_store
 from analyzer.store.schema import TIERS
 from analyzer.store.writes import Writer
+from analyzer.synthetic.varied import T0, make_results
 from ixmeter.wire import Batch
-from tests.store.factory import T0, make_results
 
 BATCH_S = 10  # a probe uploads a batch every 10 s
 PATHS_PER_PROBE = 100

@@ -43,17 +43,18 @@ from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_reader, open_store  # noqa: E402
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
 from analyzer.store.writes import Writer  # noqa: E402
-from bench.synthetic_tiers import (  # noqa: E402
+from analyzer.synthetic.province import inventory_paths  # noqa: E402
+from analyzer.synthetic.results import results  # noqa: E402
+from analyzer.synthetic.tiers import (  # noqa: E402
     DAY_MIN,
     MINUTE,
     PATH,
     Y0,
     YEAR,
-    inventory_paths,
+    load_synthetic,
     write_year,
 )
 from inventory.loader import default_inventory, load  # noqa: E402
-from tests.analyzer.synth import results  # noqa: E402
 
 
 def _clock() -> tuple[float, float]:
@@ -75,7 +76,7 @@ def minute_reads(db: Path, n: int) -> None:
         rows.append(row)
     store = open_store(db)
     assert isinstance(store, Writer)
-    store.load_rows("minute", rows, "synthetic minutes for bench.store_tiers")
+    load_synthetic(store, "minute", rows, "synthetic minutes for bench.store_tiers")
     q = Query(0, 2**62)
     t = _clock()
     got = store.read_rollups(q)

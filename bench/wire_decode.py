@@ -24,8 +24,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from analyzer.synthetic.varied import PATHS, wide_paths
 from bench.collector_harness import ROOT, bodies
-from tests.store.factory import PATHS, wide_paths
 
 SHAPES = {"narrow": PATHS, "wide": wide_paths(100)}
 TIMER = """

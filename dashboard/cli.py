@@ -69,8 +69,8 @@ def _window(text: str | None, flag: str) -> object:
 def build_context(args: argparse.Namespace) -> object:
     """Open the store and inventory and pick the windows (no server started)."""
     from analyzer.store import is_postgres_url, open_reader, open_store
+    from analyzer.synthetic import exchange
     from analyzer.views import Window
-    from dashboard import demo
     from dashboard.context import Context
     from inventory.loader import default_inventory, load
     from inventory.topology import Topology
@@ -83,13 +83,13 @@ def build_context(args: argparse.Namespace) -> object:
     inv_path = Path(args.inventory) if args.inventory else default_inventory()
     topo = Topology(load(inv_path))
     now = time.time_ns()
-    plan = demo.default_plan(topo, now, sites=demo.SHOW_SITES)
+    plan = exchange.default_plan(topo, now, sites=exchange.SHOW_SITES)
     if args.demo_data:  # the one write, before serving: synthetic data into an empty store
         writer = open_store(args.db)
         try:
             if writer.chain_head().length == 0:
                 print("filling the database with synthetic demo data ...")
-                demo.fill(writer, topo, plan, now)
+                exchange.fill(writer, topo, plan, now)
         finally:
             writer.close()
     if args.baseline_db and not is_postgres_url(args.baseline_db) and \

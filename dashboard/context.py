@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from analyzer import views
 from analyzer.store.base import ReadStore
+from analyzer.synthetic.results import SYNTHETIC_PREFIX
 from analyzer.views import RollupIndex, VerdictRow, Window
 from inventory.loader import default_inventory
 from inventory.topology import Topology
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 MINUTE_NS = 60_000_000_000
 LIVE_SETTLE_NS = 2 * MINUTE_NS  # uploads of a window's last minute arrive within this
-SYNTHETIC_PROBE_PREFIX = "synthetic-"  # probe ids of generated data (dashboard.demo, history)
 
 
 @dataclass
@@ -150,7 +150,7 @@ class Context:
             if self._synthetic is None:
                 ids = [h.probe_id for s in (self.store, self.baseline_store) if s is not None
                        for h in s.probe_health()]
-                made = sorted(i for i in ids if i.startswith(SYNTHETIC_PROBE_PREFIX))
+                made = sorted(i for i in ids if i.startswith(SYNTHETIC_PREFIX))
                 self._synthetic = self.topo.inv.synthetic or (
                     f"results of generated probes ({', '.join(made[:3])}"
                     f"{', ...' if len(made) > 3 else ''}), not measurements" if made else "")

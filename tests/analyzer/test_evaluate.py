@@ -14,11 +14,11 @@ from analyzer.evaluate import Params, Row, evaluate, mix_distance
 from analyzer.stats.verdicts import Verdict
 from analyzer.store import open_store
 from analyzer.store.base import Store
+from analyzer.synthetic.results import MIN_NS, STAMP_V4, T0, results
 from inventory.loader import load
 from ixmeter.cli import main
 from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import Batch
-from tests.analyzer.synth import MIN_NS, STAMP_V4, T0, results
 
 Rows = dict[tuple[str, str, str], Row]
 INV = Path(__file__).parent / "data" / "mini.yaml"

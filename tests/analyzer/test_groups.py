@@ -19,10 +19,10 @@ from analyzer.report.jsonout import row_to_dict
 from analyzer.store import open_reader, open_store
 from analyzer.store.rows import ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
+from analyzer.synthetic.results import T0, results
 from inventory.loader import load
 from ixmeter.record import ErrorKind, Status
 from ixmeter.wire import Batch
-from tests.analyzer.synth import T0, results
 from tests.analyzer.test_evaluate import BASELINE, CURRENT, DAY, INV, _fill
 from tests.store.pgcluster import PgCluster
 

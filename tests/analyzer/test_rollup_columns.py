@@ -21,9 +21,9 @@ from analyzer.sketch import DDSketch
 from analyzer.store import tiers
 from analyzer.store.rows import LazySketch, rollup_row
 from analyzer.store.sketchcols import bucket_keys, decode_many, encode_many
+from analyzer.synthetic.varied import make_batches, make_results
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.rules import TMAX_MAX_NS as MAX_TMAX_NS
-from tests.store.factory import make_batches, make_results
 
 NS_MIN = 60 * 10**9
 MIDNIGHT = 29_667_600 * NS_MIN  # a UTC midnight: a minute, hour and day boundary

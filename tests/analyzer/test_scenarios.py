@@ -10,7 +10,7 @@ import pytest
 from analyzer.rollup import MinuteRollup, build_rollups
 from analyzer.stats.compare import compare_absolute, compare_declared, compare_ratio
 from analyzer.stats.verdicts import Verdict
-from tests.analyzer.synth import MIN_NS, T0, results
+from analyzer.synthetic.results import MIN_NS, T0, results
 
 DAY = 1440 * MIN_NS
 KW: dict[str, Any] = {"seed": 11, "replicates": 2000, "unit_minutes": 1}

@@ -10,7 +10,7 @@ import pytest
 from analyzer.rollup import build_rollups
 from analyzer.stats import intervals as iv
 from analyzer.stats.units import UnitTable, merge_tables, point_statistic, table_from_rollups
-from tests.analyzer.synth import results
+from analyzer.synthetic.results import results
 
 
 def test_score_ci_zero_current_losses_matches_notes() -> None:

@@ -12,10 +12,10 @@ from analyzer.baselines import TimeWindow
 from analyzer.evaluate import Params, choose_tier, evaluate
 from analyzer.report.jsonout import row_to_dict
 from analyzer.store import open_store
+from analyzer.synthetic.results import MIN_NS, T0, results
 from inventory.loader import load
 from inventory.schema import Aggregation
 from ixmeter.wire import Batch
-from tests.analyzer.synth import MIN_NS, T0, results
 
 INV = Path(__file__).parent / "data" / "mini.yaml"
 HOUR, DAY = 60 * MIN_NS, 1440 * MIN_NS

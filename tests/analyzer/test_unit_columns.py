@@ -15,7 +15,7 @@ from analyzer.stats.units import (
     table_from_columns,
     table_from_rollups,
 )
-from tests.analyzer.synth import results
+from analyzer.synthetic.results import results
 
 
 def _rollups() -> list[MinuteRollup]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from analyzer.collector.app import bad_record, field_of
 from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, Block, block, blocks_of
+from analyzer.synthetic.varied import make_batches, make_results, wide_paths
 from analyzer.wire_columns import decode_body
 from ixmeter.errors import RecordError
 from ixmeter.record import ErrorKind, Method, Status, TimestampSource
@@ -32,7 +33,6 @@ from tests.analyzer.wire_cases import (
     result,
     same_blocks,
 )
-from tests.store.factory import make_batches, make_results, wide_paths
 
 WIDE = make_batches("p1", 2, 1000, paths=wide_paths(100))  # 100 streams of 10 per batch
 NARROW = make_batches("p1", 1, 1000)[0]  # 6 streams of about 167

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from analyzer.columns import ColumnBatch, batch_blobs, decode_blob
 from analyzer.rollup_columns import batch_tables
+from analyzer.synthetic.varied import make_batches, wide_paths
 from ixmeter.rules import (
     CLOCK_ERROR_MAX_NS,
     DUP_MAX,
@@ -23,7 +24,6 @@ from ixmeter.rules import (
 )
 from ixmeter.wire import encode_columns
 from tests.analyzer.wire_cases import base_body, batches, judged, paths, same_blocks
-from tests.store.factory import make_batches, wide_paths
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -1,5 +1,6 @@
-"""Fixtures: a real SQLite store filled with synthetic results (dashboard.demo, written through
-``Store.write_batch``), a data context over it, and a headless-Chromium ``dash_duo``."""
+"""Fixtures: a real SQLite store filled with synthetic results (analyzer.synthetic.exchange,
+written through ``Store.write_batch``), a data context over it, and a headless-Chromium
+``dash_duo``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from analyzer.store import open_store
 from analyzer.store.base import Store
-from dashboard import demo
+from analyzer.synthetic import exchange
 from dashboard.context import Context
 from inventory.loader import default_inventory, load
 from inventory.topology import Topology
@@ -31,21 +32,21 @@ def topo() -> Topology:
 
 
 @pytest.fixture(scope="session")
-def plan(topo: Topology) -> demo.DemoPlan:
-    return demo.default_plan(topo, NOW_NS)
+def plan(topo: Topology) -> exchange.DemoPlan:
+    return exchange.default_plan(topo, NOW_NS)
 
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory, topo: Topology,
-          plan: demo.DemoPlan) -> Iterator[Store]:
+          plan: exchange.DemoPlan) -> Iterator[Store]:
     s = open_store(tmp_path_factory.mktemp("dash") / "results.db")
-    demo.fill(s, topo, plan, NOW_NS)
+    exchange.fill(s, topo, plan, NOW_NS)
     yield s
     s.close()
 
 
 @pytest.fixture(scope="session")
-def ctx(store: Store, topo: Topology, plan: demo.DemoPlan) -> Context:
+def ctx(store: Store, topo: Topology, plan: exchange.DemoPlan) -> Context:
     return Context(store, topo, plan.baseline, plan.current, now_ns=lambda: NOW_NS)
 
 

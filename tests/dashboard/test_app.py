@@ -173,7 +173,8 @@ def test_language_from_the_url() -> None:
 
 
 def test_generated_data_is_labelled_on_every_page(app: Dash, ctx: Context) -> None:
-    """The fixture store holds dashboard.demo's generated results: probe ids synthetic-*,
+    """The fixture store holds analyzer.synthetic.exchange's generated results: probe ids
+    synthetic-*,
     and the shell's banner says so in both languages."""
     from dashboard import app as shell
 

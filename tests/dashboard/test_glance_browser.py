@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from analyzer.store import open_store
+from analyzer.synthetic import exchange
 from analyzer.views import NS, Window
-from dashboard import demo
 from dashboard.context import Context
 from inventory.topology import Topology
 from tests.dashboard.conftest import NOW_NS
@@ -69,10 +69,10 @@ def short(tmp_path_factory: pytest.TempPathFactory, topo: Topology) -> Iterator[
     empty = Window(0, 0)
     folder = tmp_path_factory.mktemp("short")
     stores = []
-    for name, plan in (("baseline", demo.DemoPlan(demo.DEFAULT_SITES, window, empty, 20)),
-                       ("current", demo.DemoPlan(demo.DEFAULT_SITES, empty, window, 20))):
+    for name, plan in (("baseline", exchange.DemoPlan(exchange.DEFAULT_SITES, window, empty, 20)),
+                       ("current", exchange.DemoPlan(exchange.DEFAULT_SITES, empty, window, 20))):
         s = open_store(folder / f"{name}.db")
-        demo.fill(s, topo, plan, NOW_NS)
+        exchange.fill(s, topo, plan, NOW_NS)
         stores.append(s)
     yield Context(stores[1], topo, window, window, now_ns=lambda: NOW_NS,
                   baseline_store=stores[0])
@@ -103,7 +103,8 @@ def test_live_overview_draws_each_new_minute(dash_duo: Any, topo: Topology,
     window = Window(end - 10 * MIN, end)
     store = open_store(tmp_path / "current.db")
     first = Window(window.start_ns, window.start_ns + 4 * MIN)
-    demo.fill(store, topo, demo.DemoPlan(demo.DEFAULT_SITES, Window(0, 0), first, 20), NOW_NS)
+    exchange.fill(store, topo, exchange.DemoPlan(exchange.DEFAULT_SITES, Window(0, 0), first, 20),
+                  NOW_NS)
     clock = [first.end_ns + 30 * NS]
     ctx = Context(store, topo, window, window, now_ns=lambda: clock[0], live=True)
     try:
@@ -112,8 +113,8 @@ def test_live_overview_draws_each_new_minute(dash_duo: Any, topo: Topology,
         dash_duo.wait_for_element("#ov-live .scatterlayer .point", timeout=WAIT)
         before = dash_duo.driver.execute_script(points)
         more = Window(first.end_ns, first.end_ns + MIN)
-        demo.fill(store, topo, demo.DemoPlan(demo.DEFAULT_SITES, Window(0, 0), more, 20),
-                  NOW_NS)
+        exchange.fill(store, topo,
+                      exchange.DemoPlan(exchange.DEFAULT_SITES, Window(0, 0), more, 20), NOW_NS)
         clock[0] += MIN
         deadline = time.monotonic() + 60
         after = before

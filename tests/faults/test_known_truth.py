@@ -12,8 +12,9 @@ import pytest
 from analyzer.fault_register import CLEAR, FAULT, NOT_EVALUABLE, Register, to_dict
 from analyzer.faults import evaluate_faults
 from analyzer.store import open_store
+from analyzer.synthetic.results import Hour
 from inventory.loader import load
-from tests.faults.history import INVENTORY, Hour, days, write_plan
+from tests.faults.history import INVENTORY, days, write_plan
 from tests.store.pgcluster import PgCluster
 
 D = days(date(2026, 4, 1), 6)  # 04-01 .. 04-06, local (Asia/Shanghai)
@@ -28,20 +29,20 @@ def _busy(hour: Hour, only: tuple[int, ...] = BUSY) -> dict[int, Hour]:
 
 
 def _plan() -> dict[str, dict[date, dict[int, Hour]]]:
-    ok, slow = (5.0, 0), (25.0, 0)
+    ok, slow = Hour(5.0), Hour(25.0)
     return {
         # a run of exactly three slow days: fault 04-02, confirmed 04-04, cleared 04-05
         PB: {d: _busy(slow if d in D[1:4] else ok) for d in D},
         # two slow days, a day without data, three slow days: only the second run is a fault
         PE: {d: _busy(slow) for d in D if d != D[2]},
         # delay above 35 ms but less than 25 % above the in-network 36 ms: never a fault
-        PA_AB: {d: _busy((40.0, 0)) for d in D},
-        PC: {d: _busy((36.0, 0)) for d in D},
+        PA_AB: {d: _busy(Hour(40.0)) for d in D},
+        PC: {d: _busy(Hour(36.0)) for d in D},
         # loss 5/240 = 2.08 % against in-network 2/240 = 0.83 % on 04-02: a fault that day;
         # 04-05 has one test only; 04-06 the same loss as in-network (not 25 % above)
-        PA_BA: {d: _busy((5.0, 50 if d in (D[1], D[5]) else 0),
+        PA_BA: {d: _busy(Hour(5.0, 50 if d in (D[1], D[5]) else 0),
                          (20,) if d == D[4] else BUSY) for d in D},
-        PD: {d: _busy((5.0, 200 if d == D[1] else 50 if d == D[5] else 0)) for d in D},
+        PD: {d: _busy(Hour(5.0, 200 if d == D[1] else 50 if d == D[5] else 0)) for d in D},
     }
 
 

@@ -23,12 +23,12 @@ from analyzer.collector.openapi import openapi_document
 from analyzer.collector.server import serve
 from analyzer.store import Query, Retention, Store, open_store
 from analyzer.store.writes import Writer
+from analyzer.synthetic.varied import make_batches
 from inventory.loader import default_inventory, load
 from ixmeter import plan as plan_format
 from ixmeter import wire
 from ixmeter.wire import Batch, encode_columns, sign
 from tests.conftest import require_tool
-from tests.store.factory import make_batches
 from tests.store.pgcluster import PgCluster
 
 KEY_A, KEY_B, KEY_A_OLD = b"a" * 32, b"b" * 32, b"o" * 32

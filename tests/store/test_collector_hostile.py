@@ -25,6 +25,7 @@ from analyzer.collector.h11server import Limits
 from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
 from analyzer.store import Store, open_store
+from analyzer.synthetic.varied import make_batches
 from ixmeter.wire import (
     HEADER_DIGEST,
     HEADER_NONCE,
@@ -36,7 +37,6 @@ from ixmeter.wire import (
     signed_head,
     signing_string,
 )
-from tests.store.factory import make_batches
 from tests.store.test_http_limits import dribble
 
 KEY, PROBE = b"k" * 32, "cs-tianyi-zn-ct"

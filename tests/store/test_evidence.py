@@ -15,7 +15,7 @@ from analyzer.store.folding import key_text
 from analyzer.store.rows import ROLLUP_COLUMNS, ROLLUP_KEY
 from analyzer.store.schema import STORED_ROLLUP_COLUMNS, TIERS
 from analyzer.store.writes import Writer
-from tests.store.factory import NS_MIN, T0, make_batches
+from analyzer.synthetic.varied import NS_MIN, T0, make_batches
 
 ALL = Query(0, 2**62)
 _KEY = " AND ".join(f"{c} = ?" for c in ROLLUP_KEY)

@@ -15,9 +15,9 @@ from analyzer.store import Store, open_store, verify, writes
 from analyzer.store.foldset import Unfolded, choose, ids_of_ranges, ranges_of, watermark
 from analyzer.store.schema import EVIDENCE_TABLES, STORED_ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
+from analyzer.synthetic.varied import make_batches
 from ixmeter.wire import Batch
 from tests.store.conftest import StoreFactory
-from tests.store.factory import make_batches
 
 
 def _paths(name: str) -> tuple[tuple[str, str, str, str], ...]:

@@ -21,10 +21,10 @@ from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
 from analyzer.store.schema import TIERS as STORE_TIERS
 from analyzer.store.tiers import merge_parts
 from analyzer.store.writes import Writer
+from analyzer.synthetic.varied import NS_MIN, T0, make_batches, wide_paths
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 from tests.analyzer.test_rollup_columns import THRESHOLDS, batch
-from tests.store.factory import NS_MIN, T0, make_batches, wide_paths
 from tests.store.test_store import ALL
 
 TIERS = ("minute", "hour", "day")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from analyzer.store import Query, StoreError, open_reader, open_store
+from analyzer.synthetic.results import MIN_NS, T0, results
 from ixmeter.cli import main
 from ixmeter.wire import Batch
-from tests.analyzer.synth import MIN_NS, T0, results
 from tests.analyzer.test_evaluate import BASELINE, BUSY, CURRENT, DAY, INV, _fill
 from tests.conftest import IS_ROOT
 from tests.store.pgcluster import PgCluster
@@ -31,9 +31,9 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ro") / "store.db"
     _fill(path)
     writer = open_store(path)
-    late = results("s1", "A", "s3", "B", start_ns=T0 + DAY + BUSY + 30 * MIN_NS, minutes=10,
-                   per_minute=10, median_ms=3, seed=99)
-    writer.write_batch(Batch("s1-a", "late", tuple(late)), 0)
+    late = tuple(results("s1", "A", "s3", "B", start_ns=T0 + DAY + BUSY + 30 * MIN_NS,
+                         minutes=10, per_minute=10, median_ms=3, seed=99))
+    writer.write_batch(Batch(late[0].probe_id, "late", late), 0)
     writer.db.close()  # type: ignore[attr-defined]  # killed before its next fold
     reader = open_reader(path)
     assert reader.pending().batches > 0  # type: ignore[attr-defined]

@@ -12,9 +12,9 @@ from analyzer.columns import decode_blob, encode_blob
 from analyzer.rollup import build_rollups
 from analyzer.store import Query, Store, open_store
 from analyzer.store.writes import Writer
+from analyzer.synthetic.varied import NS_MIN, T0, make_batches
 from ixmeter.errors import RecordError
 from tests.store.conftest import StoreFactory
-from tests.store.factory import NS_MIN, T0, make_batches
 from tests.store.pgcluster import PgCluster
 
 ALL = Query(0, 2**62)

@@ -11,7 +11,7 @@ from analyzer.sketch import DDSketch
 from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
 from analyzer.store import Query, Store, reads, sketchcols
 from analyzer.store.writes import Writer
-from tests.store.factory import NS_MIN, T0, make_batches
+from analyzer.synthetic.varied import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL
 
 

@@ -17,7 +17,7 @@ from analyzer.store.rows import LazySketch, sketch_from_bytes
 from analyzer.store.sketchcols import decode_many
 from analyzer.store.tiers import fold
 from analyzer.store.writes import Writer
-from tests.store.factory import NS_MIN, T0, make_batches
+from analyzer.synthetic.varied import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL
 
 HOUR_NS, DAY_NS = 60 * NS_MIN, 1440 * NS_MIN

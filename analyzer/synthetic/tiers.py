@@ -1,20 +1,22 @@
-"""Shared by bench.store_tiers and bench.province: a synthetic year of day tiers written straight
-into a store (SQLite file or PostgreSQL URL) through ``Writer.load_rows``.
+"""The one synthetic rollup writer: two windows of day tiers (and busy-hour tiers) written
+straight into a store (SQLite file or PostgreSQL URL) through ``Writer.load_rows``
+(bench.store_tiers, bench.province and bench.dashboard_load, each with its own sizes).
 
-Not a benchmark of its own. Each (path, method) gets a baseline year (from ``Y0``) and a
-current year (the 365 days after it) of day rollups: 86,400 probes a day, lognormal delays as
-DDSketch bucket counts, 8 synthetic days per path and window, each stored day drawn from them.
-Inter-carrier paths are 20-40 ms in the baseline and 8-30 % of that in the current year (the
-detour through another province removed); intra-carrier ones keep their delay. A STAMP path
+Each (path, method) gets a baseline window (``days`` days from ``first_min``, by default a year
+from ``Y0``) and a current window (the ``days`` days after it) of day rollups: 86,400 probes a
+day, lognormal delays as DDSketch bucket counts, ``templates`` synthetic days per path and
+window, each stored day drawn from them. Inter-carrier paths are 20-40 ms in the baseline and
+8-30 % of that in the current window (the detour through another province removed);
+intra-carrier ones keep their delay (0.4-1.2 ms in one city, 4-8 ms across cities). A STAMP path
 also carries one-way delays (half the round trip each way, clocks synchronised, 50 us error
-bound). Every load is a chain *load* link whose note says the rows are synthetic.
+bound). Every load is a chain *load* link whose note (the caller's) says the rows are synthetic;
+the writer refuses a note that does not.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,51 +27,17 @@ from analyzer.sketch import DDSketch
 from analyzer.store import open_store
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
 from analyzer.store.writes import Writer
-from inventory.loader import default_inventory, load
-from inventory.topology import Topology
-from ixmeter.record import TypeP, path_id
+from analyzer.synthetic.province import MeshPath
+from analyzer.synthetic.results import ICMP_V4, STAMP_V4
 
 DAY_MIN = 1440
 YEAR = 365
 Y0 = 1_735_689_600 // 60  # 2025-01-01T00:00Z, in minutes
 NS_MIN = 60 * 10**9
 PER_DAY = 86_400
-TYPE_P = {"icmp": TypeP("icmp", 4, 64).key(), "stamp": TypeP("udp", 4, 44, 0, 862).key()}
+TYPE_P = {"icmp": ICMP_V4.key(), "stamp": STAMP_V4.key()}
 MINUTE = ROLLUP_COLUMNS.index("minute")
 PATH = ROLLUP_COLUMNS.index("path_id")
-
-
-@dataclass(frozen=True, slots=True)
-class MeshPath:
-    """One measured directed path: its two (site, carrier) ends and the method measuring it."""
-
-    src_site: str
-    src_carrier: str
-    dst_site: str
-    dst_carrier: str
-    method: str = "icmp"
-
-    @property
-    def inter(self) -> bool:
-        return self.src_carrier != self.dst_carrier
-
-    @property
-    def id(self) -> str:
-        return path_id(self.src_site, self.src_carrier, self.dst_site, self.dst_carrier)
-
-
-def inventory_paths(limit: int) -> list[MeshPath]:
-    """ICMP paths between the packaged inventory's Hunan (site, carrier) ends, inter-carrier
-    first, one in five intra-carrier (what bench.store_tiers measures)."""
-    inv = load(default_inventory())
-    topo = Topology(inv)
-    ends = sorted({(s.id, c) for s in inv.sites for c in s.carriers
-                   if topo.province_of(s.id) == "HN"})
-    pairs = [MeshPath(a, ac, b, bc) for a, ac in ends for b, bc in ends if (a, ac) != (b, bc)]
-    inter = sorted((p for p in pairs if p.inter), key=lambda p: p.id)
-    intra = sorted((p for p in pairs if not p.inter), key=lambda p: p.id)
-    take = min(len(intra), limit // 5)
-    return inter[:limit - take] + intra[:take]
 
 
 def _delay(rng: np.random.Generator, median_ms: float, n: int) -> DelayStats:
@@ -115,14 +83,24 @@ def _medians(rng: np.random.Generator, path: MeshPath, same_city: bool) -> tuple
     return base, base
 
 
+def load_synthetic(store: Writer, tier: str, rows: Sequence[Sequence[object]], note: str) -> int:
+    """Load synthetic rollup rows into ``tier`` (``Writer.load_rows``: one *load* link whose
+    note is ``note``, which must say "synthetic"); the rows loaded."""
+    if "synthetic" not in note:
+        raise ValueError(f"a synthetic load's note must say so: {note!r}")
+    return store.load_rows(tier, rows, note)
+
+
 def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
                same_city: Callable[[MeshPath], bool] = lambda p: False,
                busy_hours: Callable[[MeshPath], Sequence[int]] = lambda p: (),
-               progress: int = 0, chunk: int = 50_000) -> tuple[int, int]:
-    """Day tiers of a baseline year (Y0) and a current year (Y0 + 365 d) for every path, and
-    hour tiers of the UTC hours ``busy_hours(path)`` of each of those days (a busy-hour fault
-    rule's calendar); loaded ``chunk`` rows at a time (a load link each). Returns (day rows,
-    hour rows)."""
+               progress: int = 0, chunk: int = 50_000, *, first_min: int = Y0,
+               days: int = YEAR, templates: int = 8) -> tuple[int, int]:
+    """Day tiers of a baseline window (``days`` days from the UTC minute ``first_min``) and a
+    current window (the ``days`` days after it) for every path, and hour tiers of the UTC
+    hours ``busy_hours(path)`` of each of those days (a busy-hour fault rule's calendar);
+    loaded ``chunk`` rows at a time (a load link each, its note ``note``, which must say
+    "synthetic"). Returns (day rows, hour rows)."""
     rng = np.random.default_rng(seed)
     store = open_store(db)
     assert isinstance(store, Writer)
@@ -131,16 +109,17 @@ def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
 
     def flush(tier: str, at_least: int) -> None:
         if len(pending[tier]) >= max(at_least, 1):
-            done[tier] += store.load_rows(tier, pending[tier], note)
+            done[tier] += load_synthetic(store, tier, pending[tier], note)
             pending[tier] = []
 
     for k, path in enumerate(paths):
         for window, (ms, loss) in enumerate(zip(_medians(rng, path, same_city(path)),
                                                 (0.01, 0.004), strict=True)):
-            first = Y0 + window * YEAR * DAY_MIN
-            pending["day"] += _days(rng, path, ms, loss, first, DAY_MIN)
+            first = first_min + window * days * DAY_MIN
+            pending["day"] += _days(rng, path, ms, loss, first, DAY_MIN, days, templates)
             for hour in busy_hours(path):
-                pending["hour"] += _days(rng, path, ms, loss, first + hour * 60, 60)
+                pending["hour"] += _days(rng, path, ms, loss, first + hour * 60, 60, days,
+                                         templates)
         flush("day", chunk)
         flush("hour", chunk)
         if progress and k % progress == progress - 1:
@@ -152,13 +131,13 @@ def write_year(db: str | Path, paths: Sequence[MeshPath], seed: int, note: str,
 
 
 def _days(rng: np.random.Generator, path: MeshPath, ms: float, loss: float, first: int,
-          minutes: int) -> list[list[object]]:
-    """A year of rows of ``minutes`` each, one a day from minute ``first``, drawn from 8
+          minutes: int, days: int, n: int) -> list[list[object]]:
+    """``days`` rows of ``minutes`` each, one a day from minute ``first``, drawn from ``n``
     templates."""
-    templates = [rollup_row(day_template(rng, path, ms, loss, minutes)) for _ in range(8)]
+    templates = [rollup_row(day_template(rng, path, ms, loss, minutes)) for _ in range(n)]
     rows = []
-    for d in range(YEAR):
-        row = list(templates[int(rng.integers(8))])
+    for d in range(days):
+        row = list(templates[int(rng.integers(n))])
         row[MINUTE] = first + d * DAY_MIN
         rows.append(row)
     return rows

@@ -1,9 +1,13 @@
-"""Synthetic measurement data for demos, tests and the benchmark: a store filled through the
-real write path (``Store.write_batch``) with results shaped like the probes' own, but never
-passed off as measured: every result comes from a probe id ``synthetic-<probe>`` with the
-timestamp source ``imported`` (not a kernel stamp), so the dashboard labels every page over such
-a store SYNTHETIC (``dashboard.context.Context.synthetic``). ``ixmeter dashboard --demo-data``
-fills only a new, empty store: generated data is never mixed with measurements.
+"""A synthetic before/after history of an exchange point over an inventory's sites: the
+dashboard's demo data (``ixmeter dashboard --demo-data``), its tests and bench.dashboard_serve.
+
+A store is filled through the real write path (``Store.write_batch``, batch ids
+``synthetic-<burst>-<probe>``) with results shaped like the probes' own
+(:class:`analyzer.synthetic.results.Stream`), but never passed off as measured: every result
+comes from a probe id ``synthetic-<probe>`` with the timestamp source ``imported`` (not a kernel
+stamp), so the dashboard labels every page over such a store SYNTHETIC
+(``dashboard.context.Context.synthetic``). ``ixmeter dashboard --demo-data`` fills only a new,
+empty store: generated data is never mixed with measurements.
 
 The model is deliberately simple and stated here so nobody mistakes it for data:
 - round trip = fibre distance (great circle x 1.5 at 200 km/ms, both ways) + 0.3 ms + jitter;
@@ -23,18 +27,22 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from analyzer.store.base import Store
+from analyzer.synthetic.results import (
+    ICMP_V4,
+    STAMP_V4,
+    SYNTHETIC_PREFIX,
+    TRACE_V4,
+    Stream,
+    batch,
+)
 from analyzer.views import NS, NS_PER_DAY, NS_PER_HOUR, Window
 from inventory.topology import PathEnds, Topology
 from ixmeter.heartbeat import set_aside_counters
-from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch
+from ixmeter.record import Hop, Method, Result
 
-SYNTHETIC_PREFIX = "synthetic-"  # dashboard.context.SYNTHETIC_PROBE_PREFIX
-ICMP_V4 = TypeP("icmp", 4, 64)
-STAMP_V4 = TypeP("udp", 4, 44, 0, 862)
-TRACE_V4 = TypeP("udp", 4, 60, 0, 33434)
 DEFAULT_SITES = ("cs-yungu", "cz-ezone", "cs-cmcc")  # small: tests
 SHOW_SITES = ("cs-yungu", "cs-cmcc", "cz-ezone", "cd-bigdata", "yz-huawei")  # --demo-data
 
@@ -90,32 +98,32 @@ def _addr(topo: Topology, site: str, carrier: str) -> str:
     return ep.addresses[0] if ep else "198.18.255.1"
 
 
+def _stream(topo: Topology, p: PathEnds, method: Method = Method.ICMP) -> Stream:
+    tp = {Method.ICMP: ICMP_V4, Method.STAMP: STAMP_V4, Method.TRACEROUTE: TRACE_V4}[method]
+    return Stream(p.src_site, p.src_carrier, p.dst_site, p.dst_carrier, method, tp,
+                  synthetic_id(topo, p.src_site, p.src_carrier),
+                  _addr(topo, p.src_site, p.src_carrier), _addr(topo, p.dst_site, p.dst_carrier))
+
+
 def _results(topo: Topology, p: PathEnds, t0: int, before: bool, plan: DemoPlan,
              rng: random.Random) -> Iterator[Result]:
-    pid = synthetic_id(topo, p.src_site, p.src_carrier)
     rtt = _rtt_ms(topo, p, before)
     loss = 0.001 if not p.inter_carrier else 0.006 if before else 0.0015
-    common = dict(probe_id=pid, src_site=p.src_site, src_carrier=p.src_carrier,
-                  dst_site=p.dst_site, dst_carrier=p.dst_carrier,
-                  src_addr=_addr(topo, p.src_site, p.src_carrier),
-                  dst_addr=_addr(topo, p.dst_site, p.dst_carrier), tmax_ns=3 * NS,
-                  ts_source=TimestampSource.IMPORTED)
+    streams = (_stream(topo, p, Method.ICMP), _stream(topo, p, Method.STAMP))
     for i in range(plan.per_burst):
         sent = t0 + i * NS
         seq = (t0 // NS) % 1_000_000 + i
-        for method, tp in ((Method.ICMP, ICMP_V4), (Method.STAMP, STAMP_V4)):
+        for stream in streams:
             if rng.random() < loss:
-                yield Result(method=method, type_p=tp, seq=seq, sent_at_ns=sent,
-                             status=Status.LOST, **common)  # type: ignore[arg-type]
+                yield stream.result(seq, sent, None)
                 continue
             ns = int(rtt * 1e6 * rng.lognormvariate(0, 0.08))
-            extra: dict[str, object] = {}
-            if method is Method.STAMP:
+            extra: dict[str, Any] = {}
+            if stream.method is Method.STAMP:
                 fwd = int(ns / 2 * rng.uniform(0.95, 1.05))
                 extra = dict(fwd_ns=fwd, bwd_ns=ns - fwd, clock_error_ns=50_000,
                              src_synced=True, dst_synced=True)
-            yield Result(method=method, type_p=tp, seq=seq, sent_at_ns=sent,
-                         status=Status.RECEIVED, rtt_ns=ns, **common, **extra)  # type: ignore[arg-type]
+            yield stream.result(seq, sent, ns, **extra)
 
 
 def _trace(topo: Topology, p: PathEnds, t: int, before: bool) -> Result:
@@ -127,13 +135,8 @@ def _trace(topo: Topology, p: PathEnds, t: int, before: bool) -> Result:
     rtt = _rtt_ms(topo, p, before)
     hops = tuple(Hop(i + 1, a, None if a is None else int(rtt * 1e6 * (i + 1) / len(addrs)))
                  for i, a in enumerate(addrs))
-    return Result(probe_id=synthetic_id(topo, p.src_site, p.src_carrier),
-                  method=Method.TRACEROUTE,
-                  src_site=p.src_site, src_carrier=p.src_carrier, dst_site=p.dst_site,
-                  dst_carrier=p.dst_carrier, src_addr=_addr(topo, p.src_site, p.src_carrier),
-                  dst_addr=dst, type_p=TRACE_V4, seq=t // NS % 1_000_000, sent_at_ns=t,
-                  status=Status.RECEIVED, tmax_ns=3 * NS, ts_source=TimestampSource.IMPORTED,
-                  rtt_ns=int(rtt * 1e6), hops=hops)
+    return _stream(topo, p, Method.TRACEROUTE).result(t // NS % 1_000_000, t, int(rtt * 1e6),
+                                                       hops=hops)
 
 
 def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
@@ -153,7 +156,7 @@ def fill(store: Store, topo: Topology, plan: DemoPlan, now_ns: int) -> int:
                     tr = _trace(topo, p, t0 + 30 * NS, before)
                     by_probe.setdefault(tr.probe_id, []).append(tr)
             for pid, results in by_probe.items():
-                store.write_batch(Batch(pid, f"demo-{t0}-{pid}", tuple(results)), t0 + 60 * NS)
+                store.write_batch(batch(results, f"{t0}-{pid}"), t0 + 60 * NS)
                 total += len(results)
     probes = sorted({SYNTHETIC_PREFIX + p.id for p in topo.inv.probes if p.site in plan.sites})
     for i, pid in enumerate(probes[:-1]):

@@ -1,11 +1,18 @@
-"""Deterministic result batches for the store and collector tests and the benchmarks."""
+"""Deterministic result batches of every kind (ICMP and STAMP over IPv6, losses, send errors,
+duplicates, unsynchronised clocks, a traceroute's hops) for the store, collector and codec tests
+and the benchmarks that upload or decode (collector_harness, store_ingest, store_retention,
+wire_decode, collector_faults). The probe id is the caller's (a collector knows its probes);
+the records are built by :meth:`analyzer.synthetic.results.Stream.result`."""
 
 from __future__ import annotations
 
 import random
 
+from analyzer.synthetic.results import ICMP_V4, Stream
 from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.wire import Batch
+
+STAMP_V6 = TypeP("udp", 6, 44, 46, 862)
 
 T0 = 29_666_666 * 60 * 10**9  # a fixed UTC instant (2026-05-29), minute-aligned
 NS_MIN = 60 * 10**9
@@ -33,13 +40,12 @@ def make_results(probe_id: str, n: int, *, seed: int = 1, start_ns: int = T0,
         rtt = int(rng.lognormvariate(14, 0.5)) if status is Status.RECEIVED else None
         stamp = i % 2 == 1
         fwd = rtt // 2 if (rtt is not None and stamp) else None
-        out.append(Result(
-            probe_id=probe_id, method=Method.STAMP if stamp else Method.ICMP,
-            src_site=src_site, src_carrier=src_c, dst_site=dst_site, dst_carrier=dst_c,
-            src_addr="198.18.1.10", dst_addr="2001:2::10" if stamp else "198.18.65.10",
-            type_p=TypeP("udp", 6, 44, 46, 862) if stamp else TypeP("icmp", 4, 64),
-            seq=seq0 + i, sent_at_ns=start_ns + i * gap_ns, status=status, tmax_ns=3 * 10**9,
-            ts_source=TimestampSource.KERNEL, rtt_ns=rtt, fwd_ns=fwd,
+        stream = Stream(src_site, src_c, dst_site, dst_c,
+                        Method.STAMP if stamp else Method.ICMP, STAMP_V6 if stamp else ICMP_V4,
+                        probe_id, "198.18.1.10", "2001:2::10" if stamp else "198.18.65.10",
+                        TimestampSource.KERNEL)
+        out.append(stream.result(
+            seq0 + i, start_ns + i * gap_ns, rtt, status=status, fwd_ns=fwd,
             bwd_ns=rtt - fwd if (rtt is not None and fwd is not None) else None,
             clock_error_ns=50_000 if fwd is not None else None,
             src_synced=True if fwd is not None else None,

@@ -1,12 +1,13 @@
-"""bench.province's generated province: a valid inventory whose specs select exactly the mesh
-the benchmark writes and sends, with the packaged inventory's targets and rules unchanged."""
+"""The generated province (analyzer.synthetic.province): a valid inventory whose specs select
+exactly the mesh the benchmarks write and send, with the packaged inventory's targets and rules
+unchanged."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from bench.province_plan import CITIES, generate
+from analyzer.synthetic.province import CITIES, generate
 from inventory.cli import summary
 from inventory.loader import default_inventory, load
 from inventory.topology import Topology
@@ -35,3 +36,9 @@ def test_targets_and_rules_are_the_packaged_ones(tmp_path: Path) -> None:
     for section in ("policy_targets", "baselines", "segments", "thresholds", "fault_rules"):
         assert getattr(inv, section) == getattr(packaged, section), section
     assert inv.synthetic
+
+
+def test_a_smaller_province_keeps_the_packaged_probes(tmp_path: Path) -> None:
+    packaged = Counter(p.carrier for p in load(default_inventory()).probes)
+    inv = load(generate(60, per_carrier=13).write(tmp_path))
+    assert Counter(p.carrier for p in inv.probes) == {c: max(n, 13) for c, n in packaged.items()}
