@@ -137,7 +137,7 @@ def test_report_is_the_analyzers(app: Dash, ctx: Context) -> None:
     from analyzer.views import local_label
 
     gen = _page("reports").generate
-    dates = [local_label(w, "%Y-%m-%d") for w in (
+    dates = [local_label(w, ctx.tz, "%Y-%m-%d") for w in (
         ctx.baseline.start_ns, ctx.baseline.end_ns - 1, ctx.current.start_ns,
         ctx.current.end_ns - 1)]
     data, table, status = gen(1, *dates, "json", "en")
@@ -217,7 +217,7 @@ def test_report_pdf_is_the_report_modules(app: Dash, ctx: Context) -> None:
 
     from analyzer.views import local_label
 
-    dates = [local_label(w, "%Y-%m-%d") for w in (
+    dates = [local_label(w, ctx.tz, "%Y-%m-%d") for w in (
         ctx.baseline.start_ns, ctx.baseline.end_ns - 1, ctx.current.start_ns,
         ctx.current.end_ns - 1)]
     data, _, status = _page("reports").generate(1, *dates, "pdf", "en")
