@@ -31,7 +31,6 @@ IntArray = npt.NDArray[np.int64]
 NS_MIN = 60_000_000_000
 TIER_MINUTES = {"minute": 1, "hour": 60, "day": 1440}  # the store's UTC rollup tiers
 FINER = {"day": "hour", "hour": "minute"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=65536)
@@ -77,9 +76,9 @@ def window_offsets(start_ns: int, end_ns: int, tz: str) -> set[int]:
 
 
 def local_datetime(t_ns: int, tz: str) -> datetime:
-    """The local wall-clock time in ``tz`` of UTC ns ``t_ns`` (to the microsecond below: no
-    rounding up into the next day)."""
-    return (_EPOCH + timedelta(microseconds=t_ns // 1000)).astimezone(ZoneInfo(tz))
+    """The local wall-clock time in ``tz`` of UTC ns ``t_ns``, to the second below (integer
+    seconds: never rounded up into the next day)."""
+    return datetime.fromtimestamp(t_ns // 1_000_000_000, ZoneInfo(tz))
 
 
 def local_label(t_ns: int, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -308,14 +308,15 @@ class RollupIndex:
         rows = self.rows_of(keys, hours, tz)
         size = TIER_MINUTES[bucket]
         minute = self.cols.minute[rows]
-        # a bucket's rows by their local first minute (a tier's own unit: as stored)
-        local = local_minutes(minute, tz) if bucket != self.tier else minute
+        cols, local = self.cols, minute  # a tier's own unit: as stored
+        if bucket != self.tier:  # a bucket's rows by their local first minute
+            local = local_minutes(minute, tz)
+            at = np.zeros(len(self.cols), dtype=np.int64)
+            at[rows] = local
+            cols = replace(self.cols, minute=at)
         t_loc, first, unit = np.unique(local - local % size, return_index=True,
                                        return_inverse=True)
-        bucket_of = np.zeros(len(self.cols), dtype=np.int64)
-        bucket_of[rows] = t_loc[unit]
-        cols = replace(self.cols, minute=bucket_of)
-        tables = _Lazy(self.cols.delays, lambda w: _table(cols, rows, w, 1))
+        tables = _Lazy(self.cols.delays, lambda w: _table(cols, rows, w, size))
         clock = np.full(len(t_loc), np.nan)
         np.fmax.at(clock, unit, self.cols.clock_error_max_ns[rows])
         utc = t_loc - (local - minute)[first]  # back to UTC by the zone's offset there

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from analyzer.localtime import local_label
 from analyzer.views import Matrix, Minute, Series
+from inventory.topology import pair_key
 
 FONT = 18
 COLORS = {
@@ -344,7 +345,7 @@ def heatmap_figure(m: Matrix, which: str, title: str, row_labels: Sequence[str],
     heat: dict[str, Any] = {
         "type": "heatmap", "z": z, "x": list(col_labels), "y": list(row_labels),
         "text": [[_fmt(v, stat) for v in row] for row in z], "texttemplate": "%{text}",
-        "textfont": {"size": FONT}, "customdata": [[f"{r}|{c}" for c in m.cols]
+        "textfont": {"size": FONT}, "customdata": [[pair_key(r, c) for c in m.cols]
                                                    for r in m.rows],
         "colorscale": "Blues", "hoverongaps": False,
         "hovertemplate": "%{y} → %{x}: %{text}<extra></extra>", "xgap": 3, "ygap": 3}

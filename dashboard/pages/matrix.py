@@ -17,7 +17,7 @@ from dashboard import context, ids
 from dashboard.common import carrier_label, city_label, graph, site_label, targets_on
 from dashboard.figures import heatmap_figure
 from dashboard.i18n import DEFAULT_LANG, t
-from inventory.topology import Topology
+from inventory.topology import Topology, split_pair
 
 dash.register_page(__name__, path="/matrix", name="matrix", order=1)  # type: ignore[no-untyped-call]
 
@@ -115,11 +115,10 @@ def change_target(topo: Any, stat: str) -> tuple[float | None, str | None]:
 def _clicked(click: Any) -> tuple[str, str] | None:
     if not click or not click.get("points"):
         return None
-    cell = str(click["points"][0].get("customdata") or "")
-    if "|" not in cell:
+    try:
+        return split_pair(str(click["points"][0].get("customdata") or ""))
+    except ValueError:
         return None
-    src, dst = cell.split("|", 1)
-    return src, dst
 
 
 @callback(Output(ids.MX_DRILL_HEAD, "children"), Output(ids.MX_PATHS, "rowData"),

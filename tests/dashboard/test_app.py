@@ -82,7 +82,7 @@ def test_matrix_callbacks(app: Dash) -> None:
     figs = m.render("carrier", "rtt_median", "icmp/v4/64/dscp0", "en")
     assert len(figs) == 3
     assert all(isinstance(f, go.Figure) for f in figs)
-    assert figs[2].data[0].customdata[0][1] == "CT|CM"
+    assert figs[2].data[0].customdata[0][1] == "CT>CM"
     options, value = m._type_ps("owd_median")
     assert value is not None
     assert value.startswith("udp/")

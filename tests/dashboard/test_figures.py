@@ -51,7 +51,7 @@ def test_heatmap_carries_cell_ids_for_clicks() -> None:
     fig = figures.heatmap_figure(m, "change", "t", ["电信", "移动"], ["电信", "移动"], "x", "y")
     hm = fig.data[0]
     assert isinstance(hm, go.Heatmap)
-    assert hm.customdata[0][1] == "CT|CM"
+    assert hm.customdata[0][1] == "CT>CM"
     assert hm.text[0][1] == "0.15x"
     assert hm.zmid == 0.0  # log10(1.0): no target, diverging at "no change"
     cur = figures.heatmap_figure(m, "current", "t", ["a", "b"], ["a", "b"], "x", "y")
