@@ -39,7 +39,7 @@ from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables, ta
 from analyzer.stats.verdicts import Decision, Verdict, holm_adjust
 from analyzer.store.base import Query, ReadStore
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget
-from inventory.topology import PathEnds, Topology
+from inventory.topology import PathEnds, Topology, group_key, source_carrier
 
 DEFAULT_SEED = 20260101
 
@@ -350,12 +350,11 @@ def busy_hours(rows: Rows, agg: Aggregation) -> Rows:
 
 def _groups(ctx: _Context, rows: Rows, per: str) -> dict[tuple[str, str], Rows]:
     """Rows by (group key, Type-P), keys sorted."""
-    from analyzer.metrics import group_key
-
-    keys = sorted({(group_key(r, per, ctx.city_of), r.type_p) for r in rows.heads()})
+    of_head = [(group_key(PathEnds(*label[3:7]), per, ctx.city_of), label[2])
+               for label in rows.cols.labels]
+    keys = sorted(set(of_head))
     code = {k: i for i, k in enumerate(keys)}
-    of_series = np.array([code[(group_key(r, per, ctx.city_of), r.type_p)]
-                          for r in rows.heads()], dtype=np.int64)
+    of_series = np.array([code[k] for k in of_head], dtype=np.int64)
     return {keys[i]: part for i, part in rows.split(of_series[rows.series]).items()}
 
 
@@ -368,7 +367,7 @@ def path_ends(rows: Rows) -> list[PathEnds]:
 def _reference_rows(ref: Rows, per: str, group: str, type_p: str) -> Rows:
     """The reference scope's rollups a group is compared with: the same Type-P and, when
     grouping by carrier pair or path, the same source carrier (its in-network paths)."""
-    src = group.split(">")[0].split("/")[-1] if per in ("carrier_pair", "path") else None
+    src = source_carrier(group, per)
     return ref.of_series(np.array([r.type_p == type_p and src in (None, r.src_carrier)
                                    for r in ref.heads()], dtype=bool))
 
@@ -482,7 +481,7 @@ class _TargetRun:
         cur = self.ctx.tables(rows, unit)
         other = None if other_rows is None else self.ctx.tables(other_rows, unit)
         if c.kind == "absolute":
-            limit = c.below_ms * 1e6 if c.below_ms is not None else float(c.below_ratio or 0)
+            limit = c.threshold * (1e6 if c.threshold_unit == "ms" else 1)  # ms -> ns
             if STAT_MAP[stat][0] != "owd":
                 return compare_absolute(cur, limit, stat, seed, reps, unit)
             tables, used = clockdomain.apply(self.ctx.domains, cur, rows.cols, rows.idx)
@@ -492,8 +491,7 @@ class _TargetRun:
             reason = f"{result.decision.reason}; {clockdomain.describe(used)}"
             return replace(result, decision=replace(result.decision, reason=reason),
                            details={**result.details, "clock_domains": [d.id for d in used]})
-        theta = (1 - c.reduction) if c.kind == "relative" and c.reduction else (
-            c.at_most_ratio or 0.0)
+        theta = c.threshold
         if res is not None and res.kind == "declared":
             d, why = bl.declared_for(res, stat, path_ends(rows), self.ctx.topo.in_scope)
             return compare_declared(cur, None if d is None else (d.value, d.unit), theta, stat,

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from analyzer.conditions import Check
+from analyzer.localtime import local_label
+from inventory.topology import pair_key
 
 FAULT, CLEAR, NOT_EVALUABLE = "FAULT", "CLEAR", "NOT EVALUABLE"
 SCHEMA = 1
@@ -66,7 +66,7 @@ class Series:
 
     @property
     def direction(self) -> str:
-        return f"{self.src[1]}>{self.dst[1]}"
+        return pair_key(self.src[1], self.dst[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +192,7 @@ def check_text(c: Check) -> str:
 
 
 def local_time(ns: int | None, tz: str) -> str | None:
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).astimezone(ZoneInfo(tz)).strftime(
-        "%Y-%m-%d %H:%M")
+    return None if ns is None else local_label(ns, tz)
 
 
 def _day_dict(d: Day) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Target groups: the rows analysis reads instead of paths, kept in the store as evidence.
 
 A policy target compares, per group of its scope (all of it, a directed carrier pair or a
-directed city pair: :func:`analyzer.metrics.group_key`), the statistic of the group's *merged*
+directed city pair: :func:`inventory.topology.group_key`), the statistic of the group's *merged*
 units: an hour or day unit of a group is the merge of that unit's rows of every path in the
 group (exact for counts, sums, extremes and DDSketch buckets: :mod:`analyzer.store.tiers`).
 So the group's units can be merged once, when the path units are complete, rather than at every
@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.baselines import TimeWindow
-from analyzer.metrics import group_key
 from analyzer.rollup import MinuteRollup
 from analyzer.stats.compare import STAT_MAP
 from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
@@ -143,12 +142,7 @@ class Members:
         return self.topo.city_of(ends[0]) is not None and self.topo.city_of(ends[2]) is not None
 
     def _key(self, g: Grouping, ends: tuple[str, str, str, str]) -> str:
-        probe = MinuteRollup("", ends[0], ends[1], ends[2], ends[3], "", "", 0)
-        return group_key(probe, g.per, self._city)
-
-    def _city(self, site: str) -> str | None:
-        city = self.topo.city_of(site)
-        return city.id if city else None
+        return self.topo.group_of(PathEnds(*ends), g.per)
 
 
 def group_rows(members: Members, rows: Sequence[Sequence[Any]], units: Sequence[int]

@@ -6,9 +6,14 @@ are UTC units (a tier row's ``minute`` is its unit's first minute). A tier can s
 selection only when every unit it returns lies wholly inside or wholly outside each selected
 local unit: the window starts and ends on the tier's UTC boundaries, the selection's local
 unit (a test of N minutes, a busy hour, a local day) is a whole number of tier units, and the
-zone's UTC offset is a whole number of tier units throughout the window. Asia/Shanghai is
-UTC+8 all year, so an hour tier tiles its hours and days and the UTC day tier tiles neither.
-Read from a tier that serves it, a selection holds the same samples as from minute rollups.
+zone's UTC offset is a whole number of tier units throughout the window. A zone at UTC+8 all
+year (Asia/Shanghai) has an hour tier that tiles its hours and days and a UTC day tier that
+tiles neither. Read from a tier that serves it, a selection holds the same samples as from
+minute rollups.
+
+The zone is always data (a province's, a policy target's or a fault rule's ``timezone`` in the
+inventory); nothing here names one. A zone with one UTC offset over the minutes asked about is
+read with that offset (:func:`fixed_offset`, checked hour by hour), else hour by hour.
 """
 
 from __future__ import annotations
@@ -35,9 +40,23 @@ def offset_at_hour(hour: int, tz: str) -> int:
     return int(off.total_seconds() // 60) if off else 0
 
 
+@lru_cache(maxsize=1024)
+def fixed_offset(tz: str, first_hour: int, last_hour: int) -> int | None:
+    """The UTC offset (minutes) ``tz`` has throughout UTC hours first_hour..last_hour, or None
+    when it changes in between (a daylight-saving switch)."""
+    seen = {offset_at_hour(h, tz) for h in range(first_hour, last_hour + 1)}
+    return seen.pop() if len(seen) == 1 else None
+
+
 def offsets(minutes: IntArray, tz: str) -> IntArray:
     """The offset (minutes) of ``tz`` from UTC at each UTC minute, looked up once per UTC hour
-    (a zone whose offset changes inside a UTC hour is read with the hour's starting offset)."""
+    (a zone whose offset changes inside a UTC hour is read with the hour's starting offset);
+    one number added when the zone keeps one offset over the minutes (:func:`fixed_offset`)."""
+    if not len(minutes):
+        return np.zeros(minutes.shape, dtype=np.int64)
+    fixed = fixed_offset(tz, int(minutes.min()) // 60, int(minutes.max()) // 60)
+    if fixed is not None:
+        return np.full(minutes.shape, fixed, dtype=np.int64)
     hours, at = np.unique(minutes // 60, return_inverse=True)
     table = np.array([offset_at_hour(h, tz) for h in hours.tolist()], dtype=np.int64)
     out: IntArray = table[at].reshape(minutes.shape)
@@ -54,6 +73,33 @@ def window_offsets(start_ns: int, end_ns: int, tz: str) -> set[int]:
     """Every UTC offset (minutes) ``tz`` has in [start_ns, end_ns)."""
     first, last = start_ns // (3600 * 10**9), (end_ns - 1) // (3600 * 10**9)
     return {offset_at_hour(h, tz) for h in range(first, last + 1)}
+
+
+def local_datetime(t_ns: int, tz: str) -> datetime:
+    """The local wall-clock time in ``tz`` of UTC ns ``t_ns``, to the second below (integer
+    seconds: never rounded up into the next day)."""
+    return datetime.fromtimestamp(t_ns // 1_000_000_000, ZoneInfo(tz))
+
+
+def local_label(t_ns: int, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``t_ns`` as local wall-clock time in ``tz``."""
+    return local_datetime(t_ns, tz).strftime(fmt)
+
+
+def local_day_start(t_ns: int, tz: str) -> int:
+    """UTC ns of the local midnight in ``tz`` that starts the day holding ``t_ns``."""
+    return day_start_ns(day_number(local_datetime(t_ns, tz).date()), tz)
+
+
+def local_hour_of_day(t_ns: int, tz: str) -> int:
+    return local_datetime(t_ns, tz).hour
+
+
+def local_dates(start: str, end: str, tz: str) -> tuple[int, int]:
+    """[start_ns, end_ns) of two ISO dates (``YYYY-MM-DD``) read in ``tz``, ``end``
+    inclusive (the whole day); ValueError for a malformed date."""
+    first, last = date.fromisoformat(start[:10]), date.fromisoformat(end[:10])
+    return day_start_ns(day_number(first), tz), day_start_ns(day_number(last) + 1, tz)
 
 
 def day_label(day: int) -> str:

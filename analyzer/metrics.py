@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from analyzer.rollup import DelayStats, MinuteRollup, merge
 from analyzer.sketch import DDSketch
+from inventory.topology import PathEnds, group_key, pair_key
 
 Per = Literal["scope", "carrier_pair", "city_pair", "path"]
-PER_VALUES: tuple[str, ...] = ("scope", "carrier_pair", "city_pair", "path")
 CONDITIONAL = "conditional"
 LOSS_INF = "loss=+inf"
 
@@ -128,26 +128,13 @@ def summarize(key: str, rollups: Sequence[MinuteRollup]) -> Metrics:
         bwd=delay_summary(m.bwd, samples, "bwd", clock))
 
 
-def group_key(r: MinuteRollup, per: str, city_of: Callable[[str], str | None]) -> str:
-    """The group a rollup belongs to: the directed path, the directed carrier pair
-    (``CT>CM``), the directed city pair (``changsha>zhuzhou``) or the whole scope (``all``)."""
-    if per == "path":
-        return r.path_id
-    if per == "carrier_pair":
-        return f"{r.src_carrier}>{r.dst_carrier}"
-    if per == "city_pair":
-        return f"{city_of(r.src_site) or r.src_site}>{city_of(r.dst_site) or r.dst_site}"
-    if per == "scope":
-        return "all"
-    raise ValueError(f"unknown grouping {per!r}; known: {', '.join(PER_VALUES)}")
-
-
 def group_rollups(rollups: Iterable[MinuteRollup], per: str,
                   city_of: Callable[[str], str | None]) -> dict[str, list[MinuteRollup]]:
     """Rollups by group key, keys sorted."""
     out: dict[str, list[MinuteRollup]] = {}
     for r in rollups:
-        out.setdefault(group_key(r, per, city_of), []).append(r)
+        ends = PathEnds(r.src_site, r.src_carrier, r.dst_site, r.dst_carrier)
+        out.setdefault(group_key(ends, per, city_of), []).append(r)
     return {k: out[k] for k in sorted(out)}
 
 
@@ -162,7 +149,7 @@ def carrier_matrix(rollups: Iterable[MinuteRollup]) -> dict[tuple[str, str], Met
     out: dict[tuple[str, str], list[MinuteRollup]] = {}
     for r in rollups:
         out.setdefault((r.src_carrier, r.dst_carrier), []).append(r)
-    return {k: summarize(f"{k[0]}>{k[1]}", out[k]) for k in sorted(out)}
+    return {k: summarize(pair_key(*k), out[k]) for k in sorted(out)}
 
 
 def ms(value: float | None) -> float | str | None:

@@ -6,8 +6,9 @@ A window is read from the store tier that serves its ends exactly, as numpy colu
 analyzer's unit tables, and groups (matrix cells, a target's scope) and time buckets are merges
 of those rows or of the columns' rows. Every statistic is :mod:`analyzer.stats.units`' own (the
 verdicts' definitions): RFC 2330 §11.3 conditional percentiles (RFC 6703 §5.3), the RFC 7679
-§5.2 median, the RFC 7680 §4.1 loss ratio. Times are bucketed in Asia/Shanghai local time.
-:mod:`analyzer.views` re-exports what the pages use.
+§5.2 median, the RFC 7680 §4.1 loss ratio. Times are bucketed in the local time of the zone
+the inventory declares (the index's ``tz``: the province's; a target's trend in the target's
+own), through :mod:`analyzer.localtime`. :mod:`analyzer.views` re-exports what the pages use.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.localtime import serving_tier
+from analyzer.localtime import local_dates, local_minutes, serving_tier
 from analyzer.stats.compare import STAT_MAP
 from analyzer.stats.units import (
     SERIES,
@@ -44,11 +43,9 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-TZ = ZoneInfo("Asia/Shanghai")
 NS = 1_000_000_000
 NS_PER_HOUR = 3600 * NS
 NS_PER_DAY = 24 * NS_PER_HOUR
-_TZ_OFFSET_NS = 8 * NS_PER_HOUR  # Asia/Shanghai has had no DST since 1991
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,29 +64,9 @@ class Window:
         return (self.end_ns - self.start_ns) / NS_PER_DAY
 
     @classmethod
-    def from_local_dates(cls, start: str, end: str) -> Window:
-        """Window from two ISO dates read in Asia/Shanghai; ``end`` is inclusive (whole day)."""
-        s = datetime.fromisoformat(start[:10]).replace(tzinfo=TZ)
-        e = datetime.fromisoformat(end[:10]).replace(tzinfo=TZ)
-        return cls(int(s.timestamp()) * NS, int(e.timestamp()) * NS + NS_PER_DAY)
-
-
-def local_hour_start(t_ns: int) -> int:
-    """Start (UTC ns) of the Asia/Shanghai hour containing ``t_ns``."""
-    return t_ns - t_ns % NS_PER_HOUR
-
-
-def local_day_start(t_ns: int) -> int:
-    """Start (UTC ns) of the Asia/Shanghai day containing ``t_ns``."""
-    return t_ns - (t_ns + _TZ_OFFSET_NS) % NS_PER_DAY
-
-
-def local_hour_of_day(t_ns: int) -> int:
-    return ((t_ns + _TZ_OFFSET_NS) % NS_PER_DAY) // NS_PER_HOUR
-
-
-def local_label(t_ns: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return datetime.fromtimestamp(t_ns / NS, TZ).strftime(fmt)
+    def from_local_dates(cls, start: str, end: str, tz: str) -> Window:
+        """Window from two ISO dates read in ``tz``; ``end`` is inclusive (whole day)."""
+        return cls(*local_dates(start, end, tz))
 
 # --- merged rollups: the analyzer's unit tables ---------------------------------------------
 
@@ -239,6 +216,7 @@ class RollupIndex:
     window: Window
     tier: str
     cols: RollupColumns
+    tz: str  # local time of the buckets and hours (an IANA zone, the inventory's)
     keys: list[PathKey] = field(init=False)
     _order: IntArray = field(init=False)
     _starts: IntArray = field(init=False)
@@ -297,53 +275,64 @@ class RollupIndex:
         pos = self.positions(keys)
         return self.groups([pos]) if len(pos) else None
 
-    def rows_of(self, keys: Iterable[PathKey], hours: Sequence[int] = ()) -> IntArray:
+    def rows_of(self, keys: Iterable[PathKey], hours: Sequence[int] = (),
+                tz: str | None = None) -> IntArray:
         """Rows of the columns of ``keys`` (ascending), optionally only rows whose unit starts
-        in one of the local ``hours`` of the day (hour or minute tiers)."""
+        in one of the local ``hours`` of the day in ``tz`` (default: the index's zone; hour
+        or minute tiers)."""
         pos = self.positions(keys)
         rows = np.sort(np.concatenate([self._order[self._starts[i]:self._starts[i + 1]]
                                        for i in pos.tolist()] or [np.zeros(0, np.int64)]))
         if hours and self.tier != "day":
-            hod = ((self.cols.minute[rows] + _TZ_OFFSET_NS // (60 * NS)) // 60) % 24
+            hod = (local_minutes(self.cols.minute[rows], tz or self.tz) // 60) % 24
             rows = rows[np.isin(hod, list(hours))]
         return rows
 
     def buckets(self, keys: Iterable[PathKey], bucket: str = "hour",
-                hours: Sequence[int] = ()) -> Merged:
-        """The keys merged per minute, local hour or local day (sorted), optionally only
-        some local hours. Read from the day tier, a day is a UTC day (its start is 08:00
-        local): a tier row is never split. Cached: several targets share one scope."""
-        ck = ("buckets", tuple(keys), bucket, tuple(hours))
+                hours: Sequence[int] = (), tz: str | None = None) -> Merged:
+        """The keys merged per minute, local hour or local day in ``tz`` (default: the
+        index's zone; sorted), optionally only some local hours. A tier row is never split:
+        read from the tier of the bucket (a year from the day tier), a bucket is a tier unit
+        (a UTC day); coarser, a row goes to the local bucket its first minute is in. Cached:
+        several targets share one scope."""
+        ck = ("buckets", tuple(keys), bucket, tuple(hours), tz or self.tz)
         if ck not in self.cache:
-            self.cache[ck] = self._merge_buckets(ck[1], bucket, ck[3])
+            self.cache[ck] = self._merge_buckets(ck[1], bucket, ck[3], ck[4])
         out: Merged = self.cache[ck]
         return out
 
     def _merge_buckets(self, keys: Sequence[PathKey], bucket: str,
-                       hours: Sequence[int]) -> Merged:
+                       hours: Sequence[int], tz: str) -> Merged:
         if _FINER.index(bucket) < _FINER.index(self.tier):
             raise ValueError(f"{bucket} buckets of a window read from the {self.tier} tier")
-        rows = self.rows_of(keys, hours)
+        rows = self.rows_of(keys, hours, tz)
         size = TIER_MINUTES[bucket]
-        shift = _TZ_OFFSET_NS // (60 * NS) if bucket == "day" and self.tier != "day" else 0
-        cols = replace(self.cols, minute=self.cols.minute + shift) if shift else self.cols
+        minute = self.cols.minute[rows]
+        cols, local = self.cols, minute  # a tier's own unit: as stored
+        if bucket != self.tier:  # a bucket's rows by their local first minute
+            local = local_minutes(minute, tz)
+            at = np.zeros(len(self.cols), dtype=np.int64)
+            at[rows] = local
+            cols = replace(self.cols, minute=at)
+        t_loc, first, unit = np.unique(local - local % size, return_index=True,
+                                       return_inverse=True)
         tables = _Lazy(self.cols.delays, lambda w: _table(cols, rows, w, size))
-        minute = cols.minute[rows]
-        t_min, unit = np.unique(minute - minute % size, return_inverse=True)
-        clock = np.full(len(t_min), np.nan)
+        clock = np.full(len(t_loc), np.nan)
         np.fmax.at(clock, unit, self.cols.clock_error_max_ns[rows])
-        return Merged((t_min - shift) * 60 * NS, tables, clock)
+        utc = t_loc - (local - minute)[first]  # back to UTC by the zone's offset there
+        return Merged(utc * 60 * NS, tables, clock)
 
 
-def load_index(store: ReadStore, window: Window, path_ids: Sequence[str] = ()) -> RollupIndex:
+def load_index(store: ReadStore, window: Window, tz: str,
+               path_ids: Sequence[str] = ()) -> RollupIndex:
     """Read a window's rollups from the tier :func:`index_tier` picks, as columns: one-way
     series only for STAMP (the other methods' one-way sketches are empty, and a province's
-    year of them is millions of blobs)."""
+    year of them is millions of blobs); buckets and hours local to ``tz``."""
     tier = index_tier(window)
     parts = [store.read_rollup_columns(window.query(path_ids, m.value, tier),
                                        SERIES if m is Method.STAMP else ("rtt",))
              for m in Method]
-    return RollupIndex(window, tier, _concat(parts))
+    return RollupIndex(window, tier, _concat(parts), tz)
 
 
 def _no_delays(rows: int) -> DelayColumns:

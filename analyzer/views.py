@@ -12,9 +12,11 @@ carry the verdicts' definitions:
 - medians: RFC 7679 §5.2 (even N: mean of the two central values);
 - loss ratio: lost / (received + lost), RFC 7680 §4.1, undefined for an empty sample.
 
-Times are bucketed in Asia/Shanghai local time (days start at 00:00 +08:00), the time zone the
-policy documents use. Verdicts come from the analyzer's evaluator (:mod:`analyzer.evaluate`);
-this module only reshapes them for display and draws the trend of each target.
+Times are bucketed in the local time the inventory declares (:attr:`Inventory.timezone`, the
+province's; a target's trend and busy hours in the target's own ``aggregation.timezone``)
+through :mod:`analyzer.localtime`: policy is data, no zone is named here. Verdicts come from
+the analyzer's evaluator (:mod:`analyzer.evaluate`); this module only reshapes them for
+display and draws the trend of each target.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyzer.clockdomain import DomainIndex
+from analyzer.localtime import local_day_start, local_hour_of_day, local_label
 from analyzer.stats.units import per_unit_statistic, table_from_columns
 from analyzer.store.base import ReadStore
 from analyzer.viewindex import (
     NS,
     NS_PER_DAY,
     NS_PER_HOUR,
-    TZ,
     BoolArray,
     IntArray,
     Merged,
@@ -45,10 +47,6 @@ from analyzer.viewindex import (
     distribution,
     index_tier,
     load_index,
-    local_day_start,
-    local_hour_of_day,
-    local_hour_start,
-    local_label,
     statistic,
 )
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
@@ -73,7 +71,6 @@ __all__ = [  # the re-exported index layer (analyzer.viewindex) and this module'
     "Route",
     "RouteHop",
     "Series",
-    "TZ",
     "VerdictRow",
     "Window",
     "cell_members",
@@ -83,7 +80,6 @@ __all__ = [  # the re-exported index layer (analyzer.viewindex) and this module'
     "distribution",
     "evaluate",
     "group_of",
-    "group_of_key",
     "headline",
     "in_scope_mask",
     "index_tier",
@@ -93,7 +89,6 @@ __all__ = [  # the re-exported index layer (analyzer.viewindex) and this module'
     "load_index",
     "local_day_start",
     "local_hour_of_day",
-    "local_hour_start",
     "local_label",
     "matrix",
     "overall",
@@ -370,9 +365,8 @@ def owd_series(index: RollupIndex, topo: Topology, path_id: str,
     clock domain's relative bound when both ends are in one (:mod:`analyzer.clockdomain`),
     else the results' own (RFC 7679 §3.7.3)."""
     se = series(index, path_keys(index, path_id, "stamp"), bucket)
-    src, dst = path_id.split(">")
-    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
-    dom = DomainIndex(topo.inv).of_path(ss, sc, ds, dc)
+    e = PathEnds.parse(path_id)
+    dom = DomainIndex(topo.inv).of_path(e.src_site, e.src_carrier, e.dst_site, e.dst_carrier)
     if dom is None:
         return se
     return replace(se, clock_error_ms=[dom.relative_error_ms] * len(se.t_ns))
@@ -588,17 +582,6 @@ def _busy(target: PolicyTarget) -> list[int]:
     return list(agg.busy_hours) if agg.window == "busy_hours" else []
 
 
-def group_of_key(topo: Topology, ends: PathEnds, per: str) -> str:
-    """The verdict group a path belongs to under a target's ``per`` (the same keys as
-    :func:`analyzer.metrics.group_key`): ``CT>CM``, ``changsha>zhuzhou``, the path, ``all``."""
-    if per == "carrier_pair":
-        return f"{ends.src_carrier}>{ends.dst_carrier}"
-    if per == "city_pair":
-        a, b = topo.city_of(ends.src_site), topo.city_of(ends.dst_site)
-        return f"{a.id if a else ends.src_site}>{b.id if b else ends.dst_site}"
-    return ends.id if per == "path" else "all"
-
-
 def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIndex,
           group: tuple[str, str] | None = None, bucket: str = "day"
           ) -> tuple[list[int], list[float | None]]:
@@ -609,6 +592,7 @@ def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIn
     comp = target.comparison
     stat = target.statistic
     busy = _busy(target)
+    tz = target.aggregation.timezone
 
     def in_group(index: RollupIndex, scope: PathScope | None = None) -> list[PathKey]:
         keys = scope_keys(topo, target, index, scope)
@@ -616,7 +600,7 @@ def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIn
             return keys
         return [k for k in keys if k[2] == group[1] and
                 (scope is not None or
-                 group_of_key(topo, index.ends(index._by_key[k]), target.per) == group[0])]
+                 topo.group_of(index.ends(index._by_key[k]), target.per) == group[0])]
 
     denom: float | None = 1.0
     if comp.kind == "relative":
@@ -624,9 +608,9 @@ def trend(topo: Topology, target: PolicyTarget, base: RollupIndex, cur: RollupIn
         denom = statistic(b, stat) if b else None
     ref: dict[int, float | None] = {}
     if comp.kind == "reference":
-        r = cur.buckets(in_group(cur, comp.reference), bucket, busy)
+        r = cur.buckets(in_group(cur, comp.reference), bucket, busy, tz)
         ref = dict(zip(r.t_ns.tolist(), _opt(r.values(stat)), strict=True))
-    m = cur.buckets(in_group(cur), bucket, busy)
+    m = cur.buckets(in_group(cur), bucket, busy, tz)
     ts, vs = m.t_ns.tolist(), _opt(m.values(stat))
     out = []
     for t, v in zip(ts, vs, strict=True):

@@ -62,12 +62,14 @@ CURRENT = f"{_iso(Y0 + YEAR * DAY_MIN)}/{_iso(Y0 + 2 * YEAR * DAY_MIN)}"
 
 def busy_hours_utc(province: Province) -> tuple[int, ...]:
     """The UTC hours of the fault rules' busy hours (their calendar's local hours)."""
+    from inventory.schema import Inventory
+
     hours: set[int] = set()
-    for rule in province.inventory["fault_rules"]:
-        cal = rule.get("calendar", {})
-        tz = ZoneInfo(cal.get("timezone", "Asia/Shanghai"))
-        offset = datetime.fromtimestamp(Y0 * 60, tz).utcoffset() or timedelta(0)
-        hours.update((h - int(offset.total_seconds()) // 3600) % 24 for h in cal.get("hours", []))
+    for rule in Inventory.model_validate(province.inventory).fault_rules:
+        cal = rule.calendar  # its zone: the rule's own, or its province's (the inventory's rule)
+        offset = datetime.fromtimestamp(Y0 * 60, ZoneInfo(cal.timezone)).utcoffset()
+        hours.update((h - int((offset or timedelta(0)).total_seconds()) // 3600) % 24
+                     for h in cal.hours)
     return tuple(sorted(hours))
 
 

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs
 import dash
 from dash import Dash, Input, Output, dcc, html, no_update
 
-from analyzer.views import Window, local_label
+from analyzer.localtime import local_label
+from analyzer.views import Window
 from dashboard import context, ids
 from dashboard.i18n import DEFAULT_LANG, LANGS, t
 
@@ -54,12 +55,13 @@ def _shell(ctx: context.Context) -> html.Div:
     ])
 
 
-def _span(w: Window) -> str:
-    """A window as local dates, or local times when it is shorter than a day."""
+def _span(w: Window, tz: str) -> str:
+    """A window as local dates in ``tz``, or local times when it is shorter than a day."""
     if w.end_ns - w.start_ns < 86_400_000_000_000:
-        return (f"{local_label(w.start_ns, '%Y-%m-%d %H:%M')} – "
-                f"{local_label(w.end_ns, '%H:%M')}")
-    return f"{local_label(w.start_ns, '%Y-%m-%d')} – {local_label(w.end_ns - 1, '%Y-%m-%d')}"
+        return (f"{local_label(w.start_ns, tz, '%Y-%m-%d %H:%M')} – "
+                f"{local_label(w.end_ns, tz, '%H:%M')}")
+    return (f"{local_label(w.start_ns, tz, '%Y-%m-%d')} – "
+            f"{local_label(w.end_ns - 1, tz, '%Y-%m-%d')}")
 
 
 def _lang_from_url(search: str | None) -> Any:
@@ -78,8 +80,9 @@ def _label_shell(lang: str) -> tuple[str, list[Any], str, str, dict[str, str]]:
                       className="nav-link") for name in PAGE_ORDER if name in pages]
     c = context.get()
     stores = f" ({t('baseline_store', lang)})" if c.baseline_store is not None else ""
-    note = (f"{t('baseline', lang)}: {_span(c.baseline)}{stores} · {t('current', lang)}: "
-            f"{_span(c.current)} · {t('times_note', lang)}")
+    note = (f"{t('baseline', lang)}: {_span(c.baseline, c.tz)}{stores} · "
+            f"{t('current', lang)}: {_span(c.current, c.tz)} · "
+            f"{t('times_note', lang).format(tz=c.tz)}")
     why = c.synthetic()
     banner = f"{t('synthetic_data', lang)}: {why}" if why else ""
     return t("app_title", lang), links, note, banner, {"display": "block" if why else "none"}

@@ -42,9 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(development and screenshots only)")
 
 
-def _window(text: str | None, flag: str) -> object:
-    """``FROM/TO``, the same form as ``ixmeter analyze``: two local dates (Asia/Shanghai, ``TO``
-    inclusive) or two ISO 8601 times (``TO`` exclusive; no offset means UTC)."""
+def _window(text: str | None, flag: str, tz: str) -> object:
+    """``FROM/TO``, the same form as ``ixmeter analyze``: two local dates (in ``tz``, the
+    inventory's zone; ``TO`` inclusive) or two ISO 8601 times (``TO`` exclusive; no offset
+    means UTC)."""
     from analyzer.baselines import WindowError, parse_window
     from analyzer.views import Window
 
@@ -56,7 +57,7 @@ def _window(text: str | None, flag: str) -> object:
                            hint="e.g. 2026-01-05/2026-02-01 or 2026-01-05T00:00Z/2026-02-02T00:00Z")
     if all(len(p.strip()) == 10 for p in parts):
         try:
-            return Window.from_local_dates(parts[0], parts[1])
+            return Window.from_local_dates(parts[0], parts[1], tz)
         except ValueError as exc:
             raise IxmeterError(f"{flag} {text!r}: {exc}", hint="dates are YYYY-MM-DD") from None
     try:
@@ -68,6 +69,7 @@ def _window(text: str | None, flag: str) -> object:
 
 def build_context(args: argparse.Namespace) -> object:
     """Open the store and inventory and pick the windows (no server started)."""
+    from analyzer.localtime import local_day_start
     from analyzer.store import is_postgres_url, open_reader, open_store
     from analyzer.synthetic import exchange
     from analyzer.views import Window
@@ -78,10 +80,11 @@ def build_context(args: argparse.Namespace) -> object:
     if not is_postgres_url(args.db) and not args.demo_data and not Path(args.db).exists():
         raise IxmeterError(f"no database at {args.db!r}",
                            hint="give the collector's --db file, or add --demo-data")
-    base_arg = _window(args.baseline, "--baseline")
-    cur = _window(args.current, "--current")
     inv_path = Path(args.inventory) if args.inventory else default_inventory()
     topo = Topology(load(inv_path))
+    tz = topo.inv.timezone
+    base_arg = _window(args.baseline, "--baseline", tz)
+    cur = _window(args.current, "--current", tz)
     now = time.time_ns()
     plan = exchange.default_plan(topo, now, sites=exchange.SHOW_SITES)
     if args.demo_data:  # the one write, before serving: synthetic data into an empty store
@@ -99,8 +102,8 @@ def build_context(args: argparse.Namespace) -> object:
     store = open_reader(args.db)  # the dashboard itself only reads
     base_store = open_reader(args.baseline_db) if args.baseline_db else None
     base = base_arg or plan.baseline
-    if cur is None:
-        end = now - (now + 8 * 3600 * NS) % DAY_NS + DAY_NS
+    if cur is None:  # the last 7 local days, today included
+        end = local_day_start(now, tz) + DAY_NS
         cur = Window(end - 7 * DAY_NS, end)
     return Context(store, topo, base, cur, inventory_path=inv_path,  # type: ignore[arg-type]
                    baseline_store=base_store, live=args.live)

@@ -9,7 +9,8 @@ from dash import dcc, html
 
 from dashboard.figures import COLORS
 from dashboard.i18n import name, t
-from inventory.topology import Topology
+from inventory.schema import PolicyTarget
+from inventory.topology import PathEnds, Topology
 
 # plotly.js fetches its world topojson from a CDN for any geo trace; point it at our own
 # assets so nothing is ever fetched from outside (our map is a plain lon/lat figure anyway).
@@ -42,11 +43,21 @@ def site_label(topo: Topology, sid: str, lang: str) -> str:
 
 
 def path_label(topo: Topology, path_id: str, lang: str) -> str:
-    """``site/carrier>site/carrier`` as readable names."""
-    src, dst = path_id.split(">")
-    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
-    return (f"{site_label(topo, ss, lang)} ({carrier_label(topo, sc, lang)}) → "
-            f"{site_label(topo, ds, lang)} ({carrier_label(topo, dc, lang)})")
+    """A path id (:meth:`inventory.topology.PathEnds.parse`) as readable names."""
+    e = PathEnds.parse(path_id)
+    return (f"{site_label(topo, e.src_site, lang)} ({carrier_label(topo, e.src_carrier, lang)})"
+            f" → {site_label(topo, e.dst_site, lang)} "
+            f"({carrier_label(topo, e.dst_carrier, lang)})")
+
+
+def targets_on(topo: Topology, kind: str, statistic: str,
+               ends: PathEnds | None = None) -> list[PolicyTarget]:
+    """The policy targets of comparison ``kind`` on statistics starting with ``statistic``
+    (whose scope holds ``ends`` when given), in inventory order; each one's threshold is
+    :attr:`inventory.schema.Comparison.threshold`."""
+    return [tg for tg in topo.inv.policy_targets
+            if tg.comparison.kind == kind and tg.statistic.startswith(statistic)
+            and (ends is None or topo.in_scope(tg.scope, ends))]
 
 
 def fmt_value(v: float | None, stat: str, digits: int = 2) -> str:

@@ -54,6 +54,12 @@ class Context:
         default_factory=dict)
     _synthetic: str | None = None
 
+    @property
+    def tz(self) -> str:
+        """The local time every page shows and buckets in: the inventory's
+        (:attr:`inventory.schema.Inventory.timezone`, its province's zone)."""
+        return self.topo.inv.timezone
+
     def generation(self) -> int:
         """The minute the cached figures are for while live, else -1 (final data)."""
         now = self.now_ns()
@@ -74,7 +80,7 @@ class Context:
         with self.lock:
             self._fresh()
             if (role, window) not in self._indexes:
-                self._indexes[(role, window)] = views.load_index(store, window)
+                self._indexes[(role, window)] = views.load_index(store, window, self.tz)
             return self._indexes[(role, window)]
 
     def index(self, window: Window) -> RollupIndex:

@@ -13,7 +13,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from analyzer.views import Matrix, Minute, Series, local_label
+from analyzer.localtime import local_label
+from analyzer.views import Matrix, Minute, Series
+from inventory.topology import pair_key
 
 FONT = 18
 COLORS = {
@@ -85,9 +87,10 @@ def _hline(y: float, color: str, text: str = "", dash: str = "dash",
                            "showarrow": False, "font": {"size": FONT - 4, "color": color}}}
 
 
-def _times(t_ns: Sequence[int]) -> list[str]:
-    """Bucket starts as Asia/Shanghai wall-clock labels (the axis shows local time)."""
-    return [local_label(t) for t in t_ns]
+def _times(t_ns: Sequence[int], tz: str) -> list[str]:
+    """Bucket starts as wall-clock labels in ``tz`` (the axis shows local time: the zone the
+    inventory declares)."""
+    return [local_label(t, tz) for t in t_ns]
 
 
 # --- overview -------------------------------------------------------------------------------
@@ -95,10 +98,10 @@ def _times(t_ns: Sequence[int]) -> list[str]:
 
 def trend_figure(t_ns: Sequence[int], values: Sequence[float | None], threshold: float,
                  y_title: str, threshold_name: str, verdict: str,
-                 bucket: str = "day") -> go.Figure:
+                 bucket: str = "day", *, tz: str) -> go.Figure:
     """A small trend of one policy target (one point per ``bucket``: minute, hour or day)
     with its threshold line; the y axis always shows the threshold."""
-    line = {"type": "scatter", "x": _times(t_ns), "y": list(values), "mode": "lines+markers",
+    line = {"type": "scatter", "x": _times(t_ns, tz), "y": list(values), "mode": "lines+markers",
             "line": {"color": COLORS.get(verdict, COLORS["current"]), "width": 3},
             "marker": {"size": 6}, "name": y_title}
     top = max([threshold, *(v for v in values if v is not None)]) * 1.15
@@ -110,7 +113,7 @@ def trend_figure(t_ns: Sequence[int], values: Sequence[float | None], threshold:
 
 
 def live_figure(cur: Sequence[Minute], base: Sequence[Minute] | None,
-                labels: dict[str, str]) -> go.Figure:
+                labels: dict[str, str], *, tz: str) -> go.Figure:
     """Inter-carrier median RTT (top) and loss (bottom) minute by minute: the current
     store's, and the baseline store's over the same minutes when there is one."""
     data: list[dict[str, Any]] = []
@@ -119,7 +122,7 @@ def live_figure(cur: Sequence[Minute], base: Sequence[Minute] | None,
     if base is not None:
         series.insert(0, (base, labels["baseline_net"], COLORS["baseline"]))
     for minutes, name, color in series:
-        x = _times([m.t_ns for m in minutes])
+        x = _times([m.t_ns for m in minutes], tz)
         data.append({"type": "scatter", "x": x, "y": [m.rtt_median_ms for m in minutes],
                      "mode": "lines+markers", "name": name, "legendgroup": name,
                      "line": {"color": color, "width": 3}, "yaxis": "y"})
@@ -342,7 +345,7 @@ def heatmap_figure(m: Matrix, which: str, title: str, row_labels: Sequence[str],
     heat: dict[str, Any] = {
         "type": "heatmap", "z": z, "x": list(col_labels), "y": list(row_labels),
         "text": [[_fmt(v, stat) for v in row] for row in z], "texttemplate": "%{text}",
-        "textfont": {"size": FONT}, "customdata": [[f"{r}|{c}" for c in m.cols]
+        "textfont": {"size": FONT}, "customdata": [[pair_key(r, c) for c in m.cols]
                                                    for r in m.rows],
         "colorscale": "Blues", "hoverongaps": False,
         "hovertemplate": "%{y} → %{x}: %{text}<extra></extra>", "xgap": 3, "ygap": 3}
@@ -379,9 +382,9 @@ def change_colours(z: Sequence[Sequence[float | None]], mid: float) -> dict[str,
 
 def rtt_figure(cur: Series, base_median: float | None, base_p95: float | None,
                target: float | None, labels: dict[str, str],
-               bucket: str = "hour") -> go.Figure:
+               bucket: str = "hour", *, tz: str) -> go.Figure:
     """Median and p95 RTT per bucket, the baseline band (median..p95) and the target line."""
-    x = _times(cur.t_ns)
+    x = _times(cur.t_ns, tz)
     data: list[dict[str, Any]] = []
     if base_median is not None and base_p95 is not None and x:
         data.append({"type": "scatter", "x": [x[0], x[-1], x[-1], x[0]],
@@ -401,10 +404,10 @@ def rtt_figure(cur: Series, base_median: float | None, base_p95: float | None,
 
 
 def loss_figure(cur: Series, base_loss: float | None, target: float | None,
-                labels: dict[str, str], bucket: str = "hour") -> go.Figure:
+                labels: dict[str, str], bucket: str = "hour", *, tz: str) -> go.Figure:
     """Loss ratio per bucket (RFC 7680 §4.1), in percent, with baseline and target lines."""
     pct = [None if v is None else v * 100 for v in cur.loss]
-    bars = {"type": "bar", "x": _times(cur.t_ns), "y": pct, "name": labels["current"],
+    bars = {"type": "bar", "x": _times(cur.t_ns, tz), "y": pct, "name": labels["current"],
             "marker": {"color": COLORS["current"]}}
     shapes = []
     if base_loss is not None:
@@ -429,12 +432,12 @@ def cdf_figure(before: tuple[Sequence[float], Sequence[float]],
 
 
 def owd_figure(cur: Series, labels: dict[str, str], bucket: str = "hour",
-               target: float | None = None) -> go.Figure:
+               target: float | None = None, *, tz: str) -> go.Figure:
     """Median one-way delay each way per bucket, each with a band of +- the clock-error bound
     (RFC 7679 §3.7.3; a clock domain's relative bound where the path has one). The y axis
     follows the data (and the target), never the band: a bound larger than the data's
     scale (unsynchronised clocks: seconds) is drawn off scale and named in the legend."""
-    x = _times(cur.t_ns)
+    x = _times(cur.t_ns, tz)
     err = [e or 0.0 for e in cur.clock_error_ms]
     values = [v for ys in (cur.fwd_ms, cur.bwd_ms) for v in ys if v is not None]
     top = max([*values, target or 0.0, 0.1]) * 1.3

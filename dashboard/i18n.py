@@ -19,7 +19,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "current": ("当前", "Current"),
     "change": ("变化（当前/基线）", "Change (current/baseline)"),
     "windows": ("时间窗", "Windows"),
-    "times_note": ("时间均为北京时间（Asia/Shanghai）", "Times in Asia/Shanghai (UTC+8)"),
+    "times_note": ("时间均为当地时间（{tz}）", "Times in local time ({tz})"),
     "targets": ("政策目标", "Policy targets"),
     "verdict": ("结论", "Verdict"),
     "eval_failed": ("评估失败", "Evaluation failed"),

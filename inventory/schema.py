@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -259,8 +259,9 @@ class Baseline(_Model):
 
 
 class Comparison(_Model):
-    """relative: current/baseline <= 1 - reduction; absolute: statistic < below_ms;
-    reference: statistic(scope)/statistic(reference scope) <= at_most_ratio."""
+    """relative: current/baseline <= 1 - reduction; absolute: statistic < below_ms (or
+    below_ratio); reference: statistic(scope)/statistic(reference scope) <= at_most_ratio.
+    :attr:`threshold` is the one number each kind is judged against."""
 
     kind: Literal["relative", "absolute", "reference"]
     reduction: float | None = Field(default=None, gt=0, lt=1)
@@ -279,14 +280,31 @@ class Comparison(_Model):
             raise ValueError("a reference comparison needs 'reference' and 'at_most_ratio'")
         return self
 
+    @property
+    def threshold(self) -> float:
+        """The threshold of the comparison, the one definition the analyzer, reports and
+        dashboard use: theta = 1 - reduction (relative), at_most_ratio (reference), below_ms
+        or below_ratio (absolute). In :attr:`threshold_unit`."""
+        if self.kind == "relative":
+            return 1 - (self.reduction or 0.0)
+        if self.kind == "reference":
+            return self.at_most_ratio or 0.0
+        return self.below_ms if self.below_ms is not None else self.below_ratio or 0.0
+
+    @property
+    def threshold_unit(self) -> Literal["ms", "ratio"]:
+        """``ms`` for an absolute delay limit (below_ms), else ``ratio``."""
+        return "ms" if self.kind == "absolute" and self.below_ms is not None else "ratio"
+
 
 class Aggregation(_Model):
     """Over which time the statistic is taken: the whole window, or its busy hours (local
-    hours in ``timezone``). Day-by-day rules are fault rules (:class:`FaultRule`)."""
+    hours in ``timezone``). Day-by-day rules are fault rules (:class:`FaultRule`). An
+    inventory that does not write ``timezone`` gets its province's (:class:`Inventory`)."""
 
     window: Literal["whole", "busy_hours"] = "whole"
     busy_hours: list[Annotated[int, Field(ge=0, le=23)]] = []
-    timezone: str = "Asia/Shanghai"
+    timezone: str
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 
@@ -297,7 +315,7 @@ class PolicyTarget(_Model):
     statistic: str
     scope: PathScope
     comparison: Comparison
-    aggregation: Aggregation = Aggregation()
+    aggregation: Aggregation  # the inventory fills in its province's zone when not written
     per: Literal["scope", "carrier_pair", "city_pair", "path"] = "carrier_pair"
     method: Method | None = None
     baseline: Id | None = None
@@ -381,9 +399,10 @@ class RuleCalendar(_Model):
     """When a fault rule looks: local calendar days in ``timezone``, the local ``hours`` of
     each day (empty: all day), one test per ``test_minutes`` of local time that holds at least
     ``min_samples`` samples, at least ``min_tests`` tests for a day to be judged, and a fault
-    once ``consecutive_days`` judged days in a row meet the condition."""
+    once ``consecutive_days`` judged days in a row meet the condition. An inventory that does
+    not write ``timezone`` gets its first province's (:class:`Inventory`)."""
 
-    timezone: str = "Asia/Shanghai"
+    timezone: str
     hours: list[Annotated[int, Field(ge=0, le=23)]] = []
     test_minutes: int = Field(default=60, ge=1, le=1440)
     min_samples: int = Field(default=1, ge=1)
@@ -424,7 +443,7 @@ class FaultRule(_Model):
     method: Method = Method.ICMP
     segments: list[Id] = Field(min_length=1)
     reference: list[Id] = []
-    calendar: RuleCalendar = RuleCalendar()
+    calendar: RuleCalendar  # the inventory fills in its province's zone when not written
     condition: Condition
 
 
@@ -445,8 +464,14 @@ class ClockDomain(_Model):
 
 
 class Province(_Model):
+    """A province and its local time (an IANA zone name): the zone its policy targets' busy
+    hours and its fault rules' days are counted in unless they name their own."""
+
     id: Id
     name: Names
+    timezone: str
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 
 
 class Inventory(_Model):
@@ -469,3 +494,46 @@ class Inventory(_Model):
     fault_rules: list[FaultRule] = []
     clock_domains: list[ClockDomain] = []
     synthetic: str | None = None  # set when the data this inventory describes is synthetic
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_zones(cls, data: Any) -> Any:
+        """Policy is data: a policy target's aggregation or a fault rule's calendar that does
+        not name its time zone gets its province's (the scope's ``within_province``, else the
+        inventory's first province: :attr:`timezone`)."""
+        if not isinstance(data, dict):
+            return data
+        zones = {p.get("id"): p.get("timezone") for p in data.get("provinces") or []
+                 if isinstance(p, dict)}
+        home = next(iter(zones.values()), None)
+        if not isinstance(home, str):
+            return data
+        out = dict(data)
+        out["policy_targets"] = [
+            _with_zone(t, "aggregation", zones.get(_scope_province(t), home))
+            for t in data.get("policy_targets") or []]
+        out["fault_rules"] = [_with_zone(r, "calendar", home)
+                              for r in data.get("fault_rules") or []]
+        return out
+
+    @property
+    def timezone(self) -> str:
+        """The inventory's local time: its first province's zone. The dashboard shows times
+        and buckets days in it; a target's busy hours use the target's own zone."""
+        return self.provinces[0].timezone
+
+
+def _scope_province(target: Any) -> Any:
+    scope = target.get("scope") if isinstance(target, dict) else None
+    return scope.get("within_province") if isinstance(scope, dict) else None
+
+
+def _with_zone(item: Any, field: str, zone: Any) -> Any:
+    """``item`` (a raw policy target or fault rule) with ``zone`` in ``item[field]`` when it
+    names none."""
+    if not isinstance(item, dict) or not isinstance(zone, str):
+        return item
+    part = item.get(field, {})
+    if not isinstance(part, dict) or "timezone" in part:
+        return item
+    return {**item, field: {**part, "timezone": zone}}

@@ -8,7 +8,7 @@ and the dashboard (carrier and city matrices).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +23,7 @@ from inventory.schema import (
     Selector,
     Site,
 )
+from ixmeter.record import parse_path_id, path_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +35,68 @@ class PathEnds:
     dst_site: str
     dst_carrier: str
 
+    @classmethod
+    def parse(cls, path_id: str) -> PathEnds:
+        """The path of a path id (:func:`ixmeter.record.parse_path_id`); ValueError if it is
+        not one."""
+        return cls(*parse_path_id(path_id))
+
     @property
     def inter_carrier(self) -> bool:
         return self.src_carrier != self.dst_carrier
 
     @property
     def id(self) -> str:
-        return f"{self.src_site}/{self.src_carrier}>{self.dst_site}/{self.dst_carrier}"
+        """The path id (:func:`ixmeter.record.path_id`), as results and rollups carry it."""
+        return path_id(self.src_site, self.src_carrier, self.dst_site, self.dst_carrier)
+
+    @property
+    def carrier_pair(self) -> str:
+        """The carrier-pair key ``CT>CM`` (:func:`pair_key`)."""
+        return pair_key(self.src_carrier, self.dst_carrier)
+
+
+def pair_key(src: str, dst: str) -> str:
+    """The key of an ordered pair (carrier pair ``CT>CM``, city pair ``changsha>zhuzhou``):
+    verdict groups, fault-register segments and reports name pairs this way."""
+    return f"{src}>{dst}"
+
+
+PER_VALUES: tuple[str, ...] = ("scope", "carrier_pair", "city_pair", "path")
+
+
+def group_key(ends: PathEnds, per: str, city_of: Callable[[str], str | None]) -> str:
+    """The verdict group of a directed path under a policy target's ``per``: the path id, the
+    directed carrier pair (``CT>CM``), the directed city pair (``changsha>zhuzhou``; a site
+    without a city stands for itself) or the whole scope (``all``). ``city_of`` maps a site
+    to its city id. The one definition the analyzer's groups and the dashboard's trends use."""
+    if per == "path":
+        return ends.id
+    if per == "carrier_pair":
+        return ends.carrier_pair
+    if per == "city_pair":
+        return pair_key(city_of(ends.src_site) or ends.src_site,
+                        city_of(ends.dst_site) or ends.dst_site)
+    if per == "scope":
+        return "all"
+    raise ValueError(f"unknown grouping {per!r}; known: {', '.join(PER_VALUES)}")
+
+
+def source_carrier(group: str, per: str) -> str | None:
+    """The source carrier a group key names (carrier pair or path), else None."""
+    if per == "path":
+        return PathEnds.parse(group).src_carrier
+    if per == "carrier_pair":
+        return split_pair(group)[0]
+    return None
+
+
+def split_pair(key: str) -> tuple[str, str]:
+    """The two members of a :func:`pair_key`."""
+    src, sep, dst = key.partition(">")
+    if not sep:
+        raise ValueError(f"not a pair key {key!r}: expected SRC>DST")
+    return src, dst
 
 
 class Topology:
@@ -55,6 +111,14 @@ class Topology:
     def city_of(self, site_id: str) -> City | None:
         site = self.sites.get(site_id)
         return self.cities.get(site.city) if site else None
+
+    def city_id(self, site_id: str) -> str | None:
+        city = self.city_of(site_id)
+        return city.id if city else None
+
+    def group_of(self, ends: PathEnds, per: str) -> str:
+        """:func:`group_key` with this inventory's cities."""
+        return group_key(ends, per, self.city_id)
 
     def province_of(self, site_id: str) -> str | None:
         city = self.city_of(site_id)

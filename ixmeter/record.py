@@ -143,8 +143,20 @@ class Result:
 
 
 def path_id(src_site: str, src_carrier: str, dst_site: str, dst_carrier: str) -> str:
-    """The directed path key used by store, analyzer and dashboard."""
+    """The directed path key used by store, analyzer and dashboard:
+    ``src_site/src_carrier>dst_site/dst_carrier`` (:func:`parse_path_id` reads it back)."""
     return f"{src_site}/{src_carrier}>{dst_site}/{dst_carrier}"
+
+
+def parse_path_id(text: str) -> tuple[str, str, str, str]:
+    """(src_site, src_carrier, dst_site, dst_carrier) of a :func:`path_id`; ValueError for
+    anything else."""
+    src, sep, dst = text.partition(">")
+    ends = (*src.split("/"), *dst.split("/"))
+    if not sep or len(ends) != 4 or not all(ends) or ">" in dst:
+        raise ValueError(f"not a path id {text!r}: expected src_site/src_carrier>"
+                         "dst_site/dst_carrier")
+    return ends[0], ends[1], ends[2], ends[3]
 
 
 # -- the checks of a Result, on scalars -----------------------------------------------------------

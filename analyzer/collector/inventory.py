@@ -40,6 +40,6 @@ def thresholds_ns(inv: Inventory | None,
                   defaults: tuple[int, ...] = (1_000_000, 3_000_000)) -> tuple[int, ...]:
     """Rollup thresholds: the defaults plus every absolute ``below_ms`` policy target."""
     extra = set() if inv is None else {
-        round(t.comparison.below_ms * 1_000_000) for t in inv.policy_targets
-        if t.comparison.kind == "absolute" and t.comparison.below_ms is not None}
+        round(t.comparison.threshold * 1_000_000) for t in inv.policy_targets
+        if t.comparison.kind == "absolute" and t.comparison.threshold_unit == "ms"}
     return tuple(sorted(set(defaults) | extra))

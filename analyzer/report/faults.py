@@ -6,12 +6,12 @@ series (``fault_days.csv``), and an HTML section (docs/faults.md). Hooked into
 from __future__ import annotations
 
 import html
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from analyzer.baselines import TimeWindow
 from analyzer.fault_register import Register, check_text, to_dict
+from analyzer.localtime import local_datetime
 from analyzer.store.base import ReadStore
 from inventory.schema import Inventory
 
@@ -20,12 +20,7 @@ Rows = list[dict[str, Any]]
 
 def local_days(start_ns: int, end_ns: int, tz: str) -> tuple[date, date]:
     """The first and last local dates the window [start_ns, end_ns) touches."""
-    zone = ZoneInfo(tz)
-
-    def on(ns: int) -> date:
-        return datetime.fromtimestamp(ns // 10**9, tz=UTC).astimezone(zone).date()
-
-    return on(start_ns), on(end_ns - 1)
+    return local_datetime(start_ns, tz).date(), local_datetime(end_ns - 1, tz).date()
 
 
 COLUMNS: dict[str, tuple[str, ...]] = {

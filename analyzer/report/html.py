@@ -14,6 +14,7 @@ from typing import Any
 from analyzer.methods import METHODS
 from analyzer.report.data import COLUMNS, ReportData
 from analyzer.report.faults import html_section as faults_section  # hook: issue 17
+from inventory.topology import pair_key
 
 LABELS: dict[str, tuple[str, str]] = {  # key -> (zh, en)
     "title": ("ixmeter 判定报告", "ixmeter verdict report"),
@@ -112,7 +113,7 @@ def pairs(matrix: list[dict[str, Any]], key: str) -> list[tuple[str, Any, Any]]:
     """(``method type_p src>dst``, baseline value, current value) for the charts."""
     out: dict[str, list[Any]] = {}
     for r in matrix:
-        name = f"{r['type_p']} {r['src_carrier']}>{r['dst_carrier']}"
+        name = f"{r['type_p']} {pair_key(r['src_carrier'], r['dst_carrier'])}"
         slot = out.setdefault(name, [None, None])
         slot[1 if r["window"] == "current" else 0] = r[key]
     return [(k, v[0], v[1]) for k, v in sorted(out.items())]

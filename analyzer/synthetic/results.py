@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from analyzer.store.base import Store
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
+from ixmeter.record import Method, Result, Status, TimestampSource, TypeP, parse_path_id
 from ixmeter.wire import Batch
 
 SYNTHETIC_PREFIX = "synthetic-"  # probe and batch ids of generated data
@@ -57,8 +57,7 @@ class Stream:
     @classmethod
     def of(cls, path: str, **kw: object) -> Stream:
         """The stream of a path id ``site/carrier>site/carrier``."""
-        (ss, sc), (ds, dc) = (end.split("/") for end in path.split(">"))
-        return cls(ss, sc, ds, dc, **kw)  # type: ignore[arg-type]
+        return cls(*parse_path_id(path), **kw)  # type: ignore[arg-type]
 
     @property
     def probe(self) -> str:

@@ -28,7 +28,7 @@ def layout(**kwargs: Any) -> html.Div:
     c = context.get()
     rules = c.topo.inv.fault_rules
     first, last = local_days(c.current.start_ns, c.current.end_ns,
-                             rules[0].calendar.timezone if rules else "Asia/Shanghai")
+                             rules[0].calendar.timezone if rules else c.tz)
     return html.Div([
         html.H2(id=ids.FA_TITLE),
         html.Div([html.Label(id=ids.FA_DAYS_LABEL),

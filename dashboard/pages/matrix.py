@@ -14,10 +14,10 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from analyzer import views
 from dashboard import context, ids
-from dashboard.common import carrier_label, city_label, graph, site_label
+from dashboard.common import carrier_label, city_label, graph, site_label, targets_on
 from dashboard.figures import heatmap_figure
 from dashboard.i18n import DEFAULT_LANG, t
-from inventory.topology import Topology
+from inventory.topology import Topology, split_pair
 
 dash.register_page(__name__, path="/matrix", name="matrix", order=1)  # type: ignore[no-untyped-call]
 
@@ -106,20 +106,19 @@ def render(by: str, stat: str | None, type_p: str | None, lang: str) -> tuple[An
 def change_target(topo: Any, stat: str) -> tuple[float | None, str | None]:
     """The threshold on current/baseline of the relative policy target on ``stat`` (e.g.
     0.2 for "median RTT down by 80 %"), and its id; (None, None) when no target has one."""
-    for tg in topo.inv.policy_targets:
-        if tg.statistic == stat and tg.comparison.kind == "relative" and tg.comparison.reduction:
-            return 1 - tg.comparison.reduction, tg.id
+    for tg in targets_on(topo, "relative", stat):
+        if tg.statistic == stat:
+            return tg.comparison.threshold, tg.id
     return None, None
 
 
 def _clicked(click: Any) -> tuple[str, str] | None:
     if not click or not click.get("points"):
         return None
-    cell = str(click["points"][0].get("customdata") or "")
-    if "|" not in cell:
+    try:
+        return split_pair(str(click["points"][0].get("customdata") or ""))
+    except ValueError:
         return None
-    src, dst = cell.split("|", 1)
-    return src, dst
 
 
 @callback(Output(ids.MX_DRILL_HEAD, "children"), Output(ids.MX_PATHS, "rowData"),

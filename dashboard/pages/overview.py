@@ -13,7 +13,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from analyzer import views
 from analyzer.views import RollupIndex, VerdictRow
 from dashboard import context, geo, ids
-from dashboard.common import badge, graph
+from dashboard.common import badge, graph, targets_on
 from dashboard.figures import MapLink, MapPoint, live_figure, map_figure, trend_figure
 from dashboard.i18n import name, reason, t
 from inventory.schema import PolicyTarget
@@ -77,7 +77,7 @@ def _live_chart(ctx: context.Context, lang: str) -> list[Any]:
     cur, base = ctx.live_minutes()
     labels = {k: t(k, lang) for k in ("live_title", "live_rtt", "live_loss", "baseline",
                                       "current", "baseline_net", "current_net")}
-    fig = live_figure(cur, base, labels)
+    fig = live_figure(cur, base, labels, tz=ctx.tz)
     note = t("live_note" if ctx.live else "minute_note", lang)
     return [html.Div([html.H2(labels["live_title"]),
                       graph(ids.OV_LIVE, fig, style={"height": "420px"}),
@@ -89,7 +89,7 @@ def _target_card(tg: PolicyTarget, rows: list[VerdictRow], lang: str) -> html.Di
     head = views.headline(rows)
     absolute = tg.comparison.kind == "absolute"
     unit = " ms" if absolute else ""
-    threshold = next((r.threshold for r in rows if r.threshold is not None), _theta(tg))
+    threshold = tg.comparison.threshold
     if head is not None:
         est = f"{head.estimate:.3f}{unit}" if head.estimate is not None else "–"
         ci = f"[{head.ci_low or 0:.3f}, {head.ci_high or 0:.3f}]{unit}"
@@ -107,7 +107,7 @@ def _target_card(tg: PolicyTarget, rows: list[VerdictRow], lang: str) -> html.Di
     ts, vs = c.trend(tg.id)
     y_title = t(tg.statistic, lang) if absolute else t("ratio", lang)
     fig = trend_figure(ts, vs, threshold, y_title, f"{t('threshold', lang)} {threshold:g}{unit}",
-                       verdict, views.display_bucket(c.current))
+                       verdict, views.display_bucket(c.current), tz=c.tz)
     trend_of = (f"{t('trend_of', lang)} {head.group} · {head.type_p}" if head is not None
                 else t("trend_pooled", lang))
     return html.Div([
@@ -122,20 +122,10 @@ def _target_card(tg: PolicyTarget, rows: list[VerdictRow], lang: str) -> html.Di
     ], className="card", id=f"card-{tg.id}")
 
 
-def _theta(tg: PolicyTarget) -> float:
-    c = tg.comparison
-    if c.kind == "relative":
-        return 1 - (c.reduction or 0.0)
-    if c.kind == "reference":
-        return c.at_most_ratio or 0.0
-    return c.below_ms if c.below_ms is not None else c.below_ratio or 0.0
-
-
 def _latency_theta(topo: Topology) -> float:
-    for tg in topo.inv.policy_targets:
-        if tg.comparison.kind == "relative" and tg.statistic.startswith("rtt"):
-            return 1 - (tg.comparison.reduction or 0.0)
-    return 1.0
+    """The threshold of the first relative target on median RTT (1 without one)."""
+    on = targets_on(topo, "relative", "rtt_median")
+    return on[0].comparison.threshold if on else 1.0
 
 
 def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str) -> Any:

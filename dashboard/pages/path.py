@@ -14,7 +14,7 @@ from dash import Input, Output, State, callback, dcc, html
 from analyzer import views
 from analyzer.views import RollupIndex
 from dashboard import context, ids
-from dashboard.common import fmt_value, graph, path_label, site_label, table
+from dashboard.common import fmt_value, graph, path_label, site_label, table, targets_on
 from dashboard.figures import cdf_figure, loss_figure, owd_figure, rtt_figure
 from dashboard.i18n import LANGS, t
 from inventory.topology import PathEnds, Topology
@@ -82,14 +82,11 @@ def _searchable(c: context.Context) -> list[tuple[str, str]]:
 
 
 def _targets(topo: Topology, path_id: str) -> dict[str, float]:
-    """Relative reductions of the policy targets whose scope holds this path, by statistic."""
-    src, dst = path_id.split(">")
-    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
-    ends = PathEnds(ss, sc, ds, dc)
+    """Thresholds of the relative policy targets whose scope holds this path, by statistic
+    (the first target of each statistic)."""
     out: dict[str, float] = {}
-    for tg in topo.inv.policy_targets:
-        if tg.comparison.kind == "relative" and topo.in_scope(tg.scope, ends):
-            out[tg.statistic] = 1 - (tg.comparison.reduction or 0.0)
+    for tg in targets_on(topo, "relative", "", PathEnds.parse(path_id)):
+        out.setdefault(tg.statistic, tg.comparison.threshold)
     return out
 
 
@@ -111,7 +108,7 @@ def render(path_id: str | None, lang: str) -> list[Any]:
             graph(ids.PA_CDF, _cdf(base, cur, path_id, lang)),
             graph(ids.PA_OWD, _owd(c.topo, cur, path_id, bucket, lang)),
         ], className="grid2"),
-        html.Div(_route(c.topo, route, lang), id=ids.PA_ROUTE),
+        html.Div(_route(c.topo, route, lang, c.tz), id=ids.PA_ROUTE),
     ]
 
 
@@ -130,7 +127,7 @@ def _rtt(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, buck
     theta = _targets(topo, path_id).get("rtt_median")
     target = bm * theta if bm is not None and theta is not None else None
     return rtt_figure(views.series(cur, keys, bucket), bm, bp, target,
-                      _labels_for(lang, "rtt_series"), bucket)
+                      _labels_for(lang, "rtt_series"), bucket, tz=cur.tz)
 
 
 def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, bucket: str,
@@ -141,7 +138,7 @@ def _loss(topo: Topology, base: RollupIndex, cur: RollupIndex, path_id: str, buc
     theta = _targets(topo, path_id).get("loss_ratio")
     target = bl * theta if bl is not None and theta is not None else None
     return loss_figure(views.series(cur, keys, bucket), bl, target,
-                       _labels_for(lang, "loss_series"), bucket)
+                       _labels_for(lang, "loss_series"), bucket, tz=cur.tz)
 
 
 def _cdf(base: RollupIndex, cur: RollupIndex, path_id: str, lang: str) -> go.Figure:
@@ -153,17 +150,14 @@ def _cdf(base: RollupIndex, cur: RollupIndex, path_id: str, lang: str) -> go.Fig
 
 
 def _owd(topo: Topology, cur: RollupIndex, path_id: str, bucket: str, lang: str) -> go.Figure:
-    src, dst = path_id.split(">")
-    (ss, sc), (ds, dc) = src.split("/"), dst.split("/")
-    ends = PathEnds(ss, sc, ds, dc)
-    limits = [tg.comparison.below_ms for tg in topo.inv.policy_targets
-              if tg.statistic.startswith("owd") and tg.comparison.kind == "absolute"
-              and tg.comparison.below_ms is not None and topo.in_scope(tg.scope, ends)]
+    limits = [tg.comparison.threshold for tg in
+              targets_on(topo, "absolute", "owd", PathEnds.parse(path_id))
+              if tg.comparison.threshold_unit == "ms"]
     return owd_figure(views.owd_series(cur, topo, path_id, bucket), _labels_for(lang, "owd"),
-                      bucket, min(limits) if limits else None)
+                      bucket, min(limits) if limits else None, tz=cur.tz)
 
 
-def _route(topo: Topology, route: views.Route | None, lang: str) -> list[Any]:
+def _route(topo: Topology, route: views.Route | None, lang: str, tz: str) -> list[Any]:
     head = html.H3(t("route", lang))
     if route is None:
         return [head, html.P(t("no_route", lang))]
@@ -171,7 +165,7 @@ def _route(topo: Topology, route: views.Route | None, lang: str) -> list[Any]:
     sites = ", ".join(site_label(topo, s, lang) for s in route.exchange_sites)
     rows = [[h.ttl, h.addr or "*", fmt_value(h.rtt_ms, "rtt"), h.carrier or "",
              site_label(topo, h.site, lang) if h.site else ""] for h in route.hops]
-    when = views.local_label(route.sent_at_ns)
+    when = views.local_label(route.sent_at_ns, tz)
     return [head, html.P(f"{verdict}{': ' + sites if sites else ''} · {when}",
                          className="big " + ("good" if route.crosses_exchange else "bad")),
             table([t("hop", lang), t("address", lang), "RTT (ms)", t("carrier", lang),

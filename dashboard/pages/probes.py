@@ -49,7 +49,7 @@ def render(lang: str) -> list[Any]:
         rows = views.probe_rows(c.store, c.topo, c.cur_index(), c.now_ns())
     body = [[r.probe_id, site_label(c.topo, r.site, lang), carrier_label(c.topo, r.carrier, lang),
              html.Span(t(r.status, lang), className=f"st st-{r.status}"),
-             (views.local_label(r.last_seen_ns) + f" ({_age(r.age_s)})") if r.last_seen_ns
+             (views.local_label(r.last_seen_ns, c.tz) + f" ({_age(r.age_s)})") if r.last_seen_ns
              else "–", "–" if r.spool_depth is None else r.spool_depth, _set_aside(r, lang),
              r.results, f"{r.coverage * 100:.0f}%", r.version or "–"] for r in rows]
     header = [t(k, lang) for k in ("probe", "site", "carrier", "status", "last_seen",

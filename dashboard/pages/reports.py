@@ -26,14 +26,14 @@ dash.register_page(__name__, path="/reports", name="reports", order=4)  # type: 
 FORMATS = ("html", "pdf", "json", "csv")
 
 
-def _dates(w: Window) -> tuple[str, str]:
-    return (views.local_label(w.start_ns, "%Y-%m-%d"),
-            views.local_label(w.end_ns - 1, "%Y-%m-%d"))
+def _dates(w: Window, tz: str) -> tuple[str, str]:
+    return (views.local_label(w.start_ns, tz, "%Y-%m-%d"),
+            views.local_label(w.end_ns - 1, tz, "%Y-%m-%d"))
 
 
 def layout(**kwargs: Any) -> html.Div:
     c = context.get()
-    (bs, be), (cs, ce) = _dates(c.baseline), _dates(c.current)
+    (bs, be), (cs, ce) = _dates(c.baseline, c.tz), _dates(c.current, c.tz)
     return html.Div([
         html.H2(id="rp-title"),
         html.Div([
@@ -105,7 +105,7 @@ def generate(n: int, bs: str, be: str, cs: str, ce: str, fmt: str,
     if not n or not (bs and be and cs and ce) or fmt not in FORMATS:
         return no_update, no_update, no_update
     c = context.get()
-    base, cur = Window.from_local_dates(bs, be), Window.from_local_dates(cs, ce)
+    base, cur = Window.from_local_dates(bs, be, c.tz), Window.from_local_dates(cs, ce, c.tz)
     content = report_content(c, base, cur, fmt, lang if lang in ("zh", "en") else "zh")
     name = f"ixmeter-report-{bs}_{be}-vs-{cs}_{ce}.{fmt}"
     download = dict(content=base64.b64encode(content).decode(), filename=name, base64=True) \

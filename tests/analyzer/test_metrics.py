@@ -95,4 +95,4 @@ def test_grouping_keys_are_direction_aware() -> None:
     assert len(metrics.group_rollups(rolls, "path", city)) == 2
     assert sorted(metrics.carrier_matrix(rolls)) == [("A", "B"), ("B", "A")]
     with pytest.raises(ValueError, match="unknown grouping"):
-        metrics.group_key(rolls[0], "province", city)
+        metrics.group_rollups(rolls, "province", city)

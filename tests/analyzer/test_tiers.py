@@ -75,7 +75,7 @@ def test_runs_are_byte_identical(db: Path) -> None:
 
 
 def test_choose_tier_from_windows_and_aggregation() -> None:
-    whole = Aggregation()
+    whole = Aggregation(timezone="UTC")
     year = TimeWindow(T0, T0 + 365 * DAY)
     assert choose_tier([year], whole, 1) == "day"
     assert choose_tier([TimeWindow(T0, T0 + 7 * DAY)], whole, 1) == "hour"  # 7 days < 60

@@ -82,7 +82,7 @@ def test_matrix_callbacks(app: Dash) -> None:
     figs = m.render("carrier", "rtt_median", "icmp/v4/64/dscp0", "en")
     assert len(figs) == 3
     assert all(isinstance(f, go.Figure) for f in figs)
-    assert figs[2].data[0].customdata[0][1] == "CT|CM"
+    assert figs[2].data[0].customdata[0][1] == "CT>CM"
     options, value = m._type_ps("owd_median")
     assert value is not None
     assert value.startswith("udp/")
@@ -137,7 +137,7 @@ def test_report_is_the_analyzers(app: Dash, ctx: Context) -> None:
     from analyzer.views import local_label
 
     gen = _page("reports").generate
-    dates = [local_label(w, "%Y-%m-%d") for w in (
+    dates = [local_label(w, ctx.tz, "%Y-%m-%d") for w in (
         ctx.baseline.start_ns, ctx.baseline.end_ns - 1, ctx.current.start_ns,
         ctx.current.end_ns - 1)]
     data, table, status = gen(1, *dates, "json", "en")
@@ -218,7 +218,7 @@ def test_report_pdf_is_the_report_modules(app: Dash, ctx: Context) -> None:
 
     from analyzer.views import local_label
 
-    dates = [local_label(w, "%Y-%m-%d") for w in (
+    dates = [local_label(w, ctx.tz, "%Y-%m-%d") for w in (
         ctx.baseline.start_ns, ctx.baseline.end_ns - 1, ctx.current.start_ns,
         ctx.current.end_ns - 1)]
     data, _, status = _page("reports").generate(1, *dates, "pdf", "en")

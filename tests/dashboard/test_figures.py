@@ -11,6 +11,7 @@ from dashboard import figures, geo
 from dashboard.figures import MapLink, MapPoint
 
 T0 = 1_795_190_400 * 1_000_000_000  # 2026-11-21 00:00 +08:00
+TZ = "Asia/Shanghai"  # the labels' zone (an inventory's province's)
 H = 3_600 * 1_000_000_000
 LABELS = {k: k for k in ("baseline_band", "median", "p95", "target_line", "baseline",
                          "current", "before", "after", "cdf", "forward", "backward", "title")}
@@ -50,7 +51,7 @@ def test_heatmap_carries_cell_ids_for_clicks() -> None:
     fig = figures.heatmap_figure(m, "change", "t", ["电信", "移动"], ["电信", "移动"], "x", "y")
     hm = fig.data[0]
     assert isinstance(hm, go.Heatmap)
-    assert hm.customdata[0][1] == "CT|CM"
+    assert hm.customdata[0][1] == "CT>CM"
     assert hm.text[0][1] == "0.15x"
     assert hm.zmid == 0.0  # log10(1.0): no target, diverging at "no change"
     cur = figures.heatmap_figure(m, "current", "t", ["a", "b"], ["a", "b"], "x", "y")
@@ -90,7 +91,7 @@ def test_time_axes_follow_the_resolution() -> None:
         assert axis["tickformat"] == fmt
         assert axis["automargin"] is True
     tr = figures.trend_figure([T0, T0 + 60_000_000_000], [0.15, 0.14], 0.2, "r", "t", "PASS",
-                              "minute")
+                              "minute", tz=TZ)
     assert tr.layout.xaxis.tickformat == "%H:%M"
     assert tr.layout.yaxis.range[1] >= 0.2  # the threshold is always on the chart
 
@@ -130,35 +131,37 @@ def test_live_figure_draws_both_networks_minute_by_minute() -> None:
     cur = [Minute(T0 + i * m, 5.2, 0.001, 1000) for i in range(3)]
     labels = {k: k for k in ("live_rtt", "live_loss", "baseline", "current", "baseline_net",
                              "current_net")}
-    fig = figures.live_figure(cur, base, labels)
+    fig = figures.live_figure(cur, base, labels, tz=TZ)
     lines = [tr for tr in fig.data if tr.type == "scatter"]
     assert [tr.name for tr in lines] == ["baseline_net", "current_net"]
     assert list(lines[0].y) == [38.5] * 3
     bars = [tr for tr in fig.data if tr.type == "bar"]
     assert list(bars[1].y) == [0.1] * 3  # percent
     assert fig.layout.xaxis.tickformat == "%H:%M"
-    alone = figures.live_figure(cur, None, labels)
+    alone = figures.live_figure(cur, None, labels, tz=TZ)
     assert [tr.name for tr in alone.data if tr.type == "scatter"] == ["current"]
 
 
 def test_rtt_figure_has_band_series_and_target() -> None:
-    fig = figures.rtt_figure(_series(), 18.0, 20.0, 3.6, LABELS)
+    fig = figures.rtt_figure(_series(), 18.0, 20.0, 3.6, LABELS, tz=TZ)
     names = [tr.name for tr in fig.data]
     assert names == ["baseline_band", "median", "p95"]
     assert list(fig.data[0].y) == [18.0, 18.0, 20.0, 20.0]
     assert any(s.y0 == 3.6 for s in fig.layout.shapes)
     assert fig.data[1].x[0] == "2026-11-21 00:00"  # Asia/Shanghai labels
+    utc = figures.rtt_figure(_series(), None, None, None, LABELS, tz="UTC")
+    assert utc.data[0].x[0] == "2026-11-20 16:00"  # the zone given, none built in
     assert fig.layout.font.size >= 18
 
 
 def test_rtt_figure_without_baseline_or_target() -> None:
-    fig = figures.rtt_figure(_series(), None, None, None, LABELS)
+    fig = figures.rtt_figure(_series(), None, None, None, LABELS, tz=TZ)
     assert [tr.name for tr in fig.data] == ["median", "p95"]
     assert not fig.layout.shapes
 
 
 def test_loss_figure_in_percent() -> None:
-    fig = figures.loss_figure(_series(), 0.006, 0.003, LABELS)
+    fig = figures.loss_figure(_series(), 0.006, 0.003, LABELS, tz=TZ)
     assert list(fig.data[0].y) == [0.0, 1.0]
     assert sorted(s.y0 for s in fig.layout.shapes) == [0.3, 0.6]
 
@@ -167,7 +170,7 @@ def test_cdf_and_owd_figures() -> None:
     cdf = figures.cdf_figure(([1.0, 2.0], [0.5, 1.0]), ([0.5], [1.0]), LABELS)
     assert [tr.name for tr in cdf.data] == ["before", "after"]
     assert cdf.layout.xaxis.type == "log"
-    owd = figures.owd_figure(_series(), {**LABELS, "clock_bound": "E", "off_scale": "off"})
+    owd = figures.owd_figure(_series(), {**LABELS, "clock_bound": "E", "off_scale": "off"}, tz=TZ)
     assert [tr.name for tr in owd.data if tr.mode != "lines"] == ["forward", "backward"]
     band = owd.data[0]
     assert band.fill == "toself"
@@ -180,13 +183,13 @@ def test_owd_axis_follows_the_data_not_an_unsynchronised_bound() -> None:
     se = Series([T0, T0 + H], [2.0, 2.5], [3.0, 4.0], [0.0, 0.0], [1.0, 1.2], [1.1, 1.3],
                 [16_000.0, 16_000.0], [100, 90])
     owd = figures.owd_figure(se, {**LABELS, "clock_bound": "E", "off_scale": "off scale"},
-                             target=3.0)
+                             target=3.0, tz=TZ)
     assert owd.layout.yaxis.range[1] < 10  # the data (and the 3 ms target) set the scale
     assert "16 s (off scale)" in owd.data[0].name
 
 
 def test_trend_and_coverage() -> None:
-    tr = figures.trend_figure([T0], [0.15], 0.2, "ratio", "target 0.2", "PASS")
+    tr = figures.trend_figure([T0], [0.15], 0.2, "ratio", "target 0.2", "PASS", tz=TZ)
     assert tr.data[0].line.color == figures.COLORS["PASS"]
     assert tr.layout.shapes[0].y0 == 0.2
     cov = figures.coverage_figure(["a", "b"], [1.0, 0.25], ["ok", "silent"], "c")

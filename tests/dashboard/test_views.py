@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -10,18 +11,22 @@ from analyzer import views
 from analyzer.stats.units import point_statistic, table_from_rollups
 from analyzer.views import NS, Window
 from dashboard.context import Context
+from inventory.schema import Inventory
 from inventory.topology import Topology
 
 
-def test_local_days_and_windows() -> None:
-    w = Window.from_local_dates("2026-01-05", "2026-01-06")
-    assert datetime.fromtimestamp(w.start_ns / NS, views.TZ).isoformat() == \
-        "2026-01-05T00:00:00+08:00"
+@pytest.mark.parametrize(("tz", "iso"), [("Asia/Shanghai", "2026-01-05T00:00:00+08:00"),
+                                         ("America/Sao_Paulo", "2026-01-05T00:00:00-03:00"),
+                                         ("Asia/Kolkata", "2026-01-05T00:00:00+05:30")])
+def test_local_days_and_windows(tz: str, iso: str) -> None:
+    w = Window.from_local_dates("2026-01-05", "2026-01-06", tz)
+    assert datetime.fromtimestamp(w.start_ns / NS, ZoneInfo(tz)).isoformat() == iso
     assert w.days == 2
     t = w.start_ns + 5 * views.NS_PER_HOUR + 123
-    assert views.local_day_start(t) == w.start_ns
-    assert views.local_hour_of_day(t) == 5
-    assert views.local_label(w.start_ns) == "2026-01-05 00:00"
+    assert views.local_day_start(t, tz) == w.start_ns
+    assert views.local_hour_of_day(t, tz) == 5
+    assert views.local_label(w.start_ns, tz) == "2026-01-05 00:00"
+    assert views.local_label(w.end_ns - 1, tz, "%Y-%m-%d") == "2026-01-06"
 
 
 def test_index_buckets_merge_to_the_same_total(ctx: Context) -> None:
@@ -35,7 +40,7 @@ def test_index_buckets_merge_to_the_same_total(ctx: Context) -> None:
     sent = total.tables["rtt"].sent.sum()
     assert days.tables["rtt"].sent.sum() == hours.tables["rtt"].sent.sum() == sent
     assert len(days) == 3
-    assert all(views.local_day_start(t) == t for t in days.t_ns.tolist())
+    assert all(views.local_day_start(t, ctx.tz) == t for t in days.t_ns.tolist())
     with pytest.raises(ValueError, match="minute buckets"):
         cur.buckets([key], "minute")
 
@@ -200,3 +205,34 @@ def test_trend_is_daily(ctx: Context, topo: Topology) -> None:
     ts, vs = views.trend(topo, tg, ctx.base_index(), ctx.cur_index())
     assert len(ts) == 3
     assert all(v is not None and 0 < v < 1 for v in vs)
+
+
+def test_an_inventory_in_another_zone_buckets_in_its_own(ctx: Context, topo: Topology) -> None:
+    """The same store seen through an inventory whose province is at UTC-3: days start at
+    its midnights (03:00 UTC), busy hours and trends count its local hours; nothing is
+    +08:00 in code."""
+    tz = "America/Sao_Paulo"
+    data = topo.inv.model_dump(by_alias=True)
+    data["provinces"] = [{**p, "timezone": tz} for p in data["provinces"]]
+    for t in data["policy_targets"]:
+        t["aggregation"].pop("timezone")
+    other = Context(ctx.store, Topology(Inventory.model_validate(data)), ctx.baseline,
+                    ctx.current, now_ns=ctx.now_ns)
+    assert other.tz == tz
+    here, there = ctx.cur_index(), other.cur_index()
+    key = here.select("icmp")[0]
+    days, local_days = here.buckets([key], "day"), there.buckets([key], "day")
+    assert all(views.local_day_start(t, tz) == t for t in local_days.t_ns.tolist())
+    assert all(t % views.NS_PER_DAY == 3 * views.NS_PER_HOUR for t in local_days.t_ns.tolist())
+    assert not set(days.t_ns.tolist()) & set(local_days.t_ns.tolist())
+    assert local_days.tables["rtt"].sent.sum() == days.tables["rtt"].sent.sum()
+    # one busy hour: the local hour of a UTC hour with data, there (UTC-3) and here (UTC+8)
+    utc = int(here.cols.minute[here.rows_of([key])[0]] // 60 % 24)
+    for index, local in ((there, (utc - 3) % 24), (here, (utc + 8) % 24)):
+        rows = index.rows_of([key], [local])
+        assert len(rows)
+        assert set((index.cols.minute[rows] // 60 % 24).tolist()) == {utc}
+    target = next(t for t in other.topo.inv.policy_targets if t.per == "carrier_pair")
+    ts, _ = views.trend(other.topo, target, other.base_index(), there, None, "day")
+    assert ts
+    assert all(views.local_day_start(t, tz) == t for t in ts)

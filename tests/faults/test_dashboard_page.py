@@ -29,7 +29,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     write_plan(db, _plan())
     store = open_store(db)
     saved = context._current
-    cur = Window.from_local_dates("2026-04-01", "2026-04-06")
+    cur = Window.from_local_dates("2026-04-01", "2026-04-06", "Asia/Shanghai")
     ctx = Context(store, Topology(load(INVENTORY)), cur, cur, inventory_path=INVENTORY)
     create_app(ctx)
     module = next(sys.modules[p["module"]] for p in dash.page_registry.values()

@@ -56,3 +56,22 @@ def test_which_tier_serves() -> None:
     assert local_grain(60, *shanghai[0], "Asia/Shanghai") == 60
     off_minute = [(shanghai[0][0] + 60_000_000_000, shanghai[0][1])]
     assert "boundaries" in str(why_not("hour", off_minute, None, None))
+
+
+def test_a_fixed_offset_only_where_the_zone_keeps_one() -> None:
+    """The one-offset shortcut is derived from the zone and checked hour by hour: Shanghai
+    keeps +8 h all year, Berlin changes at the end of March, and minutes across the switch
+    are read hour by hour."""
+    from analyzer.localtime import fixed_offset, offsets
+
+    year = (day_start_ns(day_number(date(2026, 1, 1)), "UTC") // H,
+            day_start_ns(day_number(date(2027, 1, 1)), "UTC") // H - 1)
+    assert fixed_offset("Asia/Shanghai", *year) == 480
+    assert fixed_offset("Europe/Berlin", *year) is None
+    winter = day_start_ns(day_number(date(2026, 1, 10)), "UTC") // H
+    assert fixed_offset("Europe/Berlin", winter, winter + 24) == 60
+    march = day_start_ns(day_number(date(2026, 3, 29)), "UTC") // 60_000_000_000
+    minutes = np.arange(march, march + 24 * 60, 60, dtype=np.int64)
+    assert offsets(minutes, "Europe/Berlin").tolist() == [60] * 1 + [120] * 23  # 01:00 UTC
+    assert offsets(minutes, "Asia/Shanghai").tolist() == [480] * 24
+    assert offsets(minutes[:0], "Europe/Berlin").tolist() == []

@@ -36,7 +36,7 @@ ALL = Query(0, 2**62)
 INVENTORY = """
 version: 1
 name: loopback
-provinces: [{id: HN, name: {zh: 湖南省, en: Hunan}}]
+provinces: [{id: HN, name: {zh: 湖南省, en: Hunan}, timezone: Asia/Shanghai}]
 carriers:
   - {id: CT, name: {zh: 中国电信, en: China Telecom}, prefixes: [127.0.0.0/8]}
   - {id: CM, name: {zh: 中国移动, en: China Mobile}}
