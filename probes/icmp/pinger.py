@@ -183,8 +183,9 @@ class Pinger:
             if failed is not None:
                 self._emit(failed)
             return req.token
-        if mono + tmax_ns < self._wake_ns:
-            self._arm(mono + tmax_ns, mono)
+        deadline = self.session.next_deadline()
+        if deadline is not None and deadline < self._wake_ns:
+            self._arm(deadline, mono)
         return req.token
 
     async def ping(self, dst: str, size: int = 64, tmax_ns: int = 1_000_000_000) -> Outcome:
