@@ -3,7 +3,7 @@
 The echo exchange is RFC 792 ("Echo or Echo Reply Message") and RFC 4443 §4.1-4.2; the
 round-trip delay of a probe is RFC 2681 §2.4, measured from its send to its reply's receipt;
 a probe with no reply within Tmax is lost (RFC 7680 §2.4), the first copy of a reply counts
-and further copies are duplicates (RFC 7679 §3.4, as RFC 2681 §3.7 has it for round trips).
+and further copies are duplicates (RFC 7679 §3.4).
 
 :class:`EchoSession` reads no clock and no socket (STYLE.md §2): the pinger
 (:mod:`probes.icmp.pinger`) feeds it events with the times it read — a probe sent at (wall,
