@@ -60,7 +60,8 @@ def _pct(values: list[float], p: float) -> float:
 
 async def _own_rtts(n: int, interval: float, dst: str = "127.0.0.1") -> list[float]:
     """RTTs in us of ``n`` echoes (NaN: lost; -1 marks each duplicate copy, -2 an error)."""
-    from probes.icmp.pinger import Outcome, open_pinger
+    from probes.icmp.pinger import open_pinger
+    from probes.icmp.session import Outcome
 
     rtts: list[float] = []
 

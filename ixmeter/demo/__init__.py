@@ -134,12 +134,10 @@ class _History:
         self._thread.start()
 
     def _run(self, inventory: Path) -> None:
-        from datetime import datetime
-
         from ixmeter.demo import history
 
         try:
-            today = datetime.now(history.TZ).date()
+            today = history.today(inventory)
             self.text = history.show(self.out / "synthetic", inventory, today)
         except Exception as exc:  # reported after the verdicts, the demo goes on
             self.error = exc

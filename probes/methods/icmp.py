@@ -2,10 +2,11 @@
 
 One :class:`~probes.icmp.pinger.Pinger` per (address family, DSCP, source address) for the whole
 probe process, bound to the inventory's source address;
-each probe ends as one :class:`~ixmeter.record.Result` at its Tmax (RFC 7680 §2.4): RECEIVED
-with the round-trip delay (RFC 2681 §2.4) and duplicate count (RFC 7679 §3.4), LOST with no
-delay, or ERROR with its :class:`~ixmeter.record.ErrorKind` (send error, malformed reply, clock
-step, RFC 2681 §2.5). Type-P is ICMP with the ICMP message size (RFC 2330 §13).
+each probe ends as one :class:`~ixmeter.record.Result`, as its echo session decided
+(:mod:`probes.icmp.session`): RECEIVED with the round-trip delay (RFC 2681 §2.4) and duplicate
+count (RFC 7679 §3.4), LOST with no delay at its Tmax (RFC 7680 §2.4), or ERROR with its
+:class:`~ixmeter.record.ErrorKind` (send error, malformed reply, clock step RFC 2681 §2.5, a
+negative round trip as a clock fault). Type-P is ICMP with the ICMP message size (RFC 2330 §13).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import trio
 
 from ixmeter.record import ErrorKind, Result, Status, TimestampSource
 from probes.clock import Clock
-from probes.icmp.pinger import Outcome, Pinger
+from probes.icmp.pinger import Pinger
+from probes.icmp.session import Outcome
 from probes.scheduler import Job
 
 
@@ -118,12 +120,12 @@ class IcmpProber:
         """ICMP errors about other protocols' packets, by IP protocol number."""
         total: Counter[int] = Counter()
         for pinger in self.pingers.values():
-            total.update(pinger.foreign)
+            total.update(pinger.statistics().foreign)
         return total
 
     def local_drops(self) -> Counter[str]:
         """Local drops and oddities by cause (late, duplicate, send_error, stray ...)."""
         total: Counter[str] = Counter(self.local)
         for pinger in self.pingers.values():
-            total.update(pinger.local)
+            total.update(pinger.statistics().local_drops())
         return total

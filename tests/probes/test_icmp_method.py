@@ -7,8 +7,8 @@ import random
 import pytest
 import trio
 
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
-from probes.icmp.pinger import Outcome
+from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from probes.icmp.session import Outcome
 from probes.methods.icmp import IcmpProber, to_result
 from probes.scheduler import Job, Scheduler
 
@@ -26,6 +26,18 @@ def test_to_result_lost_has_no_delay() -> None:
     r = to_result(out, job, 3)
     assert (r.status, r.rtt_ns, r.seq, r.session, r.method) == (
         Status.LOST, None, 3, "sess1", Method.ICMP)
+
+
+def test_to_result_clock_fault_is_an_error_record_with_no_delay() -> None:
+    """A negative round trip (the session's ``clock_fault``) is stored as such: no RTT of 0,
+    no loss (RFC 2681 §2.4; RFC 7680 §2.5: an error is not a sample)."""
+    job = _job("127.0.0.1")
+    out = Outcome("127.0.0.1", 5, Status.ERROR, 1_790_000_000_000_000_000, job.tmax_ns,
+                  TimestampSource.KERNEL, error=ErrorKind.CLOCK_FAULT,
+                  error_detail="round trip -20000 ns < 0: the kernel RX stamp precedes the send "
+                               "stamp")
+    r = to_result(out, job, 4)
+    assert (r.status, r.rtt_ns, r.error) == (Status.ERROR, None, ErrorKind.CLOCK_FAULT)
 
 
 @pytest.mark.root

@@ -22,7 +22,8 @@ import trio
 from ixmeter.errors import PermissionProblem
 from ixmeter.record import ErrorKind, Status, TimestampSource
 from probes.icmp import codec
-from probes.icmp.pinger import Outcome, Pinger, open_icmp_socket, open_pinger
+from probes.icmp.pinger import Pinger, open_icmp_socket, open_pinger
+from probes.icmp.session import Outcome
 
 LOOPBACK = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
 CLONE_NEWNET = 0x40000000
@@ -85,7 +86,7 @@ async def test_many_targets_share_one_socket() -> None:
         await pinger.drain()
     assert sorted(o.ctx for o in got) == list(range(200))
     assert {o.status for o in got} == {Status.RECEIVED}
-    assert pinger.local["late"] == 0
+    assert pinger.statistics().late == 0
 
 
 async def test_two_pingers_never_take_each_others_replies() -> None:
@@ -93,7 +94,7 @@ async def test_two_pingers_never_take_each_others_replies() -> None:
     b_got: list[Outcome] = []
     async with open_pinger(socket.AF_INET, a_got.append) as a, \
             open_pinger(socket.AF_INET, b_got.append) as b:
-        b.ident = a.ident  # even with the same ICMP identifier (as PIDs collide)
+        b.session.ident = a.session.ident  # even with the same ICMP identifier (as PIDs collide)
         for _ in range(20):
             a.send("127.0.0.1", 64, 1_000_000_000)
             b.send("127.0.0.1", 64, 1_000_000_000)
@@ -110,8 +111,9 @@ def _forge(family: int, dst: str, echo: bytes) -> None:
 
 
 def _reply(p: Pinger, token: int, size: int = 64, corrupt: bool = False) -> bytes:
-    payload = p._payload(token, size)
-    msg = bytearray(codec.encode_echo(p.ident, token & 0xFFFF, payload, v6=p.v6, request=False))
+    payload = p.session.payload(token, size)
+    msg = bytearray(codec.encode_echo(p.session.ident, token & 0xFFFF, payload, v6=p.v6,
+                                      request=False))
     if corrupt:
         msg[-1] ^= 0xFF
     return bytes(msg)
@@ -134,7 +136,8 @@ async def test_duplicates_late_and_stray_counted_apart(family: int, dst: str) ->
         await trio.sleep(0.05)
     assert got[0].status is Status.RECEIVED
     assert got[0].dup == 2
-    assert (p.local["duplicate"], p.local["late"], p.local["stray"]) == (3, 0, 1)
+    stats = p.statistics()
+    assert (stats.duplicates, stats.late, stats.stray) == (3, 0, 1)
 
 
 async def test_a_reply_after_tmax_is_late_and_the_probe_lost() -> None:
@@ -146,7 +149,7 @@ async def test_a_reply_after_tmax_is_late_and_the_probe_lost() -> None:
                              after=lambda p, t: _forge(socket.AF_INET, "127.0.0.1",
                                                        _reply(p, t)))
     assert got[0].status is Status.LOST
-    assert pinger.local["late"] == 1
+    assert pinger.statistics().late == 1
 
 
 async def test_an_answered_probe_is_handed_over_at_once_not_at_tmax() -> None:
@@ -227,7 +230,7 @@ def test_send_error_is_an_error_result() -> None:
         pinger.close()
     assert got[0].status is Status.ERROR
     assert got[0].error is ErrorKind.SEND_ERROR
-    assert pinger.local["send_error"] == 1
+    assert pinger.statistics().send_errors == 1
 
 
 def test_datagram_icmp_refused_here_names_the_sysctl() -> None:
@@ -279,10 +282,10 @@ async def test_port_unreachable_of_another_protocol_is_not_a_malformed_stray(
         with socket.socket(family, socket.SOCK_DGRAM) as sender:
             sender.sendto(bytes(44), (dst, port))  # nobody listens there now
         with trio.move_on_after(1):
-            while not pinger.foreign:
+            while not pinger.statistics().foreign:
                 await trio.lowlevel.wait_readable(pinger.sock)
                 pinger._drain_all()
     finally:
         pinger.close()
-    assert pinger.local["malformed_stray"] == 0
-    assert pinger.foreign[socket.IPPROTO_UDP] == 1
+    assert pinger.statistics().malformed_stray == 0
+    assert pinger.statistics().foreign[socket.IPPROTO_UDP] == 1

@@ -15,6 +15,7 @@ import trio
 from ixmeter import heartbeat
 from ixmeter.record import ErrorKind, Status
 from probes.clock import ClockStatus
+from probes.icmp.session import EchoStatistics
 from probes.metrics import (
     LAG_BUCKETS_S,
     AgentState,
@@ -127,12 +128,15 @@ def test_heartbeat_counters_are_the_fixed_set(caplog: pytest.LogCaptureFixture) 
 
 
 def test_every_local_drop_cause_in_the_probe_is_in_the_fixed_set() -> None:
-    """The causes counted in ``probes/`` (``self.local["..."]``, the scheduler's ``_drop``) are
-    all heartbeat names, so none is left out of a heartbeat."""
+    """The causes counted in ``probes/`` (``self.local["..."]``, the scheduler's ``_drop``, the
+    echo session's ``local_drops()``) are all heartbeat names, so none is left out of a
+    heartbeat."""
     found: set[str] = set()
     for path in PROBES.rglob("*.py"):
         for line in path.read_text().splitlines():
             if re.search(r"\blocal\[|_drop\(job", line):
                 found.update(re.findall(r'"(\w+)"', line))
+    every = {f.name: 1 for f in dataclasses.fields(EchoStatistics) if f.name != "foreign"}
+    found.update(EchoStatistics(**every, foreign={}).local_drops())
     assert {"queue_full", "send_error", "late", "stray", "duplicate"} <= found
     assert found <= set(heartbeat.LOCAL_DROP_CAUSES)

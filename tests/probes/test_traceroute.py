@@ -176,7 +176,7 @@ async def test_a_trace_follows_the_pingers_identifier_and_the_pinger_ignores_it(
     assert result.status is Status.RECEIVED
     assert seen
     assert seen == [pinger.flow_ident] * len(seen)
-    assert not pinger.local
+    assert not pinger.statistics().local_drops()
 
 
 @contextlib.contextmanager
