@@ -4,7 +4,7 @@ A *stream* is what stays constant over many results (probe, method, both ends, a
 Type-P per RFC 2330 §13, session: :data:`STREAM_FIELDS`); a block holds the per-packet fields of
 a stream's results in a batch as numpy arrays, one array per field. The collector decodes wire
 v2 bodies straight into blocks, computes a batch's rollups from the arrays
-(:mod:`analyzer.rollup_columns`) and stores all streams of one method of a batch as one
+(:mod:`analyzer.rollups.batch`) and stores all streams of one method of a batch as one
 compressed blob (:func:`encode_blob`, layout IXB2), so the cost of ingest grows with neither
 one Python object and one table row per result nor one per stream.
 

@@ -23,11 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.localtime import serving_tier
+from analyzer.rollups.columns import SERIES, DelayColumns, RollupColumns
+from analyzer.rollups.tiers import TIER_MINUTES
 from analyzer.stats.compare import STAT_MAP
 from analyzer.stats.units import (
-    SERIES,
-    DelayColumns,
-    RollupColumns,
     UnitTable,
     align,
     merge_tables,
@@ -35,7 +34,6 @@ from analyzer.stats.units import (
     table_from_columns,
 )
 from analyzer.store.base import Query, ReadStore
-from analyzer.store.tiers import TIER_MINUTES
 from inventory.schema import MethodName
 from inventory.topology import PathEnds
 

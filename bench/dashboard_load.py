@@ -105,8 +105,8 @@ def fill(db: Path, topo: Any, n_paths: int, days: int, seed: int = 7) -> tuple[A
     """Day tiers for ``n_paths`` directed probe paths over ``days`` UTC days (the first half
     the baseline: inter-carrier 20-40 ms, loss 1 %; then inter-carrier 8-30 % of it, loss
     0.4 %; intra-carrier 4-8 ms throughout). Returns the store and the rows written."""
+    from analyzer.rollups.rows import ROLLUP_COLUMNS, rollup_row
     from analyzer.store import open_store
-    from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
     from analyzer.store.writes import Writer
     from bench.synthetic_tiers import MeshPath, day_template
 

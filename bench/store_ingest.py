@@ -38,7 +38,7 @@ import h11
 import sqlite_utils
 import trio
 
-from analyzer.rollup_columns import batch_tables
+from analyzer.rollups.batch import batch_tables
 from analyzer.store import open_store
 from analyzer.wire_columns import decode_body
 from bench.collector_harness import (

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from analyzer.columns import ColumnBatch
-from analyzer.rollup import MinuteRollup
-from analyzer.stats.units import SERIES, RollupColumns
+from analyzer.rollups.columns import SERIES, RollupColumns
+from analyzer.rollups.model import MinuteRollup
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 

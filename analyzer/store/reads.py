@@ -23,22 +23,16 @@ from typing import Any
 import numpy as np
 
 from analyzer.columns import Block, StreamIdent, decode_blob, results_of
-from analyzer.rollup import NS_PER_MINUTE, MinuteRollup
-from analyzer.rollup_columns import TierTables, batch_tables
-from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
+from analyzer.rollups.batch import batch_tables
+from analyzer.rollups.columns import SERIES, DelayColumns, RollupColumns, columns_from_rollups
+from analyzer.rollups.model import NS_PER_MINUTE, MinuteRollup
+from analyzer.rollups.rows import ROLLUP_COLUMNS, ROLLUP_KEY, rollups_of_rows
+from analyzer.rollups.tables import TierTables
 from analyzer.store import chain
 from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
 from analyzer.store.connection import Db, StoreError
 from analyzer.store.folding import Key, Row, key_of, plan
 from analyzer.store.foldset import Unfolded, unfolded_of
-from analyzer.store.rows import (
-    IDENT_COLUMNS,
-    ROLLUP_COLUMNS,
-    ROLLUP_KEY,
-    build_rollup,
-    ids_of,
-    prime_columns,
-)
 from analyzer.store.schema import (
     GROUP_TIERS,
     PROBE_COLUMNS,
@@ -47,6 +41,7 @@ from analyzer.store.schema import (
     SchemaError,
     check_version,
 )
+from analyzer.store.streams import IDENT_COLUMNS, ids_of
 from analyzer.store.verify import Report, verify
 from ixmeter.errors import RecordError
 from ixmeter.record import Result
@@ -54,7 +49,6 @@ from ixmeter.record import Result
 _S_COLS = ", ".join(f"s.{c}" for c in IDENT_COLUMNS)
 _ROWS = f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "
 KEYS_PER_SELECT = 200  # rollup keys looked up per statement
-_BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
 Labels = list[tuple[StreamIdent, str, str]]
 
 
@@ -233,10 +227,7 @@ class Reader:
         chunks, extra = self._tier_rows(query, ", ".join(ROLLUP_COLUMNS))
         with _gc_paused():  # acyclic objects only: collections here would be pure cost
             rows = sorted(chained(chained.from_iterable(chunks), extra), key=key_of)
-            built = [build_rollup(row[:len(ROLLUP_COLUMNS)]) for row in rows]
-            if query.tier != "minute" and len(rows) >= _BULK_DECODE:
-                prime_columns(built, rows)
-            return built
+            return rollups_of_rows(rows)
 
     def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
                             ) -> RollupColumns:

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from analyzer.columns import blobs_digest
+from analyzer.rollups.rows import ROLLUP_COLUMNS
 from analyzer.store import chain
 from analyzer.store.evidence import LtHash, row_digest
 from analyzer.store.folding import Row, key_of, key_text, plan
 from analyzer.store.foldset import ids_of_ranges
-from analyzer.store.rows import IDENT_COLUMNS, ROLLUP_COLUMNS, ids_of, skey_of
 from analyzer.store.schema import EVIDENCE_TABLES, LINK_COLUMNS, STORED_ROLLUP_COLUMNS, TIERS
+from analyzer.store.streams import IDENT_COLUMNS, ids_of, skey_of
 from ixmeter.errors import RecordError
 
 if TYPE_CHECKING:

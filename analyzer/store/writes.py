@@ -39,8 +39,11 @@ from analyzer.columns import (
     check_probe,
     path_and_type_p,
 )
-from analyzer.rollup import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE
-from analyzer.rollup_columns import TierTables, batch_tables
+from analyzer.rollups.batch import batch_tables
+from analyzer.rollups.model import DEFAULT_THRESHOLDS_NS, NS_PER_MINUTE
+from analyzer.rollups.rows import ROLLUP_KEY
+from analyzer.rollups.tables import TierTables
+from analyzer.rollups.tiers import unit_runs
 from analyzer.store import chain
 from analyzer.store.base import Retention, WriteReceipt
 from analyzer.store.connection import Db, StoreError
@@ -57,7 +60,6 @@ from analyzer.store.foldset import (
     watermark,
 )
 from analyzer.store.reads import Reader, _gc_paused
-from analyzer.store.rows import ROLLUP_KEY, STREAM_COLUMNS, ids_of, ids_text, skey_of
 from analyzer.store.schema import (
     BLOB_COLUMNS,
     EVIDENCE_TABLES,
@@ -68,7 +70,7 @@ from analyzer.store.schema import (
     SchemaError,
     migrate,
 )
-from analyzer.store.tiers import unit_runs
+from analyzer.store.streams import STREAM_COLUMNS, ids_of, ids_text, skey_of
 from analyzer.store.verify import blobs_sha256
 from ixmeter.errors import RecordError
 from ixmeter.wire import MAX_RESULTS, Batch
@@ -471,7 +473,7 @@ class Writer(Reader):
 
     # -- loading rows computed elsewhere ---------------------------------------------------
     def load_rows(self, tier: str, rows: Sequence[Sequence[Any]], note: str) -> int:
-        """Load rollup rows (:data:`~analyzer.store.rows.ROLLUP_COLUMNS`, e.g.
+        """Load rollup rows (:data:`~analyzer.rollups.rows.ROLLUP_COLUMNS`, e.g.
         ``rows.rollup_row`` of synthetic rollups) into a tier as they are, with their digests,
         and append a *load* link whose detail carries ``note`` (say what they are: "synthetic
         history for bench.store_tiers"). No raw result backs them; a key already stored is

@@ -1,12 +1,10 @@
 """Minute, hour and day rollups of a columnar batch, computed across the whole batch with numpy.
 
-:func:`batch_rollups` gives for the blocks of one batch (:mod:`analyzer.columns`) exactly what
-the reference gives for the batch's results in ``idx`` order: :func:`analyzer.rollup.build_rollups`
-for the minutes and :func:`analyzer.store.tiers.fold` of those minutes for hours and days, equal
-as stored rows (:func:`analyzer.store.rows.rollup_row`: same ints, the same floats bit for bit,
-the same sketch bytes). Instead of Python per result it sorts the batch once into send order
-within each rollup key, (path, method, Type-P, minute), and computes every statistic as a
-segmented reduction over that order (``reduceat``, ``bincount``, a cumulative maximum):
+:func:`batch_rollups` gives, for the blocks of one batch (:mod:`analyzer.columns`), the minute
+rollups of the batch's results and their hour and day folds. Instead of Python per result it
+sorts the batch once into send order within each rollup key, (path, method, Type-P, minute),
+and computes every statistic as a segmented reduction over that order (``reduceat``,
+``bincount``, a cumulative maximum):
 
 - sent, received, lost, errors (RFC 7680 §2.4), duplicates (RFC 7679 §3.4), Tmax, the clock
   error bound of the one-way results (RFC 7679 §3.7.3) and the unsynchronised ones;
@@ -15,16 +13,15 @@ segmented reduction over that order (``reduceat``, ``bincount``, a cumulative ma
 - reordering (RFC 4737 §3.3): per key and session in arrival order, an arrival whose sequence
   number is not above every earlier one's (below the next expected); a cumulative maximum;
 - delays: exact integer sums, the sum of squares as ``float`` of its exact integer value
-  (:func:`_sums`, as :meth:`analyzer.rollup.DelayStats.extend`), threshold counts, and
-  DDSketch buckets (Masson et al., PVLDB 2019) counted per (series row, key) for the whole
-  batch at once, encoded at once by :func:`analyzer.store.sketchcols.encode_many` into
-  :class:`~analyzer.store.rows.LazySketch` es the store writes without re-encoding.
+  (:func:`_sums`: one correctly rounded value, IEEE 754-2019 §5.4.1, independent of the order
+  of the values), threshold counts, and DDSketch buckets (Masson et al., PVLDB 2019) counted
+  per (series row, key) for the whole batch at once, encoded at once by
+  :func:`analyzer.rollups.sketch_codec.encode_many`.
 
-Hours and days fold the minute columns as ``tiers.fold`` merges minute rollups, in minute
-order: sums of squares are float sums in that order, minima and maxima over the minutes with
-samples, ``loss_period_max`` stays
-the longest within one minute. A batch whose keys each fall in one minute per hour (the usual
-case) reuses the minute columns and sketch bytes.
+Hours and days fold the minute table (:func:`analyzer.rollups.tables.fold_units`), in minute
+order. A batch whose keys each fall in one minute per hour (the usual case) reuses the minute
+columns and sketch bytes. The per-result oracle of the property tests
+(``tests/oracles/rollup_records.py``) gives the same rollups, the same floats bit for bit.
 
 Pure: no I/O.
 """
@@ -42,27 +39,31 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.columns import ERROR, LOST, NULL, RECEIVED, Block, StreamIdent, path_and_type_p
-from analyzer.rollup import NS_PER_MINUTE, DelayStats, MinuteRollup
-from analyzer.store.rows import LazySketch
-from analyzer.store.sketchcols import bucket_keys, encode_many
-from analyzer.store.tiers import TIER_MINUTES
+from analyzer.rollups.model import NS_PER_MINUTE, MinuteRollup
+from analyzer.rollups.sketch_codec import bucket_keys
+from analyzer.rollups.tables import (
+    NSERIES,
+    Head,
+    RollupTable,
+    TierTables,
+    bucket_counts,
+    empty_table,
+    fold_units,
+    records,
+)
+from analyzer.rollups.tiers import TIER_MINUTES
 
 Arr = npt.NDArray[Any]
 Label = tuple[str, str, str]  # path id, method, Type-P key
 
-# Rows of the batch matrix, in send order after _arrange.
 _INTS = ("idx", "seq", "sent_at_ns", "tmax_ns", "rtt_ns", "fwd_ns", "bwd_ns", "clock_error_ns",
          "dup")
 IDX, SEQ, SENT, TMAX, RTT, FWD, BWD, CLOCK_ERROR, DUP = range(len(_INTS))
 _CODES = ("status", "src_synced", "dst_synced")
 STATUS, SRC_SYNCED, DST_SYNCED = range(len(_CODES))
 
-SERIES = 3  # rtt, fwd, bwd: a table's delay columns have SERIES * G rows, series-major
-KEY_BITS = 16  # sketch keys of int64 values are below 2**13 at alpha 0.005
 LIMB = 21  # sums of squares in two 21-bit limbs: exact in int64 for |v| < 2**42 ...
 MAX_FAST_ABS, MAX_FAST_N = 1 << (2 * LIMB), 1 << 20  # ... and fewer than 2**20 values
-DENSE_CELLS = 1 << 15  # (row, key) grids up to this size count buckets with one bincount
-INT64_MIN, INT64_MAX = NULL, int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,47 +83,10 @@ class _Batch:
     idents: list[StreamIdent]  # per block
 
 
-@dataclass(frozen=True, slots=True)
-class RollupTable:
-    """One tier's rollups as columns, one per key (G keys); delay columns have SERIES * G rows
-    (all rtt rows, then fwd, then bwd), sketch buckets are sorted by (row, key)."""
-
-    lab: Arr
-    minute: Arr
-    source: Arr  # minute key whose labels each key takes (its first minute)
-    counts: Arr  # (8, G): sent, received, lost, errors, duplicated, reordered, loss periods,
-    # unsynced
-    peaks: Arr  # (3, G): loss_period_max, tmax_ns, clock_error_max_ns (-1: none)
-    n: Arr
-    lo: Arr  # min (meaningless where n == 0)
-    hi: Arr  # max
-    total: Arr  # sum: float64 of each row's exact integer sum, added in order when merged
-    sumsq: Arr  # float64
-    below: Arr  # (rows, len(thresholds)) counts strictly below each distinct threshold
-    zero: Arr  # sketch zero bucket
-    bucket_row: Arr
-    bucket_key: Arr
-    bucket_count: Arr
-
-
-Head = tuple[str, str, str, str, str, str, str]
-"""A key's labels: path, src site, src carrier, dst site, dst carrier, method, Type-P key."""
-
-
-@dataclass(frozen=True, slots=True)
-class TierTables:
-    """Rollups of every tier (``minute``, ``hour``, ``day``) as tables; each table's ``source``
-    indexes ``heads``, and its ``below`` columns follow ``thresholds`` (distinct values)."""
-
-    thresholds: tuple[int, ...]
-    heads: list[Head]
-    tiers: dict[str, RollupTable]
-
-
 def batch_rollups(blocks: Sequence[Block],
                   thresholds_ns: Sequence[int]) -> dict[str, list[MinuteRollup]]:
-    """``{"minute": build_rollups(results), "hour": fold(minutes, "hour"), "day": ...}`` for
-    the results of ``blocks`` in ``idx`` order, exactly (see the module docstring)."""
+    """``{"minute": [...], "hour": [...], "day": [...]}``: the rollups of the results of
+    ``blocks`` in ``idx`` order as records (see the module docstring)."""
     return records(batch_tables(blocks, thresholds_ns))
 
 
@@ -132,7 +96,7 @@ def batch_tables(blocks: Sequence[Block], thresholds_ns: Sequence[int]) -> TierT
     thresholds = list(dict.fromkeys(thresholds_ns))
     live = [b for b in blocks if b.n]
     if not live:
-        empty = _empty_table(len(thresholds))
+        empty = empty_table(len(thresholds))
         return TierTables(tuple(thresholds), [], {tier: empty for tier in TIER_MINUTES})
     batch = _arrange(live)
     copies = np.array([Counter(thresholds_ns)[t] for t in thresholds], np.int64)
@@ -144,110 +108,14 @@ def batch_tables(blocks: Sequence[Block], thresholds_ns: Sequence[int]) -> TierT
     for tier in ("hour", "day"):
         unit = minutes.minute - minutes.minute % TIER_MINUTES[tier]
         # None: every unit holds one minute, so the tier is the minute table relabelled
-        out[tier] = _fold(minutes, unit) or replace(minutes, minute=unit)
+        out[tier] = fold_units(minutes, unit) or replace(minutes, minute=unit)
     return TierTables(tuple(thresholds), list(index), out)
-
-
-def records(tables: TierTables) -> dict[str, list[MinuteRollup]]:
-    """New :class:`MinuteRollup` records of every tier of ``tables``. A tier that shares the
-    minute table's columns (a batch within one minute per unit) reuses its fields."""
-    thresholds = list(tables.thresholds)
-    out: dict[str, list[MinuteRollup]] = {}
-    fields: dict[int, TableFields] = {}
-    for tier, t in tables.tiers.items():
-        if not len(t.minute):
-            out[tier] = []
-            continue
-        f = fields.get(id(t.n)) or fields.setdefault(id(t.n), TableFields.of(t, thresholds))
-        keyed = [tables.heads[i] for i in t.source.tolist()]
-        out[tier] = _records(f, [list(col) for col in zip(*keyed, strict=True)], t.minute)
-    return out
-
-
-def sketch_blobs(t: RollupTable) -> list[bytes]:
-    """``DDSketch.to_bytes()`` of every row's sketch (:func:`encode_many`)."""
-    return encode_many(t.zero, t.bucket_key, t.bucket_count,
-                       np.bincount(t.bucket_row, minlength=len(t.n)))
-
-
-def _empty_table(n_thresholds: int) -> RollupTable:
-    none = np.zeros(0, np.int64)
-    return RollupTable(none, none, none, np.zeros((8, 0), np.int64), np.zeros((3, 0), np.int64),
-                       none, none, none, none, np.zeros(0), np.zeros((0, n_thresholds), np.int64),
-                       none, none, none, none)
-
-
-def head_ids(parts: Sequence[tuple[RollupTable, Sequence[Head]]]
-             ) -> tuple[list[Head], list[Arr]]:
-    """The distinct heads of the parts (in order of first appearance), and for each part the
-    index of its rows' heads among them. Batches of a probe repeat one list of heads: each
-    distinct list is indexed once."""
-    index: dict[Head, int] = {}
-    known: dict[tuple[Head, ...], Arr] = {}
-    out = []
-    for t, heads in parts:
-        key = tuple(heads)
-        ids = known.get(key)
-        if ids is None:
-            ids = known[key] = np.array([index.setdefault(h, len(index)) for h in heads]
-                                        or [0], np.int64)
-        out.append(ids[t.source])
-    return list(index), out
-
-
-def merge_tables(parts: Sequence[tuple[RollupTable, Sequence[Head]]]
-                 ) -> tuple[RollupTable, list[Head]]:
-    """Tables of one tier (each with the heads its ``source`` indexes, and the same
-    thresholds) merged key by key, each key's rows in the order of ``parts``: what
-    :func:`analyzer.store.tiers.merge_parts` gives merging the key's rollups left to right
-    (sums of squares added in that order, extremes as ``DelayStats.merge`` folds them, sketch
-    buckets added: DDSketch §2.3). Keys come out sorted by (path, method, Type-P) in
-    code-point order, then minute; ``source`` indexes the returned heads."""
-    heads, ids = head_ids(parts)
-    src = np.concatenate(ids)
-    labels = sorted({(h[0], h[5], h[6]) for h in heads})
-    rank = {label: i for i, label in enumerate(labels)}
-    lab = np.array([rank[(h[0], h[5], h[6])] for h in heads] or [0], np.int64)[src]
-    minute = np.concatenate([t.minute for t, _h in parts])
-    order = np.lexsort((minute, lab))  # stable: a key's rows stay in the order of parts
-    g = len(order)
-    at = np.empty(g, np.int64)
-    at[order] = np.arange(g)
-    sizes = [len(t.minute) for t, _h in parts]
-    offsets = np.cumsum([0, *sizes[:-1]]).tolist()
-    tables = [t for t, _h in parts]
-    total = [t.total for t in tables]
-
-    def rows(columns: Sequence[Arr]) -> Arr:
-        """Delay rows (series-major in every table) of all tables, in key order."""
-        return np.concatenate([
-            np.concatenate([c[s * n:(s + 1) * n] for c, n in zip(columns, sizes, strict=True)])
-            [order] for s in range(SERIES)])
-
-    bucket_row = np.concatenate([
-        (t.bucket_row // n) * g + at[off + t.bucket_row % n] if n else t.bucket_row
-        for t, n, off in zip(tables, sizes, offsets, strict=True)])
-    combined = RollupTable(  # buckets not yet sorted by row: _fold sorts what it merges
-        lab[order], minute[order], src[order],
-        np.concatenate([t.counts for t in tables], axis=1)[:, order],
-        np.concatenate([t.peaks for t in tables], axis=1)[:, order],
-        rows([t.n for t in tables]), rows([t.lo for t in tables]), rows([t.hi for t in tables]),
-        rows(total), rows([t.sumsq for t in tables]), rows([t.below for t in tables]),
-        rows([t.zero for t in tables]), bucket_row,
-        np.concatenate([t.bucket_key for t in tables]),
-        np.concatenate([t.bucket_count for t in tables]))
-    folded = _fold(combined, combined.minute)
-    if folded is None:  # one row per key already
-        folded = replace(combined, **dict(zip(
-            ("bucket_row", "bucket_key", "bucket_count"),
-            _buckets(bucket_row, combined.bucket_key, combined.bucket_count), strict=True)))
-    return folded, heads
 
 
 # -- arranging the batch ----------------------------------------------------------------------
 def _arrange(blocks: Sequence[Block]) -> _Batch:
     """Concatenate the blocks' columns and sort them by (label, minute, session, seq, send
-    time, idx): ``build_rollups``' keys in order, each in ``_send_order`` (a stable sort of the
+    time, idx): the rollup keys in order, each in send order (a stable sort of the
     idx-ordered results). Label, minute and session are sorted as one integer."""
     nb = len(blocks)
     sizes = np.fromiter((b.n for b in blocks), np.int64, nb)
@@ -312,7 +180,7 @@ def _dense(x: Arr) -> tuple[Arr, int]:
 
 # -- minute rollups ---------------------------------------------------------------------------
 def _minute_table(b: _Batch, thresholds: Arr, copies: Arr) -> RollupTable:
-    """``build_rollups`` of the batch as columns."""
+    """The minute rollups of the batch as a table."""
     g, starts, ints, codes = b.group, b.starts, b.ints, b.codes
     ng = len(starts)
     status = codes[STATUS].astype(np.int64)
@@ -334,7 +202,7 @@ def _minute_table(b: _Batch, thresholds: Arr, copies: Arr) -> RollupTable:
     peaks[2] = np.maximum.reduceat(np.where(bound, np.maximum(ints[CLOCK_ERROR], 0), -1), starts)
     series, at = delays.nonzero()  # series-major: all rtt, then fwd, then bwd
     return _delay_table(b.lab, b.minute, np.arange(ng), counts, peaks,
-                        ints[RTT:BWD + 1][series, at], series * ng + g[at], SERIES * ng,
+                        ints[RTT:BWD + 1][series, at], series * ng + g[at], NSERIES * ng,
                         thresholds, copies)
 
 
@@ -399,37 +267,9 @@ def _delay_table(lab: Arr, minute: Arr, source: Arr, counts: Arr, peaks: Arr, va
             below[live, j] = np.add.reduceat(values < t, at, dtype=np.int64) * c
     pos = values >= 1
     zero = np.bincount(rows[~pos], minlength=nrows)
-    bucket_row, bucket_key, bucket_count = _buckets(rows[pos], bucket_keys(values[pos]))
+    bucket_row, bucket_key, bucket_count = bucket_counts(rows[pos], bucket_keys(values[pos]))
     return RollupTable(lab, minute, source, counts, peaks, n, lo, hi, total, sumsq, below, zero,
                        bucket_row, bucket_key, bucket_count)
-
-
-def _buckets(rows: Arr, keys: Arr, counts: Arr | None = None) -> tuple[Arr, Arr, Arr]:
-    """Distinct (row, key) pairs sorted by row then key, with their summed counts (1 per pair
-    if ``counts`` is None): the sketches' buckets (DDSketch §2.3: merging adds counts).
-    A batch's keys span a few hundred values: pairs are counted into a dense (row, key) grid
-    when it is small, else sorted."""
-    if not len(keys):
-        return rows, keys, np.zeros(0, np.int64)
-    low = int(keys.min())
-    span = int(keys.max()) - low + 1
-    cells = (int(rows.max()) + 1) * span
-    if cells <= DENSE_CELLS + 8 * len(keys):
-        code = rows * span + (keys - low)
-        grid = np.bincount(code, counts, minlength=cells)
-        at = (grid > 0).nonzero()[0]
-        return at // span, at % span + low, grid[at].astype(np.int64)
-    code = rows << KEY_BITS | keys
-    order = np.argsort(code, kind="stable")
-    code = code[order]
-    new = np.empty(len(code), bool)
-    new[0] = True
-    np.not_equal(code[1:], code[:-1], out=new[1:])
-    at = np.flatnonzero(new)
-    summed = (np.diff(np.append(at, len(code))) if counts is None
-              else np.add.reduceat(counts[order], at))
-    code = code[at]
-    return code >> KEY_BITS, code & ((1 << KEY_BITS) - 1), summed
 
 
 def _sums(values: Arr, at: Arr, live: Arr, nrows: int) -> tuple[Arr, Arr]:
@@ -482,89 +322,6 @@ def _limb_squares(values: Arr, at: Arr) -> Arr:
     return squares
 
 
-# -- hour and day folds -----------------------------------------------------------------------
-def _fold(t: RollupTable, unit: Arr) -> RollupTable | None:
-    """``tiers.fold`` of the minute table into the units starting at minutes ``unit``; None
-    if every unit holds one minute (the fold changes nothing but the minute)."""
-    ng = len(unit)
-    new = np.ones(ng, bool)
-    new[1:] = (t.lab[1:] != t.lab[:-1]) | (unit[1:] != unit[:-1])
-    if new.all():
-        return None
-    starts = np.flatnonzero(new)
-    nu = len(starts)
-    rows = (starts + ng * np.arange(SERIES)[:, None]).ravel()  # unit runs over the rows
-    lengths = np.diff(np.append(rows, SERIES * ng))
-    lo, hi = _merged_extremes(t, rows)
-    into = (t.bucket_row // ng) * nu + (np.cumsum(new) - 1)[t.bucket_row % ng]
-    bucket_row, bucket_key, bucket_count = _buckets(into, t.bucket_key, t.bucket_count)
-    zero = np.add.reduceat(t.zero, rows)
-    return RollupTable(t.lab[starts], unit[starts], t.source[starts],
-                       np.add.reduceat(t.counts, starts, axis=1),
-                       np.maximum.reduceat(t.peaks, starts, axis=1), np.add.reduceat(t.n, rows),
-                       lo, hi, _sequential_sums(t.total, rows, lengths),
-                       _sequential_sums(t.sumsq, rows, lengths),
-                       np.add.reduceat(t.below, rows, axis=0), zero, bucket_row, bucket_key,
-                       bucket_count)
-
-
-def _merged_extremes(t: RollupTable, rows: Arr) -> tuple[Arr, Arr]:
-    """Min and max of each run of rows over its non-empty rows, as ``DelayStats.merge``
-    leaves them (meaningless where the run has no sample)."""
-    live = t.n > 0
-    return (np.minimum.reduceat(np.where(live, t.lo, INT64_MAX), rows),
-            np.maximum.reduceat(np.where(live, t.hi, INT64_MIN), rows))
-
-
-def _sequential_sums(x: Arr, rows: Arr, lengths: Arr) -> Arr:
-    """Float sum of each run, added left to right from 0.0 as the fold merges minutes (a
-    reduceat may sum pairwise, which rounds differently)."""
-    out = np.zeros(len(rows))
-    for j in range(int(lengths.max())):
-        more = lengths > j
-        out[more] += x[rows[more] + j]
-    return out
-
-
-# -- records ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class TableFields:
-    """A table's values as Python lists, ready to be handed to the record constructors; the
-    threshold dicts are prototypes, copied into each record."""
-
-    n: list[int]
-    lo: list[int | None]
-    hi: list[int | None]
-    total: list[float]
-    sumsq: list[float]
-    blobs: list[bytes]
-    below: list[dict[int, int]]
-    counts: list[list[int]]
-    longest: list[int]
-    tmax: list[int]
-    clock: list[int | None]
-
-    @classmethod
-    def of(cls, t: RollupTable, thresholds: list[int]) -> TableFields:
-        live = t.n > 0
-        below: list[dict[int, int]] = [{}] * len(live)  # an empty series has none
-        where = live.nonzero()[0]
-        for i, c in zip(where.tolist(), t.below[where].tolist(), strict=True):
-            below[i] = dict(zip(thresholds, c, strict=True))
-        longest, tmax, clock = t.peaks.tolist()
-        return cls(t.n.tolist(), _or_none(t.lo, live), _or_none(t.hi, live),
-                   t.total.tolist(), t.sumsq.tolist(), sketch_blobs(t), below,
-                   t.counts.tolist(),
-                   longest, tmax, [None if c < 0 else c for c in clock])
-
-
-def _or_none(values: Arr, keep: Arr) -> list[Any]:
-    """The values as Python ints, None where not ``keep``."""
-    out = values.astype(object)
-    out[~keep] = None
-    return out.tolist()  # type: ignore[no-any-return]
-
-
 def _heads(b: _Batch) -> list[Head]:
     """The labels of each minute key: path, src site and carrier, dst site and carrier (from
     the key's first result), method, Type-P."""
@@ -573,12 +330,3 @@ def _heads(b: _Batch) -> list[Head]:
             for lab, first in zip(b.lab.tolist(), b.first.tolist(), strict=True)]
 
 
-def _records(f: TableFields, heads: list[list[Any]], minute: Arr) -> list[MinuteRollup]:
-    """New :class:`MinuteRollup` records (with new delay stats, sketches and dicts) from the
-    fields, column by column: a few hundred records per batch, whose construction is most of
-    the cost of this module."""
-    ng = len(minute)
-    stats = list(map(DelayStats, f.n, f.lo, f.hi, f.total, f.sumsq, map(LazySketch, f.blobs),
-                     map(dict.copy, f.below)))
-    return list(map(MinuteRollup, *heads, minute.tolist(), *f.counts[:7], f.longest, f.tmax,
-                    stats[:ng], stats[ng:2 * ng], stats[2 * ng:], f.clock, f.counts[7]))
