@@ -30,7 +30,7 @@ from analyzer.rollups.tables import (
     table_keys,
     with_thresholds,
 )
-from analyzer.store import Query, Store, open_reader, reads, writes
+from analyzer.store import Query, Store, folds, ingest, open_reader, reads
 from analyzer.store.schema import TIERS as STORE_TIERS
 from analyzer.store.writes import Writer
 from ixmeter.record import Result
@@ -213,7 +213,7 @@ def test_reads_fold_pending_batches_in_memory(store: Store, store_target: str) -
 def test_ingest_folds_every_fold_at_batches(store: Store,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(store, Writer)
-    monkeypatch.setattr(writes, "FOLD_AT", 4)
+    monkeypatch.setattr(ingest, "FOLD_AT", 4)
     for b in make_batches("p1", 9, 50, paths=_paths(2)):
         store.write_batch(b, T0)
     assert _unfolded(store) == 1
@@ -222,7 +222,7 @@ def test_ingest_folds_every_fold_at_batches(store: Store,
 
 def test_a_fold_of_several_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(store, Writer)
-    monkeypatch.setattr(writes, "FOLD_CHUNK", 2)
+    monkeypatch.setattr(folds, "FOLD_CHUNK", 2)
     monkeypatch.setattr(reads, "KEYS_PER_SELECT", 3)
     batches = make_batches("p1", 7, 100, gap_ns=50_000_000, paths=_paths(3))
     for b in batches:
