@@ -26,7 +26,7 @@ from analyzer.rollups.model import NS_PER_MINUTE, MinuteRollup
 from analyzer.rollups.rows import ROLLUP_COLUMNS, ROLLUP_KEY, rollups_of_rows
 from analyzer.rollups.tables import TierTables
 from analyzer.store import chain
-from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
+from analyzer.store.base import ChainHead, ProbeHealth, Query, Report, WriteReceipt
 from analyzer.store.column_reads import COLUMN_CHUNK, column_names, fetch_columns
 from analyzer.store.connection import Db, StoreError, gc_paused
 from analyzer.store.folding import Key, Row, key_of, plan
@@ -40,7 +40,7 @@ from analyzer.store.schema import (
     check_version,
 )
 from analyzer.store.streams import IDENT_COLUMNS, ids_of
-from analyzer.store.verify import Report, verify
+from analyzer.store.verify import verify
 from ixmeter.errors import RecordError
 from ixmeter.record import Result
 

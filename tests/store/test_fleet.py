@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from analyzer.store import Store, folds, ingest, open_store, verify
+from analyzer.store.base import Report
 from analyzer.store.foldset import Unfolded, choose, ids_of_ranges, ranges_of, watermark
 from analyzer.store.schema import EVIDENCE_TABLES, STORED_ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
@@ -140,7 +141,7 @@ def test_verify_names_a_batch_folded_twice_a_stranger_and_a_false_watermark() ->
     links = [_link(1, "batch"), _link(2, "batch"), _link(3, "fold", fold("[[2,2]]", 0)),
              _link(4, "batch"), _link(5, "fold", fold("[[1,2]]", 3)),
              _link(6, "fold", fold("[[3,4]]", 6)), _link(7, "fold", fold("[[9,9]]", 5))]
-    report = verify.Report()
+    report = Report()
     assert verify._check_folds(links, report) == {1, 2, 3, 4}
     assert report.findings == [
         "link #5 (fold): folds batch link #2 a second time",
