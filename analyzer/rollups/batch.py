@@ -121,7 +121,7 @@ def _arrange(blocks: Sequence[Block]) -> _Batch:
     sizes = np.fromiter((b.n for b in blocks), np.int64, nb)
     ints, codes = _columns(blocks, _INTS, np.int64), _columns(blocks, _CODES, np.int8)
     own = [_label(b.ident) for b in blocks]
-    labels, sessions = sorted(set(own)), sorted({b.ident[-1] for b in blocks})
+    labels, sessions = sorted(set(own)), sorted({b.ident.session for b in blocks})
     block = np.repeat(np.arange(nb), sizes)
     minute = ints[SENT] // NS_PER_MINUTE
     low = int(minute.min())
@@ -129,7 +129,7 @@ def _arrange(blocks: Sequence[Block]) -> _Batch:
     if len(labels) * span * len(sessions) >= 1 << 62:  # minutes far apart: rank them
         low, (minute, span) = 0, _dense(minute)
     ns = len(sessions)
-    per_block = _ranks(own, labels) * (span * ns) + _ranks([b.ident[-1] for b in blocks],
+    per_block = _ranks(own, labels) * (span * ns) + _ranks([b.ident.session for b in blocks],
                                                              sessions)
     key = per_block[block] + (minute - low) * ns  # (label, minute, session) as one integer
     order = np.lexsort((ints[IDX], ints[SENT], ints[SEQ], key))
@@ -164,7 +164,7 @@ def _columns(blocks: Sequence[Block], names: tuple[str, ...], dtype: type[Any]) 
 def _label(ident: StreamIdent) -> Label:
     """The (path, method, Type-P key) rollup label of a stream (streams recur every batch)."""
     path, type_p = path_and_type_p(ident)
-    return path, ident[1], type_p
+    return path, ident.method, type_p
 
 
 def _ranks(items: Sequence[Any], ordered: Sequence[Any]) -> Arr:
@@ -326,7 +326,8 @@ def _heads(b: _Batch) -> list[Head]:
     """The labels of each minute key: path, src site and carrier, dst site and carrier (from
     the key's first result), method, Type-P."""
     labels, idents = b.labels, b.idents
-    return [(labels[lab][0], *idents[first][2:6], *labels[lab][1:])
+    return [(labels[lab][0], (i := idents[first]).src_site, i.src_carrier, i.dst_site,
+             i.dst_carrier, *labels[lab][1:])
             for lab, first in zip(b.lab.tolist(), b.first.tolist(), strict=True)]
 
 

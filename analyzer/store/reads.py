@@ -175,7 +175,7 @@ class Reader:
             cur = self.db.execute(f"SELECT s.id, {_S_COLS}, s.path_id, s.type_p FROM streams s "
                                   f"WHERE s.id IN ({', '.join('?' * len(chunk))})", chunk)
             for row in cur.fetchall():
-                out[int(row[0])] = (tuple(row[1:15]), row[15], row[16])
+                out[int(row[0])] = (StreamIdent._make(row[1:15]), row[15], row[16])
         return out
 
     # -- rollups --------------------------------------------------------------------------
