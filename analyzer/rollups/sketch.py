@@ -180,7 +180,7 @@ class LazySketch(DDSketch):
 
     def __init__(self, raw: bytes, batch: SketchBatch | None = None, index: int = 0) -> None:
         self._raw: bytes | None = raw
-        self._batch = SketchBatch([raw]) if batch is None else batch
+        self._batch = batch
         self._index = index
 
     def to_bytes(self) -> bytes:
@@ -195,14 +195,19 @@ class LazySketch(DDSketch):
         if self._raw is None:
             return (self.zero, np.fromiter(self.buckets, np.int32, len(self.buckets)),
                     np.fromiter(self.buckets.values(), np.int64, len(self.buckets)))
-        return self._batch.columns(self._index)
+        return self._shared().columns(self._index)
+
+    def _shared(self) -> SketchBatch:
+        if self._batch is None:
+            self._batch = SketchBatch([object.__getattribute__(self, "_raw")])
+        return self._batch
 
     def __getattr__(self, name: str) -> Any:
         """Called only for a slot not yet set: decode, fill every slot, answer."""
         raw = object.__getattribute__(self, "_raw")
         if raw is None or name not in DDSketch.__slots__:
             raise AttributeError(name)
-        zero, keys, counts = self._batch.columns(self._index)
+        zero, keys, counts = self._shared().columns(self._index)
         DDSketch.__init__(self, DEFAULT_ALPHA)  # the store's sketches (decode_many checks it)
         self.buckets = dict(zip(keys.tolist(), counts.tolist(), strict=True))
         self.zero, self.count = zero, zero + int(counts.sum())

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.rollups.model import SERIES, DelayStats, MinuteRollup
-from analyzer.rollups.sketch import LazySketch
+from analyzer.rollups.sketch import LazySketch, SketchBatch
 from analyzer.rollups.sketch_codec import encode_many
 
 Arr = npt.NDArray[Any]
@@ -304,8 +304,10 @@ class TableFields:
         live = t.n > 0
         below: list[dict[int, int]] = [{}] * len(live)  # an empty series has none
         where = live.nonzero()[0]
+        taken = not t.below.size or t.below.min() >= 0  # else -1: a count not taken
         for i, c in zip(where.tolist(), t.below[where].tolist(), strict=True):
-            below[i] = {t: k for t, k in zip(thresholds, c, strict=True) if k >= 0}
+            below[i] = (dict(zip(thresholds, c, strict=True)) if taken else
+                        {t: k for t, k in zip(thresholds, c, strict=True) if k >= 0})
         longest, tmax, clock = t.peaks.tolist()
         return cls(t.n.tolist(), _or_none(t.lo, live), _or_none(t.hi, live),
                    t.total.tolist(), t.sumsq.tolist(), sketch_blobs(t), below,
@@ -323,9 +325,11 @@ def _or_none(values: Arr, keep: Arr) -> list[Any]:
 def _records(f: TableFields, heads: list[list[Any]], minute: Arr) -> list[MinuteRollup]:
     """New :class:`MinuteRollup` records (with new delay stats, sketches and dicts) from the
     fields, column by column: a few hundred records per batch, whose construction is most of
-    the cost of this module."""
+    the cost of this module. Each series' sketches decode together on first use."""
     ng = len(minute)
-    stats = list(map(DelayStats, f.n, f.lo, f.hi, f.total, f.sumsq, map(LazySketch, f.blobs),
+    batches = [SketchBatch(f.blobs[s * ng:(s + 1) * ng]) for s in range(NSERIES)]
+    sketches = [LazySketch(blob, batches[i // ng], i % ng) for i, blob in enumerate(f.blobs)]
+    stats = list(map(DelayStats, f.n, f.lo, f.hi, f.total, f.sumsq, sketches,
                      map(dict.copy, f.below)))
     return list(map(MinuteRollup, *heads, minute.tolist(), *f.counts[:7], f.longest, f.tmax,
                     stats[:ng], stats[ng:2 * ng], stats[2 * ng:], f.clock, f.counts[7]))
