@@ -42,7 +42,6 @@ from analyzer.report.jsonout import row_to_dict  # noqa: E402
 from analyzer.rollups.batch import batch_rollups  # noqa: E402
 from analyzer.rollups.model import DEFAULT_THRESHOLDS_NS, MinuteRollup  # noqa: E402
 from analyzer.rollups.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
-from analyzer.rollups.sketch import DDSketch  # noqa: E402
 from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_reader, open_store  # noqa: E402
 from analyzer.store.writes import Writer  # noqa: E402
@@ -58,6 +57,7 @@ from bench.synthetic_tiers import (  # noqa: E402
 from inventory.loader import default_inventory, load  # noqa: E402
 from ixmeter.record import Result  # noqa: E402
 from tests.analyzer.synth import results  # noqa: E402
+from tests.oracles import sketch_bytes  # noqa: E402
 
 
 def minute_rollups(rs: Iterable[Result]) -> list[MinuteRollup]:
@@ -104,9 +104,9 @@ def minute_reads(db: Path, n: int) -> None:
     t = _clock()
     for row in store.db.execute(f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups").fetchall():
         for c in cols:
-            DDSketch.from_bytes(bytes(row[c]))
-    print(f"fetch + the reference decoder on all three sketches (the decoding the reader did "
-          f"before, without building objects): {_since(t)}")
+            sketch_bytes.decode(bytes(row[c]))
+    print(f"fetch + the per-byte reference decoder (tests/oracles) on all three sketches, "
+          f"one at a time, without building objects: {_since(t)}")
     store.close()
 
 

@@ -55,31 +55,33 @@ def below_json(below: dict[int, int]) -> str:
 
 
 def build_rollup(row: Sequence[Any]) -> MinuteRollup:
-    """Inverse of :func:`rollup_row`."""
-    (path, method, type_p, minute, src_site, src_carrier, dst_site, dst_carrier, sent,
-     received, lost, errors, duplicated, reordered, loss_periods, loss_period_max, tmax_ns,
-     clock_error_max_ns, unsynced) = row[:19]
-    return MinuteRollup(path, src_site, src_carrier, dst_site, dst_carrier, method, type_p,
-                        minute, sent, received, lost, errors, duplicated, reordered,
-                        loss_periods, loss_period_max, tmax_ns, _delay(row[19:26]),
-                        _delay(row[26:33]), _delay(row[33:40]), clock_error_max_ns, unsynced)
-
-
-def _delay(cols: Sequence[Any]) -> DelayStats:
-    n, lo, hi, total, sumsq, sketch, below = cols
-    return DelayStats(n=n, min=lo, max=hi, sum=float(total), sumsq=float(sumsq),
-                      sketch=LazySketch(bytes(sketch)), below=_below(below))
+    """Inverse of :func:`rollup_row`, each sketch lazy (decoded alone when first used)."""
+    return _built(row, [LazySketch(bytes(row[c])) for c in _SKETCH])
 
 
 def rollups_of_rows(rows: Sequence[Sequence[Any]]) -> list[MinuteRollup]:
     """:func:`build_rollup` of each row, the sketches of each series lazy and decoded together
     (:class:`~analyzer.rollups.sketch.SketchBatch`) when the first of them is used."""
-    built = [build_rollup(row[:len(ROLLUP_COLUMNS)]) for row in rows]
-    for name, col in zip(SERIES, _SKETCH, strict=True):
-        batch = SketchBatch([bytes(row[col]) for row in rows])
-        for i, (r, blob) in enumerate(zip(built, batch.blobs, strict=True)):
-            getattr(r, name).sketch = LazySketch(blob, batch, i)
-    return built
+    batches = [SketchBatch([bytes(row[c]) for row in rows]) for c in _SKETCH]
+    return [_built(row, [LazySketch(b.blobs[i], b, i) for b in batches])
+            for i, row in enumerate(rows)]
+
+
+def _built(row: Sequence[Any], sketches: list[LazySketch]) -> MinuteRollup:
+    (path, method, type_p, minute, src_site, src_carrier, dst_site, dst_carrier, sent,
+     received, lost, errors, duplicated, reordered, loss_periods, loss_period_max, tmax_ns,
+     clock_error_max_ns, unsynced) = row[:19]
+    rtt, fwd, bwd = (_delay(row[19 + 7 * s:26 + 7 * s], sketches[s]) for s in range(NSERIES))
+    return MinuteRollup(path, src_site, src_carrier, dst_site, dst_carrier, method, type_p,
+                        minute, sent, received, lost, errors, duplicated, reordered,
+                        loss_periods, loss_period_max, tmax_ns, rtt, fwd, bwd,
+                        clock_error_max_ns, unsynced)
+
+
+def _delay(cols: Sequence[Any], sketch: LazySketch) -> DelayStats:
+    n, lo, hi, total, sumsq, _blob, below = cols
+    return DelayStats(n=n, min=lo, max=hi, sum=float(total), sumsq=float(sumsq), sketch=sketch,
+                      below=_below(below))
 
 
 _BELOW_CACHE: dict[str, dict[int, int]] = {}
