@@ -152,7 +152,8 @@ def tables_from_rows(rows: Sequence[Sequence[Any]]
         n, _ints([x for d in delays for x in d[1]]), _ints([x for d in delays for x in d[2]]),
         np.array([float(x) for d in delays for x in d[3]], np.float64),
         np.array([x for d in delays for x in d[4]], np.float64), below, zero,
-        np.repeat(np.arange(NSERIES * g, dtype=np.int64), sizes), keys, counts)
+        np.repeat(np.arange(NSERIES * g, dtype=np.int64), sizes), keys,
+        counts.astype(np.int64))
     return table, list(index), thresholds
 
 

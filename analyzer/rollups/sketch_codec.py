@@ -51,7 +51,8 @@ def ppm(alpha: float) -> int:
 def decode_columns(blobs: Sequence[bytes], alpha: float | None = DEFAULT_ALPHA
                    ) -> tuple[Array, Array, Array, Array]:
     """(zero, number of buckets, keys, counts) of the blobs, the buckets of all blobs in turn
-    (int64), :data:`CHUNK` blobs per vectorised pass. Every blob must be of accuracy ``alpha``
+    (int64, counts int32 while every varint is at most 4 bytes), :data:`CHUNK` blobs per
+    vectorised pass. Every blob must be of accuracy ``alpha``
     (None: any; :func:`decode_alphas` says which); raises :class:`SketchError` otherwise, or
     for any blob that is not exactly the stored form."""
     parts = [_decode(blobs[i:i + CHUNK]) for i in range(0, len(blobs), CHUNK)]
@@ -120,8 +121,7 @@ def _decode(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array, Array]:
     firsts = np.cumsum(n) - n
     before = run[np.maximum(firsts - 1, 0)] if len(run) else firsts
     keys = run - np.repeat(np.where(firsts > 0, before, 0), n)
-    return (alpha.astype(np.int64), zero.astype(np.int64), n.astype(np.int64), keys,
-            body[1::2].astype(np.int64))
+    return alpha, zero.astype(np.int64), n.astype(np.int64), keys, body[1::2]
 
 
 def _varints(b: Array, ends: Array) -> Array | None:
