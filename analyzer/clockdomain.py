@@ -19,7 +19,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from analyzer.stats.units import IntArray, RollupColumns, UnitTable
+from analyzer.rollups.columns import RollupColumns
+from analyzer.stats.units import IntArray, UnitTable
 from inventory.schema import ClockDomain, Inventory
 
 ONE_WAY = ("fwd", "bwd")

@@ -27,7 +27,8 @@ from analyzer import baselines as bl
 from analyzer import clockdomain
 from analyzer import groups as grp
 from analyzer.localtime import TIER_MINUTES, local_minutes, offset_at_hour, why_not
-from analyzer.rollup import MinuteRollup
+from analyzer.rollups.columns import SERIES, RollupColumns, take_columns
+from analyzer.rollups.model import MinuteRollup
 from analyzer.stats.compare import (
     STAT_MAP,
     Comparison,
@@ -35,7 +36,7 @@ from analyzer.stats.compare import (
     compare_declared,
     compare_ratio,
 )
-from analyzer.stats.units import SERIES, IntArray, RollupColumns, UnitTables, take_columns
+from analyzer.stats.units import IntArray, UnitTables
 from analyzer.stats.verdicts import Decision, Verdict, holm_adjust
 from analyzer.store.base import Query, ReadStore
 from inventory.schema import Aggregation, Inventory, PathScope, PolicyTarget

@@ -45,7 +45,8 @@ from analyzer.localtime import (
     local_minutes,
     serving_tier,
 )
-from analyzer.stats.units import IntArray, RollupColumns, table_from_columns, weighted_statistic
+from analyzer.rollups.columns import RollupColumns
+from analyzer.stats.units import IntArray, table_from_columns, weighted_statistic
 from analyzer.store.base import Query, ReadStore
 from inventory.schema import FaultRule, Inventory, Segment
 from inventory.topology import PathEnds, Topology

@@ -3,7 +3,8 @@
 A policy target compares, per group of its scope (all of it, a directed carrier pair or a
 directed city pair: :func:`inventory.topology.group_key`), the statistic of the group's *merged*
 units: an hour or day unit of a group is the merge of that unit's rows of every path in the
-group (exact for counts, sums, extremes and DDSketch buckets: :mod:`analyzer.store.tiers`).
+group (exact for counts, sums, extremes and DDSketch buckets:
+:func:`analyzer.rollups.rows.merge_rows`).
 So the group's units can be merged once, when the path units are complete, rather than at every
 analysis: a province's 15,000 paths become a few dozen groups, and a year's analysis reads
 groups x units rather than paths x units.
@@ -35,11 +36,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.baselines import TimeWindow
-from analyzer.rollup import MinuteRollup
+from analyzer.rollups.model import MinuteRollup
+from analyzer.rollups.rows import ROLLUP_COLUMNS, merge_rows, rollup_row
+from analyzer.rollups.tiers import unit_runs
 from analyzer.stats.compare import STAT_MAP
-from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
 from analyzer.store.schema import GROUP_TIERS, TIERS
-from analyzer.store.tiers import merge_row_groups, unit_runs
 from inventory.schema import Inventory, PathScope, PolicyTarget
 from inventory.topology import PathEnds, Topology
 
@@ -149,7 +150,7 @@ def group_rows(members: Members, rows: Sequence[Sequence[Any]], units: Sequence[
                ) -> list[tuple[Any, ...]]:
     """The group rows (:data:`ROLLUP_COLUMNS`) of stored path rows of ``units`` (sorted by
     key): per grouping, group, method, Type-P and unit the merge of its paths' rows in key
-    order (:func:`analyzer.store.tiers.merge_row_groups`); a copy, as ``GROUPING!PATH``, of
+    order (:func:`analyzer.rollups.rows.merge_rows`); a copy, as ``GROUPING!PATH``, of
     each path row the grouping's analysis notes as an exclusion (error records, or a site not
     in the inventory); then a marker row per grouping and unit."""
     parts: dict[tuple[str, str, str, int], list[Sequence[Any]]] = {}
@@ -162,13 +163,8 @@ def group_rows(members: Members, rows: Sequence[Sequence[Any]], units: Sequence[
         if row[_ERRORS] or not members.known(end4):
             flagged += [(f"{g.id}!{path}", *row[1:len(ROLLUP_COLUMNS)])
                         for g in members.looked(method)]
-    keys = sorted(parts)
-    out = []
-    for (gid, method, type_p, unit), merged in zip(
-            keys, merge_row_groups([parts[k] for k in keys]), strict=True):
-        merged.path_id, merged.method, merged.type_p, merged.minute = gid, method, type_p, unit
-        merged.src_site = merged.src_carrier = merged.dst_site = merged.dst_carrier = ""
-        out.append(rollup_row(merged))
+    out = merge_rows([(*key, "", "", "", "", *row[_HEAD:len(ROLLUP_COLUMNS)])
+                      for key in sorted(parts) for row in parts[key]])
     out += flagged
     out += [rollup_row(MinuteRollup(g.marker, "", "", "", "", "", "", unit))
             for g in members.groupings for unit in sorted(set(units))]
@@ -296,7 +292,7 @@ def _stored_groups(reader: Any, group_table: str, gs: Sequence[Grouping], size: 
 
 def unit_windows(units: Sequence[int], size: int, w: TimeWindow) -> Iterator[TimeWindow]:
     """Sorted unit minutes (units of ``size`` minutes) as windows of consecutive units
-    (:func:`analyzer.store.tiers.unit_runs`), clipped to ``w``."""
+    (:func:`analyzer.rollups.tiers.unit_runs`), clipped to ``w``."""
     for first, last in unit_runs(units, size):
         yield TimeWindow(max(w.start_ns, first * _NS_MIN), min(w.end_ns, (last + size) * _NS_MIN))
 

@@ -1,7 +1,7 @@
 """Metrics over minute rollups: per path, carrier pair, city pair or the whole scope.
 
 Pure functions. A window's metrics are those of the merge of its minute rollups
-(:func:`analyzer.rollup.merge`, exact and order-independent), so any window costs the same.
+(:func:`analyzer.rollups.model.merge`, exact and order-independent), so any window costs the same.
 
 Definitions (docs/methodology.md has the full table):
 
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from analyzer.rollup import DelayStats, MinuteRollup, merge
-from analyzer.sketch import DDSketch
+from analyzer.rollups.model import DelayStats, MinuteRollup, merge
+from analyzer.rollups.sketch import DDSketch
 from inventory.topology import PathEnds, group_key, pair_key
 
 Per = Literal["scope", "carrier_pair", "city_pair", "path"]

@@ -22,11 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.localtime import local_dates, local_minutes, serving_tier
+from analyzer.rollups.columns import SERIES, DelayColumns, RollupColumns
+from analyzer.rollups.tiers import TIER_MINUTES
 from analyzer.stats.compare import STAT_MAP
 from analyzer.stats.units import (
-    SERIES,
-    DelayColumns,
-    RollupColumns,
     UnitTable,
     align,
     merge_tables,
@@ -34,7 +33,6 @@ from analyzer.stats.units import (
     table_from_columns,
 )
 from analyzer.store.base import Query, ReadStore
-from analyzer.store.tiers import TIER_MINUTES
 from inventory.topology import PathEnds
 from ixmeter.rules import Method
 

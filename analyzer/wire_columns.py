@@ -30,7 +30,15 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, NULL, Block, ColumnBatch, Dense, block
+from analyzer.columns import (
+    CODE_COLUMNS,
+    INT_COLUMNS,
+    NULL,
+    Block,
+    ColumnBatch,
+    Dense,
+    StreamIdent,
+)
 from ixmeter.errors import RecordError
 from ixmeter.record import Hop
 from ixmeter.rules import (
@@ -133,7 +141,7 @@ def _check_counts(ns: list[int], size: int) -> None:
                           "(at most one result per byte)")
 
 
-def _idents(probe_id: str, streams: Sequence[WireStream]) -> list[tuple[Any, ...]]:
+def _idents(probe_id: str, streams: Sequence[WireStream]) -> list[StreamIdent]:
     """Each stream's identity (``analyzer.columns.STREAM_FIELDS`` order), every identity key
     checked, and no two streams alike."""
     heads = list(map(_HEAD, streams))
@@ -156,10 +164,10 @@ def _idents(probe_id: str, streams: Sequence[WireStream]) -> list[tuple[Any, ...
         if tp_problem is not None:
             raise RecordError(f"field 'streams[{fields.index(value)}].type_p.{tp_problem[0]}': "
                               f"{tp_problem[1]}")
-    idents = [(probe_id, m, *strs, *tp, s) for m, strs, tp, s in
+    idents = [StreamIdent._make((probe_id, m, *strs, *tp, s)) for m, strs, tp, s in
               zip(methods, zip(*names, strict=True), fields, sessions, strict=True)]
     if len(set(idents)) < len(idents):
-        seen: dict[tuple[Any, ...], int] = {}
+        seen: dict[StreamIdent, int] = {}
         for i, ident in enumerate(idents):
             if ident in seen:
                 raise RecordError(f"field 'streams[{i}]': the same stream as "
@@ -359,7 +367,7 @@ def _check_hops(hops: list[Hop], located: list[tuple[str, int]], tmax: I64) -> N
 
 
 # -- blocks ---------------------------------------------------------------------------------------
-def _blocks(idents: list[tuple[Any, ...]], at: _Locator, ints: I64,
+def _blocks(idents: list[StreamIdent], at: _Locator, ints: I64,
             codes: npt.NDArray[np.int8], details: Details, hops: Hops
             ) -> tuple[tuple[Block, ...], Dense]:
     """One block per stream, its columns views of the rows of ``ints`` and ``codes``, in the
@@ -373,6 +381,7 @@ def _blocks(idents: list[tuple[Any, ...]], at: _Locator, ints: I64,
         columns = [[row[span] for span in spans] for row in rows]
     per_stream = list(zip(*columns, strict=True))
     order = np.argsort(ints[_ROW["idx"]][starts]).tolist()
-    return (tuple(block(idents[i], per_stream[i], details[i], hops[i]) for i in order),
+    fields: list[list[Any]] = [[idents[i], *per_stream[i], details[i], hops[i]] for i in order]
+    return (tuple(Block(*f) for f in fields),
             Dense(ints, codes, tuple(starts[i] for i in order), tuple(ns[i] for i in order),
-                  tuple(idents[i][1] for i in order)))
+                  tuple(idents[i].method for i in order)))

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzer.sketch import DEFAULT_ALPHA, DDSketch  # noqa: E402
+from analyzer.rollups.sketch import DEFAULT_ALPHA, DDSketch  # noqa: E402
 from analyzer.stats import bootstrap as bs  # noqa: E402
 from analyzer.stats.intervals import nbb_weights, percentile_interval  # noqa: E402
 from analyzer.stats.units import (  # noqa: E402

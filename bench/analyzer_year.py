@@ -20,14 +20,17 @@ import math
 import resource
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzer.rollup import build_rollups  # noqa: E402
-from analyzer.sketch import DEFAULT_ALPHA, DDSketch  # noqa: E402
+from analyzer.columns import blocks_of  # noqa: E402
+from analyzer.rollups.batch import batch_rollups  # noqa: E402
+from analyzer.rollups.model import DEFAULT_THRESHOLDS_NS, MinuteRollup  # noqa: E402
+from analyzer.rollups.sketch import DEFAULT_ALPHA, DDSketch  # noqa: E402
 from analyzer.stats.compare import compare_ratio  # noqa: E402
 from analyzer.stats.units import (  # noqa: E402
     ZERO_KEY,
@@ -36,9 +39,15 @@ from analyzer.stats.units import (  # noqa: E402
     table_from_rollups,
 )
 from analyzer.synthetic.results import results  # noqa: E402
+from ixmeter.record import Result  # noqa: E402
 
 CARRIERS = ("CT", "CM", "CU")
 PER_DAY = 86_400  # 1 probe per second per path
+
+
+def minute_rollups(rs: Iterable[Result]) -> list[MinuteRollup]:
+    """The minute rollups of results, as the collector computes them (a batch at a time)."""
+    return batch_rollups(blocks_of(list(rs)), DEFAULT_THRESHOLDS_NS)["minute"]
 
 
 def day_tier(rng: np.random.Generator, days: int, median_ms: float, loss: float,
@@ -122,8 +131,8 @@ def minute_path_cost(paths_n: int = 5, minutes: int = 1440) -> float:
     """Seconds per MinuteRollup to lay minute rollups out as a table (the object path)."""
     rolls = []
     for i in range(paths_n):
-        rolls += build_rollups(results("s1", "A", f"d{i}", "B", minutes=minutes,
-                                       per_minute=60, seed=i))
+        rolls += minute_rollups(results("s1", "A", f"d{i}", "B", minutes=minutes,
+                                        per_minute=60, seed=i))
     t = time.perf_counter()
     table_from_rollups(rolls, "rtt", 1)
     return (time.perf_counter() - t) / len(rolls)

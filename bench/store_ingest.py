@@ -38,7 +38,7 @@ import h11
 import sqlite_utils
 import trio
 
-from analyzer.rollup_columns import batch_tables
+from analyzer.rollups.batch import batch_tables
 from analyzer.store import open_store
 from analyzer.synthetic.varied import PATHS, T0, make_results, wide_paths
 from analyzer.wire_columns import decode_body

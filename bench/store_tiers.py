@@ -30,18 +30,20 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analyzer.baselines import TimeWindow  # noqa: E402
+from analyzer.columns import blocks_of  # noqa: E402
 from analyzer.evaluate import Params, evaluate  # noqa: E402
 from analyzer.report.jsonout import row_to_dict  # noqa: E402
-from analyzer.rollup import build_rollups  # noqa: E402
-from analyzer.sketch import DDSketch  # noqa: E402
+from analyzer.rollups.batch import batch_rollups  # noqa: E402
+from analyzer.rollups.model import DEFAULT_THRESHOLDS_NS, MinuteRollup  # noqa: E402
+from analyzer.rollups.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
 from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_reader, open_store  # noqa: E402
-from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
 from analyzer.store.writes import Writer  # noqa: E402
 from analyzer.synthetic.province import inventory_paths  # noqa: E402
 from analyzer.synthetic.results import results  # noqa: E402
@@ -55,6 +57,13 @@ from analyzer.synthetic.tiers import (  # noqa: E402
     write_year,
 )
 from inventory.loader import default_inventory, load  # noqa: E402
+from ixmeter.record import Result  # noqa: E402
+from tests.oracles import sketch_bytes  # noqa: E402
+
+
+def minute_rollups(rs: Iterable[Result]) -> list[MinuteRollup]:
+    """The minute rollups of results, as the collector computes them (a batch at a time)."""
+    return batch_rollups(blocks_of(list(rs)), DEFAULT_THRESHOLDS_NS)["minute"]
 
 
 def _clock() -> tuple[float, float]:
@@ -67,8 +76,8 @@ def _since(t: tuple[float, float]) -> str:
 
 
 def minute_reads(db: Path, n: int) -> None:
-    tpl = build_rollups(results("s1", "CT", "s2", "CM", minutes=30, per_minute=60,
-                                one_way=True, spread=0.3))
+    tpl = minute_rollups(results("s1", "CT", "s2", "CM", minutes=30, per_minute=60,
+                                 one_way=True, spread=0.3))
     rows = []
     for i in range(n):
         row = list(rollup_row(tpl[i % len(tpl)]))
@@ -96,9 +105,9 @@ def minute_reads(db: Path, n: int) -> None:
     t = _clock()
     for row in store.db.execute(f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM rollups").fetchall():
         for c in cols:
-            DDSketch.from_bytes(bytes(row[c]))
-    print(f"fetch + the reference decoder on all three sketches (the decoding the reader did "
-          f"before, without building objects): {_since(t)}")
+            sketch_bytes.decode(bytes(row[c]))
+    print(f"fetch + the per-byte reference decoder (tests/oracles) on all three sketches, "
+          f"one at a time, without building objects: {_since(t)}")
     store.close()
 
 

@@ -65,7 +65,7 @@ def _deep_groups(store: object, inventory: str, report: object) -> None:
     """``--deep --inventory``: the group rows against their paths' rows
     (:func:`analyzer.groups.check`)."""
     from analyzer import groups
-    from analyzer.store.verify import Report
+    from analyzer.store.base import Report
     from inventory.loader import load
 
     assert isinstance(report, Report)
@@ -76,7 +76,7 @@ def _deep_groups(store: object, inventory: str, report: object) -> None:
 
 
 def _print(report: object, wanted: str | None, missing: bool) -> None:
-    from analyzer.store.verify import Report
+    from analyzer.store.base import Report
 
     assert isinstance(report, Report)
     if not report.ok:

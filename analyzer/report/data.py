@@ -16,7 +16,7 @@ from analyzer.evaluate import Evaluation
 from analyzer.metrics import Metrics, carrier_matrix, metrics_by, ms
 from analyzer.report.faults import COLUMNS as FAULT_COLUMNS
 from analyzer.report.jsonout import num, row_to_dict
-from analyzer.rollup import MinuteRollup
+from analyzer.rollups.model import MinuteRollup
 from analyzer.store.base import Query, ReadStore
 from inventory.schema import SiteKind
 from inventory.topology import Topology

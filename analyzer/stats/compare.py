@@ -21,7 +21,7 @@ from typing import Any
 
 from analyzer.baselines import declared_ns
 from analyzer.methods import LOSS_LEVEL, LOSS_RATIO, ZERO_LOSS
-from analyzer.rollup import MinuteRollup
+from analyzer.rollups.model import MinuteRollup
 from analyzer.stats.bootstrap import (
     MIN_BLOCKS,
     BootstrapInfo,

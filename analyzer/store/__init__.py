@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from analyzer.rollup import DEFAULT_THRESHOLDS_NS
+from analyzer.rollups.model import DEFAULT_THRESHOLDS_NS
 from analyzer.store.base import (
     ChainHead,
     ProbeHealth,

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from analyzer.columns import ColumnBatch
-from analyzer.rollup import MinuteRollup
-from analyzer.stats.units import SERIES, RollupColumns
+from analyzer.rollups.columns import SERIES, RollupColumns
+from analyzer.rollups.model import MinuteRollup
+from analyzer.store import chain
 from ixmeter.record import Result
 from ixmeter.wire import Batch
-
-if TYPE_CHECKING:
-    from analyzer.store.verify import Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +79,37 @@ class Retention:
 
     def __bool__(self) -> bool:
         return bool(self.raw_days or self.minute_days or self.hour_days)
+
+
+MAX_FINDINGS = 50  # findings a verify report names individually; the rest are counted
+
+
+@dataclass
+class Report:
+    """What ``verify`` found. ``findings`` name each problem (empty: the store is intact)."""
+
+    length: int = 0
+    head: str = chain.GENESIS
+    batches: int = 0
+    raw_checked: int = 0
+    raw_pruned: int = 0
+    rows_checked: dict[str, int] = field(default_factory=dict)
+    unfolded: int = 0
+    deep_rows: int | None = None
+    deep_groups: int | None = None  # target-group rows compared (analyzer.groups.check)
+    found_at: int | None = None
+    findings: list[str] = field(default_factory=list)
+    more: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(self, finding: str) -> None:
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append(finding)
+        else:
+            self.more += 1
 
 
 class ReadStore(Protocol):

@@ -15,6 +15,7 @@ nothing writes: the WAL must then be empty); PostgreSQL sessions are read-only
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -219,3 +220,15 @@ def connect(target: str | Path, readonly: bool) -> Db:
     if is_postgres_url(target):
         return PostgresDb(str(target), readonly)
     return SqliteDb(target, readonly)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

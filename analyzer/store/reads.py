@@ -12,33 +12,25 @@ chain head it quotes): the store may be written meanwhile by a collector.
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain as chained
 from typing import Any
 
-import numpy as np
-
 from analyzer.columns import Block, StreamIdent, decode_blob, results_of
-from analyzer.rollup import NS_PER_MINUTE, MinuteRollup
-from analyzer.rollup_columns import TierTables, batch_tables
-from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
+from analyzer.rollups.batch import batch_tables
+from analyzer.rollups.columns import SERIES, RollupColumns
+from analyzer.rollups.model import NS_PER_MINUTE, MinuteRollup
+from analyzer.rollups.rows import ROLLUP_COLUMNS, ROLLUP_KEY, rollups_of_rows
+from analyzer.rollups.tables import TierTables
 from analyzer.store import chain
-from analyzer.store.base import ChainHead, ProbeHealth, Query, WriteReceipt
-from analyzer.store.connection import Db, StoreError
+from analyzer.store.base import ChainHead, ProbeHealth, Query, Report, WriteReceipt
+from analyzer.store.column_reads import COLUMN_CHUNK, column_names, fetch_columns
+from analyzer.store.connection import Db, StoreError, gc_paused
 from analyzer.store.folding import Key, Row, key_of, plan
 from analyzer.store.foldset import Unfolded, unfolded_of
-from analyzer.store.rows import (
-    IDENT_COLUMNS,
-    ROLLUP_COLUMNS,
-    ROLLUP_KEY,
-    build_rollup,
-    ids_of,
-    prime_columns,
-)
 from analyzer.store.schema import (
     GROUP_TIERS,
     PROBE_COLUMNS,
@@ -47,14 +39,14 @@ from analyzer.store.schema import (
     SchemaError,
     check_version,
 )
-from analyzer.store.verify import Report, verify
+from analyzer.store.streams import IDENT_COLUMNS, ids_of
+from analyzer.store.verify import verify
 from ixmeter.errors import RecordError
 from ixmeter.record import Result
 
 _S_COLS = ", ".join(f"s.{c}" for c in IDENT_COLUMNS)
 _ROWS = f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "
 KEYS_PER_SELECT = 200  # rollup keys looked up per statement
-_BULK_DECODE = 1000  # tier reads of this many rows decode their sketches vectorised
 Labels = list[tuple[StreamIdent, str, str]]
 
 
@@ -183,7 +175,7 @@ class Reader:
             cur = self.db.execute(f"SELECT s.id, {_S_COLS}, s.path_id, s.type_p FROM streams s "
                                   f"WHERE s.id IN ({', '.join('?' * len(chunk))})", chunk)
             for row in cur.fetchall():
-                out[int(row[0])] = (tuple(row[1:15]), row[15], row[16])
+                out[int(row[0])] = (StreamIdent._make(row[1:15]), row[15], row[16])
         return out
 
     # -- rollups --------------------------------------------------------------------------
@@ -231,12 +223,9 @@ class Reader:
         """Rollups of the query's tier whose unit overlaps ``[start_ns, end_ns)``, sorted by
         key."""
         chunks, extra = self._tier_rows(query, ", ".join(ROLLUP_COLUMNS))
-        with _gc_paused():  # acyclic objects only: collections here would be pure cost
+        with gc_paused():  # acyclic objects only: collections here would be pure cost
             rows = sorted(chained(chained.from_iterable(chunks), extra), key=key_of)
-            built = [build_rollup(row[:len(ROLLUP_COLUMNS)]) for row in rows]
-            if query.tier != "minute" and len(rows) >= _BULK_DECODE:
-                prime_columns(built, rows)
-            return built
+            return rollups_of_rows(rows)
 
     def read_rollup_columns(self, query: Query, series: Sequence[str] = SERIES
                             ) -> RollupColumns:
@@ -245,14 +234,14 @@ class Reader:
         sketch blobs kept as stored until a unit table decodes the rows it needs."""
         if unknown := set(series) - set(SERIES):
             raise ValueError(f"unknown delay series {sorted(unknown)}; known: {SERIES}")
-        picked = _column_names(tuple(series))
+        picked = column_names(tuple(series))
         chunks, extra = self._tier_rows(query, ", ".join(picked))
         at = [STORED_ROLLUP_COLUMNS.index(c) for c in picked]
         projected = [tuple(r[i] for i in at) for r in extra]
         ends = {(r[0], r[1], r[2]): (r[4], r[5], r[6], r[7]) for r in extra}
         table = TIERS[query.tier][0]
-        with _gc_paused():
-            return _fetch_columns(chained(chunks, [projected] if projected else []),
+        with gc_paused():
+            return fetch_columns(chained(chunks, [projected] if projected else []),
                                   tuple(series), lambda key: ends.get(key) or self._path_ends(
                                       table, key))
 
@@ -273,7 +262,7 @@ class Reader:
         if query.method is not None:
             where += " AND (method = ? OR path_id = ?)"
             params += [query.method, marker]
-        cur = self.db.execute(f"SELECT {', '.join(_column_names(tuple(series)))} FROM {table} "
+        cur = self.db.execute(f"SELECT {', '.join(column_names(tuple(series)))} FROM {table} "
                               f"WHERE {where}", params)
         built = set[int]()
 
@@ -285,8 +274,8 @@ class Reader:
         def ends(key: tuple[str, str, str]) -> tuple[str, str, str, str]:
             return self._path_ends(table, key) if key[0][len(grouping)] == "!" else \
                 ("", "", "", "")
-        with _gc_paused():
-            cols = _fetch_columns(chunks(), tuple(series), ends)
+        with gc_paused():
+            cols = fetch_columns(chunks(), tuple(series), ends)
         return cols, built - stale
 
     def _path_ends(self, table: str, key: Sequence[str]) -> tuple[str, str, str, str]:
@@ -341,18 +330,6 @@ def _in_window(block: Block, bid: int, query: Query
             zip(block.idx.tolist(), results_of(block), keep, strict=True) if k]
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small acyclic objects."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def _unit_span(query: Query) -> tuple[str, int, int]:
     """The query tier's table and the first and last unit start (minutes) overlapping it."""
     if query.tier not in TIERS:
@@ -396,78 +373,3 @@ def _matches(query: Query, key: Key) -> bool:
     path, method, type_p, minute = key
     return (low <= minute <= high and (not query.path_ids or path in query.path_ids)
             and query.method in (None, method) and query.type_p in (None, type_p))
-
-
-# -- columnar rollup reads --------------------------------------------------------------------
-_SERIES_KEY = ROLLUP_KEY[:3]  # path_id, method, type_p
-_COUNT_COLS = ("minute", "sent", "received", "lost", "errors", "unsynced", "clock_error_max_ns")
-_DELAY_COLS = ("n", "sum", "min", "max", "sketch")
-COLUMN_CHUNK = 16_384  # rows fetched and converted at a time: bounded Python temporaries
-Array = np.ndarray[Any, Any]
-
-
-def _column_names(series: tuple[str, ...]) -> list[str]:
-    """Path, method and Type-P, the counts and the clock-error bound, then each delay
-    series' columns (what :func:`_fetch_columns` reads)."""
-    return [*_SERIES_KEY, *_COUNT_COLS, *(f"{d}_{f}" for d in series for f in _DELAY_COLS)]
-
-
-def _fetch_columns(chunks: Iterator[Sequence[Sequence[Any]]], series: tuple[str, ...],
-                   ends: Callable[[tuple[str, str, str]], tuple[str, str, str, str]]
-                   ) -> RollupColumns:
-    """Rows of :func:`_column_names` as columns sorted by key (code-point order of the
-    strings, whatever the database's collation); ``ends`` gives each series' path ends.
-    Numbers are converted a chunk of rows at a time; the sketch blobs are kept as they are
-    (decoded by the unit tables that need them)."""
-    index: dict[tuple[str, str, str], int] = {}
-    parts: list[list[Array]] = []
-    blobs: list[list[bytes]] = [[] for _ in series]
-    for chunk in chunks:
-        if not chunk:
-            continue
-        cols = list(zip(*chunk, strict=True))
-        parts.append([_series_ids(cols, index), *_numbers(cols, len(series))])
-        for k, column in enumerate(cols[-5 * len(series) + 4::5] if series else ()):
-            blobs[k] += map(bytes, column)
-    if not parts:
-        return columns_from_rollups([], series)
-    keys = sorted(index)
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[[index[k] for k in keys]] = np.arange(len(keys))
-    ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
-        np.concatenate(c) for c in zip(*parts, strict=True))
-    order = np.lexsort((minute, rank[ids]))
-    if not bool((order[1:] > order[:-1]).all()):
-        ids, minute, sent, received, lost, errors, unsynced, clock, *delay = (
-            a[order] for a in (ids, minute, sent, received, lost, errors, unsynced, clock,
-                               *delay))
-        blobs = [[b[i] for i in order.tolist()] for b in blobs]
-    delays = {name: _delay_columns(delay[4 * k:4 * k + 4], blobs[k])
-              for k, name in enumerate(series)}
-    return RollupColumns([(*k, *ends(k)) for k in keys], rank[ids], minute, sent, received,
-                         lost, errors, unsynced, clock, delays)
-
-
-def _delay_columns(numbers: list[Array], blobs: list[bytes]) -> DelayColumns:
-    n, lo, hi, total = numbers
-    return DelayColumns(n, lo, hi, total, np.arange(len(blobs) + 1, dtype=np.int64), blobs)
-
-
-def _numbers(cols: list[tuple[Any, ...]], series: int) -> list[Array]:
-    """Counts, the clock bound (None: NaN), then n, min, max (None: NaN) and sum of each
-    delay series, for a chunk of rows."""
-    at = len(_SERIES_KEY)
-    out = [np.array(c, dtype=np.int64) for c in cols[at:at + 6]]
-    out.append(np.array(cols[at + 6], dtype=np.float64))
-    for k in range(series):
-        n, total, lo, hi = cols[at + 7 + 5 * k:at + 11 + 5 * k]
-        out += [np.array(n, dtype=np.int64), np.array(lo, dtype=np.float64),
-                np.array(hi, dtype=np.float64), np.array(total, dtype=np.float64)]
-    return out
-
-
-def _series_ids(cols: list[tuple[Any, ...]], index: dict[tuple[str, str, str], int]
-                ) -> Array:
-    """The series (path, method, Type-P) number of each row; new series added to ``index``."""
-    return np.array([index.setdefault(k, len(index)) for k in zip(*cols[:3], strict=True)],
-                    dtype=np.int64)

@@ -37,7 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analyzer.store.rows import ROLLUP_COLUMNS, ROLLUP_KEY, STREAM_COLUMNS
+from analyzer.rollups.rows import ROLLUP_COLUMNS, ROLLUP_KEY
+from analyzer.store.streams import STREAM_COLUMNS
 
 _INT, _TEXT, _REAL, _BLOB = "int", "text", "real", "blob"
 _TYPES = {"sqlite": {_INT: "INTEGER", _TEXT: "TEXT", _REAL: "REAL", _BLOB: "BLOB"},

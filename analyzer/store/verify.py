@@ -26,53 +26,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from analyzer.columns import blobs_digest
+from analyzer.rollups.rows import ROLLUP_COLUMNS
+from analyzer.rollups.tables import TierTables
 from analyzer.store import chain
+from analyzer.store.base import Report
+from analyzer.store.connection import Db
 from analyzer.store.evidence import LtHash, row_digest
 from analyzer.store.folding import Row, key_of, key_text, plan
 from analyzer.store.foldset import ids_of_ranges
-from analyzer.store.rows import IDENT_COLUMNS, ROLLUP_COLUMNS, ids_of, skey_of
 from analyzer.store.schema import EVIDENCE_TABLES, LINK_COLUMNS, STORED_ROLLUP_COLUMNS, TIERS
+from analyzer.store.streams import IDENT_COLUMNS, ids_of, skey_of
 from ixmeter.errors import RecordError
 
-if TYPE_CHECKING:
-    from analyzer.store.reads import Reader
 
-MAX_FINDINGS = 50  # named individually; the rest are counted
+class Reader(Protocol):
+    """What verification reads through (:class:`analyzer.store.reads.Reader`)."""
+
+    db: Db
+
+    def snapshot(self) -> AbstractContextManager[None]: ...
+
+    def batch_tables(self, bid: int, thresholds: Sequence[int]) -> TierTables: ...
+
 _WIDTH = len(ROLLUP_COLUMNS)
 _CHUNK = 20_000
 _S_COLS = ", ".join(IDENT_COLUMNS)
-
-
-@dataclass
-class Report:
-    """What ``verify`` found. ``findings`` name each problem (empty: the store is intact)."""
-
-    length: int = 0
-    head: str = chain.GENESIS
-    batches: int = 0
-    raw_checked: int = 0
-    raw_pruned: int = 0
-    rows_checked: dict[str, int] = field(default_factory=dict)
-    unfolded: int = 0
-    deep_rows: int | None = None
-    deep_groups: int | None = None  # target-group rows compared (analyzer.groups.check)
-    found_at: int | None = None
-    findings: list[str] = field(default_factory=list)
-    more: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(self, finding: str) -> None:
-        if len(self.findings) < MAX_FINDINGS:
-            self.findings.append(finding)
-        else:
-            self.more += 1
 
 
 @dataclass(frozen=True, slots=True)

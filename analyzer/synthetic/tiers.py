@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
-from analyzer.rollup import DelayStats, MinuteRollup
-from analyzer.sketch import DDSketch
+from analyzer.rollups.model import DelayStats, MinuteRollup
+from analyzer.rollups.rows import ROLLUP_COLUMNS, rollup_row
+from analyzer.rollups.sketch import DDSketch
 from analyzer.store import open_store
-from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
 from analyzer.store.writes import Writer
 from analyzer.synthetic.province import MeshPath
 from analyzer.synthetic.results import ICMP_V4, STAMP_V4

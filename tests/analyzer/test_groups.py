@@ -16,8 +16,8 @@ from analyzer import groups
 from analyzer.baselines import parse_window
 from analyzer.evaluate import Params, evaluate
 from analyzer.report.jsonout import row_to_dict
+from analyzer.rollups.rows import ROLLUP_COLUMNS
 from analyzer.store import open_reader, open_store
-from analyzer.store.rows import ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
 from analyzer.synthetic.results import T0, results
 from inventory.loader import load

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from analyzer import metrics
-from analyzer.rollup import build_rollups
 from analyzer.stats.units import point_statistic, table_from_rollups
 from analyzer.synthetic.results import MIN_NS, T0, results
 from ixmeter.record import Result, Status
+from tests.oracles.rollup_records import build_rollups
 
 MS = 1_000_000
 A = 0.005  # the sketch's relative accuracy

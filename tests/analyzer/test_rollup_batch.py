@@ -8,8 +8,9 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyzer.rollup import DelayStats
-from analyzer.sketch import DDSketch
+from analyzer.rollups.model import DelayStats
+from analyzer.rollups.sketch import DDSketch
+from tests.oracles.rollup_records import add, extend
 
 delays = st.lists(st.integers(min_value=-10**6, max_value=10**13), max_size=400)
 THRESHOLDS = (0, 1_000_000, 3_000_000)
@@ -21,8 +22,8 @@ def test_extend_equals_adding_one_by_one(xs: list[int]) -> None:
     ``add`` rounds a running float sum (both within 1e-12 relative)."""
     one, many = DelayStats(), DelayStats()
     for x in xs:
-        one.add(x, THRESHOLDS)
-    many.extend(xs, THRESHOLDS)
+        add(one, x, THRESHOLDS)
+    extend(many, xs, THRESHOLDS)
     assert (one.n, one.min, one.max, one.sum, one.below) == (
         many.n, many.min, many.max, many.sum, many.below)
     assert many.sumsq == float(sum(x * x for x in xs))

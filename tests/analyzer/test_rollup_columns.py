@@ -1,5 +1,5 @@
 """The columnar rollups of a batch equal the reference (``build_rollups`` of the batch's results,
-``tiers.fold`` of those into hours and days) as stored rows: same ints, same floats bit for bit,
+``fold`` of those into hours and days) as stored rows: same ints, same floats bit for bit,
 same sketch bytes, same threshold JSON. And the vectorised sketch encoder writes exactly
 ``DDSketch.to_bytes``."""
 
@@ -11,19 +11,21 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, Block, blocks_of, results_of
-from analyzer.rollup import DelayStats, MinuteRollup, build_rollups
-from analyzer.rollup_columns import batch_rollups
-from analyzer.sketch import DDSketch
-from analyzer.store import tiers
-from analyzer.store.rows import LazySketch, rollup_row
-from analyzer.store.sketchcols import bucket_keys, decode_many, encode_many
+from analyzer.rollups.batch import batch_rollups
+from analyzer.rollups.model import DelayStats, MinuteRollup
+from analyzer.rollups.rows import rollup_row
+from analyzer.rollups.sketch import DDSketch, LazySketch, SketchError
+from analyzer.rollups.sketch_codec import bucket_keys, decode_many, encode_many
 from analyzer.synthetic.varied import make_batches, make_results
 from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from ixmeter.rules import TMAX_MAX_NS as MAX_TMAX_NS
+from tests.oracles import sketch_bytes
+from tests.oracles.rollup_records import build_rollups, extend, fold
 
 NS_MIN = 60 * 10**9
 MIDNIGHT = 29_667_600 * NS_MIN  # a UTC midnight: a minute, hour and day boundary
@@ -33,8 +35,8 @@ THRESHOLDS = (1_000_000, 3_000_000)
 def reference(results: list[Result], thresholds: tuple[int, ...] | list[int]
               ) -> dict[str, list[MinuteRollup]]:
     minutes = build_rollups(results, thresholds)
-    return {"minute": minutes, "hour": tiers.fold(minutes, "hour"),
-            "day": tiers.fold(minutes, "day")}
+    return {"minute": minutes, "hour": fold(minutes, "hour"),
+            "day": fold(minutes, "day")}
 
 
 def rows(rollups: list[MinuteRollup]) -> list[tuple[Any, ...]]:
@@ -272,7 +274,7 @@ def test_blocks_from_results_round_trip_through_the_columns(results: list[Result
 @given(st.lists(st.integers(-10**13, 10**13), max_size=200))
 def test_extend_adds_the_correctly_rounded_sum_of_squares(xs: list[int]) -> None:
     stats = DelayStats()
-    stats.extend(xs, THRESHOLDS)
+    extend(stats, xs, THRESHOLDS)
     assert stats.sumsq.hex() == float(sum(x * x for x in xs)).hex()
 
 
@@ -312,7 +314,9 @@ bucket_maps = st.dictionaries(st.one_of(st.integers(-3000, 3000), st.integers(-2
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**40), bucket_maps), max_size=12))
-def test_encode_many_writes_to_bytes(sketches: list[tuple[int, dict[int, int]]]) -> None:
+def test_the_codec_writes_and_reads_the_reference_bytes(
+        sketches: list[tuple[int, dict[int, int]]]) -> None:
+    """The vectorised codec, many at once and one at a time, against the per-byte oracle."""
     refs = []
     for zero, buckets in sketches:
         s = DDSketch()
@@ -324,12 +328,29 @@ def test_encode_many_writes_to_bytes(sketches: list[tuple[int, dict[int, int]]])
                       np.array([s.buckets[k] for s, ks in zip(refs, keys, strict=True)
                                 for k in ks], np.int64),
                       np.array([len(ks) for ks in keys], np.int64))
-    assert got == [s.to_bytes() for s in refs]
-    decoded = decode_many(got) if got else []
-    assert decoded is not None
+    assert got == [sketch_bytes.encode(s) for s in refs] == [s.to_bytes() for s in refs]
+    assert [DDSketch.from_bytes(b) for b in got] == [sketch_bytes.decode(b) for b in got]
+    decoded = decode_many(got)
     for s, (zero, ks, counts) in zip(refs, decoded, strict=True):
         assert (zero, dict(zip(ks.tolist(), counts.tolist(), strict=True))) == (
             s.zero, s.buckets)
+
+
+@given(st.binary(max_size=64), st.binary(max_size=8))
+def test_any_bytes_decode_or_raise_sketch_error(data: bytes, tail: bytes) -> None:
+    """Random bytes, and a valid sketch with bytes appended or cut: decoded exactly as the
+    oracle decodes them, or refused with SketchError (never another error)."""
+    valid = sketch_bytes.encode(DDSketch.from_bytes(b"DD1\x88'\x01\x02\x00\x01\x8c\x01\x03"))
+    for blob in (data, b"DD1" + data, valid + tail, valid[:len(tail)]):
+        try:
+            want = sketch_bytes.decode(blob)
+        except SketchError:
+            with pytest.raises(SketchError):
+                DDSketch.from_bytes(blob)
+            continue
+        except ValueError:  # the oracle's own refusal (e.g. alpha 0)
+            continue
+        assert DDSketch.from_bytes(blob) == want
 
 
 def test_encode_many_of_no_sketch_and_of_empty_sketches() -> None:

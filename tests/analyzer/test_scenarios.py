@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analyzer.rollup import MinuteRollup, build_rollups
+from analyzer.rollups.model import MinuteRollup
 from analyzer.stats.compare import compare_absolute, compare_declared, compare_ratio
 from analyzer.stats.verdicts import Verdict
 from analyzer.synthetic.results import MIN_NS, T0, results
+from tests.oracles.rollup_records import build_rollups
 
 DAY = 1440 * MIN_NS
 KW: dict[str, Any] = {"seed": 11, "replicates": 2000, "unit_minutes": 1}

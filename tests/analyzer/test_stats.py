@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from analyzer.rollup import build_rollups
 from analyzer.stats import intervals as iv
 from analyzer.stats.units import UnitTable, merge_tables, point_statistic, table_from_rollups
 from analyzer.synthetic.results import results
+from tests.oracles.rollup_records import build_rollups
 
 
 def test_score_ci_zero_current_losses_matches_notes() -> None:
@@ -152,7 +152,7 @@ def test_finite_block_correction_hand_computed() -> None:
 
 def _shared_level_tables(seed: int) -> tuple[UnitTable, UnitTable]:
     """Two groups whose minute levels move together (a shared busy-hour effect)."""
-    from analyzer.sketch import DEFAULT_ALPHA, DDSketch
+    from analyzer.rollups.sketch import DEFAULT_ALPHA, DDSketch
     from analyzer.stats.units import ZERO_KEY
 
     rng = np.random.default_rng(seed)

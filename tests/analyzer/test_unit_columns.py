@@ -6,16 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.rollup import MinuteRollup, build_rollups
+from analyzer.rollups import columns as rollup_columns
+from analyzer.rollups.columns import columns_from_rollups
+from analyzer.rollups.model import MinuteRollup
 from analyzer.stats import units
 from analyzer.stats.units import (
     UnitTable,
     UnitTables,
-    columns_from_rollups,
     table_from_columns,
     table_from_rollups,
 )
 from analyzer.synthetic.results import results
+from tests.oracles.rollup_records import build_rollups
 
 
 def _rollups() -> list[MinuteRollup]:
@@ -45,7 +47,7 @@ def assert_identical(got: UnitTable, want: UnitTable) -> None:
 def test_tables_from_columns_equal_tables_from_rollups(which: str, unit: int, small: bool,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     if small:  # rows gathered by index, keys numbered before counting
-        monkeypatch.setattr(units, "RUN_SLICES", 1)
+        monkeypatch.setattr(rollup_columns, "RUN_SLICES", 1)
         monkeypatch.setattr(units, "DENSE_CELLS", 1)
     rollups = _rollups()
     cols = columns_from_rollups(rollups)

@@ -4,7 +4,6 @@ with the oracle (``wire_oracle``); every rule refuses with its exact field path.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from typing import Any
 
@@ -14,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.collector.app import bad_record, field_of
-from analyzer.columns import CODE_COLUMNS, INT_COLUMNS, Block, block, blocks_of
+from analyzer.columns import (
+    CODE_COLUMNS,
+    INT_COLUMNS,
+    STREAM_FIELDS,
+    StreamIdent,
+    blocks_of,
+)
 from analyzer.synthetic.varied import make_batches, make_results, wide_paths
 from analyzer.wire_columns import decode_body
 from ixmeter.errors import RecordError
@@ -327,18 +332,15 @@ def test_idx_runs_must_stay_in_the_batch(start: Any, mixed: bool) -> None:
         assert field_of(got) == "streams[1].idx", got
 
 
-def test_block_is_a_frozen_block_equal_to_the_constructed_one() -> None:
-    columns = [np.arange(3, dtype=np.int64) + k for k in range(11)]
-    columns += [np.array([0, 1, -1], dtype=np.int8) for _ in range(5)]
-    ident = ("p", "icmp", "a", "CT", "b", "CM", "1.1.1.1", "2.2.2.2", "icmp", 4, 64, 0, None, "")
-    made = block(ident, columns, ((1, "x"),), ())
-    built = Block(ident, *columns, error_detail=((1, "x"),))
-    assert type(made) is Block
-    assert made.same_as(built)
-    assert [getattr(made, f.name) is getattr(built, f.name)
-            for f in dataclasses.fields(Block)] == [True] * len(dataclasses.fields(Block))
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        made.seq = columns[0]  # type: ignore[misc]
+def test_stream_identities_are_named_tuples_equal_to_plain_ones() -> None:
+    """Decoded blocks carry a :class:`StreamIdent`: equal to, and hashing as, the plain tuple
+    of :data:`STREAM_FIELDS`, read by name."""
+    fields = ("p", "icmp", "a", "CT", "b", "CM", "1.1.1.1", "2.2.2.2", "icmp", 4, 64, 0, None, "")
+    ident = StreamIdent(*fields)
+    assert ident == fields
+    assert hash(ident) == hash(fields)
+    assert StreamIdent._fields == STREAM_FIELDS
+    assert (ident.method, ident.dst_carrier, ident.session) == ("icmp", "CM", "")
 
 
 def test_a_result_of_another_probe_is_not_encoded() -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.columns import ColumnBatch, batch_blobs, decode_blob
-from analyzer.rollup_columns import batch_tables
+from analyzer.rollups.batch import batch_tables
 from analyzer.synthetic.varied import make_batches, wide_paths
 from ixmeter.rules import (
     CLOCK_ERROR_MAX_NS,

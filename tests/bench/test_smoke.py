@@ -28,6 +28,7 @@ SMOKE = {
     "collectors": (["--smoke"], "rollups equal, row for row and digest for digest"),
     "store_retention": (["--smoke"], "after a year"),
     "province": (["--smoke"], "growth table"),
+    "sketch_codec": (["--smoke"], "same bytes and buckets every way"),
     "stamp_loopback": ([], "packets/s per core"),
     "probe_icmp": (["--smoke"], "## icmplib"),
 }

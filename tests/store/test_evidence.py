@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from analyzer.rollups.rows import ROLLUP_COLUMNS, ROLLUP_KEY
 from analyzer.store import Query, Store
 from analyzer.store.evidence import EvidenceError, LtHash, encode_row, row_digest
 from analyzer.store.folding import key_text
-from analyzer.store.rows import ROLLUP_COLUMNS, ROLLUP_KEY
 from analyzer.store.schema import STORED_ROLLUP_COLUMNS, TIERS
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import NS_MIN, T0, make_batches

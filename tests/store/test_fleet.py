@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from analyzer.store import Store, open_store, verify, writes
+from analyzer.store import Store, folds, ingest, open_store, verify
+from analyzer.store.base import Report
 from analyzer.store.foldset import Unfolded, choose, ids_of_ranges, ranges_of, watermark
 from analyzer.store.schema import EVIDENCE_TABLES, STORED_ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
@@ -78,7 +79,7 @@ def test_writers_fold_their_own_batches_and_a_crashed_ones_after_its_grace(
     send(a, p1[7])
     assert a.fold_pending() == 2  # p1's; p2's and p3's wait behind B's unfolded batches
     assert a.fold_work == {"memory": 12, "raw": 0}  # nothing of B's decoded within the grace
-    monkeypatch.setattr(writes, "GRACE_S", 0.0)  # the grace is over
+    monkeypatch.setattr(folds, "GRACE_S", 0.0)  # the grace is over
     assert a.fold_pending() == 4
     assert a.fold_work == {"memory": 14, "raw": 2}  # exactly B's two orphans from raw
     assert a.unfolded() == []
@@ -140,7 +141,7 @@ def test_verify_names_a_batch_folded_twice_a_stranger_and_a_false_watermark() ->
     links = [_link(1, "batch"), _link(2, "batch"), _link(3, "fold", fold("[[2,2]]", 0)),
              _link(4, "batch"), _link(5, "fold", fold("[[1,2]]", 3)),
              _link(6, "fold", fold("[[3,4]]", 6)), _link(7, "fold", fold("[[9,9]]", 5))]
-    report = verify.Report()
+    report = Report()
     assert verify._check_folds(links, report) == {1, 2, 3, 4}
     assert report.findings == [
         "link #5 (fold): folds batch link #2 a second time",
@@ -153,7 +154,7 @@ def test_verify_names_a_batch_folded_twice_a_stranger_and_a_false_watermark() ->
 
 def test_batches_waiting_behind_another_writers_do_not_fold_at_every_batch(
         make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writes, "FOLD_AT", 2)
+    monkeypatch.setattr(ingest, "FOLD_AT", 2)
     a, b = _writer(make_store()), _writer(make_store())
     batches = make_batches("p1", 7, 50, paths=_paths("p1"))
     a.write_batch(batches[0], time.time_ns())  # held by A, young: B's later ones wait

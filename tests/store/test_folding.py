@@ -1,7 +1,8 @@
 """Folding rollups: merging tables (a run of batches, after the stored rows of their keys) gives
-the rows that merging each key's parts left to right gives (``tiers.merge_parts``), bit for
-bit; the store's folds give the same rows whenever they run, from the tables computed at
-ingest or from the stored raw results, and a reader's in-memory fold gives the same rows."""
+the rows that merging each key's parts left to right gives (the records oracle's
+``merge_parts``), bit for bit; the store's folds give the same rows whenever they run, from
+the tables computed at ingest or from the stored raw results, and a reader's in-memory fold
+gives the same rows."""
 
 from __future__ import annotations
 
@@ -13,18 +14,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.columns import blocks_of
-from analyzer.rollup import MinuteRollup
-from analyzer.rollup_columns import TierTables, batch_tables, merge_tables, records
-from analyzer.store import Query, Store, open_reader, reads, writes
-from analyzer.store.folding import table_keys, table_rows, tables_from_rows
-from analyzer.store.rows import ROLLUP_COLUMNS, rollup_row
+from analyzer.rollups.batch import batch_tables
+from analyzer.rollups.model import MinuteRollup
+from analyzer.rollups.rows import (
+    ROLLUP_COLUMNS,
+    merge_rows,
+    rollup_row,
+    table_rows,
+    tables_from_rows,
+)
+from analyzer.rollups.tables import (
+    TierTables,
+    merge_tables,
+    records,
+    table_keys,
+    with_thresholds,
+)
+from analyzer.store import Query, Store, folds, ingest, open_reader, reads
 from analyzer.store.schema import TIERS as STORE_TIERS
-from analyzer.store.tiers import merge_parts
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import NS_MIN, T0, make_batches, wide_paths
 from ixmeter.record import Result
 from ixmeter.wire import Batch
 from tests.analyzer.test_rollup_columns import THRESHOLDS, batch
+from tests.oracles.rollup_records import merge_parts
 from tests.store.test_store import ALL
 
 TIERS = ("minute", "hour", "day")
@@ -76,25 +89,30 @@ def test_stored_rows_merge_first_then_the_run() -> None:
     for tier in TIERS:
         t, heads = merge_tables([(tt.tiers[tier], tt.heads) for tt in tables[:4]])
         stored = table_rows(t, heads, THRESHOLDS)
-        again = tables_from_rows([(*row, 7) for row in stored], THRESHOLDS)  # with a part
-        assert again is not None
+        *_again, counted = tables_from_rows([(*row, 7) for row in stored])  # with a digest
+        assert counted == sorted(THRESHOLDS)
         later = [(tt.tiers[tier], tt.heads) for tt in tables[4:]]
         keys = set(table_keys(later))
         mine = [row for row in stored if tuple(row[:4]) in keys]
-        first = tables_from_rows(mine, THRESHOLDS)
-        assert first is not None
-        t2, heads2 = merge_tables([first, *later])
+        first_table, first_heads, _thresholds = tables_from_rows(mine)
+        t2, heads2 = merge_tables([(first_table, first_heads), *later])
         got = {r[:4]: r for r in exact(table_rows(t2, heads2, THRESHOLDS))}
         got.update({r[:4]: r for r in exact(stored) if r[:4] not in keys})
         assert sorted(got.values(), key=lambda r: r[:4]) == reference(runs, tier)
 
 
-def test_rows_of_other_thresholds_do_not_fit_the_table_form() -> None:
-    tables = batch_tables(blocks_of(list(make_batches("p1", 1, 200)[0].results)), THRESHOLDS)
-    rows = table_rows(tables.tiers["minute"], tables.heads, THRESHOLDS)
-    assert tables_from_rows(rows, THRESHOLDS) is not None
-    assert tables_from_rows(rows, (1_000_000,)) is None
-    assert tables_from_rows(rows, (*THRESHOLDS, 5)) is None
+def test_rows_of_other_thresholds_merge_as_their_parts_do() -> None:
+    """Rows of different thresholds merge on all of them, a count kept only where every part
+    with samples has it (``merge_parts``): one merge, tables throughout."""
+    results = list(make_batches("p1", 1, 200)[0].results)
+    parts = [batch_tables(blocks_of(results), t)
+             for t in (THRESHOLDS, (1_000_000,), (*THRESHOLDS, 5), THRESHOLDS)]
+    rows = [r for p in parts for r in table_rows(p.tiers["minute"], p.heads, p.thresholds)]
+    runs = [records(p) for p in parts]
+    assert exact(merge_rows(rows)) == reference(runs, "minute")
+    widest = with_thresholds(parts[0].tiers["minute"], parts[0].thresholds, (*THRESHOLDS, 5))
+    assert (widest.below[:, -1][widest.n > 0] == -1).all()
+    assert (widest.below[:, -1][widest.n == 0] == 0).all()
 
 
 def test_keys_of_tables() -> None:
@@ -195,7 +213,7 @@ def test_reads_fold_pending_batches_in_memory(store: Store, store_target: str) -
 def test_ingest_folds_every_fold_at_batches(store: Store,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(store, Writer)
-    monkeypatch.setattr(writes, "FOLD_AT", 4)
+    monkeypatch.setattr(ingest, "FOLD_AT", 4)
     for b in make_batches("p1", 9, 50, paths=_paths(2)):
         store.write_batch(b, T0)
     assert _unfolded(store) == 1
@@ -204,7 +222,7 @@ def test_ingest_folds_every_fold_at_batches(store: Store,
 
 def test_a_fold_of_several_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(store, Writer)
-    monkeypatch.setattr(writes, "FOLD_CHUNK", 2)
+    monkeypatch.setattr(folds, "FOLD_CHUNK", 2)
     monkeypatch.setattr(reads, "KEYS_PER_SELECT", 3)
     batches = make_batches("p1", 7, 100, gap_ns=50_000_000, paths=_paths(3))
     for b in batches:
@@ -216,9 +234,9 @@ def test_a_fold_of_several_chunks(store: Store, monkeypatch: pytest.MonkeyPatch)
 
 def test_batches_of_other_thresholds_fold_as_parts_merge(make_store: Callable[..., Store]
                                                          ) -> None:
-    """A collector restarted with other thresholds: pending blobs of both kinds fold by
-    merging records, as parts of different thresholds always merged (a threshold counted
-    only while every part with samples counts it)."""
+    """A collector restarted with other thresholds: pending blobs of both kinds fold as the
+    records of different thresholds merge (a threshold counted only while every part with
+    samples counts it), through the one columnar merge."""
     other = (1_000_000, 7_000_000)
     batches = make_batches("p1", 6, 200, gap_ns=100_000_000, paths=_paths(4))
     first = make_store(thresholds_ns=THRESHOLDS)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.sketch import DDSketch
-from analyzer.stats.units import SERIES, DelayColumns, RollupColumns, columns_from_rollups
-from analyzer.store import Query, Store, reads, sketchcols
+from analyzer.rollups import sketch_codec
+from analyzer.rollups.columns import SERIES, DelayColumns, RollupColumns, columns_from_rollups
+from analyzer.rollups.sketch import DDSketch, SketchError
+from analyzer.store import Query, Store, reads
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import NS_MIN, T0, make_batches
 from tests.store.test_store import ALL
@@ -96,32 +97,34 @@ def test_decode_columns_refuses_irregular_blobs() -> None:
     sketch = DDSketch()
     sketch.extend([1, 2, 3, 10**9])
     blob = sketch.to_bytes()
-    decoded = sketchcols.decode_columns([blob, DDSketch().to_bytes()])
-    assert decoded is not None
-    zero, n, keys, counts = decoded
+    zero, n, keys, counts = sketch_codec.decode_columns([blob, DDSketch().to_bytes()])
     assert (zero.tolist(), n.tolist()) == ([0, 0], [4, 0])
     assert dict(zip(keys.tolist(), counts.tolist(), strict=True)) == sketch.buckets
-    assert sketchcols.decode_columns([blob, b"DD1\x00"]) is None
-    assert sketchcols.decode_columns([blob[:-1]]) is None
-    assert sketchcols.decode_columns([]) is None
+    for bad in (b"DD1\x00", blob[:-1], blob + b"\x00", b"XX1" + blob[3:],
+                blob[:6] + b"\xff" * 9 + b"\x01"):
+        with pytest.raises(SketchError):
+            sketch_codec.decode_columns([blob, bad])
+    assert [len(a) for a in sketch_codec.decode_columns([])] == [0, 0, 0, 0]
 
 
-def test_decode_all_takes_other_alphas_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 2 blobs: a chunk with a sketch of another alpha goes to the validating
-    decoder, the others are vectorised; the buckets come out blob after blob."""
-    monkeypatch.setattr(sketchcols, "CHUNK", 2)
+def test_decode_columns_refuses_other_alphas_unless_asked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 2 blobs: a sketch of another alpha is refused where the store's alpha is
+    expected; with ``alpha=None`` every blob is decoded, the buckets blob after blob."""
+    monkeypatch.setattr(sketch_codec, "CHUNK", 2)
     odd, plain = DDSketch(0.02), DDSketch()
     odd.extend([0, 5, 900])
     plain.extend([7, 7, 10**6])
     blobs = [plain.to_bytes(), plain.to_bytes(), odd.to_bytes(), DDSketch().to_bytes()]
-    assert sketchcols.decode_columns(blobs[2:]) is None
-    zero, sizes, keys, counts = sketchcols.decode_all(blobs)
+    with pytest.raises(SketchError):
+        sketch_codec.decode_columns(blobs)
+    assert sketch_codec.decode_alphas(blobs) == [0.005, 0.005, 0.02, 0.005]
+    zero, sizes, keys, counts = sketch_codec.decode_columns(blobs, alpha=None)
     assert zero.tolist() == [0, 0, 1, 0]
     assert sizes.tolist() == [2, 2, 2, 0]
     pairs = list(zip(keys.tolist(), counts.tolist(), strict=True))
     assert [dict(pairs[i:i + 2]) for i in (0, 2, 4)] == [plain.buckets, plain.buckets,
                                                          odd.buckets]
-    assert [len(a) for a in sketchcols.decode_all([])] == [0, 0, 0, 0]
 
 
 def test_varints_of_every_length_decode() -> None:
@@ -133,9 +136,7 @@ def test_varints_of_every_length_decode() -> None:
         s.add(10**9, 3)
         s.add(0, count)  # the zero bucket
         sketches.append(s)
-    decoded = sketchcols.decode_columns([s.to_bytes() for s in sketches])
-    assert decoded is not None
-    zero, n, keys, counts = decoded
+    zero, n, keys, counts = sketch_codec.decode_columns([s.to_bytes() for s in sketches])
     assert zero.tolist() == [s.zero for s in sketches]
     assert n.tolist() == [2] * len(sketches)
     pairs = list(zip(keys.tolist(), counts.tolist(), strict=True))

@@ -9,15 +9,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from analyzer.rollup import MinuteRollup
-from analyzer.sketch import DDSketch
+from analyzer.rollups.model import MinuteRollup
+from analyzer.rollups.sketch import DDSketch, LazySketch, SketchBatch, SketchError
+from analyzer.rollups.sketch_codec import decode_many
 from analyzer.stats.units import table_from_rollups
-from analyzer.store import Query, Retention, Store, reads
-from analyzer.store.rows import LazySketch, sketch_from_bytes
-from analyzer.store.sketchcols import decode_many
-from analyzer.store.tiers import fold
+from analyzer.store import Query, Retention, Store
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import NS_MIN, T0, make_batches
+from tests.oracles import sketch_bytes
+from tests.oracles.rollup_records import fold
 from tests.store.test_store import ALL
 
 HOUR_NS, DAY_NS = 60 * NS_MIN, 1440 * NS_MIN
@@ -119,10 +119,11 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
             sigma = rng.choice((0.01, 0.5, 4.0))
             s.add(rng.choice((0.5, rng.lognormvariate(14, sigma))), rng.choice((1, 1, 300, 2**35)))
         data = s.to_bytes()
-        ref = DDSketch.from_bytes(data)
+        ref = sketch_bytes.decode(data)
+        assert data == sketch_bytes.encode(s)
         blobs.append(data)
         refs.append(ref)
-        for got in (sketch_from_bytes(data), LazySketch(data)):
+        for got in (DDSketch.from_bytes(data), LazySketch(data)):
             assert got == ref
             assert (got.count, got.zero, got.to_bytes()) == (ref.count, ref.zero, data)
         lazy = LazySketch(data)
@@ -130,22 +131,24 @@ def test_fast_and_lazy_sketch_decoding_equal_the_reference() -> None:
         assert (zero, dict(zip(keys.tolist(), counts.tolist(), strict=True))) == (
             ref.zero, ref.buckets)
         assert lazy._raw is not None  # the columns leave the dict undecoded
+        batch = SketchBatch([DDSketch().to_bytes(), data])
+        shared = LazySketch(data, batch, 1)
+        assert shared == ref
+        assert batch.columns(0)[0] == 0  # decoded with the batch
         lazy.merge(ref)
         twice = ref.copy()
         twice.merge(ref)
         assert lazy == twice
     many = decode_many(blobs)
-    assert many is not None
     for (zero, keys, counts), ref in zip(many, refs, strict=True):
         assert (zero, dict(zip(keys.tolist(), counts.tolist(), strict=True))) == (
             ref.zero, ref.buckets)
-    assert decode_many([*blobs[:3], b"DD1\x00"]) is None  # irregular: caller decodes singly
+    with pytest.raises(SketchError):
+        decode_many([*blobs[:3], b"DD1\x00"])
 
 
-@pytest.mark.parametrize(("bulk", "tier"), [(1, "hour"), (10**9, "hour"), (1, "minute")])
-def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(
-        store: Store, bulk: int, tier: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reads, "_BULK_DECODE", bulk)  # 1: tier reads decode in one pass
+@pytest.mark.parametrize("tier", ["hour", "minute"])
+def test_unit_tables_from_lazy_and_decoded_sketches_are_equal(store: Store, tier: str) -> None:
     _fill(store)
     lazy = _tier(store, tier)
     decoded = _tier(store, tier)

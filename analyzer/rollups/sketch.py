@@ -11,22 +11,23 @@ with the same result whatever the merge order (unlike t-digest, see docs/methodo
 Quantiles follow RFC 2330 §11.3: the q-th percentile is the smallest x with F(x) >= q
 (``numpy.percentile(..., method="inverted_cdf")``), i.e. the value of rank ``ceil(q * n)``.
 Values are integers in nanoseconds; values below 1 ns go to a zero bucket. The store keeps the
-bucket map unbounded (no collapsing), so low quantiles are never sacrificed.
+bucket map unbounded (no collapsing), so low quantiles are never sacrificed. The stored form is
+:mod:`analyzer.rollups.sketch_codec`'s.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
-DEFAULT_ALPHA = 0.005
-_MAGIC = b"DD1"
+import numpy as np
 
+from analyzer.rollups import sketch_codec
+from analyzer.rollups.sketch_codec import DEFAULT_ALPHA, SketchError
 
-class SketchError(ValueError):
-    """A serialized sketch that cannot be decoded, or sketches that cannot be merged."""
+__all__ = ["DEFAULT_ALPHA", "DDSketch", "LazySketch", "SketchError", "merged"]
 
 
 class DDSketch:
@@ -131,33 +132,17 @@ class DDSketch:
         return f"DDSketch(alpha={self.alpha}, count={self.count}, buckets={len(self.buckets)})"
 
     def to_bytes(self) -> bytes:
-        """Compact, canonical encoding: magic, alpha (ppm), zero count, then sorted buckets as
-        (zig-zag delta of key, count) varints. Equal sketches give equal bytes."""
-        keys = sorted(self.buckets)
-        fields = [round(self.alpha * 1_000_000), self.zero, len(keys), *keys, *keys]
-        fields[3::2] = _zigzags(map(operator.sub, keys, [0, *keys[:-1]]))  # interleaved
-        fields[4::2] = map(self.buckets.__getitem__, keys)
-        return _MAGIC + _put_varints(fields)
+        """The stored form (:func:`analyzer.rollups.sketch_codec.encode`)."""
+        return sketch_codec.encode(self.zero, self.buckets, self.alpha)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DDSketch:
-        if data[:3] != _MAGIC:
-            raise SketchError("not a DDSketch encoding")
-        pos = 3
-        alpha_ppm, pos = _get_varint(data, pos)
-        sketch = cls(alpha_ppm / 1_000_000)
-        sketch.zero, pos = _get_varint(data, pos)
-        n, pos = _get_varint(data, pos)
-        key, total = 0, sketch.zero
-        for _ in range(n):
-            delta, pos = _get_varint(data, pos)
-            count, pos = _get_varint(data, pos)
-            key += _unzigzag(delta)
-            sketch.buckets[key] = count
-            total += count
-        if pos != len(data):
-            raise SketchError("trailing bytes after DDSketch encoding")
-        sketch.count = total
+        """Inverse of :meth:`to_bytes` (:func:`analyzer.rollups.sketch_codec.decode`); raises
+        :class:`SketchError` for anything else."""
+        alpha, zero, buckets = sketch_codec.decode(data)
+        sketch = cls(alpha)
+        sketch.zero, sketch.buckets = zero, buckets
+        sketch.count = zero + sum(buckets.values())
         return sketch
 
 
@@ -169,56 +154,62 @@ def merged(sketches: Iterable[DDSketch], alpha: float = DEFAULT_ALPHA) -> DDSket
     return out
 
 
-def _zigzag(n: int) -> int:
-    return n * 2 if n >= 0 else -n * 2 - 1
+class SketchBatch:
+    """The stored sketches of one series of many rollups read together: decoded all at once
+    (:func:`analyzer.rollups.sketch_codec.decode_many`) when the first of them is used, since
+    the vectorised decoder costs about as much for a thousand sketches as for one."""
+
+    __slots__ = ("blobs", "_cols")
+
+    def __init__(self, blobs: list[bytes]) -> None:
+        self.blobs = blobs
+        self._cols: list[sketch_codec.Columns] | None = None
+
+    def columns(self, index: int) -> sketch_codec.Columns:
+        if self._cols is None:
+            self._cols = sketch_codec.decode_many(self.blobs)
+        return self._cols[index]
 
 
-def _zigzags(values: Iterable[int]) -> list[int]:
-    """:func:`_zigzag` of each value, without a call per value (to_bytes of tier sketches)."""
-    return [n * 2 if n >= 0 else -n * 2 - 1 for n in values]
+class LazySketch(DDSketch):
+    """A stored DDSketch decoded on first use: reading N rollups costs no sketch decoding for
+    the series a caller never looks at (e.g. one-way sketches when judging RTT). A sketch of a
+    :class:`SketchBatch` is decoded with the whole batch."""
 
+    __slots__ = ("_raw", "_batch", "_index")
 
-def _unzigzag(n: int) -> int:
-    return n // 2 if n % 2 == 0 else -(n + 1) // 2
+    def __init__(self, raw: bytes, batch: SketchBatch | None = None, index: int = 0) -> None:
+        self._raw: bytes | None = raw
+        self._batch = batch
+        self._index = index
 
+    def to_bytes(self) -> bytes:
+        """The stored bytes while undecoded (they are the canonical encoding), else encode."""
+        raw = object.__getattribute__(self, "_raw")
+        return raw if raw is not None else DDSketch.to_bytes(self)
 
-def _put_varints(values: list[int]) -> bytes:
-    """LEB128 of each value in turn. Almost all sketch fields (key deltas after the first,
-    counts) are below 128, their own single byte: the runs between the others are copied
-    with one ``bytes()`` call each."""
-    out = bytearray()
-    start = 0
-    for i in [i for i, n in enumerate(values) if not 0 <= n < 0x80]:
-        out += bytes(values[start:i])
-        _put_varint(out, values[i])
-        start = i + 1
-    out += bytes(values[start:])
-    return bytes(out)
+    def columns(self) -> sketch_codec.Columns:
+        """(zero count, bucket keys, bucket counts) as compact arrays, for the analyzer's unit
+        tables. Kept while the sketch is not decoded as a dict (a year of day tiers as dicts
+        would hold GBs); computed afresh once it is (its buckets may have been merged into)."""
+        if self._raw is None:
+            return (self.zero, np.fromiter(self.buckets, np.int32, len(self.buckets)),
+                    np.fromiter(self.buckets.values(), np.int64, len(self.buckets)))
+        return self._shared().columns(self._index)
 
+    def _shared(self) -> SketchBatch:
+        if self._batch is None:
+            self._batch = SketchBatch([object.__getattribute__(self, "_raw")])
+        return self._batch
 
-def _put_varint(out: bytearray, n: int) -> None:
-    if n < 0:
-        raise SketchError(f"varint of negative {n}")
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return
-
-
-def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        if pos >= len(data):
-            raise SketchError("truncated DDSketch encoding")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise SketchError("varint too long in DDSketch encoding")
+    def __getattr__(self, name: str) -> Any:
+        """Called only for a slot not yet set: decode, fill every slot, answer."""
+        raw = object.__getattribute__(self, "_raw")
+        if raw is None or name not in DDSketch.__slots__:
+            raise AttributeError(name)
+        zero, keys, counts = self._shared().columns(self._index)
+        DDSketch.__init__(self, DEFAULT_ALPHA)  # the store's sketches (decode_many checks it)
+        self.buckets = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+        self.zero, self.count = zero, zero + int(counts.sum())
+        self._raw = None
+        return getattr(self, name)

@@ -1,19 +1,23 @@
-"""Decode and encode many stored DDSketches at once as bucket columns (numpy): decoding for
-large rollup reads, encoding and bucket keys for the columnar rollups of an ingested batch.
+"""The stored form of a DDSketch: one encoder and one decoder, each over many sketches at once.
 
-The encoding is ``DDSketch.to_bytes``: magic, alpha, then LEB128 varints ``zero, n,
-(zig-zag key delta, count) * n`` (Masson et al., DDSketch, PVLDB 2019, for the sketch; the
-varints are the protobuf base-128 form). The blobs of a chunk are concatenated and every
-varint decoded in one vectorised pass; key deltas are summed per sketch with a segmented
-cumulative sum. :func:`decode_columns` answers the buckets of all blobs as two arrays (what the
-analyzer's unit tables are built from; :func:`decode_all` for any number of blobs),
-:func:`decode_many` ``(zero, keys, counts)`` per sketch as views into them; both equal
-``DDSketch.from_bytes`` (tested). Any blob that is not exactly that shape makes the call answer
-None, and the caller decodes one sketch at a time instead.
+A stored sketch is a run of LEB128 varints (the protobuf base-128 form): the three magic bytes
+``DD1`` (each below 0x80, so its own one-byte varint), alpha in parts per million, the zero
+bucket's count, the number of buckets ``n``, then ``(zig-zag key delta, count) * n`` with the
+keys in increasing order, the first a delta from 0 (Masson, Rim and Lee, "DDSketch: A Fast and
+Fully-Mergeable Quantile Sketch with Relative-Error Guarantees", PVLDB 12(12), 2019, for the
+sketch). Equal sketches give equal bytes.
 
-:func:`encode_many` is the inverse: ``DDSketch.to_bytes`` of many sketches given as segmented
-bucket columns, every varint written in one vectorised pass. :func:`bucket_keys` is
-``DDSketch.key`` of many values (DDSketch §2: ``ceil(log_gamma(x))``).
+:func:`encode_many` writes many sketches given as segmented bucket columns, every varint in one
+vectorised pass; :func:`decode_columns` reads many blobs the same way: they are concatenated
+and every varint decoded at once, the key deltas summed per sketch with a segmented cumulative
+sum. The single-sketch forms (``DDSketch.to_bytes`` / ``from_bytes``) are these with one
+sketch: there is no second codec. ``python -m bench.sketch_codec`` (docs/collector.md): over
+many sketches at once this is 1.6-1.8x faster to encode and 5-13x faster to decode than plain
+per-byte Python (``tests/oracles/sketch_bytes.py``, the property tests' oracle); one sketch
+alone costs ~100 µs of numpy overhead, so reads decode a series' sketches together
+(:class:`~analyzer.rollups.sketch.SketchBatch`). Anything that is not exactly this form raises
+:class:`SketchError`.
+:func:`bucket_keys` is ``DDSketch.key`` of many values (DDSketch §2: ``ceil(log_gamma(x))``).
 """
 
 from __future__ import annotations
@@ -25,89 +29,99 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from analyzer.sketch import DEFAULT_ALPHA, DDSketch, SketchError
-
-_PREFIX = DDSketch(DEFAULT_ALPHA).to_bytes()[:-2]  # magic + alpha of the store's sketches
-_PREFIX_VARINTS = sum(byte < 0x80 for byte in _PREFIX)  # the magic bytes and alpha
+DEFAULT_ALPHA = 0.005
+MAGIC = b"DD1"
+_HEAD = len(MAGIC) + 3  # varints before the buckets: the magic bytes, alpha, zero, n
 Columns = tuple[int, npt.NDArray[Any], npt.NDArray[Any]]
 Array = npt.NDArray[Any]
 _NO_KEYS, _NO_COUNTS = np.zeros(0, np.int32), np.zeros(0, np.int64)  # shared by empty sketches
-
-
 CHUNK = 1024  # blobs per vectorised pass: L2-sized temporaries (fastest of 512-4,096 blobs)
 
 
-def decode_many(blobs: Sequence[bytes]) -> list[Columns] | None:
-    """``(zero, keys, counts)`` of every blob, or None if any blob is irregular."""
-    out: list[Columns] = []
-    for i in range(0, len(blobs), CHUNK):
-        part = decode_columns(blobs[i:i + CHUNK])
-        if part is None:
-            return None
-        zero, n, keys, counts = part
-        keys, counts = keys.astype(np.int32), counts.astype(np.int64)
-        zl, nl = zero.tolist(), n.tolist()
-        sl = (np.cumsum(n) - n).tolist()
-        out += [(zl[j], keys[sl[j]:sl[j] + nl[j]], counts[sl[j]:sl[j] + nl[j]]) if nl[j] else
-                (zl[j], _NO_KEYS, _NO_COUNTS) for j in range(len(zl))]
-    return out
+class SketchError(ValueError):
+    """A serialized sketch that cannot be decoded, or sketches that cannot be merged."""
 
 
-def decode_all(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array]:
-    """:func:`decode_columns` of any number of blobs, :data:`CHUNK` at a time; a chunk it
-    refuses is decoded one sketch at a time with the validating decoder
-    (``DDSketch.from_bytes``: another alpha is fine, a corrupt blob raises ``SketchError``)."""
-    parts = [decode_columns(blobs[i:i + CHUNK]) or _one_by_one(blobs[i:i + CHUNK])
-             for i in range(0, len(blobs), CHUNK)]
+def ppm(alpha: float) -> int:
+    """Alpha as stored: parts per million."""
+    return round(alpha * 1_000_000)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+def decode_columns(blobs: Sequence[bytes], alpha: float | None = DEFAULT_ALPHA
+                   ) -> tuple[Array, Array, Array, Array]:
+    """(zero, number of buckets, keys, counts) of the blobs, the buckets of all blobs in turn
+    (int64, counts int32 while every varint is at most 4 bytes), :data:`CHUNK` blobs per
+    vectorised pass. Every blob must be of accuracy ``alpha``
+    (None: any; :func:`decode_alphas` says which); raises :class:`SketchError` otherwise, or
+    for any blob that is not exactly the stored form."""
+    parts = [_decode(blobs[i:i + CHUNK]) for i in range(0, len(blobs), CHUNK)]
     if not parts:
-        return _one_by_one([])
+        none = np.zeros(0, np.int64)
+        return none, none, none, none
+    if alpha is not None and any((p[0] != ppm(alpha)).any() for p in parts):
+        raise SketchError(f"a stored sketch is not of alpha {alpha}")
     if len(parts) == 1:
-        return parts[0]
-    zero, sizes, keys, counts = (np.concatenate(c) for c in zip(*parts, strict=True))
+        return parts[0][1:]
+    zero, sizes, keys, counts = (np.concatenate(c) for c in zip(*(p[1:] for p in parts),
+                                                                   strict=True))
     return zero, sizes, keys, counts
 
 
-def _one_by_one(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array]:
-    decoded = [DDSketch.from_bytes(b) for b in blobs]
-    return (np.array([s.zero for s in decoded], dtype=np.int64),
-            np.array([len(s.buckets) for s in decoded], dtype=np.int64),
-            np.array([k for s in decoded for k in s.buckets], dtype=np.int64),
-            np.array([c for s in decoded for c in s.buckets.values()], dtype=np.int64))
+def decode_alphas(blobs: Sequence[bytes]) -> list[float]:
+    """The accuracy (alpha) of each blob."""
+    return [a / 1_000_000 for i in range(0, len(blobs), CHUNK)
+            for a in _decode(blobs[i:i + CHUNK])[0].tolist()]
 
 
-def decode_columns(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array] | None:
-    """(zero, number of buckets, keys, counts) of the blobs, the buckets of all blobs in turn
-    (int64 keys; counts int32 while every varint is at most 4 bytes); None if any blob is
-    irregular. A blob is varints throughout (the magic bytes and alpha too), so the chunk is
-    one run of varints, each read from its last byte back."""
+def decode_many(blobs: Sequence[bytes]) -> list[Columns]:
+    """``(zero, keys, counts)`` of every blob (of the default alpha), as views into the
+    columns of :func:`decode_columns`."""
+    zero, n, keys, counts = decode_columns(blobs)
+    keys, counts = keys.astype(np.int32), counts.astype(np.int64)
+    zl, nl = zero.tolist(), n.tolist()
+    sl = (np.cumsum(n) - n).tolist()
+    return [(zl[j], keys[sl[j]:sl[j] + nl[j]], counts[sl[j]:sl[j] + nl[j]]) if nl[j] else
+            (zl[j], _NO_KEYS, _NO_COUNTS) for j in range(len(zl))]
+
+
+def _decode(blobs: Sequence[bytes]) -> tuple[Array, Array, Array, Array, Array]:
+    """(alpha ppm, zero, n, keys, counts) of a chunk of blobs. A blob is varints throughout
+    (the magic bytes and alpha too), so the chunk is one run of varints, each read from its
+    last byte back."""
     sizes = np.fromiter(map(len, blobs), np.int64, len(blobs))
-    if not len(blobs) or sizes.min() < len(_PREFIX) + 2:
-        return None
+    if sizes.min() < _HEAD:
+        raise SketchError("truncated DDSketch encoding")
     b = np.frombuffer(b"".join(blobs), dtype=np.uint8)
     blob_ends = np.cumsum(sizes) - 1
-    if any((b[blob_ends + 1 - sizes + j] != byte).any() for j, byte in enumerate(_PREFIX)):
-        return None  # another format or alpha
+    if any((b[blob_ends + 1 - sizes + j] != byte).any() for j, byte in enumerate(MAGIC)):
+        raise SketchError("not a DDSketch encoding")
     ends = np.flatnonzero(b < 0x80)
     if ends[-1] != len(b) - 1:
-        return None
+        raise SketchError("truncated DDSketch encoding")
     vals = _varints(b, ends)
+    if vals is None:
+        raise SketchError("varint too long in DDSketch encoding")
     cut = np.searchsorted(ends, blob_ends)
-    if vals is None or not np.array_equal(ends[np.minimum(cut, len(ends) - 1)], blob_ends):
-        return None  # a varint over 8 bytes, or a blob not ending on a varint's last byte
+    if not np.array_equal(ends[cut], blob_ends):
+        raise SketchError("truncated DDSketch encoding")  # a blob ends inside a varint
     per_blob = np.diff(cut, prepend=-1)
+    if per_blob.min() < _HEAD:
+        raise SketchError("truncated DDSketch encoding")
     head = np.cumsum(per_blob) - per_blob
-    zero, n = vals[head + _PREFIX_VARINTS], vals[head + _PREFIX_VARINTS + 1]
-    if not np.array_equal(per_blob, _PREFIX_VARINTS + 2 + 2 * n):
-        return None
+    alpha, zero, n = (vals[head + len(MAGIC) + i] for i in range(3))
+    if not np.array_equal(per_blob, _HEAD + 2 * n):
+        raise SketchError("a DDSketch encoding's buckets do not match its count (trailing or "
+                          "missing bytes)")
     pairs = np.ones(len(vals), dtype=bool)
-    pairs[(head[:, None] + np.arange(_PREFIX_VARINTS + 2)).ravel()] = False
+    pairs[(head[:, None] + np.arange(_HEAD)).ravel()] = False
     body = vals[pairs]
     deltas = body[0::2].astype(np.int64)
     run = np.cumsum((deltas >> 1) ^ -(deltas & 1))  # zig-zag key deltas, summed across blobs
     firsts = np.cumsum(n) - n
     before = run[np.maximum(firsts - 1, 0)] if len(run) else firsts
     keys = run - np.repeat(np.where(firsts > 0, before, 0), n)
-    return zero.astype(np.int64), n.astype(np.int64), keys, body[1::2]
+    return alpha, zero.astype(np.int64), n.astype(np.int64), keys, body[1::2]
 
 
 def _varints(b: Array, ends: Array) -> Array | None:
@@ -164,7 +178,7 @@ def encode_many(zero: npt.ArrayLike, keys: npt.ArrayLike, counts: npt.ArrayLike,
     filled = (n > 0) | (z != 0)
     if filled.all():
         return _encode(z, k, c, n, alpha)
-    blank = DDSketch(alpha).to_bytes()
+    blank = bytes(_leb128(np.array([*MAGIC, ppm(alpha), 0, 0], np.int64))[0])
     blobs = iter(_encode(z[filled], k, c, n[filled], alpha) if filled.any() else [])
     return [next(blobs) if f else blank for f in filled.tolist()]
 
@@ -181,11 +195,11 @@ def _encode(z: I64, k: I64, c: I64, n: I64, alpha: float) -> list[bytes]:
     prev[1:] = k[:-1]
     prev[first[n > 0]] = 0  # the first key of a sketch is a delta from 0
     delta = k - prev
-    m = len(_MAGIC)
+    m = len(MAGIC)
     head = m + 3  # varints before the buckets: the magic bytes, alpha, zero, n
     start = head * np.arange(s) + 2 * first  # first value of each sketch
     vals = np.empty(head * s + 2 * p, np.int64)
-    vals[start[:, None] + np.arange(m + 1)] = (*_MAGIC, round(alpha * 1_000_000))
+    vals[start[:, None] + np.arange(m + 1)] = (*MAGIC, ppm(alpha))
     vals[start + m + 1] = z
     vals[start + m + 2] = n
     at = head * owner + 2 * np.arange(p) + head
@@ -197,9 +211,6 @@ def _encode(z: I64, k: I64, c: I64, n: I64, alpha: float) -> list[bytes]:
     ends = value_ends[np.append(start[1:], len(vals)) - 1].tolist()
     buf = body.tobytes()
     return [buf[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-
-
-_MAGIC = tuple(DDSketch().to_bytes()[:3])  # b"DD1": each byte below 0x80, its own varint
 
 
 def _leb128(vals: I64) -> tuple[npt.NDArray[np.uint8], I64]:
@@ -222,3 +233,17 @@ def _leb128(vals: I64) -> tuple[npt.NDArray[np.uint8], I64]:
             group = group & 0x7F | (group >= 0x80) << 7
         out[start[more] + j] = group
     return out, ends
+
+
+# -- one sketch -------------------------------------------------------------------------------
+def encode(zero: int, buckets: dict[int, int], alpha: float = DEFAULT_ALPHA) -> bytes:
+    """The stored form of one sketch (:func:`encode_many` of one)."""
+    keys = sorted(buckets)
+    return encode_many([zero], keys, [buckets[k] for k in keys], [len(keys)], alpha)[0]
+
+
+def decode(data: bytes) -> tuple[float, int, dict[int, int]]:
+    """Alpha, zero count and buckets of one stored sketch (:func:`decode_columns` of one)."""
+    alpha, zero, _n, keys, counts = _decode([data])
+    return (int(alpha[0]) / 1_000_000, int(zero[0]),
+            dict(zip(keys.tolist(), counts.tolist(), strict=True)))

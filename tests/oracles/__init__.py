@@ -1,0 +1,1 @@
+"""Simple references the property tests check the product against (test code only)."""
