@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from inventory.schema import Baseline, Inventory, PathScope, PolicyTarget
 from inventory.topology import PathEnds
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 ALL_TIME = (0, 2**62)
 

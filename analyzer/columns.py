@@ -31,9 +31,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from ixmeter.errors import RecordError
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import ERROR_CODES, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.wire import ERROR_CODES, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
 
 NULL = int(np.iinfo(np.int64).min)
 STATUS: tuple[str, ...] = STATUS_CODES  # received, lost, error (wire v2 codes)

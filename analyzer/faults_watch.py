@@ -144,7 +144,7 @@ def registry_for(watch: Watch) -> Any:
 
 
 def _bind(text: str) -> tuple[str, int]:
-    from ixmeter.errors import IxmeterError
+    from ixmeter.core.errors import IxmeterError
 
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 
 class HeadError(IxmeterError):

@@ -34,7 +34,7 @@ from analyzer.stats.units import (
 )
 from analyzer.store.base import Query, ReadStore
 from inventory.topology import PathEnds
-from ixmeter.rules import Method
+from ixmeter.core.rules import Method
 
 PathKey = tuple[str, str, str]  # (path_id, method, type_p)
 IntArray = npt.NDArray[np.int64]

@@ -51,8 +51,8 @@ from analyzer.viewindex import (
 )
 from inventory.schema import Inventory, PathScope, PolicyTarget, SiteKind
 from inventory.topology import PathEnds, Topology
-from ixmeter.heartbeat import set_aside_totals
-from ixmeter.record import Result
+from ixmeter.core.heartbeat import set_aside_totals
+from ixmeter.core.record import Result
 
 if TYPE_CHECKING:
     from analyzer.evaluate import Evaluation

@@ -1,17 +1,18 @@
 """The one body decoder: a batch body into the :class:`analyzer.columns.Block`\\ s the store
 writes, every rule of the format checked on the way.
 
-bytes -> :func:`ixmeter.wire.parse_body` (msgspec: JSON syntax, types, keys, int64) -> the
+bytes -> :func:`ixmeter.core.wire.parse_body` (msgspec: JSON syntax, types, keys, int64) -> the
 counts, the envelope and the streams' identities -> the dense columns as two int64 matrices,
 one row per column (:data:`analyzer.columns.NULL` for null, a flag as 0/1) -> the value rules
-of :mod:`ixmeter.rules` on whole rows (:data:`ixmeter.rules.BOUNDS` with
-:func:`ixmeter.rules.outside`, then ``idx``, then :func:`ixmeter.rules.result_faults`) -> the
+of :mod:`ixmeter.core.rules` on whole rows (:data:`ixmeter.core.rules.BOUNDS` with
+:func:`ixmeter.core.rules.outside`, then ``idx``, then
+:func:`ixmeter.core.rules.result_faults`) -> the
 sparse columns -> one block per stream, its columns views of the matrices' rows
 (:class:`analyzer.columns.Dense`). The same rules, on scalars, make a
-:class:`ixmeter.record.Result`; so a body decodes exactly when each of its results, read one by
+:class:`ixmeter.core.record.Result`; so a body decodes exactly when each of its results, read one by
 one, would make a valid record (``tests/analyzer/wire_oracle.py`` is that reading).
 
-Errors: only :class:`ixmeter.errors.RecordError`, ``field '<path>': <reason>`` with the path of
+Errors: only :class:`ixmeter.core.errors.RecordError`, ``field '<path>': <reason>`` with the path of
 the first value that breaks a rule, in the order of the steps above (``streams[2].rtt_ns[17]``;
 ``streams[0].tmax_ns`` where the column was sent as one value), or ``body: ...``.
 
@@ -39,9 +40,9 @@ from analyzer.columns import (
     Dense,
     StreamIdent,
 )
-from ixmeter.errors import RecordError
-from ixmeter.record import Hop
-from ixmeter.rules import (
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Hop
+from ixmeter.core.rules import (
     BOUNDS,
     DETAIL_MAX_CHARS,
     HOP_ADDR_MAX_CHARS,
@@ -56,7 +57,7 @@ from ixmeter.rules import (
     text_problem,
     type_p_problem,
 )
-from ixmeter.wire import (
+from ixmeter.core.wire import (
     DENSE_COLUMNS,
     IDENT_STRINGS,
     NULLABLE_COLUMNS,
@@ -69,7 +70,7 @@ I64 = npt.NDArray[np.int64]
 _BLOCK_FIELDS = ("ident", *INT_COLUMNS, *CODE_COLUMNS, "error_detail", "hops")
 if (DENSE_COLUMNS != INT_COLUMNS + CODE_COLUMNS
         or tuple(f.name for f in dataclasses.fields(Block)) != _BLOCK_FIELDS):
-    raise ImportError("ixmeter.wire's columns are not analyzer.columns.Block's")
+    raise ImportError("ixmeter.core.wire's columns are not analyzer.columns.Block's")
 _ROW = {name: r for r, name in enumerate(DENSE_COLUMNS)}  # rows of ints, then of small
 _NI = len(INT_COLUMNS)
 _HEAD = operator.attrgetter("method", *IDENT_STRINGS, "session", "type_p")
@@ -242,7 +243,8 @@ def _repeated(name: str, sent: tuple[Any, ...], ns: npt.NDArray[np.intp], at: _L
 
 # -- the value rules on whole columns -------------------------------------------------------------
 def _check_bounds(ints: I64, small: I64, at: _Locator) -> None:
-    """:data:`ixmeter.rules.BOUNDS` in their order; the first value outside its range raises."""
+    """:data:`ixmeter.core.rules.BOUNDS` in their order; the first value outside its range
+    raises."""
     for b in BOUNDS:
         x = _row(ints, small, b.column)
         high = _row(ints, small, b.high) if isinstance(b.high, str) else b.high
@@ -288,7 +290,7 @@ def _check_idx(idx: I64, at: _Locator) -> None:
 
 
 def _check_results(ints: I64, small: I64, at: _Locator) -> None:
-    """:func:`ixmeter.rules.result_faults` over all results; the first broken rule (then the
+    """:func:`ixmeter.core.rules.result_faults` over all results; the first broken rule (then the
     first result in body order) raises."""
     faults = result_faults(_row(ints, small, "status"), _row(ints, small, "rtt_ns") != NULL,
                            _row(ints, small, "fwd_ns") != NULL,
@@ -331,7 +333,7 @@ def _details(streams: Sequence[WireStream]) -> Details:
 
 
 def _hops(streams: Sequence[WireStream], tmax: I64, at: _Locator) -> Hops:
-    """Each stream's ``hops`` pairs; every hop's TTL, RTT (:data:`ixmeter.rules.HOP_BOUNDS`,
+    """Each stream's ``hops`` pairs; every hop's TTL, RTT (:data:`ixmeter.core.rules.HOP_BOUNDS`,
     its result's Tmax) and address checked over all hops at once."""
     out: Hops = []
     located: list[tuple[str, int]] = []  # each hop: its path, its result's batch position

@@ -39,7 +39,7 @@ from analyzer.stats.units import (  # noqa: E402
     table_from_rollups,
 )
 from analyzer.synthetic.results import results  # noqa: E402
-from ixmeter.record import Result  # noqa: E402
+from ixmeter.core.record import Result  # noqa: E402
 
 CARRIERS = ("CT", "CM", "CU")
 PER_DAY = 86_400  # 1 probe per second per path

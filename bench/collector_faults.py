@@ -26,7 +26,7 @@ import trio
 from analyzer.store import Query, open_reader
 from analyzer.synthetic.varied import make_batches
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
-from ixmeter.wire import encode_columns
+from ixmeter.core.wire import encode_columns
 
 Job = tuple[str, str, bytes, int]  # probe, batch id, body, results
 

@@ -21,7 +21,7 @@ import httpx
 import trio
 
 from analyzer.synthetic.varied import PATHS, make_batches
-from ixmeter.wire import Batch, encode_columns, sign
+from ixmeter.core.wire import Batch, encode_columns, sign
 
 ROOT = Path(__file__).resolve().parent.parent
 

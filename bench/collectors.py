@@ -43,7 +43,7 @@ from bench.collector_harness import (
     send_raw,
     write_keys,
 )
-from ixmeter.wire import sign
+from ixmeter.core.wire import sign
 
 Bodies = dict[str, list[tuple[str, bytes]]]
 

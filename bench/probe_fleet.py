@@ -146,7 +146,7 @@ def _results(tmp: Path, seconds: float) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     drops: Counter[str] = Counter()
     from analyzer.store import Query, open_store
-    from ixmeter.record import from_dict
+    from ixmeter.core.record import from_dict
 
     store = open_store(tmp / "collector.db")
     results = list(store.read_results(Query(0, 2**62)))

@@ -179,7 +179,7 @@ def _rtt_rows(own: list[float], ping_rtts: list[float], fping_rtts: list[float]
 
 
 async def _own_rate(rate: float, seconds: float, targets: int) -> dict[str, Any]:
-    from ixmeter.record import Method, Result, Status, TypeP
+    from ixmeter.core.record import Method, Result, Status, TypeP
     from probes.methods.icmp import IcmpProber
     from probes.scheduler import Job, Scheduler
 

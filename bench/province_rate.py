@@ -40,8 +40,8 @@ import trio
 from analyzer.synthetic.province import MeshPath, PlanProbe, Province, generate
 from analyzer.synthetic.results import ICMP_V4, STAMP_V4, Stream
 from bench.collector_harness import CollectorProcess, Tally, free_port, upload, write_keys
-from ixmeter.record import Method, Result, TimestampSource
-from ixmeter.wire import Batch, WireBody, encode_columns, parse_body
+from ixmeter.core.record import Method, Result, TimestampSource
+from ixmeter.core.wire import Batch, WireBody, encode_columns, parse_body
 
 NS = 10**9
 TYPE_P = {"icmp": ICMP_V4, "stamp": STAMP_V4}
@@ -323,6 +323,6 @@ def _check(url: str, senders: Sequence[Sender], tally: Tally) -> None:
 
 
 def _path_id(stream: Any) -> str:
-    from ixmeter.record import path_id
+    from ixmeter.core.record import path_id
 
     return path_id(stream.src_site, stream.src_carrier, stream.dst_site, stream.dst_carrier)

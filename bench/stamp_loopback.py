@@ -27,7 +27,7 @@ import time
 
 import trio
 
-from ixmeter import timestamping as ts
+from ixmeter.core import timestamping as ts
 from probes.clock import ClockStatus, SystemClock
 from probes.stamp.codec import decode_reflector
 from probes.stamp.net import SenderEndpoint, open_udp

@@ -52,8 +52,8 @@ from bench.collector_harness import (
     send_raw,
     write_keys,
 )
-from ixmeter.record import Result
-from ixmeter.wire import Batch, encode_columns
+from ixmeter.core.record import Result
+from ixmeter.core.wire import Batch, encode_columns
 
 SIZE = 1000
 HEALTH_N = 2000

@@ -25,7 +25,7 @@ from analyzer.store import open_store
 from analyzer.store.schema import TIERS
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import T0, make_results
-from ixmeter.wire import Batch
+from ixmeter.core.wire import Batch
 
 BATCH_S = 10  # a probe uploads a batch every 10 s
 PATHS_PER_PROBE = 100

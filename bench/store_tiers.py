@@ -57,7 +57,7 @@ from analyzer.synthetic.tiers import (  # noqa: E402
     write_year,
 )
 from inventory.loader import default_inventory, load  # noqa: E402
-from ixmeter.record import Result  # noqa: E402
+from ixmeter.core.record import Result  # noqa: E402
 from tests.oracles import sketch_bytes  # noqa: E402
 
 

@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 
-from ixmeter.timestamping import enable_rx_timestamps, rx_timestamp_ns
+from ixmeter.core.timestamping import enable_rx_timestamps, rx_timestamp_ns
 from testbed.packets import checksum
 from testbed.timerfd import TimerFd
 

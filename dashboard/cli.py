@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS

@@ -26,7 +26,7 @@ from analyzer.synthetic.results import SYNTHETIC_PREFIX
 from analyzer.views import RollupIndex, VerdictRow, Window
 from inventory.loader import default_inventory
 from inventory.topology import Topology
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.evaluate import Evaluation

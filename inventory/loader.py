@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from inventory.schema import Inventory
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 Loc = tuple[str | int, ...]
 

@@ -23,7 +23,7 @@ from inventory.schema import (
     Selector,
     Site,
 )
-from ixmeter.record import parse_path_id, path_id
+from ixmeter.core.record import parse_path_id, path_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class PathEnds:
 
     @classmethod
     def parse(cls, path_id: str) -> PathEnds:
-        """The path of a path id (:func:`ixmeter.record.parse_path_id`); ValueError if it is
+        """The path of a path id (:func:`ixmeter.core.record.parse_path_id`); ValueError if it is
         not one."""
         return cls(*parse_path_id(path_id))
 
@@ -47,7 +47,7 @@ class PathEnds:
 
     @property
     def id(self) -> str:
-        """The path id (:func:`ixmeter.record.path_id`), as results and rollups carry it."""
+        """The path id (:func:`ixmeter.core.record.path_id`), as results and rollups carry it."""
         return path_id(self.src_site, self.src_carrier, self.dst_site, self.dst_carrier)
 
     @property

@@ -1,7 +1,6 @@
 """ixmeter: prove whether a network got faster.
 
-This small package holds what every side shares: the command line, the project's error base,
-the versioned result record and the signed wire format between probe and collector.
+The top of the house: the ``ixmeter`` command (:mod:`ixmeter.cli`) and the demo's orchestration
+(:mod:`ixmeter.demo`). What every part shares lives in :mod:`ixmeter.core`, the ground
+(docs/architecture.md).
 """
-
-__version__ = "0.1.0"

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from ixmeter import __version__
-from ixmeter.errors import IxmeterError
+from ixmeter.core import __version__
+from ixmeter.core.errors import IxmeterError
 
 # name -> (module, one-line help). Order is the order ``ixmeter --help`` shows.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import trio
 
-from ixmeter.errors import IxmeterError
-from ixmeter.record import Method, Result
+from ixmeter.core.errors import IxmeterError
+from ixmeter.core.record import Method, Result
 from probes.clock import Clock, SystemClock, sync_status
 from probes.clock_sources import ClockMonitor
 from probes.config import ProbeConfig

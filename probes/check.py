@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from ixmeter import plan as plan_format
-from ixmeter.errors import IxmeterError
-from ixmeter.record import Method
+from ixmeter.core import plan as plan_format
+from ixmeter.core.errors import IxmeterError
+from ixmeter.core.record import Method
 from probes.config import ProbeConfig, load_config, upload_key
 from probes.scheduler import Job
 
@@ -174,7 +174,7 @@ def _plan(cfg: ProbeConfig, client: httpx.Client, served_out: list[dict[str, obj
     except IxmeterError:
         return
     path = plan_path(cfg.probe_id)
-    from ixmeter.wire import sign
+    from ixmeter.core.wire import sign
 
     answer = client.get(cfg.collector_url.rstrip("/") + path,
                         headers=sign(key, cfg.probe_id, "GET", path, b"", time.time()))

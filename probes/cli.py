@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inventory.schema import Endpoint, Inventory, MeasurementSpec
 from inventory.topology import Topology
-from ixmeter.errors import IxmeterError
-from ixmeter.record import Method, TypeP
+from ixmeter.core.errors import IxmeterError
+from ixmeter.core.record import Method, TypeP
 from probes.keys import KeyFileError, read_key
 from probes.scheduler import Job
 from probes.stamp.codec import AUTH_SIZE as STAMP_AUTH_SIZE

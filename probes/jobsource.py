@@ -18,8 +18,8 @@ import trio
 
 from inventory.loader import load
 from inventory.topology import Topology
-from ixmeter import plan as plan_format
-from ixmeter.errors import IxmeterError
+from ixmeter.core import plan as plan_format
+from ixmeter.core.errors import IxmeterError
 from probes import plan
 from probes.config import (
     ConfigError,
@@ -89,7 +89,7 @@ class JobSource:
 
     async def refresh(self, client: httpx.AsyncClient) -> list[Job]:
         """Read the config file, the keys and the plan again; the jobs they give. Raises
-        :class:`~ixmeter.errors.IxmeterError` (nothing applied) when one is unusable."""
+        :class:`~ixmeter.core.errors.IxmeterError` (nothing applied) when one is unusable."""
         if self.config_path is not None:
             self.cfg = await trio.to_thread.run_sync(self._reread_config)
         self.keys = await trio.to_thread.run_sync(self._read_keys)

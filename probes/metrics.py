@@ -8,7 +8,7 @@ kind; local drops by cause (queue full, send error, late, duplicate) apart from 
 (STYLE.md §6); STAMP forward and backward loss (RFC 8762 §4, a stateful reflector's counter)
 and reordering (RFC 4737 §3.3) per path; the clock's sync state and error bound; the
 scheduler's lag behind plan (RFC 2330 §11.1.3); the spool's depth, bytes, drops by reason and
-set-aside batches (``ixmeter.heartbeat``); uploads; route changes; ICMP errors about other
+set-aside batches (``ixmeter.core.heartbeat``); uploads; route changes; ICMP errors about other
 protocols' packets.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ixmeter.heartbeat import (
+from ixmeter.core.heartbeat import (
     LOCAL_DROP_CAUSES,
     SET_ASIDE_BATCHES_HELP,
     SET_ASIDE_REASONS,
@@ -30,7 +30,7 @@ from ixmeter.heartbeat import (
     SPOOL_DROP_REASONS,
     SPOOL_DROPPED_HELP,
 )
-from ixmeter.record import ErrorKind, Result, Status
+from ixmeter.core.record import ErrorKind, Result, Status
 from probes.clock import ClockStatus
 from probes.spool import SpoolStatus
 
@@ -138,13 +138,13 @@ class AgentState:
 
 def heartbeat_counters(m: ProbeMetrics, local_drops: Mapping[str, int]) -> dict[str, int]:
     """The totals and every local-drop cause (0 if none) under their heartbeat names
-    (:data:`ixmeter.heartbeat.COUNTERS`). A cause outside that fixed set is a bug: logged once,
+    (:data:`ixmeter.core.heartbeat.COUNTERS`). A cause outside that fixed set is a bug: logged once,
     left out so the heartbeat itself still goes through (it stays on ``/metrics``)."""
     counters = m.counters()
     counters.update({f"local_drops.{c}": local_drops.get(c, 0) for c in LOCAL_DROP_CAUSES})
     for cause in sorted(set(local_drops) - set(LOCAL_DROP_CAUSES) - _UNNAMED):
         _UNNAMED.add(cause)
-        log.error("local drop cause %r is not in ixmeter.heartbeat.LOCAL_DROP_CAUSES: not "
+        log.error("local drop cause %r is not in ixmeter.core.heartbeat.LOCAL_DROP_CAUSES: not "
                   "reported in heartbeats", cause)
     return counters
 

@@ -1,7 +1,7 @@
 """The probe's plan from the collector: fetched signed, checked, cached on disk.
 
-``GET /v1/probes/{id}/inventory`` (a signed request, ``ixmeter.wire.sign``) answers the plan
-signed with each key the collector accepts for the probe (:mod:`ixmeter.plan`). A plan that
+``GET /v1/probes/{id}/inventory`` (a signed request, ``ixmeter.core.wire.sign``) answers the plan
+signed with each key the collector accepts for the probe (:mod:`ixmeter.core.plan`). A plan that
 verifies with one of the probe's keys is written atomically to the cache file (mode 0600) and
 used; when the collector cannot be reached the cached copy is used, after checking it again
 with the probe's current keys; an older plan than the one in use is refused (a replayed
@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from ixmeter import plan as plan_format
-from ixmeter.wire import sign
+from ixmeter.core import plan as plan_format
+from ixmeter.core.wire import sign
 
 log = logging.getLogger("ixmeter.probe.plan")
 FETCH_TIMEOUT_S = 10.0
@@ -35,7 +35,7 @@ def plan_path(probe_id: str) -> str:
 async def fetch(client: httpx.AsyncClient, url: str, probe_id: str, key: bytes
                 ) -> plan_format.SignedPlan:
     """The signed plan as the collector serves it; ``httpx.HTTPError`` when unreachable,
-    :class:`~ixmeter.plan.PlanError` for an answer that is not a plan."""
+    :class:`~ixmeter.core.plan.PlanError` for an answer that is not a plan."""
     path = plan_path(probe_id)
     headers = sign(key, probe_id, "GET", path, b"", time.time())
     response = await client.get(url.rstrip("/") + path, headers=headers,
@@ -57,7 +57,7 @@ def save(path: Path, signed: plan_format.SignedPlan) -> None:
 
 def load(path: Path, keys: Sequence[bytes]) -> dict[str, Any] | None:
     """The cached plan object if there is one that verifies with ``keys``; None if there is
-    no cache; :class:`~ixmeter.plan.PlanError` for a cache that does not verify."""
+    no cache; :class:`~ixmeter.core.plan.PlanError` for a cache that does not verify."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ixmeter.errors import IxmeterError, PermissionProblem
+from ixmeter.core.errors import IxmeterError, PermissionProblem
 
 if TYPE_CHECKING:
     from probes.stamp.net import T3Lag

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import trio
 
-from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.rules import detail_text
+from ixmeter.core.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.rules import detail_text
 from probes.clock import Clock, SystemClock
 from probes.metrics import LAG_BUCKETS_S, Histogram
 
@@ -61,7 +61,7 @@ class Job:
                **kw: Any) -> Result:
         """A :class:`Result` for probe ``seq`` of this job (RFC 2330 §11 singleton). An error
         detail (the probe's own text, e.g. an exception's) is made a valid one
-        (:func:`ixmeter.rules.detail_text`), so no message can make the record invalid."""
+        (:func:`ixmeter.core.rules.detail_text`), so no message can make the record invalid."""
         if kw.get("error_detail") is not None:
             kw["error_detail"] = detail_text(kw["error_detail"])
         return Result(self.probe_id, self.method, self.src_site, self.src_carrier,

@@ -1,7 +1,7 @@
 """The probe's local SQLite spool: every result lands here before any upload is tried.
 
 Results are appended to ``results``; :meth:`Spool.seal` assigns the oldest loose ones, in one
-transaction, to a new *batch* whose id and encoded body (``ixmeter.wire.encode_columns``) are
+transaction, to a new *batch* whose id and encoded body (``ixmeter.core.wire.encode_columns``) are
 stored, so a batch re-sent after a crash or restart is byte-for-byte the same and the
 collector's dedup on (probe id, batch id) makes the re-send idempotent. A batch and its results
 stay until :meth:`ack`, after the collector acknowledged it; a batch refused as too large is
@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ixmeter.errors import IxmeterError, RecordError
-from ixmeter.heartbeat import SET_ASIDE_REASONS, SPOOL_DROP_REASONS
-from ixmeter.record import Result, from_dict
-from ixmeter.wire import Batch, encode_columns
+from ixmeter.core.errors import IxmeterError, RecordError
+from ixmeter.core.heartbeat import SET_ASIDE_REASONS, SPOOL_DROP_REASONS
+from ixmeter.core.record import Result, from_dict
+from ixmeter.core.wire import Batch, encode_columns
 
 SCHEMA = 1
 _DROP_CHUNK = 1000  # loose results dropped per step while over max_bytes
@@ -264,7 +264,7 @@ class Spool:
 
     def set_aside(self, batch_id: str, reason: str, detail: str) -> None:
         """Move a batch that can never be accepted to ``rejected`` (body kept, never sent
-        again), with its reason class (:data:`~ixmeter.heartbeat.SET_ASIDE_REASONS`) and the
+        again), with its reason class (:data:`~ixmeter.core.heartbeat.SET_ASIDE_REASONS`) and the
         collector's answer; its results leave the queue."""
         if reason not in SET_ASIDE_REASONS:
             raise ValueError(f"set-aside reason {reason!r} is not one of {SET_ASIDE_REASONS}")

@@ -14,7 +14,7 @@ once the batch is committed; only then is it deleted from the spool. What each a
   logged as such and retried with back-off; never set aside, the batch may be fine.
 
 Set-aside batches are never sent again; they are counted on the probe's ``/metrics`` and in
-every heartbeat (``ixmeter.heartbeat``). Requests are signed with ``ixmeter.wire.sign``
+every heartbeat (``ixmeter.core.heartbeat``). Requests are signed with ``ixmeter.core.wire.sign``
 (HMAC-SHA256, RFC 2104). httpx's AsyncClient runs under trio via anyio.
 """
 
@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 import trio
 
-from ixmeter import __version__, heartbeat
-from ixmeter.wire import sign
+from ixmeter.core import __version__, heartbeat
+from ixmeter.core.wire import sign
 from probes.spool import SealedBatch, Spool, SpoolStatus
 
 BATCHES_PATH = "/v1/batches"
@@ -194,8 +194,8 @@ class Uploader:
                         status: SpoolStatus | None = None) -> bool:
         """``POST /v1/probes/{id}/heartbeat``: version, spool depth, ``counters`` and the
         spool's set-aside counts, bytes and drops (``status``, else read from the spool)
-        (:mod:`ixmeter.heartbeat`; names outside its fixed set are the caller's bug and raise
-        :class:`~ixmeter.heartbeat.HeartbeatError`)."""
+        (:mod:`ixmeter.core.heartbeat`; names outside its fixed set are the caller's bug and raise
+        :class:`~ixmeter.core.heartbeat.HeartbeatError`)."""
         if status is None:
             status = await self._db(self.spool.status)
         body = heartbeat.encode(heartbeat.Heartbeat(

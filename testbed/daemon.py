@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 from testbed import netns
 
 INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")

@@ -30,7 +30,7 @@ import trio
 
 from inventory.loader import load
 from inventory.schema import Inventory
-from ixmeter.timestamping import rx_timestamp_ns
+from ixmeter.core.timestamping import rx_timestamp_ns
 from testbed import netns
 from testbed.daemon import DEFAULT_SPIN_US, run_main
 from testbed.forwarder import LATENESS_SAMPLES, Forwarder, summary_us

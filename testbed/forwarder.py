@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ixmeter.errors import MalformedPacket
+from ixmeter.core.errors import MalformedPacket
 from testbed.impair import PathState
 from testbed.packets import packed, parse, time_exceeded, with_ttl
 from testbed.plan import Host, PathPlan, path_seed

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ixmeter.errors import IxmeterError, PermissionProblem
-from ixmeter.timestamping import enable_rx_timestamps
+from ixmeter.core.errors import IxmeterError, PermissionProblem
+from ixmeter.core.timestamping import enable_rx_timestamps
 from testbed.plan import Host
 
 TUNSETIFF = 0x400454CA

@@ -17,7 +17,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from ixmeter.errors import MalformedPacket
+from ixmeter.core.errors import MalformedPacket
 
 IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
 IPV6_HEADER = struct.Struct("!IHBB16s16s")

@@ -19,7 +19,7 @@ from itertools import combinations
 
 from inventory.schema import Endpoint, Inventory, Selector, SiteKind
 from inventory.topology import Topology
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 from testbed.impair import Direction
 from testbed.profiles import Override, Profile
 

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inventory.schema import Selector
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 from testbed.impair import Jitter, Loss
 
 

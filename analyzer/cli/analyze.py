@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.evaluate import Evaluation, Params
@@ -76,7 +76,7 @@ def run_evaluation(args: argparse.Namespace, store: ReadStore, base_store: ReadS
     from analyzer.evaluate import evaluate
     from analyzer.report.jsonout import provenance
     from inventory.loader import default_inventory, load
-    from ixmeter import __version__
+    from ixmeter.core import __version__
 
     params = _params(args)
     inv_path = Path(args.inventory) if args.inventory else default_inventory()

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.fault_register import Register
@@ -87,7 +87,7 @@ def provenance(store: ReadStore, inv_path: Path, tier: str) -> dict[str, Any]:
     """Software, inventory hash and the store's chain head: what the register was computed
     from."""
     from analyzer.report.jsonout import sha256_file
-    from ixmeter import __version__
+    from ixmeter.core import __version__
 
     head = store.chain_head()
     return {"software": f"ixmeter {__version__}",

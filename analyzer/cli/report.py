@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.evaluate import Evaluation

@@ -47,10 +47,10 @@ from analyzer.collector.openapi import openapi_document
 from analyzer.collector.storethread import StoreThread
 from analyzer.store.base import Store, WriteReceipt
 from analyzer.wire_columns import decode_body
-from ixmeter import __version__, heartbeat
-from ixmeter import plan as plan_format
-from ixmeter.errors import RecordError
-from ixmeter.wire import AuthError, SignedHead
+from ixmeter.core import __version__, heartbeat
+from ixmeter.core import plan as plan_format
+from ixmeter.core.errors import RecordError
+from ixmeter.core.wire import AuthError, SignedHead
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 BATCHES_PATH = "/v1/batches"
@@ -318,7 +318,7 @@ class Collector:
             return None
 
     async def heartbeat(self, request: Request) -> Response:
-        """Store a probe's heartbeat (``ixmeter.heartbeat``: at most ``MAX_BODY`` bytes, fixed
+        """Store a probe's heartbeat (``ixmeter.core.heartbeat``: at most ``MAX_BODY`` bytes, fixed
         counter names) and export it on ``/metrics``; 400/413/422 name what is wrong."""
         probe_id = request.path_params["probe_id"]
         head = self._authenticate(request, url_probe=probe_id)
@@ -332,7 +332,7 @@ class Collector:
 
     async def get_inventory(self, request: Request) -> Response:
         """The probe's plan, signed with each key the collector accepts for it
-        (:mod:`ixmeter.plan`), so the probe can check it and the copy it caches."""
+        (:mod:`ixmeter.core.plan`), so the probe can check it and the copy it caches."""
         probe_id = request.path_params["probe_id"]
         head = self._authenticate(request, url_probe=probe_id)
         self._check_body(head, await self._read_body(request))
@@ -470,7 +470,7 @@ def retryable(exc: BaseException) -> bool:
 
 
 def parse_heartbeat(body: bytes) -> heartbeat.Heartbeat:
-    """``ixmeter.heartbeat.decode``; 400 for a body that is not a JSON object, 422 naming the
+    """``ixmeter.core.heartbeat.decode``; 400 for a body that is not a JSON object, 422 naming the
     field otherwise (an unknown counter name, a value that is not an integer >= 0 ...)."""
     try:
         return heartbeat.decode(body)
@@ -483,7 +483,7 @@ def parse_heartbeat(body: bytes) -> heartbeat.Heartbeat:
 class ProbeReports:
     """The last heartbeat of each authenticated probe as Prometheus families
     ``ixmeter_collector_probe_*``: ``spool_depth{probe}`` and one family per
-    :data:`ixmeter.heartbeat.COUNTERS` family (its type, help and label), so the probe's own
+    :data:`ixmeter.core.heartbeat.COUNTERS` family (its type, help and label), so the probe's own
     ``ixmeter_probe_*`` names are never reused with another meaning. A custom collector: a
     scrape reads the dict as it is, heartbeats replace it (copy on write)."""
 

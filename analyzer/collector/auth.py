@@ -1,6 +1,6 @@
 """Request authentication for the collector: key lookup, HMAC check, replay window (pure).
 
-The signature scheme is :mod:`ixmeter.wire` (HMAC-SHA256, RFC 2104, over method, path,
+The signature scheme is :mod:`ixmeter.core.wire` (HMAC-SHA256, RFC 2104, over method, path,
 timestamp, nonce and the body's SHA-256, which the probe also sends in a header). Everything
 but the body is checked from the request head, *before* the body is read
 (:meth:`Authenticator.authenticate_head`): the headers' forms, a known probe, a timestamp within
@@ -8,7 +8,7 @@ but the body is checked from the request head, *before* the body is read
 seen within the replay window (twice the skew, so a nonce cannot be reused while its timestamp
 is still acceptable). Only a head that passes all of these is remembered, so a client without
 a key cannot fill the nonce cache or burn a probe's nonces. Once read, the body is checked
-against the signed digest (:func:`ixmeter.wire.verify_body`). No clock is read here: callers
+against the signed digest (:func:`ixmeter.core.wire.verify_body`). No clock is read here: callers
 pass ``now``.
 """
 
@@ -18,7 +18,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 from analyzer.collector.keys import KeyRing
-from ixmeter.wire import MAX_SKEW_S, AuthError, SignedHead, signed_head, verify_body, verify_head
+from ixmeter.core.wire import (
+    MAX_SKEW_S,
+    AuthError,
+    SignedHead,
+    signed_head,
+    verify_body,
+    verify_head,
+)
 
 REASONS = ("unknown_probe", "missing_headers", "bad_timestamp", "stale_timestamp", "bad_nonce",
            "bad_signature", "replayed_nonce", "wrong_probe")

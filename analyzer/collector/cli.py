@@ -7,7 +7,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.collector.app import Collector

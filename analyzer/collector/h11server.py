@@ -60,7 +60,7 @@ from urllib.parse import unquote
 import h11
 import trio
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 log = logging.getLogger("ixmeter.collector")
 

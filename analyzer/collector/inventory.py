@@ -7,7 +7,7 @@ from typing import Any
 
 from inventory.schema import Inventory
 from inventory.topology import Topology
-from ixmeter import plan as plan_format
+from ixmeter.core import plan as plan_format
 
 
 def probe_plan(inv: Inventory, probe_id: str) -> dict[str, Any] | None:
@@ -31,7 +31,7 @@ def probe_plan(inv: Inventory, probe_id: str) -> dict[str, Any] | None:
 def signed_plan(inv: Inventory, probe_id: str, keys: Sequence[bytes],
                 issued_at: float) -> plan_format.SignedPlan | None:
     """:func:`probe_plan` as served: signed with each of the probe's ``keys`` (newest first,
-    :mod:`ixmeter.plan`); None if the inventory has no such probe."""
+    :mod:`ixmeter.core.plan`); None if the inventory has no such probe."""
     plan = probe_plan(inv, probe_id)
     return None if plan is None else plan_format.encode(probe_id, plan, keys, issued_at)
 

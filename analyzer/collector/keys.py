@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from ixmeter.errors import IxmeterError
-from ixmeter.wire import hex_key
+from ixmeter.core.errors import IxmeterError
+from ixmeter.core.wire import hex_key
 
 KEY_BYTES = 32
 

@@ -7,7 +7,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

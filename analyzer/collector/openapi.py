@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
-from ixmeter import heartbeat
-from ixmeter.wire import WireBody
+from ixmeter.core import heartbeat
+from ixmeter.core.wire import WireBody
 
 _SIGNED: list[dict[str, list[str]]] = [{"probeSignature": []}]
 _ERROR = {"type": "object", "properties": {
@@ -58,7 +58,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/v1/probes/{probe_id}/inventory": {"get": {
                 "summary": "The probe's plan: its entry, specs and targets, and the "
                            "fingerprints of its accepted keys (signed GET, empty body; the "
-                           "answer is signed in X-Ixmeter-Plan-Signature, ixmeter.plan)",
+                           "answer is signed in X-Ixmeter-Plan-Signature, ixmeter.core.plan)",
                 "security": _SIGNED, "parameters": [_PROBE_PARAM],
                 "responses": {"200": {"description": "{probe_id, issued_at, keys, plan}"},
                               "404": _err("no inventory or probe not in it"), **_AUTH_ERRORS}}},
@@ -81,8 +81,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "Error": _ERROR,
                 "Batch": {"$ref": "#/components/schemas/WireBody",
                           "description": "the batch body (columnar; docs/collector.md). JSON "
-                                         "types from ixmeter.wire's Structs; value rules "
-                                         "(ranges, strings, per result): ixmeter.rules"},
+                                         "types from ixmeter.core.wire's Structs; value rules "
+                                         "(ranges, strings, per result): ixmeter.core.rules"},
                 **_BODY_SCHEMAS,
                 "Receipt": {"type": "object", "properties": {
                     "accepted": {"type": "integer"}, "duplicate": {"type": "boolean"},
@@ -93,14 +93,14 @@ def openapi_document(version: str) -> dict[str, Any]:
     }
 
 
-# The body's schema, generated from the one definition (ixmeter.wire's msgspec Structs).
+# The body's schema, generated from the one definition (ixmeter.core.wire's msgspec Structs).
 _BODY_SCHEMAS = msgspec.json.schema_components(
     [WireBody], ref_template="#/components/schemas/{name}")[1]
 _PROBE_PARAM = {"name": "probe_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _COUNT = {"type": "integer", "minimum": 0, "maximum": heartbeat.MAX_VALUE}
 _HEARTBEAT = {
     "type": "object", "additionalProperties": False,
-    "description": "ixmeter.heartbeat: every key optional; counter names from a fixed set",
+    "description": "ixmeter.core.heartbeat: every key optional; counter names from a fixed set",
     "properties": {
         "version": {"type": "string", "minLength": 1, "maxLength": heartbeat.MAX_VERSION},
         "spool_depth": _COUNT,

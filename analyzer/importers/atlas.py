@@ -45,8 +45,8 @@ from analyzer.importers.common import (
     make_result,
     over_tmax,
 )
-from ixmeter.errors import RecordError
-from ixmeter.record import Hop, Method, Result, TypeP
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Hop, Method, Result, TypeP
 
 SIZE_EXCLUDES_HEADER = 4570  # from this firmware on, ``size`` is the ICMP data without header
 NAMED_ADDR = 4460  # before it, ping names the destination ``addr`` and the family ``pf``

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 if TYPE_CHECKING:
     from analyzer.importers.common import End, Mapping, Parsed, Problem
     from analyzer.store.base import Store
-    from ixmeter.record import Result
-    from ixmeter.wire import Batch
+    from ixmeter.core.record import Result
+    from ixmeter.core.wire import Batch
 
     Parser = Callable[[str, str, Mapping], Parsed]
 
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
 
 def batches_of(results: list[Result], fmt: str) -> list[Batch]:
     """Batches of at most BATCH results per probe, each named by the sha256 of its results."""
-    from ixmeter.wire import Batch
+    from ixmeter.core.wire import Batch
 
     by_probe: dict[str, list[Result]] = {}
     for r in results:

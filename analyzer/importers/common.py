@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
 
 
 @dataclass(frozen=True, slots=True)

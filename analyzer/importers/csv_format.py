@@ -24,8 +24,8 @@ from analyzer.importers.common import (
     over_tmax,
     parse_local_time,
 )
-from ixmeter.errors import RecordError
-from ixmeter.record import Method, Result, TypeP
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Method, Result, TypeP
 
 COLUMNS = ("sent_at", "src_site", "src_carrier", "dst_site", "dst_carrier", "method", "seq",
            "rtt_ms")

@@ -42,8 +42,8 @@ from analyzer.importers.common import (
     place_sends,
     split_stamp,
 )
-from ixmeter.errors import RecordError
-from ixmeter.record import Method, TypeP
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Method, TypeP
 
 _TARGET = r"(\S+(?: \([^()\s]+\))?)"
 _REPLY = re.compile(_TARGET + r"\s+: \[(\d+)\], (\d+) bytes, (\d+(?:\.\d+)?) ms "

@@ -46,8 +46,8 @@ from analyzer.importers.common import (
     place_sends,
     split_stamp,
 )
-from ixmeter.errors import RecordError
-from ixmeter.record import Method, TypeP
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Method, TypeP
 
 _HEADER = re.compile(r"^PING (\S+?) ?\(([^()]+(?: \([^()]+\))?)\)(?: from (\S+) \S+:)? "
                      r"(\d+)(?:\(\d+\))? (?:bytes of data\.|data bytes)$")

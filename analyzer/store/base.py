@@ -16,8 +16,8 @@ from analyzer.columns import ColumnBatch
 from analyzer.rollups.columns import SERIES, RollupColumns
 from analyzer.rollups.model import MinuteRollup
 from analyzer.store import chain
-from ixmeter.record import Result
-from ixmeter.wire import Batch
+from ixmeter.core.record import Result
+from ixmeter.core.wire import Batch
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 WRITE_LOCK = 0x1C0113C7  # pg_advisory_xact_lock key of the store's writers
 

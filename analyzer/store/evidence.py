@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 LANES = 1024  # LtHash16: 1,024 lanes of 16 bits, 2,048 bytes
 _ELEMENT_BYTES = 2 * LANES

@@ -32,8 +32,8 @@ from analyzer.store.connection import gc_paused
 from analyzer.store.ledger import Ledger
 from analyzer.store.schema import BLOB_COLUMNS
 from analyzer.store.streams import STREAM_COLUMNS, ids_text, skey_of
-from ixmeter.errors import RecordError
-from ixmeter.wire import MAX_RESULTS, Batch
+from ixmeter.core.errors import RecordError
+from ixmeter.core.wire import MAX_RESULTS, Batch
 
 log = logging.getLogger("ixmeter.store")
 FOLD_AT = 64  # batches a writer stores before it folds their rollups

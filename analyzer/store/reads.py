@@ -41,8 +41,8 @@ from analyzer.store.schema import (
 )
 from analyzer.store.streams import IDENT_COLUMNS, ids_of
 from analyzer.store.verify import verify
-from ixmeter.errors import RecordError
-from ixmeter.record import Result
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Result
 
 _S_COLS = ", ".join(f"s.{c}" for c in IDENT_COLUMNS)
 _ROWS = f"SELECT {', '.join(STORED_ROLLUP_COLUMNS)} FROM "

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ixmeter.errors import RecordError
+from ixmeter.core.errors import RecordError
 
 STREAM_COLUMNS = ("skey", "probe_id", "method", "src_site", "src_carrier", "dst_site",
                   "dst_carrier", "src_addr", "dst_addr", "protocol", "ip_version", "size",

@@ -41,7 +41,7 @@ from analyzer.store.folding import Row, key_of, key_text, plan
 from analyzer.store.foldset import ids_of_ranges
 from analyzer.store.schema import EVIDENCE_TABLES, LINK_COLUMNS, STORED_ROLLUP_COLUMNS, TIERS
 from analyzer.store.streams import IDENT_COLUMNS, ids_of, skey_of
-from ixmeter.errors import RecordError
+from ixmeter.core.errors import RecordError
 
 
 class Reader(Protocol):

@@ -40,8 +40,8 @@ from analyzer.synthetic.results import (
 )
 from analyzer.views import NS, NS_PER_DAY, NS_PER_HOUR, Window
 from inventory.topology import PathEnds, Topology
-from ixmeter.heartbeat import set_aside_counters
-from ixmeter.record import Hop, Method, Result
+from ixmeter.core.heartbeat import set_aside_counters
+from ixmeter.core.record import Hop, Method, Result
 
 DEFAULT_SITES = ("cs-yungu", "cz-ezone", "cs-cmcc")  # small: tests
 SHOW_SITES = ("cs-yungu", "cs-cmcc", "cz-ezone", "cd-bigdata", "yz-huawei")  # --demo-data

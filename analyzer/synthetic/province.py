@@ -35,7 +35,7 @@ import yaml
 
 from inventory.loader import default_inventory, load
 from inventory.topology import Topology
-from ixmeter.record import path_id
+from ixmeter.core.record import path_id
 
 CARRIERS = ("CT", "CM", "CU")
 CARRIER_ZH = {"CT": "中国电信", "CM": "中国移动", "CU": "中国联通"}

@@ -1,4 +1,4 @@
-"""Synthetic result records: the one place that makes :class:`~ixmeter.record.Result` rows
+"""Synthetic result records: the one place that makes :class:`~ixmeter.core.record.Result` rows
 nobody measured, and writes them as batches.
 
 A :class:`Stream` is one path as a probe would measure it (ends, method, Type-P, addresses);
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from analyzer.store.base import Store
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP, parse_path_id
-from ixmeter.wire import Batch
+from ixmeter.core.record import Method, Result, Status, TimestampSource, TypeP, parse_path_id
+from ixmeter.core.wire import Batch
 
 SYNTHETIC_PREFIX = "synthetic-"  # probe and batch ids of generated data
 ICMP_V4 = TypeP("icmp", 4, 64)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 
 from analyzer.synthetic.results import ICMP_V4, Stream
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch
+from ixmeter.core.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.wire import Batch
 
 STAMP_V6 = TypeP("udp", 6, 44, 46, 862)
 

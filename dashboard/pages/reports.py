@@ -19,7 +19,7 @@ from analyzer.views import Window
 from dashboard import context, ids
 from dashboard.common import badge, table
 from dashboard.i18n import reason, t
-from ixmeter import __version__
+from ixmeter.core import __version__
 
 dash.register_page(__name__, path="/reports", name="reports", order=4)  # type: ignore[no-untyped-call]
 

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from analyzer.synthetic.results import Hour
-from ixmeter.record import parse_path_id
+from ixmeter.core.record import parse_path_id
 
 if TYPE_CHECKING:
     from inventory.schema import Inventory

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 NS = 1_000_000_000
 MINUTE_NS = 60 * NS

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ixmeter.errors import MalformedPacket
-from ixmeter.rules import SMALLEST_PACKET, Method
+from ixmeter.core.errors import MalformedPacket
+from ixmeter.core.rules import SMALLEST_PACKET, Method
 
 ICMP_ECHO_REPLY = 0
 ICMP_DEST_UNREACH = 3

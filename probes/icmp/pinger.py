@@ -26,8 +26,8 @@ from typing import Any
 
 import trio
 
-from ixmeter import timestamping as ts
-from ixmeter.errors import IxmeterError, PermissionProblem
+from ixmeter.core import timestamping as ts
+from ixmeter.core.errors import IxmeterError, PermissionProblem
 from probes.clock import Clock, SystemClock
 from probes.icmp import codec
 from probes.icmp.session import HOLD_NS, EchoSession, EchoStatistics, Outcome

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ixmeter.errors import MalformedPacket
-from ixmeter.record import ErrorKind, Status, TimestampSource
+from ixmeter.core.errors import MalformedPacket
+from ixmeter.core.record import ErrorKind, Status, TimestampSource
 from probes.clock import stepped
 from probes.icmp import codec, trace_codec
 
@@ -121,7 +121,7 @@ class EchoStatistics:
     foreign: Mapping[int, int]
 
     def local_drops(self) -> dict[str, int]:
-        """The local drops by cause (``ixmeter.heartbeat.LOCAL_DROP_CAUSES``), nonzero ones."""
+        """The local drops by cause (``ixmeter.core.heartbeat.LOCAL_DROP_CAUSES``), nonzero ones."""
         drops = {"queue_full": self.queue_full, "send_error": self.send_errors,
                  "recv_error": self.recv_errors, "late": self.late,
                  "duplicate": self.duplicates, "stray": self.stray,

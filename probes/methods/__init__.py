@@ -1,1 +1,1 @@
-"""Measurement methods: one module each, one result record (ixmeter.record.Result)."""
+"""Measurement methods: one module each, one result record (ixmeter.core.record.Result)."""

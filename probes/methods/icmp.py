@@ -2,10 +2,10 @@
 
 One :class:`~probes.icmp.pinger.Pinger` per (address family, DSCP, source address) for the whole
 probe process, bound to the inventory's source address;
-each probe ends as one :class:`~ixmeter.record.Result`, as its echo session decided
+each probe ends as one :class:`~ixmeter.core.record.Result`, as its echo session decided
 (:mod:`probes.icmp.session`): RECEIVED with the round-trip delay (RFC 2681 §2.4) and duplicate
 count (RFC 7679 §3.4), LOST with no delay at its Tmax (RFC 7680 §2.4), or ERROR with its
-:class:`~ixmeter.record.ErrorKind` (send error, malformed reply, clock step RFC 2681 §2.5, a
+:class:`~ixmeter.core.record.ErrorKind` (send error, malformed reply, clock step RFC 2681 §2.5, a
 negative round trip as a clock fault). Type-P is ICMP with the ICMP message size (RFC 2330 §13).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from ixmeter.record import ErrorKind, Result, Status, TimestampSource
+from ixmeter.core.record import ErrorKind, Result, Status, TimestampSource
 from probes.clock import Clock
 from probes.icmp.pinger import Pinger
 from probes.icmp.session import Outcome

@@ -1,4 +1,4 @@
-"""STAMP measurements as result records (RFC 8762 session-sender; ixmeter.record.Result).
+"""STAMP measurements as result records (RFC 8762 session-sender; ixmeter.core.record.Result).
 
 Entry point for a scheduler::
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import trio
 
-from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.rules import CLOCK_ERROR_MAX_NS, detail_text
+from ixmeter.core.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.rules import CLOCK_ERROR_MAX_NS, detail_text
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
 from probes.stamp.codec import (
     AUTH_SIZE,

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from ixmeter.record import Result
+from ixmeter.core.record import Result
 from probes.clock import Clock
 from probes.methods.stamp import StampProbe, StampTarget, open_stamp_probe
 from probes.metrics import StampPath

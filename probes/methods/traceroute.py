@@ -32,8 +32,8 @@ import trio
 
 from inventory.schema import SiteKind
 from inventory.topology import Topology
-from ixmeter.errors import PermissionProblem
-from ixmeter.record import ErrorKind, Hop, Result, Status, TimestampSource
+from ixmeter.core.errors import PermissionProblem
+from ixmeter.core.record import ErrorKind, Hop, Result, Status, TimestampSource
 from probes.icmp import trace_codec
 from probes.scheduler import Job
 

@@ -31,8 +31,8 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from ixmeter.errors import MalformedPacket
-from ixmeter.rules import SMALLEST_PACKET, Method
+from ixmeter.core.errors import MalformedPacket
+from ixmeter.core.rules import SMALLEST_PACKET, Method
 
 BASE_SIZE = 44  # unauthenticated base packet (RFC 8762 §4.2.1, §4.3.1)
 AUTH_SIZE = 112  # authenticated base packet (RFC 8762 §4.2.2, §4.3.2)

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from ixmeter import timestamping as ts
+from ixmeter.core import timestamping as ts
 from probes.clock import Clock, ClockStatus, SystemClock, sync_status
 from probes.stamp.codec import SYNC_FREE_RUNNING, SYNC_NTP, SYNC_PTP, ErrorEstimate
 from probes.stamp.session import Event, Lost, Reply, SessionReflector, SessionSender

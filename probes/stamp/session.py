@@ -11,8 +11,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 
-from ixmeter.errors import IxmeterError, MalformedPacket
-from ixmeter.rules import CLOCK_ERROR_MAX_NS
+from ixmeter.core.errors import IxmeterError, MalformedPacket
+from ixmeter.core.rules import CLOCK_ERROR_MAX_NS
 from probes.clock import stepped, timestamp_to_unix_ns, unix_ns_to_ntp
 from probes.stamp.codec import (
     FLAG_U,
@@ -514,7 +514,7 @@ def _compute(r: ReflectorPacket, p: _Pending, t4: int, was_stepped: bool,
     A one-way delay that cannot be physical is a clock fault, named in ``fault`` and given as
     None: one <= 0 (RFC 7679 §3.5), one above T4-T1 (longer than the whole exchange on the
     sender's own clock: the ends' clocks disagree by more than the round trip), or both when
-    the ends' error estimates add up to more than a day (``ixmeter.rules.CLOCK_ERROR_MAX_NS``,
+    the ends' error estimates add up to more than a day (``ixmeter.core.rules.CLOCK_ERROR_MAX_NS``,
     RFC 7679 §3.7.3). A network RTT below 0 or above T4-T1 (T3 before T2) is a fault too."""
     t1 = p.t1_ns
     t2 = timestamp_to_unix_ns(r.receive_timestamp, r.error_estimate.ptp, t1)

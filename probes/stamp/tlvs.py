@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ixmeter.errors import MalformedPacket
+from ixmeter.core.errors import MalformedPacket
 from probes.stamp.codec import (
     FLAG_I,
     FLAG_U,

@@ -31,9 +31,9 @@ from analyzer.columns import (
 )
 from analyzer.synthetic.varied import make_batches, make_results, wide_paths
 from analyzer.wire_columns import decode_body
-from ixmeter.errors import RecordError
-from ixmeter.record import Hop
-from ixmeter.wire import encode_columns
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Hop
+from ixmeter.core.wire import encode_columns
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 EXTREMES = [I64_MIN + 1, I64_MAX, 0, -1, 1, 2**32, -(2**31)]

@@ -15,8 +15,8 @@ from analyzer.stats.verdicts import Verdict
 from analyzer.store import open_reader, open_store
 from analyzer.synthetic.results import STAMP_V4, results
 from inventory.loader import InventoryError, load
-from ixmeter.record import Method
-from ixmeter.wire import Batch
+from ixmeter.core.record import Method
+from ixmeter.core.wire import Batch
 
 INV = Path(__file__).parent / "data" / "mini.yaml"
 CURRENT = "2026-01-01T00:00:00Z/2026-01-01T01:00:00Z"

@@ -17,8 +17,8 @@ from analyzer.store.base import Store
 from analyzer.synthetic.results import MIN_NS, STAMP_V4, T0, results
 from inventory.loader import load
 from ixmeter.cli import main
-from ixmeter.record import Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch
+from ixmeter.core.record import Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.wire import Batch
 
 Rows = dict[tuple[str, str, str], Row]
 INV = Path(__file__).parent / "data" / "mini.yaml"

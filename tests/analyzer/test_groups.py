@@ -21,8 +21,8 @@ from analyzer.store import open_reader, open_store
 from analyzer.store.writes import Writer
 from analyzer.synthetic.results import T0, results
 from inventory.loader import load
-from ixmeter.record import ErrorKind, Status
-from ixmeter.wire import Batch
+from ixmeter.core.record import ErrorKind, Status
+from ixmeter.core.wire import Batch
 from tests.analyzer.test_evaluate import BASELINE, CURRENT, DAY, INV, _fill
 from tests.store.pgcluster import PgCluster
 

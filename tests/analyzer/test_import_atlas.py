@@ -12,7 +12,7 @@ import pytest
 from analyzer.importers.atlas import parse_atlas
 from analyzer.importers.common import End, Mapping
 from ixmeter.cli import main
-from ixmeter.record import Method, Status
+from ixmeter.core.record import Method, Status
 
 DATA = Path(__file__).parent / "data"
 INV = str(DATA / "mini.yaml")

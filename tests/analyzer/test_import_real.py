@@ -21,7 +21,7 @@ import pytest
 from analyzer.importers.common import End, Mapping, Parsed
 from analyzer.importers.fping import parse_fping
 from analyzer.importers.ping import parse_ping
-from ixmeter.record import Status
+from ixmeter.core.record import Status
 
 V4, V6 = "198.18.3.10", "2001:2:0:3008::10"
 NAMES = {"far4.test": V4, "far6.test": V6}

@@ -16,7 +16,7 @@ from analyzer.importers.ping import parse_ping
 from analyzer.store import open_store
 from analyzer.store.base import Query
 from ixmeter.cli import main
-from ixmeter.record import ErrorKind, Status
+from ixmeter.core.record import ErrorKind, Status
 
 DATA = Path(__file__).parent / "data"
 INV = str(DATA / "mini.yaml")

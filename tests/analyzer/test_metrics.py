@@ -10,7 +10,7 @@ import pytest
 from analyzer import metrics
 from analyzer.stats.units import point_statistic, table_from_rollups
 from analyzer.synthetic.results import MIN_NS, T0, results
-from ixmeter.record import Result, Status
+from ixmeter.core.record import Result, Status
 from tests.oracles.rollup_records import build_rollups
 
 MS = 1_000_000

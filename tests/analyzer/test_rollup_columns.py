@@ -22,8 +22,8 @@ from analyzer.rollups.rows import rollup_row
 from analyzer.rollups.sketch import DDSketch, LazySketch, SketchError
 from analyzer.rollups.sketch_codec import bucket_keys, decode_many, encode_many
 from analyzer.synthetic.varied import make_batches, make_results
-from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.rules import TMAX_MAX_NS as MAX_TMAX_NS
+from ixmeter.core.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.rules import TMAX_MAX_NS as MAX_TMAX_NS
 from tests.oracles import sketch_bytes
 from tests.oracles.rollup_records import build_rollups, extend, fold
 

@@ -161,7 +161,7 @@ def test_same_seed_same_interval() -> None:
 def test_discarded_one_way_delays_are_reported_as_clock_faults() -> None:
     from dataclasses import replace as dc_replace
 
-    from ixmeter.record import ErrorKind
+    from ixmeter.core.record import ErrorKind
 
     rs = list(results("s1", "A", "s2", "B", minutes=30, per_minute=10, median_ms=0.6,
                       one_way=True))

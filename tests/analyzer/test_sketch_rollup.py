@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from analyzer.rollups.model import merge
 from analyzer.rollups.sketch import DDSketch
-from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from tests.oracles.rollup_records import build_rollups
 
 values = st.lists(st.integers(min_value=1, max_value=10**11), min_size=1, max_size=300)

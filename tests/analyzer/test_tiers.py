@@ -15,7 +15,7 @@ from analyzer.store import open_store
 from analyzer.synthetic.results import MIN_NS, T0, results
 from inventory.loader import load
 from inventory.schema import Aggregation
-from ixmeter.wire import Batch
+from ixmeter.core.wire import Batch
 
 INV = Path(__file__).parent / "data" / "mini.yaml"
 HOUR, DAY = 60 * MIN_NS, 1440 * MIN_NS

@@ -22,10 +22,10 @@ from analyzer.columns import (
 )
 from analyzer.synthetic.varied import make_batches, make_results, wide_paths
 from analyzer.wire_columns import decode_body
-from ixmeter.errors import RecordError
-from ixmeter.record import ErrorKind, Method, Status, TimestampSource
-from ixmeter.rules import ERROR_CODES, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
-from ixmeter.wire import Batch, encode_columns
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import ErrorKind, Method, Status, TimestampSource
+from ixmeter.core.rules import ERROR_CODES, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
+from ixmeter.core.wire import Batch, encode_columns
 from tests.analyzer import wire_oracle
 from tests.analyzer.wire_cases import (
     DELETE,
@@ -172,7 +172,7 @@ REFUSALS: list[tuple[tuple[Any, ...], Any, str, str]] = [
     (_s(0, "type_p", "ip_version"), 5, "streams[0].type_p.ip_version", "5 is not 4 or 6"),
     (_s(0, "type_p", "size"), 65536, "streams[0].type_p.size", "not within 0..65535"),
     (_s(1, "type_p", "dst_port"), -1, "streams[1].type_p.dst_port", "not within 0..65535"),
-    # ranges, in the order of ixmeter.rules.BOUNDS
+    # ranges, in the order of ixmeter.core.rules.BOUNDS
     (_s(0, "seq", 2), -1, "streams[0].seq[2]", "-1 is not within 0..9223372036854775807"),
     (_s(0, "sent_at_ns"), 0, "streams[0].sent_at_ns", "[2000-01-01, 2100-01-01)"),
     (_s(0, "sent_at_ns"), [SENT, 4_102_444_800 * 10**9, SENT], "streams[0].sent_at_ns[1]",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from analyzer.columns import ColumnBatch, batch_blobs, decode_blob
 from analyzer.rollups.batch import batch_tables
 from analyzer.synthetic.varied import make_batches, wide_paths
-from ixmeter.rules import (
+from ixmeter.core.rules import (
     CLOCK_ERROR_MAX_NS,
     DUP_MAX,
     INT64_MAX,
@@ -22,7 +22,7 @@ from ixmeter.rules import (
     SENT_AT_MIN_NS,
     TMAX_MAX_NS,
 )
-from ixmeter.wire import encode_columns
+from ixmeter.core.wire import encode_columns
 from tests.analyzer.wire_cases import base_body, batches, judged, paths, same_blocks
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))

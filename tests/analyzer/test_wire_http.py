@@ -26,8 +26,8 @@ from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
 from analyzer.store import Query, open_store
 from analyzer.wire_columns import decode_body
-from ixmeter.record import Result
-from ixmeter.wire import encode_columns, sign
+from ixmeter.core.record import Result
+from ixmeter.core.wire import encode_columns, sign
 from tests.analyzer.test_wire_fuzz import NARROW, WIDE, mutated
 from tests.analyzer.wire_cases import PROBE, base_body, batches, results
 

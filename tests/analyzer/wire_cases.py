@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from analyzer.columns import Block, ColumnBatch, results_of
 from analyzer.wire_columns import decode_body
-from ixmeter.errors import RecordError
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.rules import CLOCK_ERROR_MAX_NS, SENT_AT_END_NS, SENT_AT_MIN_NS, TMAX_MAX_NS
-from ixmeter.wire import Batch, encode_columns
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.rules import CLOCK_ERROR_MAX_NS, SENT_AT_END_NS, SENT_AT_MIN_NS, TMAX_MAX_NS
+from ixmeter.core.wire import Batch, encode_columns
 from tests.analyzer import wire_oracle
 
 PROBE = "cs-tianyi-zn-ct"

@@ -1,7 +1,7 @@
 """A test oracle for the batch body: a plain, slow reading of a body, value by value.
 
-``json`` parses the body; each result is built as an :class:`ixmeter.record.Result`, whose
-construction applies the rules of :mod:`ixmeter.rules` on scalars; the structure rules (keys,
+``json`` parses the body; each result is built as an :class:`ixmeter.core.record.Result`, whose
+construction applies the rules of :mod:`ixmeter.core.rules` on scalars; the structure rules (keys,
 JSON types, int64, ``n``, counts, ``idx``, distinct streams) are spelled out here once more, in
 the simplest way. Not a product path: the collector's decoder (``analyzer.wire_columns``) must
 accept exactly the bodies this accepts, with the same results.
@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ixmeter.errors import RecordError
-from ixmeter.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
-from ixmeter.rules import ERROR_CODES, INT64_MAX, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
-from ixmeter.rules import text_problem as _text
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import ErrorKind, Hop, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.rules import ERROR_CODES, INT64_MAX, MAX_RESULTS, STATUS_CODES, TS_SOURCE_CODES
+from ixmeter.core.rules import text_problem as _text
 
 ENVELOPE = {"batch_id", "probe_id", "streams", "v"}
 IDENTITY = {"method", "src_site", "src_carrier", "dst_site", "dst_carrier", "src_addr",

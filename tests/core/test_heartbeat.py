@@ -1,4 +1,4 @@
-"""The heartbeat codec (ixmeter.heartbeat): canonical round trips, and any bytes either decode
+"""The heartbeat codec (ixmeter.core.heartbeat): canonical round trips, and any bytes either decode
 or raise HeartbeatError naming a field."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ixmeter import heartbeat
-from ixmeter.heartbeat import BY_NAME, COUNTERS, Heartbeat, HeartbeatError, decode, encode
+from ixmeter.core import heartbeat
+from ixmeter.core.heartbeat import BY_NAME, COUNTERS, Heartbeat, HeartbeatError, decode, encode
 
 VALUES = st.integers(0, heartbeat.MAX_VALUE)
 HEARTBEATS = st.builds(

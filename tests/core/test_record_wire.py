@@ -1,4 +1,4 @@
-"""The result record's rules (ixmeter.rules on scalars), its spool form, and the signature."""
+"""The result record's rules (ixmeter.core.rules on scalars), its spool form, and the signature."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ixmeter.errors import RecordError
-from ixmeter.record import (
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import (
     ErrorKind,
     Hop,
     Method,
@@ -20,8 +20,8 @@ from ixmeter.record import (
     TypeP,
     from_dict,
 )
-from ixmeter.rules import BOUNDS, MAX_RESULTS, TMAX_MAX_NS, detail_text, text_problem
-from ixmeter.wire import AuthError, sign, verify
+from ixmeter.core.rules import BOUNDS, MAX_RESULTS, TMAX_MAX_NS, detail_text, text_problem
+from ixmeter.core.wire import AuthError, sign, verify
 
 
 def _result(**changes: Any) -> Result:
@@ -63,7 +63,7 @@ RULES: list[tuple[dict[str, Any], str, str]] = [
     ({"status": Status.ERROR, "rtt_ns": None, "error": ErrorKind.OTHER,
       "error_detail": "x" * 1025}, "error_detail", "at most 1024"),
     ({"error_detail": "a\x85"}, "error_detail", "U+0085"),
-    # ranges (ixmeter.rules.BOUNDS)
+    # ranges (ixmeter.core.rules.BOUNDS)
     ({"seq": -1}, "seq", "-1 is not within 0..9223372036854775807"),
     ({"sent_at_ns": 0}, "sent_at_ns", "[2000-01-01, 2100-01-01)"),
     ({"sent_at_ns": 4_102_444_800 * 10**9}, "sent_at_ns", "2100"),

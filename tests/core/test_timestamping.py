@@ -1,4 +1,5 @@
-"""ixmeter.timestamping on real loopback sockets (Documentation/networking/timestamping.rst)."""
+"""ixmeter.core.timestamping on real loopback sockets
+(Documentation/networking/timestamping.rst)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ixmeter import timestamping as ts
+from ixmeter.core import timestamping as ts
 
 ADDRS = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
 

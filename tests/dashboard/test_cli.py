@@ -10,7 +10,7 @@ import pytest
 from analyzer.views import NS_PER_DAY
 from dashboard import cli
 from dashboard.context import Context
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from analyzer.store import open_store
 from analyzer.store.base import Query
+from ixmeter.core.record import Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.wire import Batch
 from ixmeter.demo.network import networks
 from ixmeter.demo.plan import MINUTE_NS, NS, Timeline
 from ixmeter.demo.progress import Counts, Progress
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
-from ixmeter.wire import Batch
 
 
 @dataclass

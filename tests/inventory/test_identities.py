@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from inventory import PathEnds, Topology, default_inventory, load
 from inventory.schema import Comparison, Inventory, PathScope
 from inventory.topology import group_key, pair_key, source_carrier, split_pair
-from ixmeter.record import parse_path_id, path_id
+from ixmeter.core.record import parse_path_id, path_id
 
 
 def test_threshold_of_each_comparison_kind() -> None:

@@ -25,7 +25,7 @@ from analyzer.rollups.model import (
     merge_into,
 )
 from analyzer.rollups.tiers import unit_start
-from ixmeter.record import Result, Status
+from ixmeter.core.record import Result, Status
 
 
 def add(stats: DelayStats, value: int, thresholds: Sequence[int]) -> None:

@@ -27,7 +27,7 @@ from analyzer.collector.server import serve
 from analyzer.store import Query, Store, open_store
 from inventory.loader import default_inventory
 from ixmeter.cli import main as ixmeter_main
-from ixmeter.record import Method, Result, Status, from_dict
+from ixmeter.core.record import Method, Result, Status, from_dict
 from probes.agent import Agent
 from probes.config import ConfigError, load_config
 from probes.stamp.net import open_udp, serve_reflector

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ixmeter.errors import MalformedPacket
+from ixmeter.core.errors import MalformedPacket
 from probes.icmp import codec
 
 # RFC 1071 §3 example: words 0001 f203 f4f5 f6f7 sum to ddf2 (one's complement sum), checksum 220d

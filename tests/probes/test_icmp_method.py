@@ -7,7 +7,7 @@ import random
 import pytest
 import trio
 
-from ixmeter.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.record import ErrorKind, Method, Result, Status, TimestampSource, TypeP
 from probes.icmp.session import Outcome
 from probes.methods.icmp import IcmpProber, to_result
 from probes.scheduler import Job, Scheduler

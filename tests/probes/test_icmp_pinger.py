@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from ixmeter.errors import PermissionProblem
-from ixmeter.record import ErrorKind, Status, TimestampSource
+from ixmeter.core.errors import PermissionProblem
+from ixmeter.core.record import ErrorKind, Status, TimestampSource
 from probes.icmp import codec
 from probes.icmp.pinger import Pinger, open_icmp_socket, open_pinger
 from probes.icmp.session import Outcome

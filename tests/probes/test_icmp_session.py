@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ixmeter.record import ErrorKind, Status, TimestampSource
+from ixmeter.core.record import ErrorKind, Status, TimestampSource
 from probes.icmp import codec, trace_codec
 from probes.icmp.session import EchoSession, Outcome, Received, Request
 

@@ -20,8 +20,8 @@ from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
 from analyzer.store import Query, Store, open_store
 from inventory.loader import load
-from ixmeter import plan as plan_format
-from ixmeter.record import Method
+from ixmeter.core import plan as plan_format
+from ixmeter.core.record import Method
 from probes.agent import Agent
 from probes.config import load_config
 from tests.conftest import require_tool

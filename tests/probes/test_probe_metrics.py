@@ -1,5 +1,6 @@
 """The probe's ``/metrics`` (hand-written exposition text) and its heartbeat counters: every
-name from the fixed set of ``ixmeter.heartbeat``, and text ``promtool check metrics`` accepts."""
+name from the fixed set of ``ixmeter.core.heartbeat``, and text ``promtool check metrics``
+accepts."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import httpx
 import pytest
 import trio
 
-from ixmeter import heartbeat
-from ixmeter.record import ErrorKind, Status
+from ixmeter.core import heartbeat
+from ixmeter.core.record import ErrorKind, Status
 from probes.clock import ClockStatus
 from probes.icmp.session import EchoStatistics
 from probes.metrics import (

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from ixmeter.record import ErrorKind, Method, Result, Status, TypeP
+from ixmeter.core.record import ErrorKind, Method, Result, Status, TypeP
 from probes.scheduler import Job, Scheduler, poisson_gaps, send_times
 
 

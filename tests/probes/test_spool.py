@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.record import Method, Result, Status, TimestampSource, TypeP
 from probes.spool import Spool, SpoolLimits, SpoolStatus
 from tests.analyzer.wire_oracle import read
 
@@ -136,7 +136,7 @@ def test_another_probes_result_is_set_aside_when_sealing(tmp_path: Path) -> None
 
 WRITER = """
 import sys
-from ixmeter.record import Method, Result, Status, TimestampSource, TypeP
+from ixmeter.core.record import Method, Result, Status, TimestampSource, TypeP
 from probes.spool import Spool
 
 PROBE = "cs-tianyi-zn-ct"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ixmeter.errors import MalformedPacket
+from ixmeter.core.errors import MalformedPacket
 from probes.stamp import codec
 from probes.stamp.codec import (
     BadHmac,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from ixmeter.errors import IxmeterError
-from ixmeter.record import ErrorKind, Method, Status, TimestampSource
+from ixmeter.core.errors import IxmeterError
+from ixmeter.core.record import ErrorKind, Method, Status, TimestampSource
 from probes.clock import ClockStatus
 from probes.methods.stamp import StampTarget, open_stamp_probe, run_session, to_result
 from probes.reflector_cli import read_keys
@@ -298,7 +298,7 @@ async def test_reflector_answers_with_the_dscp_of_the_test_and_times_its_t3(host
     """The issue's findings: the reflector answered DSCP-46 tests with DSCP 0, and its T3 is a
     user-space time; now the reply leaves with DSCP 46 and each reply's kernel TX stamp minus
     its T3 is measured (``SO_TIMESTAMPING`` on the reflector)."""
-    from ixmeter import timestamping as ts
+    from ixmeter.core import timestamping as ts
     from probes.stamp.net import T3Lag
 
     refl, _info = open_udp(host, 0)

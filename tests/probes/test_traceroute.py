@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from inventory.loader import default_inventory, load
 from inventory.schema import SiteKind
 from inventory.topology import Topology
-from ixmeter.record import ErrorKind, Hop, Method, Status, TimestampSource, TypeP
+from ixmeter.core.record import ErrorKind, Hop, Method, Status, TimestampSource, TypeP
 from probes.icmp import codec, trace_codec
 from probes.icmp.pinger import open_pinger
 from probes.methods.traceroute import (

@@ -22,7 +22,7 @@ from analyzer.collector.auth import Authenticator
 from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
 from analyzer.store import Query, Store, open_store
-from ixmeter import heartbeat
+from ixmeter.core import heartbeat
 from probes.agent import Agent
 from probes.config import load_config
 from probes.spool import Spool, SpoolStatus

@@ -16,7 +16,7 @@ from analyzer.collector.keys import load_keys
 from analyzer.store import Query, open_reader, open_store
 from analyzer.synthetic.varied import T0, make_batches
 from ixmeter.cli import main
-from ixmeter.wire import encode_columns, sign
+from ixmeter.core.wire import encode_columns, sign
 
 
 def test_keys_new_list_rotate_retire(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,9 +25,9 @@ from analyzer.store import Query, Retention, Store, open_store
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import make_batches
 from inventory.loader import default_inventory, load
-from ixmeter import plan as plan_format
-from ixmeter import wire
-from ixmeter.wire import Batch, encode_columns, sign
+from ixmeter.core import plan as plan_format
+from ixmeter.core import wire
+from ixmeter.core.wire import Batch, encode_columns, sign
 from tests.conftest import require_tool
 from tests.store.pgcluster import PgCluster
 

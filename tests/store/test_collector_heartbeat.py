@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from ixmeter import heartbeat
-from ixmeter.wire import encode_columns
+from ixmeter.core import heartbeat
+from ixmeter.core.wire import encode_columns
 from tests.conftest import promtool_problems
 from tests.store.test_collector import (
     KEY_A,

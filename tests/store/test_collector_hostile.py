@@ -26,7 +26,7 @@ from analyzer.collector.keys import KeyRing
 from analyzer.collector.server import serve
 from analyzer.store import Store, open_store
 from analyzer.synthetic.varied import make_batches
-from ixmeter.wire import (
+from ixmeter.core.wire import (
     HEADER_DIGEST,
     HEADER_NONCE,
     HEADER_SIGNATURE,

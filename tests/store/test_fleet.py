@@ -17,7 +17,7 @@ from analyzer.store.foldset import Unfolded, choose, ids_of_ranges, ranges_of, w
 from analyzer.store.schema import EVIDENCE_TABLES, STORED_ROLLUP_COLUMNS
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import make_batches
-from ixmeter.wire import Batch
+from ixmeter.core.wire import Batch
 from tests.store.conftest import StoreFactory
 
 

@@ -34,8 +34,8 @@ from analyzer.store import Query, Store, folds, ingest, open_reader, reads
 from analyzer.store.schema import TIERS as STORE_TIERS
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import NS_MIN, T0, make_batches, wide_paths
-from ixmeter.record import Result
-from ixmeter.wire import Batch
+from ixmeter.core.record import Result
+from ixmeter.core.wire import Batch
 from tests.analyzer.test_rollup_columns import THRESHOLDS, batch
 from tests.oracles.rollup_records import merge_parts
 from tests.store.test_store import ALL

@@ -20,7 +20,7 @@ from analyzer.collector.h11server import (
     parse_bind,
     url_of,
 )
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 
 async def echo_app(scope: Any, receive: Any, send: Any) -> None:

@@ -16,7 +16,7 @@ from analyzer.collector.app import field_of, json_bytes, request_headers
 from analyzer.collector.auth import Authenticator, NonceCache
 from analyzer.collector.keys import KeyRing, KeysError, load_keys, parse_keys, save_keys
 from analyzer.store import chain
-from ixmeter.wire import AuthError, sign
+from ixmeter.core.wire import AuthError, sign
 
 
 def test_head_is_the_documented_formula() -> None:

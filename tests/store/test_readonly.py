@@ -17,7 +17,7 @@ import pytest
 from analyzer.store import Query, StoreError, open_reader, open_store
 from analyzer.synthetic.results import MIN_NS, T0, results
 from ixmeter.cli import main
-from ixmeter.wire import Batch
+from ixmeter.core.wire import Batch
 from tests.analyzer.test_evaluate import BASELINE, BUSY, CURRENT, DAY, INV, _fill
 from tests.conftest import IS_ROOT
 from tests.store.pgcluster import PgCluster

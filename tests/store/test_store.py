@@ -12,7 +12,7 @@ from analyzer.columns import decode_blob, encode_blob
 from analyzer.store import Query, Store, open_store
 from analyzer.store.writes import Writer
 from analyzer.synthetic.varied import NS_MIN, T0, make_batches
-from ixmeter.errors import RecordError
+from ixmeter.core.errors import RecordError
 from tests.oracles.rollup_records import build_rollups
 from tests.store.conftest import StoreFactory
 from tests.store.pgcluster import PgCluster

@@ -14,7 +14,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
 )
 
-from ixmeter.errors import MalformedPacket
+from ixmeter.core.errors import MalformedPacket
 from testbed.packets import (
     checksum,
     icmpv6_checksum,

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 MAX_BODY = 8 * 1024
 MAX_VERSION = 64
@@ -200,7 +200,7 @@ def _counters(value: Any) -> dict[str, int]:
     for name, v in value.items():
         if name not in BY_NAME:
             raise HeartbeatError(f"counters.{_short(name)}", "unknown counter name (see "
-                                 "ixmeter.heartbeat.COUNTERS)")
+                                 "ixmeter.core.heartbeat.COUNTERS)")
         out[name] = _count(f"counters.{name}", v)
     return out
 

@@ -1,7 +1,7 @@
 """Probe-to-collector messages: the batch body and its HMAC-SHA256 signature.
 
 One body format, canonical JSON (sorted keys, no spaces, UTF-8), its schema the msgspec
-Structs below (:class:`WireBody`) and its value rules :mod:`ixmeter.rules`. The probe encodes
+Structs below (:class:`WireBody`) and its value rules :mod:`ixmeter.core.rules`. The probe encodes
 (:func:`encode_columns`), the collector decodes (``analyzer.wire_columns.decode_body``:
 :func:`parse_body`, then the rules on whole columns). The probe signs ``METHOD \\n PATH \\n
 timestamp \\n nonce \\n sha256(body)`` with its own key (HMAC-SHA256, RFC 2104 / FIPS 198-1) and
@@ -96,7 +96,7 @@ An invalid body is refused with a :class:`RecordError` whose message starts with
 value, except for the per-result rules), or with ``body: `` for a body that is not JSON or not
 an object. Checked in this order, the first failure reported: JSON syntax and types (msgspec,
 document order); the envelope's strings; counts; the streams' identities; the column lengths;
-the ranges of :data:`ixmeter.rules.BOUNDS` in their order; ``idx``; the per-result rules; the
+the ranges of :data:`ixmeter.core.rules.BOUNDS` in their order; ``idx``; the per-result rules; the
 sparse columns.
 """
 
@@ -112,9 +112,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ixmeter.errors import RecordError
-from ixmeter.record import Result, TypeP
-from ixmeter.rules import (
+from ixmeter.core.errors import RecordError
+from ixmeter.core.record import Result, TypeP
+from ixmeter.core.rules import (
     ERROR_CODES,
     INT64_MAX,
     INT64_MIN,
@@ -147,7 +147,7 @@ class Batch:
     results: tuple[Result, ...]
 
 
-# -- the schema: JSON types and structure (value rules: ixmeter.rules) ---------------------------
+# -- the schema: JSON types and structure (value rules: ixmeter.core.rules) -----------------------
 # Fields in code-point order, so that msgspec, which writes them in this order, writes
 # canonical JSON (a body starts with ``{"batch_id":``; the collector's duplicate check reads it).
 Int = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]

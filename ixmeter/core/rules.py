@@ -1,6 +1,6 @@
 """What a valid result is: its code tables, its limits and its value rules, defined once.
 
-Two engines apply these rules and nothing else: :class:`ixmeter.record.Result` construction on
+Two engines apply these rules and nothing else: :class:`ixmeter.core.record.Result` construction on
 scalars (probes, importers, the spool, store reads) and the collector's body decoder on whole
 numpy columns (``analyzer.wire_columns``). A rule is data (:class:`Bound`) or an expression
 built from comparisons, ``&``, ``|`` and ``+`` only (:func:`outside`, :func:`result_faults`),

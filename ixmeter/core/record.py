@@ -10,7 +10,7 @@ is never counted as loss (RFC 7680 §2.5 counts corrupted packets as lost only o
 the wire; a packet we failed to send was never a sample).
 
 A record is valid or is not made: constructing a :class:`Result` (or a :class:`TypeP`) checks
-every rule of :mod:`ixmeter.rules` on its values and raises :class:`RecordError` naming the
+every rule of :mod:`ixmeter.core.rules` on its values and raises :class:`RecordError` naming the
 field. Schema version 1 (the only one; nothing has shipped).
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, NoReturn
 
-from ixmeter.errors import RecordError
-from ixmeter.rules import (
+from ixmeter.core.errors import RecordError
+from ixmeter.core.rules import (
     BOUNDS,
     CODE_COLUMNS,
     DETAIL_MAX_CHARS,
@@ -52,7 +52,7 @@ class TypeP:
 
     ``size`` is the IP payload length in octets (ICMP message or UDP payload incl. header for
     ICMP; the UDP payload for STAMP). Results of different Type-P are never compared. Checked
-    on construction (:func:`ixmeter.rules.type_p_problem`).
+    on construction (:func:`ixmeter.core.rules.type_p_problem`).
     """
 
     protocol: str  # "icmp" | "udp" | "tcp"
@@ -92,7 +92,7 @@ class Result:
     ``clock_error_ns`` the summed error bound of both ends (RFC 7679 §3.7.3), ``src_synced`` and
     ``dst_synced`` the S bits (RFC 4656 §4.1.2). ``dup`` counts extra copies received (the first
     copy counts, RFC 7679 §3.4). ``hops`` is set by traceroute only. The value rules are
-    :mod:`ixmeter.rules`'.
+    :mod:`ixmeter.core.rules`'.
     """
 
     probe_id: str
@@ -189,7 +189,7 @@ _STATUS_CODE = {Status(s): i for i, s in enumerate(STATUS_CODES)}
 
 
 def _check(r: Result) -> None:
-    """Every rule of :mod:`ixmeter.rules` on one record; the first broken one raises. The
+    """Every rule of :mod:`ixmeter.core.rules` on one record; the first broken one raises. The
     type signatures and identity strings of a batch repeat: each is checked once, then
     remembered."""
     signature = tuple(map(type, _values(r)))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ixmeter.errors import IxmeterError
+from ixmeter.core.errors import IxmeterError
 
 HEADER = "X-Ixmeter-Plan-Signature"
 _CONTEXT = b"ixmeter plan v1\n"
