@@ -196,8 +196,8 @@ TABLE.update({
     "live_title": ("网间时延与丢包（逐分钟）", "Inter-carrier delay and loss, minute by minute"),
     "live_rtt": ("往返时延中位数 (ms)", "Median RTT (ms)"),
     "live_loss": ("丢包率 (%)", "Loss (%)"),
-    "baseline_net": ("基线网络（经武汉/广州绕转）", "Baseline network (detour via a hub)"),
-    "current_net": ("当前网络（经长沙直联点）", "Current network (via the Changsha point)"),
+    "baseline_net": ("基线网络（经省外枢纽绕转）", "Baseline network (detour via a hub)"),
+    "current_net": ("当前网络（经本省直联点）", "Current network (via the province's point)"),
     "live_note": ("实时：每分钟刷新；仅网间ICMP（IPv4）路径，各分钟合并",
                   "Live: refreshed every minute; inter-carrier ICMP (IPv4) paths merged per "
                   "minute"),
