@@ -128,9 +128,9 @@ def _latency_theta(topo: Topology) -> float:
     return on[0].comparison.threshold if on else 1.0
 
 
-# Beyond this many measured site pairs the map draws one link per city pair: the seed's ~20
-# sites give ~100 site pairs, each worth a line; a province's ~130 give ~8,000, which would be
-# an unreadable mesh and the bulk of the first page (0.66 s against 0.1 s; docs/dashboard.md).
+# Beyond this many measured site pairs the map draws one link per city pair: the seed's 19
+# sites give at most 171 site pairs, each worth a line; a province's 128 give thousands, an
+# unreadable mesh and the bulk of the first page (0.66 s against 0.08 s; docs/dashboard.md).
 MAP_SITE_PAIRS_MAX = 300
 
 
