@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, metavar="FILE",
                         help="results database (SQLite file or postgresql:// URL)")
     parser.add_argument("--inventory", metavar="FILE",
-                        help="inventory YAML (default: the packaged Hunan seed)")
+                        help="inventory YAML (default: the packaged seed)")
     parser.add_argument("--port", type=int, default=8050, help="HTTP port (default 8050)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1)")

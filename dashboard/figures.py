@@ -154,18 +154,24 @@ class MapLink:
     label: str
 
 
-def map_figure(outline: Sequence[tuple[float, float]], cities: Sequence[MapPoint],
+def map_figure(outlines: Sequence[Sequence[tuple[float, float]]], cities: Sequence[MapPoint],
                sites: Sequence[MapPoint], links: Sequence[MapLink],
                lon_range: tuple[float, float], lat_range: tuple[float, float],
                labels: dict[str, str]) -> go.Figure:
-    """The province as a plain lon/lat figure: outline, links by status, cities, sites.
+    """The province as a plain lon/lat figure: outlines, links by status, cities, sites.
 
     No geo base map, no tiles, no topojson: it draws with no network at all. The y axis is
     scaled by 1/cos(mid-latitude) so distances look right (equirectangular projection).
+    Each outline is drawn as a closed ring; several are one trace, split by gaps.
     """
-    ring = [*outline, outline[0]] if outline else []
+    x: list[float | None] = []
+    y: list[float | None] = []
+    for outline in outlines:
+        ring = [*outline, outline[0]]
+        x += [*(p[0] for p in ring), None]
+        y += [*(p[1] for p in ring), None]
     data: list[dict[str, Any]] = [{
-        "type": "scatter", "x": [p[0] for p in ring], "y": [p[1] for p in ring],
+        "type": "scatter", "x": x[:-1], "y": y[:-1],
         "mode": "lines", "fill": "toself", "fillcolor": "rgba(11,92,173,0.06)",
         "line": {"color": "#57606a", "width": 2}, "hoverinfo": "skip", "showlegend": False,
         "name": labels.get("outline", "outline")}]

@@ -463,13 +463,23 @@ class ClockDomain(_Model):
     basis: str = Field(min_length=1)
 
 
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+
+
 class Province(_Model):
     """A province and its local time (an IANA zone name): the zone its policy targets' busy
-    hours and its fault rules' days are counted in unless they name their own."""
+    hours and its fault rules' days are counted in unless they name their own.
+
+    ``outline`` (optional) is the province's boundary for the dashboard's map: a ring of
+    ``[lon, lat]`` vertices in WGS-84 degrees, at least three, in order; the ring closes
+    itself (repeating the first vertex at the end is allowed, not needed). Where it comes from
+    and how exact it is belongs in a comment next to it: it is drawn, never used to measure."""
 
     id: Id
     name: Names
     timezone: str
+    outline: list[tuple[Lon, Lat]] | None = Field(default=None, min_length=3)
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 

@@ -55,7 +55,7 @@ def render(lang: str, _tick: int | None, shown: list[Any] | None) -> tuple[Any, 
             rows, error = [], f"{t('eval_failed', lang)}: {type(exc).__name__}: {exc}"
         cards = [_target_card(tg, [r for r in rows if r.target_id == tg.id], lang)
                  for tg in ctx.topo.inv.policy_targets]
-        fig = province_map(ctx.topo, cur, base, lang)
+        fig, map_note = province_map(ctx.topo, cur, base, lang)
         live = _live_chart(ctx, lang)
     return [
         *live,
@@ -64,7 +64,7 @@ def render(lang: str, _tick: int | None, shown: list[Any] | None) -> tuple[Any, 
                   html.Div(cards, id=ids.OV_TARGETS, className="cards")],
                  className="col-targets"),
         html.Div([html.H2(t("map", lang)), graph(ids.OV_MAP, fig, style={"height": "700px"}),
-                  html.P(t("map_note", lang), className="note")], className="col-map"),
+                  html.P(map_note, className="note")], className="col-map"),
     ], stamp
 
 
@@ -128,35 +128,64 @@ def _latency_theta(topo: Topology) -> float:
     return on[0].comparison.threshold if on else 1.0
 
 
-def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str) -> Any:
-    """Sites, cities and measured site-to-site links, coloured by the median-RTT ratio
-    (current/baseline) of their inter-carrier paths against the latency target: green when all
-    meet it, amber when some do, red when none does, grey without a baseline."""
+# Beyond this many measured site pairs the map draws one link per city pair: the seed's 19
+# sites give at most 171 site pairs, each worth a line; a province's 128 give thousands, an
+# unreadable mesh and the bulk of the first page (0.66 s against 0.08 s; docs/dashboard.md).
+MAP_SITE_PAIRS_MAX = 300
+
+
+def link_status(ratios: list[float | None], theta: float) -> str:
+    """A link's colour from the median-RTT ratios (current/baseline) of its inter-carrier
+    paths against the latency target ``theta``: "ok" when all meet it, "bad" when none does,
+    "warn" when some do, "na" without a ratio (no inter-carrier path or no baseline)."""
+    known = [r for r in ratios if r is not None]
+    return ("na" if not known else "ok" if max(known) <= theta
+            else "bad" if min(known) > theta else "warn")
+
+
+def map_links(topo: Topology, cur: RollupIndex, base: RollupIndex
+              ) -> tuple[str, list[MapLink]]:
+    """("site" or "city", the links): the measured links of the current window, per site pair,
+    or per city pair when there are more than :data:`MAP_SITE_PAIRS_MAX` site pairs (paths
+    within one city are then not drawn: a city is a point). Each is coloured by
+    :func:`link_status` over its ICMP paths."""
     theta = _latency_theta(topo)
     by_key = views.key_ratios(base, cur, "rtt_median")
-    pairs: dict[tuple[str, str], list[float | None]] = {}
+    by_sites: dict[tuple[str, str], list[float | None]] = {}
     for i, key in enumerate(cur.keys):
         e = cur.ends(i)
         if key[1] != "icmp" or e.src_site == e.dst_site:
             continue
         ratio = by_key[key] if e.src_carrier != e.dst_carrier else None
-        pairs.setdefault((min(e.src_site, e.dst_site), max(e.src_site, e.dst_site)),
-                         []).append(ratio)
-    links = []
-    for (a, b_), ratios in sorted(pairs.items()):
-        known = [r for r in ratios if r is not None]
-        status = ("na" if not known else "ok" if max(known) <= theta
-                  else "bad" if min(known) > theta else "warn")
-        sa, sb = topo.sites[a], topo.sites[b_]
-        links.append(MapLink((sa.lon or 0, sb.lon or 0), (sa.lat or 0, sb.lat or 0), status,
-                             f"{a}–{b_}"))
+        by_sites.setdefault((min(e.src_site, e.dst_site), max(e.src_site, e.dst_site)),
+                            []).append(ratio)
+    per, where = "site", {sid: (s.lon or 0, s.lat or 0) for sid, s in topo.sites.items()}
+    pairs = by_sites
+    if len(by_sites) > MAP_SITE_PAIRS_MAX:
+        per = "city"
+        where = {cid: (c.lon, c.lat) for cid, c in topo.cities.items()}
+        pairs = {}
+        for (a, b_), ratios in by_sites.items():
+            ca, cb = topo.sites[a].city, topo.sites[b_].city
+            if ca != cb:
+                pairs.setdefault((min(ca, cb), max(ca, cb)), []).extend(ratios)
+    return per, [MapLink((where[a][0], where[b_][0]), (where[a][1], where[b_][1]),
+                         link_status(ratios, theta), f"{a}–{b_}")
+                 for (a, b_), ratios in sorted(pairs.items())]
+
+
+def province_map(topo: Topology, cur: RollupIndex, base: RollupIndex, lang: str
+                 ) -> tuple[Any, str]:
+    """The map (outlines, cities, sites and the measured links of :func:`map_links` in the
+    frame of the inventory's outlines, cities and sites) and its note, which says what a link
+    stands for."""
     sites = [MapPoint(name(s.name, lang), s.kind.value, s.lon or 0, s.lat or 0)
              for s in topo.sites.values()]
     cities = [MapPoint(name(c.name, lang), "city", c.lon, c.lat) for c in topo.inv.cities]
     labels = {k: t(k, lang) for k in ("city", "data_centre", "exchange_point",
                                       "computing_centre", "hub", "edge", "link_ok",
                                       "link_warn", "link_bad", "link_na")}
-    return map_figure(geo.HUNAN_OUTLINE, cities, sites, links, geo.LON_RANGE, geo.LAT_RANGE,
-                      labels)
-
-
+    lon_range, lat_range = geo.inventory_frame(topo.inv)
+    per, links = map_links(topo, cur, base)
+    fig = map_figure(geo.outlines(topo.inv), cities, sites, links, lon_range, lat_range, labels)
+    return fig, f"{t('map_per_' + per, lang)} · {t('map_note', lang)}"

@@ -242,3 +242,41 @@ def test_live_context_rereads_once_a_minute(ctx: Context) -> None:
     assert live.generation() == -1
     clock[0] += 60 * 10**9
     assert live.cur_index() is final  # after the window (and its settling): final
+
+
+def test_map_links_per_site_pair_or_per_city_pair(app: Dash, ctx: Context,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed's map draws a link per measured site pair; past MAP_SITE_PAIRS_MAX site pairs
+    one per city pair, coloured by the same rule over the union of its site pairs' paths."""
+    ov = _page("overview")
+    topo, cur, base = ctx.topo, ctx.cur_index(), ctx.base_index()
+    per, by_site = ov.map_links(topo, cur, base)
+    assert per == "site"
+    assert 0 < len(by_site) <= ov.MAP_SITE_PAIRS_MAX
+    monkeypatch.setattr(ov, "MAP_SITE_PAIRS_MAX", len(by_site) - 1)
+    per, by_city = ov.map_links(topo, cur, base)
+    assert per == "city"
+    ends = {(lk.lon, lk.lat): lk.status for lk in by_city}
+    city_of = {(s.lon, s.lat): topo.cities[s.city] for s in topo.sites.values()}
+    expected: dict[tuple[Any, Any], set[str]] = {}
+    for lk in by_site:
+        a, b = (city_of[(lk.lon[i], lk.lat[i])] for i in (0, 1))
+        if a.id != b.id:
+            a, b = sorted((a, b), key=lambda c: c.id)
+            expected.setdefault(((a.lon, b.lon), (a.lat, b.lat)), set()).add(lk.status)
+    assert by_city
+    assert set(ends) == set(expected)  # one link per city pair, none within a city
+    for where, statuses in expected.items():
+        known = statuses - {"na"}
+        want = ("na" if not known else next(iter(known)) if len(known) == 1 else "warn")
+        assert ends[where] == want, where
+    fig, note = ov.province_map(topo, cur, base, "en")
+    assert "between two cities" in note
+
+
+def test_link_status_rule(app: Dash) -> None:
+    status = _page("overview").link_status
+    assert status([0.5, 0.6, None], 0.8) == "ok"
+    assert status([0.5, 0.9], 0.8) == "warn"
+    assert status([0.9, 1.2], 0.8) == "bad"
+    assert status([None, None], 0.8) == status([], 0.8) == "na"

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from analyzer.views import Matrix, Series
 from dashboard import figures, geo
 from dashboard.figures import MapLink, MapPoint
+from inventory.loader import default_inventory, load
 
 T0 = 1_795_190_400 * 1_000_000_000  # 2026-11-21 00:00 +08:00
 TZ = "Asia/Shanghai"  # the labels' zone (an inventory's province's)
@@ -23,12 +24,15 @@ def _series() -> Series:
 
 
 def test_map_draws_offline_with_plain_scatter() -> None:
+    inv = load(default_inventory())
+    (outline,) = geo.outlines(inv)
+    lon_range, lat_range = geo.inventory_frame(inv)
     fig = figures.map_figure(
-        geo.HUNAN_OUTLINE, [MapPoint("Changsha", "city", 112.9, 28.2)],
+        [outline], [MapPoint("Changsha", "city", 112.9, 28.2)],
         [MapPoint("IXP", "exchange_point", 113.0, 28.26), MapPoint("DC", "data_centre", 112, 27)],
         [MapLink((112.0, 113.0), (27.0, 28.26), "ok", "a"),
          MapLink((112.0, 112.9), (27.0, 28.2), "bad", "b")],
-        geo.LON_RANGE, geo.LAT_RANGE, {"link_ok": "ok!", "link_bad": "bad!"})
+        lon_range, lat_range, {"link_ok": "ok!", "link_bad": "bad!"})
     assert {tr.type for tr in fig.data} == {"scatter"}  # no geo, mapbox or tile layer
     layout = fig.to_plotly_json()["layout"]
     assert not {"geo", "mapbox", "map"} & set(layout)
@@ -40,8 +44,10 @@ def test_map_draws_offline_with_plain_scatter() -> None:
     assert bad.line.color == figures.COLORS["bad"]
     assert fig.layout.yaxis.scaleanchor == "x"
     assert fig.layout.yaxis.scaleratio > 1
-    outline = fig.data[0]
-    assert len(outline.x) == len(geo.HUNAN_OUTLINE) + 1  # closed ring
+    assert len(fig.data[0].x) == len(outline) + 1  # closed ring
+    two = figures.map_figure([outline, outline[:3]], [], [], [], lon_range, lat_range, {})
+    assert len(two.data[0].x) == len(outline) + 1 + 1 + 4  # two rings split by a gap
+    assert two.data[0].x[len(outline) + 1] is None
 
 
 def test_heatmap_carries_cell_ids_for_clicks() -> None:
@@ -99,15 +105,14 @@ def test_time_axes_follow_the_resolution() -> None:
 def test_labels_do_not_collide_on_the_province_map() -> None:
     """Xiangtan and Zhuzhou are 20 km apart and Changsha sits under the exchange point's
     star: every city label gets a spot that overlaps no other label and no city marker."""
-    from inventory.loader import default_inventory, load
-
     inv = load(default_inventory())
+    lon_range, lat_range = geo.inventory_frame(inv)
     for lang in ("zh", "en"):
         cities = [MapPoint(getattr(c.name, lang), "city", c.lon, c.lat) for c in inv.cities]
         sites = [MapPoint(getattr(s.name, lang), s.kind.value, s.lon or 0, s.lat or 0)
                  for s in inv.sites if s.kind.value in ("exchange_point", "hub")]
-        spots = figures.place_labels(cities, sites, geo.LON_RANGE, geo.LAT_RANGE)
-        scale = figures.map_scale(geo.LON_RANGE, geo.LAT_RANGE)
+        spots = figures.place_labels(cities, sites, lon_range, lat_range)
+        scale = figures.map_scale(lon_range, lat_range)
         boxes = []
         for p, (name, gap) in zip(cities, spots, strict=True):
             spot = next(s for s in figures.LABEL_SPOTS if s[0] == name)
