@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -125,19 +126,21 @@ class _History:
 
     def start(self) -> None:
         from inventory.loader import default_inventory, load
+        from ixmeter.demo import history
 
         inventory = self.opts.inventory or default_inventory()
-        if not load(inventory).fault_rules:
+        inv = load(inventory)
+        if not inv.fault_rules:
             return
-        self._thread = threading.Thread(target=self._run, args=(inventory,), daemon=True,
+        today = datetime.now(history.zone(inv)).date()  # the rules' calendar day
+        self._thread = threading.Thread(target=self._run, args=(inventory, today), daemon=True,
                                         name="synthetic-history")
         self._thread.start()
 
-    def _run(self, inventory: Path) -> None:
+    def _run(self, inventory: Path, today: date) -> None:
         from ixmeter.demo import history
 
         try:
-            today = history.today(inventory)
             self.text = history.show(self.out / "synthetic", inventory, today)
         except Exception as exc:  # reported after the verdicts, the demo goes on
             self.error = exc

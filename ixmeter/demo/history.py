@@ -79,15 +79,6 @@ def zone(inv: Inventory) -> ZoneInfo:
     return ZoneInfo(inv.fault_rules[0].calendar.timezone)
 
 
-def today(inventory: Path) -> date:
-    """Today's date in the fault rules' zone: the history's last day."""
-    from datetime import datetime
-
-    from inventory.loader import load
-
-    return datetime.now(zone(load(inventory))).date()
-
-
 def write_history(db: Path, inventory: Path, last: date) -> int:
     """Write the history (days ``last - 5`` .. ``last``) into a new store ``db``
     (:func:`analyzer.synthetic.results.write_hours`: 120 packets an hour, a 0-80 us jitter that
