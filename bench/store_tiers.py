@@ -30,17 +30,13 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analyzer.baselines import TimeWindow  # noqa: E402
-from analyzer.columns import blocks_of  # noqa: E402
 from analyzer.evaluate import Params, evaluate  # noqa: E402
 from analyzer.report.jsonout import row_to_dict  # noqa: E402
-from analyzer.rollups.batch import batch_rollups  # noqa: E402
-from analyzer.rollups.model import DEFAULT_THRESHOLDS_NS, MinuteRollup  # noqa: E402
 from analyzer.rollups.rows import ROLLUP_COLUMNS, rollup_row  # noqa: E402
 from analyzer.stats.units import table_from_rollups  # noqa: E402
 from analyzer.store import Query, open_reader, open_store  # noqa: E402
@@ -56,14 +52,9 @@ from analyzer.synthetic.tiers import (  # noqa: E402
     load_synthetic,
     write_year,
 )
+from bench.analyzer_year import minute_rollups  # noqa: E402
 from inventory.loader import default_inventory, load  # noqa: E402
-from ixmeter.core.record import Result  # noqa: E402
 from tests.oracles import sketch_bytes  # noqa: E402
-
-
-def minute_rollups(rs: Iterable[Result]) -> list[MinuteRollup]:
-    """The minute rollups of results, as the collector computes them (a batch at a time)."""
-    return batch_rollups(blocks_of(list(rs)), DEFAULT_THRESHOLDS_NS)["minute"]
 
 
 def _clock() -> tuple[float, float]:
